@@ -1,0 +1,327 @@
+//! The same API for plain threads, with no async runtime of the caller's.
+//!
+//! Like `reqwest::blocking`, this is a facade: each call drives the async core on a small
+//! runtime the facade owns (one worker thread, shared by every clone). There is no second
+//! implementation of any store.
+//!
+//! Call it from threads, not from async code: inside an async runtime every method returns an
+//! [`ErrorKind::Runtime`] error instead of blocking the executor (use the async API there).
+//!
+//! ```
+//! use cachy::blocking::CacheManager;
+//!
+//! let cache = CacheManager::from_value(serde_json::json!({
+//!     "stores": { "dict": { "driver": "dict" } }
+//! }))?;
+//!
+//! let handles: Vec<_> = (0..4)
+//!     .map(|_| {
+//!         let cache = cache.clone();
+//!         std::thread::spawn(move || cache.increment("hits"))
+//!     })
+//!     .collect();
+//! for handle in handles {
+//!     handle.join().unwrap()?;
+//! }
+//! assert_eq!(cache.get::<i64>("hits")?, Some(4));
+//!
+//! let users: Vec<String> =
+//!     cache.remember("users", 10, || Ok::<_, cachy::Error>(vec!["ann".into()]))?;
+//! assert_eq!(users, ["ann"]);
+//! # Ok::<(), cachy::Error>(())
+//! ```
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::{CacheConfig, StoreConfig};
+use crate::error::{Error, ErrorKind, Result};
+use crate::expiry::Expiry;
+use crate::manager::Created;
+use crate::serializer::Serializer;
+
+#[derive(Debug)]
+struct Driver {
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Driver {
+    fn new() -> Result<Arc<Self>> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("cachy-blocking")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                Error::new(ErrorKind::Runtime, "cannot start the blocking API's runtime")
+                    .with_source(e)
+            })?;
+        Ok(Arc::new(Driver { runtime }))
+    }
+
+    fn block_on<T, E: From<Error>>(&self, work: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::new(
+                ErrorKind::Runtime,
+                "the blocking API was called from inside an async runtime; use the async API \
+                 (cachy::CacheManager) there",
+            )
+            .into());
+        }
+        self.runtime.block_on(work)
+    }
+}
+
+/// The blocking face of [`crate::CacheManager`]: the same methods, without `.await`.
+#[derive(Clone, Debug)]
+pub struct CacheManager {
+    inner: crate::CacheManager,
+    driver: Arc<Driver>,
+}
+
+/// The blocking face of [`crate::Repository`].
+#[derive(Clone, Debug)]
+pub struct Repository {
+    inner: crate::Repository,
+    driver: Arc<Driver>,
+}
+
+impl CacheManager {
+    /// Wrap an async manager; both share the same stores.
+    pub fn from_async(inner: crate::CacheManager) -> Result<Self> {
+        Ok(CacheManager {
+            inner,
+            driver: Driver::new()?,
+        })
+    }
+
+    /// A manager over `config` (see [`crate::CacheManager::new`]).
+    pub fn new(config: CacheConfig) -> Result<Self> {
+        Self::from_async(crate::CacheManager::new(config)?)
+    }
+
+    /// A manager over a config shaped like Python cachy's dict.
+    pub fn from_value(config: serde_json::Value) -> Result<Self> {
+        Self::from_async(crate::CacheManager::from_value(config)?)
+    }
+
+    /// A manager over a TOML, JSON or YAML config file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_async(crate::CacheManager::from_file(path)?)
+    }
+
+    /// The async manager underneath.
+    pub fn as_async(&self) -> &crate::CacheManager {
+        &self.inner
+    }
+
+    /// The repository of store `name`, or of the default store for `None`.
+    pub fn store<'a>(&self, name: impl Into<Option<&'a str>>) -> Result<Repository> {
+        Ok(Repository {
+            inner: self.inner.store(name)?,
+            driver: Arc::clone(&self.driver),
+        })
+    }
+
+    /// See [`crate::CacheManager::default_store_name`].
+    pub fn default_store_name(&self) -> Result<String> {
+        self.inner.default_store_name()
+    }
+
+    /// See [`crate::CacheManager::set_default_driver`].
+    pub fn set_default_driver(&self, name: impl Into<String>) {
+        self.inner.set_default_driver(name);
+    }
+
+    /// See [`crate::CacheManager::extend`].
+    pub fn extend<F, R>(&self, driver: impl Into<String>, factory: F) -> &Self
+    where
+        F: Fn(&StoreConfig) -> Result<R> + Send + Sync + 'static,
+        R: Into<Created>,
+    {
+        self.inner.extend(driver, factory);
+        self
+    }
+
+    /// See [`crate::CacheManager::register_serializer`].
+    pub fn register_serializer(&self, name: impl Into<String>, serializer: impl Serializer) -> &Self {
+        self.inner.register_serializer(name, serializer);
+        self
+    }
+}
+
+/// Both faces carry the same method list: one macro writes them, so they cannot drift.
+macro_rules! blocking_methods {
+    ($repository:expr) => {
+        /// [`crate::Repository::get`], blocking.
+        pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+            let repository = $repository(self)?;
+            self.driver.block_on(repository.get(key))
+        }
+
+        /// [`crate::Repository::get_or`], blocking.
+        pub fn get_or<T: DeserializeOwned>(&self, key: &str, default: T) -> Result<T> {
+            let repository = $repository(self)?;
+            self.driver.block_on(repository.get_or(key, default))
+        }
+
+        /// [`crate::Repository::get_or_else`], blocking.
+        pub fn get_or_else<T: DeserializeOwned>(
+            &self,
+            key: &str,
+            default: impl FnOnce() -> T,
+        ) -> Result<T> {
+            let repository = $repository(self)?;
+            self.driver.block_on(repository.get_or_else(key, default))
+        }
+
+        /// [`crate::Repository::has`], blocking.
+        pub fn has(&self, key: &str) -> Result<bool> {
+            let repository = $repository(self)?;
+            self.driver.block_on(repository.has(key))
+        }
+
+        /// [`crate::Repository::pull`], blocking.
+        pub fn pull<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+            let repository = $repository(self)?;
+            self.driver.block_on(repository.pull(key))
+        }
+
+        /// [`crate::Repository::put`], blocking.
+        pub fn put<T: Serialize + ?Sized>(
+            &self,
+            key: &str,
+            value: &T,
+            expiry: impl Into<Expiry>,
+        ) -> Result<()> {
+            let repository = $repository(self)?;
+            self.driver.block_on(repository.put(key, value, expiry))
+        }
+
+        /// [`crate::Repository::add`], blocking.
+        pub fn add<T: Serialize + ?Sized>(
+            &self,
+            key: &str,
+            value: &T,
+            expiry: impl Into<Expiry>,
+        ) -> Result<bool> {
+            let repository = $repository(self)?;
+            self.driver.block_on(repository.add(key, value, expiry))
+        }
+
+        /// [`crate::Repository::forever`], blocking.
+        pub fn forever<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+            let repository = $repository(self)?;
+            self.driver.block_on(repository.forever(key, value))
+        }
+
+        /// [`crate::Repository::forget`], blocking.
+        pub fn forget(&self, key: &str) -> Result<bool> {
+            let repository = $repository(self)?;
+            self.driver.block_on(repository.forget(key))
+        }
+
+        /// [`crate::Repository::increment`], blocking.
+        pub fn increment(&self, key: &str) -> Result<i64> {
+            let repository = $repository(self)?;
+            self.driver.block_on(repository.increment(key))
+        }
+
+        /// [`crate::Repository::increment_by`], blocking.
+        pub fn increment_by(&self, key: &str, amount: i64) -> Result<i64> {
+            let repository = $repository(self)?;
+            self.driver.block_on(repository.increment_by(key, amount))
+        }
+
+        /// [`crate::Repository::decrement`], blocking.
+        pub fn decrement(&self, key: &str) -> Result<i64> {
+            let repository = $repository(self)?;
+            self.driver.block_on(repository.decrement(key))
+        }
+
+        /// [`crate::Repository::decrement_by`], blocking.
+        pub fn decrement_by(&self, key: &str, amount: i64) -> Result<i64> {
+            let repository = $repository(self)?;
+            self.driver.block_on(repository.decrement_by(key, amount))
+        }
+
+        /// [`crate::Repository::remember`], blocking, with a plain closure.
+        pub fn remember<T, E, F>(&self, key: &str, expiry: impl Into<Expiry>, compute: F) -> Result<T, E>
+        where
+            T: Serialize + DeserializeOwned,
+            E: From<Error>,
+            F: FnOnce() -> Result<T, E>,
+        {
+            let repository = $repository(self)?;
+            self.driver
+                .block_on(repository.remember(key, expiry, || async move { compute() }))
+        }
+
+        /// [`crate::Repository::remember_forever`], blocking, with a plain closure.
+        pub fn remember_forever<T, E, F>(&self, key: &str, compute: F) -> Result<T, E>
+        where
+            T: Serialize + DeserializeOwned,
+            E: From<Error>,
+            F: FnOnce() -> Result<T, E>,
+        {
+            let repository = $repository(self)?;
+            self.driver
+                .block_on(repository.remember_forever(key, || async move { compute() }))
+        }
+
+        /// [`crate::Repository::many`], blocking.
+        pub fn many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
+            let repository = $repository(self)?;
+            self.driver.block_on(repository.many(keys))
+        }
+
+        /// [`crate::Repository::put_many`], blocking.
+        pub fn put_many<K, T>(&self, items: &[(K, T)], expiry: impl Into<Expiry>) -> Result<()>
+        where
+            K: AsRef<str>,
+            T: Serialize,
+        {
+            let repository = $repository(self)?;
+            self.driver.block_on(repository.put_many(items, expiry))
+        }
+
+        /// [`crate::Repository::flush`], blocking.
+        pub fn flush(&self) -> Result<()> {
+            let repository = $repository(self)?;
+            self.driver.block_on(repository.flush())
+        }
+    };
+}
+
+impl CacheManager {
+    blocking_methods!(|manager: &Self| manager.inner.store(None));
+}
+
+impl Repository {
+    blocking_methods!(|repository: &Self| Ok::<_, Error>(repository.inner.clone()));
+
+    /// The async repository underneath.
+    pub fn as_async(&self) -> &crate::Repository {
+        &self.inner
+    }
+
+    /// The name of the store.
+    pub fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// See [`crate::Repository::default_cache_time`].
+    pub fn default_cache_time(&self) -> i64 {
+        self.inner.default_cache_time()
+    }
+
+    /// See [`crate::Repository::set_default_cache_time`].
+    pub fn set_default_cache_time(&self, minutes: i64) -> &Self {
+        self.inner.set_default_cache_time(minutes);
+        self
+    }
+}

@@ -1,0 +1,330 @@
+//! Configuration: the shape of Python cachy's config dict, loaded from a file, a
+//! `serde_json::Value`, or built in code.
+//!
+//! ```toml
+//! default = "redis"          # optional when there is only one store
+//! serializer = "pickle"      # pickle (default), json, msgpack, or a registered name
+//!
+//! [stores.redis]
+//! driver = "redis"
+//! serializer = "json"        # overrides the global serializer for this store
+//! host = "localhost"
+//! port = 6379
+//!
+//! [stores.file]
+//! driver = "file"
+//! path = "/var/cache/myapp"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The whole cache configuration: named stores, the default store and the serializer.
+///
+/// ```
+/// use cachy::{CacheConfig, CacheManager, StoreConfig};
+///
+/// let config = CacheConfig::new()
+///     .store("memory", StoreConfig::new("dict"))
+///     .store("disk", StoreConfig::new("file").with("path", "/tmp/cachy-doc"))
+///     .default_store("memory")
+///     .serializer("json");
+/// let cache = CacheManager::new(config)?;
+/// assert_eq!(cache.default_store_name()?, "memory");
+/// # Ok::<(), cachy::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CacheConfig {
+    default: Option<String>,
+    serializer: Option<String>,
+    stores: BTreeMap<String, StoreConfig>,
+}
+
+impl CacheConfig {
+    /// An empty configuration; add stores with [`store`](Self::store).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add (or replace) the store `name`.
+    pub fn store(mut self, name: impl Into<String>, mut store: StoreConfig) -> Self {
+        let name = name.into();
+        store.name.clone_from(&name);
+        self.stores.insert(name, store);
+        self
+    }
+
+    /// Name the default store.
+    pub fn default_store(mut self, name: impl Into<String>) -> Self {
+        self.default = Some(name.into());
+        self
+    }
+
+    /// Set the serializer of every store that does not name its own.
+    pub fn serializer(mut self, name: impl Into<String>) -> Self {
+        self.serializer = Some(name.into());
+        self
+    }
+
+    /// The explicit default store, if the configuration names one.
+    pub fn default_name(&self) -> Option<&str> {
+        self.default.as_deref()
+    }
+
+    /// The global serializer name (`pickle` unless set).
+    pub fn serializer_name(&self) -> &str {
+        self.serializer.as_deref().unwrap_or("pickle")
+    }
+
+    /// The store configurations by name.
+    pub fn stores(&self) -> &BTreeMap<String, StoreConfig> {
+        &self.stores
+    }
+
+    /// Read a configuration shaped like Python cachy's dict:
+    /// `{"default": ..., "serializer": ..., "stores": {name: {"driver": ..., ...}}}`.
+    pub fn from_value(value: Value) -> Result<Self> {
+        let Value::Object(mut top) = value else {
+            return Err(Error::config(
+                "(root)",
+                format!("the configuration must be a map, not {}", type_name(&value)),
+            ));
+        };
+        let default = optional_string(&mut top, "default", "default")?;
+        let serializer = optional_string(&mut top, "serializer", "serializer")?;
+        let stores = match top.remove("stores") {
+            Some(Value::Object(stores)) => stores,
+            Some(other) => {
+                return Err(Error::config(
+                    "stores",
+                    format!("`stores` must be a map of store names, not {}", type_name(&other)),
+                ));
+            }
+            None => return Err(Error::config("stores", "the configuration has no `stores` map")),
+        };
+        if let Some(unknown) = top.keys().next() {
+            return Err(Error::config(
+                unknown.clone(),
+                format!(
+                    "unknown top-level field `{unknown}` (expected `default`, `serializer`, `stores`)"
+                ),
+            ));
+        }
+        let mut config = CacheConfig {
+            default,
+            serializer,
+            stores: BTreeMap::new(),
+        };
+        for (name, store) in stores {
+            let store = StoreConfig::from_value(&name, store)?;
+            config.stores.insert(name, store);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Read a configuration file, in TOML, JSON or YAML by its extension (`.toml`, `.json`,
+    /// `.yaml`, `.yml`).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let shown = path.display();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::new(ErrorKind::Config, format!("cannot read the config file {shown}"))
+                .with_source(e)
+        })?;
+        let parse_error = |format: &str, e: crate::BoxError| {
+            Error::new(ErrorKind::Config, format!("{shown} is not valid {format}")).with_source(e)
+        };
+        let value = match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => toml::from_str(&text).map_err(|e| parse_error("TOML", e.into()))?,
+            Some("json") => {
+                serde_json::from_str(&text).map_err(|e| parse_error("JSON", e.into()))?
+            }
+            Some("yaml" | "yml") => {
+                serde_norway::from_str(&text).map_err(|e| parse_error("YAML", e.into()))?
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!("{shown}: the config file must end in .toml, .json, .yaml or .yml"),
+                ));
+            }
+        };
+        Self::from_value(value)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if let Some(default) = &self.default
+            && !self.stores.contains_key(default)
+        {
+            return Err(Error::config(
+                "default",
+                format!("the default store `{default}` is not defined in `stores`"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The configuration of one store: its driver, serializer and driver-specific options.
+///
+/// Custom drivers read their options with the typed accessors, whose errors name the field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreConfig {
+    name: String,
+    driver: String,
+    serializer: Option<String>,
+    options: Map<String, Value>,
+}
+
+impl StoreConfig {
+    /// A store using `driver` (`dict`, `file`, `null`, or a name registered with `extend`).
+    pub fn new(driver: impl Into<String>) -> Self {
+        StoreConfig {
+            name: String::new(),
+            driver: driver.into(),
+            serializer: None,
+            options: Map::new(),
+        }
+    }
+
+    /// Set a driver option.
+    pub fn with(mut self, field: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.options.insert(field.into(), value.into());
+        self
+    }
+
+    /// Use the serializer `name` for this store.
+    pub fn serializer(mut self, name: impl Into<String>) -> Self {
+        self.serializer = Some(name.into());
+        self
+    }
+
+    fn from_value(name: &str, value: Value) -> Result<Self> {
+        let Value::Object(mut options) = value else {
+            return Err(Error::config(
+                format!("stores.{name}"),
+                format!("store `{name}` must be a map, not {}", type_name(&value)),
+            ));
+        };
+        let driver = optional_string(&mut options, "driver", &format!("stores.{name}.driver"))?
+            .ok_or_else(|| {
+                Error::config(
+                    format!("stores.{name}.driver"),
+                    format!("store `{name}` has no `driver`"),
+                )
+            })?;
+        let serializer =
+            optional_string(&mut options, "serializer", &format!("stores.{name}.serializer"))?;
+        Ok(StoreConfig {
+            name: name.to_owned(),
+            driver,
+            serializer,
+            options,
+        })
+    }
+
+    /// The store's name in the configuration.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The driver name.
+    pub fn driver(&self) -> &str {
+        &self.driver
+    }
+
+    /// The store's own serializer, if it names one.
+    pub fn serializer_name(&self) -> Option<&str> {
+        self.serializer.as_deref()
+    }
+
+    /// Every driver option, as given.
+    pub fn options(&self) -> &Map<String, Value> {
+        &self.options
+    }
+
+    /// The full path of a field, for error messages: `stores.<name>.<field>`.
+    pub fn field_path(&self, field: &str) -> String {
+        format!("stores.{}.{field}", self.name)
+    }
+
+    /// A config error about `field` of this store.
+    pub fn error(&self, field: &str, message: impl Into<String>) -> Error {
+        Error::config(self.field_path(field), message).with_store(&self.name)
+    }
+
+    /// The string option `field`, if set; an error if it is set to something else.
+    pub fn str(&self, field: &str) -> Result<Option<&str>> {
+        match self.options.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(self.error(
+                field,
+                format!("`{field}` must be a string, not {}", type_name(other)),
+            )),
+        }
+    }
+
+    /// The string option `field`; an error naming it if it is missing.
+    pub fn required_str(&self, field: &str) -> Result<&str> {
+        self.str(field)?.ok_or_else(|| {
+            self.error(
+                field,
+                format!("the `{}` driver needs `{field}`", self.driver),
+            )
+        })
+    }
+
+    /// The non-negative integer option `field`, if set (integers written as strings are
+    /// accepted, as config files often quote them).
+    pub fn u64(&self, field: &str) -> Result<Option<u64>> {
+        match self.options.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
+            Some(Value::String(s)) if s.trim().parse::<u64>().is_ok() => Ok(s.trim().parse().ok()),
+            Some(other) => Err(self.error(
+                field,
+                format!("`{field}` must be a non-negative integer, not {other}"),
+            )),
+        }
+    }
+
+    /// The boolean option `field`, if set.
+    pub fn bool(&self, field: &str) -> Result<Option<bool>> {
+        match self.options.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.error(
+                field,
+                format!("`{field}` must be true or false, not {other}"),
+            )),
+        }
+    }
+}
+
+fn optional_string(map: &mut Map<String, Value>, key: &str, field: &str) -> Result<Option<String>> {
+    match map.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(Error::config(
+            field,
+            format!("`{field}` must be a string, not {}", type_name(&other)),
+        )),
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
+    }
+}

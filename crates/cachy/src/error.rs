@@ -1,0 +1,209 @@
+//! The one error type of the crate.
+//!
+//! Every fallible call returns [`Error`]. Its [`ErrorKind`] says what went wrong in a way a
+//! program can match on; its message and context (store, key, config field) say it in a way
+//! a person can act on.
+
+use std::fmt;
+
+/// A boxed error from a lower layer (a server client, the file system, a serializer).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The result type used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of failure an [`Error`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The configuration is invalid: a missing or malformed field, an unreadable config file.
+    Config,
+    /// A store name that the configuration does not define.
+    UnknownStore,
+    /// A driver name that is neither built in nor registered with `extend`.
+    UnknownDriver,
+    /// A serializer name that is neither built in nor registered.
+    UnknownSerializer,
+    /// A value could not be serialized.
+    Serialize,
+    /// Stored bytes could not be read as the requested type: the value has another type,
+    /// or the stored data is corrupted.
+    Deserialize,
+    /// `increment` or `decrement` on a value that is not an integer, or a counter overflow.
+    NotAnInteger,
+    /// A key (or value) the backend cannot take.
+    InvalidInput,
+    /// The backend failed: I/O error, server down, timeout, protocol error.
+    Backend,
+    /// The blocking API was called from inside an async runtime, or its runtime is gone.
+    Runtime,
+}
+
+impl ErrorKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Config => "configuration error",
+            ErrorKind::UnknownStore => "unknown store",
+            ErrorKind::UnknownDriver => "unknown driver",
+            ErrorKind::UnknownSerializer => "unknown serializer",
+            ErrorKind::Serialize => "serialization failed",
+            ErrorKind::Deserialize => "deserialization failed",
+            ErrorKind::NotAnInteger => "not an integer",
+            ErrorKind::InvalidInput => "invalid input",
+            ErrorKind::Backend => "backend error",
+            ErrorKind::Runtime => "runtime error",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error from cachy, with its kind, a message and the context it happened in.
+///
+/// ```
+/// use cachy::{CacheManager, ErrorKind};
+///
+/// let err = CacheManager::from_value(serde_json::json!({
+///     "stores": { "a": { "driver": "dict" }, "b": { "driver": "dict" } }
+/// }))
+/// .unwrap()
+/// .store(None)
+/// .unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Config);
+/// assert_eq!(err.field(), Some("default"));
+/// ```
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    store: Option<String>,
+    key: Option<String>,
+    field: Option<String>,
+    source: Option<BoxError>,
+}
+
+impl Error {
+    /// A new error of `kind` with a message saying what was wrong.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            store: None,
+            key: None,
+            field: None,
+            source: None,
+        }
+    }
+
+    /// A [`ErrorKind::Config`] error about the config field `field`.
+    pub fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Config, message).with_field(field)
+    }
+
+    /// A [`ErrorKind::Backend`] error caused by `source`.
+    pub fn backend(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::new(ErrorKind::Backend, message).with_source(source)
+    }
+
+    /// Attach the lower-level error that caused this one.
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Name the store the error happened in, unless one is named already.
+    pub fn with_store(mut self, store: &str) -> Self {
+        if self.store.is_none() {
+            self.store = Some(store.to_owned());
+        }
+        self
+    }
+
+    /// Name the key the error happened on, unless one is named already.
+    pub fn with_key(mut self, key: &str) -> Self {
+        if self.key.is_none() {
+            self.key = Some(key.to_owned());
+        }
+        self
+    }
+
+    /// Name the config field at fault, unless one is named already.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        if self.field.is_none() {
+            self.field = Some(field.into());
+        }
+        self
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message, without kind or context.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The store the error happened in, if known.
+    pub fn store(&self) -> Option<&str> {
+        self.store.as_deref()
+    }
+
+    /// The cache key the error happened on, if any.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// The config field at fault, if any.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)?;
+        let mut context = Vec::new();
+        if let Some(store) = &self.store {
+            context.push(format!("store `{store}`"));
+        }
+        if let Some(key) = &self.key {
+            context.push(format!("key {key:?}"));
+        }
+        if let Some(field) = &self.field {
+            context.push(format!("field `{field}`"));
+        }
+        if !context.is_empty() {
+            write!(f, " ({})", context.join(", "))?;
+        }
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("store", &self.store)
+            .field("key", &self.key)
+            .field("field", &self.field)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}

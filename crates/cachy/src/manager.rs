@@ -1,0 +1,432 @@
+//! [`CacheManager`]: named stores built from configuration.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::{CacheConfig, StoreConfig};
+use crate::error::{Error, ErrorKind, Result};
+use crate::expiry::Expiry;
+use crate::repository::Repository;
+use crate::serializer::{self, Serializer};
+use crate::store::Store;
+
+/// What a driver factory builds: a bare store (the manager wraps it in a repository with the
+/// configured serializer) or a ready repository (used as it is), as the seed allows both.
+pub enum Created {
+    /// A store; the manager adds the configured serializer.
+    Store(Arc<dyn Store>),
+    /// A repository, used as returned.
+    Repository(Repository),
+}
+
+impl<S: Store> From<S> for Created {
+    fn from(store: S) -> Self {
+        Created::Store(Arc::new(store))
+    }
+}
+
+impl From<Arc<dyn Store>> for Created {
+    fn from(store: Arc<dyn Store>) -> Self {
+        Created::Store(store)
+    }
+}
+
+impl From<Repository> for Created {
+    fn from(repository: Repository) -> Self {
+        Created::Repository(repository)
+    }
+}
+
+/// A driver factory: builds a store from its configuration.
+pub type DriverFactory = Arc<dyn Fn(&StoreConfig) -> Result<Created> + Send + Sync>;
+
+/// A pool of named cache stores, built from configuration.
+///
+/// Stores are built lazily, on first use, once, and shared by every clone of the manager
+/// (cloning is cheap). Every repository method is also a method of the manager and goes to
+/// the default store: the one named by `default`, else the only store, else an error.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> cachy::Result<()> {
+/// use cachy::CacheManager;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let cache = CacheManager::from_value(serde_json::json!({
+///     "default": "dict",
+///     "serializer": "pickle",
+///     "stores": {
+///         "dict": { "driver": "dict" },
+///         "file": { "driver": "file", "path": dir.path(), "serializer": "json" }
+///     }
+/// }))?;
+///
+/// cache.store("file")?.put("foo", &"bar", 10).await?;
+/// let value: Option<String> = cache.store("file")?.get("foo").await?;
+/// assert_eq!(value.as_deref(), Some("bar"));
+///
+/// cache.put("greeting", &"hello", 10).await?; // the default store
+/// assert_eq!(cache.get::<String>("greeting").await?.as_deref(), Some("hello"));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct CacheManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: CacheConfig,
+    default: RwLock<Option<String>>,
+    stores: Mutex<HashMap<String, Repository>>,
+    drivers: RwLock<HashMap<String, DriverFactory>>,
+    serializers: RwLock<HashMap<String, Arc<dyn Serializer>>>,
+}
+
+impl std::fmt::Debug for CacheManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheManager")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl CacheManager {
+    /// A manager over `config`. Nothing is connected or created until a store is used.
+    pub fn new(config: CacheConfig) -> Result<Self> {
+        let drivers = crate::stores::builtin_drivers()
+            .into_iter()
+            .map(|(name, factory)| (name.to_owned(), factory))
+            .collect();
+        let serializers = serializer::builtin()
+            .into_iter()
+            .map(|(name, serializer)| (name.to_owned(), serializer))
+            .collect();
+        Ok(CacheManager {
+            inner: Arc::new(Inner {
+                default: RwLock::new(config.default_name().map(str::to_owned)),
+                config,
+                stores: Mutex::new(HashMap::new()),
+                drivers: RwLock::new(drivers),
+                serializers: RwLock::new(serializers),
+            }),
+        })
+    }
+
+    /// A manager over a config shaped like Python cachy's dict (see [`CacheConfig::from_value`]).
+    pub fn from_value(config: serde_json::Value) -> Result<Self> {
+        Self::new(CacheConfig::from_value(config)?)
+    }
+
+    /// A manager over a TOML, JSON or YAML config file (see [`CacheConfig::from_file`]).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        Self::new(CacheConfig::from_file(path)?)
+    }
+
+    /// The configuration this manager was built from.
+    pub fn config(&self) -> &CacheConfig {
+        &self.inner.config
+    }
+
+    /// The repository of the store `name`, or of the default store for `None`.
+    ///
+    /// The store is built on first use and shared afterwards.
+    pub fn store<'a>(&self, name: impl Into<Option<&'a str>>) -> Result<Repository> {
+        let name = match name.into() {
+            Some(name) => name.to_owned(),
+            None => self.default_store_name()?,
+        };
+        let mut stores = self
+            .inner
+            .stores
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(repository) = stores.get(&name) {
+            return Ok(repository.clone());
+        }
+        let repository = self.build(&name)?;
+        stores.insert(name, repository.clone());
+        Ok(repository)
+    }
+
+    /// The name of the default store: the configured `default` (or the one set with
+    /// [`set_default_driver`](Self::set_default_driver)), else the only store.
+    pub fn default_store_name(&self) -> Result<String> {
+        if let Some(name) = read(&self.inner.default).as_ref() {
+            return Ok(name.clone());
+        }
+        let stores = self.inner.config.stores();
+        match stores.keys().next() {
+            Some(only) if stores.len() == 1 => Ok(only.clone()),
+            None => Err(Error::config("stores", "the configuration defines no stores")),
+            Some(_) => Err(Error::config(
+                "default",
+                format!(
+                    "{} stores are configured ({}) and none is named as `default`",
+                    stores.len(),
+                    stores.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// Make `name` the default store.
+    pub fn set_default_driver(&self, name: impl Into<String>) {
+        *write(&self.inner.default) = Some(name.into());
+    }
+
+    /// Register a custom driver: stores whose `driver` is `driver` are built by `factory`,
+    /// which gets the store's configuration and returns a [`Store`] or a [`Repository`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> cachy::Result<()> {
+    /// use cachy::{CacheManager, StoreConfig, stores::NullStore};
+    ///
+    /// let cache = CacheManager::from_value(serde_json::json!({
+    ///     "stores": { "mongo": { "driver": "mongo", "collection": "cache" } }
+    /// }))?;
+    /// cache.extend("mongo", |config: &StoreConfig| {
+    ///     let _collection = config.required_str("collection")?;
+    ///     Ok(NullStore) // a real driver would connect here
+    /// });
+    /// assert!(cache.get::<String>("anything").await?.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn extend<F, R>(&self, driver: impl Into<String>, factory: F) -> &Self
+    where
+        F: Fn(&StoreConfig) -> Result<R> + Send + Sync + 'static,
+        R: Into<Created>,
+    {
+        let factory: DriverFactory = Arc::new(move |config| factory(config).map(Into::into));
+        write(&self.inner.drivers).insert(driver.into(), factory);
+        self
+    }
+
+    /// Register a serializer under `name`, for the `serializer` fields of the configuration.
+    pub fn register_serializer(&self, name: impl Into<String>, serializer: impl Serializer) -> &Self {
+        write(&self.inner.serializers).insert(name.into(), Arc::new(serializer));
+        self
+    }
+
+    fn build(&self, name: &str) -> Result<Repository> {
+        let config = self.inner.config.stores().get(name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::UnknownStore,
+                format!("cache store `{name}` is not defined in the configuration"),
+            )
+            .with_store(name)
+        })?;
+        let factory = read(&self.inner.drivers)
+            .get(config.driver())
+            .cloned()
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::UnknownDriver,
+                    format!(
+                        "driver `{}` is not built in (or its cargo feature is off) and was not \
+                         registered with `extend`",
+                        config.driver()
+                    ),
+                )
+                .with_store(name)
+                .with_field(config.field_path("driver"))
+            })?;
+        let serializer = self.serializer_for(config)?;
+        match factory(config).map_err(|e| e.with_store(name))? {
+            Created::Store(store) => Ok(Repository::new(name, store, serializer)),
+            Created::Repository(repository) => Ok(repository),
+        }
+    }
+
+    fn serializer_for(&self, config: &StoreConfig) -> Result<Arc<dyn Serializer>> {
+        let (serializer, field) = match config.serializer_name() {
+            Some(own) => (own, config.field_path("serializer")),
+            None => (self.inner.config.serializer_name(), "serializer".to_owned()),
+        };
+        read(&self.inner.serializers)
+            .get(serializer)
+            .cloned()
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::UnknownSerializer,
+                    format!(
+                        "serializer `{serializer}` is not pickle, json, msgpack or a registered one"
+                    ),
+                )
+                .with_store(config.name())
+                .with_field(field)
+            })
+    }
+
+    /// The default store's repository.
+    fn default_repository(&self) -> Result<Repository> {
+        self.store(None)
+    }
+
+    /// [`Repository::get`] on the default store.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.default_repository()?.get(key).await
+    }
+
+    /// [`Repository::get_or`] on the default store.
+    pub async fn get_or<T: DeserializeOwned>(&self, key: &str, default: T) -> Result<T> {
+        self.default_repository()?.get_or(key, default).await
+    }
+
+    /// [`Repository::get_or_else`] on the default store.
+    pub async fn get_or_else<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        default: impl FnOnce() -> T,
+    ) -> Result<T> {
+        self.default_repository()?.get_or_else(key, default).await
+    }
+
+    /// [`Repository::get_or_else_async`] on the default store.
+    pub async fn get_or_else_async<T, F, Fut>(&self, key: &str, default: F) -> Result<T>
+    where
+        T: DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        self.default_repository()?
+            .get_or_else_async(key, default)
+            .await
+    }
+
+    /// [`Repository::has`] on the default store.
+    pub async fn has(&self, key: &str) -> Result<bool> {
+        self.default_repository()?.has(key).await
+    }
+
+    /// [`Repository::pull`] on the default store.
+    pub async fn pull<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.default_repository()?.pull(key).await
+    }
+
+    /// [`Repository::put`] on the default store.
+    pub async fn put<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        expiry: impl Into<Expiry>,
+    ) -> Result<()> {
+        self.default_repository()?.put(key, value, expiry).await
+    }
+
+    /// [`Repository::add`] on the default store.
+    pub async fn add<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        expiry: impl Into<Expiry>,
+    ) -> Result<bool> {
+        self.default_repository()?.add(key, value, expiry).await
+    }
+
+    /// [`Repository::forever`] on the default store.
+    pub async fn forever<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        self.default_repository()?.forever(key, value).await
+    }
+
+    /// [`Repository::forget`] on the default store.
+    pub async fn forget(&self, key: &str) -> Result<bool> {
+        self.default_repository()?.forget(key).await
+    }
+
+    /// [`Repository::increment`] on the default store.
+    pub async fn increment(&self, key: &str) -> Result<i64> {
+        self.default_repository()?.increment(key).await
+    }
+
+    /// [`Repository::increment_by`] on the default store.
+    pub async fn increment_by(&self, key: &str, amount: i64) -> Result<i64> {
+        self.default_repository()?.increment_by(key, amount).await
+    }
+
+    /// [`Repository::decrement`] on the default store.
+    pub async fn decrement(&self, key: &str) -> Result<i64> {
+        self.default_repository()?.decrement(key).await
+    }
+
+    /// [`Repository::decrement_by`] on the default store.
+    pub async fn decrement_by(&self, key: &str, amount: i64) -> Result<i64> {
+        self.default_repository()?.decrement_by(key, amount).await
+    }
+
+    /// [`Repository::remember`] on the default store.
+    pub async fn remember<T, E, F, Fut>(
+        &self,
+        key: &str,
+        expiry: impl Into<Expiry>,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.default_repository()?
+            .remember(key, expiry, compute)
+            .await
+    }
+
+    /// [`Repository::remember_forever`] on the default store.
+    pub async fn remember_forever<T, E, F, Fut>(&self, key: &str, compute: F) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.default_repository()?
+            .remember_forever(key, compute)
+            .await
+    }
+
+    /// [`Repository::many`] on the default store.
+    pub async fn many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
+        self.default_repository()?.many(keys).await
+    }
+
+    /// [`Repository::put_many`] on the default store.
+    pub async fn put_many<K, T>(&self, items: &[(K, T)], expiry: impl Into<Expiry>) -> Result<()>
+    where
+        K: AsRef<str>,
+        T: Serialize,
+    {
+        self.default_repository()?.put_many(items, expiry).await
+    }
+
+    /// [`Repository::flush`] on the default store.
+    pub async fn flush(&self) -> Result<()> {
+        self.default_repository()?.flush().await
+    }
+
+    /// [`Repository::default_cache_time`] of the default store.
+    pub fn default_cache_time(&self) -> Result<i64> {
+        Ok(self.default_repository()?.default_cache_time())
+    }
+
+    /// [`Repository::set_default_cache_time`] on the default store.
+    pub fn set_default_cache_time(&self, minutes: i64) -> Result<()> {
+        self.default_repository()?.set_default_cache_time(minutes);
+        Ok(())
+    }
+}

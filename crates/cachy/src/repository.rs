@@ -1,0 +1,377 @@
+//! [`Repository`]: the typed cache API over one store.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::{decode, encode};
+use crate::error::{Error, Result};
+use crate::expiry::Expiry;
+use crate::serializer::Serializer;
+use crate::store::{Store, Ttl};
+
+/// The default cache time, as in the seed: 60 minutes.
+pub const DEFAULT_CACHE_MINUTES: i64 = 60;
+
+/// The typed cache API over one store: what [`CacheManager::store`](crate::CacheManager::store)
+/// returns.
+///
+/// Cheap to clone (an `Arc` inside); every clone shares the store, the serializer and the
+/// default cache time. Values are anything `Serialize` / `DeserializeOwned`; reading a value as
+/// the wrong type is an [`ErrorKind::Deserialize`](crate::ErrorKind::Deserialize) error, never
+/// a panic and never a silent miss.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> cachy::Result<()> {
+/// use std::time::Duration;
+/// use cachy::CacheManager;
+///
+/// let cache = CacheManager::from_value(serde_json::json!({
+///     "stores": { "dict": { "driver": "dict" } }
+/// }))?;
+/// let repo = cache.store("dict")?;
+///
+/// repo.put("foo", &"bar", 10).await?; // ten minutes, as in the seed
+/// assert_eq!(repo.get::<String>("foo").await?, Some("bar".to_owned()));
+/// assert!(repo.has("foo").await?);
+/// assert_eq!(repo.get_or("missing", "default".to_owned()).await?, "default");
+///
+/// assert!(repo.add("once", &1, Duration::from_secs(30)).await?);
+/// assert!(!repo.add("once", &2, Duration::from_secs(30)).await?);
+///
+/// assert_eq!(repo.increment("hits").await?, 1);
+/// assert_eq!(repo.increment_by("hits", 3).await?, 4);
+/// assert_eq!(repo.decrement("hits").await?, 3);
+///
+/// let users: Vec<String> = repo
+///     .remember("users", 10, || async { Ok::<_, cachy::Error>(vec!["ann".to_owned()]) })
+///     .await?;
+/// assert_eq!(users, ["ann"]);
+///
+/// assert_eq!(repo.pull::<String>("foo").await?, Some("bar".to_owned()));
+/// assert!(!repo.has("foo").await?);
+/// repo.forever("pi", &3.14).await?;
+/// assert!(repo.forget("pi").await?);
+/// repo.flush().await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Repository {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    store: Arc<dyn Store>,
+    serializer: Arc<dyn Serializer>,
+    default_minutes: AtomicI64,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("name", &self.inner.name)
+            .field("default_minutes", &self.default_cache_time())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Repository {
+    /// A repository named `name` over `store`, writing values with `serializer`.
+    pub fn new(
+        name: impl Into<String>,
+        store: Arc<dyn Store>,
+        serializer: Arc<dyn Serializer>,
+    ) -> Self {
+        Repository {
+            inner: Arc::new(Inner {
+                name: name.into(),
+                store,
+                serializer,
+                default_minutes: AtomicI64::new(DEFAULT_CACHE_MINUTES),
+            }),
+        }
+    }
+
+    /// The name of the store, as in the configuration.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The store under this repository.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The serializer this repository writes values with.
+    pub fn serializer(&self) -> &Arc<dyn Serializer> {
+        &self.inner.serializer
+    }
+
+    /// The default cache time in minutes (60 unless changed), used by the `#[cached]` macro.
+    pub fn default_cache_time(&self) -> i64 {
+        self.inner.default_minutes.load(Ordering::Relaxed)
+    }
+
+    /// Change the default cache time, in minutes, for every clone of this repository.
+    pub fn set_default_cache_time(&self, minutes: i64) -> &Self {
+        self.inner.default_minutes.store(minutes, Ordering::Relaxed);
+        self
+    }
+
+    fn context<'a>(&'a self, key: &'a str) -> impl Fn(Error) -> Error + 'a {
+        move |e| e.with_store(&self.inner.name).with_key(key)
+    }
+
+    /// The value under `key`, or `None` if there is none.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let context = self.context(key);
+        match self.inner.store.get(key).await.map_err(&context)? {
+            Some(bytes) => decode(&*self.inner.serializer, &bytes)
+                .map(Some)
+                .map_err(context),
+            None => Ok(None),
+        }
+    }
+
+    /// The value under `key`, or `default` if there is none.
+    pub async fn get_or<T: DeserializeOwned>(&self, key: &str, default: T) -> Result<T> {
+        Ok(self.get(key).await?.unwrap_or(default))
+    }
+
+    /// The value under `key`, or what `default` returns if there is none (only then is it
+    /// called). Nothing is stored; see [`remember`](Self::remember) for that.
+    pub async fn get_or_else<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        default: impl FnOnce() -> T,
+    ) -> Result<T> {
+        Ok(self.get(key).await?.unwrap_or_else(default))
+    }
+
+    /// The value under `key`, or what the async `default` resolves to if there is none.
+    pub async fn get_or_else_async<T, F, Fut>(&self, key: &str, default: F) -> Result<T>
+    where
+        T: DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        match self.get(key).await? {
+            Some(value) => Ok(value),
+            None => Ok(default().await),
+        }
+    }
+
+    /// Whether a live item is stored under `key`, whatever its type.
+    pub async fn has(&self, key: &str) -> Result<bool> {
+        Ok(self
+            .inner
+            .store
+            .get(key)
+            .await
+            .map_err(self.context(key))?
+            .is_some())
+    }
+
+    /// The value under `key`, removed from the cache. Not atomic: a value written between the
+    /// read and the removal is removed too.
+    ///
+    /// A value of the wrong type is an error and is left in the cache.
+    pub async fn pull<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let value = self.get(key).await?;
+        if value.is_some() {
+            self.forget(key).await?;
+        }
+        Ok(value)
+    }
+
+    /// Store `value` under `key` until `expiry`: a `Duration`, an absolute time, or whole
+    /// minutes. A lifetime of zero or less, or a time already past, stores nothing and removes
+    /// whatever `key` held.
+    pub async fn put<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        expiry: impl Into<Expiry>,
+    ) -> Result<()> {
+        match expiry.into().ttl() {
+            Some(ttl) => self.put_ttl(key, value, ttl).await,
+            None => self.forget(key).await.map(drop),
+        }
+    }
+
+    /// Store `value` under `key` with no expiry; it stays until forgotten, flushed or evicted.
+    pub async fn forever<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        self.put_ttl(key, value, None).await
+    }
+
+    async fn put_ttl<T: Serialize + ?Sized>(&self, key: &str, value: &T, ttl: Ttl) -> Result<()> {
+        let context = self.context(key);
+        let bytes = encode(&*self.inner.serializer, value).map_err(&context)?;
+        self.inner.store.put(key, &bytes, ttl).await.map_err(context)
+    }
+
+    /// Store `value` only if `key` holds nothing; `true` if it was stored. Atomic on every
+    /// store: of many concurrent `add`s, exactly one wins. An expiry of zero or less stores
+    /// nothing, returns `false` and leaves any existing value alone.
+    pub async fn add<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        expiry: impl Into<Expiry>,
+    ) -> Result<bool> {
+        let Some(ttl) = expiry.into().ttl() else {
+            return Ok(false);
+        };
+        let context = self.context(key);
+        let bytes = encode(&*self.inner.serializer, value).map_err(&context)?;
+        self.inner.store.add(key, &bytes, ttl).await.map_err(context)
+    }
+
+    /// Remove `key`; `true` if something was removed.
+    pub async fn forget(&self, key: &str) -> Result<bool> {
+        self.inner
+            .store
+            .forget(key)
+            .await
+            .map_err(self.context(key))
+    }
+
+    /// Add one to the counter under `key` and return the new value. A missing key starts at 0
+    /// and is kept without expiry; an existing TTL is kept; a value that is not an integer is
+    /// an [`ErrorKind::NotAnInteger`](crate::ErrorKind::NotAnInteger) error.
+    pub async fn increment(&self, key: &str) -> Result<i64> {
+        self.increment_by(key, 1).await
+    }
+
+    /// Add `amount` to the counter under `key` (see [`increment`](Self::increment)).
+    pub async fn increment_by(&self, key: &str, amount: i64) -> Result<i64> {
+        self.inner
+            .store
+            .increment(key, amount)
+            .await
+            .map_err(self.context(key))
+    }
+
+    /// Subtract one from the counter under `key`; counters may go below zero.
+    pub async fn decrement(&self, key: &str) -> Result<i64> {
+        self.decrement_by(key, 1).await
+    }
+
+    /// Subtract `amount` from the counter under `key`.
+    pub async fn decrement_by(&self, key: &str, amount: i64) -> Result<i64> {
+        let negated = amount.checked_neg().ok_or_else(|| {
+            Error::new(
+                crate::ErrorKind::InvalidInput,
+                format!("cannot decrement by {amount}: its negation overflows"),
+            )
+            .with_store(&self.inner.name)
+            .with_key(key)
+        })?;
+        self.increment_by(key, negated).await
+    }
+
+    /// The value under `key`; on a miss, run `compute`, store its `Ok` value until `expiry`,
+    /// and return it. An `Err` from `compute` is returned and nothing is cached.
+    ///
+    /// The error type is yours, as long as a cachy [`Error`] converts into it
+    /// (`cachy::Error` itself, `anyhow::Error`, or your own enum with a `From`).
+    pub async fn remember<T, E, F, Fut>(
+        &self,
+        key: &str,
+        expiry: impl Into<Expiry>,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        if let Some(value) = self.get(key).await? {
+            return Ok(value);
+        }
+        let value = compute().await?;
+        self.put(key, &value, expiry).await?;
+        Ok(value)
+    }
+
+    /// Like [`remember`](Self::remember), storing the computed value forever.
+    pub async fn remember_forever<T, E, F, Fut>(&self, key: &str, compute: F) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        if let Some(value) = self.get(key).await? {
+            return Ok(value);
+        }
+        let value = compute().await?;
+        self.forever(key, &value).await?;
+        Ok(value)
+    }
+
+    /// The values under `keys`, in the same order, `None` for each miss. One round trip on
+    /// stores that can (Redis `MGET`, memcached multi-get, one SQL query).
+    pub async fn many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
+        let values = self
+            .inner
+            .store
+            .get_many(keys)
+            .await
+            .map_err(|e| e.with_store(&self.inner.name))?;
+        keys.iter()
+            .zip(values)
+            .map(|(key, bytes)| match bytes {
+                Some(bytes) => decode(&*self.inner.serializer, &bytes)
+                    .map(Some)
+                    .map_err(self.context(key)),
+                None => Ok(None),
+            })
+            .collect()
+    }
+
+    /// Store every `(key, value)` pair until `expiry`, with the same rules as
+    /// [`put`](Self::put).
+    pub async fn put_many<K, T>(&self, items: &[(K, T)], expiry: impl Into<Expiry>) -> Result<()>
+    where
+        K: AsRef<str>,
+        T: Serialize,
+    {
+        let Some(ttl) = expiry.into().ttl() else {
+            for (key, _) in items {
+                self.forget(key.as_ref()).await?;
+            }
+            return Ok(());
+        };
+        let encoded = items
+            .iter()
+            .map(|(key, value)| {
+                let key = key.as_ref();
+                encode(&*self.inner.serializer, value)
+                    .map(|bytes| (key, bytes))
+                    .map_err(self.context(key))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.inner
+            .store
+            .put_many(&encoded, ttl)
+            .await
+            .map_err(|e| e.with_store(&self.inner.name))
+    }
+
+    /// Remove every item of this store.
+    pub async fn flush(&self) -> Result<()> {
+        self.inner
+            .store
+            .flush()
+            .await
+            .map_err(|e| e.with_store(&self.inner.name))
+    }
+}

@@ -1,0 +1,127 @@
+//! The [`Store`] trait: the one small contract every backend implements.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+
+/// How long a stored item lives: `None` is forever, `Some(seconds)` is at least one second.
+///
+/// The [`Repository`](crate::Repository) applies the TTL rules (rounding up to whole seconds;
+/// a zero, negative or past expiry stores nothing and removes the key) before a store sees a
+/// TTL, so a store never receives `Some(0)`.
+pub type Ttl = Option<u64>;
+
+/// A cache backend over bytes: keys in, `Option<Vec<u8>>` out.
+///
+/// Object safe, so stores live behind `Arc<dyn Store>` and custom drivers can be registered
+/// with [`CacheManager::extend`](crate::CacheManager::extend). Keys are any UTF-8 string,
+/// including the empty string; a backend that cannot take some keys maps them itself.
+///
+/// Every store must pass the behaviour suite in `cachy-testkit`, which pins down the
+/// contract below.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+/// use std::time::{Duration, Instant};
+///
+/// use cachy::{Result, Store, Ttl};
+///
+/// /// A toy store: one map behind one lock.
+/// #[derive(Default)]
+/// struct MapStore(Mutex<HashMap<String, (Vec<u8>, Option<Instant>)>>);
+///
+/// impl MapStore {
+///     fn live(&self, key: &str) -> Option<(Vec<u8>, Option<Instant>)> {
+///         let map = self.0.lock().unwrap();
+///         map.get(key)
+///             .filter(|(_, deadline)| deadline.is_none_or(|d| d > Instant::now()))
+///             .cloned()
+///     }
+/// }
+///
+/// #[async_trait::async_trait]
+/// impl Store for MapStore {
+///     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+///         Ok(self.live(key).map(|(value, _)| value))
+///     }
+///     async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
+///         let deadline = ttl.map(|s| Instant::now() + Duration::from_secs(s));
+///         self.0.lock().unwrap().insert(key.to_owned(), (value.to_vec(), deadline));
+///         Ok(())
+///     }
+///     async fn add(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
+///         let mut map = self.0.lock().unwrap();
+///         if map.get(key).is_some_and(|(_, d)| d.is_none_or(|d| d > Instant::now())) {
+///             return Ok(false);
+///         }
+///         let deadline = ttl.map(|s| Instant::now() + Duration::from_secs(s));
+///         map.insert(key.to_owned(), (value.to_vec(), deadline));
+///         Ok(true)
+///     }
+///     async fn increment(&self, key: &str, by: i64) -> Result<i64> {
+///         let mut map = self.0.lock().unwrap();
+///         let live = map.get(key).filter(|(_, d)| d.is_none_or(|d| d > Instant::now()));
+///         let current: i64 = match live {
+///             Some((bytes, _)) => std::str::from_utf8(bytes)
+///                 .ok()
+///                 .and_then(|s| s.parse().ok())
+///                 .ok_or_else(|| cachy::Error::new(cachy::ErrorKind::NotAnInteger, "not a counter"))?,
+///             None => 0,
+///         };
+///         let deadline = live.and_then(|(_, d)| *d);
+///         let next = current + by;
+///         map.insert(key.to_owned(), (next.to_string().into_bytes(), deadline));
+///         Ok(next)
+///     }
+///     async fn forget(&self, key: &str) -> Result<bool> {
+///         Ok(self.0.lock().unwrap().remove(key).is_some())
+///     }
+///     async fn flush(&self) -> Result<()> {
+///         self.0.lock().unwrap().clear();
+///         Ok(())
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The bytes stored under `key`, or `None` if there are none or they have expired.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// The bytes under each of `keys`, in the same order. The default asks one key at a time;
+    /// backends override it with one round trip where the server allows.
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.get(key).await?);
+        }
+        Ok(values)
+    }
+
+    /// Store `value` under `key`, replacing what was there, for `ttl`.
+    async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()>;
+
+    /// Store several items with the same `ttl`. The default puts one at a time.
+    async fn put_many(&self, items: &[(&str, Vec<u8>)], ttl: Ttl) -> Result<()> {
+        for (key, value) in items {
+            self.put(key, value, ttl).await?;
+        }
+        Ok(())
+    }
+
+    /// Store `value` only if `key` holds no live item; `true` if it was stored. Must be
+    /// atomic: of many concurrent `add`s on one key, exactly one returns `true`.
+    async fn add(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool>;
+
+    /// Add `by` (possibly negative) to the integer stored as decimal text under `key`, and
+    /// return the new value. Atomic. A missing key starts at 0 and is kept without expiry; an
+    /// existing item keeps its TTL; a value that is not an integer is an
+    /// [`ErrorKind::NotAnInteger`](crate::ErrorKind::NotAnInteger) error and stays as it was.
+    async fn increment(&self, key: &str, by: i64) -> Result<i64>;
+
+    /// Remove `key`; `true` if a live item was removed.
+    async fn forget(&self, key: &str) -> Result<bool>;
+
+    /// Remove every item of this store.
+    async fn flush(&self) -> Result<()>;
+}

@@ -1,0 +1,146 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use moka::ops::compute::{CompResult, Op};
+use moka::sync::Cache;
+
+use crate::codec::incremented;
+use crate::config::StoreConfig;
+use crate::error::Result;
+use crate::store::{Store, Ttl};
+
+/// The in-process store (driver `dict`, alias `memory`), built on moka.
+///
+/// Thread-safe, with a per-entry TTL and an optional bound on the number of entries
+/// (`max_entries`), beyond which moka evicts the entries least likely to be used again
+/// (TinyLFU). Values are kept serialized, so a value read as the wrong type is an error here
+/// exactly as on a remote store. `add` and `increment` are atomic (moka's per-key compute).
+#[derive(Clone)]
+pub struct MemoryStore {
+    cache: Cache<String, Entry>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    value: Arc<[u8]>,
+    deadline: Option<Instant>,
+}
+
+impl Entry {
+    fn new(value: &[u8], ttl: Ttl) -> Self {
+        Entry {
+            value: value.into(),
+            deadline: ttl.map(|seconds| Instant::now() + Duration::from_secs(seconds)),
+        }
+    }
+
+    fn is_live(&self) -> bool {
+        self.deadline.is_none_or(|deadline| deadline > Instant::now())
+    }
+}
+
+struct UntilDeadline;
+
+impl moka::Expiry<String, Entry> for UntilDeadline {
+    fn expire_after_create(&self, _: &String, entry: &Entry, now: Instant) -> Option<Duration> {
+        entry.deadline.map(|d| d.saturating_duration_since(now))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        entry: &Entry,
+        now: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        entry.deadline.map(|d| d.saturating_duration_since(now))
+    }
+}
+
+impl MemoryStore {
+    /// An unbounded memory store.
+    pub fn new() -> Self {
+        Self::build(None)
+    }
+
+    /// A memory store holding at most `max_entries` items.
+    pub fn with_max_entries(max_entries: u64) -> Self {
+        Self::build(Some(max_entries))
+    }
+
+    fn build(max_entries: Option<u64>) -> Self {
+        let mut builder = Cache::builder().expire_after(UntilDeadline);
+        if let Some(max) = max_entries {
+            builder = builder.max_capacity(max);
+        }
+        MemoryStore {
+            cache: builder.build(),
+        }
+    }
+
+    /// Build from configuration: the optional `max_entries` bounds the entry count.
+    pub fn from_config(config: &StoreConfig) -> Result<Self> {
+        Ok(Self::build(config.u64("max_entries")?))
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .cache
+            .get(key)
+            .filter(Entry::is_live)
+            .map(|entry| entry.value.to_vec()))
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
+        self.cache.insert(key.to_owned(), Entry::new(value, ttl));
+        Ok(())
+    }
+
+    async fn add(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
+        let result = self.cache.entry_by_ref(key).and_compute_with(|existing| {
+            match existing.filter(|e| e.value().is_live()) {
+                Some(_) => Op::Nop,
+                None => Op::Put(Entry::new(value, ttl)),
+            }
+        });
+        Ok(matches!(
+            result,
+            CompResult::Inserted(_) | CompResult::ReplacedWith(_)
+        ))
+    }
+
+    async fn increment(&self, key: &str, by: i64) -> Result<i64> {
+        let mut outcome = Ok(0);
+        self.cache.entry_by_ref(key).and_compute_with(|existing| {
+            let live = existing.map(|e| e.into_value()).filter(Entry::is_live);
+            outcome = incremented(live.as_ref().map(|e| &*e.value), by);
+            match &outcome {
+                Ok(next) => Op::Put(Entry {
+                    value: next.to_string().as_bytes().into(),
+                    deadline: live.and_then(|e| e.deadline),
+                }),
+                Err(_) => Op::Nop,
+            }
+        });
+        outcome
+    }
+
+    async fn forget(&self, key: &str) -> Result<bool> {
+        Ok(self.cache.remove(key).is_some_and(|e| e.is_live()))
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.cache.invalidate_all();
+        Ok(())
+    }
+}

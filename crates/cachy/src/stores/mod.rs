@@ -1,0 +1,42 @@
+//! The built-in stores, one module and one cargo feature each.
+//!
+//! | driver | store | feature |
+//! |---|---|---|
+//! | `dict` (alias `memory`) | [`MemoryStore`] | `memory` |
+//! | `file` | [`FileStore`] | `file` |
+//! | `null` | [`NullStore`] | always |
+
+#[cfg(feature = "file")]
+mod file;
+#[cfg(feature = "memory")]
+mod memory;
+mod null;
+
+#[cfg(feature = "file")]
+pub use file::{FileStore, HashType};
+#[cfg(feature = "memory")]
+pub use memory::MemoryStore;
+pub use null::NullStore;
+
+use std::sync::Arc;
+
+use crate::manager::{Created, DriverFactory};
+
+fn factory<S: Into<Created> + 'static>(
+    build: fn(&crate::StoreConfig) -> crate::Result<S>,
+) -> DriverFactory {
+    Arc::new(move |config| build(config).map(Into::into))
+}
+
+/// Every driver compiled in, by name: one line per backend.
+pub(crate) fn builtin_drivers() -> Vec<(&'static str, DriverFactory)> {
+    vec![
+        #[cfg(feature = "memory")]
+        ("dict", factory(MemoryStore::from_config)),
+        #[cfg(feature = "memory")]
+        ("memory", factory(MemoryStore::from_config)),
+        #[cfg(feature = "file")]
+        ("file", factory(FileStore::from_config)),
+        ("null", factory(NullStore::from_config)),
+    ]
+}

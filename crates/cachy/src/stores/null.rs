@@ -1,0 +1,45 @@
+use async_trait::async_trait;
+
+use crate::config::StoreConfig;
+use crate::error::Result;
+use crate::store::{Store, Ttl};
+
+/// A store that keeps nothing (driver `null`): every read misses, `add` reports that nothing
+/// was added, and counters behave as if they started at 0 each time. For turning caching off
+/// by configuration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NullStore;
+
+impl NullStore {
+    /// Build from configuration; the `null` driver takes no options.
+    pub fn from_config(_: &StoreConfig) -> Result<Self> {
+        Ok(NullStore)
+    }
+}
+
+#[async_trait]
+impl Store for NullStore {
+    async fn get(&self, _: &str) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+
+    async fn put(&self, _: &str, _: &[u8], _: Ttl) -> Result<()> {
+        Ok(())
+    }
+
+    async fn add(&self, _: &str, _: &[u8], _: Ttl) -> Result<bool> {
+        Ok(false)
+    }
+
+    async fn increment(&self, _: &str, by: i64) -> Result<i64> {
+        Ok(by)
+    }
+
+    async fn forget(&self, _: &str) -> Result<bool> {
+        Ok(false)
+    }
+
+    async fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+}
