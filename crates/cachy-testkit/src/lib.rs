@@ -1,1 +1,90 @@
+//! The behaviour suite every cachy store must pass, written once.
+//!
+//! A store's test file provides an async function that returns a fresh [`Fixture`] (a
+//! repository over an empty store, plus whatever must stay alive: a temp folder, a server),
+//! and invokes [`behaviour_suite!`] with it. The macro expands into one `#[tokio::test]` per
+//! behaviour, so a failure names the behaviour and the store.
+//!
+//! ```ignore
+//! async fn memory() -> cachy_testkit::Fixture {
+//!     cachy_testkit::Fixture::new(repository, ())
+//! }
+//! cachy_testkit::behaviour_suite!(memory);
+//! ```
 
+pub mod behaviour;
+
+use std::any::Any;
+
+use cachy::Repository;
+
+/// A repository over an empty store, and what keeps that store alive for the test.
+pub struct Fixture {
+    /// The repository under test.
+    pub repository: Repository,
+    _guard: Box<dyn Any + Send>,
+}
+
+impl Fixture {
+    /// A fixture over `repository`; `guard` is dropped when the test ends.
+    pub fn new(repository: Repository, guard: impl Any + Send) -> Self {
+        Fixture {
+            repository,
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+/// Expands into one test per behaviour in [`behaviour`], each run on a fresh fixture from
+/// `$fixture().await`.
+#[macro_export]
+macro_rules! behaviour_suite {
+    ($fixture:path) => {
+        $crate::behaviour_suite!(@tests $fixture;
+            get_returns_none_for_a_missing_key,
+            put_then_get_returns_the_value,
+            put_replaces_the_previous_value,
+            values_of_many_types_round_trip,
+            integers_round_trip_at_the_edges,
+            integer_like_strings_stay_strings,
+            get_or_returns_the_default_only_on_a_miss,
+            has_reports_whether_a_key_is_stored,
+            pull_returns_the_value_and_removes_it,
+            put_with_minutes_keeps_the_value,
+            put_with_a_duration_expires_after_it,
+            put_with_zero_or_negative_ttl_stores_nothing_and_removes,
+            put_with_a_past_time_stores_nothing_and_removes,
+            put_with_a_future_time_keeps_the_value,
+            add_stores_only_when_the_key_is_missing,
+            add_succeeds_after_the_previous_value_expired,
+            add_with_zero_ttl_adds_nothing,
+            concurrent_adds_have_exactly_one_winner,
+            forever_keeps_the_value_without_expiry,
+            forget_reports_whether_something_was_removed,
+            increment_starts_a_missing_counter_at_zero,
+            increment_and_decrement_by_amounts_go_below_zero,
+            increment_works_on_an_integer_stored_with_put,
+            increment_keeps_the_existing_ttl,
+            increment_of_a_non_integer_is_an_error_and_keeps_the_value,
+            concurrent_increments_lose_nothing,
+            remember_computes_on_a_miss_and_caches,
+            remember_does_not_cache_an_error,
+            remember_forever_caches_without_expiry,
+            many_returns_values_in_key_order,
+            put_many_stores_every_item,
+            flush_removes_every_item,
+            odd_keys_are_distinct_and_round_trip,
+            a_one_mebibyte_value_round_trips,
+            reading_the_wrong_type_is_an_error_and_keeps_the_value,
+        );
+    };
+    (@tests $fixture:path; $($behaviour:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $behaviour() {
+                let fixture = $fixture().await;
+                $crate::behaviour::$behaviour(&fixture.repository).await;
+            }
+        )*
+    };
+}
