@@ -63,5 +63,5 @@ pub use manager::{CacheManager, Created, DriverFactory};
 pub use repository::{DEFAULT_CACHE_MINUTES, Repository};
 pub use store::{Store, Ttl};
 
-#[doc(hidden)]
+/// The attribute for implementing [`Store`], re-exported so its version always matches.
 pub use async_trait::async_trait;

@@ -40,7 +40,7 @@ pub type Ttl = Option<u64>;
 ///     }
 /// }
 ///
-/// #[async_trait::async_trait]
+/// #[cachy::async_trait]
 /// impl Store for MapStore {
 ///     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
 ///         Ok(self.live(key).map(|(value, _)| value))

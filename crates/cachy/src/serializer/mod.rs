@@ -12,6 +12,8 @@ pub use json::Json;
 pub use msgpack::MsgPack;
 pub use pickle::Pickle;
 
+/// Re-exported: implementing [`Serializer`] takes its types, and this keeps versions in step.
+pub use erased_serde;
 use serde::de::DeserializeOwned;
 
 use crate::error::BoxError;
@@ -26,7 +28,7 @@ pub type Visit<'a> =
 /// Implement it for a format of your own with `erased_serde`, as the built-in ones do:
 ///
 /// ```
-/// use cachy::serializer::{Serializer, Visit};
+/// use cachy::serializer::{Serializer, Visit, erased_serde};
 /// use cachy::BoxError;
 ///
 /// /// JSON with a version byte in front.

@@ -1,0 +1,127 @@
+//! The behaviour suite again with the json and msgpack serializers, and the formats they write.
+
+use cachy::CacheManager;
+use cachy_testkit::Fixture;
+
+fn manager(serializer: &str) -> CacheManager {
+    CacheManager::from_value(serde_json::json!({
+        "serializer": serializer,
+        "stores": { "dict": { "driver": "dict" } }
+    }))
+    .unwrap()
+}
+
+mod json {
+    use super::*;
+
+    async fn memory_with_json() -> Fixture {
+        Fixture::new(manager("json").store(None).unwrap(), ())
+    }
+
+    cachy_testkit::behaviour_suite!(memory_with_json);
+}
+
+mod msgpack {
+    use super::*;
+
+    async fn memory_with_msgpack() -> Fixture {
+        Fixture::new(manager("msgpack").store(None).unwrap(), ())
+    }
+
+    cachy_testkit::behaviour_suite!(memory_with_msgpack);
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+struct Point {
+    x: f64,
+    label: String,
+}
+
+async fn stored_bytes(serializer: &str, value: &impl serde::Serialize) -> Vec<u8> {
+    let repo = manager(serializer).store(None).unwrap();
+    repo.forever("k", value).await.unwrap();
+    repo.store().get("k").await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn integers_are_decimal_text_with_every_serializer() {
+    for serializer in ["pickle", "json", "msgpack"] {
+        assert_eq!(stored_bytes(serializer, &-1234567890123i64).await, b"-1234567890123");
+    }
+}
+
+#[tokio::test]
+async fn json_writes_what_python_json_dumps_reads() {
+    let point = Point { x: 1.5, label: "é".to_owned() };
+    assert_eq!(stored_bytes("json", &point).await, "{\"x\":1.5,\"label\":\"é\"}".as_bytes());
+}
+
+#[tokio::test]
+async fn msgpack_writes_maps_with_field_names_and_str_strings() {
+    let point = Point { x: 1.5, label: "a".to_owned() };
+    // msgpack.packb({'x': 1.5, 'label': 'a'}, use_bin_type=True)
+    let expected = b"\x82\xa1x\xcb?\xf8\x00\x00\x00\x00\x00\x00\xa5label\xa1a";
+    assert_eq!(stored_bytes("msgpack", &point).await, expected);
+}
+
+#[tokio::test]
+async fn pickle_writes_protocol_3() {
+    let bytes = stored_bytes("pickle", &"hi").await;
+    assert_eq!(&bytes[..2], b"\x80\x03");
+}
+
+#[tokio::test]
+async fn pickle_reads_python_protocols_0_to_5() {
+    // pickle.dumps(['a', 1, None], protocol=p) for p in 0..=5, from Python 3.11.
+    let pickles: [&[u8]; 6] = [
+        b"(lp0\nVa\np1\naI1\naNa.",
+        b"]q\x00(X\x01\x00\x00\x00aq\x01K\x01Ne.",
+        b"\x80\x02]q\x00(X\x01\x00\x00\x00aq\x01K\x01Ne.",
+        b"\x80\x03]q\x00(X\x01\x00\x00\x00aq\x01K\x01Ne.",
+        b"\x80\x04\x95\x0c\x00\x00\x00\x00\x00\x00\x00]\x94(\x8c\x01a\x94K\x01Ne.",
+        b"\x80\x05\x95\x0c\x00\x00\x00\x00\x00\x00\x00]\x94(\x8c\x01a\x94K\x01Ne.",
+    ];
+    let repo = manager("pickle").store(None).unwrap();
+    for (protocol, pickle) in pickles.iter().enumerate() {
+        repo.store().put("k", pickle, None).await.unwrap();
+        let value: (String, i64, Option<String>) = repo.get("k").await.unwrap().unwrap();
+        assert_eq!(value, ("a".to_owned(), 1, None), "protocol {protocol}");
+    }
+}
+
+#[tokio::test]
+async fn a_pickled_python_class_instance_is_a_clear_error() {
+    // pickle.dumps(fractions.Fraction(1, 3), protocol=2)
+    let pickle = b"\x80\x02cfractions\nFraction\nq\x00K\x01K\x03\x86q\x01Rq\x02.";
+    let repo = manager("pickle").store(None).unwrap();
+    repo.store().put("k", pickle, None).await.unwrap();
+    let err = repo.get::<String>("k").await.unwrap_err();
+    assert_eq!(err.kind(), cachy::ErrorKind::Deserialize, "{err}");
+}
+
+#[tokio::test]
+async fn a_registered_serializer_is_used_by_name() {
+    struct Reversed;
+    impl cachy::serializer::Serializer for Reversed {
+        fn serialize(&self, value: &dyn cachy::serializer::erased_serde::Serialize) -> Result<Vec<u8>, cachy::BoxError> {
+            let mut bytes = serde_json::to_vec(value)?;
+            bytes.reverse();
+            Ok(bytes)
+        }
+        fn deserialize(
+            &self,
+            bytes: &[u8],
+            visit: &mut cachy::serializer::Visit<'_>,
+        ) -> Result<(), cachy::BoxError> {
+            let forward: Vec<u8> = bytes.iter().rev().copied().collect();
+            let mut de = serde_json::Deserializer::from_slice(&forward);
+            visit(&mut <dyn cachy::serializer::erased_serde::Deserializer>::erase(&mut de))?;
+            Ok(de.end()?)
+        }
+    }
+    let cache = manager("reversed");
+    cache.register_serializer("reversed", Reversed);
+    cache.put("k", "abc", 10).await.unwrap();
+    assert_eq!(cache.store(None).unwrap().store().get("k").await.unwrap().unwrap(), b"\"cba\"");
+    assert_eq!(cache.get::<String>("k").await.unwrap().as_deref(), Some("abc"));
+}
