@@ -46,7 +46,18 @@ use crate::serializer::Serializer;
 
 #[derive(Debug)]
 struct Driver {
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Driver {
+    /// Shut down without waiting, so the last clone may be dropped anywhere, even inside an
+    /// async runtime (a plain `Runtime` drop panics there).
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Driver {
@@ -60,7 +71,9 @@ impl Driver {
                 Error::new(ErrorKind::Runtime, "cannot start the blocking API's runtime")
                     .with_source(e)
             })?;
-        Ok(Arc::new(Driver { runtime }))
+        Ok(Arc::new(Driver {
+            runtime: Some(runtime),
+        }))
     }
 
     fn block_on<T, E: From<Error>>(&self, work: impl Future<Output = Result<T, E>>) -> Result<T, E> {
@@ -72,7 +85,10 @@ impl Driver {
             )
             .into());
         }
-        self.runtime.block_on(work)
+        match &self.runtime {
+            Some(runtime) => runtime.block_on(work),
+            None => Err(Error::new(ErrorKind::Runtime, "the blocking API's runtime is shut down").into()),
+        }
     }
 }
 

@@ -1,0 +1,77 @@
+//! The blocking facade: the same behaviour from plain threads, and a clear error (not a
+//! panic) when called from async code.
+
+use cachy::ErrorKind;
+use cachy::blocking::CacheManager;
+use serde_json::json;
+
+fn cache() -> CacheManager {
+    CacheManager::from_value(json!({ "stores": { "dict": { "driver": "dict" } } })).unwrap()
+}
+
+#[test]
+fn the_blocking_api_covers_the_repository() {
+    let cache = cache();
+    cache.put("k", "v", 10).unwrap();
+    assert_eq!(cache.get::<String>("k").unwrap().as_deref(), Some("v"));
+    assert!(cache.has("k").unwrap());
+    assert_eq!(cache.get_or("x", 1).unwrap(), 1);
+    assert_eq!(cache.get_or_else("x", || 2).unwrap(), 2);
+    assert!(cache.add("a", &1, 10).unwrap());
+    assert!(!cache.add("a", &2, 10).unwrap());
+    cache.forever("f", &1).unwrap();
+    assert_eq!(cache.increment_by("n", 2).unwrap(), 2);
+    assert_eq!(cache.decrement_by("n", 5).unwrap(), -3);
+    assert_eq!(cache.increment("n").unwrap(), -2);
+    assert_eq!(cache.decrement("n").unwrap(), -3);
+    let r: String = cache.remember("r", 10, || Ok::<_, cachy::Error>("computed".into())).unwrap();
+    assert_eq!(r, "computed");
+    let again: String = cache
+        .remember("r", 10, || Err(cachy::Error::new(ErrorKind::Backend, "must not run")))
+        .unwrap();
+    assert_eq!(again, "computed");
+    let rf: u8 = cache.remember_forever("rf", || Ok::<_, cachy::Error>(3)).unwrap();
+    assert_eq!(rf, 3);
+    cache.put_many(&[("m1", 1), ("m2", 2)], 10).unwrap();
+    assert_eq!(cache.many::<u8>(&["m1", "m3"]).unwrap(), [Some(1), None]);
+    assert_eq!(cache.pull::<String>("k").unwrap().as_deref(), Some("v"));
+    assert!(cache.forget("f").unwrap());
+    let repo = cache.store("dict").unwrap();
+    assert_eq!(repo.name(), "dict");
+    repo.set_default_cache_time(15);
+    assert_eq!(repo.default_cache_time(), 15);
+    cache.flush().unwrap();
+    assert!(!cache.has("m1").unwrap());
+}
+
+#[test]
+fn a_file_store_works_from_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = CacheManager::from_value(json!({
+        "stores": { "file": { "driver": "file", "path": dir.path() } }
+    }))
+    .unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                cache.put(&format!("k{i}"), &i, 10).unwrap();
+                cache.increment("n").unwrap()
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(cache.get::<i64>("n").unwrap(), Some(8));
+    assert_eq!(cache.get::<i64>("k3").unwrap(), Some(3));
+}
+
+#[tokio::test]
+async fn calling_the_blocking_api_inside_a_runtime_is_an_error_not_a_panic() {
+    let cache = tokio::task::spawn_blocking(cache).await.unwrap();
+    let err = cache.get::<String>("k").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Runtime);
+    assert!(err.to_string().contains("async API"), "{err}");
+    drop(cache); // dropping inside a runtime is fine too
+}
