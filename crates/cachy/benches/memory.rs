@@ -1,1 +1,55 @@
-fn main(){}
+//! Memory store: a repository hit and put of a small struct, next to moka used directly, in
+//! the same run. `cargo bench -p cachy --bench memory`.
+
+use std::time::Duration;
+
+use cachy::CacheManager;
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct User {
+    id: u64,
+    name: String,
+    active: bool,
+}
+
+fn user() -> User {
+    User { id: 42, name: "Anne".to_owned(), active: true }
+}
+
+fn memory_store(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let mut group = c.benchmark_group("memory");
+
+    for serializer in ["pickle", "json", "msgpack"] {
+        let cache = CacheManager::from_value(serde_json::json!({
+            "serializer": serializer,
+            "stores": { "dict": { "driver": "dict" } }
+        }))
+        .unwrap();
+        let repo = cache.store("dict").unwrap();
+        runtime.block_on(repo.put("hit", &user(), 60)).unwrap();
+        group.bench_function(format!("cachy/{serializer}/get_hit"), |b| {
+            b.iter(|| runtime.block_on(repo.get::<User>("hit")).unwrap().unwrap())
+        });
+        group.bench_function(format!("cachy/{serializer}/put"), |b| {
+            b.iter(|| runtime.block_on(repo.put("put", &user(), 60)).unwrap())
+        });
+    }
+
+    let moka: moka::sync::Cache<String, User> = moka::sync::Cache::builder()
+        .time_to_live(Duration::from_secs(3600))
+        .build();
+    moka.insert("hit".to_owned(), user());
+    group.bench_function("moka/get_hit", |b| b.iter(|| moka.get("hit").unwrap()));
+    group.bench_function("moka/put", |b| b.iter(|| moka.insert("put".to_owned(), user())));
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = memory_store
+}
+criterion_main!(benches);
