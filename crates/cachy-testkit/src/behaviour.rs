@@ -51,7 +51,10 @@ pub async fn get_returns_none_for_a_missing_key(repo: &Repository) {
 /// `put` then `get` gives back the value.
 pub async fn put_then_get_returns_the_value(repo: &Repository) {
     repo.put("foo", "bar", TEN_MINUTES).await.unwrap();
-    assert_eq!(repo.get::<String>("foo").await.unwrap().as_deref(), Some("bar"));
+    assert_eq!(
+        repo.get::<String>("foo").await.unwrap().as_deref(),
+        Some("bar")
+    );
     repo.put("user", &ann(), TEN_MINUTES).await.unwrap();
     assert_eq!(repo.get::<User>("user").await.unwrap(), Some(ann()));
 }
@@ -60,7 +63,10 @@ pub async fn put_then_get_returns_the_value(repo: &Repository) {
 pub async fn put_replaces_the_previous_value(repo: &Repository) {
     repo.put("foo", "one", TEN_MINUTES).await.unwrap();
     repo.put("foo", "two", TEN_MINUTES).await.unwrap();
-    assert_eq!(repo.get::<String>("foo").await.unwrap().as_deref(), Some("two"));
+    assert_eq!(
+        repo.get::<String>("foo").await.unwrap().as_deref(),
+        Some("two")
+    );
 }
 
 /// Unicode and empty strings, floats, bools, unit, lists, nested maps, empty containers,
@@ -109,19 +115,31 @@ pub async fn integers_round_trip_at_the_edges(repo: &Repository) {
 /// A string that looks like a number is still a string.
 pub async fn integer_like_strings_stay_strings(repo: &Repository) {
     repo.put("s", "42", TEN_MINUTES).await.unwrap();
-    assert_eq!(repo.get::<String>("s").await.unwrap().as_deref(), Some("42"));
+    assert_eq!(
+        repo.get::<String>("s").await.unwrap().as_deref(),
+        Some("42")
+    );
 }
 
 /// `get_or` and friends return the default (calling the closure) only on a miss.
 pub async fn get_or_returns_the_default_only_on_a_miss(repo: &Repository) {
-    assert_eq!(repo.get_or("k", "default".to_owned()).await.unwrap(), "default");
-    assert_eq!(repo.get_or_else("k", || "lazy".to_owned()).await.unwrap(), "lazy");
+    assert_eq!(
+        repo.get_or("k", "default".to_owned()).await.unwrap(),
+        "default"
+    );
+    assert_eq!(
+        repo.get_or_else("k", || "lazy".to_owned()).await.unwrap(),
+        "lazy"
+    );
     let from_async = repo
         .get_or_else_async("k", || async { "async".to_owned() })
         .await
         .unwrap();
     assert_eq!(from_async, "async");
-    assert!(!repo.has("k").await.unwrap(), "a default must not be stored");
+    assert!(
+        !repo.has("k").await.unwrap(),
+        "a default must not be stored"
+    );
     repo.put("k", "stored", TEN_MINUTES).await.unwrap();
     let hit = repo
         .get_or_else("k", || -> String { panic!("default computed on a hit") })
@@ -142,7 +160,10 @@ pub async fn has_reports_whether_a_key_is_stored(repo: &Repository) {
 /// `pull` returns the value and removes it; on a miss it returns `None`.
 pub async fn pull_returns_the_value_and_removes_it(repo: &Repository) {
     repo.put("k", "v", TEN_MINUTES).await.unwrap();
-    assert_eq!(repo.pull::<String>("k").await.unwrap().as_deref(), Some("v"));
+    assert_eq!(
+        repo.pull::<String>("k").await.unwrap().as_deref(),
+        Some("v")
+    );
     assert!(!repo.has("k").await.unwrap());
     assert_eq!(repo.pull::<String>("k").await.unwrap(), None);
 }
@@ -157,8 +178,12 @@ pub async fn put_with_minutes_keeps_the_value(repo: &Repository) {
 
 /// A value put for one second is gone soon after.
 pub async fn put_with_a_duration_expires_after_it(repo: &Repository) {
-    repo.put("short", "v", Duration::from_millis(1)).await.unwrap();
-    repo.put("long", "v", Duration::from_secs(600)).await.unwrap();
+    repo.put("short", "v", Duration::from_millis(1))
+        .await
+        .unwrap();
+    repo.put("long", "v", Duration::from_secs(600))
+        .await
+        .unwrap();
     wait_until_missing(repo, "short", Duration::from_secs(4)).await;
     assert!(repo.has("long").await.unwrap());
 }
@@ -199,7 +224,10 @@ pub async fn put_with_a_future_time_keeps_the_value(repo: &Repository) {
 pub async fn add_stores_only_when_the_key_is_missing(repo: &Repository) {
     assert!(repo.add("k", "first", TEN_MINUTES).await.unwrap());
     assert!(!repo.add("k", "second", TEN_MINUTES).await.unwrap());
-    assert_eq!(repo.get::<String>("k").await.unwrap().as_deref(), Some("first"));
+    assert_eq!(
+        repo.get::<String>("k").await.unwrap().as_deref(),
+        Some("first")
+    );
 }
 
 /// An expired value does not block `add`.
@@ -207,7 +235,10 @@ pub async fn add_succeeds_after_the_previous_value_expired(repo: &Repository) {
     repo.put("k", "old", Duration::from_secs(1)).await.unwrap();
     wait_until_missing(repo, "k", Duration::from_secs(4)).await;
     assert!(repo.add("k", "new", TEN_MINUTES).await.unwrap());
-    assert_eq!(repo.get::<String>("k").await.unwrap().as_deref(), Some("new"));
+    assert_eq!(
+        repo.get::<String>("k").await.unwrap().as_deref(),
+        Some("new")
+    );
 }
 
 /// `add` with a zero lifetime adds nothing and leaves an existing value alone.
@@ -216,7 +247,10 @@ pub async fn add_with_zero_ttl_adds_nothing(repo: &Repository) {
     assert!(!repo.has("k").await.unwrap());
     repo.put("k", "kept", TEN_MINUTES).await.unwrap();
     assert!(!repo.add("k", "v", 0).await.unwrap());
-    assert_eq!(repo.get::<String>("k").await.unwrap().as_deref(), Some("kept"));
+    assert_eq!(
+        repo.get::<String>("k").await.unwrap().as_deref(),
+        Some("kept")
+    );
 }
 
 /// Of many tasks racing `add` on one key, exactly one wins, and its value is stored.
@@ -295,7 +329,10 @@ pub async fn increment_of_a_non_integer_is_an_error_and_keeps_the_value(repo: &R
     let err = repo.increment("text").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotAnInteger, "{err}");
     assert_eq!(err.key(), Some("text"));
-    assert_eq!(repo.get::<String>("text").await.unwrap().as_deref(), Some("abc"));
+    assert_eq!(
+        repo.get::<String>("text").await.unwrap().as_deref(),
+        Some("abc")
+    );
     repo.put("float", &1.5, TEN_MINUTES).await.unwrap();
     assert_eq!(
         repo.decrement("float").await.unwrap_err().kind(),
@@ -324,7 +361,9 @@ pub async fn concurrent_increments_lose_nothing(repo: &Repository) {
 /// `remember` computes on a miss, caches, and serves later calls from the cache.
 pub async fn remember_computes_on_a_miss_and_caches(repo: &Repository) {
     let first: User = repo
-        .remember("user", TEN_MINUTES, || async { Ok::<_, cachy::Error>(ann()) })
+        .remember("user", TEN_MINUTES, || async {
+            Ok::<_, cachy::Error>(ann())
+        })
         .await
         .unwrap();
     assert_eq!(first, ann());
@@ -399,7 +438,10 @@ pub async fn flush_removes_every_item(repo: &Repository) {
     }
     assert!(!repo.has("forever").await.unwrap());
     repo.put("after", "v", TEN_MINUTES).await.unwrap();
-    assert!(repo.has("after").await.unwrap(), "the store works after a flush");
+    assert!(
+        repo.has("after").await.unwrap(),
+        "the store works after a flush"
+    );
 }
 
 /// Unicode, empty, long, and whitespace/control/path-like keys are distinct and work.
@@ -420,7 +462,9 @@ pub async fn odd_keys_are_distinct_and_round_trip(repo: &Repository) {
         "k",
     ];
     for (i, key) in keys.iter().enumerate() {
-        repo.put(key, &format!("value {i}"), TEN_MINUTES).await.unwrap();
+        repo.put(key, &format!("value {i}"), TEN_MINUTES)
+            .await
+            .unwrap();
     }
     for (i, key) in keys.iter().enumerate() {
         assert_eq!(
@@ -429,14 +473,23 @@ pub async fn odd_keys_are_distinct_and_round_trip(repo: &Repository) {
             "key {key:?}"
         );
     }
-    assert!(repo.add("", "again", TEN_MINUTES).await.is_ok_and(|added| !added));
-    assert_eq!(repo.increment(&long).await.unwrap_err().kind(), ErrorKind::NotAnInteger);
+    assert!(
+        repo.add("", "again", TEN_MINUTES)
+            .await
+            .is_ok_and(|added| !added)
+    );
+    assert_eq!(
+        repo.increment(&long).await.unwrap_err().kind(),
+        ErrorKind::NotAnInteger
+    );
     assert!(repo.forget(&long).await.unwrap());
 }
 
 /// A 1 MiB value round trips intact.
 pub async fn a_one_mebibyte_value_round_trips(repo: &Repository) {
-    let big: String = (0..1024 * 1024).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let big: String = (0..1024 * 1024)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     repo.put("big", &big, TEN_MINUTES).await.unwrap();
     assert_eq!(repo.get::<String>("big").await.unwrap(), Some(big));
 }
@@ -455,5 +508,8 @@ pub async fn reading_the_wrong_type_is_an_error_and_keeps_the_value(repo: &Repos
         repo.get::<String>("n").await.unwrap_err().kind(),
         ErrorKind::Deserialize
     );
-    assert_eq!(repo.get::<bool>("n").await.unwrap_err().kind(), ErrorKind::Deserialize);
+    assert_eq!(
+        repo.get::<bool>("n").await.unwrap_err().kind(),
+        ErrorKind::Deserialize
+    );
 }

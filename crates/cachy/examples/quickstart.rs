@@ -14,8 +14,14 @@ struct User {
 
 async fn load_users_from_database() -> Result<Vec<User>, cachy::Error> {
     Ok(vec![
-        User { id: 1, name: "John".into() },
-        User { id: 2, name: "Anne".into() },
+        User {
+            id: 1,
+            name: "John".into(),
+        },
+        User {
+            id: 2,
+            name: "Anne".into(),
+        },
     ])
 }
 
@@ -33,26 +39,49 @@ async fn main() -> Result<(), cachy::Error> {
 
     // Storing and retrieving: whole minutes as in the seed, or a Duration.
     cache.put("foo", "bar", 10).await?;
-    let foo: Option<String> = cache.get("foo").await?;
-    println!("get foo            -> {foo:?}");
-    println!("get missing or ... -> {}", cache.get_or("missing", "default".to_owned()).await?);
+    let value: Option<String> = cache.get("foo").await?;
+    println!("get foo            -> {value:?}");
+    println!(
+        "get missing or ... -> {}",
+        cache.get_or("missing", "default".to_owned()).await?
+    );
 
     // A specific store.
-    cache.store("file")?.put("foo", "on disk", Duration::from_secs(30)).await?;
-    println!("file store foo     -> {:?}", cache.store("file")?.get::<String>("foo").await?);
+    cache
+        .store("file")?
+        .put("foo", "on disk", Duration::from_secs(30))
+        .await?;
+    println!(
+        "file store foo     -> {:?}",
+        cache.store("file")?.get::<String>("foo").await?
+    );
 
     // add only adds once; counters.
-    println!("add once           -> {}", cache.add("key", "value", 10).await?);
-    println!("add again          -> {}", cache.add("key", "other", 10).await?);
+    println!(
+        "add once           -> {}",
+        cache.add("key", "value", 10).await?
+    );
+    println!(
+        "add again          -> {}",
+        cache.add("key", "other", 10).await?
+    );
     cache.increment("visits").await?;
-    println!("increment by 3     -> {}", cache.increment_by("visits", 3).await?);
+    println!(
+        "increment by 3     -> {}",
+        cache.increment_by("visits", 3).await?
+    );
 
     // Retrieve or update.
-    let users = cache.remember("users", 10, load_users_from_database).await?;
+    let users = cache
+        .remember("users", 10, load_users_from_database)
+        .await?;
     println!("remember users     -> {users:?}");
 
     // Retrieve and delete; forever; forget.
-    println!("pull foo           -> {:?}", cache.pull::<String>("foo").await?);
+    println!(
+        "pull foo           -> {:?}",
+        cache.pull::<String>("foo").await?
+    );
     cache.forever("config", &vec!["a", "b"]).await?;
     println!("forget config      -> {}", cache.forget("config").await?);
 

@@ -42,7 +42,7 @@ use crate::config::{CacheConfig, StoreConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Expiry;
 use crate::manager::Created;
-use crate::serializer::Serializer;
+use crate::serializer::CustomSerializer;
 
 #[derive(Debug)]
 struct Driver {
@@ -68,15 +68,21 @@ impl Driver {
             .enable_all()
             .build()
             .map_err(|e| {
-                Error::new(ErrorKind::Runtime, "cannot start the blocking API's runtime")
-                    .with_source(e)
+                Error::new(
+                    ErrorKind::Runtime,
+                    "cannot start the blocking API's runtime",
+                )
+                .with_source(e)
             })?;
         Ok(Arc::new(Driver {
             runtime: Some(runtime),
         }))
     }
 
-    fn block_on<T, E: From<Error>>(&self, work: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+    fn block_on<T, E: From<Error>>(
+        &self,
+        work: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::new(
                 ErrorKind::Runtime,
@@ -87,7 +93,11 @@ impl Driver {
         }
         match &self.runtime {
             Some(runtime) => runtime.block_on(work),
-            None => Err(Error::new(ErrorKind::Runtime, "the blocking API's runtime is shut down").into()),
+            None => Err(Error::new(
+                ErrorKind::Runtime,
+                "the blocking API's runtime is shut down",
+            )
+            .into()),
         }
     }
 }
@@ -164,7 +174,11 @@ impl CacheManager {
     }
 
     /// See [`crate::CacheManager::register_serializer`].
-    pub fn register_serializer(&self, name: impl Into<String>, serializer: impl Serializer) -> &Self {
+    pub fn register_serializer(
+        &self,
+        name: impl Into<String>,
+        serializer: impl CustomSerializer,
+    ) -> &Self {
         self.inner.register_serializer(name, serializer);
         self
     }
@@ -266,7 +280,12 @@ macro_rules! blocking_methods {
         }
 
         /// [`crate::Repository::remember`], blocking, with a plain closure.
-        pub fn remember<T, E, F>(&self, key: &str, expiry: impl Into<Expiry>, compute: F) -> Result<T, E>
+        pub fn remember<T, E, F>(
+            &self,
+            key: &str,
+            expiry: impl Into<Expiry>,
+            compute: F,
+        ) -> Result<T, E>
         where
             T: Serialize + DeserializeOwned,
             E: From<Error>,

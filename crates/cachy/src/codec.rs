@@ -9,26 +9,23 @@ use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 use serde::ser::{self, Impossible, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::serializer::{Serializer, decode_with};
+use crate::serializer::Serializer;
 
 /// The longest decimal text read as an integer: the digits of `i128::MIN`.
 const MAX_INTEGER_TEXT: usize = 40;
 
 /// Serialize `value` for storage.
-pub(crate) fn encode<T: Serialize + ?Sized>(
-    serializer: &dyn Serializer,
-    value: &T,
-) -> Result<Vec<u8>> {
+pub(crate) fn encode<T: Serialize + ?Sized>(serializer: &Serializer, value: &T) -> Result<Vec<u8>> {
     if let Ok(Some(integer)) = value.serialize(IntegerProbe) {
         return Ok(integer.to_string().into_bytes());
     }
-    serializer
-        .serialize(&value as &dyn erased_serde::Serialize)
-        .map_err(|e| Error::new(ErrorKind::Serialize, "the value cannot be serialized").with_source(e))
+    serializer.serialize(value).map_err(|e| {
+        Error::new(ErrorKind::Serialize, "the value cannot be serialized").with_source(e)
+    })
 }
 
 /// Read stored bytes as a `T`.
-pub(crate) fn decode<T: DeserializeOwned>(serializer: &dyn Serializer, bytes: &[u8]) -> Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(serializer: &Serializer, bytes: &[u8]) -> Result<T> {
     let wrong_type = |e: crate::error::BoxError| {
         Error::new(
             ErrorKind::Deserialize,
@@ -42,7 +39,7 @@ pub(crate) fn decode<T: DeserializeOwned>(serializer: &dyn Serializer, bytes: &[
     if let Some(integer) = parse_integer(bytes) {
         return T::deserialize(IntegerDeserializer(integer)).map_err(|e| wrong_type(e.into()));
     }
-    decode_with(serializer, bytes).map_err(wrong_type)
+    serializer.deserialize(bytes).map_err(wrong_type)
 }
 
 /// Parse canonical decimal integer text: an optional `-`, then `0` or digits without a leading
@@ -52,9 +49,7 @@ pub(crate) fn parse_integer(bytes: &[u8]) -> Option<i128> {
     let canonical = match digits {
         [] => false,
         [b'0'] => digits.len() == bytes.len(),
-        [first, rest @ ..] => {
-            (b'1'..=b'9').contains(first) && rest.iter().all(u8::is_ascii_digit)
-        }
+        [first, rest @ ..] => (b'1'..=b'9').contains(first) && rest.iter().all(u8::is_ascii_digit),
     };
     if !canonical || bytes.len() > MAX_INTEGER_TEXT {
         return None;
@@ -138,8 +133,14 @@ impl ser::Serializer for IntegerProbe {
     );
 
     probe_rejects!(
-        serialize_bool(bool), serialize_f32(f32), serialize_f64(f64), serialize_char(char),
-        serialize_str(&str), serialize_bytes(&[u8]), serialize_none(), serialize_unit(),
+        serialize_bool(bool),
+        serialize_f32(f32),
+        serialize_f64(f64),
+        serialize_char(char),
+        serialize_str(&str),
+        serialize_bytes(&[u8]),
+        serialize_none(),
+        serialize_unit(),
         serialize_unit_struct(&'static str),
         serialize_unit_variant(&'static str, u32, &'static str)
     );
@@ -258,8 +259,21 @@ mod tests {
         assert_eq!(parse_integer(b"0"), Some(0));
         assert_eq!(parse_integer(b"42"), Some(42));
         assert_eq!(parse_integer(b"-42"), Some(-42));
-        assert_eq!(parse_integer(b"-9223372036854775808"), Some(i64::MIN as i128));
-        for not_integer in [&b""[..], b"-", b"-0", b"007", b"+1", b" 1", b"1 ", b"1.0", b"x"] {
+        assert_eq!(
+            parse_integer(b"-9223372036854775808"),
+            Some(i64::MIN as i128)
+        );
+        for not_integer in [
+            &b""[..],
+            b"-",
+            b"-0",
+            b"007",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"1.0",
+            b"x",
+        ] {
             assert_eq!(parse_integer(not_integer), None, "{not_integer:?}");
         }
     }

@@ -101,10 +101,18 @@ impl CacheConfig {
             Some(other) => {
                 return Err(Error::config(
                     "stores",
-                    format!("`stores` must be a map of store names, not {}", type_name(&other)),
+                    format!(
+                        "`stores` must be a map of store names, not {}",
+                        type_name(&other)
+                    ),
                 ));
             }
-            None => return Err(Error::config("stores", "the configuration has no `stores` map")),
+            None => {
+                return Err(Error::config(
+                    "stores",
+                    "the configuration has no `stores` map",
+                ));
+            }
         };
         if let Some(unknown) = top.keys().next() {
             return Err(Error::config(
@@ -133,8 +141,11 @@ impl CacheConfig {
         let path = path.as_ref();
         let shown = path.display();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::new(ErrorKind::Config, format!("cannot read the config file {shown}"))
-                .with_source(e)
+            Error::new(
+                ErrorKind::Config,
+                format!("cannot read the config file {shown}"),
+            )
+            .with_source(e)
         })?;
         let parse_error = |format: &str, e: crate::BoxError| {
             Error::new(ErrorKind::Config, format!("{shown} is not valid {format}")).with_source(e)
@@ -218,8 +229,11 @@ impl StoreConfig {
                     format!("store `{name}` has no `driver`"),
                 )
             })?;
-        let serializer =
-            optional_string(&mut options, "serializer", &format!("stores.{name}.serializer"))?;
+        let serializer = optional_string(
+            &mut options,
+            "serializer",
+            &format!("stores.{name}.serializer"),
+        )?;
         Ok(StoreConfig {
             name: name.to_owned(),
             driver,

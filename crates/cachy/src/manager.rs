@@ -12,7 +12,7 @@ use crate::config::{CacheConfig, StoreConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Expiry;
 use crate::repository::Repository;
-use crate::serializer::{self, Serializer};
+use crate::serializer::{self, CustomSerializer, Serializer};
 use crate::store::Store;
 
 /// What a driver factory builds: a bare store (the manager wraps it in a repository with the
@@ -85,7 +85,7 @@ struct Inner {
     default: RwLock<Option<String>>,
     stores: Mutex<HashMap<String, Repository>>,
     drivers: RwLock<HashMap<String, DriverFactory>>,
-    serializers: RwLock<HashMap<String, Arc<dyn Serializer>>>,
+    serializers: RwLock<HashMap<String, Serializer>>,
 }
 
 impl std::fmt::Debug for CacheManager {
@@ -171,7 +171,10 @@ impl CacheManager {
         let stores = self.inner.config.stores();
         match stores.keys().next() {
             Some(only) if stores.len() == 1 => Ok(only.clone()),
-            None => Err(Error::config("stores", "the configuration defines no stores")),
+            None => Err(Error::config(
+                "stores",
+                "the configuration defines no stores",
+            )),
             Some(_) => Err(Error::config(
                 "default",
                 format!(
@@ -218,8 +221,12 @@ impl CacheManager {
     }
 
     /// Register a serializer under `name`, for the `serializer` fields of the configuration.
-    pub fn register_serializer(&self, name: impl Into<String>, serializer: impl Serializer) -> &Self {
-        write(&self.inner.serializers).insert(name.into(), Arc::new(serializer));
+    pub fn register_serializer(
+        &self,
+        name: impl Into<String>,
+        serializer: impl CustomSerializer,
+    ) -> &Self {
+        write(&self.inner.serializers).insert(name.into(), Serializer::custom(serializer));
         self
     }
 
@@ -246,31 +253,43 @@ impl CacheManager {
                 .with_store(name)
                 .with_field(config.field_path("driver"))
             })?;
-        let serializer = self.serializer_for(config)?;
-        match factory(config).map_err(|e| e.with_store(name))? {
-            Created::Store(store) => Ok(Repository::new(name, store, serializer)),
+        let created = factory(config).map_err(|e| e.with_store(name))?;
+        match created {
+            Created::Store(store) => {
+                let serializer = self.serializer_for(config, &*store)?;
+                Ok(Repository::new(name, store, serializer))
+            }
             Created::Repository(repository) => Ok(repository),
         }
     }
 
-    fn serializer_for(&self, config: &StoreConfig) -> Result<Arc<dyn Serializer>> {
-        let (serializer, field) = match config.serializer_name() {
-            Some(own) => (own, config.field_path("serializer")),
-            None => (self.inner.config.serializer_name(), "serializer".to_owned()),
-        };
-        read(&self.inner.serializers)
-            .get(serializer)
-            .cloned()
-            .ok_or_else(|| {
-                Error::new(
+    /// The store's own `serializer` if it names one; else msgpack for a process-local store
+    /// (no other program reads its bytes, and msgpack is the fastest built-in format); else
+    /// the global `serializer`. A misspelt global name is an error even where it is unused.
+    fn serializer_for(&self, config: &StoreConfig, store: &dyn Store) -> Result<Serializer> {
+        let lookup =
+            |name: &str, field: String| {
+                read(&self.inner.serializers)
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| {
+                        Error::new(
                     ErrorKind::UnknownSerializer,
-                    format!(
-                        "serializer `{serializer}` is not pickle, json, msgpack or a registered one"
-                    ),
+                    format!("serializer `{name}` is not pickle, json, msgpack or a registered one"),
                 )
                 .with_store(config.name())
                 .with_field(field)
-            })
+                    })
+            };
+        if let Some(own) = config.serializer_name() {
+            return lookup(own, config.field_path("serializer"));
+        }
+        let global = lookup(self.inner.config.serializer_name(), "serializer".to_owned())?;
+        Ok(if store.is_process_local() {
+            Serializer::msgpack()
+        } else {
+            global
+        })
     }
 
     /// The default store's repository.

@@ -68,7 +68,7 @@ pub struct Repository {
 struct Inner {
     name: String,
     store: Arc<dyn Store>,
-    serializer: Arc<dyn Serializer>,
+    serializer: Serializer,
     default_minutes: AtomicI64,
 }
 
@@ -83,11 +83,7 @@ impl std::fmt::Debug for Repository {
 
 impl Repository {
     /// A repository named `name` over `store`, writing values with `serializer`.
-    pub fn new(
-        name: impl Into<String>,
-        store: Arc<dyn Store>,
-        serializer: Arc<dyn Serializer>,
-    ) -> Self {
+    pub fn new(name: impl Into<String>, store: Arc<dyn Store>, serializer: Serializer) -> Self {
         Repository {
             inner: Arc::new(Inner {
                 name: name.into(),
@@ -109,7 +105,7 @@ impl Repository {
     }
 
     /// The serializer this repository writes values with.
-    pub fn serializer(&self) -> &Arc<dyn Serializer> {
+    pub fn serializer(&self) -> &Serializer {
         &self.inner.serializer
     }
 
@@ -132,7 +128,7 @@ impl Repository {
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let context = self.context(key);
         match self.inner.store.get(key).await.map_err(&context)? {
-            Some(bytes) => decode(&*self.inner.serializer, &bytes)
+            Some(bytes) => decode(&self.inner.serializer, &bytes)
                 .map(Some)
                 .map_err(context),
             None => Ok(None),
@@ -212,8 +208,12 @@ impl Repository {
 
     async fn put_ttl<T: Serialize + ?Sized>(&self, key: &str, value: &T, ttl: Ttl) -> Result<()> {
         let context = self.context(key);
-        let bytes = encode(&*self.inner.serializer, value).map_err(&context)?;
-        self.inner.store.put(key, &bytes, ttl).await.map_err(context)
+        let bytes = encode(&self.inner.serializer, value).map_err(&context)?;
+        self.inner
+            .store
+            .put(key, &bytes, ttl)
+            .await
+            .map_err(context)
     }
 
     /// Store `value` only if `key` holds nothing; `true` if it was stored. Atomic on every
@@ -229,8 +229,12 @@ impl Repository {
             return Ok(false);
         };
         let context = self.context(key);
-        let bytes = encode(&*self.inner.serializer, value).map_err(&context)?;
-        self.inner.store.add(key, &bytes, ttl).await.map_err(context)
+        let bytes = encode(&self.inner.serializer, value).map_err(&context)?;
+        self.inner
+            .store
+            .add(key, &bytes, ttl)
+            .await
+            .map_err(context)
     }
 
     /// Remove `key`; `true` if something was removed.
@@ -329,7 +333,7 @@ impl Repository {
         keys.iter()
             .zip(values)
             .map(|(key, bytes)| match bytes {
-                Some(bytes) => decode(&*self.inner.serializer, &bytes)
+                Some(bytes) => decode(&self.inner.serializer, &bytes)
                     .map(Some)
                     .map_err(self.context(key)),
                 None => Ok(None),
@@ -354,7 +358,7 @@ impl Repository {
             .iter()
             .map(|(key, value)| {
                 let key = key.as_ref();
-                encode(&*self.inner.serializer, value)
+                encode(&self.inner.serializer, value)
                     .map(|bytes| (key, bytes))
                     .map_err(self.context(key))
             })

@@ -124,4 +124,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Remove every item of this store.
     async fn flush(&self) -> Result<()>;
+
+    /// Whether the stored bytes never leave this process (the memory store). The manager then
+    /// ignores the global `serializer` and uses msgpack, as no other program reads the bytes
+    /// (Python cachy's dict store does not serialize at all); a store's own `serializer`
+    /// still wins.
+    fn is_process_local(&self) -> bool {
+        false
+    }
 }

@@ -24,13 +24,19 @@ fn the_blocking_api_covers_the_repository() {
     assert_eq!(cache.decrement_by("n", 5).unwrap(), -3);
     assert_eq!(cache.increment("n").unwrap(), -2);
     assert_eq!(cache.decrement("n").unwrap(), -3);
-    let r: String = cache.remember("r", 10, || Ok::<_, cachy::Error>("computed".into())).unwrap();
+    let r: String = cache
+        .remember("r", 10, || Ok::<_, cachy::Error>("computed".into()))
+        .unwrap();
     assert_eq!(r, "computed");
     let again: String = cache
-        .remember("r", 10, || Err(cachy::Error::new(ErrorKind::Backend, "must not run")))
+        .remember("r", 10, || {
+            Err(cachy::Error::new(ErrorKind::Backend, "must not run"))
+        })
         .unwrap();
     assert_eq!(again, "computed");
-    let rf: u8 = cache.remember_forever("rf", || Ok::<_, cachy::Error>(3)).unwrap();
+    let rf: u8 = cache
+        .remember_forever("rf", || Ok::<_, cachy::Error>(3))
+        .unwrap();
     assert_eq!(rf, 3);
     cache.put_many(&[("m1", 1), ("m2", 2)], 10).unwrap();
     assert_eq!(cache.many::<u8>(&["m1", "m3"]).unwrap(), [Some(1), None]);

@@ -10,7 +10,7 @@ use cachy_testkit::Fixture;
 
 /// A deliberately plain store: one map behind one lock.
 #[derive(Default)]
-struct MapStore(Mutex<HashMap<String, (Vec<u8>, Option<Instant>)>>);
+struct MapStore(Mutex<Map>);
 
 type Map = HashMap<String, (Vec<u8>, Option<Instant>)>;
 
@@ -93,7 +93,7 @@ fn manager() -> CacheManager {
         Ok(Repository::new(
             config.name(),
             Arc::new(MapStore::default()),
-            Arc::new(cachy::serializer::MsgPack),
+            cachy::serializer::Serializer::msgpack(),
         ))
     });
     manager

@@ -16,20 +16,28 @@ fn manager(dir: &std::path::Path, extra: serde_json::Value) -> CacheManager {
 
 async fn file() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let repo = manager(dir.path(), serde_json::json!({})).store("file").unwrap();
+    let repo = manager(dir.path(), serde_json::json!({}))
+        .store("file")
+        .unwrap();
     Fixture::new(repo, dir)
 }
 
 cachy_testkit::behaviour_suite!(file);
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 #[tokio::test]
 async fn files_hold_a_ten_digit_expiry_then_the_value() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = manager(dir.path(), serde_json::json!({ "serializer": "json", "hash_type": "md5" }));
+    let cache = manager(
+        dir.path(),
+        serde_json::json!({ "serializer": "json", "hash_type": "md5" }),
+    );
     cache.put("foo", "bar", 10).await.unwrap();
     cache.forever("n", &42).await.unwrap();
     // md5("foo") = acbd18db4cc2f85cedef654fccc4a4d8
@@ -61,7 +69,9 @@ async fn a_file_written_by_python_cachy_is_read() {
     }
     assert_eq!(
         repo.get::<Doc>("py").await.unwrap(),
-        Some(Doc { a: (1, "b".to_owned()) })
+        Some(Doc {
+            a: (1, "b".to_owned())
+        })
     );
 }
 
@@ -70,7 +80,11 @@ async fn a_corrupted_or_truncated_file_is_a_miss_and_is_removed() {
     let dir = tempfile::tempdir().unwrap();
     let cache = manager(dir.path(), serde_json::json!({}));
     let store = cachy::stores::FileStore::new(dir.path(), cachy::stores::HashType::Sha256);
-    for (key, content) in [("short", &b"12345"[..]), ("garbage", b"not a cache file at all"), ("empty", b"")] {
+    for (key, content) in [
+        ("short", &b"12345"[..]),
+        ("garbage", b"not a cache file at all"),
+        ("empty", b""),
+    ] {
         cache.put(key, "v", 10).await.unwrap();
         std::fs::write(store.path_of(key), content).unwrap();
         assert_eq!(cache.get::<String>(key).await.unwrap(), None, "{key}");
@@ -126,5 +140,8 @@ async fn an_unwritable_folder_is_a_backend_error_and_keeps_old_values() {
     let err = blocked.put("k", "v", 10).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
     assert_eq!(err.store(), Some("file"));
-    assert_eq!(cache.get::<String>("k").await.unwrap().as_deref(), Some("old"));
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("old")
+    );
 }

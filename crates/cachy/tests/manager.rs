@@ -30,20 +30,34 @@ async fn a_config_file_is_read_by_its_extension() {
         cache_dir
     );
     let from_value = CacheConfig::from_value(serde_json::from_str(&json).unwrap()).unwrap();
-    for (name, content) in [("c.toml", toml), ("c.json", json), ("c.yaml", yaml.clone()), ("c.yml", yaml)] {
+    for (name, content) in [
+        ("c.toml", toml),
+        ("c.json", json),
+        ("c.yaml", yaml.clone()),
+        ("c.yml", yaml),
+    ] {
         let config = CacheConfig::from_file(write(&dir, name, &content)).unwrap();
         assert_eq!(config, from_value, "{name}");
     }
     let cache = CacheManager::from_file(dir.path().join("c.toml")).unwrap();
     cache.put("k", "v", 10).await.unwrap();
-    assert_eq!(cache.get::<String>("k").await.unwrap().as_deref(), Some("v"));
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("v")
+    );
     assert!(cache_dir.exists(), "the default store is the file store");
 }
 
 #[tokio::test]
 async fn the_typed_builder_matches_the_dict_shape() {
     let built = CacheConfig::new()
-        .store("redis", StoreConfig::new("redis").with("host", "localhost").with("port", 6379).serializer("json"))
+        .store(
+            "redis",
+            StoreConfig::new("redis")
+                .with("host", "localhost")
+                .with("port", 6379)
+                .serializer("json"),
+        )
         .store("dict", StoreConfig::new("dict"))
         .default_store("redis")
         .serializer("pickle");
@@ -61,7 +75,8 @@ async fn the_typed_builder_matches_the_dict_shape() {
 
 #[test]
 fn the_only_store_is_the_default() {
-    let cache = CacheManager::from_value(json!({ "stores": { "only": { "driver": "dict" } } })).unwrap();
+    let cache =
+        CacheManager::from_value(json!({ "stores": { "only": { "driver": "dict" } } })).unwrap();
     assert_eq!(cache.default_store_name().unwrap(), "only");
 }
 
@@ -81,15 +96,18 @@ fn several_stores_without_a_default_is_a_config_error() {
 
 #[test]
 fn a_default_that_names_no_store_is_a_config_error() {
-    let err = CacheManager::from_value(json!({ "default": "nope", "stores": { "a": { "driver": "dict" } } }))
-        .unwrap_err();
+    let err = CacheManager::from_value(
+        json!({ "default": "nope", "stores": { "a": { "driver": "dict" } } }),
+    )
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     assert_eq!(err.field(), Some("default"));
 }
 
 #[test]
 fn an_unknown_store_is_an_unknown_store_error() {
-    let cache = CacheManager::from_value(json!({ "stores": { "a": { "driver": "dict" } } })).unwrap();
+    let cache =
+        CacheManager::from_value(json!({ "stores": { "a": { "driver": "dict" } } })).unwrap();
     let err = cache.store("b").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnknownStore);
     assert_eq!(err.store(), Some("b"));
@@ -97,7 +115,8 @@ fn an_unknown_store_is_an_unknown_store_error() {
 
 #[test]
 fn an_unknown_driver_names_the_store_and_field() {
-    let cache = CacheManager::from_value(json!({ "stores": { "m": { "driver": "mongo" } } })).unwrap();
+    let cache =
+        CacheManager::from_value(json!({ "stores": { "m": { "driver": "mongo" } } })).unwrap();
     let err = cache.store("m").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnknownDriver);
     assert_eq!(err.store(), Some("m"));
@@ -107,16 +126,20 @@ fn an_unknown_driver_names_the_store_and_field() {
 
 #[test]
 fn an_unknown_serializer_names_the_field_it_came_from() {
-    let global = CacheManager::from_value(json!({ "serializer": "yaml", "stores": { "a": { "driver": "dict" } } }))
-        .unwrap()
-        .store("a")
-        .unwrap_err();
+    let global = CacheManager::from_value(
+        json!({ "serializer": "yaml", "stores": { "a": { "driver": "dict" } } }),
+    )
+    .unwrap()
+    .store("a")
+    .unwrap_err();
     assert_eq!(global.kind(), ErrorKind::UnknownSerializer);
     assert_eq!(global.field(), Some("serializer"));
-    let own = CacheManager::from_value(json!({ "stores": { "a": { "driver": "dict", "serializer": "xml" } } }))
-        .unwrap()
-        .store("a")
-        .unwrap_err();
+    let own = CacheManager::from_value(
+        json!({ "stores": { "a": { "driver": "dict", "serializer": "xml" } } }),
+    )
+    .unwrap()
+    .store("a")
+    .unwrap_err();
     assert_eq!(own.kind(), ErrorKind::UnknownSerializer);
     assert_eq!(own.field(), Some("stores.a.serializer"));
     assert!(own.to_string().contains("xml"), "{own}");
@@ -147,7 +170,10 @@ fn malformed_configs_are_config_errors_naming_the_field() {
         (json!({ "stores": [] }), "stores"),
         (json!({ "stores": { "a": "dict" } }), "stores.a"),
         (json!({ "stores": { "a": {} } }), "stores.a.driver"),
-        (json!({ "stores": { "a": { "driver": 5 } } }), "stores.a.driver"),
+        (
+            json!({ "stores": { "a": { "driver": 5 } } }),
+            "stores.a.driver",
+        ),
         (json!({ "default": 1, "stores": {} }), "default"),
         (json!({ "stores": {}, "defualt": "a" }), "defualt"),
     ];
@@ -156,10 +182,12 @@ fn malformed_configs_are_config_errors_naming_the_field() {
         assert_eq!(err.kind(), ErrorKind::Config, "{config}");
         assert_eq!(err.field(), Some(field), "{config}: {err}");
     }
-    let max = CacheManager::from_value(json!({ "stores": { "a": { "driver": "dict", "max_entries": -1 } } }))
-        .unwrap()
-        .store("a")
-        .unwrap_err();
+    let max = CacheManager::from_value(
+        json!({ "stores": { "a": { "driver": "dict", "max_entries": -1 } } }),
+    )
+    .unwrap()
+    .store("a")
+    .unwrap_err();
     assert_eq!(max.field(), Some("stores.a.max_entries"));
 }
 
@@ -169,7 +197,11 @@ fn bad_config_files_are_config_errors() {
     let missing = CacheConfig::from_file(dir.path().join("nope.toml")).unwrap_err();
     assert_eq!(missing.kind(), ErrorKind::Config);
     assert!(missing.to_string().contains("nope.toml"), "{missing}");
-    for (name, content) in [("bad.toml", "stores = ["), ("bad.json", "{"), ("bad.yaml", "stores: [")] {
+    for (name, content) in [
+        ("bad.toml", "stores = ["),
+        ("bad.json", "{"),
+        ("bad.yaml", "stores: ["),
+    ] {
         let err = CacheConfig::from_file(write(&dir, name, content)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config, "{name}");
         assert!(err.to_string().contains(name), "{err}");
@@ -181,13 +213,18 @@ fn bad_config_files_are_config_errors() {
 #[test]
 fn stores_are_built_once_and_shared() {
     let built = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let cache = CacheManager::from_value(json!({ "stores": { "c": { "driver": "counted" } } })).unwrap();
+    let cache =
+        CacheManager::from_value(json!({ "stores": { "c": { "driver": "counted" } } })).unwrap();
     let counter = Arc::clone(&built);
     cache.extend("counted", move |_: &StoreConfig| {
         counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(cachy::stores::MemoryStore::new())
     });
-    assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 0, "built lazily");
+    assert_eq!(
+        built.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "built lazily"
+    );
     let threads: Vec<_> = (0..8)
         .map(|_| {
             let cache = cache.clone();
@@ -196,7 +233,11 @@ fn stores_are_built_once_and_shared() {
         .collect();
     let repos: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 1);
-    assert!(repos.windows(2).all(|w| Arc::ptr_eq(w[0].store(), w[1].store())));
+    assert!(
+        repos
+            .windows(2)
+            .all(|w| Arc::ptr_eq(w[0].store(), w[1].store()))
+    );
 }
 
 #[tokio::test]
@@ -208,23 +249,41 @@ async fn every_repository_method_works_on_the_manager() {
     .unwrap();
     cache.put("k", "v", 10).await.unwrap();
     assert!(cache.has("k").await.unwrap());
-    assert!(!cache.store("b").unwrap().has("k").await.unwrap(), "went to the default store");
+    assert!(
+        !cache.store("b").unwrap().has("k").await.unwrap(),
+        "went to the default store"
+    );
     assert_eq!(cache.get_or("x", 1).await.unwrap(), 1);
     assert_eq!(cache.get_or_else("x", || 2).await.unwrap(), 2);
-    assert_eq!(cache.get_or_else_async("x", || async { 3 }).await.unwrap(), 3);
+    assert_eq!(
+        cache.get_or_else_async("x", || async { 3 }).await.unwrap(),
+        3
+    );
     assert!(cache.add("a", &1, 10).await.unwrap());
     cache.forever("f", &1).await.unwrap();
     assert_eq!(cache.increment("n").await.unwrap(), 1);
     assert_eq!(cache.increment_by("n", 4).await.unwrap(), 5);
     assert_eq!(cache.decrement("n").await.unwrap(), 4);
     assert_eq!(cache.decrement_by("n", 4).await.unwrap(), 0);
-    let r: i32 = cache.remember("r", 10, || async { Ok::<_, cachy::Error>(9) }).await.unwrap();
+    let r: i32 = cache
+        .remember("r", 10, || async { Ok::<_, cachy::Error>(9) })
+        .await
+        .unwrap();
     assert_eq!(r, 9);
-    let rf: i32 = cache.remember_forever("rf", || async { Ok::<_, cachy::Error>(8) }).await.unwrap();
+    let rf: i32 = cache
+        .remember_forever("rf", || async { Ok::<_, cachy::Error>(8) })
+        .await
+        .unwrap();
     assert_eq!(rf, 8);
     cache.put_many(&[("m1", 1), ("m2", 2)], 10).await.unwrap();
-    assert_eq!(cache.many::<i32>(&["m1", "m2"]).await.unwrap(), [Some(1), Some(2)]);
-    assert_eq!(cache.pull::<String>("k").await.unwrap().as_deref(), Some("v"));
+    assert_eq!(
+        cache.many::<i32>(&["m1", "m2"]).await.unwrap(),
+        [Some(1), Some(2)]
+    );
+    assert_eq!(
+        cache.pull::<String>("k").await.unwrap().as_deref(),
+        Some("v")
+    );
     assert!(cache.forget("f").await.unwrap());
     assert_eq!(cache.default_cache_time().unwrap(), 60);
     cache.set_default_cache_time(5).unwrap();
@@ -268,11 +327,42 @@ async fn many_tasks_and_threads_share_one_manager_without_losing_updates() {
             winners += usize::from(task.await.unwrap());
         }
         let thread_winners = tokio::task::spawn_blocking(move || {
-            threads.into_iter().map(|t| usize::from(t.join().unwrap())).sum::<usize>()
+            threads
+                .into_iter()
+                .map(|t| usize::from(t.join().unwrap()))
+                .sum::<usize>()
         })
         .await
         .unwrap();
         assert_eq!(winners + thread_winners, 1, "{store}: one add winner");
-        assert_eq!(cache.store(store).unwrap().get::<i64>("hits").await.unwrap(), Some(150), "{store}");
+        assert_eq!(
+            cache
+                .store(store)
+                .unwrap()
+                .get::<i64>("hits")
+                .await
+                .unwrap(),
+            Some(150),
+            "{store}"
+        );
     }
+}
+
+#[tokio::test]
+async fn the_null_store_keeps_nothing() {
+    let cache =
+        CacheManager::from_value(json!({ "stores": { "off": { "driver": "null" } } })).unwrap();
+    cache.put("k", "v", 10).await.unwrap();
+    cache.forever("k", "v").await.unwrap();
+    assert_eq!(cache.get::<String>("k").await.unwrap(), None);
+    assert!(!cache.has("k").await.unwrap());
+    assert!(!cache.add("k", "v", 10).await.unwrap());
+    assert!(!cache.forget("k").await.unwrap());
+    assert_eq!(cache.increment_by("n", 3).await.unwrap(), 3);
+    let computed: u8 = cache
+        .remember("r", 10, || async { Ok::<_, cachy::Error>(1) })
+        .await
+        .unwrap();
+    assert_eq!(computed, 1);
+    cache.flush().await.unwrap();
 }

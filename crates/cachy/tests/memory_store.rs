@@ -28,7 +28,13 @@ async fn a_bounded_memory_store_evicts_beyond_max_entries() {
     // moka applies evictions in batches; a read drives its housekeeping.
     let mut stored = usize::MAX;
     for _ in 0..50 {
-        stored = repo.many::<i64>(&keys).await.unwrap().iter().flatten().count();
+        stored = repo
+            .many::<i64>(&keys)
+            .await
+            .unwrap()
+            .iter()
+            .flatten()
+            .count();
         if stored <= 10 {
             break;
         }

@@ -5,8 +5,7 @@ use cachy_testkit::Fixture;
 
 fn manager(serializer: &str) -> CacheManager {
     CacheManager::from_value(serde_json::json!({
-        "serializer": serializer,
-        "stores": { "dict": { "driver": "dict" } }
+        "stores": { "dict": { "driver": "dict", "serializer": serializer } }
     }))
     .unwrap()
 }
@@ -46,19 +45,31 @@ async fn stored_bytes(serializer: &str, value: &impl serde::Serialize) -> Vec<u8
 #[tokio::test]
 async fn integers_are_decimal_text_with_every_serializer() {
     for serializer in ["pickle", "json", "msgpack"] {
-        assert_eq!(stored_bytes(serializer, &-1234567890123i64).await, b"-1234567890123");
+        assert_eq!(
+            stored_bytes(serializer, &-1234567890123i64).await,
+            b"-1234567890123"
+        );
     }
 }
 
 #[tokio::test]
 async fn json_writes_what_python_json_dumps_reads() {
-    let point = Point { x: 1.5, label: "é".to_owned() };
-    assert_eq!(stored_bytes("json", &point).await, "{\"x\":1.5,\"label\":\"é\"}".as_bytes());
+    let point = Point {
+        x: 1.5,
+        label: "é".to_owned(),
+    };
+    assert_eq!(
+        stored_bytes("json", &point).await,
+        "{\"x\":1.5,\"label\":\"é\"}".as_bytes()
+    );
 }
 
 #[tokio::test]
 async fn msgpack_writes_maps_with_field_names_and_str_strings() {
-    let point = Point { x: 1.5, label: "a".to_owned() };
+    let point = Point {
+        x: 1.5,
+        label: "a".to_owned(),
+    };
     // msgpack.packb({'x': 1.5, 'label': 'a'}, use_bin_type=True)
     let expected = b"\x82\xa1x\xcb?\xf8\x00\x00\x00\x00\x00\x00\xa5label\xa1a";
     assert_eq!(stored_bytes("msgpack", &point).await, expected);
@@ -102,8 +113,11 @@ async fn a_pickled_python_class_instance_is_a_clear_error() {
 #[tokio::test]
 async fn a_registered_serializer_is_used_by_name() {
     struct Reversed;
-    impl cachy::serializer::Serializer for Reversed {
-        fn serialize(&self, value: &dyn cachy::serializer::erased_serde::Serialize) -> Result<Vec<u8>, cachy::BoxError> {
+    impl cachy::serializer::CustomSerializer for Reversed {
+        fn serialize(
+            &self,
+            value: &dyn cachy::serializer::erased_serde::Serialize,
+        ) -> Result<Vec<u8>, cachy::BoxError> {
             let mut bytes = serde_json::to_vec(value)?;
             bytes.reverse();
             Ok(bytes)
@@ -122,6 +136,54 @@ async fn a_registered_serializer_is_used_by_name() {
     let cache = manager("reversed");
     cache.register_serializer("reversed", Reversed);
     cache.put("k", "abc", 10).await.unwrap();
-    assert_eq!(cache.store(None).unwrap().store().get("k").await.unwrap().unwrap(), b"\"cba\"");
-    assert_eq!(cache.get::<String>("k").await.unwrap().as_deref(), Some("abc"));
+    assert_eq!(
+        cache
+            .store(None)
+            .unwrap()
+            .store()
+            .get("k")
+            .await
+            .unwrap()
+            .unwrap(),
+        b"\"cba\""
+    );
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("abc")
+    );
+}
+
+#[tokio::test]
+async fn a_process_local_store_uses_msgpack_unless_it_names_its_own_serializer() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = CacheManager::from_value(serde_json::json!({
+        "default": "dict",
+        "serializer": "json",
+        "stores": {
+            "dict": { "driver": "dict" },
+            "file": { "driver": "file", "path": dir.path() }
+        }
+    }))
+    .unwrap();
+    let point = Point {
+        x: 1.5,
+        label: "a".to_owned(),
+    };
+    cache.forever("p", &point).await.unwrap();
+    let raw = cache
+        .store("dict")
+        .unwrap()
+        .store()
+        .get("p")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(raw[0], 0x82, "a msgpack map of two fields");
+    let file = cache.store("file").unwrap();
+    file.forever("p", &point).await.unwrap();
+    assert_eq!(
+        file.store().get("p").await.unwrap().unwrap()[0],
+        b'{',
+        "json, the global serializer"
+    );
 }

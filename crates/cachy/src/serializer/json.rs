@@ -1,21 +1,15 @@
-use super::{Serializer, Visit};
+//! JSON: UTF-8 text, as Python's `json.dumps` writes it. Byte strings become arrays of numbers
+//! (JSON has no bytes type, so Python cachy cannot share them either).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use crate::error::BoxError;
 
-/// JSON, as Python's `json.dumps` writes it: UTF-8 text.
-///
-/// Structs become objects; byte strings become arrays of numbers unless marked with
-/// `serde_bytes` (JSON has no bytes type, so Python cachy cannot share them either).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Json;
+pub(super) fn serialize<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, BoxError> {
+    Ok(serde_json::to_vec(value)?)
+}
 
-impl Serializer for Json {
-    fn serialize(&self, value: &dyn erased_serde::Serialize) -> Result<Vec<u8>, BoxError> {
-        Ok(serde_json::to_vec(value)?)
-    }
-
-    fn deserialize(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), BoxError> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        visit(&mut <dyn erased_serde::Deserializer>::erase(&mut de))?;
-        Ok(de.end()?)
-    }
+pub(super) fn deserialize<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BoxError> {
+    Ok(serde_json::from_slice(bytes)?)
 }

@@ -1,5 +1,5 @@
 //! Serializers turn values into the bytes a store keeps: pickle (the default, as in Python
-//! cachy), json and msgpack, plus any registered with
+//! cachy), json and msgpack, plus any [`CustomSerializer`] registered with
 //! [`CacheManager::register_serializer`](crate::CacheManager::register_serializer).
 //!
 //! Integers never reach a serializer: they are stored as decimal text (see the crate docs).
@@ -8,33 +8,33 @@ mod json;
 mod msgpack;
 mod pickle;
 
-pub use json::Json;
-pub use msgpack::MsgPack;
-pub use pickle::Pickle;
+use std::sync::Arc;
 
-/// Re-exported: implementing [`Serializer`] takes its types, and this keeps versions in step.
+/// Re-exported: implementing [`CustomSerializer`] takes its types, and this keeps versions in
+/// step.
 pub use erased_serde;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::BoxError;
 
-/// The callback a [`Serializer`] hands its deserializer to.
-pub type Visit<'a> =
-    dyn for<'de> FnMut(&mut dyn erased_serde::Deserializer<'de>) -> Result<(), erased_serde::Error>
-        + 'a;
+/// The callback a [`CustomSerializer`] hands its deserializer to.
+pub type Visit<'a> = dyn for<'de> FnMut(&mut dyn erased_serde::Deserializer<'de>) -> Result<(), erased_serde::Error>
+    + 'a;
 
-/// A format for stored values, usable behind `Arc<dyn Serializer>`.
+/// A format of your own for stored values, usable by name in the configuration once
+/// registered.
 ///
-/// Implement it for a format of your own with `erased_serde`, as the built-in ones do:
+/// Values reach it type-erased through `erased_serde`:
 ///
 /// ```
-/// use cachy::serializer::{Serializer, Visit, erased_serde};
+/// use cachy::serializer::{CustomSerializer, Visit, erased_serde};
 /// use cachy::BoxError;
 ///
 /// /// JSON with a version byte in front.
 /// struct VersionedJson;
 ///
-/// impl Serializer for VersionedJson {
+/// impl CustomSerializer for VersionedJson {
 ///     fn serialize(&self, value: &dyn erased_serde::Serialize) -> Result<Vec<u8>, BoxError> {
 ///         let mut out = vec![1u8];
 ///         serde_json::to_writer(&mut out, value)?;
@@ -49,7 +49,7 @@ pub type Visit<'a> =
 ///     }
 /// }
 /// ```
-pub trait Serializer: Send + Sync + 'static {
+pub trait CustomSerializer: Send + Sync + 'static {
     /// Write `value` in this format.
     fn serialize(&self, value: &dyn erased_serde::Serialize) -> Result<Vec<u8>, BoxError>;
 
@@ -58,24 +58,95 @@ pub trait Serializer: Send + Sync + 'static {
     fn deserialize(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), BoxError>;
 }
 
-/// Deserialize `bytes` into a `T` through a type-erased serializer.
-pub(crate) fn decode_with<T: DeserializeOwned>(
-    serializer: &dyn Serializer,
-    bytes: &[u8],
-) -> Result<T, BoxError> {
-    let mut out = None;
-    serializer.deserialize(bytes, &mut |de| {
-        out = Some(erased_serde::deserialize::<T>(de)?);
-        Ok(())
-    })?;
-    out.ok_or_else(|| "the serializer did not produce a value".into())
+/// The serializer of a store: one of the built-in formats, or a custom one.
+///
+/// The built-in formats are called directly (no type erasure on the hot path); custom ones
+/// go through [`CustomSerializer`].
+#[derive(Clone)]
+pub struct Serializer {
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    Pickle,
+    Json,
+    MsgPack,
+    Custom(Arc<dyn CustomSerializer>),
+}
+
+impl std::fmt::Debug for Serializer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.kind {
+            Kind::Pickle => "Serializer(pickle)",
+            Kind::Json => "Serializer(json)",
+            Kind::MsgPack => "Serializer(msgpack)",
+            Kind::Custom(_) => "Serializer(custom)",
+        })
+    }
+}
+
+impl Serializer {
+    /// Python's pickle, the default (see the `pickle` module notes in the README): reads
+    /// protocols 0 to 5, writes protocol 3. Pickled Python class instances are an error, and
+    /// no code from a pickle is ever run.
+    pub fn pickle() -> Self {
+        Serializer { kind: Kind::Pickle }
+    }
+
+    /// JSON, as Python's `json.dumps` writes it.
+    pub fn json() -> Self {
+        Serializer { kind: Kind::Json }
+    }
+
+    /// MessagePack as Python's `msgpack.packb(data, use_bin_type=True)` writes it: structs as
+    /// maps with field names, strings as `str`, `serde_bytes` values as `bin`.
+    pub fn msgpack() -> Self {
+        Serializer {
+            kind: Kind::MsgPack,
+        }
+    }
+
+    /// A format of your own.
+    pub fn custom(format: impl CustomSerializer) -> Self {
+        Serializer {
+            kind: Kind::Custom(Arc::new(format)),
+        }
+    }
+
+    /// Write `value` in this format.
+    pub fn serialize<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, BoxError> {
+        match &self.kind {
+            Kind::Pickle => pickle::serialize(value),
+            Kind::Json => json::serialize(value),
+            Kind::MsgPack => msgpack::serialize(value),
+            Kind::Custom(format) => format.serialize(&value as &dyn erased_serde::Serialize),
+        }
+    }
+
+    /// Read `bytes` in this format as a `T`.
+    pub fn deserialize<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, BoxError> {
+        match &self.kind {
+            Kind::Pickle => pickle::deserialize(bytes),
+            Kind::Json => json::deserialize(bytes),
+            Kind::MsgPack => msgpack::deserialize(bytes),
+            Kind::Custom(format) => {
+                let mut out = None;
+                format.deserialize(bytes, &mut |de| {
+                    out = Some(erased_serde::deserialize::<T>(de)?);
+                    Ok(())
+                })?;
+                out.ok_or_else(|| "the custom serializer did not produce a value".into())
+            }
+        }
+    }
 }
 
 /// The serializers every manager knows by name.
-pub(crate) fn builtin() -> Vec<(&'static str, std::sync::Arc<dyn Serializer>)> {
-    vec![
-        ("pickle", std::sync::Arc::new(Pickle)),
-        ("json", std::sync::Arc::new(Json)),
-        ("msgpack", std::sync::Arc::new(MsgPack)),
+pub(crate) fn builtin() -> [(&'static str, Serializer); 3] {
+    [
+        ("pickle", Serializer::pickle()),
+        ("json", Serializer::json()),
+        ("msgpack", Serializer::msgpack()),
     ]
 }

@@ -148,7 +148,10 @@ enum Content {
     /// Unreadable header: truncated or not written by a cache.
     Corrupt,
     Expired,
-    Live { expiry: u64, value: Vec<u8> },
+    Live {
+        expiry: u64,
+        value: Vec<u8>,
+    },
 }
 
 impl Layout {
@@ -284,21 +287,19 @@ impl Store for FileStore {
     }
 
     async fn increment(&self, key: &str, by: i64) -> Result<i64> {
-        let outcome = self
-            .run(key, move |layout, path| {
-                let _lock = layout.lock()?;
-                let (expiry, current) = match layout.read(path)? {
-                    Content::Live { expiry, value } => (expiry, Some(value)),
-                    _ => (FOREVER, None),
-                };
-                let next = incremented(current.as_deref(), by);
-                if let Ok(next) = &next {
-                    layout.write(path, expiry, next.to_string().as_bytes())?;
-                }
-                Ok(next)
-            })
-            .await?;
-        outcome
+        self.run(key, move |layout, path| {
+            let _lock = layout.lock()?;
+            let (expiry, current) = match layout.read(path)? {
+                Content::Live { expiry, value } => (expiry, Some(value)),
+                _ => (FOREVER, None),
+            };
+            let next = incremented(current.as_deref(), by);
+            if let Ok(next) = &next {
+                layout.write(path, expiry, next.to_string().as_bytes())?;
+            }
+            Ok(next)
+        })
+        .await?
     }
 
     async fn forget(&self, key: &str) -> Result<bool> {
@@ -331,8 +332,11 @@ impl Store for FileStore {
         .await
         .map_err(|e| Error::backend("the file store's worker thread failed", e))?
         .map_err(|e| {
-            Error::new(ErrorKind::Backend, format!("cannot flush {}", self.inner.root.display()))
-                .with_source(e)
+            Error::new(
+                ErrorKind::Backend,
+                format!("cannot flush {}", self.inner.root.display()),
+            )
+            .with_source(e)
         })
     }
 }

@@ -36,7 +36,8 @@ impl Entry {
     }
 
     fn is_live(&self) -> bool {
-        self.deadline.is_none_or(|deadline| deadline > Instant::now())
+        self.deadline
+            .is_none_or(|deadline| deadline > Instant::now())
     }
 }
 
@@ -142,5 +143,9 @@ impl Store for MemoryStore {
     async fn flush(&self) -> Result<()> {
         self.cache.invalidate_all();
         Ok(())
+    }
+
+    fn is_process_local(&self) -> bool {
+        true
     }
 }
