@@ -5,18 +5,23 @@
 //! | `dict` (alias `memory`) | [`MemoryStore`] | `memory` |
 //! | `file` | [`FileStore`] | `file` |
 //! | `null` | [`NullStore`] | always |
+//! | `redis` | [`RedisStore`] (single node or cluster) | `redis` |
 
 #[cfg(feature = "file")]
 mod file;
 #[cfg(feature = "memory")]
 mod memory;
 mod null;
+#[cfg(feature = "redis")]
+mod redis;
 
 #[cfg(feature = "file")]
 pub use file::{FileStore, HashType};
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
 pub use null::NullStore;
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
 
 use std::sync::Arc;
 
@@ -38,5 +43,7 @@ pub(crate) fn builtin_drivers() -> Vec<(&'static str, DriverFactory)> {
         #[cfg(feature = "file")]
         ("file", factory(FileStore::from_config)),
         ("null", factory(NullStore::from_config)),
+        #[cfg(feature = "redis")]
+        ("redis", factory(RedisStore::from_config)),
     ]
 }

@@ -1,0 +1,279 @@
+//! Real servers for tests, started on free loopback ports with temporary data folders.
+//!
+//! A server binary that is missing is a test failure under `CI=true`, and a skip (with a
+//! message saying how to install it) otherwise. Every server runs under a small supervisor
+//! that kills it when the test process exits, so servers shared by a whole test binary (held
+//! in statics, never dropped) do not outlive it.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Whether this run is CI, where a missing server fails instead of skipping.
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The path of `binary` on `PATH`; `None` (with a note on stderr) when it is missing outside
+/// CI; a panic when it is missing under CI.
+pub fn require(binary: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(binary))
+            .find(|path| path.is_file())
+    });
+    if found.is_none() {
+        let message = format!(
+            "`{binary}` is not installed; ./scripts/test installs it (apt-get install {})",
+            debian_package(binary)
+        );
+        assert!(!is_ci(), "{message}");
+        eprintln!("skipping: {message}");
+    }
+    found
+}
+
+fn debian_package(binary: &str) -> &str {
+    match binary {
+        "redis-server" | "redis-cli" => "redis-server redis-tools",
+        other => other,
+    }
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("the OS gives out an ephemeral port")
+}
+
+/// A free port whose `port + 10000` is free too (Redis Cluster's bus port).
+pub fn free_port_with_bus() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && TcpListener::bind((Ipv4Addr::LOCALHOST, port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A server process, killed (with its whole process group) when dropped.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+}
+
+impl ServerProcess {
+    /// Start `program args...` under a supervisor that kills it once this test process is
+    /// gone.
+    pub fn spawn(program: &str, args: &[String]) -> Self {
+        let script = r#"parent=$1; shift; "$@" & server=$!
+while kill -0 "$parent" 2>/dev/null && kill -0 "$server" 2>/dev/null; do sleep 0.2; done
+kill -9 "$server" 2>/dev/null; wait "$server" 2>/dev/null"#;
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("supervisor")
+            .arg(std::process::id().to_string())
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        ServerProcess { child }
+    }
+
+    /// Kill the server at once (SIGKILL to its process group), as a crash would.
+    pub fn kill(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-9", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+use std::os::unix::process::CommandExt;
+
+/// Send `request` to `port` and return what comes back first, if anything.
+fn exchange(port: u16, request: &[u8]) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(
+        &(Ipv4Addr::LOCALHOST, port).into(),
+        Duration::from_millis(200),
+    )
+    .ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .ok()?;
+    stream.write_all(request).ok()?;
+    let mut buffer = [0u8; 4096];
+    let read = stream.read(&mut buffer).ok()?;
+    Some(String::from_utf8_lossy(&buffer[..read]).into_owned())
+}
+
+/// Poll until `ready` holds, or panic naming `what` after `limit`.
+pub fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            start.elapsed() < limit,
+            "{what} was not ready within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A `redis-server` on a free loopback port with a temporary folder and no persistence.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    dir: tempfile::TempDir,
+    extra: Vec<String>,
+    process: Option<ServerProcess>,
+}
+
+impl RedisServer {
+    /// Start a server; `None` if `redis-server` is missing outside CI.
+    pub fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Start a server with extra command-line options (e.g. `["--requirepass", "s3cret"]`).
+    pub fn start_with(extra: &[&str]) -> Option<Self> {
+        require("redis-server")?;
+        let mut server = RedisServer {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("a temporary folder"),
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            process: None,
+        };
+        server.restart();
+        Some(server)
+    }
+
+    fn args(&self) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            &self.dir.path().display().to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        args.extend(self.extra.iter().cloned());
+        args
+    }
+
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kill the server, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    /// Start the server again on the same port (after [`kill`](Self::kill)), and wait until
+    /// it answers.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.process = Some(ServerProcess::spawn("redis-server", &self.args()));
+        let port = self.port;
+        wait_for("redis-server", Duration::from_secs(10), || {
+            exchange(port, b"PING\r\n")
+                .is_some_and(|reply| reply.starts_with('+') || reply.starts_with("-NOAUTH"))
+        });
+    }
+}
+
+/// A 3-primary Redis Cluster on free loopback ports, created with `redis-cli --cluster create`.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Start and join three nodes; `None` if `redis-server` or `redis-cli` is missing outside
+    /// CI.
+    pub fn start() -> Option<Self> {
+        require("redis-server")?;
+        require("redis-cli")?;
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                let mut node = RedisServer {
+                    port: free_port_with_bus(),
+                    dir: tempfile::tempdir().expect("a temporary folder"),
+                    extra: [
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                    ]
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect(),
+                    process: None,
+                };
+                node.restart();
+                node
+            })
+            .collect();
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for node in &nodes {
+            create.arg(format!("127.0.0.1:{}", node.port));
+        }
+        let output = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        for node in &nodes {
+            let port = node.port;
+            wait_for("the Redis Cluster", Duration::from_secs(20), || {
+                exchange(port, b"CLUSTER INFO\r\n")
+                    .is_some_and(|info| info.contains("cluster_state:ok"))
+            });
+        }
+        Some(RedisCluster { nodes })
+    }
+
+    /// The node URLs, for the `cluster` config field.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+}

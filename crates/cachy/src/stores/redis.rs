@@ -1,0 +1,440 @@
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo, cmd};
+use tokio::sync::OnceCell;
+
+use crate::config::StoreConfig;
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::{Store, Ttl};
+
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Keys per `SCAN` page and per `UNLINK` when flushing a prefix.
+const FLUSH_BATCH: usize = 500;
+
+/// The Redis store (driver `redis`), on one node or a Redis Cluster.
+///
+/// Keys are `prefix + key`, values are the serializer's bytes (integers as decimal text), and
+/// items stored forever have no TTL: the layout of Python cachy's Redis store, so both read
+/// each other's values.
+///
+/// One multiplexed connection (redis-rs's `ConnectionManager`, or its async cluster client)
+/// is shared by every task: concurrent calls are pipelined on it, and it reconnects by itself
+/// after the server comes back. Every call is bounded by `connect_timeout + response_timeout`,
+/// so a server that is down gives a clear error, never a hang.
+///
+/// | operation | commands |
+/// |---|---|
+/// | `get`, `get_many` | `GET`, `MGET` (split per slot on a cluster) |
+/// | `put`, `put_many` | `SET .. EX`, one `MULTI` transaction for many (per key on a cluster) |
+/// | `add` | `SET .. NX EX`, atomic |
+/// | `increment` | `INCRBY`, atomic; keeps the TTL |
+/// | `forget` | `DEL` |
+/// | `flush` | with a `prefix`: `SCAN` + `UNLINK` of the prefix's keys only; without: `FLUSHDB` |
+///
+/// `flush` without a prefix empties the whole database (on a cluster, every primary), as
+/// Python cachy does: give each application its own `prefix` or `db` if they share a server.
+pub struct RedisStore {
+    target: Target,
+    prefix: String,
+    connection: OnceCell<Connection>,
+    call_timeout: Duration,
+}
+
+enum Target {
+    Single {
+        client: redis::Client,
+        config: ConnectionManagerConfig,
+    },
+    Cluster(ClusterClient),
+}
+
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("cluster", &matches!(self.target, Target::Cluster(_)))
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn seconds(config: &StoreConfig, field: &str, default: Duration) -> Result<Duration> {
+    match config.options().get(field) {
+        None | Some(serde_json::Value::Null) => Ok(default),
+        Some(serde_json::Value::Number(n)) => n
+            .as_f64()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| {
+                config.error(
+                    field,
+                    format!("`{field}` must be a positive number of seconds"),
+                )
+            }),
+        Some(other) => Err(config.error(
+            field,
+            format!("`{field}` must be a number of seconds, not {other}"),
+        )),
+    }
+}
+
+impl RedisStore {
+    /// Build from configuration (nothing is connected until the first call):
+    ///
+    /// - `url` (`redis://[user:password@]host:port/db`, `rediss://` for TLS when built with
+    ///   TLS support), or `host` (default `localhost`), `port` (6379) and `db` (0);
+    /// - `cluster`: a list of node URLs, for Redis Cluster;
+    /// - `username`, `password` (override those of the URL), `prefix` (default empty);
+    /// - `connect_timeout`, `response_timeout`: seconds (default 2 each).
+    pub fn from_config(config: &StoreConfig) -> Result<Self> {
+        let prefix = config.str("prefix")?.unwrap_or_default().to_owned();
+        let connect_timeout = seconds(config, "connect_timeout", DEFAULT_CONNECT_TIMEOUT)?;
+        let response_timeout = seconds(config, "response_timeout", DEFAULT_RESPONSE_TIMEOUT)?;
+        let username = config.str("username")?;
+        let password = config.str("password")?;
+        let with_credentials = |info: ConnectionInfo| {
+            let mut settings = info.redis_settings().clone();
+            if let Some(username) = username {
+                settings = settings.set_username(username);
+            }
+            if let Some(password) = password {
+                settings = settings.set_password(password);
+            }
+            info.set_redis_settings(settings)
+        };
+        let target = if let Some(nodes) = config.options().get("cluster") {
+            let urls = nodes
+                .as_array()
+                .filter(|urls| !urls.is_empty())
+                .and_then(|urls| urls.iter().map(|u| u.as_str()).collect::<Option<Vec<_>>>())
+                .ok_or_else(|| {
+                    config.error("cluster", "`cluster` must be a non-empty list of node URLs")
+                })?;
+            let infos = urls
+                .iter()
+                .map(|url| {
+                    url.into_connection_info()
+                        .map(with_credentials)
+                        .map_err(|e| {
+                            config.error("cluster", format!("{url:?} is not a Redis URL: {e}"))
+                        })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let client = ClusterClient::builder(infos)
+                .connection_timeout(connect_timeout)
+                .response_timeout(response_timeout)
+                .retries(2)
+                .build()
+                .map_err(|e| {
+                    config.error("cluster", format!("invalid cluster configuration: {e}"))
+                })?;
+            Target::Cluster(client)
+        } else {
+            let info = match config.str("url")? {
+                Some(url) => url
+                    .into_connection_info()
+                    .map_err(|e| config.error("url", format!("{url:?} is not a Redis URL: {e}")))?,
+                None => {
+                    let host = config.str("host")?.unwrap_or("localhost").to_owned();
+                    let port = match config.u64("port")?.unwrap_or(6379) {
+                        port @ 1..=65535 => port as u16,
+                        other => {
+                            return Err(
+                                config.error("port", format!("port {other} is out of range"))
+                            );
+                        }
+                    };
+                    ConnectionAddr::Tcp(host, port)
+                        .into_connection_info()
+                        .map_err(|e| config.error("host", e.to_string()))?
+                }
+            };
+            let info = match config.u64("db")? {
+                Some(db) => {
+                    let settings = info.redis_settings().clone().set_db(db as i64);
+                    info.set_redis_settings(settings)
+                }
+                None => info,
+            };
+            let client = redis::Client::open(with_credentials(info)).map_err(|e| {
+                config.error("url", format!("invalid Redis connection settings: {e}"))
+            })?;
+            let manager_config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(connect_timeout))
+                .set_response_timeout(Some(response_timeout))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_millis(500));
+            Target::Single {
+                client,
+                config: manager_config,
+            }
+        };
+        Ok(RedisStore {
+            target,
+            prefix,
+            connection: OnceCell::new(),
+            call_timeout: connect_timeout + response_timeout,
+        })
+    }
+
+    /// The prefix put in front of every key.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Whether this store talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    async fn connection(&self) -> Result<Connection> {
+        self.connection
+            .get_or_try_init(|| async {
+                match &self.target {
+                    Target::Single { client, config } => {
+                        ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                            .map(Connection::Single)
+                            .map_err(|e| redis_error("cannot set up the Redis connection", e))
+                    }
+                    Target::Cluster(client) => {
+                        bounded(self.call_timeout, client.get_async_connection())
+                            .await?
+                            .map(Connection::Cluster)
+                            .map_err(|e| redis_error("cannot connect to the Redis Cluster", e))
+                    }
+                }
+            })
+            .await
+            .cloned()
+    }
+
+    /// Run one command on the shared connection, bounded by the call timeout. Keys in `cmd`
+    /// are used as given: add [`prefix`](Self::prefix) yourself. This is the hook for features
+    /// above the store (tags keep their forever-key lists with it).
+    pub async fn query<T: FromRedisValue>(&self, command: &Cmd) -> Result<T> {
+        let connection = self.connection().await?;
+        let value = match connection {
+            Connection::Single(mut c) => {
+                bounded(self.call_timeout, command.query_async(&mut c)).await?
+            }
+            Connection::Cluster(mut c) => {
+                bounded(self.call_timeout, command.query_async(&mut c)).await?
+            }
+        };
+        value.map_err(|e| redis_error("the Redis command failed", e))
+    }
+
+    async fn query_pipeline<T: FromRedisValue>(&self, pipeline: &redis::Pipeline) -> Result<T> {
+        let connection = self.connection().await?;
+        let value = match connection {
+            Connection::Single(mut c) => {
+                bounded(self.call_timeout, pipeline.query_async(&mut c)).await?
+            }
+            Connection::Cluster(mut c) => {
+                bounded(self.call_timeout, pipeline.query_async(&mut c)).await?
+            }
+        };
+        value.map_err(|e| redis_error("the Redis transaction failed", e))
+    }
+
+    /// The primaries of the cluster, as `(host, port)`, from `CLUSTER NODES`.
+    async fn cluster_primaries(&self) -> Result<Vec<(String, u16)>> {
+        let nodes: String = self.query(cmd("CLUSTER").arg("NODES")).await?;
+        let primaries = nodes
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let flags = fields.get(2)?;
+                if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
+                    return None;
+                }
+                let address = fields.get(1)?.split('@').next()?;
+                let (host, port) = address.rsplit_once(':')?;
+                Some((host.to_owned(), port.parse().ok()?))
+            })
+            .collect();
+        Ok(primaries)
+    }
+
+    /// Delete every key under the prefix: on the one node, or on the cluster node `node`.
+    async fn unlink_prefix_on(
+        &self,
+        node: Option<(&mut ClusterConnection, &str, u16)>,
+    ) -> Result<()> {
+        let pattern = format!("{}*", glob_escape(&self.prefix));
+        let mut node = node;
+        let mut cursor = 0u64;
+        loop {
+            let mut scan = cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(FLUSH_BATCH);
+            let (next, keys): (u64, Vec<Vec<u8>>) = match node.as_mut() {
+                None => self.query(&scan).await?,
+                Some((connection, host, port)) => {
+                    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                        host: (*host).to_owned(),
+                        port: *port,
+                    });
+                    let value = bounded(self.call_timeout, connection.route_command(scan, routing))
+                        .await?
+                        .map_err(|e| redis_error("SCAN failed", e))?;
+                    FromRedisValue::from_redis_value(value)
+                        .map_err(|e| Error::backend("unexpected SCAN reply", e))?
+                }
+            };
+            if !keys.is_empty() {
+                let _: i64 = self.query(cmd("UNLINK").arg(&keys)).await?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// Await `work`, or fail with a clear error after `limit`.
+async fn bounded<T>(limit: Duration, work: impl Future<Output = T>) -> Result<T> {
+    tokio::time::timeout(limit, work).await.map_err(|_| {
+        Error::new(
+            ErrorKind::Backend,
+            format!("Redis did not answer within {limit:?} (is the server down or unreachable?)"),
+        )
+    })
+}
+
+fn redis_error(context: &str, e: redis::RedisError) -> Error {
+    let detail = if e.to_string().contains("WRONGPASS") || e.to_string().contains("NOAUTH") {
+        format!("{context}: authentication failed (check `username` and `password`)")
+    } else if e.is_connection_refusal() {
+        format!("{context}: connection refused (is the server running?)")
+    } else if e.is_timeout() {
+        format!("{context}: timed out")
+    } else {
+        context.to_owned()
+    };
+    Error::backend(detail, e)
+}
+
+/// Escape the glob metacharacters of a prefix for `SCAN MATCH`.
+fn glob_escape(prefix: &str) -> String {
+    let mut escaped = String::with_capacity(prefix.len());
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+fn set_command(key: String, value: &[u8], ttl: Ttl) -> Cmd {
+    let mut set = cmd("SET");
+    set.arg(key).arg(value);
+    if let Some(seconds) = ttl {
+        set.arg("EX").arg(seconds);
+    }
+    set
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.query(cmd("GET").arg(self.key(key))).await
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        self.query(cmd("MGET").arg(&keys)).await
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
+        self.query(&set_command(self.key(key), value, ttl)).await
+    }
+
+    async fn put_many(&self, items: &[(&str, Vec<u8>)], ttl: Ttl) -> Result<()> {
+        if self.is_cluster() {
+            // A cluster transaction cannot span slots: send each SET, pipelined on the
+            // multiplexed connection.
+            let sets = items.iter().map(|(key, value)| self.put(key, value, ttl));
+            futures_util::future::try_join_all(sets).await?;
+            return Ok(());
+        }
+        let mut transaction = redis::pipe();
+        transaction.atomic();
+        for (key, value) in items {
+            transaction
+                .add_command(set_command(self.key(key), value, ttl))
+                .ignore();
+        }
+        self.query_pipeline(&transaction).await
+    }
+
+    async fn add(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
+        let mut set = set_command(self.key(key), value, ttl);
+        set.arg("NX");
+        let reply: Option<String> = self.query(&set).await?;
+        Ok(reply.is_some())
+    }
+
+    async fn increment(&self, key: &str, by: i64) -> Result<i64> {
+        self.query(cmd("INCRBY").arg(self.key(key)).arg(by))
+            .await
+            .map_err(|e| {
+                let message = e.to_string();
+                if message.contains("not an integer") || message.contains("overflow") {
+                    Error::new(
+                        ErrorKind::NotAnInteger,
+                        "the stored value is not an integer, or the result overflows a 64-bit counter",
+                    )
+                    .with_source(e)
+                } else {
+                    e
+                }
+            })
+    }
+
+    async fn forget(&self, key: &str) -> Result<bool> {
+        let removed: i64 = self.query(cmd("DEL").arg(self.key(key))).await?;
+        Ok(removed > 0)
+    }
+
+    async fn flush(&self) -> Result<()> {
+        match (self.prefix.is_empty(), self.is_cluster()) {
+            (true, _) => self.query(&cmd("FLUSHDB")).await,
+            (false, false) => self.unlink_prefix_on(None).await,
+            (false, true) => {
+                let primaries = self.cluster_primaries().await?;
+                if let Connection::Cluster(mut connection) = self.connection().await? {
+                    for (host, port) in &primaries {
+                        self.unlink_prefix_on(Some((&mut connection, host, *port)))
+                            .await?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The behaviour suite on Redis (a single node and a 3-primary cluster, both started here),
+//! the key layout shared with Python cachy, flush scoping, faults and bad input.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use cachy::stores::RedisStore;
+use cachy::{CacheManager, ErrorKind, Store, StoreConfig};
+use cachy_testkit::Fixture;
+use cachy_testkit::servers::{RedisCluster, RedisServer, free_port};
+use serde_json::json;
+
+static SERVER: OnceLock<Option<RedisServer>> = OnceLock::new();
+static CLUSTER: OnceLock<Option<RedisCluster>> = OnceLock::new();
+
+/// A prefix no other test uses, so tests share one server and `flush` stays in its lane.
+fn unique_prefix() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("test{}:", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn server() -> Option<&'static RedisServer> {
+    SERVER.get_or_init(RedisServer::start).as_ref()
+}
+
+fn manager(store: serde_json::Value) -> CacheManager {
+    CacheManager::from_value(json!({ "stores": { "redis": store } })).unwrap()
+}
+
+async fn single_node() -> Option<Fixture> {
+    let server = server()?;
+    let cache =
+        manager(json!({ "driver": "redis", "url": server.url(), "prefix": unique_prefix() }));
+    Some(Fixture::new(cache.store("redis").unwrap(), ()))
+}
+
+cachy_testkit::behaviour_suite!(single_node);
+
+mod cluster {
+    use super::*;
+
+    async fn cluster() -> Option<Fixture> {
+        let cluster = CLUSTER.get_or_init(RedisCluster::start).as_ref()?;
+        let cache = manager(
+            json!({ "driver": "redis", "cluster": cluster.urls(), "prefix": unique_prefix() }),
+        );
+        Some(Fixture::new(cache.store("redis").unwrap(), ()))
+    }
+
+    cachy_testkit::behaviour_suite!(cluster);
+}
+
+fn raw_store(url: &str, prefix: &str) -> RedisStore {
+    RedisStore::from_config(
+        &StoreConfig::new("redis")
+            .with("url", url)
+            .with("prefix", prefix),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn keys_and_values_use_python_cachys_layout() {
+    let Some(server) = server() else { return };
+    let cache = manager(
+        json!({ "driver": "redis", "url": server.url(), "prefix": "app:", "serializer": "json" }),
+    );
+    cache
+        .put("user", &json!({"name": "Anne"}), 10)
+        .await
+        .unwrap();
+    cache.forever("count", &41).await.unwrap();
+    let raw = raw_store(&server.url(), "");
+    let value: Vec<u8> = raw.query(redis::cmd("GET").arg("app:user")).await.unwrap();
+    assert_eq!(value, br#"{"name":"Anne"}"#);
+    let ttl: i64 = raw.query(redis::cmd("TTL").arg("app:user")).await.unwrap();
+    assert!((599..=600).contains(&ttl), "{ttl}");
+    let forever_ttl: i64 = raw.query(redis::cmd("TTL").arg("app:count")).await.unwrap();
+    assert_eq!(forever_ttl, -1, "forever means no TTL");
+    let incremented: i64 = raw
+        .query(redis::cmd("INCRBY").arg("app:count").arg(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        incremented, 42,
+        "integers are decimal text the server increments"
+    );
+    assert_eq!(cache.get::<i64>("count").await.unwrap(), Some(42));
+}
+
+#[tokio::test]
+async fn flush_with_a_prefix_deletes_only_keys_under_it() {
+    let Some(server) = server() else { return };
+    let mine = manager(json!({ "driver": "redis", "url": server.url(), "prefix": "mine[*]:" }));
+    let theirs = manager(json!({ "driver": "redis", "url": server.url(), "prefix": "mine:" }));
+    for i in 0..1200 {
+        mine.put(&format!("k{i}"), &i, 10).await.unwrap();
+    }
+    theirs.put("k1", "kept", 10).await.unwrap();
+    let raw = raw_store(&server.url(), "");
+    let _: () = raw
+        .query(redis::cmd("SET").arg("unprefixed").arg("kept"))
+        .await
+        .unwrap();
+    mine.flush().await.unwrap();
+    assert!(!mine.has("k7").await.unwrap());
+    assert!(!mine.has("k1199").await.unwrap());
+    assert_eq!(
+        theirs.get::<String>("k1").await.unwrap().as_deref(),
+        Some("kept")
+    );
+    let other: Option<String> = raw
+        .query(redis::cmd("GET").arg("unprefixed"))
+        .await
+        .unwrap();
+    assert_eq!(other.as_deref(), Some("kept"));
+}
+
+#[tokio::test]
+async fn flush_without_a_prefix_empties_the_configured_db_only() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let db1 =
+        manager(json!({ "driver": "redis", "host": "127.0.0.1", "port": server.port(), "db": 1 }));
+    let db2 =
+        manager(json!({ "driver": "redis", "host": "127.0.0.1", "port": server.port(), "db": 2 }));
+    db1.put("k", "v", 10).await.unwrap();
+    db2.put("k", "v", 10).await.unwrap();
+    db1.flush().await.unwrap();
+    assert!(!db1.has("k").await.unwrap());
+    assert!(db2.has("k").await.unwrap());
+}
+
+#[tokio::test]
+async fn flush_with_a_prefix_on_a_cluster_reaches_every_primary() {
+    let Some(cluster) = CLUSTER.get_or_init(RedisCluster::start).as_ref() else {
+        return;
+    };
+    let mine =
+        manager(json!({ "driver": "redis", "cluster": cluster.urls(), "prefix": "flushme:" }));
+    let theirs =
+        manager(json!({ "driver": "redis", "cluster": cluster.urls(), "prefix": "keepme:" }));
+    let keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+    let items: Vec<(&str, usize)> = keys.iter().map(|k| k.as_str()).zip(0..).collect();
+    mine.put_many(&items, 10).await.unwrap();
+    theirs.put_many(&items, 10).await.unwrap();
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    assert_eq!(
+        mine.many::<usize>(&key_refs)
+            .await
+            .unwrap()
+            .iter()
+            .flatten()
+            .count(),
+        300
+    );
+    mine.flush().await.unwrap();
+    assert_eq!(
+        mine.many::<usize>(&key_refs)
+            .await
+            .unwrap()
+            .iter()
+            .flatten()
+            .count(),
+        0
+    );
+    assert_eq!(
+        theirs
+            .many::<usize>(&key_refs)
+            .await
+            .unwrap()
+            .iter()
+            .flatten()
+            .count(),
+        300
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_gives_bounded_errors_then_recovers_without_a_rebuild() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let cache = manager(json!({
+        "driver": "redis", "url": server.url(), "prefix": "fault:",
+        "connect_timeout": 0.5, "response_timeout": 0.5
+    }));
+    cache.put("before", "v", 10).await.unwrap();
+
+    let load = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0, 0);
+            let until = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < until {
+                match cache.increment("load").await {
+                    Ok(_) => ok += 1,
+                    Err(_) => failed += 1,
+                }
+            }
+            (ok, failed)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let err = cache.get::<String>("before").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+        assert_eq!(err.store(), Some("redis"));
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "a call while down took {:?}",
+            started.elapsed()
+        );
+    }
+    server.restart();
+    let (ok, failed) = load.await.unwrap();
+    assert!(
+        ok > 0 && failed > 0,
+        "load saw {ok} successes and {failed} failures"
+    );
+
+    let recovered = Instant::now();
+    loop {
+        match cache.put("after", "v", 10).await {
+            Ok(()) => break,
+            Err(e) => assert!(
+                recovered.elapsed() < Duration::from_secs(10),
+                "no recovery: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for i in 0..100 {
+        cache.put(&format!("k{i}"), &i, 10).await.unwrap();
+    }
+    for i in 0..100 {
+        assert_eq!(
+            cache.get::<i32>(&format!("k{i}")).await.unwrap(),
+            Some(i),
+            "written after the restart"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_a_clear_error() {
+    let Some(server) = RedisServer::start_with(&["--requirepass", "s3cret"]) else {
+        return;
+    };
+    let wrong = manager(json!({ "driver": "redis", "url": server.url(), "password": "nope" }));
+    let err = wrong.get::<String>("k").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Backend);
+    assert!(err.to_string().contains("authentication failed"), "{err}");
+    let right = manager(json!({ "driver": "redis", "url": server.url(), "password": "s3cret" }));
+    right.put("k", "v", 10).await.unwrap();
+    assert_eq!(
+        right.get::<String>("k").await.unwrap().as_deref(),
+        Some("v")
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_host_is_a_clear_error_within_the_timeout() {
+    let cache = manager(
+        json!({ "driver": "redis", "host": "127.0.0.1", "port": free_port(), "connect_timeout": 0.5 }),
+    );
+    let started = Instant::now();
+    let err = cache.put("k", "v", 10).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Backend);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(err.to_string().contains("redis"), "{err}");
+}
+
+#[test]
+fn malformed_settings_are_config_errors_naming_the_field() {
+    for (store, field) in [
+        (
+            json!({ "driver": "redis", "url": "http://nope" }),
+            "stores.redis.url",
+        ),
+        (
+            json!({ "driver": "redis", "url": "redis://[::1" }),
+            "stores.redis.url",
+        ),
+        (
+            json!({ "driver": "redis", "port": 70000 }),
+            "stores.redis.port",
+        ),
+        (
+            json!({ "driver": "redis", "cluster": [] }),
+            "stores.redis.cluster",
+        ),
+        (
+            json!({ "driver": "redis", "cluster": ["nope://x"] }),
+            "stores.redis.cluster",
+        ),
+        (
+            json!({ "driver": "redis", "connect_timeout": "soon" }),
+            "stores.redis.connect_timeout",
+        ),
+    ] {
+        let err = manager(store.clone()).store("redis").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{store}");
+        assert_eq!(err.field(), Some(field), "{store}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn get_many_is_one_round_trip_and_put_many_one_transaction() {
+    let Some(server) = server() else { return };
+    let store = raw_store(&server.url(), "batch:");
+    let items: Vec<(&str, Vec<u8>)> = vec![("a", b"1".to_vec()), ("b", b"2".to_vec())];
+    store.put_many(&items, Some(60)).await.unwrap();
+    let values = store.get_many(&["a", "missing", "b"]).await.unwrap();
+    assert_eq!(values, [Some(b"1".to_vec()), None, Some(b"2".to_vec())]);
+}
