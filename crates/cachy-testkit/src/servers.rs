@@ -68,21 +68,27 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Start `program args...` under a supervisor that kills it once this test process is
-    /// gone.
-    pub fn spawn(program: &str, args: &[String]) -> Self {
-        let script = r#"parent=$1; shift; "$@" & server=$!
+    /// gone and then removes `dir` (its data folder; servers kept in statics are never
+    /// dropped, so nothing else would). Its output goes to `dir/server.log`.
+    pub fn spawn(program: &str, args: &[String], dir: &std::path::Path) -> Self {
+        let log_path = dir.join("server.log");
+        let log = std::fs::File::create(&log_path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
+        let script = r#"parent=$1; dir=$2; shift 2; "$@" & server=$!
 while kill -0 "$parent" 2>/dev/null && kill -0 "$server" 2>/dev/null; do sleep 0.2; done
-kill -9 "$server" 2>/dev/null; wait "$server" 2>/dev/null"#;
+kill -9 "$server" 2>/dev/null; wait "$server" 2>/dev/null
+kill -0 "$parent" 2>/dev/null || rm -rf "$dir""#;
         let child = Command::new("sh")
             .arg("-c")
             .arg(script)
             .arg("supervisor")
             .arg(std::process::id().to_string())
+            .arg(dir)
             .arg(program)
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone().expect("a log file handle"))
+            .stderr(log)
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
@@ -136,12 +142,30 @@ pub fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// Wait up to 10 s for a server to be ready; on failure, panic with the tail of its log.
+fn wait_for_server(what: &str, log: &std::path::Path, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        if start.elapsed() > Duration::from_secs(10) {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "{what} was not ready within 10s; its log ends:\n{}",
+                tail.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
 /// A `redis-server` on a free loopback port with a temporary folder and no persistence.
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     extra: Vec<String>,
+    tls: bool,
     process: Option<ServerProcess>,
 }
 
@@ -158,10 +182,73 @@ impl RedisServer {
             port: free_port(),
             dir: tempfile::tempdir().expect("a temporary folder"),
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            tls: false,
             process: None,
         };
         server.restart();
         Some(server)
+    }
+
+    /// Start a server that only speaks TLS, with a certificate for `127.0.0.1` signed by a
+    /// fresh CA; [`ca_file`](Self::ca_file) is that CA. `None` if `redis-server` or `openssl`
+    /// is missing outside CI.
+    pub fn start_tls() -> Option<Self> {
+        require("redis-server")?;
+        require("openssl")?;
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let openssl = |args: &str| {
+            let status = Command::new("sh")
+                .arg("-c")
+                .arg(format!("openssl {args}"))
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl runs");
+            assert!(status.success(), "openssl {args} failed");
+        };
+        openssl(
+            "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=cachy-test-ca -keyout ca.key -out ca.crt",
+        );
+        openssl(
+            "req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server.key -out server.csr",
+        );
+        std::fs::write(dir.path().join("san.ext"), "subjectAltName=IP:127.0.0.1\n")
+            .expect("write san.ext");
+        openssl(
+            "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+             -extfile san.ext -out server.crt",
+        );
+        let port = free_port();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let extra = vec![
+            "--tls-port".to_owned(),
+            port.to_string(),
+            "--port".to_owned(),
+            "0".to_owned(),
+            "--tls-cert-file".to_owned(),
+            path("server.crt"),
+            "--tls-key-file".to_owned(),
+            path("server.key"),
+            "--tls-ca-cert-file".to_owned(),
+            path("ca.crt"),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ];
+        let mut server = RedisServer {
+            port,
+            dir,
+            extra,
+            tls: true,
+            process: None,
+        };
+        server.restart();
+        Some(server)
+    }
+
+    /// The CA that signed a TLS server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
     }
 
     fn args(&self) -> Vec<String> {
@@ -191,9 +278,10 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>` (`rediss://` for a TLS server).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Kill the server, as a crash would.
@@ -207,9 +295,17 @@ impl RedisServer {
     /// it answers.
     pub fn restart(&mut self) {
         self.kill();
-        self.process = Some(ServerProcess::spawn("redis-server", &self.args()));
-        let port = self.port;
-        wait_for("redis-server", Duration::from_secs(10), || {
+        let log = self.dir.path().join("server.log");
+        self.process = Some(ServerProcess::spawn(
+            "redis-server",
+            &self.args(),
+            self.dir.path(),
+        ));
+        let (port, tls) = (self.port, self.tls);
+        wait_for_server("redis-server", &log, || {
+            if tls {
+                return TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok();
+            }
             exchange(port, b"PING\r\n")
                 .is_some_and(|reply| reply.starts_with('+') || reply.starts_with("-NOAUTH"))
         });
@@ -242,6 +338,7 @@ impl RedisCluster {
                     .iter()
                     .map(|s| (*s).to_owned())
                     .collect(),
+                    tls: false,
                     process: None,
                 };
                 node.restart();

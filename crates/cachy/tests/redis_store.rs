@@ -318,3 +318,44 @@ async fn get_many_is_one_round_trip_and_put_many_one_transaction() {
     let values = store.get_many(&["a", "missing", "b"]).await.unwrap();
     assert_eq!(values, [Some(b"1".to_vec()), None, Some(b"2".to_vec())]);
 }
+
+#[cfg(feature = "redis-tls")]
+#[tokio::test]
+async fn a_tls_server_is_reached_with_rediss_and_a_ca_file() {
+    let Some(server) = RedisServer::start_tls() else {
+        return;
+    };
+    let cache = manager(json!({
+        "driver": "redis", "url": server.url(), "tls_ca_file": server.ca_file(), "prefix": "tls:"
+    }));
+    cache.put("k", "over TLS", 10).await.unwrap();
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("over TLS")
+    );
+    let untrusted =
+        manager(json!({ "driver": "redis", "url": server.url(), "connect_timeout": 1 }));
+    let err = untrusted.get::<String>("k").await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Backend,
+        "the system roots do not trust the test CA: {err}"
+    );
+    let missing = manager(
+        json!({ "driver": "redis", "url": server.url(), "tls_ca_file": "/nonexistent.pem" }),
+    );
+    assert_eq!(
+        missing.store("redis").unwrap_err().field(),
+        Some("stores.redis.tls_ca_file")
+    );
+}
+
+#[cfg(not(feature = "redis-tls"))]
+#[test]
+fn rediss_without_the_tls_feature_is_a_config_error() {
+    let err = manager(json!({ "driver": "redis", "url": "rediss://127.0.0.1:6380" }))
+        .store("redis")
+        .unwrap_err();
+    assert_eq!(err.field(), Some("stores.redis.url"));
+    assert!(err.to_string().contains("redis-tls"), "{err}");
+}

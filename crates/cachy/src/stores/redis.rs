@@ -3,7 +3,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo, cmd};
@@ -52,7 +51,7 @@ enum Target {
         client: redis::Client,
         config: ConnectionManagerConfig,
     },
-    Cluster(ClusterClient),
+    Cluster(redis::cluster::ClusterClient),
 }
 
 #[derive(Clone)]
@@ -97,7 +96,10 @@ impl RedisStore {
     ///   TLS support), or `host` (default `localhost`), `port` (6379) and `db` (0);
     /// - `cluster`: a list of node URLs, for Redis Cluster;
     /// - `username`, `password` (override those of the URL), `prefix` (default empty);
-    /// - `connect_timeout`, `response_timeout`: seconds (default 2 each).
+    /// - `connect_timeout`, `response_timeout`: seconds (default 2 each);
+    /// - with the `redis-tls` feature, for `rediss://` URLs: `tls_ca_file` (a PEM CA to trust
+    ///   instead of the system roots), `tls_cert_file` and `tls_key_file` (a client
+    ///   certificate, for servers that require one).
     pub fn from_config(config: &StoreConfig) -> Result<Self> {
         let prefix = config.str("prefix")?.unwrap_or_default().to_owned();
         let connect_timeout = seconds(config, "connect_timeout", DEFAULT_CONNECT_TIMEOUT)?;
@@ -124,15 +126,9 @@ impl RedisStore {
                 })?;
             let infos = urls
                 .iter()
-                .map(|url| {
-                    url.into_connection_info()
-                        .map(with_credentials)
-                        .map_err(|e| {
-                            config.error("cluster", format!("{url:?} is not a Redis URL: {e}"))
-                        })
-                })
+                .map(|url| parse_url(config, "cluster", url).map(with_credentials))
                 .collect::<Result<Vec<_>>>()?;
-            let client = ClusterClient::builder(infos)
+            let client = tls::cluster_builder(config, infos)?
                 .connection_timeout(connect_timeout)
                 .response_timeout(response_timeout)
                 .retries(2)
@@ -143,9 +139,7 @@ impl RedisStore {
             Target::Cluster(client)
         } else {
             let info = match config.str("url")? {
-                Some(url) => url
-                    .into_connection_info()
-                    .map_err(|e| config.error("url", format!("{url:?} is not a Redis URL: {e}")))?,
+                Some(url) => parse_url(config, "url", url)?,
                 None => {
                     let host = config.str("host")?.unwrap_or("localhost").to_owned();
                     let port = match config.u64("port")?.unwrap_or(6379) {
@@ -168,9 +162,7 @@ impl RedisStore {
                 }
                 None => info,
             };
-            let client = redis::Client::open(with_credentials(info)).map_err(|e| {
-                config.error("url", format!("invalid Redis connection settings: {e}"))
-            })?;
+            let client = tls::client(config, with_credentials(info))?;
             let manager_config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(connect_timeout))
                 .set_response_timeout(Some(response_timeout))
@@ -310,6 +302,107 @@ impl RedisStore {
             cursor = next;
         }
     }
+}
+
+/// TLS settings, with the `redis-tls` feature.
+#[cfg(feature = "redis-tls")]
+mod tls {
+    use redis::cluster::{ClusterClient, ClusterClientBuilder};
+    use redis::{ClientTlsConfig, ConnectionInfo, TlsCertificates};
+
+    use crate::config::StoreConfig;
+    use crate::error::Result;
+
+    fn read_pem(config: &StoreConfig, field: &str) -> Result<Option<Vec<u8>>> {
+        config
+            .str(field)?
+            .map(|path| {
+                std::fs::read(path)
+                    .map_err(|e| config.error(field, format!("cannot read {path}: {e}")))
+            })
+            .transpose()
+    }
+
+    pub(super) fn cluster_builder(
+        config: &StoreConfig,
+        nodes: Vec<ConnectionInfo>,
+    ) -> Result<ClusterClientBuilder> {
+        let builder = ClusterClient::builder(nodes);
+        Ok(match certificates(config)? {
+            Some(certificates) => builder.certs(certificates),
+            None => builder,
+        })
+    }
+
+    /// The certificates named by the config, if any.
+    fn certificates(config: &StoreConfig) -> Result<Option<TlsCertificates>> {
+        let root_cert = read_pem(config, "tls_ca_file")?;
+        let client_tls = match (
+            read_pem(config, "tls_cert_file")?,
+            read_pem(config, "tls_key_file")?,
+        ) {
+            (Some(client_cert), Some(client_key)) => Some(ClientTlsConfig {
+                client_cert,
+                client_key,
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(config.error("tls_key_file", "`tls_cert_file` needs `tls_key_file`"));
+            }
+            (None, Some(_)) => {
+                return Err(config.error("tls_cert_file", "`tls_key_file` needs `tls_cert_file`"));
+            }
+        };
+        Ok(
+            (root_cert.is_some() || client_tls.is_some()).then_some(TlsCertificates {
+                client_tls,
+                root_cert,
+            }),
+        )
+    }
+
+    pub(super) fn client(config: &StoreConfig, info: ConnectionInfo) -> Result<redis::Client> {
+        let client = match certificates(config)? {
+            Some(certificates) => redis::Client::build_with_tls(info, certificates),
+            None => redis::Client::open(info),
+        };
+        client.map_err(|e| config.error("url", format!("invalid Redis connection settings: {e}")))
+    }
+}
+
+/// Without the `redis-tls` feature there are no certificates to load (`parse_url` refuses
+/// `rediss://` with a message naming the feature).
+#[cfg(not(feature = "redis-tls"))]
+mod tls {
+    use redis::ConnectionInfo;
+    use redis::cluster::{ClusterClient, ClusterClientBuilder};
+
+    use crate::config::StoreConfig;
+    use crate::error::Result;
+
+    pub(super) fn cluster_builder(
+        _: &StoreConfig,
+        nodes: Vec<ConnectionInfo>,
+    ) -> Result<ClusterClientBuilder> {
+        Ok(ClusterClient::builder(nodes))
+    }
+
+    pub(super) fn client(config: &StoreConfig, info: ConnectionInfo) -> Result<redis::Client> {
+        redis::Client::open(info)
+            .map_err(|e| config.error("url", format!("invalid Redis connection settings: {e}")))
+    }
+}
+
+/// Parse a Redis URL from the config field `field`.
+fn parse_url(config: &StoreConfig, field: &str, url: &str) -> Result<ConnectionInfo> {
+    if url.starts_with("rediss://") && !cfg!(feature = "redis-tls") {
+        return Err(config.error(
+            field,
+            "`rediss://` (TLS) needs cachy's `redis-tls` cargo feature",
+        ));
+    }
+    url.into_connection_info()
+        .map_err(|e| config.error(field, format!("{url:?} is not a Redis URL: {e}")))
 }
 
 /// Await `work`, or fail with a clear error after `limit`.
