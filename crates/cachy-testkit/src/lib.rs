@@ -72,6 +72,8 @@ macro_rules! behaviour_suite {
             remember_computes_on_a_miss_and_caches,
             remember_does_not_cache_an_error,
             remember_forever_caches_without_expiry,
+            concurrent_remembers_compute_once,
+            concurrent_remembers_share_an_error_and_cache_nothing,
             many_returns_values_in_key_order,
             put_many_stores_every_item,
             flush_removes_every_item,

@@ -288,7 +288,7 @@ macro_rules! blocking_methods {
         ) -> Result<T, E>
         where
             T: Serialize + DeserializeOwned,
-            E: From<Error>,
+            E: From<Error> + std::fmt::Display,
             F: FnOnce() -> Result<T, E>,
         {
             let repository = $repository(self)?;
@@ -300,7 +300,7 @@ macro_rules! blocking_methods {
         pub fn remember_forever<T, E, F>(&self, key: &str, compute: F) -> Result<T, E>
         where
             T: Serialize + DeserializeOwned,
-            E: From<Error>,
+            E: From<Error> + std::fmt::Display,
             F: FnOnce() -> Result<T, E>,
         {
             let repository = $repository(self)?;

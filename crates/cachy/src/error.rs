@@ -37,6 +37,9 @@ pub enum ErrorKind {
     Backend,
     /// The blocking API was called from inside an async runtime, or its runtime is gone.
     Runtime,
+    /// `remember` waited for another caller computing the same key, and that computation
+    /// failed (the message is its error's).
+    Remember,
 }
 
 impl ErrorKind {
@@ -52,6 +55,7 @@ impl ErrorKind {
             ErrorKind::InvalidInput => "invalid input",
             ErrorKind::Backend => "backend error",
             ErrorKind::Runtime => "runtime error",
+            ErrorKind::Remember => "computation failed",
         }
     }
 }

@@ -50,6 +50,7 @@ mod codec;
 mod config;
 mod error;
 mod expiry;
+mod flight;
 mod manager;
 mod repository;
 pub mod serializer;

@@ -397,7 +397,7 @@ impl CacheManager {
     ) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
-        E: From<Error>,
+        E: From<Error> + std::fmt::Display,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
@@ -410,7 +410,7 @@ impl CacheManager {
     pub async fn remember_forever<T, E, F, Fut>(&self, key: &str, compute: F) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
-        E: From<Error>,
+        E: From<Error> + std::fmt::Display,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {

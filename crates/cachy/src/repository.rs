@@ -10,8 +10,42 @@ use serde::de::DeserializeOwned;
 use crate::codec::{decode, encode};
 use crate::error::{Error, Result};
 use crate::expiry::Expiry;
+use crate::flight::{self, Flights, Outcome, Role};
 use crate::serializer::Serializer;
 use crate::store::{Store, Ttl};
+
+/// What `remember_with` does when the cache itself fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CacheErrors {
+    /// Return the error (`remember`).
+    Return,
+    /// Compute as if uncached (`#[cached]`: memoization must not break the function).
+    Bypass,
+}
+
+/// Why `remember_with` did not return a value.
+pub(crate) enum Remembered<E> {
+    /// The cache failed.
+    Cache(Error),
+    /// This caller's computation failed.
+    Computed(E),
+    /// The computation failed in the caller that ran it; this is its message.
+    Elsewhere(Arc<str>),
+}
+
+impl<E: From<Error>> Remembered<E> {
+    pub(crate) fn into_error(self) -> E {
+        match self {
+            Remembered::Cache(e) => e.into(),
+            Remembered::Computed(e) => e,
+            Remembered::Elsewhere(message) => Error::new(
+                crate::ErrorKind::Remember,
+                format!("computing the value failed in the caller that ran it: {message}"),
+            )
+            .into(),
+        }
+    }
+}
 
 /// The default cache time, as in the seed: 60 minutes.
 pub const DEFAULT_CACHE_MINUTES: i64 = 60;
@@ -70,6 +104,7 @@ struct Inner {
     store: Arc<dyn Store>,
     serializer: Serializer,
     default_minutes: AtomicI64,
+    flights: Flights,
 }
 
 impl std::fmt::Debug for Repository {
@@ -90,6 +125,7 @@ impl Repository {
                 store,
                 serializer,
                 default_minutes: AtomicI64::new(DEFAULT_CACHE_MINUTES),
+                flights: Flights::default(),
             }),
         }
     }
@@ -283,8 +319,15 @@ impl Repository {
     /// The value under `key`; on a miss, run `compute`, store its `Ok` value until `expiry`,
     /// and return it. An `Err` from `compute` is returned and nothing is cached.
     ///
-    /// The error type is yours, as long as a cachy [`Error`] converts into it
-    /// (`cachy::Error` itself, `anyhow::Error`, or your own enum with a `From`).
+    /// Stampede-safe: while one caller in this process computes a missing key, the other
+    /// callers of `remember` on the same key (through any clone of this repository, from
+    /// tasks or from threads through the blocking API) wait and get its value; `compute` runs
+    /// once. If it fails, every waiter gets an [`ErrorKind::Remember`](crate::ErrorKind::Remember)
+    /// error carrying its message, and nothing is cached. Callers in other processes are not
+    /// coordinated.
+    ///
+    /// The error type is yours, as long as a cachy [`Error`] converts into it and it can be
+    /// displayed (`cachy::Error` itself, `anyhow::Error`, or your own enum with a `From`).
     pub async fn remember<T, E, F, Fut>(
         &self,
         key: &str,
@@ -293,32 +336,111 @@ impl Repository {
     ) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
-        E: From<Error>,
+        E: From<Error> + std::fmt::Display,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        if let Some(value) = self.get(key).await? {
-            return Ok(value);
-        }
-        let value = compute().await?;
-        self.put(key, &value, expiry).await?;
-        Ok(value)
+        self.remember_with(key, expiry.into().ttl(), CacheErrors::Return, compute)
+            .await
+            .map_err(Remembered::into_error)
     }
 
     /// Like [`remember`](Self::remember), storing the computed value forever.
     pub async fn remember_forever<T, E, F, Fut>(&self, key: &str, compute: F) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
-        E: From<Error>,
+        E: From<Error> + std::fmt::Display,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        if let Some(value) = self.get(key).await? {
+        self.remember_with(key, Some(None), CacheErrors::Return, compute)
+            .await
+            .map_err(Remembered::into_error)
+    }
+
+    /// The one implementation of `remember`, for the methods above and for `#[cached]`.
+    ///
+    /// `ttl` is `None` when the value must not be kept (a zero or past expiry). With
+    /// `CacheErrors::Bypass`, a failing cache is treated as a miss and a failing store is
+    /// ignored: the value is computed as if there were no cache.
+    pub(crate) async fn remember_with<T, E, F, Fut>(
+        &self,
+        key: &str,
+        ttl: Option<Ttl>,
+        cache_errors: CacheErrors,
+        compute: F,
+    ) -> Result<T, Remembered<E>>
+    where
+        T: Serialize + DeserializeOwned,
+        E: std::fmt::Display,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let bypass = cache_errors == CacheErrors::Bypass;
+        loop {
+            match self.get::<T>(key).await {
+                Ok(Some(value)) => return Ok(value),
+                Ok(None) => {}
+                Err(_) if bypass => {}
+                Err(e) => return Err(Remembered::Cache(e)),
+            }
+            let leader = match self.inner.flights.join(key) {
+                Role::Leader(leader) => leader,
+                Role::Waiter(slot) => match flight::wait(slot).await {
+                    Some(Outcome::Value(bytes)) => {
+                        return decode(&self.inner.serializer, &bytes)
+                            .map_err(|e| Remembered::Cache(self.context(key)(e)));
+                    }
+                    Some(Outcome::Failed(message)) => return Err(Remembered::Elsewhere(message)),
+                    None => continue,
+                },
+            };
+            // Another caller may have stored the value between our miss and our lead.
+            if let Ok(Some(value)) = self.get::<T>(key).await {
+                return Ok(value);
+            }
+            let value = match compute().await {
+                Ok(value) => value,
+                Err(e) => {
+                    leader.finish(Outcome::Failed(e.to_string().into()));
+                    return Err(Remembered::Computed(e));
+                }
+            };
+            let stored = self.store_encoded(key, &value, ttl).await;
+            match stored {
+                Ok(bytes) => leader.finish(Outcome::Value(bytes.into())),
+                Err(e) if !bypass => {
+                    leader.finish(Outcome::Failed(e.to_string().into()));
+                    return Err(Remembered::Cache(e));
+                }
+                Err(_) => {}
+            }
             return Ok(value);
         }
-        let value = compute().await?;
-        self.forever(key, &value).await?;
-        Ok(value)
+    }
+
+    /// Encode `value`, store it for `ttl` (or remove `key` when `ttl` is `None`), and return
+    /// the encoded bytes.
+    async fn store_encoded<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Ttl>,
+    ) -> Result<Vec<u8>> {
+        let context = self.context(key);
+        let bytes = encode(&self.inner.serializer, value).map_err(&context)?;
+        match ttl {
+            Some(ttl) => self
+                .inner
+                .store
+                .put(key, &bytes, ttl)
+                .await
+                .map_err(context)?,
+            None => {
+                self.forget(key).await?;
+            }
+        }
+        Ok(bytes)
     }
 
     /// The values under `keys`, in the same order, `None` for each miss. One round trip on

@@ -81,3 +81,26 @@ async fn calling_the_blocking_api_inside_a_runtime_is_an_error_not_a_panic() {
     assert!(err.to_string().contains("async API"), "{err}");
     drop(cache); // dropping inside a runtime is fine too
 }
+
+#[test]
+fn concurrent_blocking_remembers_compute_once_across_threads() {
+    let cache = cache();
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let cache = cache.clone();
+            let runs = runs.clone();
+            std::thread::spawn(move || {
+                cache.remember("slow", 10, || {
+                    runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    Ok::<_, cachy::Error>(42u32)
+                })
+            })
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().unwrap().unwrap(), 42);
+    }
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

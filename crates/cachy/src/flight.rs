@@ -1,0 +1,81 @@
+//! Single flight: while one caller computes the value of a missing key, the others in this
+//! process wait for its outcome instead of computing it again (no cache stampede).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::watch;
+
+/// What the computing caller hands to the waiting ones.
+#[derive(Clone)]
+pub(crate) enum Outcome {
+    /// The value, as stored (waiters decode it into their own copy).
+    Value(Arc<[u8]>),
+    /// The computation (or storing its value) failed with this message.
+    Failed(Arc<str>),
+}
+
+type Slot = watch::Receiver<Option<Outcome>>;
+
+/// The computations in progress, by key.
+#[derive(Default)]
+pub(crate) struct Flights {
+    in_progress: Mutex<HashMap<String, Slot>>,
+}
+
+/// Which part a caller plays for one key.
+pub(crate) enum Role<'a> {
+    /// This caller computes; it must [`finish`](Leader::finish) (dropping it lets waiters
+    /// retry, e.g. when the caller is cancelled).
+    Leader(Leader<'a>),
+    /// Another caller computes; await [`wait`].
+    Waiter(Slot),
+}
+
+pub(crate) struct Leader<'a> {
+    flights: &'a Flights,
+    key: String,
+    sender: watch::Sender<Option<Outcome>>,
+}
+
+impl Flights {
+    /// Lead the computation of `key`, or wait for the caller already leading it.
+    pub(crate) fn join(&self, key: &str) -> Role<'_> {
+        let mut in_progress = self
+            .in_progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = in_progress.get(key) {
+            return Role::Waiter(slot.clone());
+        }
+        let (sender, slot) = watch::channel(None);
+        in_progress.insert(key.to_owned(), slot);
+        Role::Leader(Leader {
+            flights: self,
+            key: key.to_owned(),
+            sender,
+        })
+    }
+}
+
+impl Leader<'_> {
+    /// Hand `outcome` to every waiter and end this flight.
+    pub(crate) fn finish(self, outcome: Outcome) {
+        self.sender.send_replace(Some(outcome));
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        self.flights
+            .in_progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
+/// The leader's outcome, or `None` if it went away without one (then try again).
+pub(crate) async fn wait(mut slot: Slot) -> Option<Outcome> {
+    slot.wait_for(Option::is_some).await.ok()?.clone()
+}
