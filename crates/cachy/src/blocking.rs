@@ -336,8 +336,37 @@ impl CacheManager {
     blocking_methods!(|manager: &Self| manager.inner.store(None));
 }
 
+/// The blocking face of [`crate::TaggedCache`].
+#[derive(Clone, Debug)]
+pub struct TaggedCache {
+    inner: crate::TaggedCache,
+    driver: Arc<Driver>,
+}
+
+impl TaggedCache {
+    blocking_methods!(|tagged: &Self| Ok::<_, Error>(tagged.inner.clone()));
+}
+
+impl CacheManager {
+    /// See [`crate::CacheManager::tags`].
+    pub fn tags(&self, names: impl crate::tags::TagNames) -> Result<TaggedCache> {
+        Ok(TaggedCache {
+            inner: self.inner.tags(names)?,
+            driver: Arc::clone(&self.driver),
+        })
+    }
+}
+
 impl Repository {
     blocking_methods!(|repository: &Self| Ok::<_, Error>(repository.inner.clone()));
+
+    /// See [`crate::Repository::tags`].
+    pub fn tags(&self, names: impl crate::tags::TagNames) -> TaggedCache {
+        TaggedCache {
+            inner: self.inner.tags(names),
+            driver: Arc::clone(&self.driver),
+        }
+    }
 
     /// The async repository underneath.
     pub fn as_async(&self) -> &crate::Repository {

@@ -56,13 +56,15 @@ mod repository;
 pub mod serializer;
 mod store;
 pub mod stores;
+pub mod tags;
 
 pub use config::{CacheConfig, StoreConfig};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use expiry::Expiry;
 pub use manager::{CacheManager, Created, DriverFactory};
 pub use repository::{DEFAULT_CACHE_MINUTES, Repository};
-pub use store::{Store, Ttl};
+pub use store::{ForeverTracker, Store, Ttl};
+pub use tags::{TagNames, TaggedCache};
 
 /// The attribute for implementing [`Store`], re-exported so its version always matches.
 pub use async_trait::async_trait;

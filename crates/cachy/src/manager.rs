@@ -297,6 +297,11 @@ impl CacheManager {
         self.store(None)
     }
 
+    /// [`Repository::tags`] on the default store.
+    pub fn tags(&self, names: impl crate::tags::TagNames) -> Result<crate::tags::TaggedCache> {
+        Ok(self.default_repository()?.tags(names))
+    }
+
     /// [`Repository::get`] on the default store.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.default_repository()?.get(key).await

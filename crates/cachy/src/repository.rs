@@ -160,6 +160,12 @@ impl Repository {
         move |e| e.with_store(&self.inner.name).with_key(key)
     }
 
+    /// The tagged cache over `names` (see [`crate::tags`]): one name, an array, a `Vec` or a
+    /// tuple of names.
+    pub fn tags(&self, names: impl crate::tags::TagNames) -> crate::tags::TaggedCache {
+        crate::tags::TaggedCache::new(self.clone(), names.into_names())
+    }
+
     /// The value under `key`, or `None` if there is none.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let context = self.context(key);

@@ -132,4 +132,23 @@ pub trait Store: Send + Sync + 'static {
     fn is_process_local(&self) -> bool {
         false
     }
+
+    /// The store's bookkeeping for items stored forever under tags, if it keeps any (Redis
+    /// does, in lists, as Python cachy does); `None` leaves such items to the store's own
+    /// eviction after their tags are flushed.
+    fn forever_tracker(&self) -> Option<&dyn ForeverTracker> {
+        None
+    }
+}
+
+/// Lists of the keys stored forever under each tag id, so that flushing the tags can delete
+/// them (see [`crate::tags`]).
+#[async_trait]
+pub trait ForeverTracker: Send + Sync {
+    /// Remember that `key` (a store key, without the store's own prefix) was stored forever
+    /// under each of `tag_ids`.
+    async fn track(&self, tag_ids: &[String], key: &str) -> Result<()>;
+
+    /// Delete every key listed under each of `tag_ids`, and the lists.
+    async fn delete_tracked(&self, tag_ids: &[String]) -> Result<()>;
 }

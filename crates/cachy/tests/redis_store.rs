@@ -359,3 +359,103 @@ fn rediss_without_the_tls_feature_is_a_config_error() {
     assert_eq!(err.field(), Some("stores.redis.url"));
     assert!(err.to_string().contains("redis-tls"), "{err}");
 }
+
+fn sha1_hex(text: &str) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(text))
+}
+
+#[tokio::test]
+async fn tags_use_python_cachys_layout_and_flush_deletes_forever_items() {
+    let Some(server) = server() else { return };
+    let cache = manager(json!({ "driver": "redis", "url": server.url(), "prefix": "tagged:" }));
+    let tagged = cache.tags(("people", "authors")).unwrap();
+    tagged.forever("Anne", "anne").await.unwrap();
+    tagged.put("John", "john", 10).await.unwrap();
+
+    let raw = raw_store(&server.url(), "");
+    let ids: Vec<String> = cache
+        .many(&["tag:people:key", "tag:authors:key"])
+        .await
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(
+        ids.len(),
+        2,
+        "tag ids stored through the serializer under tag:{{name}}:key"
+    );
+    assert!(
+        ids.iter()
+            .all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+    );
+    let item_key = format!("tagged:{}:Anne", sha1_hex(&ids.join("|")));
+    let exists: i64 = raw
+        .query(redis::cmd("EXISTS").arg(&item_key))
+        .await
+        .unwrap();
+    assert_eq!(exists, 1, "{item_key}");
+    for id in &ids {
+        let listed: Vec<String> = raw
+            .query(
+                redis::cmd("LRANGE")
+                    .arg(format!("tagged:{id}:forever"))
+                    .arg(0)
+                    .arg(-1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(listed, [item_key.clone()]);
+    }
+
+    cache.tags("authors").unwrap().flush().await.unwrap();
+    let exists: i64 = raw
+        .query(redis::cmd("EXISTS").arg(&item_key))
+        .await
+        .unwrap();
+    assert_eq!(exists, 0, "the forever item is deleted, not just orphaned");
+    let list_exists: i64 = raw
+        .query(redis::cmd("EXISTS").arg(format!("tagged:{}:forever", ids[1])))
+        .await
+        .unwrap();
+    assert_eq!(list_exists, 0);
+}
+
+#[tokio::test]
+async fn a_tagged_get_takes_two_round_trips_whatever_the_number_of_tags() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cache = manager(json!({ "driver": "redis", "url": server.url() }));
+    let tags = ["a", "b", "c", "d", "e"];
+    cache.tags(tags).unwrap().put("k", "v", 10).await.unwrap();
+    let raw = raw_store(&server.url(), "");
+    let () = raw
+        .query(redis::cmd("CONFIG").arg("RESETSTAT"))
+        .await
+        .unwrap();
+    assert_eq!(
+        cache
+            .tags(tags)
+            .unwrap()
+            .get::<String>("k")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("v")
+    );
+    let stats: String = raw
+        .query(redis::cmd("INFO").arg("commandstats"))
+        .await
+        .unwrap();
+    let calls = |command: &str| {
+        stats
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{command}:")))
+            .and_then(|l| l.split("calls=").nth(1))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse::<u32>().unwrap())
+    };
+    assert_eq!((calls("mget"), calls("get")), (1, 1), "{stats}");
+}

@@ -10,7 +10,7 @@ use tokio::sync::OnceCell;
 
 use crate::config::StoreConfig;
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::{Store, Ttl};
+use crate::store::{ForeverTracker, Store, Ttl};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -393,6 +393,37 @@ mod tls {
     }
 }
 
+/// Python cachy's lists: `{prefix}{tag id}:forever` holds the full keys (with the prefix)
+/// of the items stored forever under that tag id.
+#[async_trait]
+impl ForeverTracker for RedisStore {
+    async fn track(&self, tag_ids: &[String], key: &str) -> Result<()> {
+        let full_key = self.key(key);
+        for id in tag_ids {
+            let _: i64 = self
+                .query(
+                    cmd("LPUSH")
+                        .arg(self.key(&format!("{id}:forever")))
+                        .arg(&full_key),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_tracked(&self, tag_ids: &[String]) -> Result<()> {
+        for id in tag_ids {
+            let list = self.key(&format!("{id}:forever"));
+            let keys: Vec<Vec<u8>> = self.query(cmd("LRANGE").arg(&list).arg(0).arg(-1)).await?;
+            for batch in keys.chunks(FLUSH_BATCH) {
+                let _: i64 = self.query(cmd("DEL").arg(batch)).await?;
+            }
+            let _: i64 = self.query(cmd("DEL").arg(&list)).await?;
+        }
+        Ok(())
+    }
+}
+
 /// Parse a Redis URL from the config field `field`.
 fn parse_url(config: &StoreConfig, field: &str, url: &str) -> Result<ConnectionInfo> {
     if url.starts_with("rediss://") && !cfg!(feature = "redis-tls") {
@@ -512,6 +543,10 @@ impl Store for RedisStore {
     async fn forget(&self, key: &str) -> Result<bool> {
         let removed: i64 = self.query(cmd("DEL").arg(self.key(key))).await?;
         Ok(removed > 0)
+    }
+
+    fn forever_tracker(&self) -> Option<&dyn ForeverTracker> {
+        Some(self)
     }
 
     async fn flush(&self) -> Result<()> {
