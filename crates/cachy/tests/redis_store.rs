@@ -406,7 +406,7 @@ async fn tags_use_python_cachys_layout_and_flush_deletes_forever_items() {
             )
             .await
             .unwrap();
-        assert_eq!(listed, [item_key.clone()]);
+        assert_eq!(listed, std::slice::from_ref(&item_key));
     }
 
     cache.tags("authors").unwrap().flush().await.unwrap();
