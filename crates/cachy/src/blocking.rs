@@ -32,8 +32,9 @@
 //! ```
 
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -44,19 +45,19 @@ use crate::expiry::Expiry;
 use crate::manager::Created;
 use crate::serializer::CustomSerializer;
 
+/// The runtime the blocking API drives the async core on.
 #[derive(Debug)]
-struct Driver {
-    /// Always `Some` until dropped.
-    runtime: Option<tokio::runtime::Runtime>,
+pub(crate) struct Driver {
+    runtime: ManuallyDrop<tokio::runtime::Runtime>,
 }
 
 impl Drop for Driver {
     /// Shut down without waiting, so the last clone may be dropped anywhere, even inside an
     /// async runtime (a plain `Runtime` drop panics there).
     fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        // SAFETY: `runtime` is never used again: this is the end of `drop`.
+        let runtime = unsafe { ManuallyDrop::take(&mut self.runtime) };
+        runtime.shutdown_background();
     }
 }
 
@@ -75,7 +76,7 @@ impl Driver {
                 .with_source(e)
             })?;
         Ok(Arc::new(Driver {
-            runtime: Some(runtime),
+            runtime: ManuallyDrop::new(runtime),
         }))
     }
 
@@ -91,15 +92,20 @@ impl Driver {
             )
             .into());
         }
-        match &self.runtime {
-            Some(runtime) => runtime.block_on(work),
-            None => Err(Error::new(
-                ErrorKind::Runtime,
-                "the blocking API's runtime is shut down",
-            )
-            .into()),
-        }
+        self.run(work)
     }
+
+    /// Drive `work` to completion; the caller has checked it is not inside a runtime.
+    pub(crate) fn run<T>(&self, work: impl Future<Output = T>) -> T {
+        self.runtime.block_on(work)
+    }
+}
+
+/// One runtime for the blocking calls of `#[cached]` functions, started on first use;
+/// `None` if it cannot be started.
+pub(crate) fn shared_driver() -> Option<&'static Driver> {
+    static SHARED: OnceLock<Option<Arc<Driver>>> = OnceLock::new();
+    SHARED.get_or_init(|| Driver::new().ok()).as_deref()
 }
 
 /// The blocking face of [`crate::CacheManager`]: the same methods, without `.await`.

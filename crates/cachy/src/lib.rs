@@ -52,6 +52,7 @@ mod error;
 mod expiry;
 mod flight;
 mod manager;
+pub mod memoize;
 mod repository;
 pub mod serializer;
 mod store;
@@ -62,6 +63,54 @@ pub use config::{CacheConfig, StoreConfig};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use expiry::Expiry;
 pub use manager::{CacheManager, Created, DriverFactory};
+pub use memoize::{Memoizer, global, set_global};
+
+/// Memoize a function's results in a cache store: the seed's decorator, done right.
+///
+/// ```
+/// use cachy::{CacheManager, cached};
+///
+/// #[cached]                                         // default store, 60 minutes
+/// async fn user_count(team: u32) -> u64 { 42 + u64::from(team) }
+///
+/// #[cached(store = "dict", key = "users", minutes = 30)]
+/// async fn users(team: u32, active: bool) -> Result<Vec<String>, cachy::Error> {
+///     Ok(vec![format!("member of {team}")])           // only Ok values are cached
+/// }
+///
+/// #[cached(minutes = 5)]
+/// fn square(x: i64) -> i64 { x * x }                 // sync functions too
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> cachy::Result<()> {
+/// cachy::set_global(CacheManager::from_value(serde_json::json!({
+///     "stores": { "dict": { "driver": "dict" } }
+/// }))?)?;
+/// assert_eq!(user_count(1).await, 43);
+/// assert_eq!(users(1, true).await?, ["member of 1"]);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Options, all optional: `store = "name"` (default: the default store), `key = "prefix"`
+/// (only a prefix, as in the seed: the key always depends on the arguments), `minutes = N`
+/// (default: the store's default cache time, 60), `manager = expr` (an expression giving a
+/// `CacheManager` or a reference to one; default: the one installed with [`set_global`]),
+/// and `include_self` (methods leave `self` out of the key unless this is given; `self` must
+/// then be `Serialize`).
+///
+/// The key is made from the function's full path and **all** its arguments, serialized as
+/// JSON (arguments must be `Serialize`; the return type `Serialize + DeserializeOwned`).
+/// Python cachy's decorator drops the first positional argument, so its `f(3)` returns the
+/// cached `f(2)`; here different arguments always give different keys.
+///
+/// A function returning `Result<T, E>` caches only `Ok` values (`E: From<cachy::Error> +
+/// Display`). Concurrent calls with the same arguments in one process run the body once
+/// (see [`Repository::remember`]). If the cache fails or no manager is installed, the
+/// function runs uncached: memoization never breaks it. A sync function called from inside
+/// an async runtime runs uncached too (it cannot block the executor).
+#[cfg(feature = "macros")]
+pub use cachy_macros::cached;
 pub use repository::{DEFAULT_CACHE_MINUTES, Repository};
 pub use store::{ForeverTracker, Store, Ttl};
 pub use tags::{TagNames, TaggedCache};

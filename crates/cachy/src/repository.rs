@@ -23,26 +23,33 @@ pub(crate) enum CacheErrors {
     Bypass,
 }
 
-/// Why `remember_with` did not return a value.
-pub(crate) enum Remembered<E> {
-    /// The cache failed.
-    Cache(Error),
+/// Why `remember_with` did not return a value. Where `compute` did not run, it is handed
+/// back, so a caller that bypasses the cache can still run it.
+pub(crate) enum Remembered<T, E, F> {
+    /// The cache failed before `compute` ran.
+    Cache(Error, F),
+    /// Storing the computed value failed (the value is here).
+    Store(Error, T),
     /// This caller's computation failed.
     Computed(E),
     /// The computation failed in the caller that ran it; this is its message.
-    Elsewhere(Arc<str>),
+    Elsewhere(Arc<str>, F),
 }
 
-impl<E: From<Error>> Remembered<E> {
+/// The error a waiter gets when the computation it waited for failed elsewhere.
+pub(crate) fn failed_elsewhere(message: &str) -> Error {
+    Error::new(
+        crate::ErrorKind::Remember,
+        format!("computing the value failed in the caller that ran it: {message}"),
+    )
+}
+
+impl<T, E: From<Error>, F> Remembered<T, E, F> {
     pub(crate) fn into_error(self) -> E {
         match self {
-            Remembered::Cache(e) => e.into(),
+            Remembered::Cache(e, _) | Remembered::Store(e, _) => e.into(),
             Remembered::Computed(e) => e,
-            Remembered::Elsewhere(message) => Error::new(
-                crate::ErrorKind::Remember,
-                format!("computing the value failed in the caller that ran it: {message}"),
-            )
-            .into(),
+            Remembered::Elsewhere(message, _) => failed_elsewhere(&message).into(),
         }
     }
 }
@@ -375,7 +382,7 @@ impl Repository {
         ttl: Option<Ttl>,
         cache_errors: CacheErrors,
         compute: F,
-    ) -> Result<T, Remembered<E>>
+    ) -> Result<T, Remembered<T, E, F>>
     where
         T: Serialize + DeserializeOwned,
         E: std::fmt::Display,
@@ -388,16 +395,19 @@ impl Repository {
                 Ok(Some(value)) => return Ok(value),
                 Ok(None) => {}
                 Err(_) if bypass => {}
-                Err(e) => return Err(Remembered::Cache(e)),
+                Err(e) => return Err(Remembered::Cache(e, compute)),
             }
             let leader = match self.inner.flights.join(key) {
                 Role::Leader(leader) => leader,
                 Role::Waiter(slot) => match flight::wait(slot).await {
-                    Some(Outcome::Value(bytes)) => {
-                        return decode(&self.inner.serializer, &bytes)
-                            .map_err(|e| Remembered::Cache(self.context(key)(e)));
+                    Some(Outcome::Value(bytes)) => match decode(&self.inner.serializer, &bytes) {
+                        Ok(value) => return Ok(value),
+                        Err(_) if bypass => continue,
+                        Err(e) => return Err(Remembered::Cache(self.context(key)(e), compute)),
+                    },
+                    Some(Outcome::Failed(message)) => {
+                        return Err(Remembered::Elsewhere(message, compute));
                     }
-                    Some(Outcome::Failed(message)) => return Err(Remembered::Elsewhere(message)),
                     None => continue,
                 },
             };
@@ -417,7 +427,7 @@ impl Repository {
                 Ok(bytes) => leader.finish(Outcome::Value(bytes.into())),
                 Err(e) if !bypass => {
                     leader.finish(Outcome::Failed(e.to_string().into()));
-                    return Err(Remembered::Cache(e));
+                    return Err(Remembered::Store(e, value));
                 }
                 Err(_) => {}
             }

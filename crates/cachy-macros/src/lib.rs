@@ -1,0 +1,177 @@
+//! `#[cachy::cached]`: memoize a function's results in a cache store. See the `cachy` crate's
+//! docs of [`cached`] for the options.
+
+use proc_macro::TokenStream;
+use proc_macro2::TokenStream as Tokens;
+use quote::{quote, quote_spanned};
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, FnArg, ItemFn, Lit, Meta, Pat, ReturnType, Token, Type};
+
+/// Options of `#[cached(...)]`.
+#[derive(Default)]
+struct Options {
+    store: Option<String>,
+    key: Option<String>,
+    minutes: Option<Expr>,
+    manager: Option<Expr>,
+    include_self: bool,
+}
+
+impl Parse for Options {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut options = Options::default();
+        for meta in Punctuated::<Meta, Token![,]>::parse_terminated(input)? {
+            match &meta {
+                Meta::Path(path) if path.is_ident("include_self") => options.include_self = true,
+                Meta::NameValue(pair) => {
+                    let name = pair
+                        .path
+                        .get_ident()
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
+                    let string = || match &pair.value {
+                        Expr::Lit(lit) => match &lit.lit {
+                            Lit::Str(s) => Ok(s.value()),
+                            _ => Err(syn::Error::new(
+                                pair.value.span(),
+                                format!("`{name}` takes a string"),
+                            )),
+                        },
+                        _ => Err(syn::Error::new(
+                            pair.value.span(),
+                            format!("`{name}` takes a string"),
+                        )),
+                    };
+                    match name.as_str() {
+                        "store" => options.store = Some(string()?),
+                        "key" => options.key = Some(string()?),
+                        "minutes" => options.minutes = Some(pair.value.clone()),
+                        "manager" => options.manager = Some(pair.value.clone()),
+                        _ => return Err(unknown(&meta)),
+                    }
+                }
+                _ => return Err(unknown(&meta)),
+            }
+        }
+        Ok(options)
+    }
+}
+
+fn unknown(meta: &Meta) -> syn::Error {
+    syn::Error::new(
+        meta.span(),
+        "expected `store = \"name\"`, `key = \"prefix\"`, `minutes = N`, `manager = expr` or `include_self`",
+    )
+}
+
+/// Whether the function returns a `Result` (only `Ok` values are then cached).
+fn returns_result(output: &ReturnType) -> bool {
+    match output {
+        ReturnType::Type(_, ty) => match &**ty {
+            Type::Path(path) => path
+                .path
+                .segments
+                .last()
+                .is_some_and(|s| s.ident == "Result"),
+            _ => false,
+        },
+        ReturnType::Default => false,
+    }
+}
+
+/// Memoize the function's results; see `cachy::cached` for the documentation.
+#[proc_macro_attribute]
+pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let options = syn::parse_macro_input!(attr as Options);
+    let function = syn::parse_macro_input!(item as ItemFn);
+    expand(options, function)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+fn expand(options: Options, function: ItemFn) -> syn::Result<Tokens> {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = function;
+    let mut key_args: Vec<Tokens> = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => {
+                if options.include_self {
+                    key_args.push(quote_spanned!(receiver.span()=> &self));
+                }
+            }
+            FnArg::Typed(typed) => match &*typed.pat {
+                Pat::Ident(ident) => {
+                    let name = &ident.ident;
+                    key_args.push(quote!(&#name));
+                }
+                other => {
+                    return Err(syn::Error::new(
+                        other.span(),
+                        "#[cached] needs named arguments (`name: Type`): they form the cache key",
+                    ));
+                }
+            },
+        }
+    }
+    let name = sig.ident.to_string();
+    let prefix = match &options.key {
+        Some(key) => quote!(#key),
+        None => quote!(::core::concat!(::core::module_path!(), "::", #name)),
+    };
+    let manager = match &options.manager {
+        Some(manager) => quote!(::core::option::Option::Some(&*&(#manager))),
+        None => quote!(::core::option::Option::None),
+    };
+    let store = match &options.store {
+        Some(store) => quote!(::core::option::Option::Some(#store)),
+        None => quote!(::core::option::Option::None),
+    };
+    let minutes = options
+        .minutes
+        .as_ref()
+        .map(|minutes| quote!(.minutes(#minutes)));
+    let output = &sig.output;
+    let result = returns_result(output);
+    let body = if sig.asyncness.is_some() {
+        let call = if result {
+            quote!(call_result)
+        } else {
+            quote!(call)
+        };
+        quote! {
+            __cachy_memoizer
+                .#call(__cachy_key, move || async move #block)
+                .await
+        }
+    } else {
+        let call = if result {
+            quote!(call_result_blocking)
+        } else {
+            quote!(call_blocking)
+        };
+        let ret = match output {
+            ReturnType::Type(_, ty) => quote!(#ty),
+            ReturnType::Default => quote!(()),
+        };
+        quote! {
+            __cachy_memoizer.#call(__cachy_key, move || -> #ret #block)
+        }
+    };
+    // The path in the key keeps functions that share a `key` prefix apart.
+    let path = quote!(::core::concat!(::core::module_path!(), "::", #name));
+    Ok(quote! {
+        #(#attrs)*
+        #vis #sig {
+            let __cachy_memoizer = ::cachy::Memoizer::resolve(#manager, #store, #prefix) #minutes;
+            let __cachy_key = __cachy_memoizer.key(&(#path, #(#key_args,)*));
+            #body
+        }
+    })
+}

@@ -1,0 +1,219 @@
+//! Memoizing functions: the engine of `#[cachy::cached]`, usable without the attribute.
+//!
+//! The key of a call is `{prefix}:{sha1(path, arguments)}`: the function's full path and
+//! every argument (serialized as JSON), so different arguments never share a value. (Python
+//! cachy's decorator drops the first positional argument, so its `f(3)` can return the cached
+//! `f(2)`; not here.) The prefix is the seed's `key` option, or the function's path.
+//!
+//! Memoization never breaks the function: if the cache fails (server down, a value of
+//! another type under the key, unserializable arguments), the function runs as if uncached.
+//! Concurrent calls with the same arguments in one process compute once (see
+//! [`Repository::remember`]).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> cachy::Result<()> {
+//! use cachy::{CacheManager, Memoizer};
+//!
+//! let cache = CacheManager::from_value(serde_json::json!({
+//!     "stores": { "dict": { "driver": "dict" } }
+//! }))?;
+//! let square = Memoizer::new(cache.store(None)?, "square").minutes(5);
+//! assert_eq!(square.call(square.key(&3), || async { 9 }).await, 9);
+//! assert_eq!(square.call(square.key(&3), || async { unreachable!("cached") }).await, 9);
+//! assert_eq!(square.call(square.key(&4), || async { 16 }).await, 16);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::future::Future;
+use std::sync::OnceLock;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha1::{Digest, Sha1};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::expiry::Expiry;
+use crate::manager::CacheManager;
+use crate::repository::{CacheErrors, Remembered, Repository, failed_elsewhere};
+use crate::store::Ttl;
+
+static GLOBAL: OnceLock<CacheManager> = OnceLock::new();
+
+/// Install the manager that `#[cached]` functions use when they name none. Call it once, at
+/// startup; a second call is an error and leaves the first manager in place.
+pub fn set_global(manager: CacheManager) -> Result<()> {
+    GLOBAL.set(manager).map_err(|_| {
+        Error::new(
+            ErrorKind::Config,
+            "a global cache manager is already installed",
+        )
+    })
+}
+
+/// The manager installed with [`set_global`], if any.
+pub fn global() -> Option<&'static CacheManager> {
+    GLOBAL.get()
+}
+
+/// Memoizes calls into one store: see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Memoizer {
+    repository: Option<Repository>,
+    prefix: String,
+    minutes: Option<i64>,
+}
+
+impl Memoizer {
+    /// Memoize into `repository`, under keys starting with `prefix` (a function's path, or
+    /// the seed's `key` option).
+    pub fn new(repository: Repository, prefix: impl Into<String>) -> Self {
+        Memoizer {
+            repository: Some(repository),
+            prefix: prefix.into(),
+            minutes: None,
+        }
+    }
+
+    /// Memoize into the store `store` (the default store for `None`) of `manager`, or of the
+    /// global manager when `manager` is `None`. When the store cannot be resolved (no global
+    /// manager, an unknown store), calls run uncached.
+    pub fn resolve(
+        manager: Option<&CacheManager>,
+        store: Option<&str>,
+        prefix: impl Into<String>,
+    ) -> Self {
+        let repository = match manager {
+            Some(manager) => manager.store(store).ok(),
+            None => global().and_then(|m| m.store(store).ok()),
+        };
+        Memoizer {
+            repository,
+            prefix: prefix.into(),
+            minutes: None,
+        }
+    }
+
+    /// Keep values this many minutes (default: the repository's default cache time, 60).
+    pub fn minutes(mut self, minutes: i64) -> Self {
+        self.minutes = Some(minutes);
+        self
+    }
+
+    fn ttl(&self, repository: &Repository) -> Option<Ttl> {
+        Expiry::Minutes(
+            self.minutes
+                .unwrap_or_else(|| repository.default_cache_time()),
+        )
+        .ttl()
+    }
+
+    /// The cache key of a call with `args` (all of them, e.g. as a tuple); `None` if they
+    /// cannot be serialized, and the call then runs uncached.
+    pub fn key<A: Serialize + ?Sized>(&self, args: &A) -> Option<String> {
+        let arguments = serde_json::to_vec(args).ok()?;
+        let mut hasher = Sha1::new();
+        hasher.update(self.prefix.as_bytes());
+        hasher.update([0]);
+        hasher.update(&arguments);
+        Some(format!(
+            "{}:{}",
+            self.prefix,
+            hex::encode(hasher.finalize())
+        ))
+    }
+
+    /// The value of `compute` for the call whose [`key`](Self::key) is `key`, from the cache
+    /// when it is there.
+    pub async fn call<T, F, Fut>(&self, key: Option<String>, compute: F) -> T
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let infallible = || async { Ok::<_, std::convert::Infallible>(compute().await) };
+        let (Some(repository), Some(key)) = (&self.repository, key) else {
+            return uncached(infallible).await;
+        };
+        match repository
+            .remember_with(&key, self.ttl(repository), CacheErrors::Bypass, infallible)
+            .await
+        {
+            Ok(value) => value,
+            Err(Remembered::Cache(_, compute) | Remembered::Elsewhere(_, compute)) => {
+                uncached(compute).await
+            }
+            Err(Remembered::Store(_, value)) => value,
+            Err(Remembered::Computed(never)) => match never {},
+        }
+    }
+
+    /// Like [`call`](Self::call) for a fallible `compute`: only `Ok` values are cached. When
+    /// another caller computing the same key fails, this one gets that failure as an
+    /// [`ErrorKind::Remember`] error.
+    pub async fn call_result<T, E, F, Fut>(&self, key: Option<String>, compute: F) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error> + std::fmt::Display,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let (Some(repository), Some(key)) = (&self.repository, key) else {
+            return compute().await;
+        };
+        match repository
+            .remember_with(&key, self.ttl(repository), CacheErrors::Bypass, compute)
+            .await
+        {
+            Ok(value) => Ok(value),
+            Err(Remembered::Cache(_, compute)) => compute().await,
+            Err(Remembered::Elsewhere(message, _)) => Err(failed_elsewhere(&message).into()),
+            Err(Remembered::Computed(e)) => Err(e),
+            Err(Remembered::Store(_, value)) => Ok(value),
+        }
+    }
+
+    /// [`call`](Self::call) from synchronous code, driving the async core on the blocking
+    /// API's runtime. Inside an async runtime (where blocking is not allowed) it runs
+    /// `compute` uncached.
+    pub fn call_blocking<T, F>(&self, key: Option<String>, compute: F) -> T
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> T,
+    {
+        match crate::blocking::shared_driver() {
+            Some(driver) if tokio::runtime::Handle::try_current().is_err() => {
+                driver.run(self.call(key, || async move { compute() }))
+            }
+            _ => compute(),
+        }
+    }
+
+    /// [`call_result`](Self::call_result) from synchronous code (see
+    /// [`call_blocking`](Self::call_blocking)).
+    pub fn call_result_blocking<T, E, F>(&self, key: Option<String>, compute: F) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error> + std::fmt::Display,
+        F: FnOnce() -> Result<T, E>,
+    {
+        match crate::blocking::shared_driver() {
+            Some(driver) if tokio::runtime::Handle::try_current().is_err() => {
+                driver.run(self.call_result(key, || async move { compute() }))
+            }
+            _ => compute(),
+        }
+    }
+}
+
+async fn uncached<T, F, Fut>(compute: F) -> T
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, std::convert::Infallible>>,
+{
+    match compute().await {
+        Ok(value) => value,
+        Err(never) => match never {},
+    }
+}
