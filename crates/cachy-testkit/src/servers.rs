@@ -38,6 +38,7 @@ pub fn require(binary: &str) -> Option<PathBuf> {
 fn debian_package(binary: &str) -> &str {
     match binary {
         "redis-server" | "redis-cli" => "redis-server redis-tools",
+        "memcached" => "memcached",
         other => other,
     }
 }
@@ -372,5 +373,72 @@ impl RedisCluster {
     /// The node URLs, for the `cluster` config field.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(RedisServer::url).collect()
+    }
+}
+
+/// A `memcached` on a free loopback port, with 2 MiB items (so a 1 MiB value with its
+/// serialization overhead fits, as on the other stores).
+#[derive(Debug)]
+pub struct MemcachedServer {
+    port: u16,
+    dir: tempfile::TempDir,
+    process: Option<ServerProcess>,
+}
+
+impl MemcachedServer {
+    /// Start a server; `None` if `memcached` is missing outside CI.
+    pub fn start() -> Option<Self> {
+        require("memcached")?;
+        let mut server = MemcachedServer {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("a temporary folder"),
+            process: None,
+        };
+        server.restart();
+        Some(server)
+    }
+
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:<port>`, for the `servers` config field.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kill the server, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    /// Start the server again on the same port, and wait until it answers.
+    pub fn restart(&mut self) {
+        self.kill();
+        let args: Vec<String> = [
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "0",
+            "-I",
+            "2m",
+            "-m",
+            "64",
+            "-u",
+            "root",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        self.process = Some(ServerProcess::spawn("memcached", &args, self.dir.path()));
+        let port = self.port;
+        wait_for_server("memcached", &self.dir.path().join("server.log"), || {
+            exchange(port, b"version\r\n").is_some_and(|reply| reply.starts_with("VERSION"))
+        });
     }
 }

@@ -189,6 +189,7 @@ pub struct StoreConfig {
     name: String,
     driver: String,
     serializer: Option<String>,
+    global_serializer: Option<String>,
     options: Map<String, Value>,
 }
 
@@ -199,6 +200,7 @@ impl StoreConfig {
             name: String::new(),
             driver: driver.into(),
             serializer: None,
+            global_serializer: None,
             options: Map::new(),
         }
     }
@@ -238,6 +240,7 @@ impl StoreConfig {
             name: name.to_owned(),
             driver,
             serializer,
+            global_serializer: None,
             options,
         })
     }
@@ -255,6 +258,22 @@ impl StoreConfig {
     /// The store's own serializer, if it names one.
     pub fn serializer_name(&self) -> Option<&str> {
         self.serializer.as_deref()
+    }
+
+    /// The serializer this store's values are written with: its own, else the global one,
+    /// else `pickle`. (The memory store, being process-local, is the one exception: see
+    /// [`Store::is_process_local`](crate::Store::is_process_local).)
+    pub fn effective_serializer(&self) -> &str {
+        self.serializer
+            .as_deref()
+            .or(self.global_serializer.as_deref())
+            .unwrap_or("pickle")
+    }
+
+    pub(crate) fn with_global_serializer(&self, global: &str) -> Self {
+        let mut config = self.clone();
+        config.global_serializer = Some(global.to_owned());
+        config
     }
 
     /// Every driver option, as given.

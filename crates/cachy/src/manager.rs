@@ -253,6 +253,7 @@ impl CacheManager {
                 .with_store(name)
                 .with_field(config.field_path("driver"))
             })?;
+        let config = &config.with_global_serializer(self.inner.config.serializer_name());
         let created = factory(config).map_err(|e| e.with_store(name))?;
         match created {
             Created::Store(store) => {

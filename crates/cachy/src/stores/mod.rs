@@ -6,9 +6,12 @@
 //! | `file` | [`FileStore`] | `file` |
 //! | `null` | [`NullStore`] | always |
 //! | `redis` | [`RedisStore`] (single node or cluster) | `redis` |
+//! | `memcached` | [`MemcachedStore`] (server pools) | `memcached` |
 
 #[cfg(feature = "file")]
 mod file;
+#[cfg(feature = "memcached")]
+mod memcached;
 #[cfg(feature = "memory")]
 mod memory;
 mod null;
@@ -17,6 +20,8 @@ mod redis;
 
 #[cfg(feature = "file")]
 pub use file::{FileStore, HashType};
+#[cfg(feature = "memcached")]
+pub use memcached::MemcachedStore;
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
 pub use null::NullStore;
@@ -45,5 +50,7 @@ pub(crate) fn builtin_drivers() -> Vec<(&'static str, DriverFactory)> {
         ("null", factory(NullStore::from_config)),
         #[cfg(feature = "redis")]
         ("redis", factory(RedisStore::from_config)),
+        #[cfg(feature = "memcached")]
+        ("memcached", factory(MemcachedStore::from_config)),
     ]
 }

@@ -1,0 +1,289 @@
+//! The behaviour suite on memcached (started here), a 3-server pool with one server killed,
+//! python-memcached's value layout, and bad input.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use cachy::stores::MemcachedStore;
+use cachy::{CacheManager, ErrorKind, Store, StoreConfig};
+use cachy_testkit::Fixture;
+use cachy_testkit::servers::MemcachedServer;
+use serde_json::json;
+
+static SERVER: OnceLock<Option<MemcachedServer>> = OnceLock::new();
+
+fn server() -> Option<&'static MemcachedServer> {
+    SERVER.get_or_init(MemcachedServer::start).as_ref()
+}
+
+fn manager(store: serde_json::Value) -> CacheManager {
+    CacheManager::from_value(json!({ "stores": { "memcached": store } })).unwrap()
+}
+
+/// memcached has no prefix flush, so each test gets its own server: `flush` is flush_all.
+async fn memcached() -> Option<Fixture> {
+    let server = MemcachedServer::start()?;
+    let cache =
+        manager(json!({ "driver": "memcached", "servers": [server.address()], "prefix": "t:" }));
+    Some(Fixture::new(cache.store(None).unwrap(), server))
+}
+
+cachy_testkit::behaviour_suite!(memcached);
+
+fn unique(name: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("{name}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+#[tokio::test]
+async fn a_pool_spreads_keys_and_survives_a_dead_server() {
+    let Some(mut servers) = (0..3)
+        .map(|_| MemcachedServer::start())
+        .collect::<Option<Vec<_>>>()
+    else {
+        return;
+    };
+    let addresses: Vec<String> = servers.iter().map(MemcachedServer::address).collect();
+    let config =
+        json!({ "driver": "memcached", "servers": addresses, "timeout": 0.5, "retry_after": 0.5 });
+    let cache = manager(config.clone());
+    let store = MemcachedStore::from_config(
+        &StoreConfig::new("memcached").with("servers", json!(addresses)),
+    )
+    .unwrap();
+    let keys: Vec<String> = (0..300).map(|i| format!("key{i}")).collect();
+    for key in &keys {
+        cache.put(key, key, 10).await.unwrap();
+    }
+    let mut per_server = std::collections::HashMap::new();
+    for key in &keys {
+        *per_server.entry(store.server_for(key)).or_insert(0) += 1;
+    }
+    assert_eq!(
+        per_server.len(),
+        3,
+        "keys land on all three: {per_server:?}"
+    );
+    assert!(
+        per_server.values().all(|n| *n > 40),
+        "roughly even: {per_server:?}"
+    );
+
+    let dead = addresses[0].clone();
+    servers[0].kill();
+    let started = Instant::now();
+    for key in &keys {
+        let result = cache.get::<String>(key).await;
+        if store.server_for(key) == dead {
+            let err = result.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Backend);
+            assert!(err.to_string().contains(&dead), "{err}");
+        } else {
+            assert_eq!(
+                result.unwrap().as_deref(),
+                Some(key.as_str()),
+                "keys of live servers still work"
+            );
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a dead server is marked down, not retried per call: {:?}",
+        started.elapsed()
+    );
+
+    servers[0].restart();
+    let back = Instant::now();
+    let dead_key = keys.iter().find(|k| store.server_for(k) == dead).unwrap();
+    loop {
+        match cache.put(dead_key, "again", 10).await {
+            Ok(()) => break,
+            Err(e) => assert!(
+                back.elapsed() < Duration::from_secs(5),
+                "not used again: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        cache.get::<String>(dead_key).await.unwrap().as_deref(),
+        Some("again")
+    );
+}
+
+#[tokio::test]
+async fn adding_a_server_moves_few_keys() {
+    let four = ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "127.0.0.1:4"];
+    let store = |n: usize| {
+        MemcachedStore::from_config(
+            &StoreConfig::new("memcached").with("servers", json!(four[..n])),
+        )
+        .unwrap()
+    };
+    let (three, with_fourth) = (store(3), store(4));
+    let moved = (0..10_000)
+        .filter(|i| {
+            let key = format!("k{i}");
+            three.server_for(&key) != with_fourth.server_for(&key)
+        })
+        .count();
+    assert!(moved < 3_500, "{moved} of 10000 keys moved (ideal: 2500)");
+}
+
+#[tokio::test]
+async fn values_use_python_memcacheds_flags_under_pickle() {
+    let Some(server) = server() else { return };
+    let cache =
+        manager(json!({ "driver": "memcached", "servers": [server.address()], "prefix": "py:" }));
+    cache.forever("text", "héllo").await.unwrap();
+    cache.forever("int", &-42).await.unwrap();
+    cache
+        .forever("bytes", &serde_bytes::ByteBuf::from(vec![0u8, 255]))
+        .await
+        .unwrap();
+    cache.forever("list", &vec![1, 2]).await.unwrap();
+    let raw = |key: &str| {
+        let mut stream = std::net::TcpStream::connect(server.address()).unwrap();
+        std::io::Write::write_all(&mut stream, format!("mg py:{key} v f\r\n").as_bytes()).unwrap();
+        let mut buffer = [0u8; 256];
+        let n = std::io::Read::read(&mut stream, &mut buffer).unwrap();
+        buffer[..n].to_vec()
+    };
+    assert_eq!(raw("text"), "VA 6 f16\r\nhéllo\r\n".as_bytes());
+    assert_eq!(raw("int"), b"VA 3 f2\r\n-42\r\n");
+    assert_eq!(raw("bytes"), b"VA 2 f0\r\n\x00\xff\r\n");
+    assert!(raw("list").starts_with(b"VA "), "pickled");
+    assert!(String::from_utf8_lossy(&raw("list")).contains(" f1\r\n"));
+    assert_eq!(
+        cache.get::<String>("text").await.unwrap().as_deref(),
+        Some("héllo")
+    );
+    assert_eq!(cache.get::<i64>("int").await.unwrap(), Some(-42));
+    assert_eq!(
+        cache
+            .get::<serde_bytes::ByteBuf>("bytes")
+            .await
+            .unwrap()
+            .unwrap()
+            .into_vec(),
+        [0, 255]
+    );
+    assert_eq!(
+        cache.get::<Vec<i32>>("list").await.unwrap(),
+        Some(vec![1, 2])
+    );
+}
+
+#[tokio::test]
+async fn long_and_odd_keys_are_hashed_with_a_marker() {
+    let Some(server) = server() else { return };
+    let store = MemcachedStore::from_config(
+        &StoreConfig::new("memcached")
+            .with("servers", json!([server.address()]))
+            .with("prefix", "p:"),
+    )
+    .unwrap();
+    assert_eq!(store.server_key("plain"), "p:plain");
+    assert_eq!(
+        store.server_key(""),
+        "p:",
+        "the prefix makes an empty key valid"
+    );
+    for odd in ["with space", "new\nline", &"x".repeat(300)] {
+        let mapped = store.server_key(odd);
+        assert!(
+            mapped.starts_with("p:cachy:sha1:") && mapped.len() < 250,
+            "{odd:?} -> {mapped}"
+        );
+    }
+}
+
+#[test]
+fn an_empty_key_without_a_prefix_is_hashed() {
+    let store = MemcachedStore::from_config(
+        &StoreConfig::new("memcached").with("servers", json!(["127.0.0.1:1"])),
+    )
+    .unwrap();
+    assert!(store.server_key("").starts_with("cachy:sha1:"));
+}
+
+#[tokio::test]
+async fn ttls_over_thirty_days_are_sent_as_absolute_times() {
+    let Some(server) = server() else { return };
+    let cache = manager(json!({ "driver": "memcached", "servers": [server.address()] }));
+    let key = unique("long-ttl");
+    cache
+        .put(&key, "kept", Duration::from_secs(60 * 60 * 24 * 40))
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get::<String>(&key).await.unwrap().as_deref(),
+        Some("kept"),
+        "not expired at once"
+    );
+}
+
+#[tokio::test]
+async fn a_value_over_the_item_size_limit_is_a_clear_error() {
+    let Some(server) = server() else { return };
+    let cache = manager(json!({ "driver": "memcached", "servers": [server.address()] }));
+    let key = unique("huge");
+    cache.put(&key, "small", 10).await.unwrap();
+    let huge = "x".repeat(3 * 1024 * 1024);
+    let err = cache.put(&key, &huge, 10).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("too large"), "{err}");
+    let after = cache.get::<String>(&key).await.unwrap();
+    assert!(
+        after.is_none() || after.as_deref() == Some("small"),
+        "the connection stays usable: {after:?}"
+    );
+    cache.put(&key, "fine", 10).await.unwrap();
+}
+
+#[tokio::test]
+async fn counters_created_here_have_the_integer_flag() {
+    let Some(server) = server() else { return };
+    let store = MemcachedStore::from_config(
+        &StoreConfig::new("memcached").with("servers", json!([server.address()])),
+    )
+    .unwrap();
+    let key = unique("counter");
+    assert_eq!(store.increment(&key, 5).await.unwrap(), 5);
+    assert_eq!(store.increment(&key, -7).await.unwrap(), -2);
+    assert_eq!(store.increment(&key, 3).await.unwrap(), 1);
+    assert_eq!(store.get(&key).await.unwrap().unwrap(), b"1");
+}
+
+#[test]
+fn malformed_server_lists_are_config_errors() {
+    for servers in [
+        json!([]),
+        json!("127.0.0.1:11211"),
+        json!(["nohost"]),
+        json!(["h:notaport"]),
+        json!([{ "address": "h:1", "weight": 0 }]),
+    ] {
+        let err = manager(json!({ "driver": "memcached", "servers": servers.clone() }))
+            .store(None)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{servers}");
+        assert_eq!(
+            err.field(),
+            Some("stores.memcached.servers"),
+            "{servers}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_clear_error_within_the_timeout() {
+    let cache = manager(
+        json!({ "driver": "memcached", "servers": [format!("127.0.0.1:{}", cachy_testkit::servers::free_port())], "timeout": 0.5 }),
+    );
+    let started = Instant::now();
+    let err = cache.get::<String>("k").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Backend);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
