@@ -266,7 +266,7 @@ impl MemcachedStore {
     ///   `{"address": "host:port", "weight": 2}` (weights default to 1);
     /// - `prefix` (default empty), `timeout` (seconds per call, default 2),
     ///   `retry_after` (seconds a failed server stays marked down, default 5),
-    ///   `max_connections` (per server, default 16).
+    ///   `max_connections` (per server, opened as needed, default 64).
     pub fn from_config(config: &StoreConfig) -> Result<Self> {
         let servers = config
             .options()
@@ -324,7 +324,7 @@ impl MemcachedStore {
         };
         let timeout = seconds("timeout", 2)?;
         let retry_after = seconds("retry_after", 5)?;
-        let max_connections = config.u64("max_connections")?.unwrap_or(16).max(1) as usize;
+        let max_connections = config.u64("max_connections")?.unwrap_or(64).max(1) as usize;
         Ok(MemcachedStore {
             ring: ketama_ring(&weights),
             servers: addresses
