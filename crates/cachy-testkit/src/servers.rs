@@ -19,11 +19,12 @@ pub fn is_ci() -> bool {
 /// The path of `binary` on `PATH`; `None` (with a note on stderr) when it is missing outside
 /// CI; a panic when it is missing under CI.
 pub fn require(binary: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(binary))
-            .find(|path| path.is_file())
-    });
+    // Daemons live in sbin, which a non-root PATH may leave out.
+    let mut folders: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).collect())
+        .unwrap_or_default();
+    folders.extend(["/usr/sbin", "/sbin"].map(PathBuf::from));
+    let found = folders.into_iter().map(|dir| dir.join(binary)).find(|path| path.is_file());
     if found.is_none() {
         let message = format!(
             "`{binary}` is not installed; ./scripts/test installs it (apt-get install {})",
@@ -39,6 +40,8 @@ fn debian_package(binary: &str) -> &str {
     match binary {
         "redis-server" | "redis-cli" => "redis-server redis-tools",
         "memcached" => "memcached",
+        "postgres" | "initdb" | "pg_isready" => "postgresql",
+        "mariadbd" | "mariadb-install-db" | "mariadb" => "mariadb-server",
         other => other,
     }
 }
@@ -75,9 +78,13 @@ impl ServerProcess {
         let log_path = dir.join("server.log");
         let log = std::fs::File::create(&log_path)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
+        // The server may make itself a process-group leader (PostgreSQL does), so the
+        // supervisor kills its group as well as the process.
         let script = r#"parent=$1; dir=$2; shift 2; "$@" & server=$!
-while kill -0 "$parent" 2>/dev/null && kill -0 "$server" 2>/dev/null; do sleep 0.2; done
-kill -9 "$server" 2>/dev/null; wait "$server" 2>/dev/null
+stop() { /bin/kill -9 -- "-$server" 2>/dev/null; kill -9 "$server" 2>/dev/null; wait "$server" 2>/dev/null; }
+trap 'stop; exit 0' TERM
+while kill -0 "$parent" 2>/dev/null && kill -0 "$server" 2>/dev/null; do sleep 0.1; done
+stop
 kill -0 "$parent" 2>/dev/null || rm -rf "$dir""#;
         let child = Command::new("sh")
             .arg("-c")
@@ -96,14 +103,19 @@ kill -0 "$parent" 2>/dev/null || rm -rf "$dir""#;
         ServerProcess { child }
     }
 
-    /// Kill the server at once (SIGKILL to its process group), as a crash would.
+    /// Kill the server at once (SIGKILL, by its supervisor), as a crash would.
     pub fn kill(&mut self) {
-        let group = format!("-{}", self.child.id());
+        let supervisor = self.child.id().to_string();
+        let _ = Command::new("kill")
+            .args(["-TERM", &supervisor])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+        let group = format!("-{supervisor}");
         let _ = Command::new("kill")
             .args(["-9", "--", &group])
             .stderr(Stdio::null())
             .status();
-        let _ = self.child.wait();
     }
 }
 
@@ -439,6 +451,259 @@ impl MemcachedServer {
         let port = self.port;
         wait_for_server("memcached", &self.dir.path().join("server.log"), || {
             exchange(port, b"version\r\n").is_some_and(|reply| reply.starts_with("VERSION"))
+        });
+    }
+}
+
+/// Run `program args` to completion, panicking with its output on failure.
+fn run(program: &std::path::Path, args: &[&str]) {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    assert!(
+        output.status.success(),
+        "{} {args:?} failed: {}{}",
+        program.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A PostgreSQL binary: on `PATH`, or in Debian's `/usr/lib/postgresql/<version>/bin`.
+fn postgres_binary(name: &str) -> Option<PathBuf> {
+    let debian = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|version| version.path().join("bin").join(name))
+        .find(|path| path.is_file());
+    debian.or_else(|| require(name))
+}
+
+/// `setpriv` options that run a command as the `postgres` user. `setpriv` execs in place (no
+/// child process, unlike `runuser`), so killing the process group kills PostgreSQL.
+const AS_POSTGRES: [&str; 4] = [
+    "--reuid=postgres",
+    "--regid=postgres",
+    "--init-groups",
+    "--",
+];
+
+/// Whether this process runs as root (PostgreSQL refuses to; it then runs as `postgres`).
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A PostgreSQL server on a free loopback port, with a fresh cluster in a temporary folder
+/// (trust authentication, user `postgres`).
+#[derive(Debug)]
+pub struct PostgresServer {
+    port: u16,
+    dir: tempfile::TempDir,
+    postgres: PathBuf,
+    process: Option<ServerProcess>,
+}
+
+impl PostgresServer {
+    /// Create a cluster and start a server on it; `None` if PostgreSQL is missing outside CI.
+    pub fn start() -> Option<Self> {
+        let (Some(initdb), Some(postgres)) =
+            (postgres_binary("initdb"), postgres_binary("postgres"))
+        else {
+            let message = "PostgreSQL is not installed; ./scripts/test installs it (apt-get install postgresql)";
+            assert!(!is_ci(), "{message}");
+            eprintln!("skipping: {message}");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let data = dir.path().join("data");
+        let data = data.display().to_string();
+        if is_root() {
+            run(
+                std::path::Path::new("chown"),
+                &["-R", "postgres", &dir.path().display().to_string()],
+            );
+            run(
+                std::path::Path::new("setpriv"),
+                &[
+                    AS_POSTGRES[0],
+                    AS_POSTGRES[1],
+                    AS_POSTGRES[2],
+                    AS_POSTGRES[3],
+                    &initdb.display().to_string(),
+                    "-D",
+                    &data,
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                ],
+            );
+        } else {
+            run(
+                &initdb,
+                &[
+                    "-D",
+                    &data,
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                ],
+            );
+        }
+        let mut server = PostgresServer {
+            port: free_port(),
+            dir,
+            postgres,
+            process: None,
+        };
+        server.restart();
+        Some(server)
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Kill the server, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    /// Start the server again on the same port, and wait until it accepts connections.
+    pub fn restart(&mut self) {
+        self.kill();
+        let folder = self.dir.path().display().to_string();
+        let mut args = vec![
+            self.postgres.display().to_string(),
+            "-D".to_owned(),
+            format!("{folder}/data"),
+            "-p".to_owned(),
+            self.port.to_string(),
+            "-k".to_owned(),
+            folder.clone(),
+            "-c".to_owned(),
+            "listen_addresses=127.0.0.1".to_owned(),
+            "-c".to_owned(),
+            "fsync=off".to_owned(),
+            "-c".to_owned(),
+            "max_connections=200".to_owned(),
+        ];
+        let program = if is_root() {
+            args.splice(0..0, AS_POSTGRES.iter().map(|s| (*s).to_owned()));
+            "setpriv".to_owned()
+        } else {
+            args.remove(0)
+        };
+        self.process = Some(ServerProcess::spawn(&program, &args, self.dir.path()));
+        let ready = self.postgres.with_file_name("pg_isready");
+        let port = self.port.to_string();
+        wait_for_server("postgres", &self.dir.path().join("server.log"), || {
+            Command::new(&ready)
+                .args(["-h", "127.0.0.1", "-p", &port, "-q"])
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+    }
+}
+
+/// A MariaDB server on a free loopback port, with a fresh data folder and a `cachy`
+/// database (grant tables skipped: any user may connect).
+#[derive(Debug)]
+pub struct MariaDbServer {
+    port: u16,
+    dir: tempfile::TempDir,
+    process: Option<ServerProcess>,
+}
+
+impl MariaDbServer {
+    /// Create a data folder and start a server on it; `None` if MariaDB is missing outside CI.
+    pub fn start() -> Option<Self> {
+        let install = require("mariadb-install-db")?;
+        require("mariadbd").or_else(|| require("mysqld"))?;
+        require("mariadb")?;
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        run(
+            &install,
+            &[
+                &format!("--datadir={}/data", dir.path().display()),
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+        );
+        let mut server = MariaDbServer {
+            port: free_port(),
+            dir,
+            process: None,
+        };
+        server.restart();
+        Some(server)
+    }
+
+    /// `mysql://root@127.0.0.1:<port>/cachy`.
+    pub fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}/cachy", self.port)
+    }
+
+    /// Kill the server, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    /// Start the server again on the same port, and wait until the `cachy` database exists.
+    pub fn restart(&mut self) {
+        self.kill();
+        let folder = self.dir.path().display().to_string();
+        let server = if require("mariadbd").is_some() {
+            "mariadbd"
+        } else {
+            "mysqld"
+        };
+        let args: Vec<String> = vec![
+            format!("--datadir={folder}/data"),
+            format!("--port={}", self.port),
+            "--bind-address=127.0.0.1".to_owned(),
+            format!("--socket={folder}/mysqld.sock"),
+            format!("--pid-file={folder}/mysqld.pid"),
+            "--user=root".to_owned(),
+            "--skip-grant-tables".to_owned(),
+            "--innodb-buffer-pool-size=64M".to_owned(),
+            "--innodb-flush-log-at-trx-commit=0".to_owned(),
+            "--max-connections=500".to_owned(),
+        ];
+        self.process = Some(ServerProcess::spawn(&server, &args, self.dir.path()));
+        let port = self.port.to_string();
+        wait_for_server("mariadbd", &self.dir.path().join("server.log"), || {
+            Command::new("mariadb")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-P",
+                    &port,
+                    "-u",
+                    "root",
+                    "-e",
+                    "CREATE DATABASE IF NOT EXISTS cachy",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
         });
     }
 }

@@ -13,8 +13,6 @@ use crate::config::StoreConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{Store, Ttl};
 
-/// Memcached's longest key.
-const MAX_KEY: usize = 250;
 /// Relative TTLs above this are taken by memcached as absolute unix times.
 const MAX_RELATIVE_TTL: u64 = 60 * 60 * 24 * 30;
 /// Points on the ring per server (per unit of weight), as ketama.
@@ -224,7 +222,7 @@ impl Server {
 
 /// Whether memcached can take `key` as it is.
 fn is_plain_key(key: &str) -> bool {
-    key.len() <= MAX_KEY
+    key.len() <= super::MAX_PLAIN_KEY
         && !key.is_empty()
         && key.bytes().all(|b| b.is_ascii_graphic() || b >= 0x80)
 }

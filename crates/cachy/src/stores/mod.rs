@@ -7,7 +7,14 @@
 //! | `null` | [`NullStore`] | always |
 //! | `redis` | [`RedisStore`] (single node or cluster) | `redis` |
 //! | `memcached` | [`MemcachedStore`] (server pools) | `memcached` |
+//! | `database` | `DatabaseStore` (SQLite, PostgreSQL, MySQL/MariaDB) | `database-sqlite`, `database-postgres`, `database-mysql` |
 
+#[cfg(any(
+    feature = "database-sqlite",
+    feature = "database-postgres",
+    feature = "database-mysql"
+))]
+mod database;
 #[cfg(feature = "file")]
 mod file;
 #[cfg(feature = "memcached")]
@@ -18,6 +25,12 @@ mod null;
 #[cfg(feature = "redis")]
 mod redis;
 
+#[cfg(any(
+    feature = "database-sqlite",
+    feature = "database-postgres",
+    feature = "database-mysql"
+))]
+pub use database::DatabaseStore;
 #[cfg(feature = "file")]
 pub use file::{FileStore, HashType};
 #[cfg(feature = "memcached")]
@@ -31,6 +44,28 @@ pub use redis::RedisStore;
 use std::sync::Arc;
 
 use crate::manager::{Created, DriverFactory};
+
+/// The longest key (with its prefix) that memcached and the database store keep as it is;
+/// longer keys are stored as their [`digest_key`].
+#[cfg(any(
+    feature = "memcached",
+    feature = "database-sqlite",
+    feature = "database-postgres",
+    feature = "database-mysql"
+))]
+const MAX_PLAIN_KEY: usize = 250;
+
+/// The stand-in for a key a backend cannot take as it is: a marker and the key's SHA-1.
+#[cfg(any(
+    feature = "memcached",
+    feature = "database-sqlite",
+    feature = "database-postgres",
+    feature = "database-mysql"
+))]
+fn digest_key(key: &str) -> String {
+    use sha1::Digest;
+    format!("cachy:sha1:{}", hex::encode(sha1::Sha1::digest(key)))
+}
 
 fn factory<S: Into<Created> + 'static>(
     build: fn(&crate::StoreConfig) -> crate::Result<S>,
@@ -52,5 +87,11 @@ pub(crate) fn builtin_drivers() -> Vec<(&'static str, DriverFactory)> {
         ("redis", factory(RedisStore::from_config)),
         #[cfg(feature = "memcached")]
         ("memcached", factory(MemcachedStore::from_config)),
+        #[cfg(any(
+            feature = "database-sqlite",
+            feature = "database-postgres",
+            feature = "database-mysql"
+        ))]
+        ("database", factory(DatabaseStore::from_config)),
     ]
 }

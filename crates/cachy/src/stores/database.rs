@@ -1,0 +1,751 @@
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use sqlx::{AssertSqlSafe, Row};
+use tokio::sync::OnceCell;
+
+use crate::codec::incremented;
+use crate::config::StoreConfig;
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::{Store, Ttl};
+
+/// The expiration written for items stored forever (as Python cachy's file store).
+const FOREVER: i64 = 9_999_999_999;
+/// Attempts of an `increment` transaction that lost a race (deadlock, concurrent insert).
+const INCREMENT_ATTEMPTS: usize = 50;
+
+/// The SQL database store (driver `database`): SQLite (embedded, a file or in memory),
+/// PostgreSQL and MySQL/MariaDB, on sqlx.
+///
+/// The table is the seed's: `key` (unique), `value`, `expiration` (integer unix time,
+/// `9999999999` for forever). Keys and values are stored as bytes, losslessly: `BLOB` on
+/// SQLite, `BYTEA` on PostgreSQL, `VARBINARY(255)`/`LONGBLOB` on MySQL (binary columns compare
+/// byte for byte, so no collation folds `K` into `k` or ignores trailing spaces). Keys longer
+/// than 250 bytes (with the prefix) are stored as `{prefix}cachy:sha1:{digest}`.
+///
+/// - `get` ignores expired rows; `get_many` is one `SELECT .. IN (..)`; `put_many` is one
+///   transaction.
+/// - `add` deletes the key's expired row, then inserts if absent (`ON CONFLICT DO NOTHING`,
+///   `INSERT OR IGNORE`, `INSERT IGNORE`): of concurrent adds exactly one wins.
+/// - `increment` is one transaction (row locked with `SELECT .. FOR UPDATE`, or SQLite's
+///   `BEGIN IMMEDIATE`), retried when it loses a race.
+/// - Expired rows are removed by [`prune`](Self::prune) and by a lottery on writes
+///   (`prune_lottery`, default 2 in 100, as Laravel), so the table does not grow forever.
+/// - A missing table is an error saying how to create it: [`create_table`](Self::create_table),
+///   or `create_table = true` in the config.
+pub struct DatabaseStore {
+    options: ConnectOptions,
+    pool: OnceCell<Pool>,
+    statements: Statements,
+    prefix: String,
+    table: String,
+    create_table: bool,
+    lottery: (u64, u64),
+    timeout: Duration,
+    seed: AtomicU64,
+}
+
+impl std::fmt::Debug for DatabaseStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseStore")
+            .field("table", &self.table)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+enum ConnectOptions {
+    #[cfg(feature = "database-sqlite")]
+    Sqlite(sqlx::sqlite::SqliteConnectOptions, bool),
+    #[cfg(feature = "database-postgres")]
+    Postgres(sqlx::postgres::PgConnectOptions),
+    #[cfg(feature = "database-mysql")]
+    MySql(sqlx::mysql::MySqlConnectOptions),
+}
+
+#[derive(Clone)]
+enum Pool {
+    #[cfg(feature = "database-sqlite")]
+    Sqlite(sqlx::SqlitePool),
+    #[cfg(feature = "database-postgres")]
+    Postgres(sqlx::PgPool),
+    #[cfg(feature = "database-mysql")]
+    MySql(sqlx::MySqlPool),
+}
+
+/// Run `$body` with `$pool` bound to whichever pool this is: the statements differ per
+/// database only in their text, which [`Statements`] holds.
+macro_rules! with_pool {
+    ($pool_value:expr, |$pool:ident| $body:expr) => {
+        match $pool_value {
+            #[cfg(feature = "database-sqlite")]
+            Pool::Sqlite($pool) => $body,
+            #[cfg(feature = "database-postgres")]
+            Pool::Postgres($pool) => $body,
+            #[cfg(feature = "database-mysql")]
+            Pool::MySql($pool) => $body,
+        }
+    };
+}
+
+/// The SQL of every operation, for one database and table.
+struct Statements {
+    dialect: Dialect,
+    select: String,
+    upsert: String,
+    delete_expired_key: String,
+    insert_if_absent: String,
+    select_for_update: String,
+    update_value: String,
+    forget: String,
+    flush_all: String,
+    flush_range: String,
+    flush_from: String,
+    prune: String,
+    create: Vec<String>,
+    table: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl Statements {
+    fn new(dialect: Dialect, table: &str) -> Self {
+        let t = table;
+        let key = if dialect == Dialect::MySql {
+            "`key`"
+        } else {
+            "\"key\""
+        };
+        let p = |n: usize| {
+            if dialect == Dialect::Postgres {
+                format!("${n}")
+            } else {
+                "?".to_owned()
+            }
+        };
+        let (p1, p2, p3) = (p(1), p(2), p(3));
+        let upsert = match dialect {
+            Dialect::MySql => format!(
+                "INSERT INTO {t} ({key}, value, expiration) VALUES (?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE value = VALUES(value), expiration = VALUES(expiration)"
+            ),
+            _ => format!(
+                "INSERT INTO {t} ({key}, value, expiration) VALUES ({p1}, {p2}, {p3}) \
+                 ON CONFLICT ({key}) DO UPDATE SET value = excluded.value, expiration = excluded.expiration"
+            ),
+        };
+        let insert_if_absent = match dialect {
+            Dialect::Sqlite => {
+                format!("INSERT OR IGNORE INTO {t} ({key}, value, expiration) VALUES (?, ?, ?)")
+            }
+            Dialect::Postgres => format!(
+                "INSERT INTO {t} ({key}, value, expiration) VALUES ($1, $2, $3) ON CONFLICT ({key}) DO NOTHING"
+            ),
+            Dialect::MySql => {
+                format!("INSERT IGNORE INTO {t} ({key}, value, expiration) VALUES (?, ?, ?)")
+            }
+        };
+        let for_update = if dialect == Dialect::Sqlite {
+            ""
+        } else {
+            " FOR UPDATE"
+        };
+        let create = match dialect {
+            Dialect::Sqlite => vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {t} ({key} BLOB PRIMARY KEY, value BLOB NOT NULL, expiration INTEGER NOT NULL)"
+                ),
+                format!("CREATE INDEX IF NOT EXISTS {t}_expiration ON {t} (expiration)"),
+            ],
+            Dialect::Postgres => vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {t} ({key} BYTEA PRIMARY KEY, value BYTEA NOT NULL, expiration BIGINT NOT NULL)"
+                ),
+                format!("CREATE INDEX IF NOT EXISTS {t}_expiration ON {t} (expiration)"),
+            ],
+            Dialect::MySql => vec![format!(
+                "CREATE TABLE IF NOT EXISTS {t} ({key} VARBINARY(255) NOT NULL PRIMARY KEY, value LONGBLOB NOT NULL, \
+                 expiration BIGINT NOT NULL, INDEX {t}_expiration (expiration)) ENGINE=InnoDB"
+            )],
+        };
+        Statements {
+            dialect,
+            select: format!("SELECT value, expiration FROM {t} WHERE {key} = {p1}"),
+            upsert,
+            delete_expired_key: format!(
+                "DELETE FROM {t} WHERE {key} = {p1} AND expiration <= {p2}"
+            ),
+            insert_if_absent,
+            select_for_update: format!(
+                "SELECT value, expiration FROM {t} WHERE {key} = {p1}{for_update}"
+            ),
+            update_value: format!(
+                "UPDATE {t} SET value = {p1}, expiration = {p2} WHERE {key} = {p3}"
+            ),
+            forget: format!("DELETE FROM {t} WHERE {key} = {p1} AND expiration > {p2}"),
+            flush_all: format!("DELETE FROM {t}"),
+            flush_range: format!("DELETE FROM {t} WHERE {key} >= {p1} AND {key} < {p2}"),
+            flush_from: format!("DELETE FROM {t} WHERE {key} >= {p1}"),
+            prune: format!("DELETE FROM {t} WHERE expiration <= {p1}"),
+            create,
+            table: t.to_owned(),
+        }
+    }
+
+    /// `SELECT .. WHERE key IN (..)` for `n` keys.
+    fn select_many(&self, n: usize) -> String {
+        let key = if self.dialect == Dialect::MySql {
+            "`key`"
+        } else {
+            "\"key\""
+        };
+        let placeholders: Vec<String> = (1..=n)
+            .map(|i| {
+                if self.dialect == Dialect::Postgres {
+                    format!("${i}")
+                } else {
+                    "?".to_owned()
+                }
+            })
+            .collect();
+        format!(
+            "SELECT {key}, value, expiration FROM {} WHERE {key} IN ({})",
+            self.table,
+            placeholders.join(", ")
+        )
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn expiration(ttl: Ttl) -> i64 {
+    match ttl {
+        None => FOREVER,
+        Some(seconds) => now()
+            .saturating_add(i64::try_from(seconds).unwrap_or(FOREVER))
+            .min(FOREVER),
+    }
+}
+
+/// The smallest byte string greater than every string starting with `prefix`, if any.
+fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Whether an error means the table is missing.
+fn is_missing_table(e: &sqlx::Error) -> bool {
+    let Some(db) = e.as_database_error() else {
+        return false;
+    };
+    let code = db.code();
+    matches!(code.as_deref(), Some("42P01") | Some("42S02"))
+        || db.message().contains("no such table")
+        || db.message().contains("doesn't exist")
+}
+
+/// Whether a transaction lost a race and may be tried again.
+fn is_retryable(e: &sqlx::Error) -> bool {
+    let Some(db) = e.as_database_error() else {
+        return false;
+    };
+    db.is_unique_violation()
+        || matches!(
+            db.code().as_deref(),
+            Some("40001") | Some("40P01") | Some("1213") | Some("40001 ")
+        )
+        || db.message().contains("Deadlock")
+        || db.message().contains("database is locked")
+}
+
+impl DatabaseStore {
+    /// Build from configuration (nothing connects until the first call):
+    ///
+    /// - `url`: `sqlite://path/to/file.db` (created if missing), `sqlite::memory:`,
+    ///   `postgres://user:password@host/db`, `mysql://user:password@host/db` (required);
+    /// - `table` (default `cache`; letters, digits and `_`), `prefix` (default empty);
+    /// - `create_table`: create the table on first use (default false);
+    /// - `prune_lottery`: `[chances, out_of]`, the odds that a write also prunes expired rows
+    ///   (default `[2, 100]`; `[0, 1]` turns it off);
+    /// - `timeout`: seconds to wait for a connection (default 5);
+    /// - `max_connections` (default 10; always 1 for `sqlite::memory:`).
+    pub fn from_config(config: &StoreConfig) -> Result<Self> {
+        let url = config.required_str("url")?;
+        let table = config.str("table")?.unwrap_or("cache").to_owned();
+        if table.is_empty()
+            || !table
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(config.error(
+                "table",
+                format!("table name {table:?} must be letters, digits and `_`"),
+            ));
+        }
+        let bad_url = |e: &dyn std::fmt::Display| {
+            config.error("url", format!("{url:?} is not a usable database URL: {e}"))
+        };
+        let options = if url.starts_with("sqlite:") {
+            #[cfg(feature = "database-sqlite")]
+            {
+                let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+                let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                    .map_err(|e| bad_url(&e))?
+                    .create_if_missing(true)
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(10));
+                ConnectOptions::Sqlite(options, in_memory)
+            }
+            #[cfg(not(feature = "database-sqlite"))]
+            return Err(config.error(
+                "url",
+                "SQLite needs cachy's `database-sqlite` cargo feature",
+            ));
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            #[cfg(feature = "database-postgres")]
+            {
+                ConnectOptions::Postgres(
+                    sqlx::postgres::PgConnectOptions::from_str(url).map_err(|e| bad_url(&e))?,
+                )
+            }
+            #[cfg(not(feature = "database-postgres"))]
+            return Err(config.error(
+                "url",
+                "PostgreSQL needs cachy's `database-postgres` cargo feature",
+            ));
+        } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            #[cfg(feature = "database-mysql")]
+            {
+                let url = url.replacen("mariadb:", "mysql:", 1);
+                ConnectOptions::MySql(
+                    sqlx::mysql::MySqlConnectOptions::from_str(&url).map_err(|e| bad_url(&e))?,
+                )
+            }
+            #[cfg(not(feature = "database-mysql"))]
+            return Err(config.error(
+                "url",
+                "MySQL/MariaDB needs cachy's `database-mysql` cargo feature",
+            ));
+        } else {
+            return Err(config.error(
+                "url",
+                format!("{url:?} is not sqlite:, postgres: or mysql:"),
+            ));
+        };
+        let dialect = match &options {
+            #[cfg(feature = "database-sqlite")]
+            ConnectOptions::Sqlite(..) => Dialect::Sqlite,
+            #[cfg(feature = "database-postgres")]
+            ConnectOptions::Postgres(_) => Dialect::Postgres,
+            #[cfg(feature = "database-mysql")]
+            ConnectOptions::MySql(_) => Dialect::MySql,
+        };
+        let lottery = match config.options().get("prune_lottery") {
+            None => (2, 100),
+            Some(value) => value
+                .as_array()
+                .and_then(|pair| match pair.as_slice() {
+                    [a, b] => Some((a.as_u64()?, b.as_u64()?)),
+                    _ => None,
+                })
+                .filter(|(_, out_of)| *out_of > 0)
+                .ok_or_else(|| {
+                    config.error(
+                        "prune_lottery",
+                        "`prune_lottery` must be [chances, out_of], out_of > 0",
+                    )
+                })?,
+        };
+        let timeout = match config.options().get("timeout") {
+            None => Duration::from_secs(5),
+            Some(v) => {
+                Duration::from_secs_f64(v.as_f64().filter(|s| *s > 0.0).ok_or_else(|| {
+                    config.error("timeout", "`timeout` must be a positive number of seconds")
+                })?)
+            }
+        };
+        Ok(DatabaseStore {
+            statements: Statements::new(dialect, &table),
+            options,
+            pool: OnceCell::new(),
+            prefix: config.str("prefix")?.unwrap_or_default().to_owned(),
+            table,
+            create_table: config.bool("create_table")?.unwrap_or(false),
+            lottery,
+            timeout,
+            seed: AtomicU64::new(now() as u64 | 1),
+        })
+    }
+
+    async fn pool(&self) -> Result<&Pool> {
+        self.pool
+            .get_or_try_init(|| async {
+                let pool = match self.options.clone() {
+                    #[cfg(feature = "database-sqlite")]
+                    ConnectOptions::Sqlite(options, in_memory) => {
+                        let mut pool = sqlx::pool::PoolOptions::new().acquire_timeout(self.timeout);
+                        if in_memory {
+                            // Every connection to `:memory:` is its own database: keep exactly one.
+                            pool = pool
+                                .max_connections(1)
+                                .idle_timeout(None)
+                                .max_lifetime(None);
+                        }
+                        Pool::Sqlite(pool.connect_lazy_with(options))
+                    }
+                    #[cfg(feature = "database-postgres")]
+                    ConnectOptions::Postgres(options) => Pool::Postgres(
+                        sqlx::pool::PoolOptions::new()
+                            .acquire_timeout(self.timeout)
+                            .connect_lazy_with(options),
+                    ),
+                    #[cfg(feature = "database-mysql")]
+                    ConnectOptions::MySql(options) => Pool::MySql(
+                        sqlx::pool::PoolOptions::new()
+                            .acquire_timeout(self.timeout)
+                            .connect_lazy_with(options),
+                    ),
+                };
+                if self.create_table {
+                    self.create_in(&pool).await?;
+                }
+                Ok(pool)
+            })
+            .await
+    }
+
+    fn error(&self, context: &str, e: sqlx::Error) -> Error {
+        if is_missing_table(&e) {
+            return Error::new(
+                ErrorKind::Config,
+                format!(
+                    "the cache table `{}` does not exist: create it with DatabaseStore::create_table(), \
+                     or set `create_table = true` in the store's config",
+                    self.table
+                ),
+            )
+            .with_field("table")
+            .with_source(e);
+        }
+        Error::backend(format!("database {context} failed"), e)
+    }
+
+    /// The key stored in the table for `key`.
+    pub fn stored_key(&self, key: &str) -> Vec<u8> {
+        let full = format!("{}{key}", self.prefix);
+        if full.len() <= super::MAX_PLAIN_KEY {
+            full.into_bytes()
+        } else {
+            format!("{}{}", self.prefix, super::digest_key(key)).into_bytes()
+        }
+    }
+
+    /// Create the cache table (and its index on `expiration`) if it does not exist.
+    pub async fn create_table(&self) -> Result<()> {
+        let pool = self.pool().await?;
+        self.create_in(pool).await
+    }
+
+    async fn create_in(&self, pool: &Pool) -> Result<()> {
+        for statement in &self.statements.create {
+            with_pool!(pool, |pool| sqlx::query(AssertSqlSafe(statement.as_str()))
+                .execute(pool)
+                .await
+                .map(drop))
+            .map_err(|e| self.error("CREATE TABLE", e))?;
+        }
+        Ok(())
+    }
+
+    /// Delete every expired row; the number deleted.
+    pub async fn prune(&self) -> Result<u64> {
+        let pool = self.pool().await?;
+        let sql = AssertSqlSafe(self.statements.prune.as_str());
+        with_pool!(pool, |pool| sqlx::query(sql)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| self.error("prune", e))
+    }
+
+    /// Run the prune lottery: with the configured odds, prune expired rows.
+    async fn maybe_prune(&self) -> Result<()> {
+        let (chances, out_of) = self.lottery;
+        // xorshift: cheap, and only the odds matter.
+        let mut x = self.seed.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.seed.store(x, Ordering::Relaxed);
+        if x % out_of < chances {
+            self.prune().await?;
+        }
+        Ok(())
+    }
+
+    async fn increment_once(
+        &self,
+        pool: &Pool,
+        key: &[u8],
+        by: i64,
+    ) -> std::result::Result<Result<i64>, sqlx::Error> {
+        let s = &self.statements;
+        macro_rules! attempt {
+            ($pool:ident, $begin:expr) => {{
+                let mut tx = $begin.await?;
+                let row = sqlx::query(AssertSqlSafe(s.select_for_update.as_str()))
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let now = now();
+                let current: Option<(Vec<u8>, i64)> = match row {
+                    Some(row) => Some((row.try_get(0)?, row.try_get(1)?)),
+                    None => None,
+                };
+                let live = current.as_ref().filter(|(_, expiration)| *expiration > now);
+                let next = match incremented(live.map(|(value, _)| value.as_slice()), by) {
+                    Ok(next) => next,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let text = next.to_string().into_bytes();
+                let written = match (&current, live) {
+                    (Some(_), Some((_, expiration))) => {
+                        sqlx::query(AssertSqlSafe(s.update_value.as_str()))
+                            .bind(&text)
+                            .bind(*expiration)
+                            .bind(key)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected()
+                    }
+                    (Some(_), None) => sqlx::query(AssertSqlSafe(s.update_value.as_str()))
+                        .bind(&text)
+                        .bind(FOREVER)
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected(),
+                    (None, _) => sqlx::query(AssertSqlSafe(s.insert_if_absent.as_str()))
+                        .bind(key)
+                        .bind(&text)
+                        .bind(FOREVER)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected(),
+                };
+                if written == 0 {
+                    tx.rollback().await?;
+                    return Err(sqlx::Error::Protocol(
+                        "the row changed during the increment".into(),
+                    ));
+                }
+                tx.commit().await?;
+                Ok(Ok(next))
+            }};
+        }
+        match pool {
+            #[cfg(feature = "database-sqlite")]
+            Pool::Sqlite(pool) => attempt!(pool, pool.begin_with("BEGIN IMMEDIATE")),
+            #[cfg(feature = "database-postgres")]
+            Pool::Postgres(pool) => attempt!(pool, pool.begin()),
+            #[cfg(feature = "database-mysql")]
+            Pool::MySql(pool) => attempt!(pool, pool.begin()),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for DatabaseStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let pool = self.pool().await?;
+        let key = self.stored_key(key);
+        let sql = AssertSqlSafe(self.statements.select.as_str());
+        let row: Option<(Vec<u8>, i64)> = with_pool!(pool, |pool| {
+            match sqlx::query(sql).bind(&key).fetch_optional(pool).await {
+                Ok(Some(row)) => row
+                    .try_get(0)
+                    .and_then(|v| Ok((v, row.try_get(1)?)))
+                    .map(Some),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .map_err(|e| self.error("read", e))?;
+        Ok(row
+            .filter(|(_, expiration)| *expiration > now())
+            .map(|(value, _)| value))
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pool = self.pool().await?;
+        let stored: Vec<Vec<u8>> = keys.iter().map(|k| self.stored_key(k)).collect();
+        let sql = self.statements.select_many(stored.len());
+        let rows: Vec<(Vec<u8>, Vec<u8>, i64)> = with_pool!(pool, |pool| {
+            let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
+            for key in &stored {
+                query = query.bind(key);
+            }
+            match query.fetch_all(pool).await {
+                Ok(rows) => rows
+                    .iter()
+                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+                    .collect::<std::result::Result<Vec<_>, sqlx::Error>>(),
+                Err(e) => Err(e),
+            }
+        })
+        .map_err(|e| self.error("read", e))?;
+        let now = now();
+        let mut found: std::collections::HashMap<Vec<u8>, Vec<u8>> = rows
+            .into_iter()
+            .filter(|(_, _, expiration)| *expiration > now)
+            .map(|(key, value, _)| (key, value))
+            .collect();
+        Ok(stored.iter().map(|key| found.remove(key)).collect())
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
+        let pool = self.pool().await?;
+        let key = self.stored_key(key);
+        let sql = AssertSqlSafe(self.statements.upsert.as_str());
+        with_pool!(pool, |pool| sqlx::query(sql)
+            .bind(&key)
+            .bind(value)
+            .bind(expiration(ttl))
+            .execute(pool)
+            .await
+            .map(drop))
+        .map_err(|e| self.error("write", e))?;
+        self.maybe_prune().await
+    }
+
+    async fn put_many(&self, items: &[(&str, Vec<u8>)], ttl: Ttl) -> Result<()> {
+        let pool = self.pool().await?;
+        let expiration = expiration(ttl);
+        let statement = self.statements.upsert.as_str();
+        with_pool!(pool, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                for (key, value) in items {
+                    sqlx::query(AssertSqlSafe(statement))
+                        .bind(self.stored_key(key))
+                        .bind(value)
+                        .bind(expiration)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await
+            }
+            .await
+        })
+        .map_err(|e| self.error("write", e))?;
+        self.maybe_prune().await
+    }
+
+    async fn add(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
+        let pool = self.pool().await?;
+        let key = self.stored_key(key);
+        let s = &self.statements;
+        let added = with_pool!(pool, |pool| {
+            async {
+                sqlx::query(AssertSqlSafe(s.delete_expired_key.as_str()))
+                    .bind(&key)
+                    .bind(now())
+                    .execute(pool)
+                    .await?;
+                let inserted = sqlx::query(AssertSqlSafe(s.insert_if_absent.as_str()))
+                    .bind(&key)
+                    .bind(value)
+                    .bind(expiration(ttl))
+                    .execute(pool)
+                    .await?;
+                Ok::<_, sqlx::Error>(inserted.rows_affected() == 1)
+            }
+            .await
+        })
+        .map_err(|e| self.error("add", e))?;
+        self.maybe_prune().await?;
+        Ok(added)
+    }
+
+    async fn increment(&self, key: &str, by: i64) -> Result<i64> {
+        let pool = self.pool().await?;
+        let key = self.stored_key(key);
+        let mut last = None;
+        for _ in 0..INCREMENT_ATTEMPTS {
+            match self.increment_once(pool, &key, by).await {
+                Ok(outcome) => return outcome,
+                Err(e) if is_retryable(&e) || matches!(e, sqlx::Error::Protocol(_)) => {
+                    last = Some(e);
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => return Err(self.error("increment", e)),
+            }
+        }
+        Err(self.error(
+            "increment (it kept losing races)",
+            last.unwrap_or_else(|| sqlx::Error::Protocol("no attempt made".into())),
+        ))
+    }
+
+    async fn forget(&self, key: &str) -> Result<bool> {
+        let pool = self.pool().await?;
+        let key = self.stored_key(key);
+        let sql = AssertSqlSafe(self.statements.forget.as_str());
+        let removed = with_pool!(pool, |pool| sqlx::query(sql)
+            .bind(&key)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| self.error("delete", e))?;
+        Ok(removed > 0)
+    }
+
+    async fn flush(&self) -> Result<()> {
+        let pool = self.pool().await?;
+        let s = &self.statements;
+        let prefix = self.prefix.as_bytes();
+        with_pool!(pool, |pool| {
+            if prefix.is_empty() {
+                sqlx::query(AssertSqlSafe(s.flush_all.as_str()))
+                    .execute(pool)
+                    .await
+            } else if let Some(end) = prefix_successor(prefix) {
+                sqlx::query(AssertSqlSafe(s.flush_range.as_str()))
+                    .bind(prefix)
+                    .bind(end)
+                    .execute(pool)
+                    .await
+            } else {
+                sqlx::query(AssertSqlSafe(s.flush_from.as_str()))
+                    .bind(prefix)
+                    .execute(pool)
+                    .await
+            }
+            .map(drop)
+        })
+        .map_err(|e| self.error("flush", e))
+    }
+}

@@ -1,0 +1,266 @@
+//! The behaviour suite on SQLite (a file and in memory), PostgreSQL and MariaDB (both started
+//! here), plus the table, pruning, bad input and a server restarted under load.
+
+#![cfg(all(
+    feature = "database-sqlite",
+    feature = "database-postgres",
+    feature = "database-mysql"
+))]
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use cachy::stores::DatabaseStore;
+use cachy::{CacheManager, ErrorKind, Store, StoreConfig};
+use cachy_testkit::Fixture;
+use cachy_testkit::servers::{MariaDbServer, PostgresServer};
+use serde_json::json;
+
+static POSTGRES: OnceLock<Option<PostgresServer>> = OnceLock::new();
+static MARIADB: OnceLock<Option<MariaDbServer>> = OnceLock::new();
+
+/// A table no other test uses: the suite's `flush` empties only its own table.
+fn unique_table() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "cache_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn manager(url: &str, extra: serde_json::Value) -> CacheManager {
+    let mut store =
+        json!({ "driver": "database", "url": url, "table": unique_table(), "create_table": true });
+    store
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().cloned().unwrap_or_default());
+    CacheManager::from_value(json!({ "stores": { "database": store } })).unwrap()
+}
+
+mod sqlite_file {
+    use super::*;
+
+    async fn sqlite_file() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("cache.db").display());
+        Fixture::new(manager(&url, json!({})).store(None).unwrap(), dir)
+    }
+
+    cachy_testkit::behaviour_suite!(sqlite_file);
+}
+
+mod sqlite_memory {
+    use super::*;
+
+    async fn sqlite_memory() -> Fixture {
+        Fixture::new(
+            manager("sqlite::memory:", json!({})).store(None).unwrap(),
+            (),
+        )
+    }
+
+    cachy_testkit::behaviour_suite!(sqlite_memory);
+}
+
+mod postgres {
+    use super::*;
+
+    async fn postgres() -> Option<Fixture> {
+        let server = POSTGRES.get_or_init(PostgresServer::start).as_ref()?;
+        Some(Fixture::new(
+            manager(&server.url(), json!({})).store(None).unwrap(),
+            (),
+        ))
+    }
+
+    cachy_testkit::behaviour_suite!(postgres);
+}
+
+mod mariadb {
+    use super::*;
+
+    async fn mariadb() -> Option<Fixture> {
+        let server = MARIADB.get_or_init(MariaDbServer::start).as_ref()?;
+        Some(Fixture::new(
+            manager(&server.url(), json!({})).store(None).unwrap(),
+            (),
+        ))
+    }
+
+    cachy_testkit::behaviour_suite!(mariadb);
+}
+
+fn store(url: &str, extra: serde_json::Value) -> DatabaseStore {
+    let mut config = StoreConfig::new("database")
+        .with("url", url)
+        .with("table", unique_table());
+    for (field, value) in extra.as_object().cloned().unwrap_or_default() {
+        config = config.with(field, value);
+    }
+    DatabaseStore::from_config(&config).unwrap()
+}
+
+async fn urls() -> Vec<String> {
+    let mut urls = vec!["sqlite::memory:".to_owned()];
+    if let Some(server) = POSTGRES.get_or_init(PostgresServer::start) {
+        urls.push(server.url());
+    }
+    if let Some(server) = MARIADB.get_or_init(MariaDbServer::start) {
+        urls.push(server.url());
+    }
+    urls
+}
+
+#[tokio::test]
+async fn a_missing_table_is_an_error_that_says_how_to_create_it() {
+    for url in urls().await {
+        let store = store(&url, json!({}));
+        let err = store.get("k").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{url}: {err}");
+        assert!(err.to_string().contains("create_table"), "{url}: {err}");
+        store.create_table().await.unwrap();
+        store.create_table().await.unwrap();
+        assert_eq!(store.get("k").await.unwrap(), None, "{url}");
+    }
+}
+
+#[tokio::test]
+async fn prune_removes_expired_rows_and_the_lottery_runs_it() {
+    for url in urls().await {
+        let store = store(&url, json!({ "prune_lottery": [0, 1] }));
+        store.create_table().await.unwrap();
+        store.put("short", b"v", Some(1)).await.unwrap();
+        store.put("long", b"v", Some(600)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(store.prune().await.unwrap(), 1, "{url}");
+        assert_eq!(store.get("long").await.unwrap().as_deref(), Some(&b"v"[..]));
+
+        let always = self::store(&url, json!({ "prune_lottery": [1, 1] }));
+        always.create_table().await.unwrap();
+        always.put("short", b"v", Some(1)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        always.put("other", b"v", Some(600)).await.unwrap();
+        assert_eq!(
+            always.prune().await.unwrap(),
+            0,
+            "{url}: the lottery already pruned"
+        );
+    }
+}
+
+#[test]
+fn bad_settings_are_config_errors_naming_the_field() {
+    for (store, field) in [
+        (json!({ "driver": "database" }), "stores.db.url"),
+        (
+            json!({ "driver": "database", "url": "oracle://x" }),
+            "stores.db.url",
+        ),
+        (
+            json!({ "driver": "database", "url": "postgres://[bad" }),
+            "stores.db.url",
+        ),
+        (
+            json!({ "driver": "database", "url": "sqlite::memory:", "table": "cache; DROP TABLE x" }),
+            "stores.db.table",
+        ),
+        (
+            json!({ "driver": "database", "url": "sqlite::memory:", "prune_lottery": [1, 0] }),
+            "stores.db.prune_lottery",
+        ),
+    ] {
+        let cache = CacheManager::from_value(json!({ "stores": { "db": store.clone() } })).unwrap();
+        let err = cache.store(None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{store}");
+        assert_eq!(err.field(), Some(field), "{store}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_sqlite_file_persists_across_managers() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("persist.db").display());
+    let config =
+        json!({ "stores": { "db": { "driver": "database", "url": url, "create_table": true } } });
+    CacheManager::from_value(config.clone())
+        .unwrap()
+        .forever("k", "kept")
+        .await
+        .unwrap();
+    let again = CacheManager::from_value(config).unwrap();
+    assert_eq!(
+        again.get::<String>("k").await.unwrap().as_deref(),
+        Some("kept")
+    );
+}
+
+async fn restart_under_load(url: String, restart: impl FnOnce()) {
+    let cache = manager(&url, json!({ "timeout": 1 }));
+    cache.put("before", "v", 10).await.unwrap();
+    let load = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0, 0);
+            let until = Instant::now() + Duration::from_secs(6);
+            while Instant::now() < until {
+                match cache.increment("load").await {
+                    Ok(_) => ok += 1,
+                    Err(_) => failed += 1,
+                }
+            }
+            (ok, failed)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    restart();
+    let (ok, failed) = load.await.unwrap();
+    assert!(ok > 0, "{url}: {ok} ok, {failed} failed");
+    let recovered = Instant::now();
+    loop {
+        match cache.put("after", "v", 10).await {
+            Ok(()) => break,
+            Err(e) => assert!(
+                recovered.elapsed() < Duration::from_secs(15),
+                "{url}: no recovery: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        cache.get::<String>("after").await.unwrap().as_deref(),
+        Some("v")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_under_load_recovers_without_a_rebuild() {
+    let Some(mut server) = PostgresServer::start() else {
+        return;
+    };
+    let url = server.url();
+    restart_under_load(url, move || {
+        server.kill();
+        std::thread::sleep(Duration::from_millis(500));
+        server.restart();
+        std::mem::forget(server);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_restarted_under_load_recovers_without_a_rebuild() {
+    let Some(mut server) = MariaDbServer::start() else {
+        return;
+    };
+    let url = server.url();
+    restart_under_load(url, move || {
+        server.kill();
+        std::thread::sleep(Duration::from_millis(500));
+        server.restart();
+        std::mem::forget(server);
+    })
+    .await;
+}
