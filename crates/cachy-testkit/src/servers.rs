@@ -24,7 +24,10 @@ pub fn require(binary: &str) -> Option<PathBuf> {
         .map(|paths| std::env::split_paths(&paths).collect())
         .unwrap_or_default();
     folders.extend(["/usr/sbin", "/sbin"].map(PathBuf::from));
-    let found = folders.into_iter().map(|dir| dir.join(binary)).find(|path| path.is_file());
+    let found = folders
+        .into_iter()
+        .map(|dir| dir.join(binary))
+        .find(|path| path.is_file());
     if found.is_none() {
         let message = format!(
             "`{binary}` is not installed; ./scripts/test installs it (apt-get install {})",
