@@ -672,11 +672,9 @@ impl MariaDbServer {
     pub fn restart(&mut self) {
         self.kill();
         let folder = self.dir.path().display().to_string();
-        let server = if require("mariadbd").is_some() {
-            "mariadbd"
-        } else {
-            "mysqld"
-        };
+        let server = require("mariadbd")
+            .or_else(|| require("mysqld"))
+            .map_or_else(|| "mariadbd".to_owned(), |path| path.display().to_string());
         let args: Vec<String> = vec![
             format!("--datadir={folder}/data"),
             format!("--port={}", self.port),
