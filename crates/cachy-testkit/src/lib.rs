@@ -13,6 +13,7 @@
 //! ```
 
 pub mod behaviour;
+pub mod bench;
 pub mod servers;
 
 use std::any::Any;

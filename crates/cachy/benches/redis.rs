@@ -7,9 +7,10 @@
 //! - then a throughput table: 64 concurrent tasks doing get / put for a fixed time, cachy vs
 //!   raw redis-rs, next to `redis-benchmark -c 64` on the same server.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cachy::CacheManager;
+use cachy_testkit::bench::{redis_benchmark, throughput};
 use cachy_testkit::servers::RedisServer;
 use criterion::Criterion;
 use redis::aio::ConnectionManager;
@@ -119,61 +120,9 @@ fn sequential(c: &mut Criterion, s: &Setup) {
     group.finish();
 }
 
-/// Operations per second with `CONCURRENCY` tasks looping over `op` for `duration`.
-fn throughput<F, Fut>(s: &Setup, duration: Duration, op: F) -> f64
-where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    s.runtime.block_on(async {
-        let start = Instant::now();
-        let tasks: Vec<_> = (0..CONCURRENCY)
-            .map(|_| {
-                let op = op.clone();
-                tokio::spawn(async move {
-                    let mut done = 0u64;
-                    while start.elapsed() < duration {
-                        op().await;
-                        done += 1;
-                    }
-                    done
-                })
-            })
-            .collect();
-        let mut total = 0;
-        for task in tasks {
-            total += task.await.unwrap();
-        }
-        total as f64 / start.elapsed().as_secs_f64()
-    })
-}
-
-fn redis_benchmark(port: u16, test: &str) -> Option<f64> {
-    let output = std::process::Command::new("redis-benchmark")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-c",
-            &CONCURRENCY.to_string(),
-        ])
-        .args(["-n", "200000", "-d", "40", "-t", test, "--csv", "-q"])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
-        .find(|line| {
-            line.to_ascii_lowercase()
-                .starts_with(&format!("\"{test}\""))
-        })
-        .and_then(|line| line.split(',').nth(1))
-        .and_then(|rps| rps.trim_matches('"').parse().ok())
-}
-
 fn concurrent(s: &Setup, duration: Duration, with_redis_benchmark: bool) {
     let repo = s.cache.store(None).unwrap();
-    let cachy_get = throughput(s, duration, {
+    let cachy_get = throughput(&s.runtime, CONCURRENCY, duration, {
         let repo = repo.clone();
         move || {
             let repo = repo.clone();
@@ -182,7 +131,7 @@ fn concurrent(s: &Setup, duration: Duration, with_redis_benchmark: bool) {
             }
         }
     });
-    let raw_get_ops = throughput(s, duration, {
+    let raw_get_ops = throughput(&s.runtime, CONCURRENCY, duration, {
         let raw = s.raw.clone();
         move || {
             let mut raw = raw.clone();
@@ -191,14 +140,14 @@ fn concurrent(s: &Setup, duration: Duration, with_redis_benchmark: bool) {
             }
         }
     });
-    let cachy_put = throughput(s, duration, {
+    let cachy_put = throughput(&s.runtime, CONCURRENCY, duration, {
         let repo = repo.clone();
         move || {
             let repo = repo.clone();
             async move { repo.put("put", &user(), 60).await.unwrap() }
         }
     });
-    let raw_put_ops = throughput(s, duration, {
+    let raw_put_ops = throughput(&s.runtime, CONCURRENCY, duration, {
         let raw = s.raw.clone();
         let payload = s.payload.clone();
         move || {
@@ -209,8 +158,8 @@ fn concurrent(s: &Setup, duration: Duration, with_redis_benchmark: bool) {
     });
     let (bench_get, bench_set) = if with_redis_benchmark {
         (
-            redis_benchmark(s.server.port(), "get"),
-            redis_benchmark(s.server.port(), "set"),
+            redis_benchmark(s.server.port(), "get", CONCURRENCY),
+            redis_benchmark(s.server.port(), "set", CONCURRENCY),
         )
     } else {
         (None, None)

@@ -1,0 +1,184 @@
+//! Helpers the benchmarks share: throughput loops, the real Python cachy, and the
+//! `redis-benchmark` tool, so every peer is measured the same way in the same run.
+
+use std::future::Future;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Operations per second of `tasks` tokio tasks looping over `op` for `duration`.
+pub fn throughput<F, Fut>(
+    runtime: &tokio::runtime::Runtime,
+    tasks: usize,
+    duration: Duration,
+    op: F,
+) -> f64
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    runtime.block_on(async {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let op = op.clone();
+                tokio::spawn(async move {
+                    let mut done = 0u64;
+                    while start.elapsed() < duration {
+                        op().await;
+                        done += 1;
+                    }
+                    done
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for handle in handles {
+            total += handle.await.expect("a benchmark task");
+        }
+        total as f64 / start.elapsed().as_secs_f64()
+    })
+}
+
+/// Operations per second of `threads` OS threads looping over `op` for `duration`; each
+/// thread builds its own state with `setup` (a connection, a handle).
+pub fn thread_throughput<S, Setup, Op>(
+    threads: usize,
+    duration: Duration,
+    setup: Setup,
+    op: Op,
+) -> f64
+where
+    Setup: Fn() -> S + Clone + Send + 'static,
+    Op: Fn(&mut S) + Clone + Send + 'static,
+{
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (setup, op) = (setup.clone(), op.clone());
+            std::thread::spawn(move || {
+                let mut state = setup();
+                let mut done = 0u64;
+                while start.elapsed() < duration {
+                    op(&mut state);
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let total: u64 = handles
+        .into_iter()
+        .map(|h| h.join().expect("a benchmark thread"))
+        .sum();
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// A blocking memcached connection speaking the meta protocol by hand: the raw baseline.
+pub struct RawMemcached {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    line: String,
+}
+
+impl RawMemcached {
+    /// Connect to `address` (`host:port`).
+    pub fn connect(address: &str) -> Self {
+        let stream = TcpStream::connect(address).expect("memcached accepts connections");
+        stream.set_nodelay(true).expect("TCP_NODELAY");
+        RawMemcached {
+            reader: BufReader::new(stream.try_clone().expect("a second handle")),
+            writer: stream,
+            line: String::new(),
+        }
+    }
+
+    /// `ms key <len> T<ttl> F<flags>` with `value`.
+    pub fn set(&mut self, key: &str, value: &[u8], flags: u32, ttl: u64) {
+        let mut request = format!("ms {key} {} T{ttl} F{flags}\r\n", value.len()).into_bytes();
+        request.extend_from_slice(value);
+        request.extend_from_slice(b"\r\n");
+        self.writer.write_all(&request).expect("memcached write");
+        self.line.clear();
+        self.reader
+            .read_line(&mut self.line)
+            .expect("memcached reply");
+    }
+
+    /// `mg key v f`: the value, if any.
+    pub fn get(&mut self, key: &str) -> Option<Vec<u8>> {
+        self.writer
+            .write_all(format!("mg {key} v f\r\n").as_bytes())
+            .expect("memcached write");
+        self.line.clear();
+        self.reader
+            .read_line(&mut self.line)
+            .expect("memcached reply");
+        let size: usize = self.line.split(' ').nth(1)?.trim().parse().ok()?;
+        let mut value = vec![0; size + 2];
+        self.reader.read_exact(&mut value).expect("memcached value");
+        value.truncate(size);
+        Some(value)
+    }
+}
+
+/// The python of the virtualenv with the real Python cachy 0.3.0 (`scripts/python-env`).
+pub fn python_cachy() -> Option<String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/python-env");
+    let output = Command::new(script).output().ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Operations per second of Python cachy 0.3.0 on `store` (a Python store config): `op` is
+/// `get` (a hit) or `put`, by `threads` threads for `duration`.
+pub fn python_throughput(
+    python: &str,
+    store: &serde_json::Value,
+    op: &str,
+    duration: Duration,
+    threads: usize,
+) -> Option<f64> {
+    let output = Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/python_cachy_bench.py"
+        ))
+        .arg(store.to_string())
+        .args([
+            op,
+            &duration.as_secs_f64().to_string(),
+            &threads.to_string(),
+        ])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+}
+
+/// Requests per second of `redis-benchmark -t <test> -c <clients>` (40-byte values).
+pub fn redis_benchmark(port: u16, test: &str, clients: usize) -> Option<f64> {
+    let requests = if clients == 1 { "20000" } else { "200000" };
+    let output = Command::new("redis-benchmark")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-c",
+            &clients.to_string(),
+        ])
+        .args(["-n", requests, "-d", "40", "-t", test, "--csv", "-q"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find(|line| {
+            line.to_ascii_lowercase()
+                .starts_with(&format!("\"{test}\""))
+        })
+        .and_then(|line| line.split(',').nth(1))
+        .and_then(|rps| rps.trim_matches('"').parse().ok())
+}
