@@ -7,6 +7,28 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
+/// The small struct every benchmark caches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// A number.
+    pub id: u64,
+    /// A short string.
+    pub name: String,
+    /// A flag.
+    pub active: bool,
+}
+
+/// The one `User` value the benchmarks use.
+pub fn user() -> User {
+    User {
+        id: 42,
+        name: "Anne".to_owned(),
+        active: true,
+    }
+}
+
 /// Operations per second of `tasks` tokio tasks looping over `op` for `duration`.
 pub fn throughput<F, Fut>(
     runtime: &tokio::runtime::Runtime,

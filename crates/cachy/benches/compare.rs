@@ -13,26 +13,11 @@ use std::time::Duration;
 
 use cachy::{CacheManager, Repository};
 use cachy_testkit::bench::{
-    RawMemcached, python_cachy, python_throughput, redis_benchmark, thread_throughput, throughput,
+    RawMemcached, User, python_cachy, python_throughput, redis_benchmark, thread_throughput,
+    throughput, user,
 };
 use cachy_testkit::servers::{MariaDbServer, MemcachedServer, PostgresServer, RedisServer};
-use serde::{Deserialize, Serialize};
 use sqlx::AssertSqlSafe;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct User {
-    id: u64,
-    name: String,
-    active: bool,
-}
-
-fn user() -> User {
-    User {
-        id: 42,
-        name: "Anne".to_owned(),
-        active: true,
-    }
-}
 
 const CONCURRENCY: usize = 64;
 const MODES: [(&str, usize); 2] = [("1 caller", 1), ("64 callers", CONCURRENCY)];
@@ -580,7 +565,7 @@ fn main() {
     }
     let date = version("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let header = format!(
-        "# cachy benchmark comparison\n\n{date}; {}; {}; {}; {}; {}; PostgreSQL {}; {}; Python cachy 0.3.0 with python-memcached 1.62.\n\n\
+        "# cachy benchmark comparison\n\n{date}; {}; {}; {}; {}; {}; {}; SQLite bundled by sqlx; Python cachy 0.3.0 with python-memcached 1.62.\n\n\
          Each cell runs {:.1} s; \"64 callers\" is 64 tokio tasks (cachy, redis-rs, moka, sqlx), 64 threads (cachy blocking, the raw memcached protocol, Python) \
          or 64 clients (`redis-benchmark -c 64`). Made by `./scripts/bench`.",
         machine(),
@@ -589,13 +574,6 @@ fn main() {
         version("memcached", &["-V"]),
         version("mariadbd", &["--version"]),
         version("/usr/lib/postgresql/15/bin/postgres", &["--version"]),
-        version(
-            "sh",
-            &[
-                "-c",
-                "sqlite3 --version 2>/dev/null || echo SQLite (bundled by sqlx)"
-            ]
-        ),
         duration.as_secs_f64(),
     );
     let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/results");

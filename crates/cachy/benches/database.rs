@@ -7,25 +7,10 @@
 use std::time::Duration;
 
 use cachy::CacheManager;
+use cachy_testkit::bench::{User, user};
 use cachy_testkit::servers::{MariaDbServer, PostgresServer};
 use criterion::{Criterion, criterion_group, criterion_main};
-use serde::{Deserialize, Serialize};
 use sqlx::AssertSqlSafe;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct User {
-    id: u64,
-    name: String,
-    active: bool,
-}
-
-fn user() -> User {
-    User {
-        id: 42,
-        name: "Anne".to_owned(),
-        active: true,
-    }
-}
 
 const FAR: i64 = 9_999_999_999;
 

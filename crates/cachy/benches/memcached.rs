@@ -8,25 +8,9 @@ use std::time::Duration;
 
 use cachy::CacheManager;
 use cachy_testkit::bench::{
-    RawMemcached, python_cachy, python_throughput, thread_throughput, throughput,
+    RawMemcached, User, python_cachy, python_throughput, thread_throughput, throughput, user,
 };
 use cachy_testkit::servers::MemcachedServer;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct User {
-    id: u64,
-    name: String,
-    active: bool,
-}
-
-fn user() -> User {
-    User {
-        id: 42,
-        name: "Anne".to_owned(),
-        active: true,
-    }
-}
 
 const CONCURRENCY: usize = 64;
 

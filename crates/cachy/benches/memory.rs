@@ -6,23 +6,8 @@
 use std::time::Duration;
 
 use cachy::CacheManager;
+use cachy_testkit::bench::{User, user};
 use criterion::{Criterion, criterion_group, criterion_main};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-struct User {
-    id: u64,
-    name: String,
-    active: bool,
-}
-
-fn user() -> User {
-    User {
-        id: 42,
-        name: "Anne".to_owned(),
-        active: true,
-    }
-}
 
 fn memory_store(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()

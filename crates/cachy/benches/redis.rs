@@ -10,26 +10,10 @@
 use std::time::Duration;
 
 use cachy::CacheManager;
-use cachy_testkit::bench::{redis_benchmark, throughput};
+use cachy_testkit::bench::{User, redis_benchmark, throughput, user};
 use cachy_testkit::servers::RedisServer;
 use criterion::Criterion;
 use redis::aio::ConnectionManager;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-struct User {
-    id: u64,
-    name: String,
-    active: bool,
-}
-
-fn user() -> User {
-    User {
-        id: 42,
-        name: "Anne".to_owned(),
-        active: true,
-    }
-}
 
 const CONCURRENCY: usize = 64;
 

@@ -5,24 +5,9 @@
 use std::time::Duration;
 
 use cachy::{CacheManager, Repository};
+use cachy_testkit::bench::{User, user};
 use cachy_testkit::servers::RedisServer;
 use criterion::{Criterion, criterion_group, criterion_main};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct User {
-    id: u64,
-    name: String,
-    active: bool,
-}
-
-fn user() -> User {
-    User {
-        id: 42,
-        name: "Anne".to_owned(),
-        active: true,
-    }
-}
 
 fn bench_store(c: &mut Criterion, runtime: &tokio::runtime::Runtime, name: &str, repo: Repository) {
     runtime.block_on(async {
