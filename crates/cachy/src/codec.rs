@@ -2,21 +2,24 @@
 //!
 //! Integers bypass the serializer and are stored as canonical decimal text (`42`, `-7`), so a
 //! server's own atomic increment (Redis `INCRBY`, memcached `incr`, an SQL `UPDATE`) works on
-//! any integer this crate wrote. Every other value goes through the store's [`Serializer`].
+//! any integer this crate wrote (unless the store asks for [`IntegerFormat::Serializer`]).
+//! Every other value goes through the store's [`Serializer`].
 //! On the way back, canonical decimal text is read as an integer whatever the serializer.
 
 use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 use serde::ser::{self, Impossible, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::serializer::Serializer;
+use crate::serializer::{IntegerFormat, Serializer};
 
 /// The longest decimal text read as an integer: the digits of `i128::MIN`.
 const MAX_INTEGER_TEXT: usize = 40;
 
 /// Serialize `value` for storage.
 pub(crate) fn encode<T: Serialize + ?Sized>(serializer: &Serializer, value: &T) -> Result<Vec<u8>> {
-    if let Ok(Some(integer)) = value.serialize(IntegerProbe) {
+    if serializer.integer_format() == IntegerFormat::Decimal
+        && let Ok(Some(integer)) = value.serialize(IntegerProbe)
+    {
         return Ok(integer.to_string().into_bytes());
     }
     serializer.serialize(value).map_err(|e| {

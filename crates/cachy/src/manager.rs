@@ -12,7 +12,7 @@ use crate::config::{CacheConfig, StoreConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Expiry;
 use crate::repository::Repository;
-use crate::serializer::{self, CustomSerializer, Serializer};
+use crate::serializer::{self, CustomSerializer, IntegerFormat, Serializer};
 use crate::store::Store;
 
 /// What a driver factory builds: a bare store (the manager wraps it in a repository with the
@@ -257,7 +257,21 @@ impl CacheManager {
         let created = factory(config).map_err(|e| e.with_store(name))?;
         match created {
             Created::Store(store) => {
-                let serializer = self.serializer_for(config, &*store)?;
+                let integers = match config.str("integers")? {
+                    None | Some("decimal") => IntegerFormat::Decimal,
+                    Some("serializer") => IntegerFormat::Serializer,
+                    Some(other) => {
+                        return Err(config.error(
+                            "integers",
+                            format!(
+                                "`integers` must be \"decimal\" or \"serializer\", not {other:?}"
+                            ),
+                        ));
+                    }
+                };
+                let serializer = self
+                    .serializer_for(config, &*store)?
+                    .with_integer_format(integers);
                 Ok(Repository::new(name, store, serializer))
             }
             Created::Repository(repository) => Ok(repository),

@@ -470,3 +470,46 @@ async fn counters_cross_where_python_can_increment() {
     );
     assert_eq!(memcached.rust.increment("py-put-int").await.unwrap(), 6);
 }
+
+#[tokio::test]
+async fn integers_cross_both_ways_with_the_serializer_integer_format() {
+    let Some(python) = python() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for serializer in ["pickle", "msgpack"] {
+        let prefix = format!("ints-{serializer}:");
+        for (name, rust_store, python_store) in [
+            (
+                "file",
+                json!({ "driver": "file", "path": dir.path(), "integers": "serializer" }),
+                json!({ "driver": "file", "path": dir.path() }),
+            ),
+            (
+                "redis",
+                json!({ "driver": "redis", "url": server.url(), "prefix": prefix, "integers": "serializer" }),
+                json!({ "driver": "redis", "host": "127.0.0.1", "port": server.port(), "prefix": prefix }),
+            ),
+        ] {
+            let cache = CacheManager::from_value(
+                json!({ "serializer": serializer, "stores": { "s": rust_store } }),
+            )
+            .unwrap();
+            let mut ops = Vec::new();
+            for (key, literal, value) in integer_cases() {
+                cache.put(&format!("int-{key}"), &value, 10).await.unwrap();
+                ops.push(json!({ "op": "check", "id": key, "key": format!("int-{key}"), "expected": literal }));
+            }
+            let results = run_python(python, serializer, &python_store, ops);
+            for (key, _, _) in integer_cases() {
+                assert_eq!(
+                    results[key]["same"],
+                    json!(true),
+                    "{name}/{serializer}: {}",
+                    results[key]
+                );
+            }
+        }
+    }
+}

@@ -187,3 +187,44 @@ async fn a_process_local_store_uses_msgpack_unless_it_names_its_own_serializer()
         "json, the global serializer"
     );
 }
+
+#[tokio::test]
+async fn integers_go_through_the_serializer_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = CacheManager::from_value(serde_json::json!({
+        "stores": { "file": { "driver": "file", "path": dir.path(), "integers": "serializer" } }
+    }))
+    .unwrap();
+    let repo = cache.store(None).unwrap();
+    repo.forever("n", &(1i64 << 40)).await.unwrap();
+    let stored = repo.store().get("n").await.unwrap().unwrap();
+    assert_eq!(
+        &stored[..2],
+        b"\x80\x03",
+        "pickled, as Python cachy writes integers"
+    );
+    assert_eq!(repo.get::<i64>("n").await.unwrap(), Some(1 << 40));
+    assert_eq!(
+        repo.increment("n").await.unwrap_err().kind(),
+        cachy::ErrorKind::NotAnInteger,
+        "as in Python cachy, a pickled integer cannot be incremented"
+    );
+    assert_eq!(
+        repo.increment("counter").await.unwrap(),
+        1,
+        "counters are decimal text still"
+    );
+    assert_eq!(repo.get::<i64>("counter").await.unwrap(), Some(1));
+}
+
+#[test]
+fn an_unknown_integer_format_is_a_config_error() {
+    let err = CacheManager::from_value(serde_json::json!({
+        "stores": { "dict": { "driver": "dict", "integers": "roman" } }
+    }))
+    .unwrap()
+    .store(None)
+    .unwrap_err();
+    assert_eq!(err.kind(), cachy::ErrorKind::Config);
+    assert_eq!(err.field(), Some("stores.dict.integers"));
+}

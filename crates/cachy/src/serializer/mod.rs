@@ -65,6 +65,20 @@ pub trait CustomSerializer: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct Serializer {
     kind: Kind,
+    integers: IntegerFormat,
+}
+
+/// How integers are written (config field `integers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IntegerFormat {
+    /// As decimal text (`42`), whatever the serializer, so servers increment them natively
+    /// (Redis `INCRBY`, memcached `incr`, SQL). The default.
+    #[default]
+    Decimal,
+    /// Through the serializer, like every other value: what Python cachy writes, so Python
+    /// reads integers written here; but then, as in Python cachy, an integer stored with
+    /// `put` cannot be incremented (counters made by `increment` still can).
+    Serializer,
 }
 
 #[derive(Clone)]
@@ -77,7 +91,7 @@ enum Kind {
 
 impl std::fmt::Debug for Serializer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self.kind {
+        f.write_str(match &self.kind {
             Kind::Pickle => "Serializer(pickle)",
             Kind::Json => "Serializer(json)",
             Kind::MsgPack => "Serializer(msgpack)",
@@ -91,12 +105,18 @@ impl Serializer {
     /// protocols 0 to 5, writes protocol 3. Pickled Python class instances are an error, and
     /// no code from a pickle is ever run.
     pub fn pickle() -> Self {
-        Serializer { kind: Kind::Pickle }
+        Serializer {
+            kind: Kind::Pickle,
+            integers: IntegerFormat::Decimal,
+        }
     }
 
     /// JSON, as Python's `json.dumps` writes it.
     pub fn json() -> Self {
-        Serializer { kind: Kind::Json }
+        Serializer {
+            kind: Kind::Json,
+            integers: IntegerFormat::Decimal,
+        }
     }
 
     /// MessagePack as Python's `msgpack.packb(data, use_bin_type=True)` writes it: structs as
@@ -104,6 +124,7 @@ impl Serializer {
     pub fn msgpack() -> Self {
         Serializer {
             kind: Kind::MsgPack,
+            integers: IntegerFormat::Decimal,
         }
     }
 
@@ -111,7 +132,19 @@ impl Serializer {
     pub fn custom(format: impl CustomSerializer) -> Self {
         Serializer {
             kind: Kind::Custom(Arc::new(format)),
+            integers: IntegerFormat::Decimal,
         }
+    }
+
+    /// This serializer, writing integers as `integers` says.
+    pub fn with_integer_format(mut self, integers: IntegerFormat) -> Self {
+        self.integers = integers;
+        self
+    }
+
+    /// How this serializer's stores write integers.
+    pub fn integer_format(&self) -> IntegerFormat {
+        self.integers
     }
 
     /// Write `value` in this format.

@@ -481,6 +481,9 @@ impl MemcachedStore {
         match serde_pickle::value_from_slice(value, serde_pickle::DeOptions::new()) {
             Ok(serde_pickle::Value::String(text)) => (FLAG_TEXT, text.into_bytes()),
             Ok(serde_pickle::Value::Bytes(bytes)) => (0, bytes),
+            Ok(serde_pickle::Value::I64(integer)) => {
+                (FLAG_INTEGER, integer.to_string().into_bytes())
+            }
             _ => (FLAG_PICKLE, value.to_vec()),
         }
     }
