@@ -18,7 +18,28 @@ pub mod servers;
 
 use std::any::Any;
 
+use std::time::{Duration, Instant};
+
 use cachy::Repository;
+
+/// Increment a counter in a loop for `length` on a task of its own, counting the calls that
+/// succeeded and failed: the load that fault tests kill a server under.
+pub fn spawn_increment_load(
+    repository: Repository,
+    length: Duration,
+) -> tokio::task::JoinHandle<(u64, u64)> {
+    tokio::spawn(async move {
+        let (mut ok, mut failed) = (0, 0);
+        let until = Instant::now() + length;
+        while Instant::now() < until {
+            match repository.increment("load").await {
+                Ok(_) => ok += 1,
+                Err(_) => failed += 1,
+            }
+        }
+        (ok, failed)
+    })
+}
 
 /// A repository over an empty store, and what keeps that store alive for the test.
 pub struct Fixture {

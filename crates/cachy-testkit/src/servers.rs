@@ -106,6 +106,13 @@ kill -0 "$parent" 2>/dev/null || rm -rf "$dir""#;
         ServerProcess { child }
     }
 
+    /// Kill the server in `slot`, if there is one.
+    fn kill_slot(slot: &mut Option<ServerProcess>) {
+        if let Some(mut process) = slot.take() {
+            process.kill();
+        }
+    }
+
     /// Kill the server at once (SIGKILL, by its supervisor), as a crash would.
     pub fn kill(&mut self) {
         let supervisor = self.child.id().to_string();
@@ -302,15 +309,13 @@ impl RedisServer {
 
     /// Kill the server, as a crash would.
     pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
+        ServerProcess::kill_slot(&mut self.process);
     }
 
     /// Start the server again on the same port (after [`kill`](Self::kill)), and wait until
     /// it answers.
     pub fn restart(&mut self) {
-        self.kill();
+        ServerProcess::kill_slot(&mut self.process);
         let log = self.dir.path().join("server.log");
         self.process = Some(ServerProcess::spawn(
             "redis-server",
@@ -425,14 +430,12 @@ impl MemcachedServer {
 
     /// Kill the server, as a crash would.
     pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
+        ServerProcess::kill_slot(&mut self.process);
     }
 
     /// Start the server again on the same port, and wait until it answers.
     pub fn restart(&mut self) {
-        self.kill();
+        ServerProcess::kill_slot(&mut self.process);
         let args: Vec<String> = [
             "-l",
             "127.0.0.1",
@@ -580,14 +583,12 @@ impl PostgresServer {
 
     /// Kill the server, as a crash would.
     pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
+        ServerProcess::kill_slot(&mut self.process);
     }
 
     /// Start the server again on the same port, and wait until it accepts connections.
     pub fn restart(&mut self) {
-        self.kill();
+        ServerProcess::kill_slot(&mut self.process);
         let folder = self.dir.path().display().to_string();
         let mut args = vec![
             self.postgres.display().to_string(),
@@ -663,14 +664,12 @@ impl MariaDbServer {
 
     /// Kill the server, as a crash would.
     pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
+        ServerProcess::kill_slot(&mut self.process);
     }
 
     /// Start the server again on the same port, and wait until the `cachy` database exists.
     pub fn restart(&mut self) {
-        self.kill();
+        ServerProcess::kill_slot(&mut self.process);
         let folder = self.dir.path().display().to_string();
         let server = require("mariadbd")
             .or_else(|| require("mysqld"))

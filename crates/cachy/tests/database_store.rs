@@ -200,20 +200,8 @@ async fn a_sqlite_file_persists_across_managers() {
 async fn restart_under_load(url: String, restart: impl FnOnce()) {
     let cache = manager(&url, json!({ "timeout": 1 }));
     cache.put("before", "v", 10).await.unwrap();
-    let load = {
-        let cache = cache.clone();
-        tokio::spawn(async move {
-            let (mut ok, mut failed) = (0, 0);
-            let until = Instant::now() + Duration::from_secs(6);
-            while Instant::now() < until {
-                match cache.increment("load").await {
-                    Ok(_) => ok += 1,
-                    Err(_) => failed += 1,
-                }
-            }
-            (ok, failed)
-        })
-    };
+    let load =
+        cachy_testkit::spawn_increment_load(cache.store(None).unwrap(), Duration::from_secs(6));
     tokio::time::sleep(Duration::from_millis(300)).await;
     restart();
     let (ok, failed) = load.await.unwrap();

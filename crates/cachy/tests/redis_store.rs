@@ -189,20 +189,8 @@ async fn a_killed_server_gives_bounded_errors_then_recovers_without_a_rebuild() 
     }));
     cache.put("before", "v", 10).await.unwrap();
 
-    let load = {
-        let cache = cache.clone();
-        tokio::spawn(async move {
-            let (mut ok, mut failed) = (0, 0);
-            let until = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < until {
-                match cache.increment("load").await {
-                    Ok(_) => ok += 1,
-                    Err(_) => failed += 1,
-                }
-            }
-            (ok, failed)
-        })
-    };
+    let load =
+        cachy_testkit::spawn_increment_load(cache.store(None).unwrap(), Duration::from_secs(3));
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.kill();
     for _ in 0..3 {
