@@ -1,6 +1,8 @@
 //! `#[cachy::cached]`: memoize a function's results in a cache store. See the `cachy` crate's
 //! docs of [`cached`] for the options.
 
+#![warn(missing_docs)]
+
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as Tokens;
 use quote::{quote, quote_spanned};

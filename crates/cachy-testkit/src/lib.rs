@@ -12,6 +12,8 @@
 //! cachy_testkit::behaviour_suite!(memory);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod behaviour;
 pub mod bench;
 pub mod servers;
