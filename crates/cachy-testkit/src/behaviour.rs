@@ -220,6 +220,24 @@ pub async fn put_with_a_future_time_keeps_the_value(repo: &Repository) {
     assert_eq!(repo.get::<String>("k").await.unwrap().as_deref(), Some("v"));
 }
 
+/// A lifetime too long for any backend (`Duration::MAX`, `i64::MAX` minutes) keeps the value
+/// instead of failing or expiring at once.
+pub async fn a_very_long_lifetime_keeps_the_value(repo: &Repository) {
+    repo.put("k", "long", Duration::MAX).await.unwrap();
+    assert_eq!(
+        repo.get::<String>("k").await.unwrap().as_deref(),
+        Some("long")
+    );
+    repo.put("m", "long", Expiry::Minutes(i64::MAX))
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.get::<String>("m").await.unwrap().as_deref(),
+        Some("long")
+    );
+    assert!(repo.add("a", "long", Duration::MAX).await.unwrap());
+}
+
 /// `add` stores and returns true only when the key holds nothing.
 pub async fn add_stores_only_when_the_key_is_missing(repo: &Repository) {
     assert!(repo.add("k", "first", TEN_MINUTES).await.unwrap());
@@ -467,6 +485,12 @@ pub async fn many_returns_values_in_key_order(repo: &Repository) {
     let values: Vec<Option<String>> = repo.many(&["c", "b", "a"]).await.unwrap();
     assert_eq!(values, [Some("3".to_owned()), None, Some("1".to_owned())]);
     assert!(repo.many::<String>(&[]).await.unwrap().is_empty());
+    let repeated: Vec<Option<String>> = repo.many(&["a", "a"]).await.unwrap();
+    assert_eq!(
+        repeated,
+        [Some("1".to_owned()), Some("1".to_owned())],
+        "a key asked twice"
+    );
 }
 
 /// `put_many` stores every pair; with a zero lifetime it removes them.

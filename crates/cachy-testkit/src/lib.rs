@@ -81,6 +81,7 @@ macro_rules! behaviour_suite {
             put_with_zero_or_negative_ttl_stores_nothing_and_removes,
             put_with_a_past_time_stores_nothing_and_removes,
             put_with_a_future_time_keeps_the_value,
+            a_very_long_lifetime_keeps_the_value,
             add_stores_only_when_the_key_is_missing,
             add_succeeds_after_the_previous_value_expired,
             add_with_zero_ttl_adds_nothing,

@@ -4,6 +4,10 @@ use std::time::{Duration, SystemTime};
 
 use crate::store::Ttl;
 
+/// The longest lifetime passed to a store: 100 years. Longer ones are kept that long, which
+/// every backend can express (an unbounded `Duration` would overflow some of them).
+pub const MAX_TTL_SECONDS: u64 = 100 * 365 * 24 * 60 * 60;
+
 /// How long to keep an item: a [`Duration`], an absolute time, or whole minutes as in the seed.
 ///
 /// Everything that takes an `impl Into<Expiry>` accepts:
@@ -12,7 +16,7 @@ use crate::store::Ttl;
 /// - a plain integer: whole minutes, as Python cachy's `put('key', 'value', 10)`.
 ///
 /// A lifetime of zero or less, or an absolute time already past, stores nothing and removes
-/// any value under that key.
+/// any value under that key; one over [`MAX_TTL_SECONDS`] (100 years) is kept 100 years.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -46,12 +50,14 @@ impl Expiry {
             Expiry::Minutes(minutes) => u64::try_from(minutes).ok()?.saturating_mul(60),
             Expiry::Seconds(seconds) => u64::try_from(seconds).ok()?,
         };
-        (seconds > 0).then_some(Some(seconds))
+        (seconds > 0).then_some(Some(seconds.min(MAX_TTL_SECONDS)))
     }
 }
 
 fn ceil_seconds(duration: Duration) -> u64 {
-    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+    duration
+        .as_secs()
+        .saturating_add(u64::from(duration.subsec_nanos() > 0))
 }
 
 impl From<Duration> for Expiry {

@@ -61,7 +61,7 @@ pub mod tags;
 
 pub use config::{CacheConfig, StoreConfig};
 pub use error::{BoxError, Error, ErrorKind, Result};
-pub use expiry::Expiry;
+pub use expiry::{Expiry, MAX_TTL_SECONDS};
 pub use manager::{CacheManager, Created, DriverFactory};
 pub use memoize::{Memoizer, global, set_global};
 

@@ -422,41 +422,39 @@ impl Repository {
                     return Err(Remembered::Computed(e));
                 }
             };
-            let stored = self.store_encoded(key, &value, ttl).await;
-            match stored {
-                Ok(bytes) => leader.finish(Outcome::Value(bytes.into())),
+            let bytes = match encode(&self.inner.serializer, &value) {
+                Ok(bytes) => bytes,
+                // Waiters retry (the leader is dropped) and compute their own copy.
+                Err(_) if bypass => return Ok(value),
+                Err(e) => {
+                    let e = self.context(key)(e);
+                    leader.finish(Outcome::Failed(e.to_string().into()));
+                    return Err(Remembered::Store(e, value));
+                }
+            };
+            match self.store_bytes(key, &bytes, ttl).await {
                 Err(e) if !bypass => {
                     leader.finish(Outcome::Failed(e.to_string().into()));
                     return Err(Remembered::Store(e, value));
                 }
-                Err(_) => {}
+                // Bypassing a failing cache: the waiters still get the value at once.
+                Ok(()) | Err(_) => leader.finish(Outcome::Value(bytes.into())),
             }
             return Ok(value);
         }
     }
 
-    /// Encode `value`, store it for `ttl` (or remove `key` when `ttl` is `None`), and return
-    /// the encoded bytes.
-    async fn store_encoded<T: Serialize>(
-        &self,
-        key: &str,
-        value: &T,
-        ttl: Option<Ttl>,
-    ) -> Result<Vec<u8>> {
-        let context = self.context(key);
-        let bytes = encode(&self.inner.serializer, value).map_err(&context)?;
+    /// Store encoded `bytes` for `ttl`, or remove `key` when `ttl` is `None`.
+    async fn store_bytes(&self, key: &str, bytes: &[u8], ttl: Option<Ttl>) -> Result<()> {
         match ttl {
             Some(ttl) => self
                 .inner
                 .store
-                .put(key, &bytes, ttl)
+                .put(key, bytes, ttl)
                 .await
-                .map_err(context)?,
-            None => {
-                self.forget(key).await?;
-            }
+                .map_err(self.context(key)),
+            None => self.forget(key).await.map(drop),
         }
-        Ok(bytes)
     }
 
     /// The values under `keys`, in the same order, `None` for each miss. One round trip on

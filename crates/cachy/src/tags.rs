@@ -363,17 +363,23 @@ impl TaggedCache {
     /// Invalidate every item stored under any of these tags: each tag gets a new id (and on
     /// Redis the items stored forever under them are deleted).
     pub async fn flush(&self) -> Result<()> {
-        if let Some(tracker) = self.repository.store().forever_tracker() {
-            let ids = self.tag_ids().await?;
-            tracker
-                .delete_tracked(&ids)
-                .await
-                .map_err(|e| e.with_store(self.repository.name()))?;
-        }
+        let tracker = self.repository.store().forever_tracker();
+        let old_ids = match tracker {
+            Some(_) => Some(self.tag_ids().await?),
+            None => None,
+        };
+        // New ids first: a `forever` racing the flush then lists its key under the new ids
+        // (reachable) rather than under old ids whose lists were already deleted.
         for name in &self.names {
             self.repository
                 .forever(&tag_key(name), &new_tag_id())
                 .await?;
+        }
+        if let (Some(tracker), Some(old_ids)) = (tracker, old_ids) {
+            tracker
+                .delete_tracked(&old_ids)
+                .await
+                .map_err(|e| e.with_store(self.repository.name()))?;
         }
         Ok(())
     }

@@ -287,3 +287,56 @@ async fn an_unreachable_server_is_a_clear_error_within_the_timeout() {
     assert_eq!(err.kind(), ErrorKind::Backend);
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn a_lifetime_beyond_2038_is_clamped_not_refused() {
+    let Some(server) = server() else { return };
+    let cache = manager(json!({ "driver": "memcached", "servers": [server.address()] }));
+    let key = unique("far-future");
+    cache.put(&key, "kept", Duration::MAX).await.unwrap();
+    cache
+        .put(&key, "kept", cachy::Expiry::Minutes(i64::MAX))
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get::<String>(&key).await.unwrap().as_deref(),
+        Some("kept")
+    );
+}
+
+#[tokio::test]
+async fn a_refused_request_does_not_mark_the_server_down() {
+    let Some(server) = server() else { return };
+    let cache = manager(json!({ "driver": "memcached", "servers": [server.address()] }));
+    let key = unique("refused");
+    cache.put(&key, "text", 10).await.unwrap();
+    assert_eq!(
+        cache.increment(&key).await.unwrap_err().kind(),
+        ErrorKind::NotAnInteger
+    );
+    let huge = "x".repeat(3 * 1024 * 1024);
+    assert_eq!(
+        cache.put(&key, &huge, 10).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    // (memcached drops the old value when a too-large one replaces it)
+    cache.put(&key, "again", 10).await.unwrap();
+    assert_eq!(
+        cache.get::<String>(&key).await.unwrap().as_deref(),
+        Some("again"),
+        "the server is still used"
+    );
+}
+
+#[tokio::test]
+async fn a_counter_overflow_is_refused_and_leaves_the_counter_as_it_was() {
+    let Some(server) = server() else { return };
+    let cache = manager(json!({ "driver": "memcached", "servers": [server.address()] }));
+    let key = unique("overflow");
+    cache.forever(&key, &(i64::MAX - 1)).await.unwrap();
+    assert_eq!(
+        cache.increment_by(&key, 5).await.unwrap_err().kind(),
+        ErrorKind::NotAnInteger
+    );
+    assert_eq!(cache.get::<i64>(&key).await.unwrap(), Some(i64::MAX - 1));
+}

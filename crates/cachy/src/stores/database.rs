@@ -487,8 +487,10 @@ impl DatabaseStore {
         .map_err(|e| self.error("prune", e))
     }
 
-    /// Run the prune lottery: with the configured odds, prune expired rows.
-    async fn maybe_prune(&self) -> Result<()> {
+    /// Run the prune lottery: with the configured odds, prune expired rows. Best effort: a
+    /// failed prune (a lock wait, a deadlock with writers) must not turn the write that ran
+    /// the lottery, already committed, into an error; the next draw tries again.
+    async fn maybe_prune(&self) {
         let (chances, out_of) = self.lottery;
         // xorshift: cheap, and only the odds matter.
         let mut x = self.seed.load(Ordering::Relaxed);
@@ -497,9 +499,8 @@ impl DatabaseStore {
         x ^= x << 17;
         self.seed.store(x, Ordering::Relaxed);
         if x % out_of < chances {
-            self.prune().await?;
+            let _ = self.prune().await;
         }
-        Ok(())
     }
 
     async fn increment_once(
@@ -617,12 +618,12 @@ impl Store for DatabaseStore {
         })
         .map_err(|e| self.error("read", e))?;
         let now = now();
-        let mut found: std::collections::HashMap<Vec<u8>, Vec<u8>> = rows
+        let found: std::collections::HashMap<Vec<u8>, Vec<u8>> = rows
             .into_iter()
             .filter(|(_, _, expiration)| *expiration > now)
             .map(|(key, value, _)| (key, value))
             .collect();
-        Ok(stored.iter().map(|key| found.remove(key)).collect())
+        Ok(stored.iter().map(|key| found.get(key).cloned()).collect())
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
@@ -637,7 +638,8 @@ impl Store for DatabaseStore {
             .await
             .map(drop))
         .map_err(|e| self.error("write", e))?;
-        self.maybe_prune().await
+        self.maybe_prune().await;
+        Ok(())
     }
 
     async fn put_many(&self, items: &[(&str, Vec<u8>)], ttl: Ttl) -> Result<()> {
@@ -660,7 +662,8 @@ impl Store for DatabaseStore {
             .await
         })
         .map_err(|e| self.error("write", e))?;
-        self.maybe_prune().await
+        self.maybe_prune().await;
+        Ok(())
     }
 
     async fn add(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
@@ -685,7 +688,7 @@ impl Store for DatabaseStore {
             .await
         })
         .map_err(|e| self.error("add", e))?;
-        self.maybe_prune().await?;
+        self.maybe_prune().await;
         Ok(added)
     }
 

@@ -224,15 +224,29 @@ impl Layout {
         Ok(())
     }
 
+    /// The lock for changes that read before they write (`add`, `increment`, `forget`,
+    /// removing a dead file): exclusive.
     fn lock(&self) -> io::Result<File> {
+        let file = self.lock_file()?;
+        file.lock()?;
+        Ok(file)
+    }
+
+    /// The lock for a plain write: shared, so writers of different keys never wait for each
+    /// other, yet a removal of a dead file cannot delete a value written meanwhile.
+    fn lock_shared(&self) -> io::Result<File> {
+        let file = self.lock_file()?;
+        file.lock_shared()?;
+        Ok(file)
+    }
+
+    fn lock_file(&self) -> io::Result<File> {
         fs::create_dir_all(&self.root)?;
-        let file = File::options()
+        File::options()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(self.root.join(LOCK_FILE))?;
-        file.lock()?;
-        Ok(file)
+            .open(self.root.join(LOCK_FILE))
     }
 }
 
@@ -268,6 +282,7 @@ impl Store for FileStore {
     async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
         let value = value.to_vec();
         self.run(key, move |layout, path| {
+            let _lock = layout.lock_shared()?;
             layout.write(path, expiry_of(ttl), &value)
         })
         .await
@@ -304,6 +319,7 @@ impl Store for FileStore {
 
     async fn forget(&self, key: &str) -> Result<bool> {
         self.run(key, |layout, path| {
+            let _lock = layout.lock()?;
             let was_live = matches!(layout.read(path)?, Content::Live { .. });
             Ok(remove_if_present(path)? && was_live)
         })

@@ -101,6 +101,9 @@ enum Reply {
     Value { flags: Vec<String>, data: Vec<u8> },
     /// `HD`, `NS`, `EX`, `NF`, `EN`, `MN`, `OK` with their flags.
     Status { code: String, flags: Vec<String> },
+    /// `CLIENT_ERROR`, `SERVER_ERROR` or `ERROR`: the server refused this request (the
+    /// connection and the server are fine).
+    Refused(Error),
 }
 
 impl Reply {
@@ -108,14 +111,17 @@ impl Reply {
         match self {
             Reply::Value { .. } => "VA",
             Reply::Status { code, .. } => code,
+            Reply::Refused(_) => "ERROR",
         }
     }
 
     fn flag(&self, name: char) -> Option<&str> {
-        let flags = match self {
-            Reply::Value { flags, .. } | Reply::Status { flags, .. } => flags,
-        };
-        flags.iter().find_map(|f| f.strip_prefix(name))
+        match self {
+            Reply::Value { flags, .. } | Reply::Status { flags, .. } => {
+                flags.iter().find_map(|f| f.strip_prefix(name))
+            }
+            Reply::Refused(_) => None,
+        }
     }
 }
 
@@ -174,12 +180,15 @@ impl Connection {
         {
             let kind = if line.contains("non-numeric") {
                 ErrorKind::NotAnInteger
-            } else if line.contains("too large") {
-                ErrorKind::InvalidInput
-            } else {
+            } else if line.starts_with("SERVER_ERROR") && !line.contains("too large") {
                 ErrorKind::Backend
+            } else {
+                ErrorKind::InvalidInput
             };
-            return Err(Error::new(kind, format!("memcached answered: {line}")));
+            return Ok(Reply::Refused(Error::new(
+                kind,
+                format!("memcached answered: {line}"),
+            )));
         }
         Ok(Reply::Status {
             code,
@@ -230,12 +239,13 @@ fn is_plain_key(key: &str) -> bool {
 fn ttl_argument(ttl: Ttl) -> u64 {
     match ttl {
         None => 0,
-        Some(seconds) if seconds > MAX_RELATIVE_TTL => {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
-                + seconds
-        }
+        // memcached reads an absolute time as a signed 32-bit number: later ones (after 2038)
+        // are clamped to the latest it can take.
+        Some(seconds) if seconds > MAX_RELATIVE_TTL => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .saturating_add(seconds)
+            .min(i32::MAX as u64),
         Some(seconds) => seconds,
     }
 }
@@ -391,57 +401,44 @@ impl MemcachedStore {
                 ),
             ));
         }
+        // Waiting for a free connection is not the server's fault: it is outside the timeout.
+        let _slot = server
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| Error::backend("the connection pool is closed", e))?;
         let work = async {
-            let _slot = server
-                .slots
-                .acquire()
-                .await
-                .map_err(|e| Error::backend("the connection pool is closed", e))?;
             let pooled = server
                 .idle
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .pop();
+            let reused = pooled.is_some();
             let mut connection = match pooled {
                 Some(connection) => connection,
                 None => Connection::open(&server.address).await.map_err(io_error)?,
             };
-            connection.send(&request).await?;
-            let mut out = Vec::new();
-            loop {
-                let reply = match connection.reply().await {
-                    Ok(reply) => reply,
-                    Err(e) if e.kind() == ErrorKind::Backend => return Err(e),
-                    Err(e) => {
-                        // A protocol-level answer (too large, non-numeric): the connection is fine.
-                        drain(&mut connection, replies.map(|n| n - out.len() - 1)).await?;
-                        server
-                            .idle
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .push(connection);
-                        return Err(e);
-                    }
-                };
-                let done = match replies {
-                    Some(n) => out.len() + 1 == n,
-                    None => reply.code() == "MN",
-                };
-                out.push(reply);
-                if done {
-                    break;
+            let outcome = match converse(&mut connection, &request, replies).await {
+                // A pooled connection the server (or a firewall) closed while it was idle
+                // fails before any reply: one more try on a fresh connection.
+                Err(Silent(_)) if reused => {
+                    connection = Connection::open(&server.address).await.map_err(io_error)?;
+                    converse(&mut connection, &request, replies)
+                        .await
+                        .map_err(Failure::into_error)?
                 }
-            }
+                other => other.map_err(Failure::into_error)?,
+            };
             server
                 .idle
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(connection);
-            Ok(out)
+            Ok::<_, Error>(outcome)
         };
         match tokio::time::timeout(self.timeout, work).await {
-            Ok(Ok(replies)) => Ok(replies),
-            Ok(Err(e)) if e.kind() != ErrorKind::Backend => Err(e),
+            Ok(Ok(Ok(replies))) => Ok(replies),
+            Ok(Ok(Err(refused))) => Err(refused),
             Ok(Err(e)) => {
                 server.mark_down();
                 Err(Error::new(
@@ -599,19 +596,65 @@ impl MemcachedStore {
     }
 }
 
-/// Read and discard the replies left after a failed one (`None`: until `MN`).
+/// An I/O failure; `Silent` when it came before any reply (the request may be retried).
+enum Failure {
+    Silent(Error),
+    Midway(Error),
+}
+
+use Failure::{Midway, Silent};
+
+impl Failure {
+    fn into_error(self) -> Error {
+        match self {
+            Silent(e) | Midway(e) => e,
+        }
+    }
+}
+
+/// Send `request` and read `replies` replies (until `MN` when `None`). The outer error is an
+/// I/O failure; the inner one, the server refusing the request (then the rest of the replies
+/// are read, so the connection can be reused).
+async fn converse(
+    connection: &mut Connection,
+    request: &[u8],
+    replies: Option<usize>,
+) -> std::result::Result<Result<Vec<Reply>>, Failure> {
+    connection.send(request).await.map_err(Silent)?;
+    let mut out: Vec<Reply> = Vec::new();
+    loop {
+        let reply = match connection.reply().await {
+            Ok(reply) => reply,
+            Err(e) if out.is_empty() => return Err(Silent(e)),
+            Err(e) => return Err(Midway(e)),
+        };
+        if let Reply::Refused(refused) = reply {
+            let left = replies.map(|n| n - out.len() - 1);
+            drain(connection, left).await.map_err(Midway)?;
+            return Ok(Err(refused));
+        }
+        let done = match replies {
+            Some(n) => out.len() + 1 == n,
+            None => reply.code() == "MN",
+        };
+        out.push(reply);
+        if done {
+            return Ok(Ok(out));
+        }
+    }
+}
+
+/// Read and discard the replies left after a refused one (`None`: until `MN`).
 async fn drain(connection: &mut Connection, left: Option<usize>) -> Result<()> {
     match left {
         Some(n) => {
             for _ in 0..n {
-                let _ = connection.reply().await;
+                connection.reply().await?;
             }
         }
         None => loop {
-            match connection.reply().await {
-                Ok(reply) if reply.code() == "MN" => break,
-                Err(e) if e.kind() == ErrorKind::Backend => return Err(e),
-                _ => {}
+            if connection.reply().await?.code() == "MN" {
+                break;
             }
         },
     }
@@ -695,15 +738,26 @@ impl Store for MemcachedStore {
             )
             .await;
         match native {
-            Ok(Reply::Value { data, .. }) => std::str::from_utf8(&data)
-                .ok()
-                .and_then(|n| n.parse::<i64>().ok())
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::NotAnInteger,
-                        "the counter overflows a 64-bit signed integer",
-                    )
-                }),
+            Ok(Reply::Value { data, .. }) => {
+                match std::str::from_utf8(&data)
+                    .ok()
+                    .and_then(|n| n.parse::<i64>().ok())
+                {
+                    Some(next) => Ok(next),
+                    None => {
+                        // memcached counts unsigned and has already stored the sum: take it back.
+                        self.one(
+                            &server_key,
+                            format!("ma {server_key} MD D{by}\r\n").into_bytes(),
+                        )
+                        .await?;
+                        Err(Error::new(
+                            ErrorKind::NotAnInteger,
+                            "the counter would overflow a 64-bit signed integer",
+                        ))
+                    }
+                }
+            }
             Err(e) if e.kind() == ErrorKind::Backend => Err(e),
             // Missing, a negative counter (memcached counts unsigned) or text: the CAS loop
             // creates, updates or refuses it with the common semantics.
