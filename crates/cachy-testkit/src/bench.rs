@@ -145,6 +145,30 @@ impl RawMemcached {
     }
 }
 
+/// Operations per second of the raw protocol: `threads` blocking connections to `address`
+/// getting `raw:hit` (`get`) or setting `raw:put` to `payload` for `duration`.
+pub fn raw_memcached_throughput(
+    address: &str,
+    payload: &[u8],
+    get: bool,
+    threads: usize,
+    duration: Duration,
+) -> f64 {
+    let (address, payload) = (address.to_owned(), payload.to_vec());
+    thread_throughput(
+        threads,
+        duration,
+        move || RawMemcached::connect(&address),
+        move |raw| {
+            if get {
+                raw.get("raw:hit").expect("raw:hit is stored");
+            } else {
+                raw.set("raw:put", &payload, 1, 600);
+            }
+        },
+    )
+}
+
 /// The python of the virtualenv with the real Python cachy 0.3.0 (`scripts/python-env`).
 pub fn python_cachy() -> Option<String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/python-env");

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use cachy::{CacheManager, Repository};
 use cachy_testkit::bench::{
-    RawMemcached, User, python_cachy, python_throughput, redis_benchmark, thread_throughput,
-    throughput, user,
+    RawMemcached, User, python_cachy, python_throughput, raw_memcached_throughput, redis_benchmark,
+    thread_throughput, throughput, user,
 };
 use cachy_testkit::servers::{MariaDbServer, MemcachedServer, PostgresServer, RedisServer};
 use sqlx::AssertSqlSafe;
@@ -448,19 +448,7 @@ fn main() {
     RawMemcached::connect(&memcached.address()).set("raw:hit", &payload, 1, 600);
     let (address, memcached_payload) = (memcached.address(), payload.clone());
     let memcached_raw: Raw<'_> = Box::new(move |op, threads| {
-        let (address, payload, get) = (address.clone(), memcached_payload.clone(), op == "get");
-        thread_throughput(
-            threads,
-            duration,
-            move || RawMemcached::connect(&address),
-            move |raw| {
-                if get {
-                    raw.get("raw:hit").unwrap();
-                } else {
-                    raw.set("raw:put", &payload, 1, 600);
-                }
-            },
-        )
+        raw_memcached_throughput(&address, &memcached_payload, op == "get", threads, duration)
     });
     rows.extend(bench.measure(
         "memcached",

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cachy::CacheManager;
 use cachy_testkit::bench::{
-    RawMemcached, User, python_cachy, python_throughput, thread_throughput, throughput, user,
+    RawMemcached, User, python_cachy, python_throughput, raw_memcached_throughput, throughput, user,
 };
 use cachy_testkit::servers::MemcachedServer;
 
@@ -52,19 +52,7 @@ fn main() {
         })
     };
     let raw = |threads: usize, get: bool| {
-        let (address, payload) = (server.address(), payload.clone());
-        thread_throughput(
-            threads,
-            duration,
-            move || RawMemcached::connect(&address),
-            move |raw| {
-                if get {
-                    raw.get("raw:hit").unwrap();
-                } else {
-                    raw.set("raw:put", &payload, 1, 600);
-                }
-            },
-        )
+        raw_memcached_throughput(&server.address(), &payload, get, threads, duration)
     };
     let python = if measuring { python_cachy() } else { None };
     let python_store = serde_json::json!({ "driver": "memcached", "servers": [server.address()] });
