@@ -12,7 +12,7 @@ use crate::config::{CacheConfig, StoreConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Expiry;
 use crate::repository::Repository;
-use crate::serializer::{self, CustomSerializer, IntegerFormat, Serializer};
+use crate::serializer::{self, CustomSerializer, DecodeLimits, IntegerFormat, Serializer};
 use crate::store::Store;
 
 /// What a driver factory builds: a bare store (the manager wraps it in a repository with the
@@ -271,7 +271,8 @@ impl CacheManager {
                 };
                 let serializer = self
                     .serializer_for(config, &*store)?
-                    .with_integer_format(integers);
+                    .with_integer_format(integers)
+                    .with_limits(decode_limits(config)?);
                 Ok(Repository::new(name, store, serializer))
             }
             Created::Repository(repository) => Ok(repository),
@@ -468,4 +469,26 @@ impl CacheManager {
         self.default_repository()?.set_default_cache_time(minutes);
         Ok(())
     }
+}
+
+/// The store's `decode_max_depth` and `decode_max_expansion`, over the defaults.
+fn decode_limits(config: &StoreConfig) -> Result<DecodeLimits> {
+    let mut limits = DecodeLimits::default();
+    let positive = |field: &str| -> Result<Option<usize>> {
+        match config.u64(field)? {
+            None => Ok(None),
+            Some(n) if n >= 1 && n <= u32::MAX.into() => Ok(usize::try_from(n).ok()),
+            Some(n) => Err(config.error(
+                field,
+                format!("`{field}` must be from 1 to 4294967295, not {n}"),
+            )),
+        }
+    };
+    if let Some(depth) = positive("decode_max_depth")? {
+        limits = limits.with_max_depth(depth);
+    }
+    if let Some(factor) = positive("decode_max_expansion")? {
+        limits = limits.with_max_expansion(factor);
+    }
+    Ok(limits)
 }

@@ -5,6 +5,7 @@
 //! Integers never reach a serializer: they are stored as decimal text (see the crate docs).
 
 mod json;
+mod limits;
 mod msgpack;
 mod pickle;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 /// Re-exported: implementing [`CustomSerializer`] takes its types, and this keeps versions in
 /// step.
 pub use erased_serde;
+pub use limits::DecodeLimits;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -66,6 +68,7 @@ pub trait CustomSerializer: Send + Sync + 'static {
 pub struct Serializer {
     kind: Kind,
     integers: IntegerFormat,
+    limits: DecodeLimits,
 }
 
 /// How integers are written (config field `integers`).
@@ -102,12 +105,14 @@ impl std::fmt::Debug for Serializer {
 
 impl Serializer {
     /// Python's pickle, the default (see the `pickle` module notes in the README): reads
-    /// protocols 0 to 5, writes protocol 3. Pickled Python class instances are an error, and
-    /// no code from a pickle is ever run.
+    /// protocols 0 to 5, writes protocol 3. Only plain data is read (None, bool, int, float,
+    /// str, bytes, list, tuple, dict, set, frozenset): a pickled instance of a Python class
+    /// is a `Deserialize` error naming the class, and nothing from a pickle is ever run.
     pub fn pickle() -> Self {
         Serializer {
             kind: Kind::Pickle,
             integers: IntegerFormat::Decimal,
+            limits: DecodeLimits::default(),
         }
     }
 
@@ -116,6 +121,7 @@ impl Serializer {
         Serializer {
             kind: Kind::Json,
             integers: IntegerFormat::Decimal,
+            limits: DecodeLimits::default(),
         }
     }
 
@@ -125,6 +131,7 @@ impl Serializer {
         Serializer {
             kind: Kind::MsgPack,
             integers: IntegerFormat::Decimal,
+            limits: DecodeLimits::default(),
         }
     }
 
@@ -133,6 +140,7 @@ impl Serializer {
         Serializer {
             kind: Kind::Custom(Arc::new(format)),
             integers: IntegerFormat::Decimal,
+            limits: DecodeLimits::default(),
         }
     }
 
@@ -140,6 +148,17 @@ impl Serializer {
     pub fn with_integer_format(mut self, integers: IntegerFormat) -> Self {
         self.integers = integers;
         self
+    }
+
+    /// This serializer, reading within `limits` instead of the defaults.
+    pub fn with_limits(mut self, limits: DecodeLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The bounds on reading one value.
+    pub fn limits(&self) -> &DecodeLimits {
+        &self.limits
     }
 
     /// How this serializer's stores write integers.
@@ -157,12 +176,13 @@ impl Serializer {
         }
     }
 
-    /// Read `bytes` in this format as a `T`.
+    /// Read `bytes` in this format as a `T`, within [`limits`](Self::limits) for the
+    /// built-in formats.
     pub fn deserialize<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, BoxError> {
         match &self.kind {
-            Kind::Pickle => pickle::deserialize(bytes),
+            Kind::Pickle => pickle::deserialize(bytes, &self.limits),
             Kind::Json => json::deserialize(bytes),
-            Kind::MsgPack => msgpack::deserialize(bytes),
+            Kind::MsgPack => msgpack::deserialize(bytes, &self.limits),
             Kind::Custom(format) => {
                 let mut out = None;
                 format.deserialize(bytes, &mut |de| {

@@ -1,0 +1,30 @@
+//! Python's pickle: reads protocols 0 to 5, so whatever Python writes loads here; writes
+//! protocol 3, which every Python 3 reads. Structs become dicts keyed by field name, tuples
+//! become tuples, and `serde_bytes` values become `bytes`.
+//!
+//! Reading is done by this crate's own bounded reader ([`unpickler`]), never by running
+//! anything the pickle names: pickled instances of Python classes (and any other Python
+//! object than plain data) are a `Deserialize` error naming the class.
+
+mod unpickler;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::DecodeLimits;
+use crate::error::BoxError;
+
+pub(super) fn serialize<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, BoxError> {
+    Ok(serde_pickle::to_vec(
+        &value,
+        serde_pickle::SerOptions::new(),
+    )?)
+}
+
+pub(super) fn deserialize<T: DeserializeOwned>(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+) -> Result<T, BoxError> {
+    let value = unpickler::unpickle(bytes, limits)?;
+    Ok(serde_pickle::from_value(value)?)
+}

@@ -1,0 +1,776 @@
+//! A pickle reader for untrusted bytes.
+//!
+//! It runs the pickle machine (protocols 0 to 5) over an arena of objects, sharing them as
+//! Python does (`DUP` and memo references point at one object, so a few bytes cannot make it
+//! copy anything), then builds the value tree once, charging every node to a budget and
+//! refusing nesting beyond the depth limit. Work and memory are proportional to the input
+//! plus the budget, and recursion is bounded by the depth limit, whatever the bytes.
+//!
+//! Only plain data is read: None, bool, int (64 bits), float, str, bytes, list, tuple, dict,
+//! set and frozenset, plus the few builtins older protocols use to spell them (`set`,
+//! `frozenset`, `bytearray`, `list`, `_codecs.encode`). Anything that names another Python
+//! object (class instances, functions, extensions, persistent ids, out-of-band buffers) is
+//! an error: nothing in a pickle is ever run.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde_pickle::{HashableValue, Value};
+
+use crate::serializer::DecodeLimits;
+
+type Id = usize;
+type Outcome<T> = Result<T, String>;
+
+/// What one node of the decoded value costs against the budget, besides its payload.
+const NODE_COST: usize = 32;
+/// Longer integer text is outside 64 bits whatever it says, so it is refused unparsed.
+const MAX_INTEGER_TEXT: usize = 24;
+
+/// Decode one pickle into a value tree.
+pub(super) fn unpickle(bytes: &[u8], limits: &DecodeLimits) -> Outcome<Value> {
+    let mut machine = Machine {
+        input: bytes,
+        pos: 0,
+        objects: Vec::new(),
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+    };
+    let root = machine.run()?;
+    Builder {
+        objects: &machine.objects,
+        budget: limits.budget(bytes.len()),
+        max_depth: limits.max_depth(),
+    }
+    .value(root, 0)
+}
+
+enum Object {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Bytes(Vec<u8>),
+    Str(String),
+    List(Vec<Id>),
+    Tuple(Vec<Id>),
+    Set(Vec<Id>),
+    FrozenSet(Vec<Id>),
+    Dict(Vec<(Id, Id)>),
+    Global(Global),
+}
+
+/// The builtins older protocols call to make plain values.
+#[derive(Clone, Copy)]
+enum Global {
+    Set,
+    FrozenSet,
+    ByteArray,
+    List,
+    CodecsEncode,
+}
+
+struct Machine<'a> {
+    input: &'a [u8],
+    pos: usize,
+    objects: Vec<Object>,
+    stack: Vec<Id>,
+    /// Stack heights at each open MARK.
+    marks: Vec<usize>,
+    memo: HashMap<u32, Id>,
+}
+
+impl<'a> Machine<'a> {
+    fn run(&mut self) -> Outcome<Id> {
+        loop {
+            let opcode = self.byte()?;
+            match opcode {
+                0x80 => {
+                    let protocol = self.byte()?;
+                    if protocol > 5 {
+                        return Err(format!("pickle protocol {protocol} is not supported"));
+                    }
+                }
+                0x95 => {
+                    self.take(8)?;
+                }
+                b'.' => {
+                    let root = self.pop()?;
+                    if self.pos != self.input.len() {
+                        return Err(format!(
+                            "{} bytes left over after the pickle",
+                            self.input.len() - self.pos
+                        ));
+                    }
+                    return Ok(root);
+                }
+                b'(' => self.marks.push(self.stack.len()),
+                b'0' => {
+                    if self.stack.len() == self.floor() && !self.marks.is_empty() {
+                        self.pop_mark()?;
+                    } else {
+                        self.pop()?;
+                    }
+                }
+                b'1' => {
+                    self.pop_mark()?;
+                }
+                b'2' => {
+                    let top = self.top()?;
+                    self.stack.push(top);
+                }
+                b'p' => {
+                    let id = self.decimal_line()?;
+                    self.memoize(id)?;
+                }
+                b'q' => {
+                    let id = self.byte()?;
+                    self.memoize(id.into())?;
+                }
+                b'r' => {
+                    let id = self.u32_le()?;
+                    self.memoize(id)?;
+                }
+                0x94 => {
+                    let id = u32::try_from(self.memo.len())
+                        .map_err(|_| "too many memo entries".to_owned())?;
+                    self.memoize(id)?;
+                }
+                b'g' => {
+                    let id = self.decimal_line()?;
+                    self.recall(id)?;
+                }
+                b'h' => {
+                    let id = self.byte()?;
+                    self.recall(id.into())?;
+                }
+                b'j' => {
+                    let id = self.u32_le()?;
+                    self.recall(id)?;
+                }
+                b'N' => self.push(Object::None),
+                0x88 => self.push(Object::Bool(true)),
+                0x89 => self.push(Object::Bool(false)),
+                b'I' => {
+                    let line = self.line()?;
+                    let object = match line {
+                        b"00" => Object::Bool(false),
+                        b"01" => Object::Bool(true),
+                        _ => Object::Int(integer_text(line)?),
+                    };
+                    self.push(object);
+                }
+                b'L' => {
+                    let line = self.line()?;
+                    let digits = line.strip_suffix(b"L").unwrap_or(line);
+                    self.push(Object::Int(integer_text(digits)?));
+                }
+                b'F' => {
+                    let line = self.line()?;
+                    let float = std::str::from_utf8(line)
+                        .ok()
+                        .and_then(|text| text.trim().parse().ok())
+                        .ok_or("a FLOAT opcode holds no number")?;
+                    self.push(Object::Float(float));
+                }
+                b'G' => {
+                    let bytes = self.array::<8>()?;
+                    self.push(Object::Float(f64::from_be_bytes(bytes)));
+                }
+                b'J' => {
+                    let bytes = self.array::<4>()?;
+                    self.push(Object::Int(i32::from_le_bytes(bytes).into()));
+                }
+                b'K' => {
+                    let byte = self.byte()?;
+                    self.push(Object::Int(byte.into()));
+                }
+                b'M' => {
+                    let bytes = self.array::<2>()?;
+                    self.push(Object::Int(u16::from_le_bytes(bytes).into()));
+                }
+                0x8a => {
+                    let length = self.byte()?;
+                    let bytes = self.take(length.into())?;
+                    self.push(Object::Int(twos_complement(bytes)?));
+                }
+                0x8b => {
+                    let length = self.i32_length()?;
+                    let bytes = self.take(length)?;
+                    self.push(Object::Int(twos_complement(bytes)?));
+                }
+                b'S' => {
+                    let line = self.line()?;
+                    self.push(Object::Bytes(escaped_string(line)?));
+                }
+                b'V' => {
+                    let line = self.line()?;
+                    self.push(Object::Str(raw_unicode_escape(line)?));
+                }
+                b'C' | b'U' => {
+                    let length = self.byte()?;
+                    let bytes = self.take(length.into())?;
+                    self.push(Object::Bytes(bytes.to_vec()));
+                }
+                b'B' => {
+                    let length = self.u32_le()?;
+                    let bytes = self.take(length as usize)?;
+                    self.push(Object::Bytes(bytes.to_vec()));
+                }
+                b'T' => {
+                    let length = self.i32_length()?;
+                    let bytes = self.take(length)?;
+                    self.push(Object::Bytes(bytes.to_vec()));
+                }
+                0x8e | 0x96 => {
+                    let length = self.u64_length()?;
+                    let bytes = self.take(length)?;
+                    self.push(Object::Bytes(bytes.to_vec()));
+                }
+                0x8c => {
+                    let length = self.byte()?;
+                    let bytes = self.take(length.into())?;
+                    self.push(Object::Str(utf8(bytes)?));
+                }
+                b'X' => {
+                    let length = self.u32_le()?;
+                    let bytes = self.take(length as usize)?;
+                    self.push(Object::Str(utf8(bytes)?));
+                }
+                0x8d => {
+                    let length = self.u64_length()?;
+                    let bytes = self.take(length)?;
+                    self.push(Object::Str(utf8(bytes)?));
+                }
+                b')' => self.push(Object::Tuple(Vec::new())),
+                0x85..=0x87 => {
+                    let count = usize::from(opcode - 0x84);
+                    let floor = self.floor();
+                    if self.stack.len() < floor + count {
+                        return Err("the pickle stack underflowed".to_owned());
+                    }
+                    let items = self.stack.split_off(self.stack.len() - count);
+                    self.push(Object::Tuple(items));
+                }
+                b't' => {
+                    let items = self.pop_mark()?;
+                    self.push(Object::Tuple(items));
+                }
+                b']' => self.push(Object::List(Vec::new())),
+                b'l' => {
+                    let items = self.pop_mark()?;
+                    self.push(Object::List(items));
+                }
+                b'a' => {
+                    let item = self.pop()?;
+                    let list = self.top()?;
+                    self.extend_list(list, vec![item])?;
+                }
+                b'e' => {
+                    let items = self.pop_mark()?;
+                    let list = self.top()?;
+                    self.extend_list(list, items)?;
+                }
+                b'}' => self.push(Object::Dict(Vec::new())),
+                b'd' => {
+                    let items = self.pop_mark()?;
+                    let pairs = pairs(items)?;
+                    self.push(Object::Dict(pairs));
+                }
+                b's' => {
+                    let value = self.pop()?;
+                    let key = self.pop()?;
+                    let dict = self.top()?;
+                    self.extend_dict(dict, vec![(key, value)])?;
+                }
+                b'u' => {
+                    let items = self.pop_mark()?;
+                    let dict = self.top()?;
+                    self.extend_dict(dict, pairs(items)?)?;
+                }
+                0x8f => self.push(Object::Set(Vec::new())),
+                0x90 => {
+                    let items = self.pop_mark()?;
+                    let set = self.top()?;
+                    match &mut self.objects[set] {
+                        Object::Set(members) => members.extend(items),
+                        _ => return Err("ADDITEMS on something that is not a set".to_owned()),
+                    }
+                }
+                0x91 => {
+                    let items = self.pop_mark()?;
+                    self.push(Object::FrozenSet(items));
+                }
+                b'c' => {
+                    let module = self.line()?;
+                    let name = self.line()?;
+                    self.push(Object::Global(global(module, name)?));
+                }
+                0x93 => {
+                    let name = self.pop()?;
+                    let module = self.pop()?;
+                    let (Object::Str(module), Object::Str(name)) =
+                        (&self.objects[module], &self.objects[name])
+                    else {
+                        return Err("STACK_GLOBAL needs two strings".to_owned());
+                    };
+                    let found = global(module.as_bytes(), name.as_bytes())?;
+                    self.push(Object::Global(found));
+                }
+                b'R' => {
+                    let arguments = self.pop()?;
+                    let callable = self.pop()?;
+                    let object = self.reduce(callable, arguments)?;
+                    self.push(object);
+                }
+                b'i' | b'o' | 0x81 | 0x92 | b'b' => {
+                    return Err(
+                        "the pickle holds an instance of a Python class, which cannot be read \
+                         (only None, bool, int, float, str, bytes, list, tuple, dict, set and \
+                         frozenset can)"
+                            .to_owned(),
+                    );
+                }
+                b'P' | b'Q' => return Err("pickle persistent ids are not supported".to_owned()),
+                0x82..=0x84 => {
+                    return Err("the pickle uses the copyreg extension registry".to_owned());
+                }
+                0x97 | 0x98 => {
+                    return Err("the pickle uses out-of-band buffers".to_owned());
+                }
+                other => {
+                    return Err(format!(
+                        "byte {other:#04x} at offset {} is not a pickle opcode",
+                        self.pos - 1
+                    ));
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, object: Object) {
+        self.objects.push(object);
+        self.stack.push(self.objects.len() - 1);
+    }
+
+    /// The lowest stack height the innermost MARK lets an opcode pop to.
+    fn floor(&self) -> usize {
+        self.marks.last().copied().unwrap_or(0)
+    }
+
+    fn pop(&mut self) -> Outcome<Id> {
+        if self.stack.len() <= self.floor() {
+            return Err("the pickle stack underflowed".to_owned());
+        }
+        self.stack
+            .pop()
+            .ok_or_else(|| "the pickle stack underflowed".to_owned())
+    }
+
+    fn top(&self) -> Outcome<Id> {
+        match self.stack.last() {
+            Some(&top) if self.stack.len() > self.floor() => Ok(top),
+            _ => Err("the pickle stack underflowed".to_owned()),
+        }
+    }
+
+    fn pop_mark(&mut self) -> Outcome<Vec<Id>> {
+        let height = self.marks.pop().ok_or("the pickle has no MARK to pop to")?;
+        Ok(self.stack.split_off(height))
+    }
+
+    fn memoize(&mut self, id: u32) -> Outcome<()> {
+        let top = self.top()?;
+        self.memo.insert(id, top);
+        Ok(())
+    }
+
+    fn recall(&mut self, id: u32) -> Outcome<()> {
+        let object = *self
+            .memo
+            .get(&id)
+            .ok_or_else(|| format!("the pickle refers to memo entry {id}, which was never set"))?;
+        self.stack.push(object);
+        Ok(())
+    }
+
+    fn extend_list(&mut self, list: Id, items: Vec<Id>) -> Outcome<()> {
+        match &mut self.objects[list] {
+            Object::List(existing) => {
+                existing.extend(items);
+                Ok(())
+            }
+            _ => Err("APPEND on something that is not a list".to_owned()),
+        }
+    }
+
+    fn extend_dict(&mut self, dict: Id, items: Vec<(Id, Id)>) -> Outcome<()> {
+        match &mut self.objects[dict] {
+            Object::Dict(existing) => {
+                existing.extend(items);
+                Ok(())
+            }
+            _ => Err("SETITEM on something that is not a dict".to_owned()),
+        }
+    }
+
+    /// Call one of the allowed builtins.
+    fn reduce(&mut self, callable: Id, arguments: Id) -> Outcome<Object> {
+        let Object::Global(global) = self.objects[callable] else {
+            return Err("REDUCE calls something that is not a known builtin".to_owned());
+        };
+        let Object::Tuple(arguments) = &self.objects[arguments] else {
+            return Err("REDUCE needs a tuple of arguments".to_owned());
+        };
+        let items = |machine: &Self, argument: Option<&Id>| -> Outcome<Vec<Id>> {
+            match argument.map(|&id| &machine.objects[id]) {
+                None => Ok(Vec::new()),
+                Some(
+                    Object::List(items)
+                    | Object::Tuple(items)
+                    | Object::Set(items)
+                    | Object::FrozenSet(items),
+                ) => Ok(items.clone()),
+                Some(_) => Err("a builtin is called with something that is not a sequence".into()),
+            }
+        };
+        Ok(match (global, arguments.as_slice()) {
+            (Global::Set, [] | [_]) => Object::Set(items(self, arguments.first())?),
+            (Global::FrozenSet, [] | [_]) => Object::FrozenSet(items(self, arguments.first())?),
+            (Global::List, [] | [_]) => Object::List(items(self, arguments.first())?),
+            (Global::ByteArray, []) => Object::Bytes(Vec::new()),
+            (Global::ByteArray, [bytes]) => match &self.objects[*bytes] {
+                Object::Bytes(bytes) => Object::Bytes(bytes.clone()),
+                _ => return Err("bytearray() of something that is not bytes".to_owned()),
+            },
+            (Global::ByteArray | Global::CodecsEncode, [text, encoding]) => {
+                match (&self.objects[*text], &self.objects[*encoding]) {
+                    (Object::Str(text), Object::Str(encoding))
+                        if encoding == "latin1" || encoding == "latin-1" =>
+                    {
+                        Object::Bytes(latin1(text)?)
+                    }
+                    _ => return Err("only latin-1 text can be encoded to bytes".to_owned()),
+                }
+            }
+            _ => return Err("a builtin is called with unexpected arguments".to_owned()),
+        })
+    }
+
+    fn byte(&mut self) -> Outcome<u8> {
+        let byte = *self.input.get(self.pos).ok_or("the pickle ends early")?;
+        self.pos += 1;
+        Ok(byte)
+    }
+
+    fn take(&mut self, length: usize) -> Outcome<&'a [u8]> {
+        let end = self
+            .pos
+            .checked_add(length)
+            .filter(|&end| end <= self.input.len())
+            .ok_or("the pickle ends early")?;
+        let bytes = &self.input[self.pos..end];
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    fn array<const N: usize>(&mut self) -> Outcome<[u8; N]> {
+        let bytes = self.take(N)?;
+        Ok(bytes.try_into().unwrap_or([0; N]))
+    }
+
+    fn u32_le(&mut self) -> Outcome<u32> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    fn i32_length(&mut self) -> Outcome<usize> {
+        usize::try_from(i32::from_le_bytes(self.array()?))
+            .map_err(|_| "the pickle gives a negative length".to_owned())
+    }
+
+    fn u64_length(&mut self) -> Outcome<usize> {
+        // A length past the end fails in `take`; no allocation is sized by it.
+        Ok(usize::try_from(u64::from_le_bytes(self.array()?)).unwrap_or(usize::MAX))
+    }
+
+    /// One text argument, up to a newline (which protocol 0 always writes).
+    fn line(&mut self) -> Outcome<&'a [u8]> {
+        let rest = &self.input[self.pos..];
+        let length = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or("a pickle text argument has no end of line")?;
+        self.pos += length + 1;
+        let line = &rest[..length];
+        Ok(line.strip_suffix(b"\r").unwrap_or(line))
+    }
+
+    fn decimal_line(&mut self) -> Outcome<u32> {
+        let line = self.line()?;
+        std::str::from_utf8(line)
+            .ok()
+            .filter(|text| text.len() <= 10)
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| "a pickle memo id is not a number".to_owned())
+    }
+}
+
+fn global(module: &[u8], name: &[u8]) -> Outcome<Global> {
+    Ok(match (module, name) {
+        (b"builtins" | b"__builtin__", b"set") => Global::Set,
+        (b"builtins" | b"__builtin__", b"frozenset") => Global::FrozenSet,
+        (b"builtins" | b"__builtin__", b"bytearray") => Global::ByteArray,
+        (b"builtins" | b"__builtin__", b"list") => Global::List,
+        (b"_codecs", b"encode") => Global::CodecsEncode,
+        _ => {
+            return Err(format!(
+                "the pickle refers to the Python object `{}.{}` (a class, a function or an \
+                 instance of one), which cannot be read: only None, bool, int, float, str, \
+                 bytes, list, tuple, dict, set and frozenset can",
+                String::from_utf8_lossy(&module[..module.len().min(100)]),
+                String::from_utf8_lossy(&name[..name.len().min(100)]),
+            ));
+        }
+    })
+}
+
+fn pairs(items: Vec<Id>) -> Outcome<Vec<(Id, Id)>> {
+    if items.len() % 2 != 0 {
+        return Err("a pickled dict has a key without a value".to_owned());
+    }
+    Ok(items
+        .chunks_exact(2)
+        .map(|pair| (pair[0], pair[1]))
+        .collect())
+}
+
+fn integer_text(text: &[u8]) -> Outcome<i64> {
+    let out_of_range = || "a pickled integer does not fit in 64 bits".to_owned();
+    if text.len() > MAX_INTEGER_TEXT {
+        return Err(out_of_range());
+    }
+    let text = std::str::from_utf8(text).map_err(|_| "a pickled integer is not text")?;
+    text.trim()
+        .parse()
+        .map_err(|_| match text.trim().trim_start_matches(['-', '+']) {
+            digits if digits.bytes().all(|b| b.is_ascii_digit()) && !digits.is_empty() => {
+                out_of_range()
+            }
+            _ => format!("{text:?} is not a pickled integer"),
+        })
+}
+
+/// A little-endian two's complement integer, as LONG1 and LONG4 hold it.
+fn twos_complement(bytes: &[u8]) -> Outcome<i64> {
+    let negative = bytes.last().is_some_and(|&last| last & 0x80 != 0);
+    let fill = if negative { 0xff } else { 0 };
+    let (low, high) = bytes.split_at(bytes.len().min(8));
+    if high.iter().any(|&b| b != fill) {
+        return Err("a pickled integer does not fit in 64 bits".to_owned());
+    }
+    let mut word = [fill; 8];
+    word[..low.len()].copy_from_slice(low);
+    let value = i64::from_le_bytes(word);
+    if (value < 0) != negative {
+        return Err("a pickled integer does not fit in 64 bits".to_owned());
+    }
+    Ok(value)
+}
+
+fn utf8(bytes: &[u8]) -> Outcome<String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| "a pickled str is not valid UTF-8".to_owned())
+}
+
+fn latin1(text: &str) -> Outcome<Vec<u8>> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).map_err(|_| "text outside latin-1".to_owned()))
+        .collect()
+}
+
+/// Protocol 0's `repr`-quoted byte strings.
+fn escaped_string(line: &[u8]) -> Outcome<Vec<u8>> {
+    let body = match line {
+        [quote @ (b'"' | b'\''), body @ .., end] if end == quote => body,
+        _ => return Err("a protocol 0 string is not quoted".to_owned()),
+    };
+    let mut out = Vec::with_capacity(body.len());
+    let mut bytes = body.iter().copied();
+    while let Some(byte) = bytes.next() {
+        if byte != b'\\' {
+            out.push(byte);
+            continue;
+        }
+        let escaped = match bytes.next() {
+            Some(b'\\') => b'\\',
+            Some(b'\'') => b'\'',
+            Some(b'"') => b'"',
+            Some(b'a') => 0x07,
+            Some(b'b') => 0x08,
+            Some(b't') => b'\t',
+            Some(b'n') => b'\n',
+            Some(b'v') => 0x0b,
+            Some(b'f') => 0x0c,
+            Some(b'r') => b'\r',
+            Some(b'x') => {
+                let high = bytes.next().and_then(|b| (b as char).to_digit(16));
+                let low = bytes.next().and_then(|b| (b as char).to_digit(16));
+                match (high, low) {
+                    (Some(high), Some(low)) => (high * 16 + low) as u8,
+                    _ => return Err("a bad \\x escape in a protocol 0 string".to_owned()),
+                }
+            }
+            _ => return Err("an unknown escape in a protocol 0 string".to_owned()),
+        };
+        out.push(escaped);
+    }
+    Ok(out)
+}
+
+/// Protocol 0's `raw-unicode-escape` text: latin-1 bytes with `\uXXXX` and `\UXXXXXXXX`.
+fn raw_unicode_escape(line: &[u8]) -> Outcome<String> {
+    let mut out = String::with_capacity(line.len());
+    let mut bytes = line.iter().copied();
+    while let Some(byte) = bytes.next() {
+        if byte != b'\\' {
+            out.push(char::from(byte));
+            continue;
+        }
+        let digits = match bytes.next() {
+            Some(b'u') => 4,
+            Some(b'U') => 8,
+            _ => return Err("an unknown escape in a protocol 0 str".to_owned()),
+        };
+        let mut code = 0u32;
+        for _ in 0..digits {
+            let digit = bytes
+                .next()
+                .and_then(|b| (b as char).to_digit(16))
+                .ok_or("a bad \\u escape in a protocol 0 str")?;
+            code = code * 16 + digit;
+        }
+        out.push(char::from_u32(code).ok_or("a \\U escape outside Unicode")?);
+    }
+    Ok(out)
+}
+
+/// Builds the value tree from the arena, within the budget and the depth limit.
+struct Builder<'m> {
+    objects: &'m [Object],
+    budget: usize,
+    max_depth: usize,
+}
+
+impl Builder<'_> {
+    fn charge(&mut self, payload: usize) -> Outcome<()> {
+        let cost = NODE_COST.saturating_add(payload);
+        self.budget = self.budget.checked_sub(cost).ok_or(
+            "the pickle expands beyond the decode limit (it references the same objects too \
+             many times)",
+        )?;
+        Ok(())
+    }
+
+    /// Children of a container at `depth` sit one level deeper.
+    fn enter(&self, depth: usize) -> Outcome<usize> {
+        if depth >= self.max_depth {
+            return Err(format!(
+                "the pickle nests containers deeper than {} levels (or contains itself)",
+                self.max_depth
+            ));
+        }
+        Ok(depth + 1)
+    }
+
+    fn value(&mut self, id: Id, depth: usize) -> Outcome<Value> {
+        Ok(match &self.objects[id] {
+            Object::List(items) => {
+                self.charge(0)?;
+                let depth = self.enter(depth)?;
+                Value::List(self.values(items, depth)?)
+            }
+            Object::Tuple(items) => {
+                self.charge(0)?;
+                let depth = self.enter(depth)?;
+                Value::Tuple(self.values(items, depth)?)
+            }
+            Object::Set(items) => {
+                self.charge(0)?;
+                let depth = self.enter(depth)?;
+                Value::Set(self.set(items, depth)?)
+            }
+            Object::Dict(pairs) => {
+                self.charge(0)?;
+                let depth = self.enter(depth)?;
+                let mut dict = BTreeMap::new();
+                for &(key, value) in pairs {
+                    let key = self.hashable(key, depth)?;
+                    let value = self.value(value, depth)?;
+                    dict.insert(key, value);
+                }
+                Value::Dict(dict)
+            }
+            _ => self.hashable(id, depth)?.into_value(),
+        })
+    }
+
+    fn values(&mut self, items: &[Id], depth: usize) -> Outcome<Vec<Value>> {
+        items.iter().map(|&item| self.value(item, depth)).collect()
+    }
+
+    fn set(&mut self, items: &[Id], depth: usize) -> Outcome<BTreeSet<HashableValue>> {
+        items
+            .iter()
+            .map(|&item| self.hashable(item, depth))
+            .collect()
+    }
+
+    fn hashable(&mut self, id: Id, depth: usize) -> Outcome<HashableValue> {
+        Ok(match &self.objects[id] {
+            Object::None => {
+                self.charge(0)?;
+                HashableValue::None
+            }
+            Object::Bool(b) => {
+                self.charge(0)?;
+                HashableValue::Bool(*b)
+            }
+            Object::Int(i) => {
+                self.charge(0)?;
+                HashableValue::I64(*i)
+            }
+            Object::Float(f) => {
+                self.charge(0)?;
+                HashableValue::F64(*f)
+            }
+            Object::Bytes(bytes) => {
+                self.charge(bytes.len())?;
+                HashableValue::Bytes(bytes.clone())
+            }
+            Object::Str(text) => {
+                self.charge(text.len())?;
+                HashableValue::String(text.clone())
+            }
+            Object::Tuple(items) => {
+                self.charge(0)?;
+                let depth = self.enter(depth)?;
+                HashableValue::Tuple(
+                    items
+                        .iter()
+                        .map(|&item| self.hashable(item, depth))
+                        .collect::<Outcome<_>>()?,
+                )
+            }
+            Object::FrozenSet(items) => {
+                self.charge(0)?;
+                let depth = self.enter(depth)?;
+                HashableValue::FrozenSet(self.set(items, depth)?)
+            }
+            Object::List(_) | Object::Set(_) | Object::Dict(_) => {
+                return Err("a pickled dict key or set member is not hashable".to_owned());
+            }
+            Object::Global(_) => {
+                return Err("the pickle holds a Python builtin instead of a value".to_owned());
+            }
+        })
+    }
+}
