@@ -1,7 +1,7 @@
 //! The same API for plain threads, with no async runtime of the caller's.
 //!
 //! Like `reqwest::blocking`, this is a facade: each call drives the async core on a small
-//! runtime the facade owns (one worker thread, shared by every clone). There is no second
+//! runtime (one worker thread, one per process, shared by every facade). There is no second
 //! implementation of any store.
 //!
 //! Call it from threads, not from async code: inside an async runtime every method returns an
@@ -32,9 +32,8 @@
 //! ```
 
 use std::future::Future;
-use std::mem::ManuallyDrop;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -45,45 +44,56 @@ use crate::expiry::Expiry;
 use crate::manager::Created;
 use crate::serializer::CustomSerializer;
 
-/// The runtime the blocking API drives the async core on.
+/// The runtime the blocking API drives the async core on: one per process, shared by every
+/// facade and by sync `#[cached]` functions, and never shut down. Stores are shared between
+/// a facade and the async manager it wraps, and a store's connections keep background tasks
+/// on the runtime that opened them; a runtime per facade would take those connections down
+/// with the facade, breaking the async manager's next call.
 #[derive(Debug)]
 pub(crate) struct Driver {
-    runtime: ManuallyDrop<tokio::runtime::Runtime>,
+    runtime: tokio::runtime::Runtime,
 }
 
-impl Drop for Driver {
-    /// Shut down without waiting, so the last clone may be dropped anywhere, even inside an
-    /// async runtime (a plain `Runtime` drop panics there).
-    fn drop(&mut self) {
-        // SAFETY: `runtime` is never used again: this is the end of `drop`.
-        let runtime = unsafe { ManuallyDrop::take(&mut self.runtime) };
-        runtime.shutdown_background();
-    }
+thread_local! {
+    /// Whether this thread is inside a blocking call, so that a nested one (from a blocking
+    /// `remember` closure) is refused with an error saying so instead of a generic one.
+    static IN_BLOCKING_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 impl Driver {
-    fn new() -> Result<Arc<Self>> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("cachy-blocking")
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Runtime,
-                    "cannot start the blocking API's runtime",
-                )
-                .with_source(e)
-            })?;
-        Ok(Arc::new(Driver {
-            runtime: ManuallyDrop::new(runtime),
-        }))
+    /// The process's driver, started on first use.
+    fn shared() -> Result<&'static Self> {
+        static SHARED: OnceLock<std::result::Result<Driver, String>> = OnceLock::new();
+        let started = SHARED.get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("cachy-blocking")
+                .enable_all()
+                .build()
+                .map(|runtime| Driver { runtime })
+                .map_err(|e| e.to_string())
+        });
+        started.as_ref().map_err(|e| {
+            Error::new(
+                ErrorKind::Runtime,
+                format!("cannot start the blocking API's runtime: {e}"),
+            )
+        })
     }
 
     fn block_on<T, E: From<Error>>(
         &self,
         work: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
+        if IN_BLOCKING_CALL.get() {
+            return Err(Error::new(
+                ErrorKind::Runtime,
+                "the blocking API was called from inside a blocking call (a blocking `remember` \
+                 closure); it would wait for itself, so compute the value without the cache \
+                 there",
+            )
+            .into());
+        }
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::new(
                 ErrorKind::Runtime,
@@ -97,29 +107,39 @@ impl Driver {
 
     /// Drive `work` to completion; the caller has checked it is not inside a runtime.
     pub(crate) fn run<T>(&self, work: impl Future<Output = T>) -> T {
+        IN_BLOCKING_CALL.set(true);
+        let _reset = ResetOnDrop;
         self.runtime.block_on(work)
     }
 }
 
-/// One runtime for the blocking calls of `#[cached]` functions, started on first use;
-/// `None` if it cannot be started.
+/// Clears [`IN_BLOCKING_CALL`] when a blocking call ends, even by a panic.
+struct ResetOnDrop;
+
+impl Drop for ResetOnDrop {
+    fn drop(&mut self) {
+        IN_BLOCKING_CALL.set(false);
+    }
+}
+
+/// The process's runtime for the blocking calls of `#[cached]` functions; `None` if it
+/// cannot be started.
 pub(crate) fn shared_driver() -> Option<&'static Driver> {
-    static SHARED: OnceLock<Option<Arc<Driver>>> = OnceLock::new();
-    SHARED.get_or_init(|| Driver::new().ok()).as_deref()
+    Driver::shared().ok()
 }
 
 /// The blocking face of [`crate::CacheManager`]: the same methods, without `.await`.
 #[derive(Clone, Debug)]
 pub struct CacheManager {
     inner: crate::CacheManager,
-    driver: Arc<Driver>,
+    driver: &'static Driver,
 }
 
 /// The blocking face of [`crate::Repository`].
 #[derive(Clone, Debug)]
 pub struct Repository {
     inner: crate::Repository,
-    driver: Arc<Driver>,
+    driver: &'static Driver,
 }
 
 impl CacheManager {
@@ -127,7 +147,7 @@ impl CacheManager {
     pub fn from_async(inner: crate::CacheManager) -> Result<Self> {
         Ok(CacheManager {
             inner,
-            driver: Driver::new()?,
+            driver: Driver::shared()?,
         })
     }
 
@@ -155,7 +175,7 @@ impl CacheManager {
     pub fn store<'a>(&self, name: impl Into<Option<&'a str>>) -> Result<Repository> {
         Ok(Repository {
             inner: self.inner.store(name)?,
-            driver: Arc::clone(&self.driver),
+            driver: self.driver,
         })
     }
 
@@ -346,7 +366,7 @@ impl CacheManager {
 #[derive(Clone, Debug)]
 pub struct TaggedCache {
     inner: crate::TaggedCache,
-    driver: Arc<Driver>,
+    driver: &'static Driver,
 }
 
 impl TaggedCache {
@@ -358,7 +378,7 @@ impl CacheManager {
     pub fn tags(&self, names: impl crate::tags::TagNames) -> Result<TaggedCache> {
         Ok(TaggedCache {
             inner: self.inner.tags(names)?,
-            driver: Arc::clone(&self.driver),
+            driver: self.driver,
         })
     }
 }
@@ -370,7 +390,7 @@ impl Repository {
     pub fn tags(&self, names: impl crate::tags::TagNames) -> TaggedCache {
         TaggedCache {
             inner: self.inner.tags(names),
-            driver: Arc::clone(&self.driver),
+            driver: self.driver,
         }
     }
 

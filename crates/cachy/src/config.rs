@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -184,7 +185,10 @@ impl CacheConfig {
 /// The configuration of one store: its driver, serializer and driver-specific options.
 ///
 /// Custom drivers read their options with the typed accessors, whose errors name the field.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Its `Debug` output hides secrets: options named like a password, secret or token, and
+/// the password of any `scheme://user:password@host` URL, show as `<redacted>`.
+#[derive(Clone, PartialEq)]
 pub struct StoreConfig {
     name: String,
     driver: String,
@@ -327,6 +331,34 @@ impl StoreConfig {
         }
     }
 
+    /// The option `field` as a duration in seconds, if set: a positive, finite number of at
+    /// most a year (fractions allowed, strings of a number accepted).
+    pub fn seconds(&self, field: &str) -> Result<Option<Duration>> {
+        let seconds = match self.options.get(field) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+            Some(_) => None,
+        };
+        seconds
+            .filter(|s| s.is_finite() && *s > 0.0 && *s <= MAX_CONFIG_SECONDS)
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                self.error(
+                    field,
+                    format!(
+                        "`{field}` must be a number of seconds above 0 and at most \
+                         {MAX_CONFIG_SECONDS} (a year), not {}",
+                        self.options
+                            .get(field)
+                            .map(Value::to_string)
+                            .unwrap_or_default()
+                    ),
+                )
+            })
+    }
+
     /// The boolean option `field`, if set.
     pub fn bool(&self, field: &str) -> Result<Option<bool>> {
         match self.options.get(field) {
@@ -338,6 +370,75 @@ impl StoreConfig {
             )),
         }
     }
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let options: Map<String, Value> = self
+            .options
+            .iter()
+            .map(|(field, value)| (field.clone(), redacted(field, value)))
+            .collect();
+        f.debug_struct("StoreConfig")
+            .field("name", &self.name)
+            .field("driver", &self.driver)
+            .field("serializer", &self.serializer)
+            .field("options", &options)
+            .finish()
+    }
+}
+
+/// The longest duration a config field may give: a year, far beyond any sensible timeout,
+/// and small enough that sums of such fields never overflow.
+pub const MAX_CONFIG_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// Whether an option's name says it holds a secret.
+fn is_secret_field(field: &str) -> bool {
+    let field = field.to_ascii_lowercase();
+    ["password", "passwd", "secret", "token", "credential"]
+        .iter()
+        .any(|word| field.contains(word))
+}
+
+/// `value` with secrets hidden, for Debug output.
+fn redacted(field: &str, value: &Value) -> Value {
+    match value {
+        _ if is_secret_field(field) => Value::String("<redacted>".to_owned()),
+        Value::String(text) => Value::String(redact_url(text)),
+        Value::Array(items) => Value::Array(items.iter().map(|v| redacted(field, v)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, v)| (key.clone(), redacted(key, v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// `text` with the password of a `scheme://user:password@host` URL (or anything shaped
+/// like one) replaced by `<redacted>`, so that config errors and Debug output can show
+/// where a store connects without showing how it authenticates.
+pub fn redact_url(text: &str) -> String {
+    let Some(scheme_end) = text.find("://") else {
+        return text.to_owned();
+    };
+    let authority_start = scheme_end + 3;
+    let rest = &text[authority_start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return text.to_owned();
+    };
+    let user = rest[..at].split(':').next().unwrap_or_default();
+    let password_given = rest[..at].contains(':');
+    let user_info = if password_given {
+        format!("{user}:<redacted>")
+    } else if user.is_empty() {
+        String::new()
+    } else {
+        // A URL with only one part before `@` (`redis://secret@host`) gives a password.
+        "<redacted>".to_owned()
+    };
+    format!("{}{user_info}{}", &text[..authority_start], &rest[at..])
 }
 
 fn optional_string(map: &mut Map<String, Value>, key: &str, field: &str) -> Result<Option<String>> {
@@ -359,5 +460,32 @@ fn type_name(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "a map",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_passwords_are_redacted_and_the_rest_kept() {
+        assert_eq!(
+            redact_url("redis://user:hunter2@host:6379/0"),
+            "redis://user:<redacted>@host:6379/0"
+        );
+        assert_eq!(
+            redact_url("redis://:hunter2@host"),
+            "redis://:<redacted>@host"
+        );
+        assert_eq!(
+            redact_url("redis://hunter2@host"),
+            "redis://<redacted>@host"
+        );
+        assert_eq!(redact_url("redis://host/0?a=b@c"), "redis://host/0?a=b@c");
+        assert_eq!(redact_url("not a url"), "not a url");
+        assert_eq!(
+            redact_url("postgres://u:p@ss:w@rd@db/x"),
+            "postgres://u:<redacted>@db/x"
+        );
     }
 }

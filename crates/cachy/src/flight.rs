@@ -2,6 +2,7 @@
 //! process wait for its outcome instead of computing it again (no cache stampede).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
@@ -72,6 +73,31 @@ impl Drop for Leader<'_> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&self.key);
+    }
+}
+
+tokio::task_local! {
+    /// The keys this task is computing as a leader, by their flights' address: a `remember`
+    /// of one of them from inside its own computation would wait for itself forever.
+    static COMPUTING: Vec<(usize, String)>;
+}
+
+impl Flights {
+    /// Whether the current task is computing `key` of these flights, further up its stack.
+    pub(crate) fn is_computing(&self, key: &str) -> bool {
+        let flights = self as *const Flights as usize;
+        COMPUTING
+            .try_with(|keys| keys.iter().any(|(f, k)| *f == flights && k == key))
+            .unwrap_or(false)
+    }
+}
+
+impl Leader<'_> {
+    /// Run the leader's computation, marked as computing this flight's key.
+    pub(crate) async fn compute<F: Future>(&self, work: F) -> F::Output {
+        let mut keys = COMPUTING.try_with(Clone::clone).unwrap_or_default();
+        keys.push((self.flights as *const Flights as usize, self.key.clone()));
+        COMPUTING.scope(keys, work).await
     }
 }
 

@@ -149,17 +149,22 @@ impl CacheManager {
             Some(name) => name.to_owned(),
             None => self.default_store_name()?,
         };
-        let mut stores = self
-            .inner
-            .stores
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(repository) = stores.get(&name) {
+        let stores = || {
+            self.inner
+                .stores
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if let Some(repository) = stores().get(&name) {
             return Ok(repository.clone());
         }
-        let repository = self.build(&name)?;
-        stores.insert(name, repository.clone());
-        Ok(repository)
+        // Built without holding the lock, so a driver factory may ask this manager for other
+        // stores; two first uses racing may both build, and the first stored wins.
+        let repository = {
+            let _building = Building::enter(Arc::as_ptr(&self.inner) as usize, &name)?;
+            self.build(&name)?
+        };
+        Ok(stores().entry(name).or_insert(repository).clone())
     }
 
     /// The name of the default store: the configured `default` (or the one set with
@@ -468,6 +473,40 @@ impl CacheManager {
     pub fn set_default_cache_time(&self, minutes: i64) -> Result<()> {
         self.default_repository()?.set_default_cache_time(minutes);
         Ok(())
+    }
+}
+
+thread_local! {
+    /// The stores being built on this thread, by manager, to refuse a factory that asks for
+    /// the store it is building (which would recurse forever).
+    static BUILDING: std::cell::RefCell<Vec<(usize, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Marks a store as being built on this thread until dropped.
+struct Building;
+
+impl Building {
+    fn enter(manager: usize, name: &str) -> Result<Self> {
+        BUILDING.with_borrow_mut(|building| {
+            if building.iter().any(|(m, n)| *m == manager && n == name) {
+                return Err(Error::config(
+                    format!("stores.{name}.driver"),
+                    format!(
+                        "building store `{name}` asks the manager for `{name}` itself (its \
+                         driver factory, directly or through another store)"
+                    ),
+                )
+                .with_store(name));
+            }
+            building.push((manager, name.to_owned()));
+            Ok(Building)
+        })
+    }
+}
+
+impl Drop for Building {
+    fn drop(&mut self) {
+        BUILDING.with_borrow_mut(|building| building.pop());
     }
 }
 

@@ -397,6 +397,14 @@ impl Repository {
                 Err(_) if bypass => {}
                 Err(e) => return Err(Remembered::Cache(e, compute)),
             }
+            if self.inner.flights.is_computing(key) {
+                let error = Error::new(
+                    crate::ErrorKind::Remember,
+                    "`remember` was called for this key from inside its own computation, which \
+                     would wait for itself forever",
+                );
+                return Err(Remembered::Cache(self.context(key)(error), compute));
+            }
             let leader = match self.inner.flights.join(key) {
                 Role::Leader(leader) => leader,
                 Role::Waiter(slot) => match flight::wait(slot).await {
@@ -415,7 +423,7 @@ impl Repository {
             if let Ok(Some(value)) = self.get::<T>(key).await {
                 return Ok(value);
             }
-            let value = match compute().await {
+            let value = match leader.compute(compute()).await {
                 Ok(value) => value,
                 Err(e) => {
                     leader.finish(Outcome::Failed(e.to_string().into()));

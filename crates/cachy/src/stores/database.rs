@@ -23,7 +23,8 @@ const INCREMENT_ATTEMPTS: usize = 50;
 /// `9999999999` for forever). Keys and values are stored as bytes, losslessly: `BLOB` on
 /// SQLite, `BYTEA` on PostgreSQL, `VARBINARY(255)`/`LONGBLOB` on MySQL (binary columns compare
 /// byte for byte, so no collation folds `K` into `k` or ignores trailing spaces). Keys longer
-/// than 250 bytes (with the prefix) are stored as `{prefix}cachy:sha1:{digest}`.
+/// than 250 bytes (with the prefix), and keys that start with `cachy:sha1:`, are stored as
+/// `{prefix}cachy:sha1:{digest}`, so no two keys share a row.
 ///
 /// - `get` ignores expired rows; `get_many` is one `SELECT .. IN (..)`; `put_many` is one
 ///   transaction.
@@ -300,8 +301,12 @@ impl DatabaseStore {
                 format!("table name {table:?} must be letters, digits and `_`"),
             ));
         }
+        let shown = crate::config::redact_url(url);
         let bad_url = |e: &dyn std::fmt::Display| {
-            config.error("url", format!("{url:?} is not a usable database URL: {e}"))
+            config.error(
+                "url",
+                format!("{shown:?} is not a usable database URL: {e}"),
+            )
         };
         let options = if url.starts_with("sqlite:") {
             #[cfg(feature = "database-sqlite")]
@@ -347,7 +352,7 @@ impl DatabaseStore {
         } else {
             return Err(config.error(
                 "url",
-                format!("{url:?} is not sqlite:, postgres: or mysql:"),
+                format!("{shown:?} is not sqlite:, postgres: or mysql:"),
             ));
         };
         let dialect = match &options {
@@ -374,14 +379,7 @@ impl DatabaseStore {
                     )
                 })?,
         };
-        let timeout = match config.options().get("timeout") {
-            None => Duration::from_secs(5),
-            Some(v) => {
-                Duration::from_secs_f64(v.as_f64().filter(|s| *s > 0.0).ok_or_else(|| {
-                    config.error("timeout", "`timeout` must be a positive number of seconds")
-                })?)
-            }
-        };
+        let timeout = config.seconds("timeout")?.unwrap_or(Duration::from_secs(5));
         Ok(DatabaseStore {
             statements: Statements::new(dialect, &table),
             options,
@@ -450,12 +448,8 @@ impl DatabaseStore {
 
     /// The key stored in the table for `key`.
     pub fn stored_key(&self, key: &str) -> Vec<u8> {
-        let full = format!("{}{key}", self.prefix);
-        if full.len() <= super::MAX_PLAIN_KEY {
-            full.into_bytes()
-        } else {
-            format!("{}{}", self.prefix, super::digest_key(key)).into_bytes()
-        }
+        super::backend_key(&self.prefix, key, |full| full.len() <= super::MAX_PLAIN_KEY)
+            .into_bytes()
     }
 
     /// Create the cache table (and its index on `expiration`) if it does not exist.

@@ -31,7 +31,11 @@ impl Entry {
     fn new(value: &[u8], ttl: Ttl) -> Self {
         Entry {
             value: value.into(),
-            deadline: ttl.map(|seconds| Instant::now() + Duration::from_secs(seconds)),
+            // Clamped like every lifetime, so a store called directly with `u64::MAX` cannot
+            // overflow `Instant`.
+            deadline: ttl.map(|seconds| {
+                Instant::now() + Duration::from_secs(seconds.min(crate::MAX_TTL_SECONDS))
+            }),
         }
     }
 

@@ -55,16 +55,25 @@ use crate::manager::{Created, DriverFactory};
 ))]
 const MAX_PLAIN_KEY: usize = 250;
 
-/// The stand-in for a key a backend cannot take as it is: a marker and the key's SHA-1.
+/// The key a backend that cannot take every key stores `key` under: `prefix` + `key` when
+/// `fits` accepts it, else `prefix` + `cachy:sha1:` + the key's SHA-1. A key that itself
+/// starts with the marker is always hashed, so no plain key can equal another key's
+/// stand-in: two distinct keys never share an item.
 #[cfg(any(
     feature = "memcached",
     feature = "database-sqlite",
     feature = "database-postgres",
     feature = "database-mysql"
 ))]
-fn digest_key(key: &str) -> String {
+fn backend_key(prefix: &str, key: &str, fits: impl Fn(&str) -> bool) -> String {
     use sha1::Digest;
-    format!("cachy:sha1:{}", hex::encode(sha1::Sha1::digest(key)))
+    const MARKER: &str = "cachy:sha1:";
+    let full = format!("{prefix}{key}");
+    if fits(&full) && !key.starts_with(MARKER) {
+        full
+    } else {
+        format!("{prefix}{MARKER}{}", hex::encode(sha1::Sha1::digest(key)))
+    }
 }
 
 fn factory<S: Into<Created> + 'static>(

@@ -69,26 +69,6 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-fn seconds(config: &StoreConfig, field: &str, default: Duration) -> Result<Duration> {
-    match config.options().get(field) {
-        None | Some(serde_json::Value::Null) => Ok(default),
-        Some(serde_json::Value::Number(n)) => n
-            .as_f64()
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| {
-                config.error(
-                    field,
-                    format!("`{field}` must be a positive number of seconds"),
-                )
-            }),
-        Some(other) => Err(config.error(
-            field,
-            format!("`{field}` must be a number of seconds, not {other}"),
-        )),
-    }
-}
-
 impl RedisStore {
     /// Build from configuration (nothing is connected until the first call):
     ///
@@ -102,8 +82,12 @@ impl RedisStore {
     ///   certificate, for servers that require one).
     pub fn from_config(config: &StoreConfig) -> Result<Self> {
         let prefix = config.str("prefix")?.unwrap_or_default().to_owned();
-        let connect_timeout = seconds(config, "connect_timeout", DEFAULT_CONNECT_TIMEOUT)?;
-        let response_timeout = seconds(config, "response_timeout", DEFAULT_RESPONSE_TIMEOUT)?;
+        let connect_timeout = config
+            .seconds("connect_timeout")?
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let response_timeout = config
+            .seconds("response_timeout")?
+            .unwrap_or(DEFAULT_RESPONSE_TIMEOUT);
         let username = config.str("username")?;
         let password = config.str("password")?;
         let with_credentials = |info: ConnectionInfo| {
@@ -432,8 +416,15 @@ fn parse_url(config: &StoreConfig, field: &str, url: &str) -> Result<ConnectionI
             "`rediss://` (TLS) needs cachy's `redis-tls` cargo feature",
         ));
     }
-    url.into_connection_info()
-        .map_err(|e| config.error(field, format!("{url:?} is not a Redis URL: {e}")))
+    url.into_connection_info().map_err(|e| {
+        config.error(
+            field,
+            format!(
+                "{:?} is not a Redis URL: {e}",
+                crate::config::redact_url(url)
+            ),
+        )
+    })
 }
 
 /// Await `work`, or fail with a clear error after `limit`.

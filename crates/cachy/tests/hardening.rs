@@ -1,0 +1,228 @@
+//! Configs are checked and never leak: secrets stay out of Debug output and errors, numbers
+//! out of range are config errors naming the field (never a panic), keys a backend hashes
+//! never collide with keys it stores as they are, and calls that cannot work (re-entrant
+//! `remember`, factories asking for stores) give an error or work, never a hang.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use cachy::{CacheManager, Created, ErrorKind, Store};
+
+const SECRET: &str = "hunter2";
+
+fn manager(stores: serde_json::Value) -> CacheManager {
+    CacheManager::from_value(serde_json::json!({ "stores": stores })).unwrap()
+}
+
+#[test]
+fn debug_output_never_shows_passwords() {
+    let cache = manager(serde_json::json!({
+        "redis": {
+            "driver": "redis",
+            "url": format!("redis://user:{SECRET}@127.0.0.1:1/0"),
+            "password": SECRET,
+            "cluster": [format!("redis://:{SECRET}@127.0.0.1:2")],
+        },
+        "db": { "driver": "database", "url": format!("postgres://app:{SECRET}@db/cache") },
+        "custom": { "driver": "dict", "api_token": SECRET, "nested": { "secret_key": SECRET } },
+    }));
+    let blocking = cachy::blocking::CacheManager::from_async(cache.clone()).unwrap();
+    for shown in [
+        format!("{cache:?}"),
+        format!("{:?}", cache.config()),
+        format!("{:?}", cache.config().stores()["redis"]),
+        format!("{blocking:?}"),
+    ] {
+        assert!(!shown.contains(SECRET), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+    // What is not secret is still shown.
+    assert!(format!("{cache:?}").contains("127.0.0.1:1/0"));
+}
+
+#[tokio::test]
+async fn a_malformed_url_error_does_not_echo_its_password() {
+    for (driver, url) in [
+        ("redis", format!("redis://user:{SECRET}@host:notaport/0")),
+        ("database", format!("postgres://app:{SECRET}@db:notaport/x")),
+        ("database", format!("oracle://app:{SECRET}@db/x")),
+    ] {
+        let cache = manager(serde_json::json!({ "s": { "driver": driver, "url": url } }));
+        let error = cache.store(Some("s")).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Config, "{error}");
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains(SECRET), "{shown}");
+        assert!(shown.contains("stores.s.url"), "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn seconds_out_of_range_are_config_errors_naming_the_field() {
+    for (driver, field, base) in [
+        (
+            "redis",
+            "connect_timeout",
+            serde_json::json!({"url": "redis://127.0.0.1:1"}),
+        ),
+        (
+            "redis",
+            "response_timeout",
+            serde_json::json!({"url": "redis://127.0.0.1:1"}),
+        ),
+        (
+            "database",
+            "timeout",
+            serde_json::json!({"url": "sqlite::memory:"}),
+        ),
+    ] {
+        for bad in [
+            serde_json::json!(1e300),
+            serde_json::json!(-1),
+            serde_json::json!(0),
+            serde_json::json!("soon"),
+            serde_json::json!(31_536_001),
+        ] {
+            let mut store = base.clone();
+            store["driver"] = driver.into();
+            store[field] = bad.clone();
+            let cache = manager(serde_json::json!({ "s": store }));
+            let error = cache.store(Some("s")).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                ErrorKind::Config,
+                "{driver}.{field} = {bad}: {error}"
+            );
+            assert!(
+                error.to_string().contains(&format!("stores.s.{field}")),
+                "{error}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_memory_store_clamps_a_huge_ttl_instead_of_panicking() {
+    let store = cachy::stores::MemoryStore::new();
+    store.put("k", b"v", Some(u64::MAX)).await.unwrap();
+    assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[tokio::test]
+async fn a_key_equal_to_another_keys_hashed_form_is_a_different_item() {
+    let cache = manager(serde_json::json!({
+        "db": { "driver": "database", "url": "sqlite::memory:", "create_table": true }
+    }));
+    let repo = cache.store(Some("db")).unwrap();
+    let long = "k".repeat(300);
+    let database =
+        cachy::stores::DatabaseStore::from_config(&cache.config().stores()["db"]).unwrap();
+    let hashed = String::from_utf8(database.stored_key(&long)).unwrap();
+    assert!(hashed.starts_with("cachy:sha1:"), "{hashed}");
+    repo.forever(&long, &"long").await.unwrap();
+    repo.forever(&hashed, &"impostor").await.unwrap();
+    assert_eq!(
+        repo.get::<String>(&long).await.unwrap().as_deref(),
+        Some("long")
+    );
+    assert_eq!(
+        repo.get::<String>(&hashed).await.unwrap().as_deref(),
+        Some("impostor")
+    );
+}
+
+/// Run `work` on its own thread; fail if it has not finished within ten seconds (a hang).
+fn within_ten_seconds<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, result) = mpsc::channel();
+    std::thread::spawn(move || done.send(work()));
+    result
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the call hung")
+}
+
+#[test]
+fn a_driver_factory_may_ask_the_manager_for_another_store() {
+    let cache = manager(serde_json::json!({
+        "inner": { "driver": "dict" },
+        "outer": { "driver": "alias", "target": "inner" },
+        "itself": { "driver": "alias", "target": "itself" },
+    }));
+    let handle = cache.clone();
+    cache.extend("alias", move |config| {
+        let target = config.required_str("target")?;
+        Ok(Created::Repository(handle.store(Some(target))?))
+    });
+    let outer = within_ten_seconds({
+        let cache = cache.clone();
+        move || {
+            cache
+                .store(Some("outer"))
+                .map(|repo| repo.name().to_owned())
+        }
+    });
+    assert_eq!(outer.unwrap(), "inner");
+    let itself = within_ten_seconds(move || cache.store(Some("itself")).map(drop));
+    let error = itself.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Config, "{error}");
+    assert!(error.to_string().contains("itself"), "{error}");
+}
+
+#[test]
+fn remember_of_its_own_key_inside_its_closure_is_an_error_not_a_hang() {
+    let outcome = within_ten_seconds(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let cache = manager(serde_json::json!({ "dict": { "driver": "dict" } }));
+            let inner = cache.clone();
+            cache
+                .remember("k", 5, || async move {
+                    inner
+                        .remember("k", 5, || async { Ok::<_, cachy::Error>(1) })
+                        .await
+                })
+                .await
+        })
+    });
+    let error = outcome.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Remember, "{error}");
+    assert!(error.to_string().contains("its own computation"), "{error}");
+}
+
+#[test]
+fn the_blocking_api_inside_a_blocking_remember_closure_is_a_clear_error() {
+    let outcome = within_ten_seconds(|| {
+        let cache = cachy::blocking::CacheManager::from_value(serde_json::json!({
+            "stores": { "dict": { "driver": "dict" } }
+        }))
+        .unwrap();
+        let inner = cache.clone();
+        cache.remember("k", 5, move || {
+            inner.get::<i64>("other").map(|v| v.unwrap_or(1))
+        })
+    });
+    let error = outcome.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Runtime, "{error}");
+    assert!(error.to_string().contains("blocking `remember`"), "{error}");
+}
+
+#[test]
+fn dropping_a_blocking_facade_leaves_the_async_manager_working() {
+    let Some(server) = cachy_testkit::servers::RedisServer::start() else {
+        return;
+    };
+    let cache = manager(serde_json::json!({
+        "redis": { "driver": "redis", "url": server.url(), "prefix": "facade:" }
+    }));
+    {
+        // The facade makes the first call, so the store connects on the facade's runtime.
+        let facade = cachy::blocking::CacheManager::from_async(cache.clone()).unwrap();
+        facade.put("k", &1, 5).unwrap();
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let read = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), cache.get::<i64>("k")).await
+    });
+    assert_eq!(read.expect("the call hung").unwrap(), Some(1));
+}
