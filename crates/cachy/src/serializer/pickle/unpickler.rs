@@ -535,7 +535,7 @@ fn global(module: &[u8], name: &[u8]) -> Outcome<Global> {
 }
 
 fn pairs(items: Vec<Id>) -> Outcome<Vec<(Id, Id)>> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err("a pickled dict has a key without a value".to_owned());
     }
     Ok(items
