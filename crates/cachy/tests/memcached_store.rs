@@ -340,3 +340,214 @@ async fn a_counter_overflow_is_refused_and_leaves_the_counter_as_it_was() {
     );
     assert_eq!(cache.get::<i64>(&key).await.unwrap(), Some(i64::MAX - 1));
 }
+
+/// Send `request` to memcached as it is, followed by `mn`, and return what it answered
+/// before the `MN`.
+fn raw(server: &MemcachedServer, request: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(server.address()).unwrap();
+    std::io::Write::write_all(&mut stream, format!("{request}mn\r\n").as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 256];
+    while !answer.ends_with(b"MN\r\n") {
+        let n = std::io::Read::read(&mut stream, &mut buffer).unwrap();
+        assert!(n > 0, "memcached closed the connection");
+        answer.extend_from_slice(&buffer[..n]);
+    }
+    answer.truncate(answer.len() - 4);
+    String::from_utf8(answer).unwrap()
+}
+
+#[tokio::test]
+async fn an_overflowing_increment_leaves_the_counter_readable() {
+    let Some(server) = server() else { return };
+    let cache = manager(json!({ "driver": "memcached", "servers": [server.address()] }));
+    let key = unique("overflow-wide");
+    cache.forever(&key, &(i64::MAX - 1)).await.unwrap();
+    // The sum has one digit more than the counter: an increment applied and then taken back
+    // would leave the counter padded with a space.
+    assert_eq!(
+        cache.increment_by(&key, i64::MAX).await.unwrap_err().kind(),
+        ErrorKind::NotAnInteger
+    );
+    assert_eq!(cache.get::<i64>(&key).await.unwrap(), Some(i64::MAX - 1));
+    assert_eq!(
+        raw(server, &format!("mg {key} v\r\n")),
+        format!("VA 19\r\n{}\r\n", i64::MAX - 1),
+        "stored exactly as it was"
+    );
+    assert_eq!(cache.decrement(&key).await.unwrap(), i64::MAX - 2);
+}
+
+#[tokio::test]
+async fn a_counter_beyond_the_signed_range_is_not_an_integer_and_stays() {
+    let Some(server) = server() else { return };
+    let cache = manager(json!({ "driver": "memcached", "servers": [server.address()] }));
+    let key = unique("u64-max");
+    // Another client's counter at memcached's largest: its own incr would wrap it to 0.
+    assert_eq!(
+        raw(server, &format!("ms {key} 20 F2\r\n{}\r\n", u64::MAX)),
+        "HD\r\n"
+    );
+    for by in [1, -1] {
+        let err = cache.increment_by(&key, by).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotAnInteger, "{by}: {err}");
+    }
+    assert_eq!(
+        raw(server, &format!("mg {key} v\r\n")),
+        format!("VA 20\r\n{}\r\n", u64::MAX)
+    );
+}
+
+#[tokio::test]
+async fn counters_padded_by_memcacheds_own_decrement_read_as_integers() {
+    let Some(server) = server() else { return };
+    let cache = manager(json!({ "driver": "memcached", "servers": [server.address()] }));
+    let key = unique("padded");
+    assert_eq!(raw(server, &format!("ms {key} 2 F2\r\n10\r\n")), "HD\r\n");
+    // memcached rewrites a shorter number in place, padded with spaces (as python-memcached's
+    // decr or any other client's would leave it).
+    assert_eq!(raw(server, &format!("decr {key} 1\r\n")), "9\r\n");
+    assert_eq!(raw(server, &format!("mg {key} v\r\n")), "VA 2\r\n9 \r\n");
+    assert_eq!(cache.get::<i64>(&key).await.unwrap(), Some(9));
+    assert_eq!(
+        cache.many::<i64>(&[key.as_str()]).await.unwrap(),
+        vec![Some(9)]
+    );
+    assert_eq!(cache.increment(&key).await.unwrap(), 10);
+    assert_eq!(cache.decrement_by(&key, 20).await.unwrap(), -10);
+
+    let leading = unique("leading");
+    assert_eq!(
+        raw(server, &format!("ms {leading} 4 F2\r\n  7 \r\n")),
+        "HD\r\n"
+    );
+    assert_eq!(cache.get::<i64>(&leading).await.unwrap(), Some(7));
+    assert_eq!(cache.increment(&leading).await.unwrap(), 8);
+}
+
+#[tokio::test]
+async fn a_plain_key_never_shares_an_item_with_a_hashed_one() {
+    let Some(server) = server() else { return };
+    let store = MemcachedStore::from_config(
+        &StoreConfig::new("memcached")
+            .with("servers", json!([server.address()]))
+            .with("prefix", "p:"),
+    )
+    .unwrap();
+    let long = "x".repeat(300);
+    let hashed = store.server_key(&long);
+    let look_alike = hashed.strip_prefix("p:").unwrap();
+    assert!(look_alike.starts_with("cachy:sha1:"));
+    assert_ne!(store.server_key(look_alike), hashed);
+    store.put(&long, b"long", None).await.unwrap();
+    store.put(look_alike, b"look-alike", None).await.unwrap();
+    assert_eq!(
+        store.get(&long).await.unwrap().as_deref(),
+        Some(&b"long"[..])
+    );
+    assert_eq!(
+        store.get(look_alike).await.unwrap().as_deref(),
+        Some(&b"look-alike"[..])
+    );
+}
+
+#[test]
+fn a_prefix_that_could_inject_commands_is_a_config_error() {
+    for prefix in [
+        "app\r\nflush_all\r\n",
+        "app\n",
+        "two words",
+        "tab\t",
+        "nul\0",
+        "del\u{7f}",
+        &"p".repeat(200),
+    ] {
+        let err =
+            manager(json!({ "driver": "memcached", "servers": ["127.0.0.1:1"], "prefix": prefix }))
+                .store(None)
+                .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{prefix:?}");
+        assert_eq!(
+            err.field(),
+            Some("stores.memcached.prefix"),
+            "{prefix:?}: {err}"
+        );
+    }
+    for prefix in ["app:", "ключ:", &"p".repeat(199)] {
+        manager(json!({ "driver": "memcached", "servers": ["127.0.0.1:1"], "prefix": prefix }))
+            .store(None)
+            .unwrap();
+    }
+}
+
+#[test]
+fn numbers_out_of_range_are_config_errors_not_panics() {
+    let servers = json!(["127.0.0.1:1"]);
+    for (field, config) in [
+        (
+            "max_connections",
+            json!({ "servers": servers, "max_connections": u64::MAX }),
+        ),
+        (
+            "max_connections",
+            json!({ "servers": servers, "max_connections": 0 }),
+        ),
+        (
+            "servers",
+            json!({ "servers": [{ "address": "h:1", "weight": u64::MAX }] }),
+        ),
+        (
+            "servers",
+            json!({ "servers": [{ "address": "h:1", "weight": 1.5 }] }),
+        ),
+        ("timeout", json!({ "servers": servers, "timeout": 1e300 })),
+        ("timeout", json!({ "servers": servers, "timeout": -1 })),
+        (
+            "retry_after",
+            json!({ "servers": servers, "retry_after": 1e300 }),
+        ),
+        (
+            "max_value_size",
+            json!({ "servers": servers, "max_value_size": u64::MAX }),
+        ),
+        (
+            "max_value_size",
+            json!({ "servers": servers, "max_value_size": 0 }),
+        ),
+    ] {
+        let mut store = config.clone();
+        store["driver"] = json!("memcached");
+        let err = manager(store).store(None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{config}");
+        assert_eq!(
+            err.field(),
+            Some(format!("stores.memcached.{field}").as_str()),
+            "{config}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn values_over_max_value_size_are_refused_both_ways() {
+    let Some(server) = server() else { return };
+    let small = manager(
+        json!({ "driver": "memcached", "servers": [server.address()], "max_value_size": 1024 }),
+    );
+    let key = unique("max-value-size");
+    let err = small.put(&key, &"x".repeat(2000), 10).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("max_value_size"), "{err}");
+
+    // Written by a store with a larger limit: announced too long, refused unread.
+    let large = manager(json!({ "driver": "memcached", "servers": [server.address()] }));
+    large.put(&key, &"x".repeat(2000), 10).await.unwrap();
+    let err = small.get::<String>(&key).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+    assert!(err.to_string().contains("max_value_size"), "{err}");
+    small.put(&key, "fits", 10).await.unwrap();
+    assert_eq!(
+        small.get::<String>(&key).await.unwrap().as_deref(),
+        Some("fits"),
+        "the server is not marked down"
+    );
+}

@@ -1,0 +1,663 @@
+mod protocol;
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use md5::{Digest, Md5};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use self::protocol::{
+    Batch, Command, Connection, Duplex, Failure, Prefix, Reply, SetMode, WireKey,
+};
+use crate::codec::{incremented, parse_integer};
+use crate::config::StoreConfig;
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::{Store, Ttl};
+
+/// Relative TTLs above this are taken by memcached as absolute unix times.
+const MAX_RELATIVE_TTL: u64 = 60 * 60 * 24 * 30;
+/// Points on the ring per server (per unit of weight), as ketama.
+const POINTS_PER_SERVER: usize = 160;
+/// python-memcached's flags (version 1.62).
+const FLAG_PICKLE: u32 = 1;
+const FLAG_INTEGER: u32 = 1 << 1;
+const FLAG_LONG: u32 = 1 << 2;
+const FLAG_COMPRESSED: u32 = 1 << 3;
+const FLAG_TEXT: u32 = 1 << 4;
+
+/// The default `max_value_size`: memcached's default item size limit (`-I 1m`).
+const DEFAULT_MAX_VALUE_SIZE: u64 = 1024 * 1024;
+/// The largest `max_value_size`: memcached's largest item size limit (`-I 1024m`).
+const MAX_VALUE_SIZE: u64 = 1024 * 1024 * 1024;
+/// The most connections per server (memcached itself takes 1024 in all by default).
+const MAX_CONNECTIONS: u64 = 65_536;
+/// The largest server weight: the ring holds 160 points per server and unit of weight.
+const MAX_WEIGHT: u64 = 100;
+
+/// The memcached store (driver `memcached`): a pool of servers, keys spread over them by
+/// consistent hashing (ketama), spoken to with memcached's meta protocol by a small client of
+/// our own (see the README for why).
+///
+/// - A key that memcached cannot take (over 250 bytes with its prefix, or with spaces or
+///   control characters), or that starts with `cachy:sha1:`, is stored as
+///   `{prefix}cachy:sha1:{hex digest of the key}`, so every key the other stores accept works
+///   here and no two keys share an item. The `prefix` itself is checked when the store is
+///   built.
+/// - TTLs over 30 days are sent as absolute unix times, as memcached requires.
+/// - `add` is memcached's add (atomic). `increment` reads the counter and writes the sum
+///   back with compare-and-swap, so a sum out of the 64-bit signed range is refused before
+///   anything is stored, counters go below zero as on every store, and they keep their TTL.
+/// - `get_many` sends one pipelined multi-get per server.
+/// - Every request carries an opaque token that the reply must echo, and ends with a no-op
+///   whose reply closes the replies: a reply that is not the request's (one too many, a
+///   stale one), a reply line over 4 KiB or a value over `max_value_size` (default 1 MiB)
+///   is a protocol error ([`ErrorKind::Backend`]) and the connection is dropped.
+/// - A server that fails or times out is marked down for `retry_after` seconds: calls on its
+///   keys fail at once with a clear error (keys of the other servers keep working), then it
+///   is tried again. A pooled connection that fails before any byte of a reply is replaced
+///   and the request sent again only for gets, plain sets and `flush`: an add, a
+///   compare-and-swap or a delete may already have been applied.
+/// - With the pickle serializer, values use python-memcached's flags (text, int, bytes,
+///   pickle), so Python cachy and this store read each other's values.
+/// - `flush` is `flush_all` on every server: memcached cannot flush one prefix.
+pub struct MemcachedStore {
+    servers: Vec<Server>,
+    ring: Vec<(u32, usize)>,
+    prefix: Prefix,
+    python_flags: bool,
+    timeout: Duration,
+    max_value_size: usize,
+    /// The opaque token of the next command: every command gets its own.
+    next_token: AtomicU64,
+}
+
+impl std::fmt::Debug for MemcachedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemcachedStore")
+            .field(
+                "servers",
+                &self.servers.iter().map(|s| &s.address).collect::<Vec<_>>(),
+            )
+            .field("prefix", &self.prefix.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a server listens.
+#[derive(Debug, Clone)]
+enum Address {
+    Tcp(String),
+    Unix(String),
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Address::Tcp(a) => f.write_str(a),
+            Address::Unix(p) => write!(f, "unix:{p}"),
+        }
+    }
+}
+
+impl Address {
+    async fn connect(&self) -> std::io::Result<Connection> {
+        let stream: Box<dyn Duplex> = match self {
+            Address::Tcp(address) => {
+                let stream = TcpStream::connect(address).await?;
+                stream.set_nodelay(true)?;
+                Box::new(stream)
+            }
+            Address::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
+        };
+        Ok(Connection::new(stream))
+    }
+}
+
+struct Server {
+    address: Address,
+    idle: Mutex<Vec<Connection>>,
+    slots: Semaphore,
+    down_until: Mutex<Option<Instant>>,
+    retry_after: Duration,
+}
+
+impl Server {
+    fn is_down(&self) -> bool {
+        let mut down = self
+            .down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match *down {
+            Some(until) if Instant::now() < until => true,
+            Some(_) => {
+                *down = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn mark_down(&self) {
+        *self
+            .down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + self.retry_after);
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// An idle pooled connection, if there is one. A connection with something to read is
+    /// dropped: the server closed it, or sent a reply that no request asked for.
+    fn pooled(&self) -> Option<Connection> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(mut connection) = idle.pop() {
+            if connection.is_idle() {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    fn release(&self, connection: Connection) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(connection);
+    }
+
+    async fn connect(&self) -> std::result::Result<Connection, Failure> {
+        self.address.connect().await.map_err(|e| Failure::Io {
+            error: Error::backend("cannot connect to memcached", e),
+            answered: false,
+        })
+    }
+}
+
+fn protocol_error(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Backend, message)
+}
+
+fn ttl_argument(ttl: Ttl) -> u64 {
+    match ttl {
+        None => 0,
+        // memcached reads an absolute time as a signed 32-bit number: later ones (after 2038)
+        // are clamped to the latest it can take.
+        Some(seconds) if seconds > MAX_RELATIVE_TTL => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .saturating_add(seconds)
+            .min(i32::MAX as u64),
+        Some(seconds) => seconds,
+    }
+}
+
+fn ketama_ring(weights: &[usize]) -> Vec<(u32, usize)> {
+    let mut ring = Vec::new();
+    for (index, weight) in weights.iter().enumerate() {
+        for point in 0..(POINTS_PER_SERVER * weight).div_ceil(4) {
+            let digest = Md5::digest(format!("{index}-{point}"));
+            for chunk in digest.chunks(4) {
+                ring.push((
+                    u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]),
+                    index,
+                ));
+            }
+        }
+    }
+    ring.sort_unstable();
+    ring
+}
+
+/// The client flags and bytes of a get's reply (which asked for `f`); `None` for a miss.
+fn stored_value(reply: Reply) -> Result<Option<(u32, Vec<u8>)>> {
+    if reply.code() != "VA" {
+        return Ok(None);
+    }
+    let flags = reply.number_flag('f')?;
+    Ok(reply.into_data().map(|data| (flags, data)))
+}
+
+/// The counter in stored bytes, plus `by`. memcached's own incr and decr (python-memcached's,
+/// any other client's) rewrite a shorter number in place padded with spaces, which are not
+/// part of it; a number outside the 64-bit signed range is not a counter here, and is left
+/// as it is.
+fn incremented_counter(data: &[u8], by: i64) -> Result<i64> {
+    let digits = data.trim_ascii();
+    if let Some(number) = parse_integer(digits).filter(|n| i64::try_from(*n).is_err()) {
+        return Err(Error::new(
+            ErrorKind::NotAnInteger,
+            format!("the counter holds {number}, outside the 64-bit signed range of counters"),
+        ));
+    }
+    incremented(Some(digits), by)
+}
+
+impl MemcachedStore {
+    /// Build from configuration (nothing connects until the first call):
+    ///
+    /// - `servers`: a list of `"host:port"`, `"unix:/path/to/socket"`, or
+    ///   `{"address": "host:port", "weight": 2}` (weights from 1 to 100, default 1);
+    /// - `prefix` (default empty; no spaces or control characters, at most 199 bytes);
+    /// - `timeout` (seconds per call, default 2) and `retry_after` (seconds a failed server
+    ///   stays marked down, default 5), each above 0 and at most a year;
+    /// - `max_connections` (per server, opened as needed, default 64, at most 65536);
+    /// - `max_value_size` (bytes, default 1048576, at most 1 GiB): the largest value
+    ///   written or read; set it to the servers' item size limit (memcached's `-I`).
+    pub fn from_config(config: &StoreConfig) -> Result<Self> {
+        let servers = config
+            .options()
+            .get("servers")
+            .and_then(|s| s.as_array())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                config.error(
+                    "servers",
+                    "`servers` must be a non-empty list of \"host:port\"",
+                )
+            })?;
+        let mut addresses = Vec::new();
+        let mut weights = Vec::new();
+        for server in servers {
+            let (address, weight) = match server {
+                serde_json::Value::String(address) => (address.as_str(), 1),
+                serde_json::Value::Object(entry) => {
+                    let weight = match entry.get("weight") {
+                        None => 1,
+                        Some(weight) => weight
+                            .as_u64()
+                            .filter(|w| (1..=MAX_WEIGHT).contains(w))
+                            .and_then(|w| usize::try_from(w).ok())
+                            .ok_or_else(|| {
+                                config.error(
+                                    "servers",
+                                    format!(
+                                        "{server}: `weight` must be a whole number from 1 to {MAX_WEIGHT}"
+                                    ),
+                                )
+                            })?,
+                    };
+                    let address = entry.get("address").and_then(|a| a.as_str());
+                    (address.unwrap_or_default(), weight)
+                }
+                _ => ("", 1),
+            };
+            let address = if let Some(path) = address.strip_prefix("unix:") {
+                Address::Unix(path.to_owned())
+            } else if address
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+            {
+                Address::Tcp(address.to_owned())
+            } else {
+                return Err(config.error("servers", format!("{server} is not \"host:port\", \"unix:/path\" or {{\"address\", \"weight\"}}")));
+            };
+            addresses.push(address);
+            weights.push(weight);
+        }
+        let count = |field: &str, default: u64, range: RangeInclusive<u64>| -> Result<usize> {
+            let value = config.u64(field)?.unwrap_or(default);
+            usize::try_from(value)
+                .ok()
+                .filter(|_| range.contains(&value))
+                .ok_or_else(|| {
+                    config.error(
+                        field,
+                        format!(
+                            "`{field}` must be from {} to {}, not {value}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )
+                })
+        };
+        let timeout = config.seconds("timeout")?.unwrap_or(Duration::from_secs(2));
+        let retry_after = config
+            .seconds("retry_after")?
+            .unwrap_or(Duration::from_secs(5));
+        let max_connections = count("max_connections", 64, 1..=MAX_CONNECTIONS)?;
+        let max_value_size = count("max_value_size", DEFAULT_MAX_VALUE_SIZE, 1..=MAX_VALUE_SIZE)?;
+        let prefix = Prefix::new(config.str("prefix")?.unwrap_or_default())
+            .map_err(|message| config.error("prefix", message))?;
+        Ok(MemcachedStore {
+            ring: ketama_ring(&weights),
+            servers: addresses
+                .into_iter()
+                .map(|address| Server {
+                    address,
+                    idle: Mutex::new(Vec::new()),
+                    slots: Semaphore::new(max_connections),
+                    down_until: Mutex::new(None),
+                    retry_after,
+                })
+                .collect(),
+            prefix,
+            python_flags: config.effective_serializer() == "pickle",
+            timeout,
+            max_value_size,
+            next_token: AtomicU64::new(0),
+        })
+    }
+
+    fn wire_key(&self, key: &str) -> WireKey {
+        WireKey::new(&self.prefix, key)
+    }
+
+    /// The key memcached sees for `key`.
+    pub fn server_key(&self, key: &str) -> String {
+        self.wire_key(key).as_str().to_owned()
+    }
+
+    /// The index of the server that holds `key`.
+    fn server_of(&self, key: &WireKey) -> usize {
+        let digest = Md5::digest(key.as_str());
+        let point = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]);
+        let at = self.ring.partition_point(|(p, _)| *p < point);
+        self.ring
+            .get(at)
+            .or_else(|| self.ring.first())
+            .map_or(0, |(_, index)| *index)
+    }
+
+    /// The address of the server that holds `key`.
+    pub fn server_for(&self, key: &str) -> String {
+        self.servers[self.server_of(&self.wire_key(key))]
+            .address
+            .to_string()
+    }
+
+    /// Send `commands` to server `index` in one round trip: the reply to each (`None` for a
+    /// quiet miss).
+    async fn exchange(
+        &self,
+        index: usize,
+        commands: Vec<Command<'_>>,
+    ) -> Result<Vec<Option<Reply>>> {
+        let server = &self.servers[index];
+        if server.is_down() {
+            return Err(Error::new(
+                ErrorKind::Backend,
+                format!(
+                    "memcached server {} is marked down after a failure; it is retried later",
+                    server.address
+                ),
+            ));
+        }
+        // Waiting for a free connection is not the server's fault: it is outside the timeout.
+        let _slot = server
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| Error::backend("the connection pool is closed", e))?;
+        let first_token = self
+            .next_token
+            .fetch_add(commands.len() as u64, Ordering::Relaxed);
+        let batch = Batch::new(commands, first_token);
+        let work = async {
+            let pooled = server.pooled();
+            let reused = pooled.is_some();
+            let mut connection = match pooled {
+                Some(connection) => connection,
+                None => server.connect().await?,
+            };
+            let mut outcome = connection.exchange(&batch, self.max_value_size).await;
+            // A pooled connection that the server (or a firewall) closed while it was idle
+            // fails before any byte of a reply: one more try on a fresh connection, for
+            // requests that do no harm if the first one was applied after all.
+            if reused
+                && batch.may_repeat()
+                && matches!(
+                    outcome,
+                    Err(Failure::Io {
+                        answered: false,
+                        ..
+                    })
+                )
+            {
+                connection = server.connect().await?;
+                outcome = connection.exchange(&batch, self.max_value_size).await;
+            }
+            if outcome.is_ok() {
+                server.release(connection);
+            }
+            outcome
+        };
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(Ok(Ok(replies))) => Ok(replies),
+            Ok(Ok(Err(refused))) => Err(refused),
+            // The server answers, out of step: dropping the connection is enough. Marking the
+            // server down would let one bad value (say, over max_value_size) fail all its keys.
+            Ok(Err(Failure::Garbled(reason))) => Err(protocol_error(format!(
+                "memcached protocol error from {}: {reason}; the connection was dropped",
+                server.address
+            ))),
+            Ok(Err(Failure::Io { error, .. })) => {
+                server.mark_down();
+                Err(Error::new(
+                    ErrorKind::Backend,
+                    format!("memcached server {} failed: {error}", server.address),
+                ))
+            }
+            Err(_) => {
+                server.mark_down();
+                Err(Error::new(
+                    ErrorKind::Backend,
+                    format!(
+                        "memcached server {} did not answer within {:?}",
+                        server.address, self.timeout
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Send `command` about `key` to its server: its reply.
+    async fn one(&self, key: &WireKey, command: Command<'_>) -> Result<Reply> {
+        self.exchange(self.server_of(key), vec![command])
+            .await?
+            .into_iter()
+            .next()
+            .flatten()
+            .ok_or_else(|| protocol_error("memcached sent no reply"))
+    }
+
+    /// Refuse a value that memcached would refuse or that this store could not read back.
+    fn check_size(&self, data: &[u8]) -> Result<()> {
+        if data.len() > self.max_value_size {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "the value is too large: {} bytes, over the store's max_value_size ({})",
+                    data.len(),
+                    self.max_value_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Flags and bytes for a value, in python-memcached's layout under pickle.
+    fn encode_wire(&self, value: &[u8]) -> (u32, Vec<u8>) {
+        if parse_integer(value).is_some() {
+            return (FLAG_INTEGER, value.to_vec());
+        }
+        if !self.python_flags {
+            return (0, value.to_vec());
+        }
+        match serde_pickle::value_from_slice(value, serde_pickle::DeOptions::new()) {
+            Ok(serde_pickle::Value::String(text)) => (FLAG_TEXT, text.into_bytes()),
+            Ok(serde_pickle::Value::Bytes(bytes)) => (0, bytes),
+            Ok(serde_pickle::Value::I64(integer)) => {
+                (FLAG_INTEGER, integer.to_string().into_bytes())
+            }
+            _ => (FLAG_PICKLE, value.to_vec()),
+        }
+    }
+
+    /// The bytes the serializer reads, from flags and stored bytes.
+    fn decode_wire(&self, flags: u32, data: Vec<u8>) -> Result<Vec<u8>> {
+        if flags & FLAG_COMPRESSED != 0 {
+            return Err(Error::new(
+                ErrorKind::Deserialize,
+                "the value was stored compressed (python-memcached's min_compress_len), which this store does not read",
+            ));
+        }
+        if flags & (FLAG_INTEGER | FLAG_LONG) != 0 {
+            // A counter that memcached's own incr or decr rewrote in place is padded with
+            // spaces: the number is what is read.
+            let digits = data.trim_ascii();
+            if parse_integer(digits).is_some() {
+                return Ok(digits.to_vec());
+            }
+            return Ok(data);
+        }
+        if !self.python_flags || flags & FLAG_PICKLE != 0 {
+            return Ok(data);
+        }
+        let value = if flags & FLAG_TEXT != 0 {
+            let text = String::from_utf8(data).map_err(|e| {
+                Error::new(ErrorKind::Deserialize, "a text value is not UTF-8").with_source(e)
+            })?;
+            serde_pickle::Value::String(text)
+        } else {
+            serde_pickle::Value::Bytes(data)
+        };
+        serde_pickle::value_to_vec(&value, serde_pickle::SerOptions::new()).map_err(|e| {
+            Error::new(
+                ErrorKind::Deserialize,
+                "cannot re-encode a python-memcached value",
+            )
+            .with_source(e)
+        })
+    }
+}
+
+#[async_trait]
+impl Store for MemcachedStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let key = self.wire_key(key);
+        match stored_value(self.one(&key, Command::get(&key, "v f")).await?)? {
+            Some((flags, data)) => self.decode_wire(flags, data).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut by_server: BTreeMap<usize, Vec<(usize, WireKey)>> = BTreeMap::new();
+        for (position, key) in keys.iter().enumerate() {
+            let key = self.wire_key(key);
+            by_server
+                .entry(self.server_of(&key))
+                .or_default()
+                .push((position, key));
+        }
+        let requests = by_server.into_iter().map(|(server, keys)| async move {
+            let commands = keys
+                .iter()
+                .map(|(_, key)| Command::quiet_get(key, "v f"))
+                .collect();
+            let replies = self.exchange(server, commands).await?;
+            Ok::<_, Error>(keys.into_iter().map(|(position, _)| position).zip(replies))
+        });
+        let mut values = vec![None; keys.len()];
+        for replies in futures_util::future::try_join_all(requests).await? {
+            for (position, reply) in replies {
+                if let Some((flags, data)) = reply.map(stored_value).transpose()?.flatten() {
+                    values[position] = Some(self.decode_wire(flags, data)?);
+                }
+            }
+        }
+        Ok(values)
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
+        let key = self.wire_key(key);
+        let (flags, data) = self.encode_wire(value);
+        self.check_size(&data)?;
+        let set = Command::set(&key, flags, &data, ttl_argument(ttl), SetMode::Plain);
+        match self.one(&key, set).await?.code() {
+            "HD" => Ok(()),
+            other => Err(protocol_error(format!(
+                "memcached did not store the value: {other}"
+            ))),
+        }
+    }
+
+    async fn add(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
+        let key = self.wire_key(key);
+        let (flags, data) = self.encode_wire(value);
+        self.check_size(&data)?;
+        let add = Command::set(&key, flags, &data, ttl_argument(ttl), SetMode::Add);
+        Ok(self.one(&key, add).await?.code() == "HD")
+    }
+
+    async fn increment(&self, key: &str, by: i64) -> Result<i64> {
+        // Read, then write the sum back with compare-and-swap, retried while the counter
+        // changes in between. memcached's own arithmetic would not do: it wraps at 2^64,
+        // takes negative numbers for text, and an overflow taken back with a decrement
+        // leaves the number padded with a space.
+        let key = self.wire_key(key);
+        let started = Instant::now();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let reply = self.one(&key, Command::get(&key, "v c t f")).await?;
+            let (next, written) = match &reply {
+                Reply::Value { data, .. } => {
+                    let next = incremented_counter(data, by)?;
+                    let cas = reply.number_flag('c')?;
+                    let flags = reply.number_flag('f')?;
+                    // `t` is the seconds left, -1 for none; one in its last second still expires.
+                    let ttl = u64::try_from(reply.number_flag::<i64>('t')?)
+                        .ok()
+                        .map(|seconds| seconds.max(1));
+                    let text = next.to_string();
+                    let swap = Command::set(
+                        &key,
+                        flags,
+                        text.as_bytes(),
+                        ttl_argument(ttl),
+                        SetMode::CompareAndSwap(cas),
+                    );
+                    (next, self.one(&key, swap).await?)
+                }
+                Reply::Status { .. } => {
+                    // Missing: create it, unless another caller does first.
+                    let text = by.to_string();
+                    let create = Command::set(&key, FLAG_INTEGER, text.as_bytes(), 0, SetMode::Add);
+                    (by, self.one(&key, create).await?)
+                }
+            };
+            if written.code() == "HD" {
+                return Ok(next);
+            }
+            if started.elapsed() >= self.timeout {
+                return Err(Error::new(
+                    ErrorKind::Backend,
+                    format!(
+                        "the counter kept changing: {attempts} compare-and-swap attempts failed within {:?}",
+                        self.timeout
+                    ),
+                ));
+            }
+        }
+    }
+
+    async fn forget(&self, key: &str) -> Result<bool> {
+        let key = self.wire_key(key);
+        Ok(self.one(&key, Command::delete(&key)).await?.code() == "HD")
+    }
+
+    async fn flush(&self) -> Result<()> {
+        let flushes =
+            (0..self.servers.len()).map(|index| self.exchange(index, vec![Command::flush_all()]));
+        futures_util::future::try_join_all(flushes).await?;
+        Ok(())
+    }
+}
