@@ -2,9 +2,11 @@
 //!
 //! Integers bypass the serializer and are stored as canonical decimal text (`42`, `-7`), so a
 //! server's own atomic increment (Redis `INCRBY`, memcached `incr`, an SQL `UPDATE`) works on
-//! any integer this crate wrote (unless the store asks for [`IntegerFormat::Serializer`]).
-//! Every other value goes through the store's [`Serializer`].
-//! On the way back, canonical decimal text is read as an integer whatever the serializer.
+//! any integer this crate wrote, unless the serializer keeps integers in its own format
+//! ([`IntegerFormat::Serializer`], always so for msgpack). Every other value goes through the
+//! store's [`Serializer`].
+//! On the way back, canonical decimal text is read as an integer, first for formats in which
+//! it is never a value, last for msgpack (where a lone digit is a msgpack integer).
 
 use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 use serde::ser::{self, Impossible, Serialize};
@@ -39,10 +41,45 @@ pub(crate) fn decode<T: DeserializeOwned>(serializer: &Serializer, bytes: &[u8])
         )
         .with_source(e)
     };
+    let as_integer = |integer| T::deserialize(IntegerDeserializer(integer));
+    if serializer.decimal_is_ambiguous() {
+        // The format's own reading comes first; decimal text that is not a value of the
+        // format (counters another client made with the server's own increment) still reads.
+        return serializer
+            .deserialize(bytes)
+            .or_else(|e| match parse_integer(bytes) {
+                Some(integer) => as_integer(integer).map_err(|e| wrong_type(e.into())),
+                None => Err(wrong_type(e)),
+            });
+    }
     if let Some(integer) = parse_integer(bytes) {
-        return T::deserialize(IntegerDeserializer(integer)).map_err(|e| wrong_type(e.into()));
+        return as_integer(integer).map_err(|e| wrong_type(e.into()));
     }
     serializer.deserialize(bytes).map_err(wrong_type)
+}
+
+/// Add `by` to the counter `current` holds in `serializer`'s format (missing counts as 0),
+/// for stores that keep counters in the serializer's format.
+pub(crate) fn incremented_in_format(
+    serializer: &Serializer,
+    current: Option<&[u8]>,
+    by: i64,
+) -> Result<i64> {
+    let Some(bytes) = current else {
+        return Ok(by);
+    };
+    let value: i64 = decode(serializer, bytes).map_err(|_| {
+        Error::new(
+            ErrorKind::NotAnInteger,
+            "the stored value is not an integer, so it cannot be incremented or decremented",
+        )
+    })?;
+    value.checked_add(by).ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotAnInteger,
+            format!("incrementing {value} by {by} overflows a 64-bit counter"),
+        )
+    })
 }
 
 /// Parse canonical decimal integer text: an optional `-`, then `0` or digits without a leading

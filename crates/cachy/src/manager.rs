@@ -263,8 +263,9 @@ impl CacheManager {
         match created {
             Created::Store(store) => {
                 let integers = match config.str("integers")? {
-                    None | Some("decimal") => IntegerFormat::Decimal,
-                    Some("serializer") => IntegerFormat::Serializer,
+                    None => None,
+                    Some("decimal") => Some(IntegerFormat::Decimal),
+                    Some("serializer") => Some(IntegerFormat::Serializer),
                     Some(other) => {
                         return Err(config.error(
                             "integers",
@@ -274,10 +275,20 @@ impl CacheManager {
                         ));
                     }
                 };
-                let serializer = self
+                let mut serializer = self
                     .serializer_for(config, &*store)?
-                    .with_integer_format(integers)
                     .with_limits(decode_limits(config)?);
+                if let Some(integers) = integers {
+                    if integers == IntegerFormat::Decimal && serializer.decimal_is_ambiguous() {
+                        return Err(config.error(
+                            "integers",
+                            "`integers = \"decimal\"` cannot be used with msgpack: a single \
+                             decimal digit is also a msgpack integer (b\"4\" is 52), so values \
+                             would read back as other numbers",
+                        ));
+                    }
+                    serializer = serializer.with_integer_format(integers);
+                }
                 Ok(Repository::new(name, store, serializer))
             }
             Created::Repository(repository) => Ok(repository),

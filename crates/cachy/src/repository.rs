@@ -7,12 +7,16 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec::{decode, encode};
+use crate::codec::{decode, encode, incremented_in_format};
 use crate::error::{Error, Result};
 use crate::expiry::Expiry;
 use crate::flight::{self, Flights, Outcome, Role};
-use crate::serializer::Serializer;
+use crate::serializer::{IntegerFormat, Serializer};
 use crate::store::{Store, Ttl};
+
+/// How often an increment in the serializer's format retries when other writers keep
+/// changing the counter between its read and its swap.
+const SWAP_ATTEMPTS: usize = 1000;
 
 /// What `remember_with` does when the cache itself fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,11 +308,34 @@ impl Repository {
 
     /// Add `amount` to the counter under `key` (see [`increment`](Self::increment)).
     pub async fn increment_by(&self, key: &str, amount: i64) -> Result<i64> {
-        self.inner
-            .store
-            .increment(key, amount)
-            .await
-            .map_err(self.context(key))
+        let counted = if self.inner.serializer.integer_format() == IntegerFormat::Serializer {
+            self.increment_in_format(key, amount).await
+        } else {
+            self.inner.store.increment(key, amount).await
+        };
+        counted.map_err(self.context(key))
+    }
+
+    /// A counter kept in the serializer's format: read, add, and store the sum only if no
+    /// other writer came between (compare and swap), retrying while others do.
+    async fn increment_in_format(&self, key: &str, amount: i64) -> Result<i64> {
+        let (store, serializer) = (&self.inner.store, &self.inner.serializer);
+        for _ in 0..SWAP_ATTEMPTS {
+            let current = store.get(key).await?;
+            let next = incremented_in_format(serializer, current.as_deref(), amount)?;
+            let bytes = encode(serializer, &next)?;
+            if store
+                .compare_and_swap(key, current.as_deref(), &bytes)
+                .await?
+            {
+                return Ok(next);
+            }
+            tokio::task::yield_now().await;
+        }
+        Err(Error::new(
+            crate::ErrorKind::Backend,
+            format!("the counter kept changing under {SWAP_ATTEMPTS} attempts to increment it"),
+        ))
     }
 
     /// Subtract one from the counter under `key`; counters may go below zero.

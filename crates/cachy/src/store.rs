@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 
 /// How long a stored item lives: `None` is forever, `Some(seconds)` is at least one second.
 ///
@@ -118,6 +118,29 @@ pub trait Store: Send + Sync + 'static {
     /// existing item keeps its TTL; a value that is not an integer is an
     /// [`ErrorKind::NotAnInteger`](crate::ErrorKind::NotAnInteger) error and stays as it was.
     async fn increment(&self, key: &str, by: i64) -> Result<i64>;
+
+    /// Replace the bytes under `key` with `new` only if they still are `current` (`None`:
+    /// only if `key` holds no live item), and say whether it did. Atomic. A replaced item
+    /// keeps its TTL; a new one is kept forever, as counters are.
+    ///
+    /// Counters kept in the serializer's format
+    /// ([`IntegerFormat::Serializer`](crate::serializer::IntegerFormat::Serializer), always
+    /// so with msgpack) are incremented with it. The default refuses with an
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) error; every built-in
+    /// store implements it.
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        current: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool> {
+        let _ = (key, current, new);
+        Err(Error::new(
+            ErrorKind::InvalidInput,
+            "this store cannot compare and swap, so it cannot keep counters in the \
+             serializer's format (msgpack, or `integers = \"serializer\"`)",
+        ))
+    }
 
     /// Remove `key`; `true` if a live item was removed.
     async fn forget(&self, key: &str) -> Result<bool>;

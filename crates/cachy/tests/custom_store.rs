@@ -67,6 +67,22 @@ impl Store for MapStore {
         Ok(next)
     }
 
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        current: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool> {
+        let mut map = self.map();
+        let live = Self::live(&map, key);
+        if live.map(|(bytes, _)| bytes.as_slice()) != current {
+            return Ok(false);
+        }
+        let deadline = live.and_then(|(_, deadline)| *deadline);
+        map.insert(key.to_owned(), (new.to_vec(), deadline));
+        Ok(true)
+    }
+
     async fn forget(&self, key: &str) -> Result<bool> {
         let mut map = self.map();
         let live = Self::live(&map, key).is_some();

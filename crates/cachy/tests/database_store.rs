@@ -65,6 +65,42 @@ mod sqlite_memory {
     cachy_testkit::behaviour_suite!(sqlite_memory);
 }
 
+/// Msgpack keeps counters as msgpack integers, incremented by compare and swap.
+mod msgpack {
+    use super::*;
+
+    async fn sqlite_msgpack() -> Fixture {
+        let cache = manager("sqlite::memory:", json!({ "serializer": "msgpack" }));
+        Fixture::new(cache.store(None).unwrap(), ())
+    }
+
+    cachy_testkit::behaviour_suite!(sqlite_msgpack);
+
+    mod postgres {
+        use super::*;
+
+        async fn postgres_msgpack() -> Option<Fixture> {
+            let server = POSTGRES.get_or_init(PostgresServer::start).as_ref()?;
+            let cache = manager(&server.url(), json!({ "serializer": "msgpack" }));
+            Some(Fixture::new(cache.store(None).unwrap(), ()))
+        }
+
+        cachy_testkit::behaviour_suite!(postgres_msgpack);
+    }
+
+    mod mariadb {
+        use super::*;
+
+        async fn mariadb_msgpack() -> Option<Fixture> {
+            let server = MARIADB.get_or_init(MariaDbServer::start).as_ref()?;
+            let cache = manager(&server.url(), json!({ "serializer": "msgpack" }));
+            Some(Fixture::new(cache.store(None).unwrap(), ()))
+        }
+
+        cachy_testkit::behaviour_suite!(mariadb_msgpack);
+    }
+}
+
 mod postgres {
     use super::*;
 

@@ -31,6 +31,22 @@ async fn memcached() -> Option<Fixture> {
 
 cachy_testkit::behaviour_suite!(memcached);
 
+/// Msgpack keeps counters as msgpack integers, incremented by compare and swap.
+mod msgpack {
+    use super::*;
+
+    async fn memcached_msgpack() -> Option<Fixture> {
+        let server = MemcachedServer::start()?;
+        let cache = manager(json!({
+            "driver": "memcached", "servers": [server.address()], "prefix": "t:",
+            "serializer": "msgpack", "max_value_size": 2 << 20
+        }));
+        Some(Fixture::new(cache.store(None).unwrap(), server))
+    }
+
+    cachy_testkit::behaviour_suite!(memcached_msgpack);
+}
+
 fn unique(name: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     format!("{name}-{}", NEXT.fetch_add(1, Ordering::Relaxed))

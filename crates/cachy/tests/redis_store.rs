@@ -37,6 +37,36 @@ async fn single_node() -> Option<Fixture> {
 
 cachy_testkit::behaviour_suite!(single_node);
 
+/// Msgpack keeps counters as msgpack integers, incremented by compare and swap (a script).
+mod msgpack {
+    use super::*;
+
+    async fn single_node_msgpack() -> Option<Fixture> {
+        let server = server()?;
+        let cache = manager(json!({
+            "driver": "redis", "url": server.url(), "prefix": unique_prefix(), "serializer": "msgpack"
+        }));
+        Some(Fixture::new(cache.store("redis").unwrap(), ()))
+    }
+
+    cachy_testkit::behaviour_suite!(single_node_msgpack);
+
+    async fn cluster_msgpack() -> Option<Fixture> {
+        let cluster = CLUSTER.get_or_init(RedisCluster::start).as_ref()?;
+        let cache = manager(json!({
+            "driver": "redis", "cluster": cluster.urls(), "prefix": unique_prefix(),
+            "serializer": "msgpack"
+        }));
+        Some(Fixture::new(cache.store("redis").unwrap(), ()))
+    }
+
+    mod cluster {
+        use super::*;
+
+        cachy_testkit::behaviour_suite!(cluster_msgpack);
+    }
+}
+
 mod cluster {
     use super::*;
 

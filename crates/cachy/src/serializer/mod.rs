@@ -2,7 +2,8 @@
 //! cachy), json and msgpack, plus any [`CustomSerializer`] registered with
 //! [`CacheManager::register_serializer`](crate::CacheManager::register_serializer).
 //!
-//! Integers never reach a serializer: they are stored as decimal text (see the crate docs).
+//! Integers are stored as decimal text by default, except with msgpack (see
+//! [`IntegerFormat`] and the crate docs).
 
 mod json;
 mod limits;
@@ -74,13 +75,17 @@ pub struct Serializer {
 /// How integers are written (config field `integers`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IntegerFormat {
-    /// As decimal text (`42`), whatever the serializer, so servers increment them natively
-    /// (Redis `INCRBY`, memcached `incr`, SQL). The default.
+    /// As decimal text (`42`), so servers increment them natively (Redis `INCRBY`,
+    /// memcached, SQL). The default for pickle, json and custom serializers, whose stored
+    /// values are never decimal text themselves.
     #[default]
     Decimal,
     /// Through the serializer, like every other value: what Python cachy writes, so Python
-    /// reads integers written here; but then, as in Python cachy, an integer stored with
-    /// `put` cannot be incremented (counters made by `increment` still can).
+    /// reads integers written here. Counters too are kept in the serializer's format, and
+    /// `increment` reads, adds and compare-and-swaps (see
+    /// [`Store::compare_and_swap`](crate::Store::compare_and_swap)) instead of asking the
+    /// server to add. Always the format of msgpack: a single decimal digit (`b"4"`) is also
+    /// the msgpack integer 52, so decimal text would read back as another number.
     Serializer,
 }
 
@@ -126,11 +131,12 @@ impl Serializer {
     }
 
     /// MessagePack as Python's `msgpack.packb(data, use_bin_type=True)` writes it: structs as
-    /// maps with field names, strings as `str`, `serde_bytes` values as `bin`.
+    /// maps with field names, strings as `str`, `serde_bytes` values as `bin`, and integers
+    /// as msgpack integers (always [`IntegerFormat::Serializer`]).
     pub fn msgpack() -> Self {
         Serializer {
             kind: Kind::MsgPack,
-            integers: IntegerFormat::Decimal,
+            integers: IntegerFormat::Serializer,
             limits: DecodeLimits::default(),
         }
     }
@@ -144,10 +150,19 @@ impl Serializer {
         }
     }
 
-    /// This serializer, writing integers as `integers` says.
+    /// This serializer, writing integers as `integers` says. Msgpack ignores
+    /// [`IntegerFormat::Decimal`]: see [`IntegerFormat::Serializer`].
     pub fn with_integer_format(mut self, integers: IntegerFormat) -> Self {
-        self.integers = integers;
+        if !self.decimal_is_ambiguous() {
+            self.integers = integers;
+        }
         self
+    }
+
+    /// Whether decimal text can also be a value of this format (a lone digit is a msgpack
+    /// integer), so that integers must never be written as decimal text.
+    pub(crate) fn decimal_is_ambiguous(&self) -> bool {
+        matches!(self.kind, Kind::MsgPack)
     }
 
     /// This serializer, reading within `limits` instead of the defaults.

@@ -101,6 +101,7 @@ struct Statements {
     insert_if_absent: String,
     select_for_update: String,
     update_value: String,
+    swap_value: String,
     forget: String,
     flush_all: String,
     flush_range: String,
@@ -132,7 +133,7 @@ impl Statements {
                 "?".to_owned()
             }
         };
-        let (p1, p2, p3) = (p(1), p(2), p(3));
+        let (p1, p2, p3, p4) = (p(1), p(2), p(3), p(4));
         let upsert = match dialect {
             Dialect::MySql => format!(
                 "INSERT INTO {t} ({key}, value, expiration) VALUES (?, ?, ?) \
@@ -190,6 +191,9 @@ impl Statements {
             ),
             update_value: format!(
                 "UPDATE {t} SET value = {p1}, expiration = {p2} WHERE {key} = {p3}"
+            ),
+            swap_value: format!(
+                "UPDATE {t} SET value = {p1} WHERE {key} = {p2} AND value = {p3} AND expiration > {p4}"
             ),
             forget: format!("DELETE FROM {t} WHERE {key} = {p1} AND expiration > {p2}"),
             flush_all: format!("DELETE FROM {t}"),
@@ -704,6 +708,31 @@ impl Store for DatabaseStore {
             "increment (it kept losing races)",
             last.unwrap_or_else(|| sqlx::Error::Protocol("no attempt made".into())),
         ))
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        current: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool> {
+        let Some(current) = current else {
+            return self.add(key, new, None).await;
+        };
+        let pool = self.pool().await?;
+        let key = self.stored_key(key);
+        let sql = AssertSqlSafe(self.statements.swap_value.as_str());
+        // One conditional UPDATE: atomic on every database, and the expiration is untouched.
+        let swapped = with_pool!(pool, |pool| sqlx::query(sql)
+            .bind(new)
+            .bind(&key)
+            .bind(current)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| self.error("compare and swap", e))?;
+        Ok(swapped == 1)
     }
 
     async fn forget(&self, key: &str) -> Result<bool> {

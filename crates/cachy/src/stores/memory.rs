@@ -140,6 +140,27 @@ impl Store for MemoryStore {
         outcome
     }
 
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        current: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool> {
+        let mut swapped = false;
+        self.cache.entry_by_ref(key).and_compute_with(|existing| {
+            let live = existing.map(|e| e.into_value()).filter(Entry::is_live);
+            if live.as_ref().map(|e| &*e.value) != current {
+                return Op::Nop;
+            }
+            swapped = true;
+            Op::Put(Entry {
+                value: new.into(),
+                deadline: live.and_then(|e| e.deadline),
+            })
+        });
+        Ok(swapped)
+    }
+
     async fn forget(&self, key: &str) -> Result<bool> {
         Ok(self.cache.remove(key).is_some_and(|e| e.is_live()))
     }

@@ -35,6 +35,11 @@ impl Store for NullStore {
         Ok(by)
     }
 
+    /// Like `increment`, answers as if it had stored the value.
+    async fn compare_and_swap(&self, _: &str, _: Option<&[u8]>, _: &[u8]) -> Result<bool> {
+        Ok(true)
+    }
+
     async fn forget(&self, _: &str) -> Result<bool> {
         Ok(false)
     }

@@ -462,6 +462,21 @@ fn glob_escape(prefix: &str) -> String {
     escaped
 }
 
+/// Swap a value only if it is the expected one (`ARGV[1]` = `replace`, keeping the TTL), or
+/// create it only if absent (`create`, kept forever). One key, so it runs on any cluster node
+/// that owns it.
+const COMPARE_AND_SWAP: &str = r"
+local stored = redis.call('GET', KEYS[1])
+if ARGV[1] == 'create' then
+  if stored then return 0 end
+  redis.call('SET', KEYS[1], ARGV[3])
+  return 1
+end
+if stored ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[3], 'KEEPTTL')
+return 1
+";
+
 fn set_command(key: String, value: &[u8], ttl: Ttl) -> Cmd {
     let mut set = cmd("SET");
     set.arg(key).arg(value);
@@ -529,6 +544,22 @@ impl Store for RedisStore {
                     e
                 }
             })
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        current: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool> {
+        let mut swap = cmd("EVAL");
+        swap.arg(COMPARE_AND_SWAP).arg(1).arg(self.key(key));
+        match current {
+            Some(current) => swap.arg("replace").arg(current),
+            None => swap.arg("create").arg(""),
+        };
+        let swapped: i64 = self.query(swap.arg(new)).await?;
+        Ok(swapped == 1)
     }
 
     async fn forget(&self, key: &str) -> Result<bool> {

@@ -649,6 +649,41 @@ impl Store for MemcachedStore {
         }
     }
 
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        current: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool> {
+        let key = self.wire_key(key);
+        let (flags, data) = self.encode_wire(new);
+        self.check_size(&data)?;
+        let Some(current) = current else {
+            let create = Command::set(&key, flags, &data, 0, SetMode::Add);
+            return Ok(self.one(&key, create).await?.code() == "HD");
+        };
+        let reply = self.one(&key, Command::get(&key, "v c t f")).await?;
+        let Reply::Value { data: stored, .. } = &reply else {
+            return Ok(false);
+        };
+        if self.decode_wire(reply.number_flag('f')?, stored.clone())? != current {
+            return Ok(false);
+        }
+        let cas = reply.number_flag('c')?;
+        // `t` is the seconds left, -1 for none; one in its last second still expires.
+        let ttl = u64::try_from(reply.number_flag::<i64>('t')?)
+            .ok()
+            .map(|seconds| seconds.max(1));
+        let swap = Command::set(
+            &key,
+            flags,
+            &data,
+            ttl_argument(ttl),
+            SetMode::CompareAndSwap(cas),
+        );
+        Ok(self.one(&key, swap).await?.code() == "HD")
+    }
+
     async fn forget(&self, key: &str) -> Result<bool> {
         let key = self.wire_key(key);
         Ok(self.one(&key, Command::delete(&key)).await?.code() == "HD")
