@@ -31,11 +31,14 @@
 //!
 //! ## How values are stored
 //!
-//! Integers are stored as decimal text (`42`) whatever the serializer, so that every store
-//! can increment them atomically and natively; every other value goes through the store's
+//! With pickle and json, integers are stored as decimal text (`42`), so that every store can
+//! increment them atomically and natively; every other value goes through the store's
 //! serializer. Reading decimal text gives back the integer. This is a deliberate difference
 //! from Python cachy, which pickles integers (and whose Redis `increment` then fails on
-//! values it stored itself).
+//! values it stored itself). With msgpack (or `integers = "serializer"`), integers and
+//! counters are in the serializer's format and `increment` compare-and-swaps: a lone digit
+//! byte is a msgpack integer (`b"4"` is 52), so decimal text there would be read back as
+//! another number (see [`serializer::IntegerFormat`]).
 //!
 //! ## Expiry rules (every store)
 //!
