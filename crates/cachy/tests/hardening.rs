@@ -226,3 +226,29 @@ fn dropping_a_blocking_facade_leaves_the_async_manager_working() {
     });
     assert_eq!(read.expect("the call hung").unwrap(), Some(1));
 }
+
+#[tokio::test]
+async fn integer_options_out_of_range_are_config_errors_naming_the_field() {
+    for (store, field) in [
+        (
+            serde_json::json!({ "driver": "database", "url": "sqlite::memory:", "max_connections": 0 }),
+            "max_connections",
+        ),
+        (
+            serde_json::json!({ "driver": "database", "url": "sqlite::memory:", "max_connections": u64::MAX }),
+            "max_connections",
+        ),
+        (
+            serde_json::json!({ "driver": "redis", "url": "redis://127.0.0.1:1", "db": u64::MAX }),
+            "db",
+        ),
+    ] {
+        let cache = manager(serde_json::json!({ "s": store }));
+        let error = cache.store(Some("s")).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Config, "{error}");
+        assert!(
+            error.to_string().contains(&format!("stores.s.{field}")),
+            "{error}"
+        );
+    }
+}

@@ -11,6 +11,8 @@ use crate::config::StoreConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{Store, Ttl};
 
+/// Connections per pool unless `max_connections` says otherwise (sqlx's own default).
+const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 /// The expiration written for items stored forever (as Python cachy's file store).
 const FOREVER: i64 = 9_999_999_999;
 /// Attempts of an `increment` transaction that lost a race (deadlock, concurrent insert).
@@ -44,6 +46,7 @@ pub struct DatabaseStore {
     table: String,
     create_table: bool,
     lottery: (u64, u64),
+    max_connections: u32,
     timeout: Duration,
     seed: AtomicU64,
 }
@@ -383,6 +386,16 @@ impl DatabaseStore {
                     )
                 })?,
         };
+        let max_connections = match config.u64("max_connections")? {
+            None => DEFAULT_MAX_CONNECTIONS,
+            Some(n @ 1..=1000) => n as u32,
+            Some(n) => {
+                return Err(config.error(
+                    "max_connections",
+                    format!("`max_connections` must be from 1 to 1000, not {n}"),
+                ));
+            }
+        };
         let timeout = config.seconds("timeout")?.unwrap_or(Duration::from_secs(5));
         Ok(DatabaseStore {
             statements: Statements::new(dialect, &table),
@@ -392,6 +405,7 @@ impl DatabaseStore {
             table,
             create_table: config.bool("create_table")?.unwrap_or(false),
             lottery,
+            max_connections,
             timeout,
             seed: AtomicU64::new(now() as u64 | 1),
         })
@@ -403,7 +417,9 @@ impl DatabaseStore {
                 let pool = match self.options.clone() {
                     #[cfg(feature = "database-sqlite")]
                     ConnectOptions::Sqlite(options, in_memory) => {
-                        let mut pool = sqlx::pool::PoolOptions::new().acquire_timeout(self.timeout);
+                        let mut pool = sqlx::pool::PoolOptions::new()
+                            .acquire_timeout(self.timeout)
+                            .max_connections(self.max_connections);
                         if in_memory {
                             // Every connection to `:memory:` is its own database: keep exactly one.
                             pool = pool
@@ -417,12 +433,14 @@ impl DatabaseStore {
                     ConnectOptions::Postgres(options) => Pool::Postgres(
                         sqlx::pool::PoolOptions::new()
                             .acquire_timeout(self.timeout)
+                            .max_connections(self.max_connections)
                             .connect_lazy_with(options),
                     ),
                     #[cfg(feature = "database-mysql")]
                     ConnectOptions::MySql(options) => Pool::MySql(
                         sqlx::pool::PoolOptions::new()
                             .acquire_timeout(self.timeout)
+                            .max_connections(self.max_connections)
                             .connect_lazy_with(options),
                     ),
                 };

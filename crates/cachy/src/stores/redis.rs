@@ -141,7 +141,13 @@ impl RedisStore {
             };
             let info = match config.u64("db")? {
                 Some(db) => {
-                    let settings = info.redis_settings().clone().set_db(db as i64);
+                    let db = i64::try_from(db)
+                        .ok()
+                        .filter(|db| *db <= i64::from(i32::MAX))
+                        .ok_or_else(|| {
+                            config.error("db", format!("`db` {db} is not a database number"))
+                        })?;
+                    let settings = info.redis_settings().clone().set_db(db);
                     info.set_redis_settings(settings)
                 }
                 None => info,
