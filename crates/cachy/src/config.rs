@@ -331,6 +331,49 @@ impl StoreConfig {
         }
     }
 
+    /// Fail if an option is neither one of `known` (the driver's own fields) nor one the
+    /// manager reads for every store (`integers`, `decode_max_depth`,
+    /// `decode_max_expansion`): the error names `stores.<name>.<field>` and the nearest
+    /// valid name, so a typo such as `max_conections` never passes silently. Every built-in
+    /// driver calls it; custom drivers may too.
+    ///
+    /// ```
+    /// use cachy::StoreConfig;
+    ///
+    /// let config = StoreConfig::new("mine").with("max_conections", 5);
+    /// let error = config.check_fields(&["max_connections"]).unwrap_err();
+    /// assert!(error.to_string().contains("did you mean `max_connections`"));
+    /// ```
+    pub fn check_fields(&self, known: &[&str]) -> Result<()> {
+        let valid = || known.iter().chain(COMMON_FIELDS).copied();
+        let Some(unknown) = self
+            .options
+            .keys()
+            .find(|field| valid().all(|v| v != *field))
+        else {
+            return Ok(());
+        };
+        let nearest = valid()
+            .map(|candidate| (edit_distance(unknown, candidate), candidate))
+            .filter(|(distance, candidate)| *distance <= candidate.len().max(3) / 3 + 1)
+            .min();
+        let hint = match nearest {
+            Some((_, candidate)) => format!("; did you mean `{candidate}`?"),
+            None => {
+                let mut names: Vec<&str> = valid().collect();
+                names.sort_unstable();
+                format!(" (its fields: {})", names.join(", "))
+            }
+        };
+        Err(self.error(
+            unknown,
+            format!(
+                "the `{}` driver has no option `{unknown}`{hint}",
+                self.driver
+            ),
+        ))
+    }
+
     /// The option `field` as a duration in seconds, if set: a positive, finite number of at
     /// most a year (fractions allowed, strings of a number accepted).
     pub fn seconds(&self, field: &str) -> Result<Option<Duration>> {
@@ -386,6 +429,27 @@ impl std::fmt::Debug for StoreConfig {
             .field("options", &options)
             .finish()
     }
+}
+
+/// Store options the manager reads for every driver.
+const COMMON_FIELDS: &[&str] = &["integers", "decode_max_depth", "decode_max_expansion"];
+
+/// The Levenshtein distance between two names, for "did you mean" hints.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// The longest duration a config field may give: a year, far beyond any sensible timeout,

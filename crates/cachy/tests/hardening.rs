@@ -252,3 +252,48 @@ async fn integer_options_out_of_range_are_config_errors_naming_the_field() {
         );
     }
 }
+
+#[test]
+fn a_misspelt_store_option_is_an_error_naming_it_and_the_nearest_field() {
+    for (store, field, suggestion) in [
+        (
+            serde_json::json!({ "driver": "memcached", "servers": ["127.0.0.1:1"], "max_conections": 5 }),
+            "max_conections",
+            Some("max_connections"),
+        ),
+        (
+            serde_json::json!({ "driver": "redis", "url": "redis://127.0.0.1:1", "prefx": "a:" }),
+            "prefx",
+            Some("prefix"),
+        ),
+        (
+            serde_json::json!({ "driver": "database", "url": "sqlite::memory:", "tabel": "t" }),
+            "tabel",
+            Some("table"),
+        ),
+        (
+            serde_json::json!({ "driver": "dict", "colour": "blue" }),
+            "colour",
+            None,
+        ),
+    ] {
+        let cache = manager(serde_json::json!({ "s": store }));
+        let error = cache.store(Some("s")).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Config, "{error}");
+        assert_eq!(error.field(), Some(format!("stores.s.{field}").as_str()));
+        match suggestion {
+            Some(name) => assert!(
+                error
+                    .to_string()
+                    .contains(&format!("did you mean `{name}`")),
+                "{error}"
+            ),
+            None => assert!(error.to_string().contains("max_entries"), "{error}"),
+        }
+    }
+    // The fields every store takes pass on every driver.
+    let cache = manager(serde_json::json!({ "s": {
+        "driver": "dict", "integers": "serializer", "decode_max_depth": 64
+    } }));
+    cache.store(Some("s")).unwrap();
+}

@@ -296,6 +296,15 @@ impl DatabaseStore {
     /// - `timeout`: seconds to wait for a connection (default 5);
     /// - `max_connections` (default 10; always 1 for `sqlite::memory:`).
     pub fn from_config(config: &StoreConfig) -> Result<Self> {
+        config.check_fields(&[
+            "url",
+            "table",
+            "prefix",
+            "create_table",
+            "prune_lottery",
+            "timeout",
+            "max_connections",
+        ])?;
         let url = config.required_str("url")?;
         let table = config.str("table")?.unwrap_or("cache").to_owned();
         if table.is_empty()

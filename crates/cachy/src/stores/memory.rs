@@ -86,6 +86,7 @@ impl MemoryStore {
 
     /// Build from configuration: the optional `max_entries` bounds the entry count.
     pub fn from_config(config: &StoreConfig) -> Result<Self> {
+        config.check_fields(&["max_entries"])?;
         Ok(Self::build(config.u64("max_entries")?))
     }
 }

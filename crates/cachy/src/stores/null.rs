@@ -12,7 +12,8 @@ pub struct NullStore;
 
 impl NullStore {
     /// Build from configuration; the `null` driver takes no options.
-    pub fn from_config(_: &StoreConfig) -> Result<Self> {
+    pub fn from_config(config: &StoreConfig) -> Result<Self> {
+        config.check_fields(&[])?;
         Ok(NullStore)
     }
 }

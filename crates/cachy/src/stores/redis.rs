@@ -81,6 +81,21 @@ impl RedisStore {
     ///   instead of the system roots), `tls_cert_file` and `tls_key_file` (a client
     ///   certificate, for servers that require one).
     pub fn from_config(config: &StoreConfig) -> Result<Self> {
+        config.check_fields(&[
+            "url",
+            "host",
+            "port",
+            "db",
+            "cluster",
+            "username",
+            "password",
+            "prefix",
+            "connect_timeout",
+            "response_timeout",
+            "tls_ca_file",
+            "tls_cert_file",
+            "tls_key_file",
+        ])?;
         let prefix = config.str("prefix")?.unwrap_or_default().to_owned();
         let connect_timeout = config
             .seconds("connect_timeout")?

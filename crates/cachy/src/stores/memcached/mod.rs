@@ -251,6 +251,14 @@ impl MemcachedStore {
     /// - `max_value_size` (bytes, default 1048576, at most 1 GiB): the largest value
     ///   written or read; set it to the servers' item size limit (memcached's `-I`).
     pub fn from_config(config: &StoreConfig) -> Result<Self> {
+        config.check_fields(&[
+            "servers",
+            "prefix",
+            "timeout",
+            "retry_after",
+            "max_connections",
+            "max_value_size",
+        ])?;
         let servers = config
             .options()
             .get("servers")
