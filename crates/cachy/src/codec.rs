@@ -65,21 +65,7 @@ pub(crate) fn incremented_in_format(
     current: Option<&[u8]>,
     by: i64,
 ) -> Result<i64> {
-    let Some(bytes) = current else {
-        return Ok(by);
-    };
-    let value: i64 = decode(serializer, bytes).map_err(|_| {
-        Error::new(
-            ErrorKind::NotAnInteger,
-            "the stored value is not an integer, so it cannot be incremented or decremented",
-        )
-    })?;
-    value.checked_add(by).ok_or_else(|| {
-        Error::new(
-            ErrorKind::NotAnInteger,
-            format!("incrementing {value} by {by} overflows a 64-bit counter"),
-        )
-    })
+    add_to_counter(current, by, |bytes| decode::<i64>(serializer, bytes).ok())
 }
 
 /// Parse canonical decimal integer text: an optional `-`, then `0` or digits without a leading
@@ -99,17 +85,27 @@ pub(crate) fn parse_integer(bytes: &[u8]) -> Option<i128> {
 
 /// Add `by` to the stored counter `current` (missing counts as 0), as every store must.
 pub(crate) fn incremented(current: Option<&[u8]>, by: i64) -> Result<i64> {
-    let Some(bytes) = current else {
-        return Ok(by);
-    };
-    let value = parse_integer(bytes)
-        .and_then(|v| i64::try_from(v).ok())
-        .ok_or_else(|| {
+    add_to_counter(current, by, |bytes| {
+        parse_integer(bytes).and_then(|v| i64::try_from(v).ok())
+    })
+}
+
+/// The counter in `current` plus `by`: missing counts as 0, and `read` gives `None` for
+/// bytes that hold no counter.
+fn add_to_counter(
+    current: Option<&[u8]>,
+    by: i64,
+    read: impl FnOnce(&[u8]) -> Option<i64>,
+) -> Result<i64> {
+    let value = match current {
+        None => 0,
+        Some(bytes) => read(bytes).ok_or_else(|| {
             Error::new(
                 ErrorKind::NotAnInteger,
                 "the stored value is not an integer, so it cannot be incremented or decremented",
             )
-        })?;
+        })?,
+    };
     value.checked_add(by).ok_or_else(|| {
         Error::new(
             ErrorKind::NotAnInteger,

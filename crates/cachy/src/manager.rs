@@ -84,6 +84,9 @@ struct Inner {
     config: CacheConfig,
     default: RwLock<Option<String>>,
     stores: Mutex<HashMap<String, Repository>>,
+    /// One lock per store name, held while that store is built, so it is built once even
+    /// when first used from many threads, without holding `stores` meanwhile.
+    builds: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     drivers: RwLock<HashMap<String, DriverFactory>>,
     serializers: RwLock<HashMap<String, Serializer>>,
 }
@@ -120,6 +123,7 @@ impl CacheManager {
                 default: RwLock::new(config.default_name().map(str::to_owned)),
                 config,
                 stores: Mutex::new(HashMap::new()),
+                builds: Mutex::new(HashMap::new()),
                 drivers: RwLock::new(drivers),
                 serializers: RwLock::new(serializers),
             }),
@@ -158,13 +162,24 @@ impl CacheManager {
         if let Some(repository) = stores().get(&name) {
             return Ok(repository.clone());
         }
-        // Built without holding the lock, so a driver factory may ask this manager for other
-        // stores; two first uses racing may both build, and the first stored wins.
-        let repository = {
-            let _building = Building::enter(Arc::as_ptr(&self.inner) as usize, &name)?;
-            self.build(&name)?
-        };
-        Ok(stores().entry(name).or_insert(repository).clone())
+        // Built under this name's own lock, not the map's, so a driver factory may ask this
+        // manager for other stores.
+        let _building = Building::enter(Arc::as_ptr(&self.inner) as usize, &name)?;
+        let gate = Arc::clone(
+            self.inner
+                .builds
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(name.clone())
+                .or_default(),
+        );
+        let _gate = gate.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(repository) = stores().get(&name) {
+            return Ok(repository.clone());
+        }
+        let repository = self.build(&name)?;
+        stores().insert(name, repository.clone());
+        Ok(repository)
     }
 
     /// The name of the default store: the configured `default` (or the one set with

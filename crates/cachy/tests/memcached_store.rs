@@ -344,19 +344,6 @@ async fn a_refused_request_does_not_mark_the_server_down() {
     );
 }
 
-#[tokio::test]
-async fn a_counter_overflow_is_refused_and_leaves_the_counter_as_it_was() {
-    let Some(server) = server() else { return };
-    let cache = manager(json!({ "driver": "memcached", "servers": [server.address()] }));
-    let key = unique("overflow");
-    cache.forever(&key, &(i64::MAX - 1)).await.unwrap();
-    assert_eq!(
-        cache.increment_by(&key, 5).await.unwrap_err().kind(),
-        ErrorKind::NotAnInteger
-    );
-    assert_eq!(cache.get::<i64>(&key).await.unwrap(), Some(i64::MAX - 1));
-}
-
 /// Send `request` to memcached as it is, followed by `mn`, and return what it answered
 /// before the `MN`.
 fn raw(server: &MemcachedServer, request: &str) -> String {
