@@ -453,7 +453,10 @@ pub async fn concurrent_remembers_share_an_error_and_cache_nothing(repo: &Reposi
             tokio::spawn(async move {
                 repo.remember::<User, cachy::Error, _, _>("failing", TEN_MINUTES, || async move {
                     runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // A failure is not cached, so a caller whose first read arrives after it
+                    // computes again, rightly: the computation outlasts every task's first
+                    // read, even fifty of them queued on a loaded server's connection pool.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
                     Err(cachy::Error::new(ErrorKind::Backend, "database down"))
                 })
                 .await
