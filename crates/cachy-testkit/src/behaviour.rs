@@ -358,6 +358,20 @@ pub async fn increment_of_a_non_integer_is_an_error_and_keeps_the_value(repo: &R
     );
 }
 
+/// An increment past the 64-bit range is an `Overflow` error, and the counter stays.
+pub async fn an_overflowing_increment_is_an_error_and_keeps_the_counter(repo: &Repository) {
+    repo.forever("big", &(i64::MAX - 1)).await.unwrap();
+    let err = repo.increment_by("big", 2).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Overflow, "{err}");
+    assert!(!err.is_temporary());
+    assert_eq!(repo.get::<i64>("big").await.unwrap(), Some(i64::MAX - 1));
+    assert_eq!(repo.increment("big").await.unwrap(), i64::MAX);
+    repo.forever("small", &(i64::MIN + 1)).await.unwrap();
+    let err = repo.decrement_by("small", 2).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Overflow, "{err}");
+    assert_eq!(repo.get::<i64>("small").await.unwrap(), Some(i64::MIN + 1));
+}
+
 /// Many tasks incrementing one counter lose no update.
 pub async fn concurrent_increments_lose_nothing(repo: &Repository) {
     let tasks: Vec<_> = (0..16)

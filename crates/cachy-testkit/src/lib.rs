@@ -93,6 +93,7 @@ macro_rules! behaviour_suite {
             increment_works_on_an_integer_stored_with_put,
             increment_keeps_the_existing_ttl,
             increment_of_a_non_integer_is_an_error_and_keeps_the_value,
+            an_overflowing_increment_is_an_error_and_keeps_the_counter,
             concurrent_increments_lose_nothing,
             remember_computes_on_a_miss_and_caches,
             remember_does_not_cache_an_error,

@@ -108,7 +108,7 @@ fn add_to_counter(
     };
     value.checked_add(by).ok_or_else(|| {
         Error::new(
-            ErrorKind::NotAnInteger,
+            ErrorKind::Overflow,
             format!("incrementing {value} by {by} overflows a 64-bit counter"),
         )
     })
@@ -321,6 +321,6 @@ mod tests {
         let text = incremented(Some(b"abc"), 1).unwrap_err();
         assert_eq!(text.kind(), ErrorKind::NotAnInteger);
         let overflow = incremented(Some(i64::MAX.to_string().as_bytes()), 1).unwrap_err();
-        assert_eq!(overflow.kind(), ErrorKind::NotAnInteger);
+        assert_eq!(overflow.kind(), ErrorKind::Overflow);
     }
 }

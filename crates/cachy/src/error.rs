@@ -29,11 +29,21 @@ pub enum ErrorKind {
     /// Stored bytes could not be read as the requested type: the value has another type,
     /// or the stored data is corrupted.
     Deserialize,
-    /// `increment` or `decrement` on a value that is not an integer, or a counter overflow.
+    /// `increment` or `decrement` on a value that is not an integer (or a number outside the
+    /// 64-bit range of counters).
     NotAnInteger,
+    /// `increment` or `decrement` whose result does not fit in a 64-bit counter; the counter
+    /// is left as it was.
+    Overflow,
     /// A key (or value) the backend cannot take.
     InvalidInput,
-    /// The backend failed: I/O error, server down, timeout, protocol error.
+    /// The server cannot be reached: connection refused or reset, or marked down after a
+    /// failure. Temporary: the same call may succeed later.
+    Unavailable,
+    /// The server did not answer in time. Temporary: the same call may succeed later.
+    Timeout,
+    /// The backend failed otherwise: a protocol error, a refused command, a file system
+    /// error, a counter that kept changing under compare and swap.
     Backend,
     /// The blocking API was called from inside an async runtime, or its runtime is gone.
     Runtime,
@@ -52,6 +62,9 @@ impl ErrorKind {
             ErrorKind::Serialize => "serialization failed",
             ErrorKind::Deserialize => "deserialization failed",
             ErrorKind::NotAnInteger => "not an integer",
+            ErrorKind::Overflow => "counter overflow",
+            ErrorKind::Unavailable => "server unavailable",
+            ErrorKind::Timeout => "timed out",
             ErrorKind::InvalidInput => "invalid input",
             ErrorKind::Backend => "backend error",
             ErrorKind::Runtime => "runtime error",
@@ -140,6 +153,13 @@ impl Error {
             self.field = Some(field.into());
         }
         self
+    }
+
+    /// Whether the same call may succeed if tried again later: the server was
+    /// [`Unavailable`](ErrorKind::Unavailable) or [`Timeout`](ErrorKind::Timeout). Decided by
+    /// the kind alone, never by the message.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self.kind, ErrorKind::Unavailable | ErrorKind::Timeout)
     }
 
     /// What kind of failure this is.

@@ -115,7 +115,7 @@ pub use memoize::{Memoizer, global, set_global};
 #[cfg(feature = "macros")]
 pub use cachy_macros::cached;
 pub use repository::{DEFAULT_CACHE_MINUTES, Repository};
-pub use store::{ForeverTracker, Store, Ttl};
+pub use store::{ForeverTracker, Store, Ttl, increment_counter};
 pub use tags::{TagNames, TaggedCache};
 
 /// The attribute for implementing [`Store`], re-exported so its version always matches.

@@ -25,7 +25,7 @@ pub type Ttl = Option<u64>;
 /// use std::sync::Mutex;
 /// use std::time::{Duration, Instant};
 ///
-/// use cachy::{Result, Store, Ttl};
+/// use cachy::{Result, Store, Ttl, increment_counter};
 ///
 /// /// A toy store: one map behind one lock.
 /// #[derive(Default)]
@@ -62,17 +62,20 @@ pub type Ttl = Option<u64>;
 ///     async fn increment(&self, key: &str, by: i64) -> Result<i64> {
 ///         let mut map = self.0.lock().unwrap();
 ///         let live = map.get(key).filter(|(_, d)| d.is_none_or(|d| d > Instant::now()));
-///         let current: i64 = match live {
-///             Some((bytes, _)) => std::str::from_utf8(bytes)
-///                 .ok()
-///                 .and_then(|s| s.parse().ok())
-///                 .ok_or_else(|| cachy::Error::new(cachy::ErrorKind::NotAnInteger, "not a counter"))?,
-///             None => 0,
-///         };
+///         let next = increment_counter(live.map(|(bytes, _)| bytes.as_slice()), by)?;
 ///         let deadline = live.and_then(|(_, d)| *d);
-///         let next = current + by;
 ///         map.insert(key.to_owned(), (next.to_string().into_bytes(), deadline));
 ///         Ok(next)
+///     }
+///     async fn compare_and_swap(&self, key: &str, current: Option<&[u8]>, new: &[u8]) -> Result<bool> {
+///         let mut map = self.0.lock().unwrap();
+///         let live = map.get(key).filter(|(_, d)| d.is_none_or(|d| d > Instant::now()));
+///         if live.map(|(bytes, _)| bytes.as_slice()) != current {
+///             return Ok(false);
+///         }
+///         let deadline = live.and_then(|(_, d)| *d);
+///         map.insert(key.to_owned(), (new.to_vec(), deadline));
+///         Ok(true)
 ///     }
 ///     async fn forget(&self, key: &str) -> Result<bool> {
 ///         Ok(self.0.lock().unwrap().remove(key).is_some())
@@ -162,6 +165,15 @@ pub trait Store: Send + Sync + 'static {
     fn forever_tracker(&self) -> Option<&dyn ForeverTracker> {
         None
     }
+}
+
+/// Add `by` to a counter stored as decimal text, as [`Store::increment`] must: a missing
+/// counter (`None`) starts at 0; bytes that are not canonical decimal text (`+1`, `007`,
+/// ` 1`, `1.0`) are an [`ErrorKind::NotAnInteger`] error, and a sum outside `i64` an
+/// [`ErrorKind::Overflow`] error. Custom stores use it so that their counters behave exactly
+/// as the built-in ones (see the example on [`Store`]).
+pub fn increment_counter(current: Option<&[u8]>, by: i64) -> Result<i64> {
+    crate::codec::incremented(current, by)
 }
 
 /// Lists of the keys stored forever under each tag id, so that flushing the tags can delete

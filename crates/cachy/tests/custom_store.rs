@@ -52,17 +52,9 @@ impl Store for MapStore {
 
     async fn increment(&self, key: &str, by: i64) -> Result<i64> {
         let mut map = self.map();
-        let (current, deadline) = match Self::live(&map, key) {
-            Some((bytes, deadline)) => {
-                let current = std::str::from_utf8(bytes)
-                    .ok()
-                    .and_then(|s| s.parse::<i64>().ok())
-                    .ok_or_else(|| Error::new(ErrorKind::NotAnInteger, "not a counter"))?;
-                (current, *deadline)
-            }
-            None => (0, None),
-        };
-        let next = current + by;
+        let live = Self::live(&map, key);
+        let next = cachy::increment_counter(live.map(|(bytes, _)| bytes.as_slice()), by)?;
+        let deadline = live.and_then(|(_, deadline)| *deadline);
         map.insert(key.to_owned(), (next.to_string().into_bytes(), deadline));
         Ok(next)
     }

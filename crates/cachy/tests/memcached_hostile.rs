@@ -302,7 +302,8 @@ async fn a_dropped_connection_never_applies_an_increment_or_an_add_twice() {
             _ => store.forget("n").await.map(|_| ()),
         };
         let err = result.expect_err("the connection dropped before the answer");
-        assert_eq!(err.kind(), ErrorKind::Backend, "{operation}: {err}");
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{operation}: {err}");
+        assert!(err.is_temporary(), "{operation}: {err}");
         assert_eq!(writes(&log), 1, "{operation} was sent once");
     }
 }

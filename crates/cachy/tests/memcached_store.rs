@@ -93,7 +93,8 @@ async fn a_pool_spreads_keys_and_survives_a_dead_server() {
         let result = cache.get::<String>(key).await;
         if store.server_for(key) == dead {
             let err = result.unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::Backend);
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+            assert!(err.is_temporary());
             assert!(err.to_string().contains(&dead), "{err}");
         } else {
             assert_eq!(
@@ -300,7 +301,8 @@ async fn an_unreachable_server_is_a_clear_error_within_the_timeout() {
     );
     let started = Instant::now();
     let err = cache.get::<String>("k").await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Backend);
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.is_temporary());
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
@@ -368,10 +370,9 @@ async fn an_overflowing_increment_leaves_the_counter_readable() {
     cache.forever(&key, &(i64::MAX - 1)).await.unwrap();
     // The sum has one digit more than the counter: an increment applied and then taken back
     // would leave the counter padded with a space.
-    assert_eq!(
-        cache.increment_by(&key, i64::MAX).await.unwrap_err().kind(),
-        ErrorKind::NotAnInteger
-    );
+    let overflow = cache.increment_by(&key, i64::MAX).await.unwrap_err();
+    assert_eq!(overflow.kind(), ErrorKind::Overflow, "{overflow}");
+    assert!(!overflow.is_temporary());
     assert_eq!(cache.get::<i64>(&key).await.unwrap(), Some(i64::MAX - 1));
     assert_eq!(
         raw(server, &format!("mg {key} v\r\n")),

@@ -474,7 +474,14 @@ impl DatabaseStore {
             .with_field("table")
             .with_source(e);
         }
-        Error::backend(format!("database {context} failed"), e)
+        let kind = match &e {
+            sqlx::Error::PoolTimedOut => ErrorKind::Timeout,
+            sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+                ErrorKind::Unavailable
+            }
+            _ => ErrorKind::Backend,
+        };
+        Error::new(kind, format!("database {context} failed")).with_source(e)
     }
 
     /// The key stored in the table for `key`.

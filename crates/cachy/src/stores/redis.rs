@@ -452,23 +452,34 @@ fn parse_url(config: &StoreConfig, field: &str, url: &str) -> Result<ConnectionI
 async fn bounded<T>(limit: Duration, work: impl Future<Output = T>) -> Result<T> {
     tokio::time::timeout(limit, work).await.map_err(|_| {
         Error::new(
-            ErrorKind::Backend,
+            ErrorKind::Timeout,
             format!("Redis did not answer within {limit:?} (is the server down or unreachable?)"),
         )
     })
 }
 
 fn redis_error(context: &str, e: redis::RedisError) -> Error {
-    let detail = if e.to_string().contains("WRONGPASS") || e.to_string().contains("NOAUTH") {
-        format!("{context}: authentication failed (check `username` and `password`)")
+    let auth_failed = e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"));
+    let (kind, detail) = if auth_failed {
+        let detail = "authentication failed (check `username` and `password`)";
+        (ErrorKind::Backend, detail)
     } else if e.is_connection_refusal() {
-        format!("{context}: connection refused (is the server running?)")
+        let detail = "connection refused (is the server running?)";
+        (ErrorKind::Unavailable, detail)
     } else if e.is_timeout() {
-        format!("{context}: timed out")
+        (ErrorKind::Timeout, "timed out")
+    } else if e.is_connection_dropped() {
+        (ErrorKind::Unavailable, "the connection failed")
     } else {
-        context.to_owned()
+        (ErrorKind::Backend, "")
     };
-    Error::backend(detail, e)
+    let message = if detail.is_empty() {
+        context.to_owned()
+    } else {
+        format!("{context}: {detail}")
+    };
+    Error::new(kind, message).with_source(e)
 }
 
 /// Escape the glob metacharacters of a prefix for `SCAN MATCH`.
@@ -554,16 +565,20 @@ impl Store for RedisStore {
         self.query(cmd("INCRBY").arg(self.key(key)).arg(by))
             .await
             .map_err(|e| {
+                // Redis answers both refusals with a plain `ERR` and a fixed text.
                 let message = e.to_string();
-                if message.contains("not an integer") || message.contains("overflow") {
-                    Error::new(
-                        ErrorKind::NotAnInteger,
-                        "the stored value is not an integer, or the result overflows a 64-bit counter",
-                    )
-                    .with_source(e)
+                let kind = if message.contains("would overflow") {
+                    ErrorKind::Overflow
+                } else if message.contains("not an integer") {
+                    ErrorKind::NotAnInteger
                 } else {
-                    e
-                }
+                    return e;
+                };
+                Error::new(
+                    kind,
+                    "the stored value is not an integer, or the result overflows a 64-bit counter",
+                )
+                .with_source(e)
             })
     }
 

@@ -390,7 +390,7 @@ impl MemcachedStore {
         let server = &self.servers[index];
         if server.is_down() {
             return Err(Error::new(
-                ErrorKind::Backend,
+                ErrorKind::Unavailable,
                 format!(
                     "memcached server {} is marked down after a failure; it is retried later",
                     server.address
@@ -448,14 +448,14 @@ impl MemcachedStore {
             Ok(Err(Failure::Io { error, .. })) => {
                 server.mark_down();
                 Err(Error::new(
-                    ErrorKind::Backend,
+                    ErrorKind::Unavailable,
                     format!("memcached server {} failed: {error}", server.address),
                 ))
             }
             Err(_) => {
                 server.mark_down();
                 Err(Error::new(
-                    ErrorKind::Backend,
+                    ErrorKind::Timeout,
                     format!(
                         "memcached server {} did not answer within {:?}",
                         server.address, self.timeout
