@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cachy::{CacheManager, Error, ErrorKind, Repository, Result, Store, StoreConfig, Ttl};
+use cachy::{CacheManager, ErrorKind, Repository, Result, Store, StoreConfig, Ttl};
 use cachy_testkit::Fixture;
 
 /// A deliberately plain store: one map behind one lock.
