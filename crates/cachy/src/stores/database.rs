@@ -1,3 +1,13 @@
+#[cfg(not(any(
+    feature = "database-sqlite",
+    feature = "database-postgres",
+    feature = "database-mysql"
+)))]
+compile_error!(
+    "cachy's `database` feature needs a database: enable `database-sqlite`, \
+     `database-postgres` or `database-mysql`"
+);
+
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -9,11 +9,7 @@
 //! | `memcached` | [`MemcachedStore`] (server pools) | `memcached` |
 //! | `database` | `DatabaseStore` (SQLite, PostgreSQL, MySQL/MariaDB) | `database-sqlite`, `database-postgres`, `database-mysql` |
 
-#[cfg(any(
-    feature = "database-sqlite",
-    feature = "database-postgres",
-    feature = "database-mysql"
-))]
+#[cfg(feature = "database")]
 mod database;
 #[cfg(feature = "file")]
 mod file;
@@ -25,11 +21,7 @@ mod null;
 #[cfg(feature = "redis")]
 mod redis;
 
-#[cfg(any(
-    feature = "database-sqlite",
-    feature = "database-postgres",
-    feature = "database-mysql"
-))]
+#[cfg(feature = "database")]
 pub use database::DatabaseStore;
 #[cfg(feature = "file")]
 pub use file::{FileStore, HashType};
@@ -46,25 +38,15 @@ use std::sync::Arc;
 use crate::manager::{Created, DriverFactory};
 
 /// The longest key (with its prefix) that memcached and the database store keep as it is;
-/// longer keys are stored as their [`digest_key`].
-#[cfg(any(
-    feature = "memcached",
-    feature = "database-sqlite",
-    feature = "database-postgres",
-    feature = "database-mysql"
-))]
+/// longer keys are stored as their digest (see [`backend_key`]).
+#[cfg(any(feature = "memcached", feature = "database"))]
 const MAX_PLAIN_KEY: usize = 250;
 
 /// The key a backend that cannot take every key stores `key` under: `prefix` + `key` when
 /// `fits` accepts it, else `prefix` + `cachy:sha1:` + the key's SHA-1. A key that itself
 /// starts with the marker is always hashed, so no plain key can equal another key's
 /// stand-in: two distinct keys never share an item.
-#[cfg(any(
-    feature = "memcached",
-    feature = "database-sqlite",
-    feature = "database-postgres",
-    feature = "database-mysql"
-))]
+#[cfg(any(feature = "memcached", feature = "database"))]
 fn backend_key(prefix: &str, key: &str, fits: impl Fn(&str) -> bool) -> String {
     use sha1::Digest;
     const MARKER: &str = "cachy:sha1:";
@@ -96,11 +78,7 @@ pub(crate) fn builtin_drivers() -> Vec<(&'static str, DriverFactory)> {
         ("redis", factory(RedisStore::from_config)),
         #[cfg(feature = "memcached")]
         ("memcached", factory(MemcachedStore::from_config)),
-        #[cfg(any(
-            feature = "database-sqlite",
-            feature = "database-postgres",
-            feature = "database-mysql"
-        ))]
+        #[cfg(feature = "database")]
         ("database", factory(DatabaseStore::from_config)),
     ]
 }
