@@ -179,6 +179,21 @@ impl CacheManager {
         })
     }
 
+    /// See [`crate::CacheManager::config`].
+    pub fn config(&self) -> &CacheConfig {
+        self.inner.config()
+    }
+
+    /// See [`crate::CacheManager::default_cache_time`].
+    pub fn default_cache_time(&self) -> Result<i64> {
+        self.inner.default_cache_time()
+    }
+
+    /// See [`crate::CacheManager::set_default_cache_time`].
+    pub fn set_default_cache_time(&self, minutes: i64) -> Result<()> {
+        self.inner.set_default_cache_time(minutes)
+    }
+
     /// See [`crate::CacheManager::default_store_name`].
     pub fn default_store_name(&self) -> Result<String> {
         self.inner.default_store_name()
@@ -371,6 +386,16 @@ pub struct TaggedCache {
 
 impl TaggedCache {
     blocking_methods!(|tagged: &Self| Ok::<_, Error>(tagged.inner.clone()));
+
+    /// See [`crate::tags::TaggedCache::names`].
+    pub fn names(&self) -> &[String] {
+        self.inner.names()
+    }
+
+    /// The async tagged cache underneath.
+    pub fn as_async(&self) -> &crate::tags::TaggedCache {
+        &self.inner
+    }
 }
 
 impl CacheManager {
@@ -402,6 +427,16 @@ impl Repository {
     /// The name of the store.
     pub fn name(&self) -> &str {
         self.inner.name()
+    }
+
+    /// See [`crate::Repository::store`].
+    pub fn store(&self) -> &std::sync::Arc<dyn crate::Store> {
+        self.inner.store()
+    }
+
+    /// See [`crate::Repository::serializer`].
+    pub fn serializer(&self) -> &crate::serializer::Serializer {
+        self.inner.serializer()
     }
 
     /// See [`crate::Repository::default_cache_time`].

@@ -217,6 +217,19 @@ impl TaggedCache {
         Ok(self.get(key).await?.unwrap_or_else(default))
     }
 
+    /// [`Repository::get_or_else_async`] under these tags.
+    pub async fn get_or_else_async<T, F, Fut>(&self, key: &str, default: F) -> Result<T>
+    where
+        T: DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        match self.get(key).await? {
+            Some(value) => Ok(value),
+            None => Ok(default().await),
+        }
+    }
+
     /// [`Repository::has`] under these tags.
     pub async fn has(&self, key: &str) -> Result<bool> {
         self.repository.has(&self.tagged_key(key).await?).await
