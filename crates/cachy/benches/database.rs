@@ -2,7 +2,7 @@
 //! the same statements directly, per database, in one run (SQLite file; PostgreSQL and
 //! MariaDB started here).
 //!
-//! `cargo bench -p cachy --all-features --bench database`
+//! `cargo bench -p cachy-rs --all-features --bench database`
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! memcached store (real python-memcached), sequential and with 64 concurrent tasks, in one
 //! run on one server started here.
 //!
-//! `cargo bench -p cachy --bench memcached` (runs `./scripts/python-env` for Python cachy).
+//! `cargo bench -p cachy-rs --bench memcached` (runs `./scripts/python-env` for Python cachy).
 
 use std::time::Duration;
 

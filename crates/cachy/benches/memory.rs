@@ -1,5 +1,5 @@
 //! Memory store: a repository hit and put of a small struct, next to moka used directly, in
-//! the same run. `cargo bench -p cachy --bench memory`.
+//! the same run. `cargo bench -p cachy-rs --bench memory`.
 //!
 //! `store/get_hit_bytes` is the store alone (no decoding), to show where the time goes.
 

@@ -1,7 +1,7 @@
 //! Redis store against the same commands issued with redis-rs directly, and against
 //! `redis-benchmark`, in one run on one server started here.
 //!
-//! `cargo bench -p cachy --bench redis`
+//! `cargo bench -p cachy-rs --bench redis`
 //!
 //! - criterion: sequential get (hit) and put of a small struct, cachy vs raw redis-rs;
 //! - then a throughput table: 64 concurrent tasks doing get / put for a fixed time, cachy vs

@@ -1,7 +1,7 @@
 //! Every operation on every store: get (hit and miss), put, add, increment, tagged get (2
 //! tags), remember (hit) and `many` of 100 keys, with a small struct and a 10 KiB value.
 //!
-//! `cargo bench -p cachy --all-features --bench stores` (starts its own servers).
+//! `cargo bench -p cachy-rs --all-features --bench stores` (starts its own servers).
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! A tagged get (2 tags) against an untagged get of the same value, per store, in one run.
 //!
-//! `cargo bench -p cachy --bench tags` (starts its own `redis-server`).
+//! `cargo bench -p cachy-rs --bench tags` (starts its own `redis-server`).
 
 use std::time::Duration;
 
