@@ -39,9 +39,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::{CacheConfig, StoreConfig};
+use crate::driver::Created;
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Expiry;
-use crate::manager::Created;
 use crate::serializer::CustomSerializer;
 
 /// The runtime the blocking API drives the async core on: one per process, shared by every

@@ -51,6 +51,7 @@
 pub mod blocking;
 mod codec;
 mod config;
+mod driver;
 mod error;
 mod expiry;
 mod flight;
@@ -63,9 +64,10 @@ pub mod stores;
 pub mod tags;
 
 pub use config::{CacheConfig, StoreConfig};
+pub use driver::{Created, DriverFactory};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use expiry::{Expiry, MAX_TTL_SECONDS};
-pub use manager::{CacheManager, Created, DriverFactory};
+pub use manager::CacheManager;
 pub use memoize::{Memoizer, global, set_global};
 
 /// Memoize a function's results in a cache store: the seed's decorator, done right.

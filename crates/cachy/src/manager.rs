@@ -9,41 +9,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::{CacheConfig, StoreConfig};
+use crate::driver::{Created, DriverFactory};
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Expiry;
 use crate::repository::Repository;
 use crate::serializer::{self, CustomSerializer, DecodeLimits, IntegerFormat, Serializer};
 use crate::store::Store;
-
-/// What a driver factory builds: a bare store (the manager wraps it in a repository with the
-/// configured serializer) or a ready repository (used as it is), as the seed allows both.
-pub enum Created {
-    /// A store; the manager adds the configured serializer.
-    Store(Arc<dyn Store>),
-    /// A repository, used as returned.
-    Repository(Repository),
-}
-
-impl<S: Store> From<S> for Created {
-    fn from(store: S) -> Self {
-        Created::Store(Arc::new(store))
-    }
-}
-
-impl From<Arc<dyn Store>> for Created {
-    fn from(store: Arc<dyn Store>) -> Self {
-        Created::Store(store)
-    }
-}
-
-impl From<Repository> for Created {
-    fn from(repository: Repository) -> Self {
-        Created::Repository(repository)
-    }
-}
-
-/// A driver factory: builds a store from its configuration.
-pub type DriverFactory = Arc<dyn Fn(&StoreConfig) -> Result<Created> + Send + Sync>;
 
 /// A pool of named cache stores, built from configuration.
 ///
@@ -110,7 +81,7 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 impl CacheManager {
     /// A manager over `config`. Nothing is connected or created until a store is used.
     pub fn new(config: CacheConfig) -> Result<Self> {
-        let drivers = crate::stores::builtin_drivers()
+        let drivers = crate::driver::builtin()
             .into_iter()
             .map(|(name, factory)| (name.to_owned(), factory))
             .collect();

@@ -33,10 +33,6 @@ pub use null::NullStore;
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
 
-use std::sync::Arc;
-
-use crate::manager::{Created, DriverFactory};
-
 /// The longest key (with its prefix) that memcached and the database store keep as it is;
 /// longer keys are stored as their digest (see [`backend_key`]).
 #[cfg(any(feature = "memcached", feature = "database"))]
@@ -56,29 +52,4 @@ fn backend_key(prefix: &str, key: &str, fits: impl Fn(&str) -> bool) -> String {
     } else {
         format!("{prefix}{MARKER}{}", hex::encode(sha1::Sha1::digest(key)))
     }
-}
-
-fn factory<S: Into<Created> + 'static>(
-    build: fn(&crate::StoreConfig) -> crate::Result<S>,
-) -> DriverFactory {
-    Arc::new(move |config| build(config).map(Into::into))
-}
-
-/// Every driver compiled in, by name: one line per backend.
-pub(crate) fn builtin_drivers() -> Vec<(&'static str, DriverFactory)> {
-    vec![
-        #[cfg(feature = "memory")]
-        ("dict", factory(MemoryStore::from_config)),
-        #[cfg(feature = "memory")]
-        ("memory", factory(MemoryStore::from_config)),
-        #[cfg(feature = "file")]
-        ("file", factory(FileStore::from_config)),
-        ("null", factory(NullStore::from_config)),
-        #[cfg(feature = "redis")]
-        ("redis", factory(RedisStore::from_config)),
-        #[cfg(feature = "memcached")]
-        ("memcached", factory(MemcachedStore::from_config)),
-        #[cfg(feature = "database")]
-        ("database", factory(DatabaseStore::from_config)),
-    ]
 }

@@ -1,0 +1,73 @@
+//! Drivers: how a store's configuration becomes a store. The built-in drivers are listed
+//! here, one line each; [`CacheManager::extend`](crate::CacheManager::extend) adds more.
+
+use std::sync::Arc;
+
+use crate::config::StoreConfig;
+use crate::error::Result;
+use crate::repository::Repository;
+use crate::store::Store;
+#[cfg(feature = "database")]
+use crate::stores::DatabaseStore;
+#[cfg(feature = "file")]
+use crate::stores::FileStore;
+#[cfg(feature = "memcached")]
+use crate::stores::MemcachedStore;
+#[cfg(feature = "memory")]
+use crate::stores::MemoryStore;
+use crate::stores::NullStore;
+#[cfg(feature = "redis")]
+use crate::stores::RedisStore;
+
+/// What a driver factory builds: a bare store (the manager wraps it in a repository with the
+/// configured serializer) or a ready repository (used as it is), as the seed allows both.
+pub enum Created {
+    /// A store; the manager adds the configured serializer.
+    Store(Arc<dyn Store>),
+    /// A repository, used as returned.
+    Repository(Repository),
+}
+
+impl<S: Store> From<S> for Created {
+    fn from(store: S) -> Self {
+        Created::Store(Arc::new(store))
+    }
+}
+
+impl From<Arc<dyn Store>> for Created {
+    fn from(store: Arc<dyn Store>) -> Self {
+        Created::Store(store)
+    }
+}
+
+impl From<Repository> for Created {
+    fn from(repository: Repository) -> Self {
+        Created::Repository(repository)
+    }
+}
+
+/// A driver factory: builds a store from its configuration.
+pub type DriverFactory = Arc<dyn Fn(&StoreConfig) -> Result<Created> + Send + Sync>;
+
+fn factory<S: Into<Created> + 'static>(build: fn(&StoreConfig) -> Result<S>) -> DriverFactory {
+    Arc::new(move |config| build(config).map(Into::into))
+}
+
+/// Every driver compiled in, by name: one line per backend.
+pub(crate) fn builtin() -> Vec<(&'static str, DriverFactory)> {
+    vec![
+        #[cfg(feature = "memory")]
+        ("dict", factory(MemoryStore::from_config)),
+        #[cfg(feature = "memory")]
+        ("memory", factory(MemoryStore::from_config)),
+        #[cfg(feature = "file")]
+        ("file", factory(FileStore::from_config)),
+        ("null", factory(NullStore::from_config)),
+        #[cfg(feature = "redis")]
+        ("redis", factory(RedisStore::from_config)),
+        #[cfg(feature = "memcached")]
+        ("memcached", factory(MemcachedStore::from_config)),
+        #[cfg(feature = "database")]
+        ("database", factory(DatabaseStore::from_config)),
+    ]
+}
