@@ -12,11 +12,7 @@ use crate::error::{Error, Result};
 use crate::expiry::Expiry;
 use crate::flight::{self, Flights, Outcome, Role};
 use crate::serializer::{IntegerFormat, Serializer};
-use crate::store::{Store, Ttl};
-
-/// How often an increment in the serializer's format retries when other writers keep
-/// changing the counter between its read and its swap.
-const SWAP_ATTEMPTS: usize = 1000;
+use crate::store::{Store, Ttl, increment_by_swapping};
 
 /// What `remember_with` does when the cache itself fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,26 +312,17 @@ impl Repository {
         counted.map_err(self.context(key))
     }
 
-    /// A counter kept in the serializer's format: read, add, and store the sum only if no
-    /// other writer came between (compare and swap), retrying while others do.
+    /// A counter kept in the serializer's format, incremented by compare and swap.
     async fn increment_in_format(&self, key: &str, amount: i64) -> Result<i64> {
-        let (store, serializer) = (&self.inner.store, &self.inner.serializer);
-        for _ in 0..SWAP_ATTEMPTS {
-            let current = store.get(key).await?;
-            let next = incremented_in_format(serializer, current.as_deref(), amount)?;
-            let bytes = encode(serializer, &next)?;
-            if store
-                .compare_and_swap(key, current.as_deref(), &bytes)
-                .await?
-            {
-                return Ok(next);
-            }
-            tokio::task::yield_now().await;
-        }
-        Err(Error::new(
-            crate::ErrorKind::Backend,
-            format!("the counter kept changing under {SWAP_ATTEMPTS} attempts to increment it"),
-        ))
+        let serializer = &self.inner.serializer;
+        increment_by_swapping(
+            &**self.store(),
+            key,
+            amount,
+            |current, by| incremented_in_format(serializer, current, by),
+            |next| encode(serializer, &next),
+        )
+        .await
     }
 
     /// Subtract one from the counter under `key`; counters may go below zero.

@@ -120,7 +120,16 @@ pub trait Store: Send + Sync + 'static {
     /// return the new value. Atomic. A missing key starts at 0 and is kept without expiry; an
     /// existing item keeps its TTL; a value that is not an integer is an
     /// [`ErrorKind::NotAnInteger`](crate::ErrorKind::NotAnInteger) error and stays as it was.
-    async fn increment(&self, key: &str, by: i64) -> Result<i64>;
+    ///
+    /// The default reads, adds with [`increment_counter`] and stores the sum with
+    /// [`compare_and_swap`](Self::compare_and_swap), again while other writers change the
+    /// counter in between; stores with a native atomic increment override it.
+    async fn increment(&self, key: &str, by: i64) -> Result<i64> {
+        increment_by_swapping(self, key, by, increment_counter, |next| {
+            Ok(next.to_string().into_bytes())
+        })
+        .await
+    }
 
     /// Replace the bytes under `key` with `new` only if they still are `current` (`None`:
     /// only if `key` holds no live item), and say whether it did. Atomic. A replaced item
@@ -174,6 +183,37 @@ pub trait Store: Send + Sync + 'static {
 /// as the built-in ones (see the example on [`Store`]).
 pub fn increment_counter(current: Option<&[u8]>, by: i64) -> Result<i64> {
     crate::codec::incremented(current, by)
+}
+
+/// How often an increment by compare and swap tries again while other writers keep changing
+/// the counter between its read and its swap.
+const SWAP_ATTEMPTS: usize = 1000;
+
+/// Increment the counter under `key` by compare and swap: read it, add `by` with `add`, write
+/// the sum encoded by `encode` only if the counter is still what was read, and try again
+/// otherwise. Every counter not incremented natively by its server goes through here.
+pub(crate) async fn increment_by_swapping<S: Store + ?Sized>(
+    store: &S,
+    key: &str,
+    by: i64,
+    add: impl Fn(Option<&[u8]>, i64) -> Result<i64>,
+    encode: impl Fn(i64) -> Result<Vec<u8>>,
+) -> Result<i64> {
+    for _ in 0..SWAP_ATTEMPTS {
+        let current = store.get(key).await?;
+        let next = add(current.as_deref(), by)?;
+        if store
+            .compare_and_swap(key, current.as_deref(), &encode(next)?)
+            .await?
+        {
+            return Ok(next);
+        }
+        tokio::task::yield_now().await;
+    }
+    Err(Error::new(
+        ErrorKind::Backend,
+        format!("the counter kept changing under {SWAP_ATTEMPTS} attempts to increment it"),
+    ))
 }
 
 /// Lists of the keys stored forever under each tag id, so that flushing the tags can delete

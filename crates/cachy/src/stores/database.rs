@@ -16,7 +16,6 @@ use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::OnceCell;
 
-use crate::codec::incremented;
 use crate::config::StoreConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{Store, Ttl};
@@ -25,8 +24,6 @@ use crate::store::{Store, Ttl};
 const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 /// The expiration written for items stored forever (as Python cachy's file store).
 const FOREVER: i64 = 9_999_999_999;
-/// Attempts of an `increment` transaction that lost a race (deadlock, concurrent insert).
-const INCREMENT_ATTEMPTS: usize = 50;
 
 /// The SQL database store (driver `database`): SQLite (embedded, a file or in memory),
 /// PostgreSQL and MySQL/MariaDB, on sqlx.
@@ -112,8 +109,6 @@ struct Statements {
     upsert: String,
     delete_expired_key: String,
     insert_if_absent: String,
-    select_for_update: String,
-    update_value: String,
     swap_value: String,
     forget: String,
     flush_all: String,
@@ -168,11 +163,6 @@ impl Statements {
                 format!("INSERT IGNORE INTO {t} ({key}, value, expiration) VALUES (?, ?, ?)")
             }
         };
-        let for_update = if dialect == Dialect::Sqlite {
-            ""
-        } else {
-            " FOR UPDATE"
-        };
         let create = match dialect {
             Dialect::Sqlite => vec![
                 format!(
@@ -199,12 +189,6 @@ impl Statements {
                 "DELETE FROM {t} WHERE {key} = {p1} AND expiration <= {p2}"
             ),
             insert_if_absent,
-            select_for_update: format!(
-                "SELECT value, expiration FROM {t} WHERE {key} = {p1}{for_update}"
-            ),
-            update_value: format!(
-                "UPDATE {t} SET value = {p1}, expiration = {p2} WHERE {key} = {p3}"
-            ),
             swap_value: format!(
                 "UPDATE {t} SET value = {p1} WHERE {key} = {p2} AND value = {p3} AND expiration > {p4}"
             ),
@@ -278,20 +262,6 @@ fn is_missing_table(e: &sqlx::Error) -> bool {
     matches!(code.as_deref(), Some("42P01") | Some("42S02"))
         || db.message().contains("no such table")
         || db.message().contains("doesn't exist")
-}
-
-/// Whether a transaction lost a race and may be tried again.
-fn is_retryable(e: &sqlx::Error) -> bool {
-    let Some(db) = e.as_database_error() else {
-        return false;
-    };
-    db.is_unique_violation()
-        || matches!(
-            db.code().as_deref(),
-            Some("40001") | Some("40P01") | Some("1213") | Some("40001 ")
-        )
-        || db.message().contains("Deadlock")
-        || db.message().contains("database is locked")
 }
 
 impl DatabaseStore {
@@ -544,76 +514,6 @@ impl DatabaseStore {
             let _ = self.prune().await;
         }
     }
-
-    async fn increment_once(
-        &self,
-        pool: &Pool,
-        key: &[u8],
-        by: i64,
-    ) -> std::result::Result<Result<i64>, sqlx::Error> {
-        let s = &self.statements;
-        macro_rules! attempt {
-            ($pool:ident, $begin:expr) => {{
-                let mut tx = $begin.await?;
-                let row = sqlx::query(AssertSqlSafe(s.select_for_update.as_str()))
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let now = now();
-                let current: Option<(Vec<u8>, i64)> = match row {
-                    Some(row) => Some((row.try_get(0)?, row.try_get(1)?)),
-                    None => None,
-                };
-                let live = current.as_ref().filter(|(_, expiration)| *expiration > now);
-                let next = match incremented(live.map(|(value, _)| value.as_slice()), by) {
-                    Ok(next) => next,
-                    Err(e) => return Ok(Err(e)),
-                };
-                let text = next.to_string().into_bytes();
-                let written = match (&current, live) {
-                    (Some(_), Some((_, expiration))) => {
-                        sqlx::query(AssertSqlSafe(s.update_value.as_str()))
-                            .bind(&text)
-                            .bind(*expiration)
-                            .bind(key)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected()
-                    }
-                    (Some(_), None) => sqlx::query(AssertSqlSafe(s.update_value.as_str()))
-                        .bind(&text)
-                        .bind(FOREVER)
-                        .bind(key)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected(),
-                    (None, _) => sqlx::query(AssertSqlSafe(s.insert_if_absent.as_str()))
-                        .bind(key)
-                        .bind(&text)
-                        .bind(FOREVER)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected(),
-                };
-                if written == 0 {
-                    tx.rollback().await?;
-                    return Err(sqlx::Error::Protocol(
-                        "the row changed during the increment".into(),
-                    ));
-                }
-                tx.commit().await?;
-                Ok(Ok(next))
-            }};
-        }
-        match pool {
-            #[cfg(feature = "database-sqlite")]
-            Pool::Sqlite(pool) => attempt!(pool, pool.begin_with("BEGIN IMMEDIATE")),
-            #[cfg(feature = "database-postgres")]
-            Pool::Postgres(pool) => attempt!(pool, pool.begin()),
-            #[cfg(feature = "database-mysql")]
-            Pool::MySql(pool) => attempt!(pool, pool.begin()),
-        }
-    }
 }
 
 #[async_trait]
@@ -732,26 +632,6 @@ impl Store for DatabaseStore {
         .map_err(|e| self.error("add", e))?;
         self.maybe_prune().await;
         Ok(added)
-    }
-
-    async fn increment(&self, key: &str, by: i64) -> Result<i64> {
-        let pool = self.pool().await?;
-        let key = self.stored_key(key);
-        let mut last = None;
-        for _ in 0..INCREMENT_ATTEMPTS {
-            match self.increment_once(pool, &key, by).await {
-                Ok(outcome) => return outcome,
-                Err(e) if is_retryable(&e) || matches!(e, sqlx::Error::Protocol(_)) => {
-                    last = Some(e);
-                    tokio::task::yield_now().await;
-                }
-                Err(e) => return Err(self.error("increment", e)),
-            }
-        }
-        Err(self.error(
-            "increment (it kept losing races)",
-            last.unwrap_or_else(|| sqlx::Error::Protocol("no attempt made".into())),
-        ))
     }
 
     async fn compare_and_swap(
