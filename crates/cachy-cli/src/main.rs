@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+use std::any::Any;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -78,23 +79,16 @@ impl From<cachy::Error> for Failure {
     }
 }
 
-fn database_store(manager: &CacheManager, store: Option<&str>) -> Result<DatabaseStore, Failure> {
-    let name = match store {
-        Some(name) => name.to_owned(),
-        None => manager.default_store_name()?,
-    };
-    let config = manager.config().stores().get(&name).ok_or_else(|| {
+/// The database store under the manager's own repository of a store (no second store, nor
+/// connection pool, is built for a command); an error if the store has another driver.
+fn database(repository: &Repository) -> Result<&DatabaseStore, Failure> {
+    let backend: &dyn Any = &**repository.store();
+    backend.downcast_ref().ok_or_else(|| {
         Failure(format!(
-            "store `{name}` is not defined in the configuration"
+            "store `{}` is not a `database` store; this command needs one",
+            repository.name()
         ))
-    })?;
-    if config.driver() != "database" {
-        return Err(Failure(format!(
-            "store `{name}` uses the `{}` driver; this command needs a `database` store",
-            config.driver()
-        )));
-    }
-    Ok(DatabaseStore::from_config(config)?)
+    })
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, Failure> {
@@ -137,8 +131,14 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             println!("{}", repository()?.increment_by(&key, by).await?)
         }
         Command::Flush => repository()?.flush().await?,
-        Command::CreateTable => database_store(&manager, store)?.create_table().await?,
-        Command::Prune => println!("{}", database_store(&manager, store)?.prune().await?),
+        Command::CreateTable => {
+            let repository = manager.store(store)?;
+            database(&repository)?.create_table().await?;
+        }
+        Command::Prune => {
+            let repository = manager.store(store)?;
+            println!("{}", database(&repository)?.prune().await?);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

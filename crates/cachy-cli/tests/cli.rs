@@ -93,5 +93,8 @@ fn errors_name_what_was_wrong() {
     assert!(err.contains("nope"), "{err}");
     let (code, _, err) = cachy(&config, &["create-table"]);
     assert_eq!(code, 2);
-    assert!(err.contains("`file` driver"), "{err}");
+    assert!(
+        err.contains("store `file` is not a `database` store"),
+        "{err}"
+    );
 }

@@ -86,8 +86,12 @@ pub type Ttl = Option<u64>;
 ///     }
 /// }
 /// ```
+///
+/// `Store` has `Any` as a supertrait, so a concrete store can be recovered from a repository
+/// (`(&**repo.store() as &dyn std::any::Any).downcast_ref::<DatabaseStore>()`), for
+/// operations only that backend has.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: std::any::Any + Send + Sync + 'static {
     /// The bytes stored under `key`, or `None` if there are none or they have expired.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
 
