@@ -126,21 +126,29 @@ enum Dialect {
     MySql,
 }
 
+impl Dialect {
+    /// The `key` column, quoted: it is a reserved word.
+    fn key_column(self) -> &'static str {
+        match self {
+            Dialect::MySql => "`key`",
+            Dialect::Sqlite | Dialect::Postgres => "\"key\"",
+        }
+    }
+
+    /// The `n`th bind parameter (from 1).
+    fn placeholder(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!("${n}"),
+            Dialect::Sqlite | Dialect::MySql => "?".to_owned(),
+        }
+    }
+}
+
 impl Statements {
     fn new(dialect: Dialect, table: &str) -> Self {
         let t = table;
-        let key = if dialect == Dialect::MySql {
-            "`key`"
-        } else {
-            "\"key\""
-        };
-        let p = |n: usize| {
-            if dialect == Dialect::Postgres {
-                format!("${n}")
-            } else {
-                "?".to_owned()
-            }
-        };
+        let key = dialect.key_column();
+        let p = |n: usize| dialect.placeholder(n);
         let (p1, p2, p3, p4) = (p(1), p(2), p(3), p(4));
         let upsert = match dialect {
             Dialect::MySql => format!(
@@ -204,20 +212,8 @@ impl Statements {
 
     /// `SELECT .. WHERE key IN (..)` for `n` keys.
     fn select_many(&self, n: usize) -> String {
-        let key = if self.dialect == Dialect::MySql {
-            "`key`"
-        } else {
-            "\"key\""
-        };
-        let placeholders: Vec<String> = (1..=n)
-            .map(|i| {
-                if self.dialect == Dialect::Postgres {
-                    format!("${i}")
-                } else {
-                    "?".to_owned()
-                }
-            })
-            .collect();
+        let key = self.dialect.key_column();
+        let placeholders: Vec<String> = (1..=n).map(|i| self.dialect.placeholder(i)).collect();
         format!(
             "SELECT {key}, value, expiration FROM {} WHERE {key} IN ({})",
             self.table,

@@ -92,6 +92,7 @@ impl std::fmt::Debug for MemcachedStore {
 #[derive(Debug, Clone)]
 enum Address {
     Tcp(String),
+    #[cfg(unix)]
     Unix(String),
 }
 
@@ -99,6 +100,7 @@ impl std::fmt::Display for Address {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Address::Tcp(a) => f.write_str(a),
+            #[cfg(unix)]
             Address::Unix(p) => write!(f, "unix:{p}"),
         }
     }
@@ -112,6 +114,7 @@ impl Address {
                 stream.set_nodelay(true)?;
                 Box::new(stream)
             }
+            #[cfg(unix)]
             Address::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
         };
         Ok(Connection::new(stream))
@@ -297,7 +300,15 @@ impl MemcachedStore {
                 _ => ("", 1),
             };
             let address = if let Some(path) = address.strip_prefix("unix:") {
-                Address::Unix(path.to_owned())
+                #[cfg(unix)]
+                {
+                    Address::Unix(path.to_owned())
+                }
+                #[cfg(not(unix))]
+                return Err(config.error(
+                    "servers",
+                    format!("unix:{path}: unix sockets are only available on unix systems"),
+                ));
             } else if address
                 .rsplit_once(':')
                 .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
