@@ -129,17 +129,19 @@ enum Dialect {
 impl Dialect {
     /// The `key` column, quoted: it is a reserved word.
     fn key_column(self) -> &'static str {
-        match self {
-            Dialect::MySql => "`key`",
-            Dialect::Sqlite | Dialect::Postgres => "\"key\"",
+        if self == Dialect::MySql {
+            "`key`"
+        } else {
+            "\"key\""
         }
     }
 
     /// The `n`th bind parameter (from 1).
     fn placeholder(self, n: usize) -> String {
-        match self {
-            Dialect::Postgres => format!("${n}"),
-            Dialect::Sqlite | Dialect::MySql => "?".to_owned(),
+        if self == Dialect::Postgres {
+            format!("${n}")
+        } else {
+            "?".to_owned()
         }
     }
 }
