@@ -168,7 +168,7 @@ pub async fn pull_returns_the_value_and_removes_it(repo: &Repository) {
     assert_eq!(repo.pull::<String>("k").await.unwrap(), None);
 }
 
-/// An integer lifetime is whole minutes, as in the seed.
+/// An integer lifetime is whole minutes, as in Python cachy.
 pub async fn put_with_minutes_keeps_the_value(repo: &Repository) {
     repo.put("k", "v", 1).await.unwrap();
     repo.put("k2", "v", Expiry::Minutes(1)).await.unwrap();
@@ -609,7 +609,7 @@ pub async fn reading_the_wrong_type_is_an_error_and_keeps_the_value(repo: &Repos
     );
 }
 
-/// The seed's example: flushing `people` and `authors` removes John (people, artists) and
+/// Python cachy's documented example: flushing `people` and `authors` removes John (people, artists) and
 /// Anne (people, authors).
 pub async fn tags_flushing_people_and_authors_removes_john_and_anne(repo: &Repository) {
     repo.tags(("people", "artists"))
@@ -652,7 +652,7 @@ pub async fn tags_flushing_people_and_authors_removes_john_and_anne(repo: &Repos
     );
 }
 
-/// The seed's example: flushing `authors` alone removes Anne but not John.
+/// Python cachy's documented example: flushing `authors` alone removes Anne but not John.
 pub async fn tags_flushing_authors_keeps_john(repo: &Repository) {
     repo.tags(("people", "artists"))
         .put("John", "john", TEN_MINUTES)

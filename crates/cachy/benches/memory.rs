@@ -15,7 +15,7 @@ fn memory_store(c: &mut Criterion) {
         .unwrap();
     let mut group = c.benchmark_group("memory");
 
-    // "default" is the dict store as configured by the seed (msgpack inside, as the store is
+    // "default" is the dict store as Python cachy configures it (msgpack inside, as the store is
     // process-local); the others name a serializer on the store.
     for serializer in ["default", "pickle", "json"] {
         let mut store = serde_json::json!({ "driver": "dict" });

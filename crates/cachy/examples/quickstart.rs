@@ -1,4 +1,4 @@
-//! The quick start: the seed's usage examples on the embedded default stores (memory and
+//! The quick start: Python cachy's usage examples on the embedded default stores (memory and
 //! file), no server needed. Run with `cargo run --example quickstart`.
 
 use std::time::Duration;
@@ -37,7 +37,7 @@ async fn main() -> Result<(), cachy::Error> {
         }
     }))?;
 
-    // Storing and retrieving: whole minutes as in the seed, or a Duration.
+    // Storing and retrieving: whole minutes as in Python cachy, or a Duration.
     cache.put("foo", "bar", 10).await?;
     let value: Option<String> = cache.get("foo").await?;
     println!("get foo            -> {value:?}");

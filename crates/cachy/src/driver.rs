@@ -20,7 +20,7 @@ use crate::stores::NullStore;
 use crate::stores::RedisStore;
 
 /// What a driver factory builds: a bare store (the manager wraps it in a repository with the
-/// configured serializer) or a ready repository (used as it is), as the seed allows both.
+/// configured serializer) or a ready repository (used as it is), as Python cachy allows both.
 pub enum Created {
     /// A store; the manager adds the configured serializer.
     Store(Arc<dyn Store>),

@@ -8,7 +8,7 @@ use crate::store::Ttl;
 /// every backend can express (an unbounded `Duration` would overflow some of them).
 pub const MAX_TTL_SECONDS: u64 = 100 * 365 * 24 * 60 * 60;
 
-/// How long to keep an item: a [`Duration`], an absolute time, or whole minutes as in the seed.
+/// How long to keep an item: a [`Duration`], an absolute time, or whole minutes as in Python cachy.
 ///
 /// Everything that takes an `impl Into<Expiry>` accepts:
 /// - a [`Duration`] (rounded up to whole seconds),

@@ -70,7 +70,7 @@ pub use expiry::{Expiry, MAX_TTL_SECONDS};
 pub use manager::CacheManager;
 pub use memoize::{Memoizer, global, set_global};
 
-/// Memoize a function's results in a cache store: the seed's decorator, done right.
+/// Memoize a function's results in a cache store: Python cachy's decorator, done right.
 ///
 /// ```
 /// use cachy::{CacheManager, cached};
@@ -98,7 +98,7 @@ pub use memoize::{Memoizer, global, set_global};
 /// ```
 ///
 /// Options, all optional: `store = "name"` (default: the default store), `key = "prefix"`
-/// (only a prefix, as in the seed: the key always depends on the arguments), `minutes = N`
+/// (only a prefix, as in Python cachy: the key always depends on the arguments), `minutes = N`
 /// (default: the store's default cache time, 60), `manager = expr` (an expression giving a
 /// `CacheManager` or a reference to one; default: the one installed with [`set_global`]),
 /// and `include_self` (methods leave `self` out of the key unless this is given; `self` must

@@ -3,7 +3,7 @@
 //! The key of a call is `{prefix}:{sha1(path, arguments)}`: the function's full path and
 //! every argument (serialized as JSON), so different arguments never share a value. (Python
 //! cachy's decorator drops the first positional argument, so its `f(3)` can return the cached
-//! `f(2)`; not here.) The prefix is the seed's `key` option, or the function's path.
+//! `f(2)`; not here.) The prefix is Python cachy's `key` option, or the function's path.
 //!
 //! Memoization never breaks the function: if the cache fails (server down, a value of
 //! another type under the key, unserializable arguments), the function runs as if uncached.
@@ -67,7 +67,7 @@ pub struct Memoizer {
 
 impl Memoizer {
     /// Memoize into `repository`, under keys starting with `prefix` (a function's path, or
-    /// the seed's `key` option).
+    /// Python cachy's `key` option).
     pub fn new(repository: Repository, prefix: impl Into<String>) -> Self {
         Memoizer {
             repository: Some(repository),

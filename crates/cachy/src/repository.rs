@@ -54,7 +54,7 @@ impl<T, E: From<Error>, F> Remembered<T, E, F> {
     }
 }
 
-/// The default cache time, as in the seed: 60 minutes.
+/// The default cache time, as in Python cachy: 60 minutes.
 pub const DEFAULT_CACHE_MINUTES: i64 = 60;
 
 /// The typed cache API over one store: what [`CacheManager::store`](crate::CacheManager::store)
@@ -76,7 +76,7 @@ pub const DEFAULT_CACHE_MINUTES: i64 = 60;
 /// }))?;
 /// let repo = cache.store("dict")?;
 ///
-/// repo.put("foo", &"bar", 10).await?; // ten minutes, as in the seed
+/// repo.put("foo", &"bar", 10).await?; // ten minutes, as in Python cachy
 /// assert_eq!(repo.get::<String>("foo").await?, Some("bar".to_owned()));
 /// assert!(repo.has("foo").await?);
 /// assert_eq!(repo.get_or("missing", "default".to_owned()).await?, "default");

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::expiry::Expiry;
 use crate::repository::{CacheErrors, Remembered, Repository};
 
-/// Tag names, given as one name, an array, a `Vec`, a slice, or a tuple of names (the seed's
+/// Tag names, given as one name, an array, a `Vec`, a slice, or a tuple of names (Python cachy's
 /// `tags('people', 'artists')` is `tags(("people", "artists"))`).
 pub trait TagNames {
     /// The names, in order (order matters: it is part of the namespace).

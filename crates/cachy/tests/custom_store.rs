@@ -1,5 +1,5 @@
 //! The behaviour suite on a store registered through `extend`, returned both as a bare store
-//! and as a ready repository (the seed accepts both).
+//! and as a ready repository (Python cachy accepts both).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -28,7 +28,7 @@ const FOREVER: i64 = 9_999_999_999;
 /// The SQL database store (driver `database`): SQLite (embedded, a file or in memory),
 /// PostgreSQL and MySQL/MariaDB, on sqlx.
 ///
-/// The table is the seed's: `key` (unique), `value`, `expiration` (integer unix time,
+/// The table is Python cachy's: `key` (unique), `value`, `expiration` (integer unix time,
 /// `9999999999` for forever). Keys and values are stored as bytes, losslessly: `BLOB` on
 /// SQLite, `BYTEA` on PostgreSQL, `VARBINARY(255)`/`LONGBLOB` on MySQL (binary columns compare
 /// byte for byte, so no collation folds `K` into `k` or ignores trailing spaces). Keys longer
