@@ -6,6 +6,8 @@
 //! anything the pickle names: pickled instances of Python classes (and any other Python
 //! object than plain data) are a `Deserialize` error naming the class.
 
+mod scalars;
+mod tree;
 mod unpickler;
 
 use serde::Serialize;

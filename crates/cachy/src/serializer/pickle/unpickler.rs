@@ -12,19 +12,18 @@
 //! object (class instances, functions, extensions, persistent ids, out-of-band buffers) is
 //! an error: nothing in a pickle is ever run.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 
-use serde_pickle::{HashableValue, Value};
+use serde_pickle::Value;
 
+use super::scalars::{
+    escaped_string, integer_text, latin1, raw_unicode_escape, twos_complement, utf8,
+};
+use super::tree::Builder;
 use crate::serializer::DecodeLimits;
 
-type Id = usize;
-type Outcome<T> = Result<T, String>;
-
-/// What one node of the decoded value costs against the budget, besides its payload.
-const NODE_COST: usize = 32;
-/// Longer integer text is outside 64 bits whatever it says, so it is refused unparsed.
-const MAX_INTEGER_TEXT: usize = 24;
+pub(super) type Id = usize;
+pub(super) type Outcome<T> = Result<T, String>;
 
 /// Decode one pickle into a value tree.
 pub(super) fn unpickle(bytes: &[u8], limits: &DecodeLimits) -> Outcome<Value> {
@@ -45,7 +44,7 @@ pub(super) fn unpickle(bytes: &[u8], limits: &DecodeLimits) -> Outcome<Value> {
     .value(root, 0)
 }
 
-enum Object {
+pub(super) enum Object {
     None,
     Bool(bool),
     Int(i64),
@@ -62,7 +61,7 @@ enum Object {
 
 /// The builtins older protocols call to make plain values.
 #[derive(Clone, Copy)]
-enum Global {
+pub(super) enum Global {
     Set,
     FrozenSet,
     ByteArray,
@@ -542,235 +541,4 @@ fn pairs(items: Vec<Id>) -> Outcome<Vec<(Id, Id)>> {
         .chunks_exact(2)
         .map(|pair| (pair[0], pair[1]))
         .collect())
-}
-
-fn integer_text(text: &[u8]) -> Outcome<i64> {
-    let out_of_range = || "a pickled integer does not fit in 64 bits".to_owned();
-    if text.len() > MAX_INTEGER_TEXT {
-        return Err(out_of_range());
-    }
-    let text = std::str::from_utf8(text).map_err(|_| "a pickled integer is not text")?;
-    text.trim()
-        .parse()
-        .map_err(|_| match text.trim().trim_start_matches(['-', '+']) {
-            digits if digits.bytes().all(|b| b.is_ascii_digit()) && !digits.is_empty() => {
-                out_of_range()
-            }
-            _ => format!("{text:?} is not a pickled integer"),
-        })
-}
-
-/// A little-endian two's complement integer, as LONG1 and LONG4 hold it.
-fn twos_complement(bytes: &[u8]) -> Outcome<i64> {
-    let negative = bytes.last().is_some_and(|&last| last & 0x80 != 0);
-    let fill = if negative { 0xff } else { 0 };
-    let (low, high) = bytes.split_at(bytes.len().min(8));
-    if high.iter().any(|&b| b != fill) {
-        return Err("a pickled integer does not fit in 64 bits".to_owned());
-    }
-    let mut word = [fill; 8];
-    word[..low.len()].copy_from_slice(low);
-    let value = i64::from_le_bytes(word);
-    if (value < 0) != negative {
-        return Err("a pickled integer does not fit in 64 bits".to_owned());
-    }
-    Ok(value)
-}
-
-fn utf8(bytes: &[u8]) -> Outcome<String> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| "a pickled str is not valid UTF-8".to_owned())
-}
-
-fn latin1(text: &str) -> Outcome<Vec<u8>> {
-    text.chars()
-        .map(|c| u8::try_from(u32::from(c)).map_err(|_| "text outside latin-1".to_owned()))
-        .collect()
-}
-
-/// Protocol 0's `repr`-quoted byte strings.
-fn escaped_string(line: &[u8]) -> Outcome<Vec<u8>> {
-    let body = match line {
-        [quote @ (b'"' | b'\''), body @ .., end] if end == quote => body,
-        _ => return Err("a protocol 0 string is not quoted".to_owned()),
-    };
-    let mut out = Vec::with_capacity(body.len());
-    let mut bytes = body.iter().copied();
-    while let Some(byte) = bytes.next() {
-        if byte != b'\\' {
-            out.push(byte);
-            continue;
-        }
-        let escaped = match bytes.next() {
-            Some(b'\\') => b'\\',
-            Some(b'\'') => b'\'',
-            Some(b'"') => b'"',
-            Some(b'a') => 0x07,
-            Some(b'b') => 0x08,
-            Some(b't') => b'\t',
-            Some(b'n') => b'\n',
-            Some(b'v') => 0x0b,
-            Some(b'f') => 0x0c,
-            Some(b'r') => b'\r',
-            Some(b'x') => {
-                let high = bytes.next().and_then(|b| (b as char).to_digit(16));
-                let low = bytes.next().and_then(|b| (b as char).to_digit(16));
-                match (high, low) {
-                    (Some(high), Some(low)) => (high * 16 + low) as u8,
-                    _ => return Err("a bad \\x escape in a protocol 0 string".to_owned()),
-                }
-            }
-            _ => return Err("an unknown escape in a protocol 0 string".to_owned()),
-        };
-        out.push(escaped);
-    }
-    Ok(out)
-}
-
-/// Protocol 0's `raw-unicode-escape` text: latin-1 bytes with `\uXXXX` and `\UXXXXXXXX`.
-fn raw_unicode_escape(line: &[u8]) -> Outcome<String> {
-    let mut out = String::with_capacity(line.len());
-    let mut bytes = line.iter().copied();
-    while let Some(byte) = bytes.next() {
-        if byte != b'\\' {
-            out.push(char::from(byte));
-            continue;
-        }
-        let digits = match bytes.next() {
-            Some(b'u') => 4,
-            Some(b'U') => 8,
-            _ => return Err("an unknown escape in a protocol 0 str".to_owned()),
-        };
-        let mut code = 0u32;
-        for _ in 0..digits {
-            let digit = bytes
-                .next()
-                .and_then(|b| (b as char).to_digit(16))
-                .ok_or("a bad \\u escape in a protocol 0 str")?;
-            code = code * 16 + digit;
-        }
-        out.push(char::from_u32(code).ok_or("a \\U escape outside Unicode")?);
-    }
-    Ok(out)
-}
-
-/// Builds the value tree from the arena, within the budget and the depth limit.
-struct Builder<'m> {
-    objects: &'m [Object],
-    budget: usize,
-    max_depth: usize,
-}
-
-impl Builder<'_> {
-    fn charge(&mut self, payload: usize) -> Outcome<()> {
-        let cost = NODE_COST.saturating_add(payload);
-        self.budget = self.budget.checked_sub(cost).ok_or(
-            "the pickle expands beyond the decode limit (it references the same objects too \
-             many times)",
-        )?;
-        Ok(())
-    }
-
-    /// Children of a container at `depth` sit one level deeper.
-    fn enter(&self, depth: usize) -> Outcome<usize> {
-        if depth >= self.max_depth {
-            return Err(format!(
-                "the pickle nests containers deeper than {} levels (or contains itself)",
-                self.max_depth
-            ));
-        }
-        Ok(depth + 1)
-    }
-
-    fn value(&mut self, id: Id, depth: usize) -> Outcome<Value> {
-        Ok(match &self.objects[id] {
-            Object::List(items) => {
-                self.charge(0)?;
-                let depth = self.enter(depth)?;
-                Value::List(self.values(items, depth)?)
-            }
-            Object::Tuple(items) => {
-                self.charge(0)?;
-                let depth = self.enter(depth)?;
-                Value::Tuple(self.values(items, depth)?)
-            }
-            Object::Set(items) => {
-                self.charge(0)?;
-                let depth = self.enter(depth)?;
-                Value::Set(self.set(items, depth)?)
-            }
-            Object::Dict(pairs) => {
-                self.charge(0)?;
-                let depth = self.enter(depth)?;
-                let mut dict = BTreeMap::new();
-                for &(key, value) in pairs {
-                    let key = self.hashable(key, depth)?;
-                    let value = self.value(value, depth)?;
-                    dict.insert(key, value);
-                }
-                Value::Dict(dict)
-            }
-            _ => self.hashable(id, depth)?.into_value(),
-        })
-    }
-
-    fn values(&mut self, items: &[Id], depth: usize) -> Outcome<Vec<Value>> {
-        items.iter().map(|&item| self.value(item, depth)).collect()
-    }
-
-    fn set(&mut self, items: &[Id], depth: usize) -> Outcome<BTreeSet<HashableValue>> {
-        items
-            .iter()
-            .map(|&item| self.hashable(item, depth))
-            .collect()
-    }
-
-    fn hashable(&mut self, id: Id, depth: usize) -> Outcome<HashableValue> {
-        Ok(match &self.objects[id] {
-            Object::None => {
-                self.charge(0)?;
-                HashableValue::None
-            }
-            Object::Bool(b) => {
-                self.charge(0)?;
-                HashableValue::Bool(*b)
-            }
-            Object::Int(i) => {
-                self.charge(0)?;
-                HashableValue::I64(*i)
-            }
-            Object::Float(f) => {
-                self.charge(0)?;
-                HashableValue::F64(*f)
-            }
-            Object::Bytes(bytes) => {
-                self.charge(bytes.len())?;
-                HashableValue::Bytes(bytes.clone())
-            }
-            Object::Str(text) => {
-                self.charge(text.len())?;
-                HashableValue::String(text.clone())
-            }
-            Object::Tuple(items) => {
-                self.charge(0)?;
-                let depth = self.enter(depth)?;
-                HashableValue::Tuple(
-                    items
-                        .iter()
-                        .map(|&item| self.hashable(item, depth))
-                        .collect::<Outcome<_>>()?,
-                )
-            }
-            Object::FrozenSet(items) => {
-                self.charge(0)?;
-                let depth = self.enter(depth)?;
-                HashableValue::FrozenSet(self.set(items, depth)?)
-            }
-            Object::List(_) | Object::Set(_) | Object::Dict(_) => {
-                return Err("a pickled dict key or set member is not hashable".to_owned());
-            }
-            Object::Global(_) => {
-                return Err("the pickle holds a Python builtin instead of a value".to_owned());
-            }
-        })
-    }
 }

@@ -1,0 +1,116 @@
+//! The scalar arguments of pickle opcodes: integer text, two's complement integers and
+//! protocol 0's escaped strings, each checked before any costly work.
+
+use super::unpickler::Outcome;
+
+/// Longer integer text is outside 64 bits whatever it says, so it is refused unparsed.
+const MAX_INTEGER_TEXT: usize = 24;
+
+pub(super) fn integer_text(text: &[u8]) -> Outcome<i64> {
+    let out_of_range = || "a pickled integer does not fit in 64 bits".to_owned();
+    if text.len() > MAX_INTEGER_TEXT {
+        return Err(out_of_range());
+    }
+    let text = std::str::from_utf8(text).map_err(|_| "a pickled integer is not text")?;
+    text.trim()
+        .parse()
+        .map_err(|_| match text.trim().trim_start_matches(['-', '+']) {
+            digits if digits.bytes().all(|b| b.is_ascii_digit()) && !digits.is_empty() => {
+                out_of_range()
+            }
+            _ => format!("{text:?} is not a pickled integer"),
+        })
+}
+
+/// A little-endian two's complement integer, as LONG1 and LONG4 hold it.
+pub(super) fn twos_complement(bytes: &[u8]) -> Outcome<i64> {
+    let negative = bytes.last().is_some_and(|&last| last & 0x80 != 0);
+    let fill = if negative { 0xff } else { 0 };
+    let (low, high) = bytes.split_at(bytes.len().min(8));
+    if high.iter().any(|&b| b != fill) {
+        return Err("a pickled integer does not fit in 64 bits".to_owned());
+    }
+    let mut word = [fill; 8];
+    word[..low.len()].copy_from_slice(low);
+    let value = i64::from_le_bytes(word);
+    if (value < 0) != negative {
+        return Err("a pickled integer does not fit in 64 bits".to_owned());
+    }
+    Ok(value)
+}
+
+pub(super) fn utf8(bytes: &[u8]) -> Outcome<String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| "a pickled str is not valid UTF-8".to_owned())
+}
+
+pub(super) fn latin1(text: &str) -> Outcome<Vec<u8>> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).map_err(|_| "text outside latin-1".to_owned()))
+        .collect()
+}
+
+/// Protocol 0's `repr`-quoted byte strings.
+pub(super) fn escaped_string(line: &[u8]) -> Outcome<Vec<u8>> {
+    let body = match line {
+        [quote @ (b'"' | b'\''), body @ .., end] if end == quote => body,
+        _ => return Err("a protocol 0 string is not quoted".to_owned()),
+    };
+    let mut out = Vec::with_capacity(body.len());
+    let mut bytes = body.iter().copied();
+    while let Some(byte) = bytes.next() {
+        if byte != b'\\' {
+            out.push(byte);
+            continue;
+        }
+        let escaped = match bytes.next() {
+            Some(b'\\') => b'\\',
+            Some(b'\'') => b'\'',
+            Some(b'"') => b'"',
+            Some(b'a') => 0x07,
+            Some(b'b') => 0x08,
+            Some(b't') => b'\t',
+            Some(b'n') => b'\n',
+            Some(b'v') => 0x0b,
+            Some(b'f') => 0x0c,
+            Some(b'r') => b'\r',
+            Some(b'x') => {
+                let high = bytes.next().and_then(|b| (b as char).to_digit(16));
+                let low = bytes.next().and_then(|b| (b as char).to_digit(16));
+                match (high, low) {
+                    (Some(high), Some(low)) => (high * 16 + low) as u8,
+                    _ => return Err("a bad \\x escape in a protocol 0 string".to_owned()),
+                }
+            }
+            _ => return Err("an unknown escape in a protocol 0 string".to_owned()),
+        };
+        out.push(escaped);
+    }
+    Ok(out)
+}
+
+/// Protocol 0's `raw-unicode-escape` text: latin-1 bytes with `\uXXXX` and `\UXXXXXXXX`.
+pub(super) fn raw_unicode_escape(line: &[u8]) -> Outcome<String> {
+    let mut out = String::with_capacity(line.len());
+    let mut bytes = line.iter().copied();
+    while let Some(byte) = bytes.next() {
+        if byte != b'\\' {
+            out.push(char::from(byte));
+            continue;
+        }
+        let digits = match bytes.next() {
+            Some(b'u') => 4,
+            Some(b'U') => 8,
+            _ => return Err("an unknown escape in a protocol 0 str".to_owned()),
+        };
+        let mut code = 0u32;
+        for _ in 0..digits {
+            let digit = bytes
+                .next()
+                .and_then(|b| (b as char).to_digit(16))
+                .ok_or("a bad \\u escape in a protocol 0 str")?;
+            code = code * 16 + digit;
+        }
+        out.push(char::from_u32(code).ok_or("a \\U escape outside Unicode")?);
+    }
+    Ok(out)
+}
