@@ -35,13 +35,9 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
 use crate::config::{CacheConfig, StoreConfig};
 use crate::driver::Created;
 use crate::error::{Error, ErrorKind, Result};
-use crate::expiry::Expiry;
 use crate::serializer::CustomSerializer;
 
 /// The runtime the blocking API drives the async core on: one per process, shared by every
@@ -225,198 +221,52 @@ impl CacheManager {
     }
 }
 
-/// Both faces carry the same method list: one macro writes them, so they cannot drift.
-macro_rules! blocking_methods {
-    ($repository:expr) => {
-        /// [`crate::Repository::get`], blocking.
-        pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-            let repository = $repository(self)?;
-            self.driver.block_on(repository.get(key))
-        }
-
-        /// [`crate::Repository::get_or`], blocking.
-        pub fn get_or<T: DeserializeOwned>(&self, key: &str, default: T) -> Result<T> {
-            let repository = $repository(self)?;
-            self.driver.block_on(repository.get_or(key, default))
-        }
-
-        /// [`crate::Repository::get_or_else`], blocking.
-        pub fn get_or_else<T: DeserializeOwned>(
-            &self,
-            key: &str,
-            default: impl FnOnce() -> T,
-        ) -> Result<T> {
-            let repository = $repository(self)?;
-            self.driver.block_on(repository.get_or_else(key, default))
-        }
-
-        /// [`crate::Repository::has`], blocking.
-        pub fn has(&self, key: &str) -> Result<bool> {
-            let repository = $repository(self)?;
-            self.driver.block_on(repository.has(key))
-        }
-
-        /// [`crate::Repository::pull`], blocking.
-        pub fn pull<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-            let repository = $repository(self)?;
-            self.driver.block_on(repository.pull(key))
-        }
-
-        /// [`crate::Repository::put`], blocking.
-        pub fn put<T: Serialize + ?Sized>(
-            &self,
-            key: &str,
-            value: &T,
-            expiry: impl Into<Expiry>,
-        ) -> Result<()> {
-            let repository = $repository(self)?;
-            self.driver.block_on(repository.put(key, value, expiry))
-        }
-
-        /// [`crate::Repository::add`], blocking.
-        pub fn add<T: Serialize + ?Sized>(
-            &self,
-            key: &str,
-            value: &T,
-            expiry: impl Into<Expiry>,
-        ) -> Result<bool> {
-            let repository = $repository(self)?;
-            self.driver.block_on(repository.add(key, value, expiry))
-        }
-
-        /// [`crate::Repository::forever`], blocking.
-        pub fn forever<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
-            let repository = $repository(self)?;
-            self.driver.block_on(repository.forever(key, value))
-        }
-
-        /// [`crate::Repository::forget`], blocking.
-        pub fn forget(&self, key: &str) -> Result<bool> {
-            let repository = $repository(self)?;
-            self.driver.block_on(repository.forget(key))
-        }
-
-        /// [`crate::Repository::increment`], blocking.
-        pub fn increment(&self, key: &str) -> Result<i64> {
-            let repository = $repository(self)?;
-            self.driver.block_on(repository.increment(key))
-        }
-
-        /// [`crate::Repository::increment_by`], blocking.
-        pub fn increment_by(&self, key: &str, amount: i64) -> Result<i64> {
-            let repository = $repository(self)?;
-            self.driver.block_on(repository.increment_by(key, amount))
-        }
-
-        /// [`crate::Repository::decrement`], blocking.
-        pub fn decrement(&self, key: &str) -> Result<i64> {
-            let repository = $repository(self)?;
-            self.driver.block_on(repository.decrement(key))
-        }
-
-        /// [`crate::Repository::decrement_by`], blocking.
-        pub fn decrement_by(&self, key: &str, amount: i64) -> Result<i64> {
-            let repository = $repository(self)?;
-            self.driver.block_on(repository.decrement_by(key, amount))
-        }
-
-        /// [`crate::Repository::remember`], blocking, with a plain closure.
-        pub fn remember<T, E, F>(
-            &self,
-            key: &str,
-            expiry: impl Into<Expiry>,
-            compute: F,
-        ) -> Result<T, E>
-        where
-            T: Serialize + DeserializeOwned,
-            E: From<Error> + std::fmt::Display,
-            F: FnOnce() -> Result<T, E>,
-        {
-            let repository = $repository(self)?;
-            self.driver
-                .block_on(repository.remember(key, expiry, || async move { compute() }))
-        }
-
-        /// [`crate::Repository::remember_forever`], blocking, with a plain closure.
-        pub fn remember_forever<T, E, F>(&self, key: &str, compute: F) -> Result<T, E>
-        where
-            T: Serialize + DeserializeOwned,
-            E: From<Error> + std::fmt::Display,
-            F: FnOnce() -> Result<T, E>,
-        {
-            let repository = $repository(self)?;
-            self.driver
-                .block_on(repository.remember_forever(key, || async move { compute() }))
-        }
-
-        /// [`crate::Repository::many`], blocking.
-        pub fn many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
-            let repository = $repository(self)?;
-            self.driver.block_on(repository.many(keys))
-        }
-
-        /// [`crate::Repository::put_many`], blocking.
-        pub fn put_many<K, T>(&self, items: &[(K, T)], expiry: impl Into<Expiry>) -> Result<()>
-        where
-            K: AsRef<str>,
-            T: Serialize,
-        {
-            let repository = $repository(self)?;
-            self.driver.block_on(repository.put_many(items, expiry))
-        }
-
-        /// [`crate::Repository::flush`], blocking.
-        pub fn flush(&self) -> Result<()> {
-            let repository = $repository(self)?;
-            self.driver.block_on(repository.flush())
-        }
-    };
+/// Runs a repository operation on the default store, blocking.
+macro_rules! on_default_store {
+    ($manager:expr, $repository:ident => $call:expr) => {{
+        let $repository = $manager.inner.store(None)?;
+        $manager.driver.block_on($call)
+    }};
 }
 
+/// Runs a repository operation, blocking.
+macro_rules! on_repository {
+    ($facade:expr, $repository:ident => $call:expr) => {{
+        let $repository = &$facade.inner;
+        $facade.driver.block_on($call)
+    }};
+}
+
+/// The data operations, on the default store.
 impl CacheManager {
-    blocking_methods!(|manager: &Self| manager.inner.store(None));
-}
+    crate::facade::repository_operations!(blocking, on_default_store);
 
-/// The blocking face of [`crate::TaggedCache`].
-#[derive(Clone, Debug)]
-pub struct TaggedCache {
-    inner: crate::TaggedCache,
-    driver: &'static Driver,
-}
-
-impl TaggedCache {
-    blocking_methods!(|tagged: &Self| Ok::<_, Error>(tagged.inner.clone()));
-
-    /// See [`crate::tags::TaggedCache::names`].
-    pub fn names(&self) -> &[String] {
-        self.inner.names()
-    }
-
-    /// The async tagged cache underneath.
-    pub fn as_async(&self) -> &crate::tags::TaggedCache {
-        &self.inner
-    }
-}
-
-impl CacheManager {
     /// See [`crate::CacheManager::tags`].
     pub fn tags(&self, names: impl crate::tags::TagNames) -> Result<TaggedCache> {
-        Ok(TaggedCache {
+        Ok(Repository {
             inner: self.inner.tags(names)?,
             driver: self.driver,
         })
     }
 }
 
+/// The blocking face of [`crate::TaggedCache`]: a blocking [`Repository`] over a set of tags.
+pub type TaggedCache = Repository;
+
 impl Repository {
-    blocking_methods!(|repository: &Self| Ok::<_, Error>(repository.inner.clone()));
+    crate::facade::repository_operations!(blocking, on_repository);
 
     /// See [`crate::Repository::tags`].
     pub fn tags(&self, names: impl crate::tags::TagNames) -> TaggedCache {
-        TaggedCache {
+        Repository {
             inner: self.inner.tags(names),
             driver: self.driver,
         }
+    }
+
+    /// See [`crate::Repository::tag_names`].
+    pub fn tag_names(&self) -> &[String] {
+        self.inner.tag_names()
     }
 
     /// The async repository underneath.

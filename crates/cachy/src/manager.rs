@@ -1,17 +1,12 @@
 //! [`CacheManager`]: named stores built from configuration.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::config::{CacheConfig, StoreConfig};
 use crate::driver::{Created, DriverFactory};
 use crate::error::{Error, ErrorKind, Result};
-use crate::expiry::Expiry;
 use crate::repository::Repository;
 use crate::serializer::{self, CustomSerializer, DecodeLimits, IntegerFormat, Serializer};
 use crate::store::Store;
@@ -320,147 +315,6 @@ impl CacheManager {
         Ok(self.default_repository()?.tags(names))
     }
 
-    /// [`Repository::get`] on the default store.
-    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.default_repository()?.get(key).await
-    }
-
-    /// [`Repository::get_or`] on the default store.
-    pub async fn get_or<T: DeserializeOwned>(&self, key: &str, default: T) -> Result<T> {
-        self.default_repository()?.get_or(key, default).await
-    }
-
-    /// [`Repository::get_or_else`] on the default store.
-    pub async fn get_or_else<T: DeserializeOwned>(
-        &self,
-        key: &str,
-        default: impl FnOnce() -> T,
-    ) -> Result<T> {
-        self.default_repository()?.get_or_else(key, default).await
-    }
-
-    /// [`Repository::get_or_else_async`] on the default store.
-    pub async fn get_or_else_async<T, F, Fut>(&self, key: &str, default: F) -> Result<T>
-    where
-        T: DeserializeOwned,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = T>,
-    {
-        self.default_repository()?
-            .get_or_else_async(key, default)
-            .await
-    }
-
-    /// [`Repository::has`] on the default store.
-    pub async fn has(&self, key: &str) -> Result<bool> {
-        self.default_repository()?.has(key).await
-    }
-
-    /// [`Repository::pull`] on the default store.
-    pub async fn pull<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.default_repository()?.pull(key).await
-    }
-
-    /// [`Repository::put`] on the default store.
-    pub async fn put<T: Serialize + ?Sized>(
-        &self,
-        key: &str,
-        value: &T,
-        expiry: impl Into<Expiry>,
-    ) -> Result<()> {
-        self.default_repository()?.put(key, value, expiry).await
-    }
-
-    /// [`Repository::add`] on the default store.
-    pub async fn add<T: Serialize + ?Sized>(
-        &self,
-        key: &str,
-        value: &T,
-        expiry: impl Into<Expiry>,
-    ) -> Result<bool> {
-        self.default_repository()?.add(key, value, expiry).await
-    }
-
-    /// [`Repository::forever`] on the default store.
-    pub async fn forever<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
-        self.default_repository()?.forever(key, value).await
-    }
-
-    /// [`Repository::forget`] on the default store.
-    pub async fn forget(&self, key: &str) -> Result<bool> {
-        self.default_repository()?.forget(key).await
-    }
-
-    /// [`Repository::increment`] on the default store.
-    pub async fn increment(&self, key: &str) -> Result<i64> {
-        self.default_repository()?.increment(key).await
-    }
-
-    /// [`Repository::increment_by`] on the default store.
-    pub async fn increment_by(&self, key: &str, amount: i64) -> Result<i64> {
-        self.default_repository()?.increment_by(key, amount).await
-    }
-
-    /// [`Repository::decrement`] on the default store.
-    pub async fn decrement(&self, key: &str) -> Result<i64> {
-        self.default_repository()?.decrement(key).await
-    }
-
-    /// [`Repository::decrement_by`] on the default store.
-    pub async fn decrement_by(&self, key: &str, amount: i64) -> Result<i64> {
-        self.default_repository()?.decrement_by(key, amount).await
-    }
-
-    /// [`Repository::remember`] on the default store.
-    pub async fn remember<T, E, F, Fut>(
-        &self,
-        key: &str,
-        expiry: impl Into<Expiry>,
-        compute: F,
-    ) -> Result<T, E>
-    where
-        T: Serialize + DeserializeOwned,
-        E: From<Error> + std::fmt::Display,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        self.default_repository()?
-            .remember(key, expiry, compute)
-            .await
-    }
-
-    /// [`Repository::remember_forever`] on the default store.
-    pub async fn remember_forever<T, E, F, Fut>(&self, key: &str, compute: F) -> Result<T, E>
-    where
-        T: Serialize + DeserializeOwned,
-        E: From<Error> + std::fmt::Display,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        self.default_repository()?
-            .remember_forever(key, compute)
-            .await
-    }
-
-    /// [`Repository::many`] on the default store.
-    pub async fn many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
-        self.default_repository()?.many(keys).await
-    }
-
-    /// [`Repository::put_many`] on the default store.
-    pub async fn put_many<K, T>(&self, items: &[(K, T)], expiry: impl Into<Expiry>) -> Result<()>
-    where
-        K: AsRef<str>,
-        T: Serialize,
-    {
-        self.default_repository()?.put_many(items, expiry).await
-    }
-
-    /// [`Repository::flush`] on the default store.
-    pub async fn flush(&self) -> Result<()> {
-        self.default_repository()?.flush().await
-    }
-
     /// [`Repository::default_cache_time`] of the default store.
     pub fn default_cache_time(&self) -> Result<i64> {
         Ok(self.default_repository()?.default_cache_time())
@@ -471,6 +325,19 @@ impl CacheManager {
         self.default_repository()?.set_default_cache_time(minutes);
         Ok(())
     }
+}
+
+/// Runs a repository operation on the default store.
+macro_rules! on_default_store {
+    ($manager:expr, $repository:ident => $call:expr) => {{
+        let $repository = $manager.default_repository()?;
+        $call.await
+    }};
+}
+
+/// The data operations, on the default store.
+impl CacheManager {
+    crate::facade::repository_operations!(async, on_default_store);
 }
 
 thread_local! {

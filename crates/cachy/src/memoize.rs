@@ -36,7 +36,8 @@ use sha1::{Digest, Sha1};
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Expiry;
 use crate::manager::CacheManager;
-use crate::repository::{CacheErrors, Remembered, Repository, failed_elsewhere};
+use crate::remember::{CacheErrors, Remembered, failed_elsewhere};
+use crate::repository::Repository;
 use crate::store::Ttl;
 
 static GLOBAL: OnceLock<CacheManager> = OnceLock::new();

@@ -1,5 +1,6 @@
-//! [`Repository`]: the typed cache API over one store.
+//! [`Repository`]: the typed cache API over one store, or over a set of tags in it.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -10,49 +11,11 @@ use serde::de::DeserializeOwned;
 use crate::codec::{decode, encode, incremented_in_format};
 use crate::error::{Error, Result};
 use crate::expiry::Expiry;
-use crate::flight::{self, Flights, Outcome, Role};
+use crate::flight::Flights;
+use crate::remember::{CacheErrors, Remembered};
 use crate::serializer::{IntegerFormat, Serializer};
 use crate::store::{Store, Ttl, increment_by_swapping};
-
-/// What `remember_with` does when the cache itself fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CacheErrors {
-    /// Return the error (`remember`).
-    Return,
-    /// Compute as if uncached (`#[cached]`: memoization must not break the function).
-    Bypass,
-}
-
-/// Why `remember_with` did not return a value. Where `compute` did not run, it is handed
-/// back, so a caller that bypasses the cache can still run it.
-pub(crate) enum Remembered<T, E, F> {
-    /// The cache failed before `compute` ran.
-    Cache(Error, F),
-    /// Storing the computed value failed (the value is here).
-    Store(Error, T),
-    /// This caller's computation failed.
-    Computed(E),
-    /// The computation failed in the caller that ran it; this is its message.
-    Elsewhere(Arc<str>, F),
-}
-
-/// The error a waiter gets when the computation it waited for failed elsewhere.
-pub(crate) fn failed_elsewhere(message: &str) -> Error {
-    Error::new(
-        crate::ErrorKind::Remember,
-        format!("computing the value failed in the caller that ran it: {message}"),
-    )
-}
-
-impl<T, E: From<Error>, F> Remembered<T, E, F> {
-    pub(crate) fn into_error(self) -> E {
-        match self {
-            Remembered::Cache(e, _) | Remembered::Store(e, _) => e.into(),
-            Remembered::Computed(e) => e,
-            Remembered::Elsewhere(message, _) => failed_elsewhere(&message).into(),
-        }
-    }
-}
+use crate::tags;
 
 /// The default cache time, as in Python cachy: 60 minutes.
 pub const DEFAULT_CACHE_MINUTES: i64 = 60;
@@ -104,6 +67,9 @@ pub const DEFAULT_CACHE_MINUTES: i64 = 60;
 #[derive(Clone)]
 pub struct Repository {
     inner: Arc<Inner>,
+    /// The tags this repository's keys live under (see [`crate::tags`]); `None` for the
+    /// store's own keyspace.
+    tags: Option<Arc<[String]>>,
 }
 
 struct Inner {
@@ -114,12 +80,37 @@ struct Inner {
     flights: Flights,
 }
 
+/// Where a repository's keys live in its store for one operation: the store's own keyspace,
+/// or the namespace of the tags' current ids.
+#[derive(Default)]
+struct Scope {
+    /// The tags' current ids; empty when untagged.
+    ids: Vec<String>,
+    /// What goes before each key; empty when untagged.
+    prefix: String,
+}
+
+impl Scope {
+    /// The store key of `key`.
+    fn key<'k>(&self, key: &'k str) -> Cow<'k, str> {
+        if self.prefix.is_empty() {
+            Cow::Borrowed(key)
+        } else {
+            Cow::Owned(format!("{}{key}", self.prefix))
+        }
+    }
+}
+
 impl std::fmt::Debug for Repository {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Repository")
+        let mut debug = f.debug_struct("Repository");
+        debug
             .field("name", &self.inner.name)
-            .field("default_minutes", &self.default_cache_time())
-            .finish_non_exhaustive()
+            .field("default_minutes", &self.default_cache_time());
+        if let Some(tags) = &self.tags {
+            debug.field("tags", tags);
+        }
+        debug.finish_non_exhaustive()
     }
 }
 
@@ -134,6 +125,7 @@ impl Repository {
                 default_minutes: AtomicI64::new(DEFAULT_CACHE_MINUTES),
                 flights: Flights::default(),
             }),
+            tags: None,
         }
     }
 
@@ -163,18 +155,71 @@ impl Repository {
         self
     }
 
-    fn context<'a>(&'a self, key: &'a str) -> impl Fn(Error) -> Error + 'a {
+    /// The same store under the tags `names` (see [`crate::tags`]): one name, an array, a
+    /// `Vec` or a tuple of names. On a repository that already has tags, `names` are added
+    /// after them.
+    pub fn tags(&self, names: impl crate::tags::TagNames) -> crate::tags::TaggedCache {
+        let mut all: Vec<String> = self.tag_names().to_vec();
+        all.extend(names.into_names());
+        Repository {
+            inner: Arc::clone(&self.inner),
+            tags: Some(all.into()),
+        }
+    }
+
+    /// The tag names this repository's keys live under, in order; empty for the store's own
+    /// keyspace.
+    pub fn tag_names(&self) -> &[String] {
+        self.tags.as_deref().unwrap_or_default()
+    }
+
+    pub(crate) fn flights(&self) -> &Flights {
+        &self.inner.flights
+    }
+
+    pub(crate) fn context<'a>(&'a self, key: &'a str) -> impl Fn(Error) -> Error + 'a {
         move |e| e.with_store(&self.inner.name).with_key(key)
     }
 
-    /// The tagged cache over `names` (see [`crate::tags`]): one name, an array, a `Vec` or a
-    /// tuple of names.
-    pub fn tags(&self, names: impl crate::tags::TagNames) -> crate::tags::TaggedCache {
-        crate::tags::TaggedCache::new(self.clone(), names.into_names())
+    /// Where this repository's keys live now: for tags, one read of their current ids.
+    async fn scope(&self) -> Result<Scope> {
+        let Some(names) = &self.tags else {
+            return Ok(Scope::default());
+        };
+        let ids = tags::ids(names, &**self.store(), self.serializer())
+            .await
+            .map_err(|e| e.with_store(&self.inner.name))?;
+        Ok(Scope {
+            prefix: tags::namespace_prefix(&ids),
+            ids,
+        })
+    }
+
+    /// The store key of `key` under these tags: `key` itself when there are none. Reads the
+    /// tags' current ids.
+    pub async fn tagged_key(&self, key: &str) -> Result<String> {
+        Ok(self.scope().await?.key(key).into_owned())
+    }
+
+    /// Before storing `key` forever under tags, list it for the tags' flush (on stores that
+    /// keep such lists).
+    async fn track_if_forever(&self, scope: &Scope, key: &str, ttl: Option<Ttl>) -> Result<()> {
+        if scope.ids.is_empty() || ttl != Some(None) {
+            return Ok(());
+        }
+        tags::track_forever(&**self.store(), &scope.ids, key)
+            .await
+            .map_err(self.context(key))
     }
 
     /// The value under `key`, or `None` if there is none.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let scope = self.scope().await?;
+        self.get_stored(&scope.key(key)).await
+    }
+
+    /// The value under the store key `key`.
+    pub(crate) async fn get_stored<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let context = self.context(key);
         match self.inner.store.get(key).await.map_err(&context)? {
             Some(bytes) => decode(&self.inner.serializer, &bytes)
@@ -214,12 +259,14 @@ impl Repository {
 
     /// Whether a live item is stored under `key`, whatever its type.
     pub async fn has(&self, key: &str) -> Result<bool> {
+        let scope = self.scope().await?;
+        let key = scope.key(key);
         Ok(self
             .inner
             .store
-            .get(key)
+            .get(&key)
             .await
-            .map_err(self.context(key))?
+            .map_err(self.context(&key))?
             .is_some())
     }
 
@@ -228,9 +275,11 @@ impl Repository {
     ///
     /// A value of the wrong type is an error and is left in the cache.
     pub async fn pull<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let value = self.get(key).await?;
+        let scope = self.scope().await?;
+        let key = scope.key(key);
+        let value = self.get_stored(&key).await?;
         if value.is_some() {
-            self.forget(key).await?;
+            self.forget_stored(&key).await?;
         }
         Ok(value)
     }
@@ -244,25 +293,26 @@ impl Repository {
         value: &T,
         expiry: impl Into<Expiry>,
     ) -> Result<()> {
-        match expiry.into().ttl() {
-            Some(ttl) => self.put_ttl(key, value, ttl).await,
-            None => self.forget(key).await.map(drop),
-        }
+        self.put_ttl(key, value, expiry.into().ttl()).await
     }
 
-    /// Store `value` under `key` with no expiry; it stays until forgotten, flushed or evicted.
+    /// Store `value` under `key` with no expiry; it stays until forgotten, flushed or evicted
+    /// (under tags, until a tag is flushed).
     pub async fn forever<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
-        self.put_ttl(key, value, None).await
+        self.put_ttl(key, value, Some(None)).await
     }
 
-    async fn put_ttl<T: Serialize + ?Sized>(&self, key: &str, value: &T, ttl: Ttl) -> Result<()> {
-        let context = self.context(key);
-        let bytes = encode(&self.inner.serializer, value).map_err(&context)?;
-        self.inner
-            .store
-            .put(key, &bytes, ttl)
-            .await
-            .map_err(context)
+    async fn put_ttl<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Ttl>,
+    ) -> Result<()> {
+        let scope = self.scope().await?;
+        let key = scope.key(key);
+        let bytes = encode(&self.inner.serializer, value).map_err(self.context(&key))?;
+        self.track_if_forever(&scope, &key, ttl).await?;
+        self.store_bytes(&key, &bytes, ttl).await
     }
 
     /// Store `value` only if `key` holds nothing; `true` if it was stored. Atomic on every
@@ -277,17 +327,24 @@ impl Repository {
         let Some(ttl) = expiry.into().ttl() else {
             return Ok(false);
         };
-        let context = self.context(key);
+        let scope = self.scope().await?;
+        let key = scope.key(key);
+        let context = self.context(&key);
         let bytes = encode(&self.inner.serializer, value).map_err(&context)?;
         self.inner
             .store
-            .add(key, &bytes, ttl)
+            .add(&key, &bytes, ttl)
             .await
             .map_err(context)
     }
 
     /// Remove `key`; `true` if something was removed.
     pub async fn forget(&self, key: &str) -> Result<bool> {
+        let scope = self.scope().await?;
+        self.forget_stored(&scope.key(key)).await
+    }
+
+    async fn forget_stored(&self, key: &str) -> Result<bool> {
         self.inner
             .store
             .forget(key)
@@ -304,12 +361,14 @@ impl Repository {
 
     /// Add `amount` to the counter under `key` (see [`increment`](Self::increment)).
     pub async fn increment_by(&self, key: &str, amount: i64) -> Result<i64> {
+        let scope = self.scope().await?;
+        let key = scope.key(key);
         let counted = if self.inner.serializer.integer_format() == IntegerFormat::Serializer {
-            self.increment_in_format(key, amount).await
+            self.increment_in_format(&key, amount).await
         } else {
-            self.inner.store.increment(key, amount).await
+            self.inner.store.increment(&key, amount).await
         };
-        counted.map_err(self.context(key))
+        counted.map_err(self.context(&key))
     }
 
     /// A counter kept in the serializer's format, incremented by compare and swap.
@@ -367,9 +426,7 @@ impl Repository {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.remember_with(key, expiry.into().ttl(), CacheErrors::Return, compute)
-            .await
-            .map_err(Remembered::into_error)
+        self.remember_ttl(key, expiry.into().ttl(), compute).await
     }
 
     /// Like [`remember`](Self::remember), storing the computed value forever.
@@ -380,94 +437,40 @@ impl Repository {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.remember_with(key, Some(None), CacheErrors::Return, compute)
+        self.remember_ttl(key, Some(None), compute).await
+    }
+
+    async fn remember_ttl<T, E, F, Fut>(
+        &self,
+        key: &str,
+        ttl: Option<Ttl>,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error> + std::fmt::Display,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let scope = self.scope().await?;
+        let key = scope.key(key);
+        let compute_and_track = || async {
+            let value = compute().await?;
+            self.track_if_forever(&scope, &key, ttl).await?;
+            Ok(value)
+        };
+        self.remember_with(&key, ttl, CacheErrors::Return, compute_and_track)
             .await
             .map_err(Remembered::into_error)
     }
 
-    /// The one implementation of `remember`, for the methods above and for `#[cached]`.
-    ///
-    /// `ttl` is `None` when the value must not be kept (a zero or past expiry). With
-    /// `CacheErrors::Bypass`, a failing cache is treated as a miss and a failing store is
-    /// ignored: the value is computed as if there were no cache.
-    pub(crate) async fn remember_with<T, E, F, Fut>(
+    /// Store encoded `bytes` for `ttl`, or remove `key` when `ttl` is `None`.
+    pub(crate) async fn store_bytes(
         &self,
         key: &str,
+        bytes: &[u8],
         ttl: Option<Ttl>,
-        cache_errors: CacheErrors,
-        compute: F,
-    ) -> Result<T, Remembered<T, E, F>>
-    where
-        T: Serialize + DeserializeOwned,
-        E: std::fmt::Display,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        let bypass = cache_errors == CacheErrors::Bypass;
-        loop {
-            match self.get::<T>(key).await {
-                Ok(Some(value)) => return Ok(value),
-                Ok(None) => {}
-                Err(_) if bypass => {}
-                Err(e) => return Err(Remembered::Cache(e, compute)),
-            }
-            if self.inner.flights.is_computing(key) {
-                let error = Error::new(
-                    crate::ErrorKind::Remember,
-                    "`remember` was called for this key from inside its own computation, which \
-                     would wait for itself forever",
-                );
-                return Err(Remembered::Cache(self.context(key)(error), compute));
-            }
-            let leader = match self.inner.flights.join(key) {
-                Role::Leader(leader) => leader,
-                Role::Waiter(slot) => match flight::wait(slot).await {
-                    Some(Outcome::Value(bytes)) => match decode(&self.inner.serializer, &bytes) {
-                        Ok(value) => return Ok(value),
-                        Err(_) if bypass => continue,
-                        Err(e) => return Err(Remembered::Cache(self.context(key)(e), compute)),
-                    },
-                    Some(Outcome::Failed(message)) => {
-                        return Err(Remembered::Elsewhere(message, compute));
-                    }
-                    None => continue,
-                },
-            };
-            // Another caller may have stored the value between our miss and our lead.
-            if let Ok(Some(value)) = self.get::<T>(key).await {
-                return Ok(value);
-            }
-            let value = match leader.compute(compute()).await {
-                Ok(value) => value,
-                Err(e) => {
-                    leader.finish(Outcome::Failed(e.to_string().into()));
-                    return Err(Remembered::Computed(e));
-                }
-            };
-            let bytes = match encode(&self.inner.serializer, &value) {
-                Ok(bytes) => bytes,
-                // Waiters retry (the leader is dropped) and compute their own copy.
-                Err(_) if bypass => return Ok(value),
-                Err(e) => {
-                    let e = self.context(key)(e);
-                    leader.finish(Outcome::Failed(e.to_string().into()));
-                    return Err(Remembered::Store(e, value));
-                }
-            };
-            match self.store_bytes(key, &bytes, ttl).await {
-                Err(e) if !bypass => {
-                    leader.finish(Outcome::Failed(e.to_string().into()));
-                    return Err(Remembered::Store(e, value));
-                }
-                // Bypassing a failing cache: the waiters still get the value at once.
-                Ok(()) | Err(_) => leader.finish(Outcome::Value(bytes.into())),
-            }
-            return Ok(value);
-        }
-    }
-
-    /// Store encoded `bytes` for `ttl`, or remove `key` when `ttl` is `None`.
-    async fn store_bytes(&self, key: &str, bytes: &[u8], ttl: Option<Ttl>) -> Result<()> {
+    ) -> Result<()> {
         match ttl {
             Some(ttl) => self
                 .inner
@@ -475,20 +478,25 @@ impl Repository {
                 .put(key, bytes, ttl)
                 .await
                 .map_err(self.context(key)),
-            None => self.forget(key).await.map(drop),
+            None => self.forget_stored(key).await.map(drop),
         }
     }
 
     /// The values under `keys`, in the same order, `None` for each miss. One round trip on
-    /// stores that can (Redis `MGET`, memcached multi-get, one SQL query).
+    /// stores that can (Redis `MGET`, memcached multi-get, one SQL query); under tags, the
+    /// tag ids are read once for all the keys.
     pub async fn many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
+        let scope = self.scope().await?;
+        let stored: Vec<Cow<'_, str>> = keys.iter().map(|key| scope.key(key)).collect();
+        let stored: Vec<&str> = stored.iter().map(|key| &**key).collect();
         let values = self
             .inner
             .store
-            .get_many(keys)
+            .get_many(&stored)
             .await
             .map_err(|e| e.with_store(&self.inner.name))?;
-        keys.iter()
+        stored
+            .iter()
             .zip(values)
             .map(|(key, bytes)| match bytes {
                 Some(bytes) => decode(&self.inner.serializer, &bytes)
@@ -506,18 +514,23 @@ impl Repository {
         K: AsRef<str>,
         T: Serialize,
     {
+        let scope = self.scope().await?;
         let Some(ttl) = expiry.into().ttl() else {
             for (key, _) in items {
-                self.forget(key.as_ref()).await?;
+                self.forget_stored(&scope.key(key.as_ref())).await?;
             }
             return Ok(());
         };
-        let encoded = items
+        let keys: Vec<Cow<'_, str>> = items
             .iter()
-            .map(|(key, value)| {
-                let key = key.as_ref();
+            .map(|(key, _)| scope.key(key.as_ref()))
+            .collect();
+        let encoded = keys
+            .iter()
+            .zip(items)
+            .map(|(key, (_, value))| {
                 encode(&self.inner.serializer, value)
-                    .map(|bytes| (key, bytes))
+                    .map(|bytes| (&**key, bytes))
                     .map_err(self.context(key))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -528,12 +541,14 @@ impl Repository {
             .map_err(|e| e.with_store(&self.inner.name))
     }
 
-    /// Remove every item of this store.
+    /// Remove every item of this store; under tags, invalidate every item stored under any
+    /// of them instead: each tag gets a new id (and on Redis the items stored forever under
+    /// them are deleted), and the rest of the store is left alone.
     pub async fn flush(&self) -> Result<()> {
-        self.inner
-            .store
-            .flush()
-            .await
-            .map_err(|e| e.with_store(&self.inner.name))
+        let flushed = match &self.tags {
+            Some(names) => tags::flush(names, &**self.store(), self.serializer()).await,
+            None => self.inner.store.flush().await,
+        };
+        flushed.map_err(|e| e.with_store(&self.inner.name))
     }
 }

@@ -1,6 +1,7 @@
 //! Every face of the API (the manager, a repository and a tagged cache, async and blocking)
-//! offers every operation: the list below calls each one on each face, so a face that lacks
-//! one does not compile, and running it checks that the faces agree.
+//! offers every operation: the faces forward to the repository from one list, and the macros
+//! below call each operation on each face, so a face that lacks one does not compile, and
+//! running them checks that the faces agree.
 
 use cachy::{CacheManager, Error};
 
@@ -99,7 +100,9 @@ async fn every_async_face_offers_every_operation() {
     assert_eq!(repository.default_cache_time(), 20);
     assert_eq!(repository.name(), "dict");
     assert!(repository.store().is_process_local());
-    assert_eq!(repository.tags(("a", "b")).names(), ["a", "b"]);
+    assert_eq!(repository.tags(("a", "b")).tag_names(), ["a", "b"]);
+    assert_eq!(repository.tags("a").tags("b").tag_names(), ["a", "b"]);
+    assert!(repository.tag_names().is_empty());
 }
 
 #[test]
@@ -122,5 +125,20 @@ fn every_blocking_face_offers_every_operation() {
         format!("{:?}", repository.serializer()),
         "Serializer(msgpack)"
     );
-    assert_eq!(repository.tags(("a", "b")).names(), ["a", "b"]);
+    assert_eq!(repository.tags(("a", "b")).tag_names(), ["a", "b"]);
+    assert_eq!(repository.tags("a").tags("b").tag_names(), ["a", "b"]);
+    assert!(repository.tag_names().is_empty());
+}
+
+#[tokio::test]
+async fn flushing_tags_leaves_the_rest_of_the_store() {
+    let cache = CacheManager::from_value(config()).unwrap();
+    cache.put("plain", &1i64, 5).await.unwrap();
+    let tagged = cache.tags(["people"]).unwrap();
+    tagged.put("ann", &2i64, 5).await.unwrap();
+    tagged.forever("bob", &3i64).await.unwrap();
+    tagged.flush().await.unwrap();
+    assert_eq!(tagged.get::<i64>("ann").await.unwrap(), None);
+    assert_eq!(tagged.get::<i64>("bob").await.unwrap(), None);
+    assert_eq!(cache.get::<i64>("plain").await.unwrap(), Some(1));
 }

@@ -1,0 +1,138 @@
+//! `remember`'s machinery, shared by [`Repository::remember`] and its variants and by the
+//! memoizer behind `#[cached]`: read, single flight in this process, compute, store.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::{decode, encode};
+use crate::error::Error;
+use crate::flight::{self, Outcome, Role};
+use crate::repository::Repository;
+use crate::store::Ttl;
+
+/// What `remember_with` does when the cache itself fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CacheErrors {
+    /// Return the error (`remember`).
+    Return,
+    /// Compute as if uncached (`#[cached]`: memoization must not break the function).
+    Bypass,
+}
+
+/// Why `remember_with` did not return a value. Where `compute` did not run, it is handed
+/// back, so a caller that bypasses the cache can still run it.
+pub(crate) enum Remembered<T, E, F> {
+    /// The cache failed before `compute` ran.
+    Cache(Error, F),
+    /// Storing the computed value failed (the value is here).
+    Store(Error, T),
+    /// This caller's computation failed.
+    Computed(E),
+    /// The computation failed in the caller that ran it; this is its message.
+    Elsewhere(Arc<str>, F),
+}
+
+/// The error a waiter gets when the computation it waited for failed elsewhere.
+pub(crate) fn failed_elsewhere(message: &str) -> Error {
+    Error::new(
+        crate::ErrorKind::Remember,
+        format!("computing the value failed in the caller that ran it: {message}"),
+    )
+}
+
+impl<T, E: From<Error>, F> Remembered<T, E, F> {
+    pub(crate) fn into_error(self) -> E {
+        match self {
+            Remembered::Cache(e, _) | Remembered::Store(e, _) => e.into(),
+            Remembered::Computed(e) => e,
+            Remembered::Elsewhere(message, _) => failed_elsewhere(&message).into(),
+        }
+    }
+}
+
+impl Repository {
+    /// The one implementation of `remember`, for the repository's methods and for
+    /// `#[cached]`; `key` is the store key (already in the repository's tag namespace).
+    ///
+    /// `ttl` is `None` when the value must not be kept (a zero or past expiry). With
+    /// `CacheErrors::Bypass`, a failing cache is treated as a miss and a failing store is
+    /// ignored: the value is computed as if there were no cache.
+    pub(crate) async fn remember_with<T, E, F, Fut>(
+        &self,
+        key: &str,
+        ttl: Option<Ttl>,
+        cache_errors: CacheErrors,
+        compute: F,
+    ) -> Result<T, Remembered<T, E, F>>
+    where
+        T: Serialize + DeserializeOwned,
+        E: std::fmt::Display,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let bypass = cache_errors == CacheErrors::Bypass;
+        loop {
+            match self.get_stored::<T>(key).await {
+                Ok(Some(value)) => return Ok(value),
+                Ok(None) => {}
+                Err(_) if bypass => {}
+                Err(e) => return Err(Remembered::Cache(e, compute)),
+            }
+            if self.flights().is_computing(key) {
+                let error = Error::new(
+                    crate::ErrorKind::Remember,
+                    "`remember` was called for this key from inside its own computation, which \
+                     would wait for itself forever",
+                );
+                return Err(Remembered::Cache(self.context(key)(error), compute));
+            }
+            let leader = match self.flights().join(key) {
+                Role::Leader(leader) => leader,
+                Role::Waiter(slot) => match flight::wait(slot).await {
+                    Some(Outcome::Value(bytes)) => match decode(self.serializer(), &bytes) {
+                        Ok(value) => return Ok(value),
+                        Err(_) if bypass => continue,
+                        Err(e) => return Err(Remembered::Cache(self.context(key)(e), compute)),
+                    },
+                    Some(Outcome::Failed(message)) => {
+                        return Err(Remembered::Elsewhere(message, compute));
+                    }
+                    None => continue,
+                },
+            };
+            // Another caller may have stored the value between our miss and our lead.
+            if let Ok(Some(value)) = self.get_stored::<T>(key).await {
+                return Ok(value);
+            }
+            let value = match leader.compute(compute()).await {
+                Ok(value) => value,
+                Err(e) => {
+                    leader.finish(Outcome::Failed(e.to_string().into()));
+                    return Err(Remembered::Computed(e));
+                }
+            };
+            let bytes = match encode(self.serializer(), &value) {
+                Ok(bytes) => bytes,
+                // Waiters retry (the leader is dropped) and compute their own copy.
+                Err(_) if bypass => return Ok(value),
+                Err(e) => {
+                    let e = self.context(key)(e);
+                    leader.finish(Outcome::Failed(e.to_string().into()));
+                    return Err(Remembered::Store(e, value));
+                }
+            };
+            match self.store_bytes(key, &bytes, ttl).await {
+                Err(e) if !bypass => {
+                    leader.finish(Outcome::Failed(e.to_string().into()));
+                    return Err(Remembered::Store(e, value));
+                }
+                // Bypassing a failing cache: the waiters still get the value at once.
+                Ok(()) | Err(_) => leader.finish(Outcome::Value(bytes.into())),
+            }
+            return Ok(value);
+        }
+    }
+}
