@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cachy::CacheManager;
 use cachy_testkit::bench::{User, user};
-use cachy_testkit::servers::{MariaDbServer, PostgresServer};
+use cachy_testkit::servers::{MariaDbServer, PostgresServer, TestServer};
 use criterion::{Criterion, criterion_group, criterion_main};
 use sqlx::AssertSqlSafe;
 

@@ -10,7 +10,7 @@ use cachy::CacheManager;
 use cachy_testkit::bench::{
     RawMemcached, User, python_cachy, python_throughput, raw_memcached_throughput, throughput, user,
 };
-use cachy_testkit::servers::MemcachedServer;
+use cachy_testkit::servers::{MemcachedServer, TestServer};
 
 const CONCURRENCY: usize = 64;
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cachy::CacheManager;
 use cachy_testkit::bench::{User, redis_benchmark, throughput, user};
-use cachy_testkit::servers::RedisServer;
+use cachy_testkit::servers::{RedisServer, TestServer};
 use criterion::Criterion;
 use redis::aio::ConnectionManager;
 

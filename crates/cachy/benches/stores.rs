@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use cachy::{CacheManager, Repository};
-use cachy_testkit::servers::{MariaDbServer, MemcachedServer, PostgresServer, RedisServer};
+use cachy_testkit::servers::{
+    MariaDbServer, MemcachedServer, PostgresServer, RedisServer, TestServer,
+};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde::{Deserialize, Serialize};
 

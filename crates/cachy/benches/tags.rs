@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cachy::{CacheManager, Repository};
 use cachy_testkit::bench::{User, user};
-use cachy_testkit::servers::RedisServer;
+use cachy_testkit::servers::{RedisServer, TestServer};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn bench_store(c: &mut Criterion, runtime: &tokio::runtime::Runtime, name: &str, repo: Repository) {

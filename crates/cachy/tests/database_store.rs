@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use cachy::stores::DatabaseStore;
 use cachy::{CacheManager, ErrorKind, Store, StoreConfig};
 use cachy_testkit::Fixture;
-use cachy_testkit::servers::{MariaDbServer, PostgresServer};
+use cachy_testkit::servers::{MariaDbServer, PostgresServer, TestServer};
 use serde_json::json;
 
 static POSTGRES: OnceLock<Option<PostgresServer>> = OnceLock::new();

@@ -209,7 +209,8 @@ fn the_blocking_api_inside_a_blocking_remember_closure_is_a_clear_error() {
 
 #[test]
 fn dropping_a_blocking_facade_leaves_the_async_manager_working() {
-    let Some(server) = cachy_testkit::servers::RedisServer::start() else {
+    use cachy_testkit::servers::{RedisServer, TestServer};
+    let Some(server) = RedisServer::start() else {
         return;
     };
     let cache = manager(serde_json::json!({

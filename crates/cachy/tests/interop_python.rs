@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use cachy::{CacheManager, ErrorKind, Repository};
-use cachy_testkit::servers::{MemcachedServer, RedisServer, is_ci};
+use cachy_testkit::servers::{MemcachedServer, RedisServer, TestServer, is_ci};
 use serde_json::{Value, json};
 
 fn python() -> Option<&'static str> {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use cachy::stores::MemcachedStore;
 use cachy::{CacheManager, ErrorKind, Store, StoreConfig};
 use cachy_testkit::Fixture;
-use cachy_testkit::servers::MemcachedServer;
+use cachy_testkit::servers::{MemcachedServer, TestServer};
 use serde_json::json;
 
 static SERVER: OnceLock<Option<MemcachedServer>> = OnceLock::new();

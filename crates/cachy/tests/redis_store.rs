@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use cachy::stores::RedisStore;
 use cachy::{CacheManager, ErrorKind, Store, StoreConfig};
 use cachy_testkit::Fixture;
-use cachy_testkit::servers::{RedisCluster, RedisServer, free_port};
+use cachy_testkit::servers::{RedisCluster, RedisServer, TestServer, free_port};
 use serde_json::json;
 
 static SERVER: OnceLock<Option<RedisServer>> = OnceLock::new();

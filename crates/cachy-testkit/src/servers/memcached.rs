@@ -1,0 +1,70 @@
+//! `memcached`.
+
+use super::{ServerProcess, TestServer, exchange, free_port, require, wait_for_server};
+
+/// A `memcached` on a free loopback port, with 2 MiB items (so a 1 MiB value with its
+/// serialization overhead fits, as on the other stores).
+#[derive(Debug)]
+pub struct MemcachedServer {
+    port: u16,
+    dir: tempfile::TempDir,
+    process: Option<ServerProcess>,
+}
+
+impl MemcachedServer {
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl TestServer for MemcachedServer {
+    /// Start a server; `None` if `memcached` is missing outside CI.
+    fn start() -> Option<Self> {
+        require("memcached")?;
+        let mut server = MemcachedServer {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("a temporary folder"),
+            process: None,
+        };
+        server.restart();
+        Some(server)
+    }
+
+    /// Kill the server, as a crash would.
+    fn kill(&mut self) {
+        ServerProcess::kill_slot(&mut self.process);
+    }
+
+    /// Start the server again on the same port, and wait until it answers.
+    fn restart(&mut self) {
+        ServerProcess::kill_slot(&mut self.process);
+        let args: Vec<String> = [
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "0",
+            "-I",
+            "2m",
+            "-m",
+            "64",
+            "-u",
+            "root",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        self.process = Some(ServerProcess::spawn("memcached", &args, self.dir.path()));
+        let port = self.port;
+        wait_for_server("memcached", &self.dir.path().join("server.log"), || {
+            exchange(port, b"version\r\n").is_some_and(|reply| reply.starts_with("VERSION"))
+        });
+    }
+
+    /// `127.0.0.1:<port>`, for the `servers` config field.
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
