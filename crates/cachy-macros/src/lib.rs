@@ -19,6 +19,7 @@ struct Options {
     minutes: Option<Expr>,
     manager: Option<Expr>,
     include_self: bool,
+    skip: Vec<syn::Ident>,
 }
 
 impl Parse for Options {
@@ -27,6 +28,11 @@ impl Parse for Options {
         for meta in Punctuated::<Meta, Token![,]>::parse_terminated(input)? {
             match &meta {
                 Meta::Path(path) if path.is_ident("include_self") => options.include_self = true,
+                Meta::List(list) if list.path.is_ident("skip") => {
+                    let names = list
+                        .parse_args_with(Punctuated::<syn::Ident, Token![,]>::parse_terminated)?;
+                    options.skip.extend(names);
+                }
                 Meta::NameValue(pair) => {
                     let name = pair
                         .path
@@ -64,8 +70,21 @@ impl Parse for Options {
 fn unknown(meta: &Meta) -> syn::Error {
     syn::Error::new(
         meta.span(),
-        "expected `store = \"name\"`, `key = \"prefix\"`, `minutes = N`, `manager = expr` or `include_self`",
+        "expected `store = \"name\"`, `key = \"prefix\"`, `minutes = N`, `manager = expr`, \
+         `skip(argument, ...)` or `include_self`",
     )
+}
+
+/// Whether `expr` uses `self`.
+fn mentions_self(expr: &Expr) -> bool {
+    fn walk(tokens: Tokens) -> bool {
+        tokens.into_iter().any(|token| match token {
+            proc_macro2::TokenTree::Ident(ident) => ident == "self",
+            proc_macro2::TokenTree::Group(group) => walk(group.stream()),
+            _ => false,
+        })
+    }
+    walk(quote!(#expr))
 }
 
 /// Whether the function returns a `Result` (only `Ok` values are then cached).
@@ -109,9 +128,12 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<Tokens> {
                 }
             }
             FnArg::Typed(typed) => match &*typed.pat {
+                Pat::Ident(ident) if options.skip.contains(&ident.ident) => {}
                 Pat::Ident(ident) => {
                     let name = &ident.ident;
-                    key_args.push(quote!(&#name));
+                    key_args.push(
+                        quote_spanned!(typed.ty.span()=> ::cachy::memoize::key_argument(&#name)),
+                    );
                 }
                 other => {
                     return Err(syn::Error::new(
@@ -122,14 +144,22 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<Tokens> {
             },
         }
     }
+    for skipped in &options.skip {
+        let is_argument = sig.inputs.iter().any(|input| {
+            matches!(input, FnArg::Typed(typed)
+                if matches!(&*typed.pat, Pat::Ident(ident) if ident.ident == *skipped))
+        });
+        if !is_argument {
+            return Err(syn::Error::new(
+                skipped.span(),
+                format!("`skip({skipped})`: the function has no argument `{skipped}`"),
+            ));
+        }
+    }
     let name = sig.ident.to_string();
     let prefix = match &options.key {
         Some(key) => quote!(#key),
         None => quote!(::core::concat!(::core::module_path!(), "::", #name)),
-    };
-    let manager = match &options.manager {
-        Some(manager) => quote!(::core::option::Option::Some(&*&(#manager))),
-        None => quote!(::core::option::Option::None),
     };
     let store = match &options.store {
         Some(store) => quote!(::core::option::Option::Some(#store)),
@@ -139,6 +169,32 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<Tokens> {
         .minutes
         .as_ref()
         .map(|minutes| quote!(.minutes(#minutes)));
+    let memoizer = match &options.manager {
+        // An expression of the instance (`self.cache`) is evaluated on every call: each
+        // instance may have its own manager.
+        Some(manager) if mentions_self(manager) => quote! {
+            let __cachy_memoizer = ::std::borrow::Cow::<::cachy::Memoizer>::Owned(
+                ::cachy::Memoizer::resolve(::core::option::Option::Some(&*&(#manager)), #store, #prefix) #minutes
+            );
+        },
+        // Any other expression is evaluated once, in an item of its own, so it cannot depend
+        // on the arguments, and a function that builds a manager does not build one (with
+        // empty stores) per call.
+        _ => {
+            let manager = match &options.manager {
+                Some(manager) => quote!(::core::option::Option::Some(&*&(#manager))),
+                None => quote!(::core::option::Option::None),
+            };
+            quote! {
+                fn __cachy_resolve() -> ::cachy::Memoizer {
+                    ::cachy::Memoizer::resolve(#manager, #store, #prefix) #minutes
+                }
+                static __CACHY_MEMOIZER: ::std::sync::OnceLock<::cachy::Memoizer> =
+                    ::std::sync::OnceLock::new();
+                let __cachy_memoizer = ::cachy::Memoizer::resolve_once(&__CACHY_MEMOIZER, __cachy_resolve);
+            }
+        }
+    };
     let output = &sig.output;
     let result = returns_result(output);
     let body = if sig.asyncness.is_some() {
@@ -171,7 +227,7 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<Tokens> {
     Ok(quote! {
         #(#attrs)*
         #vis #sig {
-            let __cachy_memoizer = ::cachy::Memoizer::resolve(#manager, #store, #prefix) #minutes;
+            #memoizer
             let __cachy_key = __cachy_memoizer.key(&(#path, #(#key_args,)*));
             #body
         }

@@ -4,8 +4,11 @@
 //! runtime (one worker thread, one per process, shared by every facade). There is no second
 //! implementation of any store.
 //!
-//! Call it from threads, not from async code: inside an async runtime every method returns an
-//! [`ErrorKind::Runtime`] error instead of blocking the executor (use the async API there).
+//! Call it from threads: plain threads, `tokio::task::spawn_blocking`, or anywhere on a
+//! multi-thread tokio runtime (a call from an async task there goes through
+//! `tokio::task::block_in_place`, so the runtime's other tasks keep running, but the task
+//! itself waits: prefer the async API in async code). On a current-thread runtime every
+//! method returns an [`ErrorKind::Runtime`] error instead of stalling its only thread.
 //!
 //! ```
 //! use cachy::blocking::CacheManager;
@@ -90,22 +93,51 @@ impl Driver {
             )
             .into());
         }
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Error::new(
+        match Blocking::here() {
+            Blocking::Free => Ok(self.run(work)?),
+            Blocking::InPlace => Ok(tokio::task::block_in_place(|| self.run(work))?),
+            Blocking::Refused => Err(Error::new(
                 ErrorKind::Runtime,
-                "the blocking API was called from inside an async runtime; use the async API \
-                 (cachy::CacheManager) there",
+                "the blocking API was called on a current-thread tokio runtime, whose one \
+                 thread it would stall; use the async API (cachy::CacheManager) there, or call \
+                 it from a plain thread or a multi-thread runtime",
             )
-            .into());
+            .into()),
         }
-        self.run(work)
     }
 
-    /// Drive `work` to completion; the caller has checked it is not inside a runtime.
+    /// Drive `work` to completion on this thread, where [`Blocking::here`] allows it.
     pub(crate) fn run<T>(&self, work: impl Future<Output = T>) -> T {
         IN_BLOCKING_CALL.set(true);
         let _reset = ResetOnDrop;
         self.runtime.block_on(work)
+    }
+}
+
+/// Whether, and how, the calling thread may block on the blocking API's runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Blocking {
+    /// No tokio runtime here: block.
+    Free,
+    /// A multi-thread tokio runtime is here: block through `block_in_place`, which hands a
+    /// worker's other tasks to another thread first and does nothing more on threads that
+    /// may block anyway (`spawn_blocking`, threads that merely entered the runtime).
+    InPlace,
+    /// A current-thread runtime is here. Blocking its thread would stall it (and could wait
+    /// for a connection task that only that thread runs), and tokio offers no way to tell
+    /// that thread from its `spawn_blocking` threads, so blocking is refused on all of them.
+    Refused,
+}
+
+impl Blocking {
+    pub(crate) fn here() -> Self {
+        match tokio::runtime::Handle::try_current() {
+            Err(_) => Blocking::Free,
+            Ok(handle) => match handle.runtime_flavor() {
+                tokio::runtime::RuntimeFlavor::CurrentThread => Blocking::Refused,
+                _ => Blocking::InPlace,
+            },
+        }
     }
 }
 

@@ -103,19 +103,35 @@ pub use memoize::{Memoizer, global, set_global};
 /// (only a prefix, as in Python cachy: the key always depends on the arguments), `minutes = N`
 /// (default: the store's default cache time, 60), `manager = expr` (an expression giving a
 /// `CacheManager` or a reference to one; default: the one installed with [`set_global`]),
-/// and `include_self` (methods leave `self` out of the key unless this is given; `self` must
-/// then be `Serialize`).
+/// `skip(argument, ...)` (arguments left out of the key, such as a connection pool or a
+/// client), and `include_self` (methods leave `self` out of the key unless this is given;
+/// `self` must then be `Serialize`).
 ///
-/// The key is made from the function's full path and **all** its arguments, serialized as
-/// JSON (arguments must be `Serialize`; the return type `Serialize + DeserializeOwned`).
-/// Python cachy's decorator drops the first positional argument, so its `f(3)` returns the
-/// cached `f(2)`; here different arguments always give different keys.
+/// The `manager` expression is evaluated **once**, on the first call, in an item of its own:
+/// it cannot use the function's arguments, and a function that builds a new manager is not
+/// called again (so its memory store keeps what it cached). An expression that uses `self`
+/// (`manager = &self.cache`) is the exception: it is evaluated on every call, so that each
+/// instance uses its own manager.
+///
+/// The key is made from the function's full path and **all** its arguments but the skipped
+/// ones, serialized as JSON (they must be `Serialize`: an argument that is not is a compile
+/// error pointing at it; the return type must be `Serialize + DeserializeOwned`). Python
+/// cachy's decorator drops the first positional argument, so its `f(3)` returns the cached
+/// `f(2)`; here different arguments always give different keys.
 ///
 /// A function returning `Result<T, E>` caches only `Ok` values (`E: From<cachy::Error> +
 /// Display`). Concurrent calls with the same arguments in one process run the body once
 /// (see [`Repository::remember`]). If the cache fails or no manager is installed, the
-/// function runs uncached: memoization never breaks it. A sync function called from inside
-/// an async runtime runs uncached too (it cannot block the executor).
+/// function runs uncached: memoization never breaks it. A sync function is memoized from
+/// plain threads, `spawn_blocking` and multi-thread runtimes (see [`blocking`]); on a
+/// current-thread runtime, whose only thread it must not block, it runs uncached.
+///
+/// ```compile_fail
+/// struct Pool;
+///
+/// #[cachy::cached] // error: `&Pool` is not `Serialize`: add `skip(pool)`
+/// async fn user_name(pool: &Pool, id: u32) -> String { format!("user {id}") }
+/// ```
 #[cfg(feature = "macros")]
 pub use cachy_macros::cached;
 pub use repository::{DEFAULT_CACHE_MINUTES, Repository};

@@ -33,6 +33,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha1::{Digest, Sha1};
 
+use crate::blocking::Blocking;
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Expiry;
 use crate::manager::CacheManager;
@@ -41,6 +42,22 @@ use crate::repository::Repository;
 use crate::store::Ttl;
 
 static GLOBAL: OnceLock<CacheManager> = OnceLock::new();
+
+/// A `#[cached]` function's argument, as part of its key: it must be `Serialize`, or be left
+/// out of the key with `skip(argument)`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not `Serialize`, so this argument cannot be part of a `#[cached]` key",
+    label = "leave it out of the key with `#[cached(skip(argument))]`, or derive `Serialize`"
+)]
+pub trait KeyArgument {}
+
+impl<T: Serialize + ?Sized> KeyArgument for T {}
+
+/// `argument`, checked to be usable in a `#[cached]` key (used by the attribute's expansion).
+#[doc(hidden)]
+pub fn key_argument<T: KeyArgument + ?Sized>(argument: &T) -> &T {
+    argument
+}
 
 /// Install the manager that `#[cached]` functions use when they name none. Call it once, at
 /// startup; a second call is an error and leaves the first manager in place.
@@ -94,6 +111,23 @@ impl Memoizer {
             prefix: prefix.into(),
             minutes: None,
         }
+    }
+
+    /// The memoizer in `cell`, or, until one resolves, a fresh one from `resolve` each call:
+    /// what `#[cached]` uses, so that the manager expression runs once while a memoizer
+    /// that found no store (no global manager yet) is retried on the next call.
+    pub fn resolve_once(
+        cell: &'static OnceLock<Memoizer>,
+        resolve: fn() -> Memoizer,
+    ) -> std::borrow::Cow<'static, Memoizer> {
+        if let Some(memoizer) = cell.get() {
+            return std::borrow::Cow::Borrowed(memoizer);
+        }
+        let memoizer = resolve();
+        if memoizer.repository.is_none() {
+            return std::borrow::Cow::Owned(memoizer);
+        }
+        std::borrow::Cow::Borrowed(cell.get_or_init(|| memoizer))
     }
 
     /// Keep values this many minutes (default: the repository's default cache time, 60).
@@ -176,18 +210,22 @@ impl Memoizer {
     }
 
     /// [`call`](Self::call) from synchronous code, driving the async core on the blocking
-    /// API's runtime. Inside an async runtime (where blocking is not allowed) it runs
-    /// `compute` uncached.
+    /// API's runtime where the [blocking API](crate::blocking) may block; on a current-thread
+    /// runtime (where it may not) it runs `compute` uncached.
     pub fn call_blocking<T, F>(&self, key: Option<String>, compute: F) -> T
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> T,
     {
-        match crate::blocking::shared_driver() {
-            Some(driver) if tokio::runtime::Handle::try_current().is_err() => {
+        let Some(driver) = crate::blocking::shared_driver() else {
+            return compute();
+        };
+        match Blocking::here() {
+            Blocking::Free => driver.run(self.call(key, || async move { compute() })),
+            Blocking::InPlace => tokio::task::block_in_place(|| {
                 driver.run(self.call(key, || async move { compute() }))
-            }
-            _ => compute(),
+            }),
+            Blocking::Refused => compute(),
         }
     }
 
@@ -199,11 +237,15 @@ impl Memoizer {
         E: From<Error> + std::fmt::Display,
         F: FnOnce() -> Result<T, E>,
     {
-        match crate::blocking::shared_driver() {
-            Some(driver) if tokio::runtime::Handle::try_current().is_err() => {
+        let Some(driver) = crate::blocking::shared_driver() else {
+            return compute();
+        };
+        match Blocking::here() {
+            Blocking::Free => driver.run(self.call_result(key, || async move { compute() })),
+            Blocking::InPlace => tokio::task::block_in_place(|| {
                 driver.run(self.call_result(key, || async move { compute() }))
-            }
-            _ => compute(),
+            }),
+            Blocking::Refused => compute(),
         }
     }
 }

@@ -104,3 +104,26 @@ fn concurrent_blocking_remembers_compute_once_across_threads() {
     }
     assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blocking_api_works_in_spawn_blocking_and_on_a_multi_thread_runtime() {
+    let cache = tokio::task::spawn_blocking(|| {
+        let cache = cache();
+        cache.put("k", "from spawn_blocking", 10).unwrap();
+        cache
+    })
+    .await
+    .unwrap();
+    // From an async task, the call goes through `block_in_place`: it works, and the
+    // runtime's other tasks keep running meanwhile.
+    assert_eq!(
+        cache.get::<String>("k").unwrap().as_deref(),
+        Some("from spawn_blocking")
+    );
+    let handle = tokio::runtime::Handle::current();
+    let on_thread = std::thread::spawn(move || {
+        let _entered = handle.enter();
+        cache.increment("n")
+    });
+    assert_eq!(on_thread.join().unwrap().unwrap(), 1);
+}

@@ -345,3 +345,103 @@ async fn a_failing_cache_does_not_break_a_memoized_function() {
         .await;
     assert_eq!(result.unwrap(), 6);
 }
+
+static IN_SPAWN_BLOCKING_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(manager = manager())]
+fn sync_in_spawn_blocking(x: i64) -> i64 {
+    IN_SPAWN_BLOCKING_CALLS.fetch_add(1, Ordering::SeqCst);
+    x
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_function_is_memoized_in_spawn_blocking_and_in_multi_thread_tasks() {
+    let first = tokio::task::spawn_blocking(|| sync_in_spawn_blocking(7));
+    assert_eq!(first.await.unwrap(), 7);
+    assert_eq!(
+        sync_in_spawn_blocking(7),
+        7,
+        "from an async task, via block_in_place"
+    );
+    assert_eq!(IN_SPAWN_BLOCKING_CALLS.load(Ordering::SeqCst), 1);
+}
+
+static FRESH_MANAGER_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// A new manager, with a new (empty) memory store, each time it is called.
+fn fresh_manager() -> CacheManager {
+    CacheManager::from_value(serde_json::json!({ "stores": { "dict": { "driver": "dict" } } }))
+        .unwrap()
+}
+
+#[cached(manager = fresh_manager())]
+async fn with_a_fresh_manager(x: i64) -> i64 {
+    FRESH_MANAGER_CALLS.fetch_add(1, Ordering::SeqCst);
+    x
+}
+
+#[tokio::test]
+async fn the_manager_expression_is_evaluated_once() {
+    assert_eq!(with_a_fresh_manager(1).await, 1);
+    assert_eq!(with_a_fresh_manager(1).await, 1);
+    assert_eq!(FRESH_MANAGER_CALLS.load(Ordering::SeqCst), 1);
+}
+
+/// Not `Serialize`: a connection pool or a client, say.
+struct Pool {
+    base: i64,
+}
+
+static SKIPPED_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(manager = manager(), skip(pool))]
+async fn with_a_skipped_argument(pool: &Pool, x: i64) -> i64 {
+    SKIPPED_CALLS.fetch_add(1, Ordering::SeqCst);
+    pool.base + x
+}
+
+#[tokio::test]
+async fn skipped_arguments_are_left_out_of_the_key() {
+    let pool = Pool { base: 100 };
+    assert_eq!(with_a_skipped_argument(&pool, 1).await, 101);
+    let other = Pool { base: 0 };
+    assert_eq!(
+        with_a_skipped_argument(&other, 1).await,
+        101,
+        "the pool is not part of the key"
+    );
+    assert_eq!(with_a_skipped_argument(&pool, 2).await, 102);
+    assert_eq!(SKIPPED_CALLS.load(Ordering::SeqCst), 2);
+}
+
+struct Cached {
+    cache: CacheManager,
+}
+
+static PER_INSTANCE_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+impl Cached {
+    #[cached(manager = &self.cache)]
+    async fn per_instance(&self, x: i64) -> i64 {
+        PER_INSTANCE_CALLS.fetch_add(1, Ordering::SeqCst);
+        x
+    }
+}
+
+#[tokio::test]
+async fn a_manager_expression_using_self_is_the_instance_s() {
+    let one = Cached {
+        cache: fresh_manager(),
+    };
+    let two = Cached {
+        cache: fresh_manager(),
+    };
+    assert_eq!(one.per_instance(1).await, 1);
+    assert_eq!(one.per_instance(1).await, 1);
+    assert_eq!(two.per_instance(1).await, 1);
+    assert_eq!(
+        PER_INSTANCE_CALLS.load(Ordering::SeqCst),
+        2,
+        "one computation per manager"
+    );
+}
