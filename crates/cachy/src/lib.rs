@@ -65,7 +65,7 @@ mod store;
 pub mod stores;
 pub mod tags;
 
-pub use config::{CacheConfig, StoreConfig};
+pub use config::{CacheConfig, Count, Seconds, StoreConfig};
 pub use driver::{Created, DriverFactory};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use expiry::{Expiry, MAX_TTL_SECONDS};

@@ -298,3 +298,66 @@ fn a_misspelt_store_option_is_an_error_naming_it_and_the_nearest_field() {
     } }));
     cache.store(Some("s")).unwrap();
 }
+
+#[test]
+fn a_store_option_of_the_wrong_type_or_a_missing_one_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    for (store, field, says) in [
+        (
+            serde_json::json!({ "driver": "file", "path": path, "hash_type": "crc32" }),
+            "hash_type",
+            "sha256",
+        ),
+        (
+            serde_json::json!({ "driver": "file", "path": 5 }),
+            "path",
+            "string",
+        ),
+        (
+            serde_json::json!({ "driver": "file" }),
+            "path",
+            "needs `path`",
+        ),
+        (
+            serde_json::json!({ "driver": "database", "url": "sqlite::memory:", "create_table": "yes" }),
+            "create_table",
+            "boolean",
+        ),
+        (
+            serde_json::json!({ "driver": "database", "url": "sqlite::memory:", "prune_lottery": [1] }),
+            "prune_lottery",
+            "prune_lottery",
+        ),
+        (
+            serde_json::json!({ "driver": "memcached", "servers": "127.0.0.1:1" }),
+            "servers",
+            "sequence",
+        ),
+        (
+            serde_json::json!({ "driver": "dict", "max_entries": -3 }),
+            "max_entries",
+            "non-negative integer",
+        ),
+        (
+            serde_json::json!({ "driver": "memcached", "servers": ["127.0.0.1:1"], "timeout": "soon" }),
+            "timeout",
+            "number of seconds",
+        ),
+    ] {
+        let cache = manager(serde_json::json!({ "s": store }));
+        let error = cache.store(Some("s")).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Config, "{error}");
+        assert_eq!(
+            error.field(),
+            Some(format!("stores.s.{field}").as_str()),
+            "{error}"
+        );
+        assert!(error.to_string().contains(says), "{error}");
+    }
+    // Quoted numbers, as config files often have them, are accepted.
+    let cache = manager(serde_json::json!({ "s": {
+        "driver": "memcached", "servers": ["127.0.0.1:1"], "timeout": "0.5", "max_connections": "8"
+    } }));
+    cache.store(Some("s")).unwrap();
+}

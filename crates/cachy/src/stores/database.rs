@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::OnceCell;
 
-use crate::config::StoreConfig;
+use crate::config::{Count, Seconds, StoreConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{Store, Ttl};
 
@@ -262,6 +262,18 @@ fn is_missing_table(e: &sqlx::Error) -> bool {
         || db.message().contains("doesn't exist")
 }
 
+/// The `database` driver's options.
+#[derive(serde::Deserialize)]
+struct DatabaseOptions {
+    url: String,
+    table: Option<String>,
+    prefix: Option<String>,
+    create_table: Option<bool>,
+    prune_lottery: Option<[u64; 2]>,
+    timeout: Option<Seconds>,
+    max_connections: Option<Count>,
+}
+
 impl DatabaseStore {
     /// Build from configuration (nothing connects until the first call):
     ///
@@ -274,17 +286,9 @@ impl DatabaseStore {
     /// - `timeout`: seconds to wait for a connection (default 5);
     /// - `max_connections` (default 10; always 1 for `sqlite::memory:`).
     pub fn from_config(config: &StoreConfig) -> Result<Self> {
-        config.check_fields(&[
-            "url",
-            "table",
-            "prefix",
-            "create_table",
-            "prune_lottery",
-            "timeout",
-            "max_connections",
-        ])?;
-        let url = config.required_str("url")?;
-        let table = config.str("table")?.unwrap_or("cache").to_owned();
+        let options: DatabaseOptions = config.parse()?;
+        let url = options.url.as_str();
+        let table = options.table.unwrap_or_else(|| "cache".to_owned());
         if table.is_empty()
             || !table
                 .bytes()
@@ -302,7 +306,7 @@ impl DatabaseStore {
                 format!("{shown:?} is not a usable database URL: {e}"),
             )
         };
-        let options = if url.starts_with("sqlite:") {
+        let connect = if url.starts_with("sqlite:") {
             #[cfg(feature = "database-sqlite")]
             {
                 let in_memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -349,7 +353,7 @@ impl DatabaseStore {
                 format!("{shown:?} is not sqlite:, postgres: or mysql:"),
             ));
         };
-        let dialect = match &options {
+        let dialect = match &connect {
             #[cfg(feature = "database-sqlite")]
             ConnectOptions::Sqlite(..) => Dialect::Sqlite,
             #[cfg(feature = "database-postgres")]
@@ -357,23 +361,17 @@ impl DatabaseStore {
             #[cfg(feature = "database-mysql")]
             ConnectOptions::MySql(_) => Dialect::MySql,
         };
-        let lottery = match config.options().get("prune_lottery") {
+        let lottery = match options.prune_lottery {
             None => (2, 100),
-            Some(value) => value
-                .as_array()
-                .and_then(|pair| match pair.as_slice() {
-                    [a, b] => Some((a.as_u64()?, b.as_u64()?)),
-                    _ => None,
-                })
-                .filter(|(_, out_of)| *out_of > 0)
-                .ok_or_else(|| {
-                    config.error(
-                        "prune_lottery",
-                        "`prune_lottery` must be [chances, out_of], out_of > 0",
-                    )
-                })?,
+            Some([chances, out_of]) if out_of > 0 => (chances, out_of),
+            Some(_) => {
+                return Err(config.error(
+                    "prune_lottery",
+                    "`prune_lottery` must be [chances, out_of], out_of > 0",
+                ));
+            }
         };
-        let max_connections = match config.u64("max_connections")? {
+        let max_connections = match options.max_connections.map(|c| c.0) {
             None => DEFAULT_MAX_CONNECTIONS,
             Some(n @ 1..=1000) => n as u32,
             Some(n) => {
@@ -383,17 +381,18 @@ impl DatabaseStore {
                 ));
             }
         };
-        let timeout = config.seconds("timeout")?.unwrap_or(Duration::from_secs(5));
         Ok(DatabaseStore {
             statements: Statements::new(dialect, &table),
-            options,
+            options: connect,
             pool: OnceCell::new(),
-            prefix: config.str("prefix")?.unwrap_or_default().to_owned(),
+            prefix: options.prefix.unwrap_or_default(),
             table,
-            create_table: config.bool("create_table")?.unwrap_or(false),
+            create_table: options.create_table.unwrap_or(false),
             lottery,
             max_connections,
-            timeout,
+            timeout: options
+                .timeout
+                .map_or(Duration::from_secs(5), Seconds::duration),
             seed: AtomicU64::new(now() as u64 | 1),
         })
     }

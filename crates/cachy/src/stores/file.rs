@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use serde_json::Value;
 use sha2::Digest;
 
 use crate::codec::incremented;
@@ -31,7 +30,8 @@ const DEFAULT_PERMISSIONS: u32 = 0o600;
 const ATTEMPTS: usize = 16;
 
 /// The digest that names a key's file; it also decides how many folder levels there are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum HashType {
     /// MD5: two folder levels.
     Md5,
@@ -126,36 +126,18 @@ impl FileStore {
     /// and `permissions` (an octal string such as `"0640"`; see
     /// [`with_permissions`](Self::with_permissions)).
     pub fn from_config(config: &StoreConfig) -> Result<Self> {
-        config.check_fields(&["path", "hash_type", "permissions"])?;
-        let root = PathBuf::from(config.required_str("path")?);
+        let options: FileOptions = config.parse()?;
+        let root = PathBuf::from(options.path);
         if root.exists() && !root.is_dir() {
             return Err(config.error(
                 "path",
                 format!("{} exists and is not a folder", root.display()),
             ));
         }
-        let hash = match config.str("hash_type")? {
-            None | Some("sha256") => HashType::Sha256,
-            Some("sha1") => HashType::Sha1,
-            Some("md5") => HashType::Md5,
-            Some(other) => {
-                return Err(config.error(
-                    "hash_type",
-                    format!("hash_type `{other}` is not md5, sha1 or sha256"),
-                ));
-            }
-        };
-        let file_mode = match config.options().get("permissions") {
-            None | Some(Value::Null) => DEFAULT_PERMISSIONS,
-            Some(Value::String(text)) => {
-                parse_mode(text).map_err(|msg| config.error("permissions", msg))?
-            }
-            Some(other) => {
-                return Err(config.error(
-                    "permissions",
-                    format!("`permissions` must be an octal string such as \"0640\", not {other}"),
-                ));
-            }
+        let hash = options.hash_type.unwrap_or(HashType::Sha256);
+        let file_mode = match options.permissions {
+            None => DEFAULT_PERMISSIONS,
+            Some(text) => parse_mode(&text).map_err(|msg| config.error("permissions", msg))?,
         };
         Ok(FileStore {
             inner: Arc::new(Layout {
@@ -188,6 +170,14 @@ impl FileStore {
             .map_err(|e| Error::backend("the file store's worker thread failed", e))?
             .map_err(|e| io_error(&self.inner.path_of(key), e))
     }
+}
+
+/// The `file` driver's options.
+#[derive(serde::Deserialize)]
+struct FileOptions {
+    path: String,
+    hash_type: Option<HashType>,
+    permissions: Option<String>,
 }
 
 /// Parse an octal mode such as `"0640"`, `"640"` or `"0o640"`.

@@ -86,9 +86,15 @@ impl MemoryStore {
 
     /// Build from configuration: the optional `max_entries` bounds the entry count.
     pub fn from_config(config: &StoreConfig) -> Result<Self> {
-        config.check_fields(&["max_entries"])?;
-        Ok(Self::build(config.u64("max_entries")?))
+        let options: MemoryOptions = config.parse()?;
+        Ok(Self::build(options.max_entries.map(|c| c.0)))
     }
+}
+
+/// The `dict` driver's options.
+#[derive(serde::Deserialize)]
+struct MemoryOptions {
+    max_entries: Option<crate::Count>,
 }
 
 impl Default for MemoryStore {

@@ -13,10 +13,14 @@ pub struct NullStore;
 impl NullStore {
     /// Build from configuration; the `null` driver takes no options.
     pub fn from_config(config: &StoreConfig) -> Result<Self> {
-        config.check_fields(&[])?;
+        let NullOptions {} = config.parse()?;
         Ok(NullStore)
     }
 }
+
+/// The `null` driver's options: none.
+#[derive(serde::Deserialize)]
+struct NullOptions {}
 
 #[async_trait]
 impl Store for NullStore {

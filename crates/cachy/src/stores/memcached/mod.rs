@@ -15,7 +15,7 @@ use self::protocol::{
     Batch, Command, Connection, Duplex, Failure, Prefix, Reply, SetMode, WireKey,
 };
 use crate::codec::{incremented, parse_integer};
-use crate::config::StoreConfig;
+use crate::config::{Count, Seconds, StoreConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{Store, Ttl};
 
@@ -242,6 +242,18 @@ fn incremented_counter(data: &[u8], by: i64) -> Result<i64> {
     incremented(Some(digits), by)
 }
 
+/// The `memcached` driver's options. `servers` entries are checked one by one, for messages
+/// that name the entry.
+#[derive(serde::Deserialize)]
+struct MemcachedOptions {
+    servers: Option<Vec<serde_json::Value>>,
+    prefix: Option<String>,
+    timeout: Option<Seconds>,
+    retry_after: Option<Seconds>,
+    max_connections: Option<Count>,
+    max_value_size: Option<Count>,
+}
+
 impl MemcachedStore {
     /// Build from configuration (nothing connects until the first call):
     ///
@@ -254,28 +266,16 @@ impl MemcachedStore {
     /// - `max_value_size` (bytes, default 1048576, at most 1 GiB): the largest value
     ///   written or read; set it to the servers' item size limit (memcached's `-I`).
     pub fn from_config(config: &StoreConfig) -> Result<Self> {
-        config.check_fields(&[
-            "servers",
-            "prefix",
-            "timeout",
-            "retry_after",
-            "max_connections",
-            "max_value_size",
-        ])?;
-        let servers = config
-            .options()
-            .get("servers")
-            .and_then(|s| s.as_array())
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                config.error(
-                    "servers",
-                    "`servers` must be a non-empty list of \"host:port\"",
-                )
-            })?;
+        let options: MemcachedOptions = config.parse()?;
+        let servers = options.servers.filter(|s| !s.is_empty()).ok_or_else(|| {
+            config.error(
+                "servers",
+                "`servers` must be a non-empty list of \"host:port\"",
+            )
+        })?;
         let mut addresses = Vec::new();
         let mut weights = Vec::new();
-        for server in servers {
+        for server in &servers {
             let (address, weight) = match server {
                 serde_json::Value::String(address) => (address.as_str(), 1),
                 serde_json::Value::Object(entry) => {
@@ -320,8 +320,12 @@ impl MemcachedStore {
             addresses.push(address);
             weights.push(weight);
         }
-        let count = |field: &str, default: u64, range: RangeInclusive<u64>| -> Result<usize> {
-            let value = config.u64(field)?.unwrap_or(default);
+        let count = |field: &str,
+                     value: Option<Count>,
+                     default: u64,
+                     range: RangeInclusive<u64>|
+         -> Result<usize> {
+            let value = value.map_or(default, |c| c.0);
             usize::try_from(value)
                 .ok()
                 .filter(|_| range.contains(&value))
@@ -336,13 +340,25 @@ impl MemcachedStore {
                     )
                 })
         };
-        let timeout = config.seconds("timeout")?.unwrap_or(Duration::from_secs(2));
-        let retry_after = config
-            .seconds("retry_after")?
-            .unwrap_or(Duration::from_secs(5));
-        let max_connections = count("max_connections", 64, 1..=MAX_CONNECTIONS)?;
-        let max_value_size = count("max_value_size", DEFAULT_MAX_VALUE_SIZE, 1..=MAX_VALUE_SIZE)?;
-        let prefix = Prefix::new(config.str("prefix")?.unwrap_or_default())
+        let timeout = options
+            .timeout
+            .map_or(Duration::from_secs(2), Seconds::duration);
+        let retry_after = options
+            .retry_after
+            .map_or(Duration::from_secs(5), Seconds::duration);
+        let max_connections = count(
+            "max_connections",
+            options.max_connections,
+            64,
+            1..=MAX_CONNECTIONS,
+        )?;
+        let max_value_size = count(
+            "max_value_size",
+            options.max_value_size,
+            DEFAULT_MAX_VALUE_SIZE,
+            1..=MAX_VALUE_SIZE,
+        )?;
+        let prefix = Prefix::new(options.prefix.as_deref().unwrap_or_default())
             .map_err(|message| config.error("prefix", message))?;
         Ok(MemcachedStore {
             ring: ketama_ring(&weights),

@@ -20,9 +20,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorKind, Result};
+
+mod options;
+
+pub use options::{Count, Seconds};
 
 /// The whole cache configuration: named stores, the default store and the serializer.
 ///
@@ -322,12 +327,12 @@ impl StoreConfig {
     pub fn u64(&self, field: &str) -> Result<Option<u64>> {
         match self.options.get(field) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
-            Some(Value::String(s)) if s.trim().parse::<u64>().is_ok() => Ok(s.trim().parse().ok()),
-            Some(other) => Err(self.error(
-                field,
-                format!("`{field}` must be a non-negative integer, not {other}"),
-            )),
+            Some(value) => Count::from_value(value).map(|c| Some(c.0)).ok_or_else(|| {
+                self.error(
+                    field,
+                    format!("`{field}` must be a non-negative integer, not {value}"),
+                )
+            }),
         }
     }
 
@@ -375,31 +380,14 @@ impl StoreConfig {
     }
 
     /// The option `field` as a duration in seconds, if set: a positive, finite number of at
-    /// most a year (fractions allowed, strings of a number accepted).
+    /// most a year (fractions allowed, strings of a number accepted); see [`Seconds`].
     pub fn seconds(&self, field: &str) -> Result<Option<Duration>> {
-        let seconds = match self.options.get(field) {
-            None | Some(Value::Null) => return Ok(None),
-            Some(Value::Number(n)) => n.as_f64(),
-            Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
-            Some(_) => None,
-        };
-        seconds
-            .filter(|s| s.is_finite() && *s > 0.0 && *s <= MAX_CONFIG_SECONDS)
-            .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            .map(Some)
-            .ok_or_else(|| {
-                self.error(
-                    field,
-                    format!(
-                        "`{field}` must be a number of seconds above 0 and at most \
-                         {MAX_CONFIG_SECONDS} (a year), not {}",
-                        self.options
-                            .get(field)
-                            .map(Value::to_string)
-                            .unwrap_or_default()
-                    ),
-                )
-            })
+        match self.options.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => Seconds::deserialize(value)
+                .map(|s| Some(s.duration()))
+                .map_err(|e| self.error(field, format!("`{field}` {e}"))),
+        }
     }
 
     /// The boolean option `field`, if set.
