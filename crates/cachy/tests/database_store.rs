@@ -288,3 +288,28 @@ async fn mariadb_restarted_under_load_recovers_without_a_rebuild() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_sqlite_file_in_a_missing_folder_gets_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("var").join("cache").join("cache.db");
+    let url = format!("sqlite://{}", file.display());
+    let cache = manager(&url, json!({ "create_table": true }));
+    cache.put("k", &1i64, 5).await.unwrap();
+    assert_eq!(cache.get::<i64>("k").await.unwrap(), Some(1));
+    assert!(file.exists());
+}
+
+#[tokio::test]
+async fn a_sqlite_file_that_cannot_be_opened_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("not-a-folder");
+    std::fs::write(&blocker, b"a file").unwrap();
+    let file = blocker.join("cache.db");
+    let cache = manager(&format!("sqlite://{}", file.display()), json!({}));
+    let error = cache.get::<i64>("k").await.unwrap_err();
+    assert!(
+        error.to_string().contains(&blocker.display().to_string()),
+        "{error}"
+    );
+}

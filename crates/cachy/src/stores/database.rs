@@ -252,6 +252,27 @@ fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Whether an error means the table is missing.
+/// Create the folder of the SQLite database `file` if it is missing (SQLite creates the file,
+/// not its folder), so that `sqlite://var/cache.db` works in a fresh checkout.
+#[cfg(feature = "database-sqlite")]
+fn create_parent_folder(file: &std::path::Path) -> Result<()> {
+    let Some(folder) = file.parent().filter(|f| !f.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(folder).map_err(|e| {
+        Error::new(
+            ErrorKind::Backend,
+            format!(
+                "cannot create the folder {} for the SQLite file {}",
+                folder.display(),
+                file.display()
+            ),
+        )
+        .with_field("url")
+        .with_source(e)
+    })
+}
+
 fn is_missing_table(e: &sqlx::Error) -> bool {
     let Some(db) = e.as_database_error() else {
         return false;
@@ -413,6 +434,9 @@ impl DatabaseStore {
                                 .idle_timeout(None)
                                 .max_lifetime(None);
                         }
+                        if !in_memory {
+                            create_parent_folder(options.get_filename())?;
+                        }
                         Pool::Sqlite(pool.connect_lazy_with(options))
                     }
                     #[cfg(feature = "database-postgres")]
@@ -458,7 +482,14 @@ impl DatabaseStore {
             }
             _ => ErrorKind::Backend,
         };
-        Error::new(kind, format!("database {context} failed")).with_source(e)
+        let place = match &self.options {
+            #[cfg(feature = "database-sqlite")]
+            ConnectOptions::Sqlite(options, false) => {
+                format!(" (SQLite file {})", options.get_filename().display())
+            }
+            _ => String::new(),
+        };
+        Error::new(kind, format!("database {context} failed{place}")).with_source(e)
     }
 
     /// The key stored in the table for `key`.
