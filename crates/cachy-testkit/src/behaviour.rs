@@ -341,6 +341,43 @@ pub async fn increment_keeps_the_existing_ttl(repo: &Repository) {
     wait_until_missing(repo, "c", Duration::from_secs(5)).await;
 }
 
+/// `increment_expiring` creates a missing counter with its lifetime, atomically: of many
+/// concurrent first increments none is lost, and the counter then expires.
+pub async fn an_expiring_counter_is_created_once_with_its_lifetime(repo: &Repository) {
+    let window = Duration::from_secs(2);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let repo = repo.clone();
+            tokio::spawn(async move { repo.increment_expiring("window", 1, window).await })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for task in tasks {
+        counts.push(task.await.unwrap().unwrap());
+    }
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        (1..=20).collect::<Vec<i64>>(),
+        "every increment counted once"
+    );
+    assert_eq!(
+        repo.increment_expiring("window", 5, TEN_MINUTES)
+            .await
+            .unwrap(),
+        25
+    );
+    wait_until_missing(repo, "window", Duration::from_secs(5)).await;
+    // An existing counter keeps its own lifetime; a zero lifetime is an error.
+    repo.put("kept", &1, TEN_MINUTES).await.unwrap();
+    assert_eq!(repo.increment_expiring("kept", 1, window).await.unwrap(), 2);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(repo.get::<i64>("kept").await.unwrap(), Some(2));
+    let error = repo.increment_expiring("zero", 1, 0).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error}");
+    assert!(!repo.has("zero").await.unwrap());
+}
+
 /// Incrementing text is a `NotAnInteger` error, and the text stays.
 pub async fn increment_of_a_non_integer_is_an_error_and_keeps_the_value(repo: &Repository) {
     repo.put("text", "abc", TEN_MINUTES).await.unwrap();

@@ -92,6 +92,7 @@ macro_rules! behaviour_suite {
             increment_and_decrement_by_amounts_go_below_zero,
             increment_works_on_an_integer_stored_with_put,
             increment_keeps_the_existing_ttl,
+            an_expiring_counter_is_created_once_with_its_lifetime,
             increment_of_a_non_integer_is_an_error_and_keeps_the_value,
             an_overflowing_increment_is_an_error_and_keeps_the_counter,
             concurrent_increments_lose_nothing,

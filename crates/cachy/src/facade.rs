@@ -190,6 +190,18 @@ macro_rules! repository_operations {
             $resolve!(self, repository => repository.increment_by(key, amount))
         }
 
+        /// [`Repository::increment_expiring`](crate::Repository::increment_expiring): add
+        /// `amount` to the counter under `key`, creating a missing one that lives until
+        /// `expiry`.
+        pub $($asyncness)? fn increment_expiring(
+            &self,
+            key: &str,
+            amount: i64,
+            expiry: impl Into<$crate::Expiry>,
+        ) -> $crate::Result<i64> {
+            $resolve!(self, repository => repository.increment_expiring(key, amount, expiry))
+        }
+
         /// [`Repository::decrement`](crate::Repository::decrement): subtract one from the
         /// counter under `key`.
         pub $($asyncness)? fn decrement(&self, key: &str) -> $crate::Result<i64> {

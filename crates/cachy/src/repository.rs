@@ -361,27 +361,67 @@ impl Repository {
 
     /// Add `amount` to the counter under `key` (see [`increment`](Self::increment)).
     pub async fn increment_by(&self, key: &str, amount: i64) -> Result<i64> {
-        let scope = self.scope().await?;
-        let key = scope.key(key);
-        let counted = if self.inner.serializer.integer_format() == IntegerFormat::Serializer {
-            self.increment_in_format(&key, amount).await
-        } else {
-            self.inner.store.increment(&key, amount).await
-        };
-        counted.map_err(self.context(&key))
+        self.count(key, amount, None).await
     }
 
-    /// A counter kept in the serializer's format, incremented by compare and swap.
-    async fn increment_in_format(&self, key: &str, amount: i64) -> Result<i64> {
-        let serializer = &self.inner.serializer;
-        increment_by_swapping(
-            &**self.store(),
-            key,
-            amount,
-            |current, by| incremented_in_format(serializer, current, by),
-            |next| encode(serializer, &next),
-        )
-        .await
+    /// Add `amount` to the counter under `key`; a missing counter is created holding
+    /// `amount`, kept until `expiry`, atomically on every store: the counter of a rate
+    /// window, in one call. An existing counter keeps its own expiry. An expiry of zero or
+    /// less is an [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) error.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> cachy::Result<()> {
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachy::CacheManager::from_value(serde_json::json!({
+    ///     "stores": { "dict": { "driver": "dict" } }
+    /// }))?;
+    /// let window = Duration::from_secs(60);
+    /// assert_eq!(cache.increment_expiring("requests:ann", 1, window).await?, 1);
+    /// assert_eq!(cache.increment_expiring("requests:ann", 1, window).await?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn increment_expiring(
+        &self,
+        key: &str,
+        amount: i64,
+        expiry: impl Into<Expiry>,
+    ) -> Result<i64> {
+        let Some(ttl @ Some(_)) = expiry.into().ttl() else {
+            return Err(Error::new(
+                crate::ErrorKind::InvalidInput,
+                "an expiring counter needs a lifetime above zero",
+            )
+            .with_store(&self.inner.name)
+            .with_key(key));
+        };
+        self.count(key, amount, ttl).await
+    }
+
+    /// Add `amount` to the counter under `key`, creating a missing one for `ttl`.
+    async fn count(&self, key: &str, amount: i64, ttl: Ttl) -> Result<i64> {
+        let scope = self.scope().await?;
+        let key = scope.key(key);
+        let store = &**self.store();
+        let counted = if self.inner.serializer.integer_format() == IntegerFormat::Serializer {
+            let serializer = &self.inner.serializer;
+            increment_by_swapping(
+                store,
+                &key,
+                amount,
+                ttl,
+                |current, by| incremented_in_format(serializer, current, by),
+                |next| encode(serializer, &next),
+            )
+            .await
+        } else if ttl.is_some() {
+            store.increment_expiring(&key, amount, ttl).await
+        } else {
+            store.increment(&key, amount).await
+        };
+        counted.map_err(self.context(&key))
     }
 
     /// Subtract one from the counter under `key`; counters may go below zero.

@@ -129,7 +129,21 @@ pub trait Store: std::any::Any + Send + Sync + 'static {
     /// [`compare_and_swap`](Self::compare_and_swap), again while other writers change the
     /// counter in between; stores with a native atomic increment override it.
     async fn increment(&self, key: &str, by: i64) -> Result<i64> {
-        increment_by_swapping(self, key, by, increment_counter, |next| {
+        increment_by_swapping(self, key, by, None, increment_counter, |next| {
+            Ok(next.to_string().into_bytes())
+        })
+        .await
+    }
+
+    /// Like [`increment`](Self::increment), but a missing counter is created (holding `by`)
+    /// with the lifetime `ttl`, atomically: the counter of a rate window. An existing counter
+    /// keeps its TTL.
+    ///
+    /// The default creates a missing counter with [`add`](Self::add) and increments an
+    /// existing one with [`compare_and_swap`](Self::compare_and_swap), again while other
+    /// writers change it in between; stores with a native way override it.
+    async fn increment_expiring(&self, key: &str, by: i64, ttl: Ttl) -> Result<i64> {
+        increment_by_swapping(self, key, by, ttl, increment_counter, |next| {
             Ok(next.to_string().into_bytes())
         })
         .await
@@ -194,22 +208,26 @@ pub fn increment_counter(current: Option<&[u8]>, by: i64) -> Result<i64> {
 const SWAP_ATTEMPTS: usize = 1000;
 
 /// Increment the counter under `key` by compare and swap: read it, add `by` with `add`, write
-/// the sum encoded by `encode` only if the counter is still what was read, and try again
-/// otherwise. Every counter not incremented natively by its server goes through here.
+/// the sum encoded by `encode` only if the counter is still what was read (a missing counter
+/// is created forever, or with `Store::add` for a `ttl`), and try again otherwise. Every counter not
+/// incremented natively by its server goes through here.
 pub(crate) async fn increment_by_swapping<S: Store + ?Sized>(
     store: &S,
     key: &str,
     by: i64,
+    ttl: Ttl,
     add: impl Fn(Option<&[u8]>, i64) -> Result<i64>,
     encode: impl Fn(i64) -> Result<Vec<u8>>,
 ) -> Result<i64> {
     for _ in 0..SWAP_ATTEMPTS {
         let current = store.get(key).await?;
         let next = add(current.as_deref(), by)?;
-        if store
-            .compare_and_swap(key, current.as_deref(), &encode(next)?)
-            .await?
-        {
+        let encoded = encode(next)?;
+        let written = match (current.as_deref(), ttl) {
+            (None, Some(_)) => store.add(key, &encoded, ttl).await?,
+            (current, _) => store.compare_and_swap(key, current, &encoded).await?,
+        };
+        if written {
             return Ok(next);
         }
         tokio::task::yield_now().await;

@@ -31,6 +31,7 @@ macro_rules! exercise_async {
         assert_eq!(face.increment_by("n", 4).await.unwrap(), 5);
         assert_eq!(face.decrement("n").await.unwrap(), 4);
         assert_eq!(face.decrement_by("n", 4).await.unwrap(), 0);
+        assert_eq!(face.increment_expiring("w", 2, 5).await.unwrap(), 2);
         let remembered: i64 = face
             .remember("r", 5, || async { Ok::<_, Error>(10) })
             .await
@@ -68,6 +69,7 @@ macro_rules! exercise_blocking {
         assert_eq!(face.increment_by("n", 4).unwrap(), 5);
         assert_eq!(face.decrement("n").unwrap(), 4);
         assert_eq!(face.decrement_by("n", 4).unwrap(), 0);
+        assert_eq!(face.increment_expiring("w", 2, 5).unwrap(), 2);
         let remembered: i64 = face.remember("r", 5, || Ok::<_, Error>(10)).unwrap();
         assert_eq!(remembered, 10);
         let forever: i64 = face.remember_forever("rf", || Ok::<_, Error>(11)).unwrap();

@@ -41,6 +41,10 @@ impl Store for NullStore {
     }
 
     /// Like `increment`, answers as if it had stored the value.
+    async fn increment_expiring(&self, _: &str, by: i64, _: Ttl) -> Result<i64> {
+        Ok(by)
+    }
+
     async fn compare_and_swap(&self, _: &str, _: Option<&[u8]>, _: &[u8]) -> Result<bool> {
         Ok(true)
     }
