@@ -17,6 +17,7 @@ struct Options {
     store: Option<String>,
     key: Option<String>,
     minutes: Option<Expr>,
+    ttl: Option<Expr>,
     manager: Option<Expr>,
     include_self: bool,
     skip: Vec<syn::Ident>,
@@ -56,6 +57,7 @@ impl Parse for Options {
                         "store" => options.store = Some(string()?),
                         "key" => options.key = Some(string()?),
                         "minutes" => options.minutes = Some(pair.value.clone()),
+                        "ttl" => options.ttl = Some(pair.value.clone()),
                         "manager" => options.manager = Some(pair.value.clone()),
                         _ => return Err(unknown(&meta)),
                     }
@@ -70,7 +72,8 @@ impl Parse for Options {
 fn unknown(meta: &Meta) -> syn::Error {
     syn::Error::new(
         meta.span(),
-        "expected `store = \"name\"`, `key = \"prefix\"`, `minutes = N`, `manager = expr`, \
+        "expected `store = \"name\"`, `key = \"prefix\"`, `minutes = N`, `ttl = duration`, \
+         `manager = expr`, \
          `skip(argument, ...)` or `include_self`",
     )
 }
@@ -165,10 +168,17 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<Tokens> {
         Some(store) => quote!(::core::option::Option::Some(#store)),
         None => quote!(::core::option::Option::None),
     };
-    let minutes = options
-        .minutes
-        .as_ref()
-        .map(|minutes| quote!(.minutes(#minutes)));
+    if let (Some(_), Some(ttl)) = (&options.minutes, &options.ttl) {
+        return Err(syn::Error::new(
+            ttl.span(),
+            "give `minutes` or `ttl`, not both: they set the same lifetime",
+        ));
+    }
+    let minutes = match (&options.minutes, &options.ttl) {
+        (Some(minutes), _) => Some(quote!(.minutes(#minutes))),
+        (_, Some(ttl)) => Some(quote!(.expiry(#ttl))),
+        _ => None,
+    };
     let memoizer = match &options.manager {
         // An expression of the instance (`self.cache`) is evaluated on every call: each
         // instance may have its own manager.

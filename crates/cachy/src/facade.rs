@@ -218,7 +218,7 @@ macro_rules! repository_operations {
         /// `None` for each miss.
         pub $($asyncness)? fn many<T: ::serde::de::DeserializeOwned>(
             &self,
-            keys: &[&str],
+            keys: &[impl AsRef<str>],
         ) -> $crate::Result<Vec<Option<T>>> {
             $resolve!(self, repository => repository.many(keys))
         }

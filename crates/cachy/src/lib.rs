@@ -101,7 +101,8 @@ pub use memoize::{Memoizer, global, set_global};
 ///
 /// Options, all optional: `store = "name"` (default: the default store), `key = "prefix"`
 /// (only a prefix, as in Python cachy: the key always depends on the arguments), `minutes = N`
-/// (default: the store's default cache time, 60), `manager = expr` (an expression giving a
+/// (default: the store's default cache time, 60) or `ttl = duration` (a `Duration`, e.g.
+/// `ttl = Duration::from_secs(30)`), `manager = expr` (an expression giving a
 /// `CacheManager` or a reference to one; default: the one installed with [`set_global`]),
 /// `skip(argument, ...)` (arguments left out of the key, such as a connection pool or a
 /// client), and `include_self` (methods leave `self` out of the key unless this is given;

@@ -80,7 +80,7 @@ pub fn global() -> Option<&'static CacheManager> {
 pub struct Memoizer {
     repository: Option<Repository>,
     prefix: String,
-    minutes: Option<i64>,
+    expiry: Option<Expiry>,
 }
 
 impl Memoizer {
@@ -90,7 +90,7 @@ impl Memoizer {
         Memoizer {
             repository: Some(repository),
             prefix: prefix.into(),
-            minutes: None,
+            expiry: None,
         }
     }
 
@@ -109,7 +109,7 @@ impl Memoizer {
         Memoizer {
             repository,
             prefix: prefix.into(),
-            minutes: None,
+            expiry: None,
         }
     }
 
@@ -131,17 +131,21 @@ impl Memoizer {
     }
 
     /// Keep values this many minutes (default: the repository's default cache time, 60).
-    pub fn minutes(mut self, minutes: i64) -> Self {
-        self.minutes = Some(minutes);
+    pub fn minutes(self, minutes: i64) -> Self {
+        self.expiry(Expiry::Minutes(minutes))
+    }
+
+    /// Keep values for `expiry`: a `Duration`, or whole minutes (default: the repository's
+    /// default cache time, 60 minutes).
+    pub fn expiry(mut self, expiry: impl Into<Expiry>) -> Self {
+        self.expiry = Some(expiry.into());
         self
     }
 
     fn ttl(&self, repository: &Repository) -> Option<Ttl> {
-        Expiry::Minutes(
-            self.minutes
-                .unwrap_or_else(|| repository.default_cache_time()),
-        )
-        .ttl()
+        self.expiry
+            .unwrap_or_else(|| Expiry::Minutes(repository.default_cache_time()))
+            .ttl()
     }
 
     /// The cache key of a call with `args` (all of them, e.g. as a tuple); `None` if they

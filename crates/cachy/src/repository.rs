@@ -525,9 +525,12 @@ impl Repository {
     /// The values under `keys`, in the same order, `None` for each miss. One round trip on
     /// stores that can (Redis `MGET`, memcached multi-get, one SQL query); under tags, the
     /// tag ids are read once for all the keys.
-    pub async fn many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
+    pub async fn many<T: DeserializeOwned>(
+        &self,
+        keys: &[impl AsRef<str>],
+    ) -> Result<Vec<Option<T>>> {
         let scope = self.scope().await?;
-        let stored: Vec<Cow<'_, str>> = keys.iter().map(|key| scope.key(key)).collect();
+        let stored: Vec<Cow<'_, str>> = keys.iter().map(|key| scope.key(key.as_ref())).collect();
         let stored: Vec<&str> = stored.iter().map(|key| &**key).collect();
         let values = self
             .inner

@@ -445,3 +445,25 @@ async fn a_manager_expression_using_self_is_the_instance_s() {
         "one computation per manager"
     );
 }
+
+static TTL_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(manager = manager(), ttl = std::time::Duration::from_secs(1))]
+async fn with_a_duration(x: i64) -> i64 {
+    TTL_CALLS.fetch_add(1, Ordering::SeqCst);
+    x
+}
+
+#[tokio::test]
+async fn a_ttl_given_as_a_duration_expires_the_value() {
+    assert_eq!(with_a_duration(5).await, 5);
+    assert_eq!(with_a_duration(5).await, 5);
+    assert_eq!(TTL_CALLS.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(with_a_duration(5).await, 5);
+    assert_eq!(
+        TTL_CALLS.load(Ordering::SeqCst),
+        2,
+        "computed again after the ttl"
+    );
+}
