@@ -112,12 +112,30 @@ impl RedisServer {
             "no",
             "--protected-mode",
             "no",
+            "--pidfile",
+            &self.pid_file().display().to_string(),
         ]
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
         args.extend(self.extra.iter().cloned());
         args
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.dir.path().join("redis.pid")
+    }
+
+    /// The process id of the running server (from its pid file), e.g. to pause it with
+    /// `kill -STOP` as a hung server would, and resume it with `kill -CONT`; `None` after
+    /// [`kill`](TestServer::kill).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref()?;
+        std::fs::read_to_string(self.pid_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// The loopback port it listens on.
@@ -226,6 +244,11 @@ impl RedisCluster {
             });
         }
         Some(RedisCluster { nodes })
+    }
+
+    /// The nodes, e.g. to pause one (see [`RedisServer::pid`]).
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
     }
 
     /// The node URLs, for the `cluster` config field.

@@ -1,3 +1,5 @@
+mod breaker;
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -8,12 +10,15 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo, cmd};
 use tokio::sync::OnceCell;
 
-use crate::config::StoreConfig;
+use self::breaker::Breaker;
+use crate::config::{Count, Seconds, StoreConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{ForeverTracker, Store, Ttl};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the server stays marked down after a temporary failure (as memcached's).
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// Keys per `SCAN` page and per `UNLINK` when flushing a prefix.
 const FLUSH_BATCH: usize = 500;
 
@@ -27,6 +32,16 @@ const FLUSH_BATCH: usize = 500;
 /// is shared by every task: concurrent calls are pipelined on it, and it reconnects by itself
 /// after the server comes back. Every call is bounded by `connect_timeout + response_timeout`,
 /// so a server that is down gives a clear error, never a hang.
+///
+/// A circuit breaker keeps a server that is down or hung from costing that time on every
+/// call: after a call fails with a temporary error (connection refused or dropped, timeout),
+/// the server is marked down for `retry_after` seconds (default 5), and calls fail at once
+/// with an [`ErrorKind::Unavailable`] error naming the failure, without any network I/O.
+/// Then one call at a time tries the server (the others keep failing at once): if it
+/// answers, calls go through again; if not, it stays marked down for another `retry_after`.
+/// Errors from a server that answers (a wrong type, a script error, a value that is not an
+/// integer) never mark it down. There is one breaker per store: on a cluster, a node that
+/// fails marks the whole cluster down. `circuit_breaker = false` turns it off.
 ///
 /// | operation | commands |
 /// |---|---|
@@ -44,6 +59,7 @@ pub struct RedisStore {
     prefix: String,
     connection: OnceCell<Connection>,
     call_timeout: Duration,
+    breaker: Breaker,
 }
 
 enum Target {
@@ -77,34 +93,33 @@ impl RedisStore {
     /// - `cluster`: a list of node URLs, for Redis Cluster;
     /// - `username`, `password` (override those of the URL), `prefix` (default empty);
     /// - `connect_timeout`, `response_timeout`: seconds (default 2 each);
+    /// - `retry_after`: seconds the server stays marked down after a call failed with a
+    ///   temporary error (connection refused or dropped, timeout), default 5; meanwhile calls
+    ///   fail at once with an [`ErrorKind::Unavailable`] error, then one call tries the server
+    ///   again. One breaker per store, cluster included;
+    /// - `circuit_breaker`: `false` turns that off, so every call tries the server and waits
+    ///   up to the timeouts (default `true`; `retry_after` then has no effect);
     /// - with the `redis-tls` feature, for `rediss://` URLs: `tls_ca_file` (a PEM CA to trust
     ///   instead of the system roots), `tls_cert_file` and `tls_key_file` (a client
     ///   certificate, for servers that require one).
     pub fn from_config(config: &StoreConfig) -> Result<Self> {
-        config.check_fields(&[
-            "url",
-            "host",
-            "port",
-            "db",
-            "cluster",
-            "username",
-            "password",
-            "prefix",
-            "connect_timeout",
-            "response_timeout",
-            "tls_ca_file",
-            "tls_cert_file",
-            "tls_key_file",
-        ])?;
-        let prefix = config.str("prefix")?.unwrap_or_default().to_owned();
-        let connect_timeout = config
-            .seconds("connect_timeout")?
-            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        let response_timeout = config
-            .seconds("response_timeout")?
-            .unwrap_or(DEFAULT_RESPONSE_TIMEOUT);
-        let username = config.str("username")?;
-        let password = config.str("password")?;
+        let options: RedisOptions = config.parse()?;
+        let prefix = options.prefix.clone().unwrap_or_default();
+        let connect_timeout = options
+            .connect_timeout
+            .map_or(DEFAULT_CONNECT_TIMEOUT, Seconds::duration);
+        let response_timeout = options
+            .response_timeout
+            .map_or(DEFAULT_RESPONSE_TIMEOUT, Seconds::duration);
+        let retry_after = options
+            .retry_after
+            .map_or(DEFAULT_RETRY_AFTER, Seconds::duration);
+        let retry_after = options
+            .circuit_breaker
+            .unwrap_or(true)
+            .then_some(retry_after);
+        let username = options.username.as_deref();
+        let password = options.password.as_deref();
         let with_credentials = |info: ConnectionInfo| {
             let mut settings = info.redis_settings().clone();
             if let Some(username) = username {
@@ -115,19 +130,17 @@ impl RedisStore {
             }
             info.set_redis_settings(settings)
         };
-        let target = if let Some(nodes) = config.options().get("cluster") {
-            let urls = nodes
-                .as_array()
-                .filter(|urls| !urls.is_empty())
-                .and_then(|urls| urls.iter().map(|u| u.as_str()).collect::<Option<Vec<_>>>())
-                .ok_or_else(|| {
+        let target = if let Some(urls) = &options.cluster {
+            if urls.is_empty() {
+                return Err(
                     config.error("cluster", "`cluster` must be a non-empty list of node URLs")
-                })?;
+                );
+            }
             let infos = urls
                 .iter()
                 .map(|url| parse_url(config, "cluster", url).map(with_credentials))
                 .collect::<Result<Vec<_>>>()?;
-            let client = tls::cluster_builder(config, infos)?
+            let client = tls::cluster_builder(config, &options, infos)?
                 .connection_timeout(connect_timeout)
                 .response_timeout(response_timeout)
                 .retries(2)
@@ -137,11 +150,14 @@ impl RedisStore {
                 })?;
             Target::Cluster(client)
         } else {
-            let info = match config.str("url")? {
+            let info = match &options.url {
                 Some(url) => parse_url(config, "url", url)?,
                 None => {
-                    let host = config.str("host")?.unwrap_or("localhost").to_owned();
-                    let port = match config.u64("port")?.unwrap_or(6379) {
+                    let host = options
+                        .host
+                        .clone()
+                        .unwrap_or_else(|| "localhost".to_owned());
+                    let port = match options.port.map_or(6379, |c| c.0) {
                         port @ 1..=65535 => port as u16,
                         other => {
                             return Err(
@@ -154,7 +170,7 @@ impl RedisStore {
                         .map_err(|e| config.error("host", e.to_string()))?
                 }
             };
-            let info = match config.u64("db")? {
+            let info = match options.db.map(|c| c.0) {
                 Some(db) => {
                     let db = i64::try_from(db)
                         .ok()
@@ -167,7 +183,7 @@ impl RedisStore {
                 }
                 None => info,
             };
-            let client = tls::client(config, with_credentials(info))?;
+            let client = tls::client(config, &options, with_credentials(info))?;
             let manager_config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(connect_timeout))
                 .set_response_timeout(Some(response_timeout))
@@ -178,11 +194,18 @@ impl RedisStore {
                 config: manager_config,
             }
         };
+        let what = match &target {
+            Target::Single { client, .. } => {
+                format!("the Redis server {}", client.get_connection_info().addr())
+            }
+            Target::Cluster(_) => "the Redis Cluster".to_owned(),
+        };
         Ok(RedisStore {
             target,
             prefix,
             connection: OnceCell::new(),
             call_timeout: connect_timeout + response_timeout,
+            breaker: Breaker::new(retry_after, what),
         })
     }
 
@@ -221,33 +244,59 @@ impl RedisStore {
             .cloned()
     }
 
-    /// Run one command on the shared connection, bounded by the call timeout. Keys in `cmd`
-    /// are used as given: add [`prefix`](Self::prefix) yourself. This is the hook for features
-    /// above the store (tags keep their forever-key lists with it).
+    /// Run `call` past the circuit breaker: at once an error while the server is marked
+    /// down; else the call, whose outcome the breaker learns from.
+    ///
+    /// A call refused at connection is made once more first: after a failure, redis-rs
+    /// reconnects in the background and hands the outcome to the next call, so a refusal may
+    /// be that of an attempt made while the server was still down, and one stale error must
+    /// not mark a server that is back down for `retry_after`. A refused connection carried
+    /// no command, so nothing is sent twice.
+    async fn guarded<T, F>(&self, call: impl Fn() -> F) -> Result<T>
+    where
+        F: Future<Output = Result<T>>,
+    {
+        let pass = self.breaker.admit()?;
+        let mut outcome = call().await;
+        if self.breaker.is_enabled() && outcome.as_ref().is_err_and(is_refusal) {
+            outcome = call().await;
+        }
+        pass.finish(&outcome);
+        outcome
+    }
+
+    /// Run one command on the shared connection, bounded by the call timeout and behind the
+    /// circuit breaker. Keys in `cmd` are used as given: add [`prefix`](Self::prefix)
+    /// yourself. This is the hook for features above the store (tags keep their forever-key
+    /// lists with it).
     pub async fn query<T: FromRedisValue>(&self, command: &Cmd) -> Result<T> {
-        let connection = self.connection().await?;
-        let value = match connection {
-            Connection::Single(mut c) => {
-                bounded(self.call_timeout, command.query_async(&mut c)).await?
-            }
-            Connection::Cluster(mut c) => {
-                bounded(self.call_timeout, command.query_async(&mut c)).await?
-            }
-        };
-        value.map_err(|e| redis_error("the Redis command failed", e))
+        self.guarded(|| async {
+            let value = match self.connection().await? {
+                Connection::Single(mut c) => {
+                    bounded(self.call_timeout, command.query_async(&mut c)).await?
+                }
+                Connection::Cluster(mut c) => {
+                    bounded(self.call_timeout, command.query_async(&mut c)).await?
+                }
+            };
+            value.map_err(|e| redis_error("the Redis command failed", e))
+        })
+        .await
     }
 
     async fn query_pipeline<T: FromRedisValue>(&self, pipeline: &redis::Pipeline) -> Result<T> {
-        let connection = self.connection().await?;
-        let value = match connection {
-            Connection::Single(mut c) => {
-                bounded(self.call_timeout, pipeline.query_async(&mut c)).await?
-            }
-            Connection::Cluster(mut c) => {
-                bounded(self.call_timeout, pipeline.query_async(&mut c)).await?
-            }
-        };
-        value.map_err(|e| redis_error("the Redis transaction failed", e))
+        self.guarded(|| async {
+            let value = match self.connection().await? {
+                Connection::Single(mut c) => {
+                    bounded(self.call_timeout, pipeline.query_async(&mut c)).await?
+                }
+                Connection::Cluster(mut c) => {
+                    bounded(self.call_timeout, pipeline.query_async(&mut c)).await?
+                }
+            };
+            value.map_err(|e| redis_error("the Redis transaction failed", e))
+        })
+        .await
     }
 
     /// The primaries of the cluster, as `(host, port)`, from `CLUSTER NODES`.
@@ -270,12 +319,8 @@ impl RedisStore {
     }
 
     /// Delete every key under the prefix: on the one node, or on the cluster node `node`.
-    async fn unlink_prefix_on(
-        &self,
-        node: Option<(&mut ClusterConnection, &str, u16)>,
-    ) -> Result<()> {
+    async fn unlink_prefix_on(&self, node: Option<(&ClusterConnection, &str, u16)>) -> Result<()> {
         let pattern = format!("{}*", glob_escape(&self.prefix));
-        let mut node = node;
         let mut cursor = 0u64;
         loop {
             let mut scan = cmd("SCAN");
@@ -284,16 +329,25 @@ impl RedisStore {
                 .arg(&pattern)
                 .arg("COUNT")
                 .arg(FLUSH_BATCH);
-            let (next, keys): (u64, Vec<Vec<u8>>) = match node.as_mut() {
+            let (next, keys): (u64, Vec<Vec<u8>>) = match node {
                 None => self.query(&scan).await?,
                 Some((connection, host, port)) => {
                     let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                        host: (*host).to_owned(),
-                        port: *port,
+                        host: host.to_owned(),
+                        port,
                     });
-                    let value = bounded(self.call_timeout, connection.route_command(scan, routing))
-                        .await?
-                        .map_err(|e| redis_error("SCAN failed", e))?;
+                    let value = self
+                        .guarded(|| {
+                            let (mut connection, scan) = (connection.clone(), scan.clone());
+                            let routing = routing.clone();
+                            async move {
+                                let scan = connection.route_command(scan, routing);
+                                bounded(self.call_timeout, scan)
+                                    .await?
+                                    .map_err(|e| redis_error("SCAN failed", e))
+                            }
+                        })
+                        .await?;
                     FromRedisValue::from_redis_value(value)
                         .map_err(|e| Error::backend("unexpected SCAN reply", e))?
                 }
@@ -315,36 +369,38 @@ mod tls {
     use redis::cluster::{ClusterClient, ClusterClientBuilder};
     use redis::{ClientTlsConfig, ConnectionInfo, TlsCertificates};
 
+    use super::RedisOptions;
     use crate::config::StoreConfig;
     use crate::error::Result;
 
-    fn read_pem(config: &StoreConfig, field: &str) -> Result<Option<Vec<u8>>> {
-        config
-            .str(field)?
-            .map(|path| {
-                std::fs::read(path)
-                    .map_err(|e| config.error(field, format!("cannot read {path}: {e}")))
-            })
-            .transpose()
+    fn read_pem(config: &StoreConfig, field: &str, path: Option<&str>) -> Result<Option<Vec<u8>>> {
+        path.map(|path| {
+            std::fs::read(path).map_err(|e| config.error(field, format!("cannot read {path}: {e}")))
+        })
+        .transpose()
     }
 
     pub(super) fn cluster_builder(
         config: &StoreConfig,
+        options: &RedisOptions,
         nodes: Vec<ConnectionInfo>,
     ) -> Result<ClusterClientBuilder> {
         let builder = ClusterClient::builder(nodes);
-        Ok(match certificates(config)? {
+        Ok(match certificates(config, options)? {
             Some(certificates) => builder.certs(certificates),
             None => builder,
         })
     }
 
     /// The certificates named by the config, if any.
-    fn certificates(config: &StoreConfig) -> Result<Option<TlsCertificates>> {
-        let root_cert = read_pem(config, "tls_ca_file")?;
+    fn certificates(
+        config: &StoreConfig,
+        options: &RedisOptions,
+    ) -> Result<Option<TlsCertificates>> {
+        let root_cert = read_pem(config, "tls_ca_file", options.tls_ca_file.as_deref())?;
         let client_tls = match (
-            read_pem(config, "tls_cert_file")?,
-            read_pem(config, "tls_key_file")?,
+            read_pem(config, "tls_cert_file", options.tls_cert_file.as_deref())?,
+            read_pem(config, "tls_key_file", options.tls_key_file.as_deref())?,
         ) {
             (Some(client_cert), Some(client_key)) => Some(ClientTlsConfig {
                 client_cert,
@@ -366,8 +422,12 @@ mod tls {
         )
     }
 
-    pub(super) fn client(config: &StoreConfig, info: ConnectionInfo) -> Result<redis::Client> {
-        let client = match certificates(config)? {
+    pub(super) fn client(
+        config: &StoreConfig,
+        options: &RedisOptions,
+        info: ConnectionInfo,
+    ) -> Result<redis::Client> {
+        let client = match certificates(config, options)? {
             Some(certificates) => redis::Client::build_with_tls(info, certificates),
             None => redis::Client::open(info),
         };
@@ -382,17 +442,43 @@ mod tls {
     use redis::ConnectionInfo;
     use redis::cluster::{ClusterClient, ClusterClientBuilder};
 
+    use super::RedisOptions;
     use crate::config::StoreConfig;
     use crate::error::Result;
 
+    /// Certificate files without TLS support are an error, not silently ignored.
+    fn refuse_certificates(config: &StoreConfig, options: &RedisOptions) -> Result<()> {
+        let given = [
+            ("tls_ca_file", &options.tls_ca_file),
+            ("tls_cert_file", &options.tls_cert_file),
+            ("tls_key_file", &options.tls_key_file),
+        ]
+        .into_iter()
+        .find(|(_, path)| path.is_some());
+        match given {
+            Some((field, _)) => Err(config.error(
+                field,
+                format!("`{field}` needs cachy's `redis-tls` cargo feature"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     pub(super) fn cluster_builder(
-        _: &StoreConfig,
+        config: &StoreConfig,
+        options: &RedisOptions,
         nodes: Vec<ConnectionInfo>,
     ) -> Result<ClusterClientBuilder> {
+        refuse_certificates(config, options)?;
         Ok(ClusterClient::builder(nodes))
     }
 
-    pub(super) fn client(config: &StoreConfig, info: ConnectionInfo) -> Result<redis::Client> {
+    pub(super) fn client(
+        config: &StoreConfig,
+        options: &RedisOptions,
+        info: ConnectionInfo,
+    ) -> Result<redis::Client> {
+        refuse_certificates(config, options)?;
         redis::Client::open(info)
             .map_err(|e| config.error("url", format!("invalid Redis connection settings: {e}")))
     }
@@ -429,6 +515,26 @@ impl ForeverTracker for RedisStore {
     }
 }
 
+/// The `redis` driver's options (documented on [`RedisStore::from_config`]).
+#[derive(serde::Deserialize)]
+struct RedisOptions {
+    url: Option<String>,
+    host: Option<String>,
+    port: Option<Count>,
+    db: Option<Count>,
+    cluster: Option<Vec<String>>,
+    username: Option<String>,
+    password: Option<String>,
+    prefix: Option<String>,
+    connect_timeout: Option<Seconds>,
+    response_timeout: Option<Seconds>,
+    retry_after: Option<Seconds>,
+    circuit_breaker: Option<bool>,
+    tls_ca_file: Option<String>,
+    tls_cert_file: Option<String>,
+    tls_key_file: Option<String>,
+}
+
 /// Parse a Redis URL from the config field `field`.
 fn parse_url(config: &StoreConfig, field: &str, url: &str) -> Result<ConnectionInfo> {
     if url.starts_with("rediss://") && !cfg!(feature = "redis-tls") {
@@ -456,6 +562,13 @@ async fn bounded<T>(limit: Duration, work: impl Future<Output = T>) -> Result<T>
             format!("Redis did not answer within {limit:?} (is the server down or unreachable?)"),
         )
     })
+}
+
+/// Whether `error` is a connection refused by redis-rs: no command reached the server.
+fn is_refusal(error: &Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<redis::RedisError>())
+        .is_some_and(redis::RedisError::is_connection_refusal)
 }
 
 fn redis_error(context: &str, e: redis::RedisError) -> Error {
@@ -508,6 +621,31 @@ if stored ~= ARGV[2] then return 0 end
 redis.call('SET', KEYS[1], ARGV[3], 'KEEPTTL')
 return 1
 ";
+
+/// Create the counter holding `ARGV[1]` for `ARGV[2]` seconds, or add `ARGV[1]` to it: one
+/// round trip, atomic, and an existing counter keeps its TTL.
+const INCREMENT_EXPIRING: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return tonumber(ARGV[1]) end
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+";
+
+/// Redis refuses a counter that is not an integer, and one that would overflow, with a plain
+/// `ERR` and a fixed text: the text is all there is to tell them apart.
+fn counter_error(e: Error) -> Error {
+    let message = e.to_string();
+    let kind = if message.contains("would overflow") {
+        ErrorKind::Overflow
+    } else if message.contains("not an integer") {
+        ErrorKind::NotAnInteger
+    } else {
+        return e;
+    };
+    Error::new(
+        kind,
+        "the stored value is not an integer, or the result overflows a 64-bit counter",
+    )
+    .with_source(e)
+}
 
 fn set_command(key: String, value: &[u8], ttl: Ttl) -> Cmd {
     let mut set = cmd("SET");
@@ -564,22 +702,21 @@ impl Store for RedisStore {
     async fn increment(&self, key: &str, by: i64) -> Result<i64> {
         self.query(cmd("INCRBY").arg(self.key(key)).arg(by))
             .await
-            .map_err(|e| {
-                // Redis answers both refusals with a plain `ERR` and a fixed text.
-                let message = e.to_string();
-                let kind = if message.contains("would overflow") {
-                    ErrorKind::Overflow
-                } else if message.contains("not an integer") {
-                    ErrorKind::NotAnInteger
-                } else {
-                    return e;
-                };
-                Error::new(
-                    kind,
-                    "the stored value is not an integer, or the result overflows a 64-bit counter",
-                )
-                .with_source(e)
-            })
+            .map_err(counter_error)
+    }
+
+    async fn increment_expiring(&self, key: &str, by: i64, ttl: Ttl) -> Result<i64> {
+        let Some(seconds) = ttl else {
+            return self.increment(key, by).await;
+        };
+        let mut count = cmd("EVAL");
+        count
+            .arg(INCREMENT_EXPIRING)
+            .arg(1)
+            .arg(self.key(key))
+            .arg(by)
+            .arg(seconds);
+        self.query(&count).await.map_err(counter_error)
     }
 
     async fn compare_and_swap(
@@ -613,9 +750,9 @@ impl Store for RedisStore {
             (false, false) => self.unlink_prefix_on(None).await,
             (false, true) => {
                 let primaries = self.cluster_primaries().await?;
-                if let Connection::Cluster(mut connection) = self.connection().await? {
+                if let Connection::Cluster(connection) = self.connection().await? {
                     for (host, port) in &primaries {
-                        self.unlink_prefix_on(Some((&mut connection, host, *port)))
+                        self.unlink_prefix_on(Some((&connection, host, *port)))
                             .await?;
                     }
                 }
