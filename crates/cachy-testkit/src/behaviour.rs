@@ -538,7 +538,12 @@ pub async fn many_returns_values_in_key_order(repo: &Repository) {
     repo.put("c", "3", TEN_MINUTES).await.unwrap();
     let values: Vec<Option<String>> = repo.many(&["c", "b", "a"]).await.unwrap();
     assert_eq!(values, [Some("3".to_owned()), None, Some("1".to_owned())]);
-    assert!(repo.many::<String>(&[] as &[&str]).await.unwrap().is_empty());
+    assert!(
+        repo.many::<String>(&[] as &[&str])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let repeated: Vec<Option<String>> = repo.many(&["a", "a"]).await.unwrap();
     assert_eq!(
         repeated,
