@@ -111,6 +111,16 @@ macro_rules! behaviour_suite {
             tags_flushing_authors_keeps_john,
             tagged_items_are_apart_from_untagged_and_other_tags,
             every_method_works_under_tags,
+            fail_safe_serves_the_last_value_while_the_factory_fails,
+            without_a_fallback_a_failing_factory_is_an_error_and_caches_nothing,
+            a_soft_timeout_serves_the_stale_value_and_the_factory_finishes,
+            a_hard_timeout_abandons_the_factory,
+            eager_refresh_refreshes_once_in_the_background,
+            a_thousand_callers_of_an_expired_key_run_the_factory_once,
+            jitter_spreads_lifetimes_within_bounds,
+            the_factory_chooses_the_lifetime_or_no_caching,
+            remember_many_loads_exactly_the_misses,
+            touch_extends_a_live_item,
         );
     };
     (@tests $fixture:path; $($behaviour:ident),* $(,)?) => {

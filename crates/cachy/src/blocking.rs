@@ -114,6 +114,23 @@ impl Driver {
     }
 }
 
+/// A blocking factory as the async one `remember_with` takes: run on tokio's blocking pool,
+/// so that a slow factory neither stalls the blocking API's one worker thread nor holds up
+/// the timers of soft and hard timeouts.
+pub(crate) async fn off_the_runtime<T, E, F>(compute: F) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<Error> + Send + 'static,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+{
+    tokio::task::spawn_blocking(compute).await.map_err(|e| {
+        Error::new(
+            ErrorKind::Remember,
+            format!("the factory ended without a value: {e}"),
+        )
+    })?
+}
+
 /// Whether, and how, the calling thread may block on the blocking API's runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Blocking {

@@ -24,9 +24,22 @@ pub(crate) fn encode<T: Serialize + ?Sized>(serializer: &Serializer, value: &T) 
     {
         return Ok(integer.to_string().into_bytes());
     }
-    serializer.serialize(value).map_err(|e| {
+    let bytes = serializer.serialize(value).map_err(|e| {
         Error::new(ErrorKind::Serialize, "the value cannot be serialized").with_source(e)
-    })
+    })?;
+    if bytes.first() == Some(&crate::envelope::MARK) {
+        // No built-in format starts a value with it; a custom one must not either, or its
+        // values could read as cachy's envelope.
+        return Err(Error::new(
+            ErrorKind::Serialize,
+            format!(
+                "the serializer wrote a value starting with byte {:#04x}, which marks cachy's \
+                 envelope; a custom serializer must not start its output with it",
+                crate::envelope::MARK
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Read stored bytes as a `T`.

@@ -61,6 +61,61 @@ macro_rules! repository_operations {
         {
             $resolve!(self, repository => repository.remember_forever(key, compute))
         }
+
+        /// [`Repository::remember_with`](crate::Repository::remember_with): `remember` with
+        /// fail-safe, timeouts, eager refresh and jitter.
+        pub async fn remember_with<T, E, F, Fut>(
+            &self,
+            key: &str,
+            options: &$crate::RememberOptions,
+            compute: F,
+        ) -> ::std::result::Result<T, E>
+        where
+            T: ::serde::Serialize + ::serde::de::DeserializeOwned + Send + 'static,
+            E: From<$crate::Error> + ::std::fmt::Display + Send + 'static,
+            F: FnOnce() -> Fut + Send + 'static,
+            Fut: ::std::future::Future<Output = ::std::result::Result<T, E>> + Send + 'static,
+        {
+            $resolve!(self, repository => repository.remember_with(key, options, compute))
+        }
+
+        /// [`Repository::remember_entry`](crate::Repository::remember_entry): `remember_with`
+        /// whose factory may choose the lifetime, returning where the value came from.
+        pub async fn remember_entry<T, E, F, Fut>(
+            &self,
+            key: &str,
+            options: &$crate::RememberOptions,
+            compute: F,
+        ) -> ::std::result::Result<$crate::Entry<T>, E>
+        where
+            T: ::serde::Serialize + ::serde::de::DeserializeOwned + Send + 'static,
+            E: From<$crate::Error> + ::std::fmt::Display + Send + 'static,
+            F: FnOnce() -> Fut + Send + 'static,
+            Fut: ::std::future::Future<Output = ::std::result::Result<$crate::Computed<T>, E>>
+                + Send
+                + 'static,
+        {
+            $resolve!(self, repository => repository.remember_entry(key, options, compute))
+        }
+
+        /// [`Repository::remember_many`](crate::Repository::remember_many): many keys, one
+        /// batch read, one call of `load` with exactly the misses, one batch write.
+        pub async fn remember_many<T, E, F, Fut>(
+            &self,
+            keys: &[impl AsRef<str>],
+            options: &$crate::RememberOptions,
+            load: F,
+        ) -> ::std::result::Result<Vec<Option<T>>, E>
+        where
+            T: ::serde::Serialize + ::serde::de::DeserializeOwned,
+            E: From<$crate::Error> + ::std::fmt::Display,
+            F: FnOnce(Vec<String>) -> Fut,
+            Fut: ::std::future::Future<
+                Output = ::std::result::Result<::std::collections::HashMap<String, T>, E>,
+            >,
+        {
+            $resolve!(self, repository => repository.remember_many(keys, options, load))
+        }
     };
 
     (blocking, $resolve:ident) => {
@@ -92,6 +147,58 @@ macro_rules! repository_operations {
             F: FnOnce() -> ::std::result::Result<T, E>,
         {
             $resolve!(self, repository => repository.remember_forever(key, || async move { compute() }))
+        }
+
+        /// [`Repository::remember_with`](crate::Repository::remember_with), with a plain
+        /// closure (run on tokio's blocking pool, so a slow one does not hold up timeouts).
+        pub fn remember_with<T, E, F>(
+            &self,
+            key: &str,
+            options: &$crate::RememberOptions,
+            compute: F,
+        ) -> ::std::result::Result<T, E>
+        where
+            T: ::serde::Serialize + ::serde::de::DeserializeOwned + Send + 'static,
+            E: From<$crate::Error> + ::std::fmt::Display + Send + 'static,
+            F: FnOnce() -> ::std::result::Result<T, E> + Send + 'static,
+        {
+            $resolve!(self, repository => repository.remember_with(key, options, move || {
+                $crate::blocking::off_the_runtime(compute)
+            }))
+        }
+
+        /// [`Repository::remember_entry`](crate::Repository::remember_entry), with a plain
+        /// closure (run on tokio's blocking pool).
+        pub fn remember_entry<T, E, F>(
+            &self,
+            key: &str,
+            options: &$crate::RememberOptions,
+            compute: F,
+        ) -> ::std::result::Result<$crate::Entry<T>, E>
+        where
+            T: ::serde::Serialize + ::serde::de::DeserializeOwned + Send + 'static,
+            E: From<$crate::Error> + ::std::fmt::Display + Send + 'static,
+            F: FnOnce() -> ::std::result::Result<$crate::Computed<T>, E> + Send + 'static,
+        {
+            $resolve!(self, repository => repository.remember_entry(key, options, move || {
+                $crate::blocking::off_the_runtime(compute)
+            }))
+        }
+
+        /// [`Repository::remember_many`](crate::Repository::remember_many), with a plain
+        /// closure.
+        pub fn remember_many<T, E, F>(
+            &self,
+            keys: &[impl AsRef<str>],
+            options: &$crate::RememberOptions,
+            load: F,
+        ) -> ::std::result::Result<Vec<Option<T>>, E>
+        where
+            T: ::serde::Serialize + ::serde::de::DeserializeOwned,
+            E: From<$crate::Error> + ::std::fmt::Display,
+            F: FnOnce(Vec<String>) -> ::std::result::Result<::std::collections::HashMap<String, T>, E>,
+        {
+            $resolve!(self, repository => repository.remember_many(keys, options, move |missing| async move { load(missing) }))
         }
     };
 
@@ -170,6 +277,16 @@ macro_rules! repository_operations {
             value: &T,
         ) -> $crate::Result<()> {
             $resolve!(self, repository => repository.forever(key, value))
+        }
+
+        /// [`Repository::touch`](crate::Repository::touch): give the live item under `key`
+        /// the lifetime `expiry` from now; `true` if there was one.
+        pub $($asyncness)? fn touch(
+            &self,
+            key: &str,
+            expiry: impl Into<$crate::Expiry>,
+        ) -> $crate::Result<bool> {
+            $resolve!(self, repository => repository.touch(key, expiry))
         }
 
         /// [`Repository::forget`](crate::Repository::forget): remove `key`; `true` if

@@ -10,38 +10,46 @@ use tokio::sync::watch;
 /// What the computing caller hands to the waiting ones.
 #[derive(Clone)]
 pub(crate) enum Outcome {
-    /// The value, as stored (waiters decode it into their own copy).
+    /// The value, as the serializer wrote it (waiters decode it into their own copy).
     Value(Arc<[u8]>),
+    /// The computation failed and this fail-safe fallback, as the serializer wrote it,
+    /// stands in for its value.
+    Stale(Arc<[u8]>),
+    /// The computation found no value for the key (a batch loader left it out); waiters
+    /// look for it themselves.
+    Absent,
     /// The computation (or storing its value) failed with this message.
     Failed(Arc<str>),
 }
 
 type Slot = watch::Receiver<Option<Outcome>>;
 
+type InProgress = Mutex<HashMap<String, Slot>>;
+
 /// The computations in progress, by key.
 #[derive(Default)]
 pub(crate) struct Flights {
-    in_progress: Mutex<HashMap<String, Slot>>,
+    in_progress: Arc<InProgress>,
 }
 
 /// Which part a caller plays for one key.
-pub(crate) enum Role<'a> {
+pub(crate) enum Role {
     /// This caller computes; it must [`finish`](Leader::finish) (dropping it lets waiters
-    /// retry, e.g. when the caller is cancelled).
-    Leader(Leader<'a>),
+    /// retry, e.g. when the caller is cancelled). It may move to a task of its own.
+    Leader(Leader),
     /// Another caller computes; await [`wait`].
     Waiter(Slot),
 }
 
-pub(crate) struct Leader<'a> {
-    flights: &'a Flights,
+pub(crate) struct Leader {
+    in_progress: Arc<InProgress>,
     key: String,
     sender: watch::Sender<Option<Outcome>>,
 }
 
 impl Flights {
     /// Lead the computation of `key`, or wait for the caller already leading it.
-    pub(crate) fn join(&self, key: &str) -> Role<'_> {
+    pub(crate) fn join(&self, key: &str) -> Role {
         let mut in_progress = self
             .in_progress
             .lock()
@@ -52,24 +60,23 @@ impl Flights {
         let (sender, slot) = watch::channel(None);
         in_progress.insert(key.to_owned(), slot);
         Role::Leader(Leader {
-            flights: self,
+            in_progress: Arc::clone(&self.in_progress),
             key: key.to_owned(),
             sender,
         })
     }
 }
 
-impl Leader<'_> {
+impl Leader {
     /// Hand `outcome` to every waiter and end this flight.
     pub(crate) fn finish(self, outcome: Outcome) {
         self.sender.send_replace(Some(outcome));
     }
 }
 
-impl Drop for Leader<'_> {
+impl Drop for Leader {
     fn drop(&mut self) {
-        self.flights
-            .in_progress
+        self.in_progress
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&self.key);
@@ -85,18 +92,18 @@ tokio::task_local! {
 impl Flights {
     /// Whether the current task is computing `key` of these flights, further up its stack.
     pub(crate) fn is_computing(&self, key: &str) -> bool {
-        let flights = self as *const Flights as usize;
+        let flights = Arc::as_ptr(&self.in_progress) as usize;
         COMPUTING
             .try_with(|keys| keys.iter().any(|(f, k)| *f == flights && k == key))
             .unwrap_or(false)
     }
 }
 
-impl Leader<'_> {
+impl Leader {
     /// Run the leader's computation, marked as computing this flight's key.
     pub(crate) async fn compute<F: Future>(&self, work: F) -> F::Output {
         let mut keys = COMPUTING.try_with(Clone::clone).unwrap_or_default();
-        keys.push((self.flights as *const Flights as usize, self.key.clone()));
+        keys.push((Arc::as_ptr(&self.in_progress) as usize, self.key.clone()));
         COMPUTING.scope(keys, work).await
     }
 }

@@ -52,6 +52,7 @@ pub mod blocking;
 mod codec;
 mod config;
 mod driver;
+mod envelope;
 mod error;
 mod expiry;
 mod facade;
@@ -135,6 +136,7 @@ pub use memoize::{Memoizer, global, set_global};
 /// ```
 #[cfg(feature = "macros")]
 pub use cachy_macros::cached;
+pub use remember::options::{Computed, Entry, RememberOptions, Source};
 pub use repository::{DEFAULT_CACHE_MINUTES, Repository};
 pub use store::{ForeverTracker, Store, Ttl, increment_counter};
 pub use tags::{TagNames, TaggedCache};

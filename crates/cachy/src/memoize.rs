@@ -176,7 +176,7 @@ impl Memoizer {
             return uncached(infallible).await;
         };
         match repository
-            .remember_with(&key, self.ttl(repository), CacheErrors::Bypass, infallible)
+            .remember_in_process(&key, self.ttl(repository), CacheErrors::Bypass, infallible)
             .await
         {
             Ok(value) => value,
@@ -202,7 +202,7 @@ impl Memoizer {
             return compute().await;
         };
         match repository
-            .remember_with(&key, self.ttl(repository), CacheErrors::Bypass, compute)
+            .remember_in_process(&key, self.ttl(repository), CacheErrors::Bypass, compute)
             .await
         {
             Ok(value) => Ok(value),

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::{decode, encode, incremented_in_format};
+use crate::envelope;
 use crate::error::{Error, Result};
 use crate::expiry::Expiry;
 use crate::flight::Flights;
@@ -221,10 +222,15 @@ impl Repository {
     /// The value under the store key `key`.
     pub(crate) async fn get_stored<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let context = self.context(key);
-        match self.inner.store.get(key).await.map_err(&context)? {
-            Some(bytes) => decode(&self.inner.serializer, &bytes)
-                .map(Some)
-                .map_err(context),
+        let stored = self.inner.store.get(key).await.map_err(&context)?;
+        self.decode_fresh(stored.as_deref()).map_err(context)
+    }
+
+    /// The value in `stored` bytes, `None` for none or for a value past its logical expiry
+    /// (see [`crate::envelope`]).
+    fn decode_fresh<T: DeserializeOwned>(&self, stored: Option<&[u8]>) -> Result<Option<T>> {
+        match stored.and_then(|bytes| envelope::fresh_payload(bytes)) {
+            Some(payload) => decode(&self.inner.serializer, payload).map(Some),
             None => Ok(None),
         }
     }
@@ -261,13 +267,13 @@ impl Repository {
     pub async fn has(&self, key: &str) -> Result<bool> {
         let scope = self.scope().await?;
         let key = scope.key(key);
-        Ok(self
+        let stored = self
             .inner
             .store
             .get(&key)
             .await
-            .map_err(self.context(&key))?
-            .is_some())
+            .map_err(self.context(&key))?;
+        Ok(stored.is_some_and(|bytes| envelope::fresh_payload(&bytes).is_some()))
     }
 
     /// The value under `key`, removed from the cache. Not atomic: a value written between the
@@ -342,6 +348,26 @@ impl Repository {
     pub async fn forget(&self, key: &str) -> Result<bool> {
         let scope = self.scope().await?;
         self.forget_stored(&scope.key(key)).await
+    }
+
+    /// Give the live item under `key` the lifetime `expiry` from now, without rewriting it;
+    /// `true` if there was one. Native on Redis (`EXPIRE`), memcached (`touch`), SQL (one
+    /// `UPDATE`) and the memory store; elsewhere the value is read and stored again. A zero or
+    /// past expiry removes the item, as with `put`. (Values written by
+    /// [`remember_with`](Self::remember_with) with fail-safe or eager refresh keep their
+    /// logical lifetime, which is in the value.)
+    pub async fn touch(&self, key: &str, expiry: impl Into<Expiry>) -> Result<bool> {
+        let scope = self.scope().await?;
+        let key = scope.key(key);
+        match expiry.into().ttl() {
+            Some(ttl) => self
+                .inner
+                .store
+                .touch(&key, ttl)
+                .await
+                .map_err(self.context(&key)),
+            None => self.forget_stored(&key).await,
+        }
     }
 
     async fn forget_stored(&self, key: &str) -> Result<bool> {
@@ -499,7 +525,7 @@ impl Repository {
             self.track_if_forever(&scope, &key, ttl).await?;
             Ok(value)
         };
-        self.remember_with(&key, ttl, CacheErrors::Return, compute_and_track)
+        self.remember_in_process(&key, ttl, CacheErrors::Return, compute_and_track)
             .await
             .map_err(Remembered::into_error)
     }
@@ -541,11 +567,9 @@ impl Repository {
         stored
             .iter()
             .zip(values)
-            .map(|(key, bytes)| match bytes {
-                Some(bytes) => decode(&self.inner.serializer, &bytes)
-                    .map(Some)
-                    .map_err(self.context(key)),
-                None => Ok(None),
+            .map(|(key, bytes)| {
+                self.decode_fresh(bytes.as_deref())
+                    .map_err(self.context(key))
             })
             .collect()
     }

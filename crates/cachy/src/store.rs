@@ -172,6 +172,19 @@ pub trait Store: std::any::Any + Send + Sync + 'static {
         ))
     }
 
+    /// Give the live item under `key` the lifetime `ttl` from now (`None`: forever) without
+    /// rewriting its value; `true` if there was one.
+    ///
+    /// The default reads the value and stores it again, which a concurrent write may race;
+    /// stores with a native way (Redis `EXPIRE`, memcached `touch`, an SQL `UPDATE`, the
+    /// memory store) override it.
+    async fn touch(&self, key: &str, ttl: Ttl) -> Result<bool> {
+        match self.get(key).await? {
+            Some(value) => self.put(key, &value, ttl).await.map(|()| true),
+            None => Ok(false),
+        }
+    }
+
     /// Remove `key`; `true` if a live item was removed.
     async fn forget(&self, key: &str) -> Result<bool>;
 

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 /// use std::time::Duration;
 /// use cachy::{Seconds, StoreConfig};
 ///
-/// #[derive(serde::Deserialize)]
+/// #[derive(Debug, serde::Deserialize)]
 /// struct Options {
 ///     timeout: Option<Seconds>,
 /// }
@@ -102,7 +102,7 @@ impl StoreConfig {
     /// ```
     /// use cachy::{Count, StoreConfig};
     ///
-    /// #[derive(serde::Deserialize)]
+    /// #[derive(Debug, serde::Deserialize)]
     /// struct Options {
     ///     url: String,
     ///     max_connections: Option<Count>,

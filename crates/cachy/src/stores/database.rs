@@ -110,6 +110,7 @@ struct Statements {
     delete_expired_key: String,
     insert_if_absent: String,
     swap_value: String,
+    touch: String,
     forget: String,
     flush_all: String,
     flush_range: String,
@@ -201,6 +202,9 @@ impl Statements {
             insert_if_absent,
             swap_value: format!(
                 "UPDATE {t} SET value = {p1} WHERE {key} = {p2} AND value = {p3} AND expiration > {p4}"
+            ),
+            touch: format!(
+                "UPDATE {t} SET expiration = {p1} WHERE {key} = {p2} AND expiration > {p3}"
             ),
             forget: format!("DELETE FROM {t} WHERE {key} = {p1} AND expiration > {p2}"),
             flush_all: format!("DELETE FROM {t}"),
@@ -685,6 +689,21 @@ impl Store for DatabaseStore {
             .map(|r| r.rows_affected()))
         .map_err(|e| self.error("compare and swap", e))?;
         Ok(swapped == 1)
+    }
+
+    async fn touch(&self, key: &str, ttl: Ttl) -> Result<bool> {
+        let pool = self.pool().await?;
+        let key = self.stored_key(key);
+        let sql = AssertSqlSafe(self.statements.touch.as_str());
+        let touched = with_pool!(pool, |pool| sqlx::query(sql)
+            .bind(expiration(ttl))
+            .bind(&key)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| self.error("touch", e))?;
+        Ok(touched == 1)
     }
 
     async fn forget(&self, key: &str) -> Result<bool> {

@@ -168,6 +168,23 @@ impl Store for MemoryStore {
         Ok(swapped)
     }
 
+    async fn touch(&self, key: &str, ttl: Ttl) -> Result<bool> {
+        let mut touched = false;
+        self.cache.entry_by_ref(key).and_compute_with(|existing| {
+            match existing.map(|e| e.into_value()).filter(Entry::is_live) {
+                Some(live) => {
+                    touched = true;
+                    Op::Put(Entry {
+                        deadline: Entry::new(&[], ttl).deadline,
+                        ..live
+                    })
+                }
+                None => Op::Nop,
+            }
+        });
+        Ok(touched)
+    }
+
     async fn forget(&self, key: &str) -> Result<bool> {
         Ok(self.cache.remove(key).is_some_and(|e| e.is_live()))
     }

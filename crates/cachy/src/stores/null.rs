@@ -49,6 +49,10 @@ impl Store for NullStore {
         Ok(true)
     }
 
+    async fn touch(&self, _: &str, _: Ttl) -> Result<bool> {
+        Ok(false)
+    }
+
     async fn forget(&self, _: &str) -> Result<bool> {
         Ok(false)
     }

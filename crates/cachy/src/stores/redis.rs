@@ -622,6 +622,14 @@ redis.call('SET', KEYS[1], ARGV[3], 'KEEPTTL')
 return 1
 ";
 
+/// Remove a key's TTL; 1 if the key exists (`PERSIST` alone cannot tell a key without a TTL
+/// from a missing one).
+const PERSIST: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('PERSIST', KEYS[1])
+return 1
+";
+
 /// Create the counter holding `ARGV[1]` for `ARGV[2]` seconds, or add `ARGV[1]` to it: one
 /// round trip, atomic, and an existing counter keeps its TTL.
 const INCREMENT_EXPIRING: &str = r"
@@ -733,6 +741,21 @@ impl Store for RedisStore {
         };
         let swapped: i64 = self.query(swap.arg(new)).await?;
         Ok(swapped == 1)
+    }
+
+    async fn touch(&self, key: &str, ttl: Ttl) -> Result<bool> {
+        let touched: i64 = match ttl {
+            Some(seconds) => {
+                self.query(cmd("EXPIRE").arg(self.key(key)).arg(seconds))
+                    .await?
+            }
+            // PERSIST answers 0 for a key without a TTL as for a missing one.
+            None => {
+                self.query(cmd("EVAL").arg(PERSIST).arg(1).arg(self.key(key)))
+                    .await?
+            }
+        };
+        Ok(touched == 1)
     }
 
     async fn forget(&self, key: &str) -> Result<bool> {

@@ -719,6 +719,12 @@ impl Store for MemcachedStore {
         Ok(self.one(&key, swap).await?.code() == "HD")
     }
 
+    async fn touch(&self, key: &str, ttl: Ttl) -> Result<bool> {
+        let key = self.wire_key(key);
+        let touch = Command::touch(&key, ttl_argument(ttl));
+        Ok(self.one(&key, touch).await?.code() == "HD")
+    }
+
     async fn forget(&self, key: &str) -> Result<bool> {
         let key = self.wire_key(key);
         Ok(self.one(&key, Command::delete(&key)).await?.code() == "HD")

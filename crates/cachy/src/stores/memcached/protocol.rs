@@ -90,6 +90,8 @@ enum Kind {
     Add,
     CompareAndSwap,
     Delete,
+    /// A get that only sets the exptime.
+    Touch,
     FlushAll,
 }
 
@@ -147,6 +149,15 @@ impl<'a> Command<'a> {
         }
     }
 
+    /// `mg` with only `T`: give `key` the exptime `ttl`, without reading it.
+    pub(super) fn touch(key: &WireKey, ttl: u64) -> Self {
+        Command {
+            line: format!("mg {} T{ttl}", key.0),
+            data: None,
+            kind: Kind::Touch,
+        }
+    }
+
     /// `md`: delete `key`.
     pub(super) fn delete(key: &WireKey) -> Self {
         Command {
@@ -177,6 +188,7 @@ impl<'a> Command<'a> {
             Kind::Set | Kind::Add => &["HD", "NS"],
             Kind::CompareAndSwap => &["HD", "NS", "EX", "NF"],
             Kind::Delete => &["HD", "NF"],
+            Kind::Touch => &["HD", "EN"],
             Kind::FlushAll => &["OK"],
         }
     }
@@ -197,7 +209,7 @@ impl<'a> Command<'a> {
     fn may_repeat(&self) -> bool {
         matches!(
             self.kind,
-            Kind::Get | Kind::QuietGet | Kind::Set | Kind::FlushAll
+            Kind::Get | Kind::QuietGet | Kind::Set | Kind::Touch | Kind::FlushAll
         )
     }
 }

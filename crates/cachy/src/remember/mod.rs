@@ -13,7 +13,10 @@ use crate::flight::{self, Outcome, Role};
 use crate::repository::Repository;
 use crate::store::Ttl;
 
-/// What `remember_with` does when the cache itself fails.
+pub(crate) mod options;
+mod resilient;
+
+/// What `remember_in_process` does when the cache itself fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CacheErrors {
     /// Return the error (`remember`).
@@ -22,7 +25,7 @@ pub(crate) enum CacheErrors {
     Bypass,
 }
 
-/// Why `remember_with` did not return a value. Where `compute` did not run, it is handed
+/// Why `remember_in_process` did not return a value. Where `compute` did not run, it is handed
 /// back, so a caller that bypasses the cache can still run it.
 pub(crate) enum Remembered<T, E, F> {
     /// The cache failed before `compute` ran.
@@ -33,6 +36,15 @@ pub(crate) enum Remembered<T, E, F> {
     Computed(E),
     /// The computation failed in the caller that ran it; this is its message.
     Elsewhere(Arc<str>, F),
+}
+
+/// The error of a `remember` of a key from inside its own computation.
+pub(crate) fn reentrant() -> Error {
+    Error::new(
+        crate::ErrorKind::Remember,
+        "`remember` was called for this key from inside its own computation, which would \
+         wait for itself forever",
+    )
 }
 
 /// The error a waiter gets when the computation it waited for failed elsewhere.
@@ -60,7 +72,7 @@ impl Repository {
     /// `ttl` is `None` when the value must not be kept (a zero or past expiry). With
     /// `CacheErrors::Bypass`, a failing cache is treated as a miss and a failing store is
     /// ignored: the value is computed as if there were no cache.
-    pub(crate) async fn remember_with<T, E, F, Fut>(
+    pub(crate) async fn remember_in_process<T, E, F, Fut>(
         &self,
         key: &str,
         ttl: Option<Ttl>,
@@ -82,25 +94,22 @@ impl Repository {
                 Err(e) => return Err(Remembered::Cache(e, compute)),
             }
             if self.flights().is_computing(key) {
-                let error = Error::new(
-                    crate::ErrorKind::Remember,
-                    "`remember` was called for this key from inside its own computation, which \
-                     would wait for itself forever",
-                );
-                return Err(Remembered::Cache(self.context(key)(error), compute));
+                return Err(Remembered::Cache(self.context(key)(reentrant()), compute));
             }
             let leader = match self.flights().join(key) {
                 Role::Leader(leader) => leader,
                 Role::Waiter(slot) => match flight::wait(slot).await {
-                    Some(Outcome::Value(bytes)) => match decode(self.serializer(), &bytes) {
-                        Ok(value) => return Ok(value),
-                        Err(_) if bypass => continue,
-                        Err(e) => return Err(Remembered::Cache(self.context(key)(e), compute)),
-                    },
+                    Some(Outcome::Value(bytes) | Outcome::Stale(bytes)) => {
+                        match decode(self.serializer(), &bytes) {
+                            Ok(value) => return Ok(value),
+                            Err(_) if bypass => continue,
+                            Err(e) => return Err(Remembered::Cache(self.context(key)(e), compute)),
+                        }
+                    }
                     Some(Outcome::Failed(message)) => {
                         return Err(Remembered::Elsewhere(message, compute));
                     }
-                    None => continue,
+                    Some(Outcome::Absent) | None => continue,
                 },
             };
             // Another caller may have stored the value between our miss and our lead.

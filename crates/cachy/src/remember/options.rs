@@ -1,0 +1,207 @@
+//! The public types of resilient `remember`: [`RememberOptions`], [`Computed`], [`Entry`]
+//! and [`Source`].
+
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// How [`Repository::remember_with`](crate::Repository::remember_with) keeps a value and
+/// what it does when the value's source is slow or failing. Cheap to clone; build it once
+/// and reuse it.
+///
+/// ```
+/// use std::time::Duration;
+/// use cachy::RememberOptions;
+///
+/// let options = RememberOptions::new(Duration::from_secs(60))
+///     .fail_safe(Duration::from_secs(3600))          // serve the last value up to an hour
+///     .fail_safe_throttle(Duration::from_secs(30))   // then retry the source every 30 s
+///     .soft_timeout(Duration::from_millis(100))      // a caller with a stale value waits 100 ms
+///     .hard_timeout(Duration::from_secs(2))          // the source gets 2 s at most
+///     .eager_refresh(0.8)                            // refresh in the background after 48 s
+///     .jitter(0.1);                                  // and keep each value 60–66 s
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct RememberOptions {
+    pub(crate) ttl: Duration,
+    pub(crate) fail_safe_max: Option<Duration>,
+    pub(crate) fail_safe_throttle: Duration,
+    pub(crate) soft_timeout: Option<Duration>,
+    pub(crate) hard_timeout: Option<Duration>,
+    pub(crate) eager_refresh: Option<f64>,
+    pub(crate) jitter: Option<f64>,
+}
+
+/// How long a fail-safe fallback is served before the source is tried again, unless set.
+const DEFAULT_FAIL_SAFE_THROTTLE: Duration = Duration::from_secs(30);
+
+impl RememberOptions {
+    /// Keep computed values fresh for `ttl` (at least a millisecond).
+    pub fn new(ttl: Duration) -> Self {
+        RememberOptions {
+            ttl,
+            fail_safe_max: None,
+            fail_safe_throttle: DEFAULT_FAIL_SAFE_THROTTLE,
+            soft_timeout: None,
+            hard_timeout: None,
+            eager_refresh: None,
+            jitter: None,
+        }
+    }
+
+    /// Keep computed values fresh for `minutes` minutes.
+    pub fn minutes(minutes: u64) -> Self {
+        Self::new(Duration::from_secs(minutes.saturating_mul(60)))
+    }
+
+    /// Fail-safe: keep each value for `max` after it expires, as a fallback served when the
+    /// factory fails (returns `Err`) or times out. Without a fallback the error is returned
+    /// and nothing is cached.
+    pub fn fail_safe(mut self, max: Duration) -> Self {
+        self.fail_safe_max = Some(max);
+        self
+    }
+
+    /// How long a fallback is served, once the factory failed, before the factory is tried
+    /// again (default 30 s), so that a failing source is not hammered.
+    pub fn fail_safe_throttle(mut self, throttle: Duration) -> Self {
+        self.fail_safe_throttle = throttle;
+        self
+    }
+
+    /// A caller that has an expired value (see [`fail_safe`](Self::fail_safe)) waits at most
+    /// this long for the factory, then gets the expired value while the factory keeps running
+    /// in the background and updates the cache when it is done.
+    pub fn soft_timeout(mut self, timeout: Duration) -> Self {
+        self.soft_timeout = Some(timeout);
+        self
+    }
+
+    /// The factory is abandoned after this long: its callers get the fail-safe fallback if
+    /// there is one, else an [`ErrorKind::Timeout`] error.
+    pub fn hard_timeout(mut self, timeout: Duration) -> Self {
+        self.hard_timeout = Some(timeout);
+        self
+    }
+
+    /// Past this fraction of a value's lifetime (above 0, below 1), the next hit returns the
+    /// value at once and starts one background refresh; no caller waits for it.
+    pub fn eager_refresh(mut self, fraction: f64) -> Self {
+        self.eager_refresh = Some(fraction);
+        self
+    }
+
+    /// Keep each value up to this share of the lifetime longer (0 to 1; 0.1 adds up to
+    /// 10 %), chosen at random, so that keys written together do not expire together.
+    pub fn jitter(mut self, share: f64) -> Self {
+        self.jitter = Some(share);
+        self
+    }
+
+    /// Whether values need the envelope that records their logical expiry.
+    pub(crate) fn needs_envelope(&self) -> bool {
+        self.fail_safe_max.is_some() || self.eager_refresh.is_some()
+    }
+
+    /// An error naming the first option out of range.
+    pub(crate) fn check(&self) -> Result<()> {
+        let fraction =
+            |name: &str, value: Option<f64>, range: std::ops::RangeInclusive<f64>| match value {
+                Some(v) if !(v.is_finite() && range.contains(&v)) => Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "remember option `{name}` must be from {} to {}, not {v}",
+                        range.start(),
+                        range.end()
+                    ),
+                )),
+                _ => Ok(()),
+            };
+        if self.ttl < Duration::from_millis(1) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "remember option `ttl` must be at least a millisecond",
+            ));
+        }
+        fraction("eager_refresh", self.eager_refresh, 0.01..=0.99)?;
+        fraction("jitter", self.jitter, 0.0..=1.0)
+    }
+}
+
+/// What a factory of [`Repository::remember_entry`](crate::Repository::remember_entry)
+/// computed: the value, and how long to keep it when that depends on the value.
+///
+/// ```
+/// use std::time::Duration;
+/// use cachy::Computed;
+///
+/// let found: Computed<Option<String>> = Computed::new(Some("ann".to_owned()));
+/// let not_found = Computed::new(None::<String>).ttl(Duration::from_secs(10)); // negative caching
+/// let volatile = Computed::new(Some("draft".to_owned())).uncached();
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Computed<T> {
+    pub(crate) value: T,
+    pub(crate) keep: Keep,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Keep {
+    /// The options' lifetime.
+    AsOptions,
+    /// This lifetime instead.
+    For(Duration),
+    /// Return the value, store nothing.
+    Not,
+}
+
+impl<T> Computed<T> {
+    /// `value`, kept as the options say.
+    pub fn new(value: T) -> Self {
+        Computed {
+            value,
+            keep: Keep::AsOptions,
+        }
+    }
+
+    /// Keep this value for `ttl` instead of the options' lifetime (a shorter one for a
+    /// negative result, say).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.keep = Keep::For(ttl);
+        self
+    }
+
+    /// Return this value without caching it.
+    pub fn uncached(mut self) -> Self {
+        self.keep = Keep::Not;
+        self
+    }
+}
+
+/// Where a value returned by [`Repository::remember_entry`](crate::Repository::remember_entry)
+/// came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The factory computed it for this call (or for a concurrent one this call waited for).
+    Computed,
+    /// The cache held it, fresh.
+    Cache,
+    /// A fail-safe fallback: an expired value served because the factory failed, timed out
+    /// or exceeded the soft timeout.
+    Stale,
+}
+
+/// A value of [`Repository::remember_entry`](crate::Repository::remember_entry), with where
+/// it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry<T> {
+    /// The value.
+    pub value: T,
+    /// Where it came from.
+    pub source: Source,
+    /// How long ago it was computed, when the cache knows (values written with fail-safe or
+    /// eager refresh); zero for a value computed now.
+    pub age: Option<Duration>,
+    /// How long it stays fresh, when the cache knows (as for `age`).
+    pub expires_in: Option<Duration>,
+}

@@ -1,0 +1,703 @@
+//! Resilient `remember`: fail-safe fallbacks, factory timeouts, eager refresh, jitter, a
+//! lifetime chosen by the factory, and loading many misses at once.
+//!
+//! The factory of one key runs in a task of its own, which holds the key's single flight:
+//! a caller that stops waiting (soft timeout) leaves it running, and it stores its value and
+//! hands it to every waiter when it ends. Values that need a logical expiry (fail-safe,
+//! eager refresh) are stored in an [envelope](crate::envelope), for the logical lifetime
+//! plus the fail-safe window; every other value is stored as `remember` stores it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::failed_elsewhere;
+use super::options::{Computed, Entry, Keep, RememberOptions, Source};
+use crate::codec::{decode, encode};
+use crate::envelope::{self, Header, Millis, Opened};
+use crate::error::{Error, ErrorKind, Result};
+use crate::expiry::MAX_TTL_SECONDS;
+use crate::flight::{self, Leader, Outcome, Role};
+use crate::repository::Repository;
+
+/// A value read from the cache, with its envelope's header if it has one.
+struct Cached<T> {
+    value: T,
+    /// `None` for a value without an envelope: fresh until the store drops it.
+    header: Option<Header>,
+    /// The stored bytes; the payload is their tail.
+    bytes: Vec<u8>,
+    payload_start: usize,
+}
+
+impl<T> Cached<T> {
+    fn is_fresh(&self, now: Millis) -> bool {
+        self.header.is_none_or(|h| now < h.expires_at)
+    }
+
+    fn can_fall_back(&self, now: Millis) -> bool {
+        self.header.is_some_and(|h| now < h.fail_safe_until)
+    }
+
+    fn fallback(&self) -> Option<Fallback> {
+        self.header.map(|header| Fallback {
+            header,
+            payload: self.bytes[self.payload_start..].to_vec(),
+        })
+    }
+
+    fn entry(self, source: Source, now: Millis) -> Entry<T> {
+        Entry {
+            value: self.value,
+            source,
+            age: self.header.map(|h| envelope::between(h.written_at, now)),
+            expires_in: self.header.map(|h| envelope::between(now, h.expires_at)),
+        }
+    }
+}
+
+/// An expired value the task computing its key falls back to if the factory fails.
+struct Fallback {
+    header: Header,
+    payload: Vec<u8>,
+}
+
+/// How the task computing a key ended, when it did not fail.
+enum Led<T> {
+    /// With this value, fresh for this long (`None`: not cached).
+    Fresh(T, Option<Duration>),
+    /// With the fallback, the factory having failed.
+    FellBack,
+}
+
+/// A uniformly random number in `[0, 1)`, from the std hasher's random keys.
+fn random_unit() -> f64 {
+    use std::hash::BuildHasher;
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seed = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) ^ envelope::now();
+    let bits = std::collections::hash_map::RandomState::new().hash_one(seed);
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// `ttl`, up to `jitter` of it longer.
+fn jittered(ttl: Duration, jitter: Option<f64>) -> Duration {
+    match jitter {
+        Some(share) if share > 0.0 => {
+            Duration::try_from_secs_f64(ttl.as_secs_f64() * (1.0 + share * random_unit()))
+                .unwrap_or(ttl)
+        }
+        _ => ttl,
+    }
+}
+
+/// A store TTL of at least `lifetime`: whole seconds, at least one, at most the longest.
+fn store_ttl(lifetime: Duration) -> u64 {
+    let seconds = lifetime
+        .as_secs()
+        .saturating_add(u64::from(lifetime.subsec_nanos() > 0));
+    seconds.clamp(1, MAX_TTL_SECONDS)
+}
+
+impl Repository {
+    /// [`remember`](Self::remember) with [`RememberOptions`]: fail-safe fallbacks, factory
+    /// timeouts, eager refresh and jitter. The value under `key` if it is fresh; else the
+    /// value `compute` returns, stored for the options' lifetime. Concurrent callers of one
+    /// key in this process share one run of `compute`, background refreshes included.
+    ///
+    /// `compute` runs in a task of its own (so that it can finish after a soft timeout):
+    /// it must be `Send + 'static`, as for `tokio::spawn`.
+    ///
+    /// A failure to store the computed value does not fail the call: the caller gets the
+    /// value, and the next call computes again.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> cachy::Result<()> {
+    /// use std::time::Duration;
+    /// use cachy::RememberOptions;
+    ///
+    /// let cache = cachy::CacheManager::from_value(serde_json::json!({
+    ///     "stores": { "dict": { "driver": "dict" } }
+    /// }))?;
+    /// let options = RememberOptions::new(Duration::from_secs(60))
+    ///     .fail_safe(Duration::from_secs(3600))
+    ///     .soft_timeout(Duration::from_millis(100));
+    /// let price: u32 = cache
+    ///     .remember_with("price:42", &options, || async { Ok::<_, cachy::Error>(990) })
+    ///     .await?;
+    /// assert_eq!(price, 990);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn remember_with<T, E, F, Fut>(
+        &self,
+        key: &str,
+        options: &RememberOptions,
+        compute: F,
+    ) -> std::result::Result<T, E>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: From<Error> + std::fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
+    {
+        let computed = move || async move { compute().await.map(Computed::new) };
+        Ok(self.remember_entry(key, options, computed).await?.value)
+    }
+
+    /// [`remember_with`](Self::remember_with), with a factory that may choose the value's
+    /// lifetime ([`Computed::ttl`], or [`Computed::uncached`]), returning the value with
+    /// where it came from ([`Source`]) and its age.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> cachy::Result<()> {
+    /// use std::time::Duration;
+    /// use cachy::{Computed, RememberOptions, Source};
+    ///
+    /// let cache = cachy::CacheManager::from_value(serde_json::json!({
+    ///     "stores": { "dict": { "driver": "dict" } }
+    /// }))?;
+    /// let options = RememberOptions::new(Duration::from_secs(3600));
+    /// let lookup = || async {
+    ///     let user: Option<String> = None; // not found in the database
+    ///     Ok::<_, cachy::Error>(match user {
+    ///         Some(user) => Computed::new(Some(user)),
+    ///         None => Computed::new(None).ttl(Duration::from_secs(10)), // negative caching
+    ///     })
+    /// };
+    /// let first = cache.remember_entry("user:9", &options, lookup).await?;
+    /// assert_eq!((first.value, first.source), (None::<String>, Source::Computed));
+    /// let second = cache.remember_entry("user:9", &options, lookup).await?;
+    /// assert_eq!(second.source, Source::Cache);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn remember_entry<T, E, F, Fut>(
+        &self,
+        key: &str,
+        options: &RememberOptions,
+        compute: F,
+    ) -> std::result::Result<Entry<T>, E>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: From<Error> + std::fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
+    {
+        options.check().map_err(self.context(key))?;
+        let key = self.tagged_key(key).await?;
+        let cached = self.read_cached::<T>(&key).await?;
+        let now = envelope::now();
+        let stale = match cached {
+            Some(cached) if cached.is_fresh(now) => {
+                let is_fallback = cached.header.is_some_and(|h| h.stale);
+                if !is_fallback && refresh_is_due(&cached, options, now) {
+                    self.refresh_in_background(key, options, compute);
+                }
+                let source = if is_fallback {
+                    Source::Stale
+                } else {
+                    Source::Cache
+                };
+                return Ok(cached.entry(source, now));
+            }
+            Some(cached) => Some(cached).filter(|c| c.can_fall_back(now)),
+            None => None,
+        };
+        self.compute_entry(key, options, compute, stale).await
+    }
+
+    /// The value under the store key `key`, with its envelope's header.
+    async fn read_cached<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Cached<T>>> {
+        let Some(bytes) = self.store().get(key).await.map_err(self.context(key))? else {
+            return Ok(None);
+        };
+        let (header, payload) = match envelope::open(&bytes) {
+            Opened::Plain(payload) => (None, payload),
+            Opened::Enveloped(header, payload) => (Some(header), payload),
+        };
+        let value = decode(self.serializer(), payload).map_err(self.context(key))?;
+        let payload_start = bytes.len() - payload.len();
+        Ok(Some(Cached {
+            value,
+            header,
+            bytes,
+            payload_start,
+        }))
+    }
+
+    /// Start one background run of `compute` for `key`, unless one is running.
+    fn refresh_in_background<T, E, F, Fut>(
+        &self,
+        key: String,
+        options: &RememberOptions,
+        compute: F,
+    ) where
+        T: Serialize + Send + 'static,
+        E: From<Error> + std::fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
+    {
+        if let Role::Leader(leader) = self.flights().join(&key) {
+            // A failed refresh leaves the fresh value alone: no fallback to keep.
+            let refresh = self
+                .clone()
+                .lead(leader, key, options.clone(), compute, None);
+            tokio::spawn(async move { drop(refresh.await) });
+        }
+    }
+
+    /// The value of a missing or expired key: computed by this caller's task, or by the
+    /// caller already computing it; `stale` is the fail-safe fallback, if any.
+    async fn compute_entry<T, E, F, Fut>(
+        &self,
+        key: String,
+        options: &RememberOptions,
+        compute: F,
+        stale: Option<Cached<T>>,
+    ) -> std::result::Result<Entry<T>, E>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: From<Error> + std::fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
+    {
+        if self.flights().is_computing(&key) {
+            return Err(self.context(&key)(super::reentrant()).into());
+        }
+        let soft_timeout = options.soft_timeout.filter(|_| stale.is_some());
+        loop {
+            let slot = match self.flights().join(&key) {
+                Role::Leader(leader) => {
+                    // Another caller may have stored the value between our read and our lead.
+                    if let Ok(Some(cached)) = self.read_cached::<T>(&key).await
+                        && cached.is_fresh(envelope::now())
+                    {
+                        drop(leader);
+                        return Ok(cached.entry(Source::Cache, envelope::now()));
+                    }
+                    let fallback = stale.as_ref().and_then(Cached::fallback);
+                    let task = self
+                        .clone()
+                        .lead(leader, key, options.clone(), compute, fallback);
+                    return self.follow(tokio::spawn(task), soft_timeout, stale).await;
+                }
+                Role::Waiter(slot) => slot,
+            };
+            let outcome = match soft_timeout {
+                Some(limit) => match tokio::time::timeout(limit, flight::wait(slot)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => return fall_back(stale, &key),
+                },
+                None => flight::wait(slot).await,
+            };
+            match outcome {
+                Some(Outcome::Value(payload)) => {
+                    let value = decode(self.serializer(), &payload).map_err(self.context(&key))?;
+                    return Ok(Entry {
+                        value,
+                        source: Source::Computed,
+                        age: Some(Duration::ZERO),
+                        expires_in: None,
+                    });
+                }
+                Some(Outcome::Stale(_)) => return fall_back(stale, &key),
+                Some(Outcome::Failed(message)) => {
+                    return match stale {
+                        Some(stale) => Ok(stale.entry(Source::Stale, envelope::now())),
+                        None => Err(self.context(&key)(failed_elsewhere(&message)).into()),
+                    };
+                }
+                Some(Outcome::Absent) | None => {}
+            }
+        }
+    }
+
+    /// Wait for this caller's task, up to `soft_timeout` when there is a fallback.
+    async fn follow<T, E>(
+        &self,
+        mut task: tokio::task::JoinHandle<std::result::Result<Led<T>, E>>,
+        soft_timeout: Option<Duration>,
+        stale: Option<Cached<T>>,
+    ) -> std::result::Result<Entry<T>, E>
+    where
+        E: From<Error>,
+    {
+        let joined = match soft_timeout {
+            Some(limit) => match tokio::time::timeout(limit, &mut task).await {
+                Ok(joined) => joined,
+                // The task goes on, and stores its value when it has one.
+                Err(_) => return fall_back(stale, ""),
+            },
+            None => task.await,
+        };
+        match joined {
+            Ok(Ok(Led::Fresh(value, expires_in))) => Ok(Entry {
+                value,
+                source: Source::Computed,
+                age: Some(Duration::ZERO),
+                expires_in,
+            }),
+            Ok(Ok(Led::FellBack)) => fall_back(stale, ""),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(Error::new(
+                ErrorKind::Remember,
+                format!("the factory's task ended without a value: {e}"),
+            )
+            .into()),
+        }
+    }
+
+    /// Run `compute` as the leader of `key`'s flight: store and hand out its value, or, if it
+    /// fails or times out, keep `fallback` for the fail-safe throttle and hand that out.
+    async fn lead<T, E, F, Fut>(
+        self,
+        leader: Leader,
+        key: String,
+        options: RememberOptions,
+        compute: F,
+        fallback: Option<Fallback>,
+    ) -> std::result::Result<Led<T>, E>
+    where
+        T: Serialize + Send + 'static,
+        E: From<Error> + std::fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
+    {
+        let computed = leader
+            .compute(async {
+                match options.hard_timeout {
+                    Some(limit) => match tokio::time::timeout(limit, compute()).await {
+                        Ok(computed) => computed,
+                        Err(_) => Err(E::from(Error::new(
+                            ErrorKind::Timeout,
+                            format!(
+                                "the factory did not finish within its hard timeout of {limit:?}"
+                            ),
+                        ))),
+                    },
+                    None => compute().await,
+                }
+            })
+            .await;
+        match computed {
+            Ok(computed) => self.store_computed(leader, &key, &options, computed).await,
+            Err(e) => match fallback {
+                Some(fallback) if options.fail_safe_max.is_some() => {
+                    self.keep_fallback(&key, &options, &fallback).await;
+                    leader.finish(Outcome::Stale(fallback.payload.into()));
+                    Ok(Led::FellBack)
+                }
+                _ => {
+                    leader.finish(Outcome::Failed(e.to_string().into()));
+                    Err(e)
+                }
+            },
+        }
+    }
+
+    /// Store what the factory computed, as the options and the factory say, and hand it to
+    /// the waiters.
+    async fn store_computed<T, E>(
+        &self,
+        leader: Leader,
+        key: &str,
+        options: &RememberOptions,
+        computed: Computed<T>,
+    ) -> std::result::Result<Led<T>, E>
+    where
+        T: Serialize,
+        E: From<Error> + std::fmt::Display,
+    {
+        let Computed { value, keep } = computed;
+        let payload = match encode(self.serializer(), &value) {
+            Ok(payload) => payload,
+            Err(e) => {
+                let e = self.context(key)(e);
+                leader.finish(Outcome::Failed(e.to_string().into()));
+                return Err(e.into());
+            }
+        };
+        let ttl = match keep {
+            Keep::AsOptions => Some(jittered(options.ttl, options.jitter)),
+            Keep::For(ttl) => Some(ttl).filter(|ttl| *ttl >= Duration::from_millis(1)),
+            Keep::Not => None,
+        };
+        if let Some(ttl) = ttl {
+            let (bytes, lifetime) = self.stored_form(options, &payload, ttl);
+            // The caller has its value whether or not the cache keeps it.
+            let _ = self
+                .store()
+                .put(key, &bytes, Some(store_ttl(lifetime)))
+                .await;
+        }
+        leader.finish(Outcome::Value(payload.into()));
+        Ok(Led::Fresh(value, ttl))
+    }
+
+    /// The bytes to store for `payload`, fresh for `ttl`, and how long the store keeps them.
+    fn stored_form(
+        &self,
+        options: &RememberOptions,
+        payload: &[u8],
+        ttl: Duration,
+    ) -> (Vec<u8>, Duration) {
+        if !options.needs_envelope() {
+            return (payload.to_vec(), ttl);
+        }
+        let fail_safe = options.fail_safe_max.unwrap_or_default();
+        let now = envelope::now();
+        let expires_at = envelope::after(now, ttl);
+        let header = Header {
+            expires_at,
+            written_at: now,
+            fail_safe_until: envelope::after(expires_at, fail_safe),
+            stale: false,
+        };
+        (
+            envelope::wrap(&header, payload),
+            ttl.saturating_add(fail_safe),
+        )
+    }
+
+    /// Store `fallback` as the value for the fail-safe throttle, marked as a fallback.
+    async fn keep_fallback(&self, key: &str, options: &RememberOptions, fallback: &Fallback) {
+        let now = envelope::now();
+        let until =
+            envelope::after(now, options.fail_safe_throttle).min(fallback.header.fail_safe_until);
+        if until <= now {
+            return;
+        }
+        let header = Header {
+            expires_at: until,
+            stale: true,
+            ..fallback.header
+        };
+        let lifetime = envelope::between(now, fallback.header.fail_safe_until);
+        // A failing store only means the next caller tries the factory sooner.
+        let _ = self
+            .store()
+            .put(
+                key,
+                &envelope::wrap(&header, &fallback.payload),
+                Some(store_ttl(lifetime)),
+            )
+            .await;
+    }
+
+    /// The values under `keys`, in order: one batch read of all of them, one call of `load`
+    /// with exactly the keys that are missing or expired (and not being computed by another
+    /// caller in this process), and one batch write of what it returns, per lifetime in whole
+    /// seconds (one with no jitter). A key `load` leaves out is `None` and is not cached.
+    ///
+    /// Of the options, the lifetime, jitter, fail-safe (a key whose load failed gets its
+    /// fallback; the call fails if a key has none) and the hard timeout (on `load`) apply.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> cachy::Result<()> {
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    /// use cachy::RememberOptions;
+    ///
+    /// let cache = cachy::CacheManager::from_value(serde_json::json!({
+    ///     "stores": { "dict": { "driver": "dict" } }
+    /// }))?;
+    /// let options = RememberOptions::new(Duration::from_secs(60));
+    /// cache.put("user:1", &"ann", 10).await?;
+    /// let names: Vec<Option<String>> = cache
+    ///     .remember_many(&["user:1", "user:2", "user:3"], &options, |missing| async move {
+    ///         assert_eq!(missing, ["user:2", "user:3"]); // only the misses
+    ///         Ok::<_, cachy::Error>(HashMap::from([("user:2".to_owned(), "bob".to_owned())]))
+    ///     })
+    ///     .await?;
+    /// assert_eq!(names, [Some("ann".into()), Some("bob".into()), None]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn remember_many<T, E, F, Fut>(
+        &self,
+        keys: &[impl AsRef<str>],
+        options: &RememberOptions,
+        load: F,
+    ) -> std::result::Result<Vec<Option<T>>, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error> + std::fmt::Display,
+        F: FnOnce(Vec<String>) -> Fut,
+        Fut: Future<Output = std::result::Result<HashMap<String, T>, E>>,
+    {
+        options.check().map_err(|e| e.with_store(self.name()))?;
+        let mut stored_keys = Vec::with_capacity(keys.len());
+        for key in keys {
+            stored_keys.push(self.tagged_key(key.as_ref()).await?);
+        }
+        let refs: Vec<&str> = stored_keys.iter().map(String::as_str).collect();
+        let read = self
+            .store()
+            .get_many(&refs)
+            .await
+            .map_err(|e| e.with_store(self.name()))?;
+        let now = envelope::now();
+        let mut values: Vec<Option<T>> = Vec::with_capacity(keys.len());
+        let mut fallbacks: HashMap<usize, Fallback> = HashMap::new();
+        let mut leaders: Vec<(usize, Leader)> = Vec::new();
+        let mut waiters = Vec::new();
+        for (i, bytes) in read.into_iter().enumerate() {
+            let key = &stored_keys[i];
+            if let Some(bytes) = bytes {
+                let (header, payload) = match envelope::open(&bytes) {
+                    Opened::Plain(payload) => (None, payload),
+                    Opened::Enveloped(header, payload) => (Some(header), payload),
+                };
+                match header {
+                    Some(header) if now >= header.expires_at => {
+                        if now < header.fail_safe_until {
+                            fallbacks.insert(
+                                i,
+                                Fallback {
+                                    header,
+                                    payload: payload.to_vec(),
+                                },
+                            );
+                        }
+                    }
+                    _ => {
+                        values.push(Some(
+                            decode(self.serializer(), payload).map_err(self.context(key))?,
+                        ));
+                        continue;
+                    }
+                }
+            }
+            values.push(None);
+            if self.flights().is_computing(key) {
+                return Err(self.context(key)(super::reentrant()).into());
+            }
+            match self.flights().join(key) {
+                Role::Leader(leader) => leaders.push((i, leader)),
+                Role::Waiter(slot) => waiters.push((i, slot)),
+            }
+        }
+        if !leaders.is_empty() {
+            let missing: Vec<String> = leaders
+                .iter()
+                .map(|(i, _)| keys[*i].as_ref().to_owned())
+                .collect();
+            let loaded = match options.hard_timeout {
+                Some(limit) => tokio::time::timeout(limit, load(missing))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(E::from(Error::new(
+                            ErrorKind::Timeout,
+                            format!(
+                                "the loader did not finish within its hard timeout of {limit:?}"
+                            ),
+                        )))
+                    }),
+                None => load(missing).await,
+            };
+            match loaded {
+                Ok(mut loaded) => {
+                    let mut batches: HashMap<u64, Vec<(&str, Vec<u8>)>> = HashMap::new();
+                    for (i, leader) in leaders {
+                        let Some(value) = loaded.remove(keys[i].as_ref()) else {
+                            leader.finish(Outcome::Absent);
+                            continue;
+                        };
+                        let key = &stored_keys[i];
+                        let payload =
+                            encode(self.serializer(), &value).map_err(self.context(key))?;
+                        let ttl = jittered(options.ttl, options.jitter);
+                        let (bytes, lifetime) = self.stored_form(options, &payload, ttl);
+                        batches
+                            .entry(store_ttl(lifetime))
+                            .or_default()
+                            .push((key.as_str(), bytes));
+                        leader.finish(Outcome::Value(payload.into()));
+                        values[i] = Some(value);
+                    }
+                    for (seconds, items) in batches {
+                        // The callers have their values whether or not the cache keeps them.
+                        let _ = self.store().put_many(&items, Some(seconds)).await;
+                    }
+                }
+                Err(e) => {
+                    let mut unserved = false;
+                    for (i, leader) in leaders {
+                        match fallbacks
+                            .remove(&i)
+                            .filter(|_| options.fail_safe_max.is_some())
+                        {
+                            Some(fallback) => {
+                                self.keep_fallback(&stored_keys[i], options, &fallback)
+                                    .await;
+                                values[i] = Some(
+                                    decode(self.serializer(), &fallback.payload)
+                                        .map_err(self.context(&stored_keys[i]))?,
+                                );
+                                leader.finish(Outcome::Stale(fallback.payload.into()));
+                            }
+                            None => {
+                                unserved = true;
+                                leader.finish(Outcome::Failed(e.to_string().into()));
+                            }
+                        }
+                    }
+                    if unserved {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        for (i, slot) in waiters {
+            let key = &stored_keys[i];
+            values[i] = match flight::wait(slot).await {
+                Some(Outcome::Value(payload) | Outcome::Stale(payload)) => {
+                    Some(decode(self.serializer(), &payload).map_err(self.context(key))?)
+                }
+                Some(Outcome::Failed(message)) => match fallbacks.remove(&i) {
+                    Some(fallback) => Some(
+                        decode(self.serializer(), &fallback.payload).map_err(self.context(key))?,
+                    ),
+                    None => return Err(self.context(key)(failed_elsewhere(&message)).into()),
+                },
+                // Loaded without a value, or the loading caller went away: what the store
+                // holds now is the answer.
+                Some(Outcome::Absent) | None => self.get_stored(key).await?,
+            };
+        }
+        Ok(values)
+    }
+}
+
+/// Whether a fresh value is old enough for an eager refresh.
+fn refresh_is_due<T>(cached: &Cached<T>, options: &RememberOptions, now: Millis) -> bool {
+    let (Some(fraction), Some(header)) = (options.eager_refresh, cached.header) else {
+        return false;
+    };
+    let lifetime = header.expires_at.saturating_sub(header.written_at) as f64;
+    now >= header
+        .written_at
+        .saturating_add((lifetime * fraction) as u64)
+}
+
+/// The fail-safe fallback, as the entry a caller gets.
+fn fall_back<T, E: From<Error>>(
+    stale: Option<Cached<T>>,
+    key: &str,
+) -> std::result::Result<Entry<T>, E> {
+    match stale {
+        Some(stale) => Ok(stale.entry(Source::Stale, envelope::now())),
+        None => Err(Error::new(
+            ErrorKind::Remember,
+            "the factory failed and there is no fallback",
+        )
+        .with_key(key)
+        .into()),
+    }
+}
