@@ -21,7 +21,19 @@ struct Options {
     manager: Option<Expr>,
     include_self: bool,
     skip: Vec<syn::Ident>,
+    /// Resilience options, by name (`fail_safe`, `soft_timeout`, ...), with their values.
+    resilience: Vec<(syn::Ident, Expr)>,
 }
+
+/// The `#[cached]` options that are `RememberOptions` methods of the same name.
+const RESILIENCE: &[&str] = &[
+    "fail_safe",
+    "fail_safe_throttle",
+    "soft_timeout",
+    "hard_timeout",
+    "eager_refresh",
+    "jitter",
+];
 
 impl Parse for Options {
     fn parse(input: ParseStream) -> syn::Result<Self> {
@@ -59,6 +71,12 @@ impl Parse for Options {
                         "minutes" => options.minutes = Some(pair.value.clone()),
                         "ttl" => options.ttl = Some(pair.value.clone()),
                         "manager" => options.manager = Some(pair.value.clone()),
+                        resilience if RESILIENCE.contains(&resilience) => {
+                            options.resilience.push((
+                                syn::Ident::new(resilience, pair.path.span()),
+                                pair.value.clone(),
+                            ))
+                        }
                         _ => return Err(unknown(&meta)),
                     }
                 }
@@ -73,7 +91,9 @@ fn unknown(meta: &Meta) -> syn::Error {
     syn::Error::new(
         meta.span(),
         "expected `store = \"name\"`, `key = \"prefix\"`, `minutes = N`, `ttl = duration`, \
-         `manager = expr`, \
+         `manager = expr`, `fail_safe = duration`, `fail_safe_throttle = duration`, \
+         `soft_timeout = duration`, `hard_timeout = duration`, `eager_refresh = fraction`, \
+         `jitter = share`, \
          `skip(argument, ...)` or `include_self`",
     )
 }
@@ -174,11 +194,34 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<Tokens> {
             "give `minutes` or `ttl`, not both: they set the same lifetime",
         ));
     }
-    let minutes = match (&options.minutes, &options.ttl) {
+    let lifetime = match (&options.minutes, &options.ttl) {
         (Some(minutes), _) => Some(quote!(.minutes(#minutes))),
         (_, Some(ttl)) => Some(quote!(.expiry(#ttl))),
         _ => None,
     };
+    let resilient = !options.resilience.is_empty();
+    let output = &sig.output;
+    let result = returns_result(output);
+    if let Some((name, _)) = options
+        .resilience
+        .iter()
+        .find(|(name, _)| name == "hard_timeout")
+        && !result
+    {
+        return Err(syn::Error::new(
+            name.span(),
+            "`hard_timeout` needs a function returning `Result`: a function that cannot fail \
+             has no error to give when it is abandoned",
+        ));
+    }
+    let knobs = options
+        .resilience
+        .iter()
+        .map(|(name, value)| quote!(.#name(#value)));
+    let with_options = resilient.then(|| {
+        quote!(.with_options(::cachy::RememberOptions::new(::core::time::Duration::ZERO) #(#knobs)*))
+    });
+    let minutes = quote!(#lifetime #with_options);
     let memoizer = match &options.manager {
         // An expression of the instance (`self.cache`) is evaluated on every call: each
         // instance may have its own manager.
@@ -205,13 +248,12 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<Tokens> {
             }
         }
     };
-    let output = &sig.output;
-    let result = returns_result(output);
     let body = if sig.asyncness.is_some() {
-        let call = if result {
-            quote!(call_result)
-        } else {
-            quote!(call)
+        let call = match (result, resilient) {
+            (true, false) => quote!(call_result),
+            (false, false) => quote!(call),
+            (true, true) => quote!(call_result_resilient),
+            (false, true) => quote!(call_resilient),
         };
         quote! {
             __cachy_memoizer
@@ -219,10 +261,11 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<Tokens> {
                 .await
         }
     } else {
-        let call = if result {
-            quote!(call_result_blocking)
-        } else {
-            quote!(call_blocking)
+        let call = match (result, resilient) {
+            (true, false) => quote!(call_result_blocking),
+            (false, false) => quote!(call_blocking),
+            (true, true) => quote!(call_result_resilient_blocking),
+            (false, true) => quote!(call_resilient_blocking),
         };
         let ret = match output {
             ReturnType::Type(_, ty) => quote!(#ty),

@@ -109,6 +109,12 @@ pub use memoize::{Memoizer, global, set_global};
 /// client), and `include_self` (methods leave `self` out of the key unless this is given;
 /// `self` must then be `Serialize`).
 ///
+/// The resilience options of [`RememberOptions`] are options here too, with the same
+/// names: `fail_safe = duration`, `fail_safe_throttle = duration`, `soft_timeout = duration`,
+/// `hard_timeout = duration` (for functions returning `Result`), `eager_refresh = fraction`
+/// and `jitter = share`. With any of them, calls go through
+/// [`Repository::remember_with`], so the function's arguments must be owned (`'static`).
+///
 /// The `manager` expression is evaluated **once**, on the first call, in an item of its own:
 /// it cannot use the function's arguments, and a function that builds a new manager is not
 /// called again (so its memory store keeps what it cached). An expression that uses `self`

@@ -37,6 +37,7 @@ use crate::blocking::Blocking;
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Expiry;
 use crate::manager::CacheManager;
+use crate::remember::options::RememberOptions;
 use crate::remember::{CacheErrors, Remembered, failed_elsewhere};
 use crate::repository::Repository;
 use crate::store::Ttl;
@@ -81,6 +82,8 @@ pub struct Memoizer {
     repository: Option<Repository>,
     prefix: String,
     expiry: Option<Expiry>,
+    /// Resilience options (their lifetime is replaced by the memoizer's).
+    options: Option<RememberOptions>,
 }
 
 impl Memoizer {
@@ -91,6 +94,7 @@ impl Memoizer {
             repository: Some(repository),
             prefix: prefix.into(),
             expiry: None,
+            options: None,
         }
     }
 
@@ -110,6 +114,7 @@ impl Memoizer {
             repository,
             prefix: prefix.into(),
             expiry: None,
+            options: None,
         }
     }
 
@@ -140,6 +145,29 @@ impl Memoizer {
     pub fn expiry(mut self, expiry: impl Into<Expiry>) -> Self {
         self.expiry = Some(expiry.into());
         self
+    }
+
+    /// Memoize with `options`' fail-safe, timeouts, eager refresh and jitter (their
+    /// lifetime is replaced by this memoizer's: [`minutes`](Self::minutes),
+    /// [`expiry`](Self::expiry), or the store's default cache time). Calls then go through
+    /// [`Repository::remember_with`]: use the `*_resilient` methods, whose function must be
+    /// `Send + 'static`. A function that cannot fail has nothing to fall back from, so a hard
+    /// timeout applies only to [`call_result_resilient`](Self::call_result_resilient).
+    pub fn with_options(mut self, options: RememberOptions) -> Self {
+        self.options = Some(options);
+        self
+    }
+
+    /// The options of a resilient call, with this memoizer's lifetime; `None` when that
+    /// lifetime keeps nothing.
+    fn resilient_options(&self, repository: &Repository) -> Option<RememberOptions> {
+        let options = self.options.clone()?;
+        let ttl = match self.expiry {
+            // Kept to the millisecond: the envelope of resilient values is that precise.
+            Some(Expiry::After(duration)) => Some(duration).filter(|d| !d.is_zero())?,
+            _ => std::time::Duration::from_secs(self.ttl(repository)??),
+        };
+        Some(RememberOptions { ttl, ..options })
     }
 
     fn ttl(&self, repository: &Repository) -> Option<Ttl> {
@@ -249,6 +277,144 @@ impl Memoizer {
             Blocking::InPlace => tokio::task::block_in_place(|| {
                 driver.run(self.call_result(key, || async move { compute() }))
             }),
+            Blocking::Refused => compute(),
+        }
+    }
+}
+
+impl Memoizer {
+    /// [`call`](Self::call) with the options given to [`with_options`](Self::with_options)
+    /// (without them, or without a store, the call is as `call`'s).
+    pub async fn call_resilient<T, F, Fut>(&self, key: Option<String>, compute: F) -> T
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        let infallible = move || async move { Ok::<_, Error>(compute().await) };
+        match self
+            .call_result_resilient_with(key, infallible, false)
+            .await
+        {
+            Ok(value) => value,
+            // The function ran and its task ended without a value: it panicked.
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`call_result`](Self::call_result) with the options given to
+    /// [`with_options`](Self::with_options).
+    pub async fn call_result_resilient<T, E, F, Fut>(
+        &self,
+        key: Option<String>,
+        compute: F,
+    ) -> std::result::Result<T, E>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: From<Error> + std::fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
+    {
+        self.call_result_resilient_with(key, compute, true).await
+    }
+
+    async fn call_result_resilient_with<T, E, F, Fut>(
+        &self,
+        key: Option<String>,
+        compute: F,
+        may_time_out: bool,
+    ) -> std::result::Result<T, E>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: From<Error> + std::fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
+    {
+        let (Some(repository), Some(key)) = (&self.repository, key) else {
+            return compute().await;
+        };
+        let Some(mut options) = self.resilient_options(repository) else {
+            return compute().await;
+        };
+        if !may_time_out {
+            options.hard_timeout = None;
+        }
+        // Handed to the cache, and taken back if the cache fails before running it.
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(Some(compute)));
+        let lent = std::sync::Arc::clone(&shared);
+        let take = move || {
+            lent.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+        };
+        let remembered = repository
+            .remember_with(&key, &options, move || async move {
+                match take() {
+                    Some(compute) => compute().await,
+                    None => Err(Error::new(ErrorKind::Remember, "the function already ran").into()),
+                }
+            })
+            .await;
+        match remembered {
+            Ok(value) => Ok(value),
+            Err(e) => {
+                let unused = shared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
+                match unused {
+                    // Memoization never breaks the function: the cache failed, run it.
+                    Some(compute) => compute().await,
+                    None => Err(e),
+                }
+            }
+        }
+    }
+
+    /// [`call_resilient`](Self::call_resilient) from synchronous code (see
+    /// [`call_blocking`](Self::call_blocking)); the function runs on tokio's blocking pool.
+    pub fn call_resilient_blocking<T, F>(&self, key: Option<String>, compute: F) -> T
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let Some(driver) = crate::blocking::shared_driver() else {
+            return compute();
+        };
+        let call = |compute: F| {
+            self.call_resilient(key, move || async move {
+                tokio::task::spawn_blocking(compute)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+        };
+        match Blocking::here() {
+            Blocking::Free => driver.run(call(compute)),
+            Blocking::InPlace => tokio::task::block_in_place(|| driver.run(call(compute))),
+            Blocking::Refused => compute(),
+        }
+    }
+
+    /// [`call_result_resilient`](Self::call_result_resilient) from synchronous code.
+    pub fn call_result_resilient_blocking<T, E, F>(
+        &self,
+        key: Option<String>,
+        compute: F,
+    ) -> std::result::Result<T, E>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: From<Error> + std::fmt::Display + Send + 'static,
+        F: FnOnce() -> std::result::Result<T, E> + Send + 'static,
+    {
+        let Some(driver) = crate::blocking::shared_driver() else {
+            return compute();
+        };
+        let call = |compute: F| {
+            self.call_result_resilient(key, move || crate::blocking::off_the_runtime(compute))
+        };
+        match Blocking::here() {
+            Blocking::Free => driver.run(call(compute)),
+            Blocking::InPlace => tokio::task::block_in_place(|| driver.run(call(compute))),
             Blocking::Refused => compute(),
         }
     }

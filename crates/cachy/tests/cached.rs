@@ -467,3 +467,50 @@ async fn a_ttl_given_as_a_duration_expires_the_value() {
         "computed again after the ttl"
     );
 }
+
+static FLAKY_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// Fails on every call but the first.
+#[cached(
+    manager = manager(),
+    ttl = std::time::Duration::from_millis(200),
+    fail_safe = std::time::Duration::from_secs(30),
+    hard_timeout = std::time::Duration::from_secs(5)
+)]
+async fn flaky_source(id: u32) -> Result<String, cachy::Error> {
+    match FLAKY_CALLS.fetch_add(1, Ordering::SeqCst) {
+        0 => Ok(format!("user {id}")),
+        _ => Err(cachy::Error::new(cachy::ErrorKind::Backend, "source down")),
+    }
+}
+
+#[tokio::test]
+async fn a_fail_safe_function_serves_its_last_value_when_its_source_fails() {
+    assert_eq!(flaky_source(1).await.unwrap(), "user 1");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(flaky_source(1).await.unwrap(), "user 1", "the fallback");
+    assert_eq!(
+        FLAKY_CALLS.load(Ordering::SeqCst),
+        2,
+        "the source was tried"
+    );
+    assert!(
+        flaky_source(2).await.is_err(),
+        "no fallback for another argument"
+    );
+}
+
+static EAGER_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(manager = manager(), minutes = 10, eager_refresh = 0.9, jitter = 0.1)]
+fn eager_sync(x: i64) -> i64 {
+    EAGER_CALLS.fetch_add(1, Ordering::SeqCst);
+    x * 2
+}
+
+#[test]
+fn a_sync_function_takes_the_resilience_options_too() {
+    assert_eq!(eager_sync(4), 8);
+    assert_eq!(eager_sync(4), 8);
+    assert_eq!(EAGER_CALLS.load(Ordering::SeqCst), 1);
+}
