@@ -809,3 +809,53 @@ async fn a_hung_cluster_node_marks_the_cluster_down_then_it_is_retried() {
         );
     }
 }
+
+#[tokio::test]
+async fn remember_many_reads_once_and_writes_once() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cache = manager(json!({ "driver": "redis", "url": server.url(), "prefix": "many:" }));
+    let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+    for key in keys.iter().step_by(10).chain(keys.iter().skip(5).step_by(10)) {
+        cache.put(key, &1i64, 10).await.unwrap();
+    }
+    for key in keys.iter().skip(3).step_by(10) {
+        cache.put(key, &1i64, 10).await.unwrap();
+    }
+    let raw = raw_store(&server.url(), "");
+    let () = raw
+        .query(redis::cmd("CONFIG").arg("RESETSTAT"))
+        .await
+        .unwrap();
+    let options = cachy::RememberOptions::new(std::time::Duration::from_secs(60));
+    let loads = std::sync::atomic::AtomicUsize::new(0);
+    let values: Vec<Option<i64>> = cache
+        .remember_many(&keys, &options, |missing| {
+            loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(missing.len(), 70);
+            async move { Ok::<_, cachy::Error>(missing.into_iter().map(|k| (k, 2)).collect()) }
+        })
+        .await
+        .unwrap();
+    assert_eq!(loads.into_inner(), 1);
+    assert_eq!(values.iter().filter(|v| **v == Some(2)).count(), 70);
+    let stats: String = raw
+        .query(redis::cmd("INFO").arg("commandstats"))
+        .await
+        .unwrap();
+    let calls = |command: &str| {
+        stats
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{command}:")))
+            .and_then(|l| l.split("calls=").nth(1))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse::<u32>().unwrap())
+    };
+    // One MGET for the 100 keys, one MULTI/EXEC transaction for the 70 loaded values.
+    assert_eq!(
+        (calls("mget"), calls("get"), calls("multi"), calls("exec")),
+        (1, 0, 1, 1),
+        "{stats}"
+    );
+}
