@@ -199,7 +199,15 @@ impl Repository {
     /// The store key of `key` under these tags: `key` itself when there are none. Reads the
     /// tags' current ids.
     pub async fn tagged_key(&self, key: &str) -> Result<String> {
-        Ok(self.scope().await?.key(key).into_owned())
+        Ok(self.store_key(key).await?.into_owned())
+    }
+
+    /// [`tagged_key`](Self::tagged_key), borrowing `key` when there are no tags.
+    pub(crate) async fn store_key<'k>(&self, key: &'k str) -> Result<Cow<'k, str>> {
+        match &self.tags {
+            None => Ok(Cow::Borrowed(key)),
+            Some(_) => Ok(Cow::Owned(self.scope().await?.key(key).into_owned())),
+        }
     }
 
     /// Before storing `key` forever under tags, list it for the tags' flush (on stores that

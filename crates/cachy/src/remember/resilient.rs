@@ -189,14 +189,14 @@ impl Repository {
         Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
     {
         options.check().map_err(self.context(key))?;
-        let key = self.tagged_key(key).await?;
+        let key = self.store_key(key).await?;
         let cached = self.read_cached::<T>(&key).await?;
         let now = envelope::now();
         let stale = match cached {
             Some(cached) if cached.is_fresh(now) => {
                 let is_fallback = cached.header.is_some_and(|h| h.stale);
                 if !is_fallback && refresh_is_due(&cached, options, now) {
-                    self.refresh_in_background(key, options, compute);
+                    self.refresh_in_background(key.into_owned(), options, compute);
                 }
                 let source = if is_fallback {
                     Source::Stale
@@ -208,7 +208,8 @@ impl Repository {
             Some(cached) => Some(cached).filter(|c| c.can_fall_back(now)),
             None => None,
         };
-        self.compute_entry(key, options, compute, stale).await
+        self.compute_entry(key.into_owned(), options, compute, stale)
+            .await
     }
 
     /// The value under the store key `key`, with its envelope's header.
