@@ -817,7 +817,11 @@ async fn remember_many_reads_once_and_writes_once() {
     };
     let cache = manager(json!({ "driver": "redis", "url": server.url(), "prefix": "many:" }));
     let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
-    for key in keys.iter().step_by(10).chain(keys.iter().skip(5).step_by(10)) {
+    for key in keys
+        .iter()
+        .step_by(10)
+        .chain(keys.iter().skip(5).step_by(10))
+    {
         cache.put(key, &1i64, 10).await.unwrap();
     }
     for key in keys.iter().skip(3).step_by(10) {
