@@ -520,3 +520,44 @@ async fn integers_cross_both_ways_with_the_serializer_integer_format() {
         }
     }
 }
+
+/// `remember_with` without fail-safe or eager refresh writes Python cachy's format: Python
+/// reads its values; with them, values carry the envelope, which Python cannot read (as
+/// documented).
+#[tokio::test]
+async fn python_reads_what_remember_with_stores_without_an_envelope() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let target = file_target(dir.path(), "pickle");
+    let plain = cachy::RememberOptions::new(Duration::from_secs(600))
+        .jitter(0.1)
+        .soft_timeout(Duration::from_millis(100))
+        .hard_timeout(Duration::from_secs(5));
+    let value: Vec<String> = target
+        .rust
+        .remember_with("plain", &plain, || async {
+            Ok::<_, cachy::Error>(vec!["ann".to_owned(), "bob".to_owned()])
+        })
+        .await
+        .unwrap();
+    assert_eq!(value, ["ann", "bob"]);
+    let enveloped = plain.clone().fail_safe(Duration::from_secs(600));
+    target
+        .rust
+        .remember_with("enveloped", &enveloped, || async {
+            Ok::<_, cachy::Error>(1i64)
+        })
+        .await
+        .unwrap();
+    let read = run_python(
+        python,
+        "pickle",
+        &target.python_store,
+        vec![
+            json!({ "op": "check", "id": "plain", "key": "plain", "expected": "['ann', 'bob']" }),
+            json!({ "op": "get", "id": "enveloped", "key": "enveloped" }),
+        ],
+    );
+    assert_eq!(read["plain"]["same"], json!(true), "{read}");
+    assert!(read["enveloped"].get("error").is_some(), "{read}");
+}
