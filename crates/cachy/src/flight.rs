@@ -45,6 +45,9 @@ pub(crate) struct Leader {
     in_progress: Arc<InProgress>,
     key: String,
     sender: watch::Sender<Option<Outcome>>,
+    /// The keys the joining task was computing, so that a computation moved to a task of its
+    /// own still knows what it is nested in.
+    enclosing: Vec<(usize, String)>,
 }
 
 impl Flights {
@@ -63,6 +66,7 @@ impl Flights {
             in_progress: Arc::clone(&self.in_progress),
             key: key.to_owned(),
             sender,
+            enclosing: COMPUTING.try_with(Clone::clone).unwrap_or_default(),
         })
     }
 }
@@ -90,7 +94,8 @@ tokio::task_local! {
 }
 
 impl Flights {
-    /// Whether the current task is computing `key` of these flights, further up its stack.
+    /// Whether the current task is computing `key` of these flights, further up its stack (or
+    /// up the stack of the task that started its computation).
     pub(crate) fn is_computing(&self, key: &str) -> bool {
         let flights = Arc::as_ptr(&self.in_progress) as usize;
         COMPUTING
@@ -100,12 +105,25 @@ impl Flights {
 }
 
 impl Leader {
-    /// Run the leader's computation, marked as computing this flight's key.
+    /// Run the leader's computation, marked as computing this flight's key (within the keys
+    /// the joining task was computing), wherever it runs.
     pub(crate) async fn compute<F: Future>(&self, work: F) -> F::Output {
-        let mut keys = COMPUTING.try_with(Clone::clone).unwrap_or_default();
-        keys.push((Arc::as_ptr(&self.in_progress) as usize, self.key.clone()));
-        COMPUTING.scope(keys, work).await
+        computing(std::slice::from_ref(self), work).await
     }
+
+    fn marker(&self) -> (usize, String) {
+        (Arc::as_ptr(&self.in_progress) as usize, self.key.clone())
+    }
+}
+
+/// Run `work` marked as computing the keys of every one of `leaders` (a batch load).
+pub(crate) async fn computing<F: Future>(leaders: &[Leader], work: F) -> F::Output {
+    let mut keys = leaders
+        .first()
+        .map(|leader| leader.enclosing.clone())
+        .unwrap_or_default();
+    keys.extend(leaders.iter().map(Leader::marker));
+    COMPUTING.scope(keys, work).await
 }
 
 /// The leader's outcome, or `None` if it went away without one (then try again).

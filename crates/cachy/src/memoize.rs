@@ -347,16 +347,27 @@ impl Memoizer {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .take()
         };
+        let failed_elsewhere = std::sync::atomic::AtomicBool::new(false);
         let remembered = repository
-            .remember_with(&key, &options, move || async move {
-                match take() {
-                    Some(compute) => compute().await,
-                    None => Err(Error::new(ErrorKind::Remember, "the function already ran").into()),
-                }
-            })
+            .remember_entry_reporting(
+                &key,
+                &options,
+                move || async move {
+                    match take() {
+                        Some(compute) => compute().await.map(crate::Computed::new),
+                        None => {
+                            Err(Error::new(ErrorKind::Remember, "the function already ran").into())
+                        }
+                    }
+                },
+                &failed_elsewhere,
+            )
             .await;
         match remembered {
-            Ok(value) => Ok(value),
+            Ok(entry) => Ok(entry.value),
+            // Another call of the function with these arguments failed: its error, as
+            // `call_result` gives it, rather than another call of a failing source.
+            Err(e) if failed_elsewhere.into_inner() => Err(e),
             Err(e) => {
                 let unused = shared
                     .lock()

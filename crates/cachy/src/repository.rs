@@ -84,7 +84,7 @@ struct Inner {
 /// Where a repository's keys live in its store for one operation: the store's own keyspace,
 /// or the namespace of the tags' current ids.
 #[derive(Default)]
-struct Scope {
+pub(crate) struct Scope {
     /// The tags' current ids; empty when untagged.
     ids: Vec<String>,
     /// What goes before each key; empty when untagged.
@@ -93,7 +93,7 @@ struct Scope {
 
 impl Scope {
     /// The store key of `key`.
-    fn key<'k>(&self, key: &'k str) -> Cow<'k, str> {
+    pub(crate) fn key<'k>(&self, key: &'k str) -> Cow<'k, str> {
         if self.prefix.is_empty() {
             Cow::Borrowed(key)
         } else {
@@ -183,7 +183,7 @@ impl Repository {
     }
 
     /// Where this repository's keys live now: for tags, one read of their current ids.
-    async fn scope(&self) -> Result<Scope> {
+    pub(crate) async fn scope(&self) -> Result<Scope> {
         let Some(names) = &self.tags else {
             return Ok(Scope::default());
         };

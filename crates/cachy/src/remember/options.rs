@@ -84,7 +84,7 @@ impl RememberOptions {
         self
     }
 
-    /// Past this fraction of a value's lifetime (above 0, below 1), the next hit returns the
+    /// Past this fraction of a value's lifetime (0.01 to 0.99), the next hit returns the
     /// value at once and starts one background refresh; no caller waits for it.
     pub fn eager_refresh(mut self, fraction: f64) -> Self {
         self.eager_refresh = Some(fraction);

@@ -9,12 +9,12 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::failed_elsewhere;
 use super::options::{Computed, Entry, Keep, RememberOptions, Source};
 use crate::codec::{decode, encode};
 use crate::envelope::{self, Header, Millis, Opened};
@@ -47,6 +47,15 @@ impl<T> Cached<T> {
             header,
             payload: self.bytes[self.payload_start..].to_vec(),
         })
+    }
+
+    /// A fresh value's source: the cache, or a fallback kept by the fail-safe throttle.
+    fn fresh_source(&self) -> Source {
+        if self.header.is_some_and(|h| h.stale) {
+            Source::Stale
+        } else {
+            Source::Cache
+        }
     }
 
     fn entry(self, source: Source, now: Millis) -> Entry<T> {
@@ -188,27 +197,42 @@ impl Repository {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
     {
+        self.remember_entry_reporting(key, options, compute, &AtomicBool::new(false))
+            .await
+    }
+
+    /// [`remember_entry`](Self::remember_entry), setting `failed_elsewhere` when the error is
+    /// the failure of another caller's computation (which `#[cached]` must not run again).
+    pub(crate) async fn remember_entry_reporting<T, E, F, Fut>(
+        &self,
+        key: &str,
+        options: &RememberOptions,
+        compute: F,
+        failed_elsewhere: &AtomicBool,
+    ) -> std::result::Result<Entry<T>, E>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: From<Error> + std::fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
+    {
         options.check().map_err(self.context(key))?;
         let key = self.store_key(key).await?;
         let cached = self.read_cached::<T>(&key).await?;
         let now = envelope::now();
         let stale = match cached {
             Some(cached) if cached.is_fresh(now) => {
-                let is_fallback = cached.header.is_some_and(|h| h.stale);
-                if !is_fallback && refresh_is_due(&cached, options, now) {
-                    self.refresh_in_background(key.into_owned(), options, compute);
+                let source = cached.fresh_source();
+                if source == Source::Cache && refresh_is_due(&cached, options, now) {
+                    let written_at = cached.header.map(|h| h.written_at);
+                    self.refresh_in_background(key.into_owned(), options, compute, written_at);
                 }
-                let source = if is_fallback {
-                    Source::Stale
-                } else {
-                    Source::Cache
-                };
                 return Ok(cached.entry(source, now));
             }
             Some(cached) => Some(cached).filter(|c| c.can_fall_back(now)),
             None => None,
         };
-        self.compute_entry(key.into_owned(), options, compute, stale)
+        self.compute_entry(key.into_owned(), options, compute, stale, failed_elsewhere)
             .await
     }
 
@@ -231,12 +255,14 @@ impl Repository {
         }))
     }
 
-    /// Start one background run of `compute` for `key`, unless one is running.
+    /// Start one background run of `compute` for `key`, unless one is running or the value
+    /// written at `written_at` was refreshed meanwhile.
     fn refresh_in_background<T, E, F, Fut>(
         &self,
         key: String,
         options: &RememberOptions,
         compute: F,
+        written_at: Option<Millis>,
     ) where
         T: Serialize + Send + 'static,
         E: From<Error> + std::fmt::Display + Send + 'static,
@@ -244,11 +270,24 @@ impl Repository {
         Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
     {
         if let Role::Leader(leader) = self.flights().join(&key) {
-            // A failed refresh leaves the fresh value alone: no fallback to keep.
-            let refresh = self
-                .clone()
-                .lead(leader, key, options.clone(), compute, None);
-            tokio::spawn(async move { drop(refresh.await) });
+            let (repository, options) = (self.clone(), options.clone());
+            tokio::spawn(async move {
+                // Another refresh may have ended between our read and our lead.
+                if repository.read_header(&key).await != written_at {
+                    return;
+                }
+                // A failed refresh leaves the fresh value alone: no fallback to keep.
+                drop(repository.lead(leader, key, options, compute, None).await);
+            });
+        }
+    }
+
+    /// When the value under the store key `key` was written, if it has an envelope.
+    async fn read_header(&self, key: &str) -> Option<Millis> {
+        let bytes = self.store().get(key).await.ok()??;
+        match envelope::open(&bytes) {
+            Opened::Enveloped(header, _) => Some(header.written_at),
+            Opened::Plain(_) => None,
         }
     }
 
@@ -260,6 +299,7 @@ impl Repository {
         options: &RememberOptions,
         compute: F,
         stale: Option<Cached<T>>,
+        failed_elsewhere: &AtomicBool,
     ) -> std::result::Result<Entry<T>, E>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
@@ -271,6 +311,8 @@ impl Repository {
             return Err(self.context(&key)(super::reentrant()).into());
         }
         let soft_timeout = options.soft_timeout.filter(|_| stale.is_some());
+        // A waiter waits no longer than its own options allow, whoever leads.
+        let wait_limit = soft_timeout.or(options.hard_timeout);
         loop {
             let slot = match self.flights().join(&key) {
                 Role::Leader(leader) => {
@@ -279,7 +321,8 @@ impl Repository {
                         && cached.is_fresh(envelope::now())
                     {
                         drop(leader);
-                        return Ok(cached.entry(Source::Cache, envelope::now()));
+                        let source = cached.fresh_source();
+                        return Ok(cached.entry(source, envelope::now()));
                     }
                     let fallback = stale.as_ref().and_then(Cached::fallback);
                     let task = self
@@ -289,10 +332,10 @@ impl Repository {
                 }
                 Role::Waiter(slot) => slot,
             };
-            let outcome = match soft_timeout {
+            let outcome = match wait_limit {
                 Some(limit) => match tokio::time::timeout(limit, flight::wait(slot)).await {
                     Ok(outcome) => outcome,
-                    Err(_) => return fall_back(stale, &key),
+                    Err(_) => return fall_back(stale, &key, Some(limit)),
                 },
                 None => flight::wait(slot).await,
             };
@@ -306,11 +349,26 @@ impl Repository {
                         expires_in: None,
                     });
                 }
-                Some(Outcome::Stale(_)) => return fall_back(stale, &key),
+                Some(Outcome::Stale(payload)) => {
+                    if stale.is_some() {
+                        return fall_back(stale, &key, None);
+                    }
+                    // The leader's fallback: this caller had none of its own.
+                    let value = decode(self.serializer(), &payload).map_err(self.context(&key))?;
+                    return Ok(Entry {
+                        value,
+                        source: Source::Stale,
+                        age: None,
+                        expires_in: None,
+                    });
+                }
                 Some(Outcome::Failed(message)) => {
-                    return match stale {
+                    return match usable(stale) {
                         Some(stale) => Ok(stale.entry(Source::Stale, envelope::now())),
-                        None => Err(self.context(&key)(failed_elsewhere(&message)).into()),
+                        None => {
+                            failed_elsewhere.store(true, Ordering::Relaxed);
+                            Err(self.context(&key)(super::failed_elsewhere(&message)).into())
+                        }
                     };
                 }
                 Some(Outcome::Absent) | None => {}
@@ -332,7 +390,7 @@ impl Repository {
             Some(limit) => match tokio::time::timeout(limit, &mut task).await {
                 Ok(joined) => joined,
                 // The task goes on, and stores its value when it has one.
-                Err(_) => return fall_back(stale, ""),
+                Err(_) => return fall_back(stale, "", None),
             },
             None => task.await,
         };
@@ -343,7 +401,7 @@ impl Repository {
                 age: Some(Duration::ZERO),
                 expires_in,
             }),
-            Ok(Ok(Led::FellBack)) => fall_back(stale, ""),
+            Ok(Ok(Led::FellBack)) => fall_back(stale, "", None),
             Ok(Err(e)) => Err(e),
             Err(e) => Err(Error::new(
                 ErrorKind::Remember,
@@ -388,7 +446,10 @@ impl Repository {
         match computed {
             Ok(computed) => self.store_computed(leader, &key, &options, computed).await,
             Err(e) => match fallback {
-                Some(fallback) if options.fail_safe_max.is_some() => {
+                Some(fallback)
+                    if options.fail_safe_max.is_some()
+                        && envelope::now() < fallback.header.fail_safe_until =>
+                {
                     self.keep_fallback(&key, &options, &fallback).await;
                     leader.finish(Outcome::Stale(fallback.payload.into()));
                     Ok(Led::FellBack)
@@ -418,9 +479,11 @@ impl Repository {
         let payload = match encode(self.serializer(), &value) {
             Ok(payload) => payload,
             Err(e) => {
-                let e = self.context(key)(e);
-                leader.finish(Outcome::Failed(e.to_string().into()));
-                return Err(e.into());
+                // The caller has its value; the cache cannot keep it, and the waiters, who
+                // would have decoded it, compute their own.
+                drop(e);
+                drop(leader);
+                return Ok(Led::Fresh(value, None));
             }
         };
         let ttl = match keep {
@@ -533,49 +596,32 @@ impl Repository {
         Fut: Future<Output = std::result::Result<HashMap<String, T>, E>>,
     {
         options.check().map_err(|e| e.with_store(self.name()))?;
-        let mut stored_keys = Vec::with_capacity(keys.len());
-        for key in keys {
-            stored_keys.push(self.tagged_key(key.as_ref()).await?);
-        }
-        let refs: Vec<&str> = stored_keys.iter().map(String::as_str).collect();
-        let read = self
-            .store()
-            .get_many(&refs)
-            .await
-            .map_err(|e| e.with_store(self.name()))?;
-        let now = envelope::now();
+        // One namespace for the whole batch: the tag ids are read once.
+        let scope = self.scope().await?;
+        let stored_keys: Vec<String> = keys
+            .iter()
+            .map(|key| scope.key(key.as_ref()).into_owned())
+            .collect();
         let mut values: Vec<Option<T>> = Vec::with_capacity(keys.len());
         let mut fallbacks: HashMap<usize, Fallback> = HashMap::new();
-        let mut leaders: Vec<(usize, Leader)> = Vec::new();
-        let mut waiters = Vec::new();
-        for (i, bytes) in read.into_iter().enumerate() {
-            let key = &stored_keys[i];
-            if let Some(bytes) = bytes {
-                let (header, payload) = match envelope::open(&bytes) {
-                    Opened::Plain(payload) => (None, payload),
-                    Opened::Enveloped(header, payload) => (Some(header), payload),
-                };
-                match header {
-                    Some(header) if now >= header.expires_at => {
-                        if now < header.fail_safe_until {
-                            fallbacks.insert(
-                                i,
-                                Fallback {
-                                    header,
-                                    payload: payload.to_vec(),
-                                },
-                            );
-                        }
-                    }
-                    _ => {
-                        values.push(Some(
-                            decode(self.serializer(), payload).map_err(self.context(key))?,
-                        ));
-                        continue;
+        let mut missing: Vec<usize> = Vec::new();
+        let read = self.read_batch(&stored_keys).await?;
+        for (i, (key, bytes)) in stored_keys.iter().zip(read).enumerate() {
+            match self.open_fresh::<T>(key, bytes.as_deref())? {
+                Ok(value) => values.push(Some(value)),
+                Err(fallback) => {
+                    values.push(None);
+                    missing.push(i);
+                    if let Some(fallback) = fallback {
+                        fallbacks.insert(i, fallback);
                     }
                 }
             }
-            values.push(None);
+        }
+        let mut leaders: Vec<(usize, Leader)> = Vec::new();
+        let mut waiters = Vec::new();
+        for i in missing {
+            let key = &stored_keys[i];
             if self.flights().is_computing(key) {
                 return Err(self.context(key)(super::reentrant()).into());
             }
@@ -584,12 +630,129 @@ impl Repository {
                 Role::Waiter(slot) => waiters.push((i, slot)),
             }
         }
+        // Another caller may have stored some of them between our read and our lead.
         if !leaders.is_empty() {
-            let missing: Vec<String> = leaders
+            let led: Vec<String> = leaders
                 .iter()
-                .map(|(i, _)| keys[*i].as_ref().to_owned())
+                .map(|(i, _)| stored_keys[*i].clone())
                 .collect();
-            let loaded = match options.hard_timeout {
+            let reread = self.read_batch(&led).await?;
+            let mut still_missing = Vec::with_capacity(leaders.len());
+            for ((i, leader), bytes) in leaders.into_iter().zip(reread) {
+                match self.open_fresh::<T>(&stored_keys[i], bytes.as_deref())? {
+                    Ok(value) => values[i] = Some(value),
+                    Err(_) => still_missing.push((i, leader)),
+                }
+            }
+            leaders = still_missing;
+        }
+        if !leaders.is_empty() {
+            self.load_for(
+                keys,
+                &stored_keys,
+                options,
+                load,
+                leaders,
+                &mut fallbacks,
+                &mut values,
+            )
+            .await?;
+        }
+        for (i, slot) in waiters {
+            let key = &stored_keys[i];
+            values[i] = match flight::wait(slot).await {
+                Some(Outcome::Value(payload) | Outcome::Stale(payload)) => {
+                    Some(decode(self.serializer(), &payload).map_err(self.context(key))?)
+                }
+                Some(Outcome::Failed(message)) => match fallbacks.remove(&i) {
+                    Some(fallback) if now_before(fallback.header.fail_safe_until) => Some(
+                        decode(self.serializer(), &fallback.payload).map_err(self.context(key))?,
+                    ),
+                    _ => return Err(self.context(key)(super::failed_elsewhere(&message)).into()),
+                },
+                // Loaded without a value: nothing to cache, `None`.
+                Some(Outcome::Absent) => None,
+                // The loading caller went away without an outcome: what the store holds now is
+                // the answer if it holds anything; otherwise this call cannot tell.
+                None => match self.get_stored(key).await? {
+                    Some(value) => Some(value),
+                    None => {
+                        return Err(self.context(key)(Error::new(
+                            ErrorKind::Remember,
+                            "the caller loading this key went away before it was loaded; try again",
+                        ))
+                        .into());
+                    }
+                },
+            };
+        }
+        Ok(values)
+    }
+
+    /// The bytes under `keys`, one per key whatever the store answers.
+    async fn read_batch(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut read = self
+            .store()
+            .get_many(&refs)
+            .await
+            .map_err(|e| e.with_store(self.name()))?;
+        read.resize(keys.len(), None);
+        Ok(read)
+    }
+
+    /// A fresh value from stored `bytes`, or why there is none: the fallback, if any.
+    #[allow(clippy::type_complexity)]
+    fn open_fresh<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        bytes: Option<&[u8]>,
+    ) -> Result<std::result::Result<T, Option<Fallback>>> {
+        let Some(bytes) = bytes else {
+            return Ok(Err(None));
+        };
+        let now = envelope::now();
+        match envelope::open(bytes) {
+            Opened::Enveloped(header, payload) if now >= header.expires_at => {
+                Ok(Err((now < header.fail_safe_until).then(|| Fallback {
+                    header,
+                    payload: payload.to_vec(),
+                })))
+            }
+            Opened::Enveloped(_, payload) | Opened::Plain(payload) => {
+                decode(self.serializer(), payload)
+                    .map(Ok)
+                    .map_err(self.context(key))
+            }
+        }
+    }
+
+    /// Call `load` once for the keys `leaders` lead, store what it returns (one batch per
+    /// lifetime in whole seconds) and hand each key's outcome to its waiters.
+    #[allow(clippy::too_many_arguments)]
+    async fn load_for<T, E, F, Fut>(
+        &self,
+        keys: &[impl AsRef<str>],
+        stored_keys: &[String],
+        options: &RememberOptions,
+        load: F,
+        leaders: Vec<(usize, Leader)>,
+        fallbacks: &mut HashMap<usize, Fallback>,
+        values: &mut [Option<T>],
+    ) -> std::result::Result<(), E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error> + std::fmt::Display,
+        F: FnOnce(Vec<String>) -> Fut,
+        Fut: Future<Output = std::result::Result<HashMap<String, T>, E>>,
+    {
+        let missing: Vec<String> = leaders
+            .iter()
+            .map(|(i, _)| keys[*i].as_ref().to_owned())
+            .collect();
+        let (indexes, leaders): (Vec<usize>, Vec<Leader>) = leaders.into_iter().unzip();
+        let loading = async {
+            match options.hard_timeout {
                 Some(limit) => tokio::time::timeout(limit, load(missing))
                     .await
                     .unwrap_or_else(|_| {
@@ -601,79 +764,68 @@ impl Repository {
                         )))
                     }),
                 None => load(missing).await,
-            };
-            match loaded {
-                Ok(mut loaded) => {
-                    let mut batches: HashMap<u64, Vec<(&str, Vec<u8>)>> = HashMap::new();
-                    for (i, leader) in leaders {
-                        let Some(value) = loaded.remove(keys[i].as_ref()) else {
-                            leader.finish(Outcome::Absent);
-                            continue;
-                        };
-                        let key = &stored_keys[i];
-                        let payload =
-                            encode(self.serializer(), &value).map_err(self.context(key))?;
-                        let ttl = jittered(options.ttl, options.jitter);
-                        let (bytes, lifetime) = self.stored_form(options, &payload, ttl);
-                        batches
-                            .entry(store_ttl(lifetime))
-                            .or_default()
-                            .push((key.as_str(), bytes));
-                        leader.finish(Outcome::Value(payload.into()));
-                        values[i] = Some(value);
-                    }
-                    for (seconds, items) in batches {
-                        // The callers have their values whether or not the cache keeps them.
-                        let _ = self.store().put_many(&items, Some(seconds)).await;
-                    }
+            }
+        };
+        // Marked as computing these keys: a `remember` of one of them inside `load` is an error,
+        // not a wait for itself.
+        let loaded = flight::computing(&leaders, loading).await;
+        match loaded {
+            Ok(mut loaded) => {
+                let mut batches: HashMap<u64, Vec<(&str, Vec<u8>)>> = HashMap::new();
+                for (i, leader) in indexes.into_iter().zip(leaders) {
+                    let Some(value) = loaded.remove(keys[i].as_ref()) else {
+                        leader.finish(Outcome::Absent);
+                        continue;
+                    };
+                    let key = &stored_keys[i];
+                    let payload = encode(self.serializer(), &value).map_err(self.context(key))?;
+                    let ttl = jittered(options.ttl, options.jitter);
+                    let (bytes, lifetime) = self.stored_form(options, &payload, ttl);
+                    batches
+                        .entry(store_ttl(lifetime))
+                        .or_default()
+                        .push((key.as_str(), bytes));
+                    leader.finish(Outcome::Value(payload.into()));
+                    values[i] = Some(value);
                 }
-                Err(e) => {
-                    let mut unserved = false;
-                    for (i, leader) in leaders {
-                        match fallbacks
-                            .remove(&i)
-                            .filter(|_| options.fail_safe_max.is_some())
-                        {
-                            Some(fallback) => {
-                                self.keep_fallback(&stored_keys[i], options, &fallback)
-                                    .await;
-                                values[i] = Some(
-                                    decode(self.serializer(), &fallback.payload)
-                                        .map_err(self.context(&stored_keys[i]))?,
-                                );
-                                leader.finish(Outcome::Stale(fallback.payload.into()));
-                            }
-                            None => {
-                                unserved = true;
-                                leader.finish(Outcome::Failed(e.to_string().into()));
-                            }
+                for (seconds, items) in batches {
+                    // The callers have their values whether or not the cache keeps them.
+                    let _ = self.store().put_many(&items, Some(seconds)).await;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let mut unserved = false;
+                for (i, leader) in indexes.into_iter().zip(leaders) {
+                    let fallback = fallbacks.remove(&i).filter(|fallback| {
+                        options.fail_safe_max.is_some()
+                            && now_before(fallback.header.fail_safe_until)
+                    });
+                    match fallback {
+                        Some(fallback) => {
+                            self.keep_fallback(&stored_keys[i], options, &fallback)
+                                .await;
+                            values[i] = Some(
+                                decode(self.serializer(), &fallback.payload)
+                                    .map_err(self.context(&stored_keys[i]))?,
+                            );
+                            leader.finish(Outcome::Stale(fallback.payload.into()));
+                        }
+                        None => {
+                            unserved = true;
+                            leader.finish(Outcome::Failed(e.to_string().into()));
                         }
                     }
-                    if unserved {
-                        return Err(e);
-                    }
                 }
+                if unserved { Err(e) } else { Ok(()) }
             }
         }
-        for (i, slot) in waiters {
-            let key = &stored_keys[i];
-            values[i] = match flight::wait(slot).await {
-                Some(Outcome::Value(payload) | Outcome::Stale(payload)) => {
-                    Some(decode(self.serializer(), &payload).map_err(self.context(key))?)
-                }
-                Some(Outcome::Failed(message)) => match fallbacks.remove(&i) {
-                    Some(fallback) => Some(
-                        decode(self.serializer(), &fallback.payload).map_err(self.context(key))?,
-                    ),
-                    None => return Err(self.context(key)(failed_elsewhere(&message)).into()),
-                },
-                // Loaded without a value, or the loading caller went away: what the store
-                // holds now is the answer.
-                Some(Outcome::Absent) | None => self.get_stored(key).await?,
-            };
-        }
-        Ok(values)
     }
+}
+
+/// Whether now is before `deadline`.
+fn now_before(deadline: Millis) -> bool {
+    envelope::now() < deadline
 }
 
 /// Whether a fresh value is old enough for an eager refresh.
@@ -687,18 +839,32 @@ fn refresh_is_due<T>(cached: &Cached<T>, options: &RememberOptions, now: Millis)
         .saturating_add((lifetime * fraction) as u64)
 }
 
-/// The fail-safe fallback, as the entry a caller gets.
+/// `stale` if its fail-safe window is still open.
+fn usable<T>(stale: Option<Cached<T>>) -> Option<Cached<T>> {
+    stale.filter(|stale| stale.can_fall_back(envelope::now()))
+}
+
+/// The fail-safe fallback, as the entry a caller gets; without one (or once its window has
+/// closed), an error: a timeout if the caller stopped waiting after `waited`.
 fn fall_back<T, E: From<Error>>(
     stale: Option<Cached<T>>,
     key: &str,
+    waited: Option<Duration>,
 ) -> std::result::Result<Entry<T>, E> {
-    match stale {
+    match usable(stale) {
         Some(stale) => Ok(stale.entry(Source::Stale, envelope::now())),
-        None => Err(Error::new(
-            ErrorKind::Remember,
-            "the factory failed and there is no fallback",
-        )
-        .with_key(key)
-        .into()),
+        None => {
+            let error = match waited {
+                Some(limit) => Error::new(
+                    ErrorKind::Timeout,
+                    format!("the value was still being computed after {limit:?}"),
+                ),
+                None => Error::new(
+                    ErrorKind::Remember,
+                    "the factory failed and there is no fallback",
+                ),
+            };
+            Err(error.with_key(key).into())
+        }
     }
 }
