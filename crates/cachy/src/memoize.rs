@@ -249,16 +249,9 @@ impl Memoizer {
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> T,
     {
-        let Some(driver) = crate::blocking::shared_driver() else {
-            return compute();
-        };
-        match Blocking::here() {
-            Blocking::Free => driver.run(self.call(key, || async move { compute() })),
-            Blocking::InPlace => tokio::task::block_in_place(|| {
-                driver.run(self.call(key, || async move { compute() }))
-            }),
-            Blocking::Refused => compute(),
-        }
+        drive(compute, |compute| {
+            self.call(key, || async move { compute() })
+        })
     }
 
     /// [`call_result`](Self::call_result) from synchronous code (see
@@ -269,16 +262,9 @@ impl Memoizer {
         E: From<Error> + std::fmt::Display,
         F: FnOnce() -> Result<T, E>,
     {
-        let Some(driver) = crate::blocking::shared_driver() else {
-            return compute();
-        };
-        match Blocking::here() {
-            Blocking::Free => driver.run(self.call_result(key, || async move { compute() })),
-            Blocking::InPlace => tokio::task::block_in_place(|| {
-                driver.run(self.call_result(key, || async move { compute() }))
-            }),
-            Blocking::Refused => compute(),
-        }
+        drive(compute, |compute| {
+            self.call_result(key, || async move { compute() })
+        })
     }
 }
 
@@ -389,21 +375,13 @@ impl Memoizer {
         T: Serialize + DeserializeOwned + Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let Some(driver) = crate::blocking::shared_driver() else {
-            return compute();
-        };
-        let call = |compute: F| {
+        drive(compute, |compute| {
             self.call_resilient(key, move || async move {
                 tokio::task::spawn_blocking(compute)
                     .await
                     .unwrap_or_else(|e| panic!("{e}"))
             })
-        };
-        match Blocking::here() {
-            Blocking::Free => driver.run(call(compute)),
-            Blocking::InPlace => tokio::task::block_in_place(|| driver.run(call(compute))),
-            Blocking::Refused => compute(),
-        }
+        })
     }
 
     /// [`call_result_resilient`](Self::call_result_resilient) from synchronous code.
@@ -417,17 +395,27 @@ impl Memoizer {
         E: From<Error> + std::fmt::Display + Send + 'static,
         F: FnOnce() -> std::result::Result<T, E> + Send + 'static,
     {
-        let Some(driver) = crate::blocking::shared_driver() else {
-            return compute();
-        };
-        let call = |compute: F| {
+        drive(compute, |compute| {
             self.call_result_resilient(key, move || crate::blocking::off_the_runtime(compute))
-        };
-        match Blocking::here() {
-            Blocking::Free => driver.run(call(compute)),
-            Blocking::InPlace => tokio::task::block_in_place(|| driver.run(call(compute))),
-            Blocking::Refused => compute(),
-        }
+        })
+    }
+}
+
+/// The value of a sync `compute`, through `memoized` (the async memoized call) on the blocking
+/// API's runtime where this thread may block; uncached where it may not (a current-thread
+/// runtime) or when that runtime cannot start.
+fn drive<T, F, Fut>(compute: F, memoized: impl FnOnce(F) -> Fut) -> T
+where
+    F: FnOnce() -> T,
+    Fut: Future<Output = T>,
+{
+    let Some(driver) = crate::blocking::shared_driver() else {
+        return compute();
+    };
+    match Blocking::here() {
+        Blocking::Free => driver.run(memoized(compute)),
+        Blocking::InPlace => tokio::task::block_in_place(|| driver.run(memoized(compute))),
+        Blocking::Refused => compute(),
     }
 }
 

@@ -480,15 +480,18 @@ async fn a_tagged_get_takes_two_round_trips_whatever_the_number_of_tags() {
         .query(redis::cmd("INFO").arg("commandstats"))
         .await
         .unwrap();
-    let calls = |command: &str| {
-        stats
-            .lines()
-            .find(|l| l.starts_with(&format!("cmdstat_{command}:")))
-            .and_then(|l| l.split("calls=").nth(1))
-            .and_then(|rest| rest.split(',').next())
-            .map_or(0, |n| n.parse::<u32>().unwrap())
-    };
+    let calls = |command: &str| command_calls(&stats, command);
     assert_eq!((calls("mget"), calls("get")), (1, 1), "{stats}");
+}
+
+/// How often `command` ran, from `INFO commandstats`.
+fn command_calls(stats: &str, command: &str) -> u32 {
+    stats
+        .lines()
+        .find(|l| l.starts_with(&format!("cmdstat_{command}:")))
+        .and_then(|l| l.split("calls=").nth(1))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
 }
 
 /// Send `signal` (`STOP` pauses the server as a hung one, `CONT` resumes it).
@@ -848,14 +851,7 @@ async fn remember_many_reads_once_and_writes_once() {
         .query(redis::cmd("INFO").arg("commandstats"))
         .await
         .unwrap();
-    let calls = |command: &str| {
-        stats
-            .lines()
-            .find(|l| l.starts_with(&format!("cmdstat_{command}:")))
-            .and_then(|l| l.split("calls=").nth(1))
-            .and_then(|rest| rest.split(',').next())
-            .map_or(0, |n| n.parse::<u32>().unwrap())
-    };
+    let calls = |command: &str| command_calls(&stats, command);
     // One MGET for the 100 keys, one MULTI/EXEC transaction for the 70 loaded values.
     assert_eq!(
         (calls("mget"), calls("get"), calls("multi"), calls("exec")),
