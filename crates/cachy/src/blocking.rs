@@ -235,8 +235,8 @@ impl CacheManager {
     }
 
     /// See [`crate::CacheManager::set_default_cache_time`].
-    pub fn set_default_cache_time(&self, minutes: i64) -> Result<()> {
-        self.inner.set_default_cache_time(minutes)
+    pub fn set_default_cache_time(&self, expiry: impl Into<crate::Expiry>) -> Result<()> {
+        self.inner.set_default_cache_time(expiry)
     }
 
     /// See [`crate::CacheManager::default_store_name`].
@@ -343,9 +343,14 @@ impl Repository {
         self.inner.default_cache_time()
     }
 
+    /// See [`crate::Repository::default_expiry`].
+    pub fn default_expiry(&self) -> crate::Expiry {
+        self.inner.default_expiry()
+    }
+
     /// See [`crate::Repository::set_default_cache_time`].
-    pub fn set_default_cache_time(&self, minutes: i64) -> &Self {
-        self.inner.set_default_cache_time(minutes);
+    pub fn set_default_cache_time(&self, expiry: impl Into<crate::Expiry>) -> &Self {
+        self.inner.set_default_cache_time(expiry);
         self
     }
 }

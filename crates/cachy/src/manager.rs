@@ -320,9 +320,10 @@ impl CacheManager {
         Ok(self.default_repository()?.default_cache_time())
     }
 
-    /// [`Repository::set_default_cache_time`] on the default store.
-    pub fn set_default_cache_time(&self, minutes: i64) -> Result<()> {
-        self.default_repository()?.set_default_cache_time(minutes);
+    /// [`Repository::set_default_cache_time`] on the default store: whole minutes or a
+    /// `Duration`.
+    pub fn set_default_cache_time(&self, expiry: impl Into<crate::Expiry>) -> Result<()> {
+        self.default_repository()?.set_default_cache_time(expiry);
         Ok(())
     }
 }

@@ -162,9 +162,9 @@ impl Memoizer {
     /// lifetime keeps nothing.
     fn resilient_options(&self, repository: &Repository) -> Option<RememberOptions> {
         let options = self.options.clone()?;
-        let ttl = match self.expiry {
+        let ttl = match self.expiry.unwrap_or_else(|| repository.default_expiry()) {
             // Kept to the millisecond: the envelope of resilient values is that precise.
-            Some(Expiry::After(duration)) => Some(duration).filter(|d| !d.is_zero())?,
+            Expiry::After(duration) => Some(duration).filter(|d| !d.is_zero())?,
             _ => std::time::Duration::from_secs(self.ttl(repository)??),
         };
         Some(RememberOptions { ttl, ..options })
@@ -172,7 +172,7 @@ impl Memoizer {
 
     fn ttl(&self, repository: &Repository) -> Option<Ttl> {
         self.expiry
-            .unwrap_or_else(|| Expiry::Minutes(repository.default_cache_time()))
+            .unwrap_or_else(|| repository.default_expiry())
             .ttl()
     }
 

@@ -3,7 +3,6 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -77,7 +76,8 @@ struct Inner {
     name: String,
     store: Arc<dyn Store>,
     serializer: Serializer,
-    default_minutes: AtomicI64,
+    /// The default lifetime of `#[cached]` values (Python cachy's default cache time).
+    default_expiry: std::sync::RwLock<Expiry>,
     flights: Flights,
 }
 
@@ -107,7 +107,7 @@ impl std::fmt::Debug for Repository {
         let mut debug = f.debug_struct("Repository");
         debug
             .field("name", &self.inner.name)
-            .field("default_minutes", &self.default_cache_time());
+            .field("default_expiry", &self.default_expiry());
         if let Some(tags) = &self.tags {
             debug.field("tags", tags);
         }
@@ -123,7 +123,7 @@ impl Repository {
                 name: name.into(),
                 store,
                 serializer,
-                default_minutes: AtomicI64::new(DEFAULT_CACHE_MINUTES),
+                default_expiry: std::sync::RwLock::new(Expiry::Minutes(DEFAULT_CACHE_MINUTES)),
                 flights: Flights::default(),
             }),
             tags: None,
@@ -145,14 +145,35 @@ impl Repository {
         &self.inner.serializer
     }
 
-    /// The default cache time in minutes (60 unless changed), used by the `#[cached]` macro.
+    /// The default cache time in whole minutes (60 unless changed; a lifetime set as a
+    /// `Duration` is rounded up), as Python cachy reports it. See
+    /// [`default_expiry`](Self::default_expiry) for the lifetime itself.
     pub fn default_cache_time(&self) -> i64 {
-        self.inner.default_minutes.load(Ordering::Relaxed)
+        match self.default_expiry() {
+            Expiry::Minutes(minutes) => minutes,
+            other => other.ttl().flatten().map_or(0, |seconds| {
+                i64::try_from(seconds.div_ceil(60)).unwrap_or(i64::MAX)
+            }),
+        }
     }
 
-    /// Change the default cache time, in minutes, for every clone of this repository.
-    pub fn set_default_cache_time(&self, minutes: i64) -> &Self {
-        self.inner.default_minutes.store(minutes, Ordering::Relaxed);
+    /// The lifetime `#[cached]` functions keep their values when they name none.
+    pub fn default_expiry(&self) -> Expiry {
+        *self
+            .inner
+            .default_expiry
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Change the default cache time for every clone of this repository: whole minutes, as
+    /// in Python cachy, or a `Duration`.
+    pub fn set_default_cache_time(&self, expiry: impl Into<Expiry>) -> &Self {
+        *self
+            .inner
+            .default_expiry
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = expiry.into();
         self
     }
 

@@ -514,3 +514,43 @@ fn a_sync_function_takes_the_resilience_options_too() {
     assert_eq!(eager_sync(4), 8);
     assert_eq!(EAGER_CALLS.load(Ordering::SeqCst), 1);
 }
+
+static DEFAULT_DURATION_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+fn short_default_manager() -> &'static CacheManager {
+    static MANAGER: OnceLock<CacheManager> = OnceLock::new();
+    MANAGER.get_or_init(|| {
+        let manager =
+            CacheManager::from_value(json!({ "stores": { "dict": { "driver": "dict" } } }))
+                .unwrap();
+        manager
+            .set_default_cache_time(std::time::Duration::from_secs(1))
+            .unwrap();
+        manager
+    })
+}
+
+#[cached(manager = short_default_manager())]
+async fn with_the_default_lifetime(x: i64) -> i64 {
+    DEFAULT_DURATION_CALLS.fetch_add(1, Ordering::SeqCst);
+    x
+}
+
+#[tokio::test]
+async fn the_default_cache_time_may_be_a_duration() {
+    assert_eq!(
+        short_default_manager().default_cache_time().unwrap(),
+        1,
+        "rounded up to a minute"
+    );
+    assert_eq!(with_the_default_lifetime(3).await, 3);
+    assert_eq!(with_the_default_lifetime(3).await, 3);
+    assert_eq!(DEFAULT_DURATION_CALLS.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(with_the_default_lifetime(3).await, 3);
+    assert_eq!(
+        DEFAULT_DURATION_CALLS.load(Ordering::SeqCst),
+        2,
+        "kept one second"
+    );
+}
