@@ -121,6 +121,10 @@ macro_rules! behaviour_suite {
             the_factory_chooses_the_lifetime_or_no_caching,
             remember_many_loads_exactly_the_misses,
             touch_extends_a_live_item,
+            exactly_one_of_a_hundred_lock_tries_wins,
+            only_the_owner_releases_a_lock,
+            an_expired_lock_can_be_taken,
+            acquire_waits_for_the_holder_or_times_out,
         );
     };
     (@tests $fixture:path; $($behaviour:ident),* $(,)?) => {

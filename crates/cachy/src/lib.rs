@@ -57,6 +57,7 @@ mod error;
 mod expiry;
 mod facade;
 mod flight;
+mod lock;
 mod manager;
 pub mod memoize;
 mod remember;
@@ -70,6 +71,7 @@ pub use config::{CacheConfig, Count, Seconds, StoreConfig};
 pub use driver::{Created, DriverFactory};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use expiry::{Expiry, MAX_TTL_SECONDS};
+pub use lock::Lock;
 pub use manager::CacheManager;
 pub use memoize::{Memoizer, global, set_global};
 

@@ -315,6 +315,21 @@ impl CacheManager {
         Ok(self.default_repository()?.tags(names))
     }
 
+    /// [`Repository::lock`] in the default store.
+    pub fn lock(&self, name: impl Into<String>, ttl: std::time::Duration) -> Result<crate::Lock> {
+        Ok(self.default_repository()?.lock(name, ttl))
+    }
+
+    /// [`Repository::restore_lock`] in the default store.
+    pub fn restore_lock(
+        &self,
+        name: impl Into<String>,
+        ttl: std::time::Duration,
+        owner: impl Into<String>,
+    ) -> Result<crate::Lock> {
+        Ok(self.default_repository()?.restore_lock(name, ttl, owner))
+    }
+
     /// [`Repository::default_cache_time`] of the default store.
     pub fn default_cache_time(&self) -> Result<i64> {
         Ok(self.default_repository()?.default_cache_time())

@@ -172,6 +172,19 @@ pub trait Store: std::any::Any + Send + Sync + 'static {
         ))
     }
 
+    /// Remove `key` only if it holds exactly `expected`, and say whether it did. Atomic: what
+    /// a lock's owner uses to release it, so that a lock taken over by another owner after
+    /// its TTL is never released by the first. The default refuses with an
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) error; every built-in
+    /// store implements it.
+    async fn compare_and_delete(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        let _ = (key, expected);
+        Err(Error::new(
+            ErrorKind::InvalidInput,
+            "this store cannot compare and delete, so it cannot release locks",
+        ))
+    }
+
     /// Give the live item under `key` the lifetime `ttl` from now (`None`: forever) without
     /// rewriting its value; `true` if there was one.
     ///

@@ -44,12 +44,14 @@ pub(crate) async fn wait_until_missing(repo: &Repository, key: &str, limit: Dura
 }
 
 mod counters;
+mod locks;
 mod remember;
 mod resilient;
 mod tags;
 mod values;
 
 pub use counters::*;
+pub use locks::*;
 pub use remember::*;
 pub use resilient::*;
 pub use tags::*;

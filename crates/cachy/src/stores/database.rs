@@ -111,6 +111,7 @@ struct Statements {
     insert_if_absent: String,
     swap_value: String,
     touch: String,
+    delete_if: String,
     forget: String,
     flush_all: String,
     flush_range: String,
@@ -205,6 +206,9 @@ impl Statements {
             ),
             touch: format!(
                 "UPDATE {t} SET expiration = {p1} WHERE {key} = {p2} AND expiration > {p3}"
+            ),
+            delete_if: format!(
+                "DELETE FROM {t} WHERE {key} = {p1} AND value = {p2} AND expiration > {p3}"
             ),
             forget: format!("DELETE FROM {t} WHERE {key} = {p1} AND expiration > {p2}"),
             flush_all: format!("DELETE FROM {t}"),
@@ -689,6 +693,21 @@ impl Store for DatabaseStore {
             .map(|r| r.rows_affected()))
         .map_err(|e| self.error("compare and swap", e))?;
         Ok(swapped == 1)
+    }
+
+    async fn compare_and_delete(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        let pool = self.pool().await?;
+        let key = self.stored_key(key);
+        let sql = AssertSqlSafe(self.statements.delete_if.as_str());
+        let deleted = with_pool!(pool, |pool| sqlx::query(sql)
+            .bind(&key)
+            .bind(expected)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| self.error("compare and delete", e))?;
+        Ok(deleted == 1)
     }
 
     async fn touch(&self, key: &str, ttl: Ttl) -> Result<bool> {

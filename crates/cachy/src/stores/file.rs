@@ -671,6 +671,18 @@ impl Store for FileStore {
         .await
     }
 
+    async fn compare_and_delete(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        let expected = expected.to_vec();
+        self.run(key, move |layout, path| {
+            let _lock = layout.lock()?;
+            match layout.read(path)? {
+                Content::Live { value, .. } if value == expected => remove_entry(path),
+                _ => Ok(false),
+            }
+        })
+        .await
+    }
+
     async fn forget(&self, key: &str) -> Result<bool> {
         self.run(key, |layout, path| {
             let _lock = layout.lock()?;

@@ -168,6 +168,20 @@ impl Store for MemoryStore {
         Ok(swapped)
     }
 
+    async fn compare_and_delete(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        let mut deleted = false;
+        self.cache.entry_by_ref(key).and_compute_with(|existing| {
+            match existing.map(|e| e.into_value()).filter(Entry::is_live) {
+                Some(live) if *live.value == *expected => {
+                    deleted = true;
+                    Op::Remove
+                }
+                _ => Op::Nop,
+            }
+        });
+        Ok(deleted)
+    }
+
     async fn touch(&self, key: &str, ttl: Ttl) -> Result<bool> {
         let mut touched = false;
         self.cache.entry_by_ref(key).and_compute_with(|existing| {

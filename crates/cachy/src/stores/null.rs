@@ -49,6 +49,10 @@ impl Store for NullStore {
         Ok(true)
     }
 
+    async fn compare_and_delete(&self, _: &str, _: &[u8]) -> Result<bool> {
+        Ok(false)
+    }
+
     async fn touch(&self, _: &str, _: Ttl) -> Result<bool> {
         Ok(false)
     }

@@ -622,6 +622,12 @@ redis.call('SET', KEYS[1], ARGV[3], 'KEEPTTL')
 return 1
 ";
 
+/// Delete the key only if it holds `ARGV[1]`; 1 if it did.
+const COMPARE_AND_DELETE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
 /// Remove a key's TTL; 1 if the key exists (`PERSIST` alone cannot tell a key without a TTL
 /// from a missing one).
 const PERSIST: &str = r"
@@ -741,6 +747,17 @@ impl Store for RedisStore {
         };
         let swapped: i64 = self.query(swap.arg(new)).await?;
         Ok(swapped == 1)
+    }
+
+    async fn compare_and_delete(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        let mut delete = cmd("EVAL");
+        delete
+            .arg(COMPARE_AND_DELETE)
+            .arg(1)
+            .arg(self.key(key))
+            .arg(expected);
+        let deleted: i64 = self.query(&delete).await?;
+        Ok(deleted == 1)
     }
 
     async fn touch(&self, key: &str, ttl: Ttl) -> Result<bool> {

@@ -719,6 +719,19 @@ impl Store for MemcachedStore {
         Ok(self.one(&key, swap).await?.code() == "HD")
     }
 
+    async fn compare_and_delete(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        let key = self.wire_key(key);
+        let reply = self.one(&key, Command::get(&key, "v c f")).await?;
+        let Reply::Value { data: stored, .. } = &reply else {
+            return Ok(false);
+        };
+        if self.decode_wire(reply.number_flag('f')?, stored.clone())? != expected {
+            return Ok(false);
+        }
+        let cas = reply.number_flag('c')?;
+        Ok(self.one(&key, Command::delete_if(&key, cas)).await?.code() == "HD")
+    }
+
     async fn touch(&self, key: &str, ttl: Ttl) -> Result<bool> {
         let key = self.wire_key(key);
         let touch = Command::touch(&key, ttl_argument(ttl));

@@ -90,6 +90,8 @@ enum Kind {
     Add,
     CompareAndSwap,
     Delete,
+    /// A delete that applies only if the CAS value still matches.
+    DeleteIf,
     /// A get that only sets the exptime.
     Touch,
     FlushAll,
@@ -158,6 +160,15 @@ impl<'a> Command<'a> {
         }
     }
 
+    /// `md` with `C`: delete `key` only if its CAS value is still `cas`.
+    pub(super) fn delete_if(key: &WireKey, cas: u64) -> Self {
+        Command {
+            line: format!("md {} C{cas}", key.0),
+            data: None,
+            kind: Kind::DeleteIf,
+        }
+    }
+
     /// `md`: delete `key`.
     pub(super) fn delete(key: &WireKey) -> Self {
         Command {
@@ -188,6 +199,7 @@ impl<'a> Command<'a> {
             Kind::Set | Kind::Add => &["HD", "NS"],
             Kind::CompareAndSwap => &["HD", "NS", "EX", "NF"],
             Kind::Delete => &["HD", "NF"],
+            Kind::DeleteIf => &["HD", "NF", "EX"],
             Kind::Touch => &["HD", "EN"],
             Kind::FlushAll => &["OK"],
         }
