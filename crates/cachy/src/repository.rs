@@ -195,6 +195,14 @@ impl Repository {
         self.tags.as_deref().unwrap_or_default()
     }
 
+    /// This repository over the store's own keyspace (for keys already in a tag namespace).
+    pub(crate) fn untagged(&self) -> Repository {
+        Repository {
+            inner: Arc::clone(&self.inner),
+            tags: None,
+        }
+    }
+
     pub(crate) fn flights(&self) -> &Flights {
         &self.inner.flights
     }

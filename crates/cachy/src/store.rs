@@ -77,6 +77,15 @@ pub type Ttl = Option<u64>;
 ///         map.insert(key.to_owned(), (new.to_vec(), deadline));
 ///         Ok(true)
 ///     }
+///     async fn compare_and_delete(&self, key: &str, expected: &[u8]) -> Result<bool> {
+///         let mut map = self.0.lock().unwrap();
+///         let live = map.get(key).filter(|(_, d)| d.is_none_or(|d| d > Instant::now()));
+///         if live.map(|(bytes, _)| bytes.as_slice()) != Some(expected) {
+///             return Ok(false);
+///         }
+///         map.remove(key);
+///         Ok(true)
+///     }
 ///     async fn forget(&self, key: &str) -> Result<bool> {
 ///         Ok(self.0.lock().unwrap().remove(key).is_some())
 ///     }

@@ -67,6 +67,15 @@ impl Store for MapStore {
         Ok(true)
     }
 
+    async fn compare_and_delete(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        let mut map = self.map();
+        if Self::live(&map, key).map(|(bytes, _)| bytes.as_slice()) != Some(expected) {
+            return Ok(false);
+        }
+        map.remove(key);
+        Ok(true)
+    }
+
     async fn forget(&self, key: &str) -> Result<bool> {
         let mut map = self.map();
         let live = Self::live(&map, key).is_some();

@@ -30,6 +30,8 @@ pub struct RememberOptions {
     pub(crate) hard_timeout: Option<Duration>,
     pub(crate) eager_refresh: Option<f64>,
     pub(crate) jitter: Option<f64>,
+    /// The lock's lifetime and how long other processes wait for the value.
+    pub(crate) distributed: Option<(Duration, Duration)>,
 }
 
 /// How long a fail-safe fallback is served before the source is tried again, unless set.
@@ -46,6 +48,7 @@ impl RememberOptions {
             hard_timeout: None,
             eager_refresh: None,
             jitter: None,
+            distributed: None,
         }
     }
 
@@ -95,6 +98,15 @@ impl RememberOptions {
     /// 10 %), chosen at random, so that keys written together do not expire together.
     pub fn jitter(mut self, share: f64) -> Self {
         self.jitter = Some(share);
+        self
+    }
+
+    /// Single flight across processes: on a miss, one caller in all the processes sharing the
+    /// store computes the value, holding a lock for at most `lock_ttl`; the others wait up to
+    /// `wait` for the value (not for the lock, which they would then redo the work under),
+    /// then fall back to the fail-safe value if there is one, or compute it themselves.
+    pub fn distributed(mut self, lock_ttl: Duration, wait: Duration) -> Self {
+        self.distributed = Some((lock_ttl, wait));
         self
     }
 

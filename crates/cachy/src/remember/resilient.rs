@@ -277,7 +277,11 @@ impl Repository {
                     return;
                 }
                 // A failed refresh leaves the fresh value alone: no fallback to keep.
-                drop(repository.lead(leader, key, options, compute, None).await);
+                drop(
+                    repository
+                        .lead(leader, key, options, compute, None, None)
+                        .await,
+                );
             });
         }
     }
@@ -298,7 +302,7 @@ impl Repository {
         key: String,
         options: &RememberOptions,
         compute: F,
-        stale: Option<Cached<T>>,
+        mut stale: Option<Cached<T>>,
         failed_elsewhere: &AtomicBool,
     ) -> std::result::Result<Entry<T>, E>
     where
@@ -324,10 +328,34 @@ impl Repository {
                         let source = cached.fresh_source();
                         return Ok(cached.entry(source, envelope::now()));
                     }
+                    let lock = match options.distributed {
+                        Some((lock_ttl, wait)) => {
+                            match self
+                                .lock_across_processes::<T>(&key, lock_ttl, wait)
+                                .await?
+                            {
+                                Across::Locked(lock) => Some(lock),
+                                Across::Stored(cached) => {
+                                    drop(leader);
+                                    let source = cached.fresh_source();
+                                    return Ok(cached.entry(source, envelope::now()));
+                                }
+                                // Waited long enough: the fallback, else compute here.
+                                Across::TimedOut => match usable(stale.take()) {
+                                    Some(stale) => {
+                                        drop(leader);
+                                        return Ok(stale.entry(Source::Stale, envelope::now()));
+                                    }
+                                    None => None,
+                                },
+                            }
+                        }
+                        None => None,
+                    };
                     let fallback = stale.as_ref().and_then(Cached::fallback);
-                    let task = self
-                        .clone()
-                        .lead(leader, key, options.clone(), compute, fallback);
+                    let task =
+                        self.clone()
+                            .lead(leader, key, options.clone(), compute, fallback, lock);
                     return self.follow(tokio::spawn(task), soft_timeout, stale).await;
                 }
                 Role::Waiter(slot) => slot,
@@ -420,6 +448,7 @@ impl Repository {
         options: RememberOptions,
         compute: F,
         fallback: Option<Fallback>,
+        lock: Option<crate::Lock>,
     ) -> std::result::Result<Led<T>, E>
     where
         T: Serialize + Send + 'static,
@@ -443,14 +472,38 @@ impl Repository {
                 }
             })
             .await;
+        let led = self
+            .finish_lead(leader, &key, &options, computed, fallback)
+            .await;
+        if let Some(lock) = lock {
+            // Released once the value is stored (or the fallback kept), so that the next
+            // process to take it finds the value; if this fails, the lock expires by itself.
+            let _ = lock.release().await;
+        }
+        led
+    }
+
+    /// Store what the factory computed, or keep the fallback, and hand it out.
+    async fn finish_lead<T, E>(
+        &self,
+        leader: Leader,
+        key: &str,
+        options: &RememberOptions,
+        computed: std::result::Result<Computed<T>, E>,
+        fallback: Option<Fallback>,
+    ) -> std::result::Result<Led<T>, E>
+    where
+        T: Serialize,
+        E: From<Error> + std::fmt::Display,
+    {
         match computed {
-            Ok(computed) => self.store_computed(leader, &key, &options, computed).await,
+            Ok(computed) => self.store_computed(leader, key, options, computed).await,
             Err(e) => match fallback {
                 Some(fallback)
                     if options.fail_safe_max.is_some()
                         && envelope::now() < fallback.header.fail_safe_until =>
                 {
-                    self.keep_fallback(&key, &options, &fallback).await;
+                    self.keep_fallback(key, options, &fallback).await;
                     leader.finish(Outcome::Stale(fallback.payload.into()));
                     Ok(Led::FellBack)
                 }
@@ -819,6 +872,55 @@ impl Repository {
                 }
                 if unserved { Err(e) } else { Ok(()) }
             }
+        }
+    }
+}
+
+/// What taking the cross-process lock of a key came to.
+enum Across<T> {
+    /// This process computes, holding the lock.
+    Locked(crate::Lock),
+    /// Another process stored the value meanwhile.
+    Stored(Cached<T>),
+    /// Another process held the lock past the wait, without storing the value.
+    TimedOut,
+}
+
+impl Repository {
+    /// Take the lock of the store key `key` for computing its value, or wait up to `wait` for
+    /// the process holding it to store the value.
+    async fn lock_across_processes<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        lock_ttl: Duration,
+        wait: Duration,
+    ) -> Result<Across<T>> {
+        let lock = self.untagged().lock(format!("{key}:computing"), lock_ttl);
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            if lock.try_acquire().await? {
+                // The holder before may have stored the value and released the lock between
+                // our read and our try.
+                return Ok(match self.read_cached::<T>(key).await? {
+                    Some(cached) if cached.is_fresh(envelope::now()) => {
+                        let _ = lock.release().await;
+                        Across::Stored(cached)
+                    }
+                    _ => Across::Locked(lock),
+                });
+            }
+            if let Some(cached) = self.read_cached::<T>(key).await?
+                && cached.is_fresh(envelope::now())
+            {
+                return Ok(Across::Stored(cached));
+            }
+            let waited = started.elapsed();
+            if waited >= wait {
+                return Ok(Across::TimedOut);
+            }
+            tokio::time::sleep(pause.min(wait - waited)).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
         }
     }
 }

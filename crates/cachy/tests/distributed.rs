@@ -1,0 +1,116 @@
+//! Single flight across OS processes: `remember_with(.. distributed ..)` from 4 processes of
+//! 25 tasks each on one cold key runs the factory exactly once (counted in the store), and
+//! every caller gets its value. The test spawns this test binary as the 4 processes.
+
+#![cfg(all(
+    feature = "redis",
+    feature = "memcached",
+    feature = "file",
+    feature = "database-postgres"
+))]
+
+use std::process::Command;
+use std::time::Duration;
+
+use cachy::{CacheManager, Error, RememberOptions};
+use cachy_testkit::servers::{MemcachedServer, PostgresServer, RedisServer, TestServer};
+use serde_json::{Value, json};
+
+/// Set in the spawned processes: the store's config.
+const CHILD_CONFIG: &str = "CACHY_DISTRIBUTED_CHILD_CONFIG";
+const PROCESSES: usize = 4;
+const TASKS: usize = 25;
+
+fn manager(store: &Value) -> CacheManager {
+    CacheManager::from_value(json!({ "stores": { "shared": store } })).unwrap()
+}
+
+/// One of the processes (run by `one_factory_run_across_processes`; does nothing alone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child() {
+    let Ok(config) = std::env::var(CHILD_CONFIG) else {
+        return;
+    };
+    let cache = manager(&serde_json::from_str(&config).unwrap());
+    let options = RememberOptions::new(Duration::from_secs(60))
+        .distributed(Duration::from_secs(10), Duration::from_secs(20));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let (cache, options) = (cache.clone(), options.clone());
+            tokio::spawn(async move {
+                let counter = cache.clone();
+                cache
+                    .remember_with("cold", &options, move || async move {
+                        counter.increment("factory-runs").await?;
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        Ok::<_, Error>(42i64)
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap(), 42);
+    }
+}
+
+/// Run `PROCESSES` copies of `child` on `store` at once; the factory must run once.
+async fn one_factory_run_across_processes(store: Value) {
+    let binary = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..PROCESSES)
+        .map(|_| {
+            Command::new(&binary)
+                .args(["--exact", "child", "--nocapture", "--test-threads", "1"])
+                .env(CHILD_CONFIG, store.to_string())
+                .spawn()
+                .expect("the test binary runs")
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success(), "a process failed");
+    }
+    let runs: Option<i64> = manager(&store).get("factory-runs").await.unwrap();
+    assert_eq!(
+        runs,
+        Some(1),
+        "the factory ran once across {PROCESSES} processes"
+    );
+    let value: Option<i64> = manager(&store).get("cold").await.unwrap();
+    assert_eq!(value, Some(42));
+}
+
+#[tokio::test]
+async fn redis_runs_the_factory_once_across_processes() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    one_factory_run_across_processes(json!({ "driver": "redis", "url": server.url() })).await;
+}
+
+#[tokio::test]
+async fn memcached_runs_the_factory_once_across_processes() {
+    let Some(server) = MemcachedServer::start() else {
+        return;
+    };
+    one_factory_run_across_processes(
+        json!({ "driver": "memcached", "servers": [server.address()] }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_runs_the_factory_once_across_processes() {
+    let Some(server) = PostgresServer::start() else {
+        return;
+    };
+    one_factory_run_across_processes(json!({
+        "driver": "database", "url": server.url(), "table": "distributed", "create_table": true
+    }))
+    .await;
+}
+
+#[tokio::test]
+async fn the_file_store_runs_the_factory_once_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    one_factory_run_across_processes(json!({ "driver": "file", "path": dir.path() })).await;
+}
