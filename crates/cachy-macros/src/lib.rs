@@ -33,6 +33,7 @@ const RESILIENCE: &[&str] = &[
     "hard_timeout",
     "eager_refresh",
     "jitter",
+    "distributed",
 ];
 
 impl Parse for Options {
@@ -93,7 +94,7 @@ fn unknown(meta: &Meta) -> syn::Error {
         "expected `store = \"name\"`, `key = \"prefix\"`, `minutes = N`, `ttl = duration`, \
          `manager = expr`, `fail_safe = duration`, `fail_safe_throttle = duration`, \
          `soft_timeout = duration`, `hard_timeout = duration`, `eager_refresh = fraction`, \
-         `jitter = share`, \
+         `jitter = share`, `distributed = (lock_ttl, wait)`, \
          `skip(argument, ...)` or `include_self`",
     )
 }
@@ -214,10 +215,14 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<Tokens> {
              has no error to give when it is abandoned",
         ));
     }
-    let knobs = options
-        .resilience
-        .iter()
-        .map(|(name, value)| quote!(.#name(#value)));
+    let knobs = options.resilience.iter().map(|(name, value)| {
+        if name == "distributed" {
+            // `distributed = (lock_ttl, wait)`: the method takes the two.
+            quote!(.#name((#value).0, (#value).1))
+        } else {
+            quote!(.#name(#value))
+        }
+    });
     let with_options = resilient.then(|| {
         quote!(.with_options(::cachy::RememberOptions::new(::core::time::Duration::ZERO) #(#knobs)*))
     });

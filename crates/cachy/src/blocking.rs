@@ -354,3 +354,107 @@ impl Repository {
         self
     }
 }
+
+impl CacheManager {
+    /// See [`crate::CacheManager::lock`].
+    pub fn lock(&self, name: impl Into<String>, ttl: std::time::Duration) -> Result<Lock> {
+        Ok(Lock {
+            inner: self.inner.lock(name, ttl)?,
+            driver: self.driver,
+        })
+    }
+
+    /// See [`crate::CacheManager::restore_lock`].
+    pub fn restore_lock(
+        &self,
+        name: impl Into<String>,
+        ttl: std::time::Duration,
+        owner: impl Into<String>,
+    ) -> Result<Lock> {
+        Ok(Lock {
+            inner: self.inner.restore_lock(name, ttl, owner)?,
+            driver: self.driver,
+        })
+    }
+}
+
+impl Repository {
+    /// See [`crate::Repository::lock`].
+    pub fn lock(&self, name: impl Into<String>, ttl: std::time::Duration) -> Lock {
+        Lock {
+            inner: self.inner.lock(name, ttl),
+            driver: self.driver,
+        }
+    }
+
+    /// See [`crate::Repository::restore_lock`].
+    pub fn restore_lock(
+        &self,
+        name: impl Into<String>,
+        ttl: std::time::Duration,
+        owner: impl Into<String>,
+    ) -> Lock {
+        Lock {
+            inner: self.inner.restore_lock(name, ttl, owner),
+            driver: self.driver,
+        }
+    }
+}
+
+/// The blocking face of [`crate::Lock`].
+#[derive(Debug)]
+pub struct Lock {
+    inner: crate::Lock,
+    driver: &'static Driver,
+}
+
+impl Lock {
+    /// See [`crate::Lock::name`].
+    pub fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// See [`crate::Lock::owner`].
+    pub fn owner(&self) -> &str {
+        self.inner.owner()
+    }
+
+    /// See [`crate::Lock::fencing_token`].
+    pub fn fencing_token(&self) -> Option<i64> {
+        self.inner.fencing_token()
+    }
+
+    /// [`crate::Lock::try_acquire`], blocking.
+    pub fn try_acquire(&self) -> Result<bool> {
+        self.driver.block_on(self.inner.try_acquire())
+    }
+
+    /// [`crate::Lock::acquire`], blocking.
+    pub fn acquire(&self, wait: std::time::Duration) -> Result<()> {
+        self.driver.block_on(self.inner.acquire(wait))
+    }
+
+    /// [`crate::Lock::release`], blocking.
+    pub fn release(&self) -> Result<bool> {
+        self.driver.block_on(self.inner.release())
+    }
+
+    /// [`crate::Lock::force_release`], blocking.
+    pub fn force_release(&self) -> Result<bool> {
+        self.driver.block_on(self.inner.force_release())
+    }
+
+    /// [`crate::Lock::with_lock`], blocking, with a plain closure (run on this thread while
+    /// the lock is held).
+    pub fn with_lock<T>(&self, wait: std::time::Duration, work: impl FnOnce() -> T) -> Result<T> {
+        self.acquire(wait)?;
+        let output = work();
+        self.release()?;
+        Ok(output)
+    }
+
+    /// The async lock underneath.
+    pub fn as_async(&self) -> &crate::Lock {
+        &self.inner
+    }
+}

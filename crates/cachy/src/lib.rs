@@ -113,8 +113,8 @@ pub use memoize::{Memoizer, global, set_global};
 ///
 /// The resilience options of [`RememberOptions`] are options here too, with the same
 /// names: `fail_safe = duration`, `fail_safe_throttle = duration`, `soft_timeout = duration`,
-/// `hard_timeout = duration` (for functions returning `Result`), `eager_refresh = fraction`
-/// and `jitter = share`. With any of them, calls go through
+/// `hard_timeout = duration` (for functions returning `Result`), `eager_refresh = fraction`,
+/// `jitter = share` and `distributed = (lock_ttl, wait)` (single flight across processes). With any of them, calls go through
 /// [`Repository::remember_with`], so the function's arguments must be owned (`'static`).
 ///
 /// The `manager` expression is evaluated **once**, on the first call, in an item of its own:

@@ -127,3 +127,29 @@ async fn the_blocking_api_works_in_spawn_blocking_and_on_a_multi_thread_runtime(
     });
     assert_eq!(on_thread.join().unwrap().unwrap(), 1);
 }
+
+#[test]
+fn locks_work_from_threads() {
+    let cache = cache();
+    let lock = cache
+        .lock("job", std::time::Duration::from_secs(30))
+        .unwrap();
+    assert!(lock.try_acquire().unwrap());
+    let other = cache.clone();
+    let taken = std::thread::spawn(move || {
+        other
+            .lock("job", std::time::Duration::from_secs(30))
+            .unwrap()
+            .try_acquire()
+            .unwrap()
+    })
+    .join()
+    .unwrap();
+    assert!(!taken, "held by the first thread");
+    assert!(lock.release().unwrap());
+    assert_eq!(
+        lock.with_lock(std::time::Duration::from_secs(1), || 7)
+            .unwrap(),
+        7
+    );
+}

@@ -554,3 +554,22 @@ async fn the_default_cache_time_may_be_a_duration() {
         "kept one second"
     );
 }
+
+static DISTRIBUTED_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(
+    manager = manager(),
+    minutes = 10,
+    distributed = (std::time::Duration::from_secs(5), std::time::Duration::from_secs(5))
+)]
+async fn across_processes(x: i64) -> i64 {
+    DISTRIBUTED_CALLS.fetch_add(1, Ordering::SeqCst);
+    x + 1
+}
+
+#[tokio::test]
+async fn a_function_takes_the_distributed_option() {
+    assert_eq!(across_processes(1).await, 2);
+    assert_eq!(across_processes(1).await, 2);
+    assert_eq!(DISTRIBUTED_CALLS.load(Ordering::SeqCst), 1);
+}
