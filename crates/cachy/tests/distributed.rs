@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 
 /// Set in the spawned processes: the store's config.
 const CHILD_CONFIG: &str = "CACHY_DISTRIBUTED_CHILD_CONFIG";
+/// Set in the process that takes a lock and waits to be killed: the store's config.
+const HOLDER_CONFIG: &str = "CACHY_DISTRIBUTED_HOLDER_CONFIG";
 const PROCESSES: usize = 4;
 const TASKS: usize = 25;
 
@@ -113,4 +115,54 @@ async fn postgres_runs_the_factory_once_across_processes() {
 async fn the_file_store_runs_the_factory_once_across_processes() {
     let dir = tempfile::tempdir().unwrap();
     one_factory_run_across_processes(json!({ "driver": "file", "path": dir.path() })).await;
+}
+
+/// The process that takes the lock `job` for 2 s, says so, and waits to be killed (run by
+/// `a_killed_holder_s_lock_is_taken_after_its_ttl`; does nothing alone).
+#[tokio::test]
+async fn holder() {
+    let Ok(config) = std::env::var(HOLDER_CONFIG) else {
+        return;
+    };
+    let cache = manager(&serde_json::from_str(&config).unwrap());
+    let lock = cache.lock("job", Duration::from_secs(2)).unwrap();
+    assert!(lock.try_acquire().await.unwrap());
+    println!("HELD");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+}
+
+#[tokio::test]
+async fn a_killed_holder_s_lock_is_taken_after_its_ttl() {
+    use std::io::{BufRead, BufReader};
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = json!({ "driver": "redis", "url": server.url() });
+    let mut holder = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "holder", "--nocapture", "--test-threads", "1"])
+        .env(HOLDER_CONFIG, store.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the test binary runs");
+    let stdout = holder.stdout.take().unwrap();
+    let held = BufReader::new(stdout)
+        .lines()
+        .any(|line| line.is_ok_and(|line| line.contains("HELD")));
+    assert!(held, "the holder took the lock");
+    holder.kill().unwrap(); // SIGKILL: no chance to release
+    holder.wait().unwrap();
+    let lock = manager(&store)
+        .lock("job", Duration::from_secs(30))
+        .unwrap();
+    assert!(
+        !lock.try_acquire().await.unwrap(),
+        "still held by the dead process"
+    );
+    let started = std::time::Instant::now();
+    lock.acquire(Duration::from_secs(10)).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "taken once the 2 s lifetime passed: {:?}",
+        started.elapsed()
+    );
 }

@@ -281,6 +281,20 @@ fn create_parent_folder(file: &std::path::Path) -> Result<()> {
     })
 }
 
+/// Whether `e` may come from another process creating the same table or index at once:
+/// PostgreSQL reports that as a unique violation in its catalog (`23505`), a relation or
+/// type that already exists (`42P07`, `42710`), a deadlock (`40P01`) or a tuple updated
+/// concurrently (`XX000`). The statements are idempotent, so these are tried again.
+fn is_concurrent_creation(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    matches!(
+        db.code().as_deref(),
+        Some("23505" | "42P07" | "42710" | "40P01" | "XX000")
+    )
+}
+
 fn is_missing_table(e: &sqlx::Error) -> bool {
     let Some(db) = e.as_database_error() else {
         return false;
@@ -514,11 +528,25 @@ impl DatabaseStore {
 
     async fn create_in(&self, pool: &Pool) -> Result<()> {
         for statement in &self.statements.create {
-            with_pool!(pool, |pool| sqlx::query(AssertSqlSafe(statement.as_str()))
-                .execute(pool)
-                .await
-                .map(drop))
-            .map_err(|e| self.error("CREATE TABLE", e))?;
+            let mut attempts = 0;
+            loop {
+                let created =
+                    with_pool!(pool, |pool| sqlx::query(AssertSqlSafe(statement.as_str()))
+                        .execute(pool)
+                        .await
+                        .map(drop));
+                match created {
+                    Ok(()) => break,
+                    // Processes creating the table at once: PostgreSQL's `IF NOT EXISTS` is
+                    // not safe against a concurrent creation, which fails with a unique
+                    // violation in its catalog; once the other one has committed, it is.
+                    Err(e) if attempts < 3 && is_concurrent_creation(&e) => {
+                        attempts += 1;
+                        tokio::time::sleep(Duration::from_millis(50 * attempts)).await;
+                    }
+                    Err(e) => return Err(self.error("CREATE TABLE", e)),
+                }
+            }
         }
         Ok(())
     }
