@@ -13,6 +13,8 @@ use crate::flight::{self, Outcome, Role};
 use crate::repository::Repository;
 use crate::store::Ttl;
 
+mod across;
+mod many;
 pub(crate) mod options;
 mod resilient;
 

@@ -7,7 +7,6 @@
 //! eager refresh) are stored in an [envelope](crate::envelope), for the logical lifetime
 //! plus the fail-safe window; every other value is stored as `remember` stores it.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -15,6 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::across::Across;
 use super::options::{Computed, Entry, Keep, RememberOptions, Source};
 use crate::codec::{decode, encode};
 use crate::envelope::{self, Header, Millis, Opened};
@@ -24,7 +24,7 @@ use crate::flight::{self, Leader, Outcome, Role};
 use crate::repository::Repository;
 
 /// A value read from the cache, with its envelope's header if it has one.
-struct Cached<T> {
+pub(super) struct Cached<T> {
     value: T,
     /// `None` for a value without an envelope: fresh until the store drops it.
     header: Option<Header>,
@@ -34,7 +34,7 @@ struct Cached<T> {
 }
 
 impl<T> Cached<T> {
-    fn is_fresh(&self, now: Millis) -> bool {
+    pub(super) fn is_fresh(&self, now: Millis) -> bool {
         self.header.is_none_or(|h| now < h.expires_at)
     }
 
@@ -50,7 +50,7 @@ impl<T> Cached<T> {
     }
 
     /// A fresh value's source: the cache, or a fallback kept by the fail-safe throttle.
-    fn fresh_source(&self) -> Source {
+    pub(super) fn fresh_source(&self) -> Source {
         if self.header.is_some_and(|h| h.stale) {
             Source::Stale
         } else {
@@ -69,9 +69,9 @@ impl<T> Cached<T> {
 }
 
 /// An expired value the task computing its key falls back to if the factory fails.
-struct Fallback {
-    header: Header,
-    payload: Vec<u8>,
+pub(super) struct Fallback {
+    pub(super) header: Header,
+    pub(super) payload: Vec<u8>,
 }
 
 /// How the task computing a key ended, when it did not fail.
@@ -92,7 +92,7 @@ fn random_unit() -> f64 {
 }
 
 /// `ttl`, up to `jitter` of it longer.
-fn jittered(ttl: Duration, jitter: Option<f64>) -> Duration {
+pub(super) fn jittered(ttl: Duration, jitter: Option<f64>) -> Duration {
     match jitter {
         Some(share) if share > 0.0 => {
             Duration::try_from_secs_f64(ttl.as_secs_f64() * (1.0 + share * random_unit()))
@@ -103,7 +103,7 @@ fn jittered(ttl: Duration, jitter: Option<f64>) -> Duration {
 }
 
 /// A store TTL of at least `lifetime`: whole seconds, at least one, at most the longest.
-fn store_ttl(lifetime: Duration) -> u64 {
+pub(super) fn store_ttl(lifetime: Duration) -> u64 {
     let seconds = lifetime
         .as_secs()
         .saturating_add(u64::from(lifetime.subsec_nanos() > 0));
@@ -237,7 +237,10 @@ impl Repository {
     }
 
     /// The value under the store key `key`, with its envelope's header.
-    async fn read_cached<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Cached<T>>> {
+    pub(super) async fn read_cached<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<Cached<T>>> {
         let Some(bytes) = self.store().get(key).await.map_err(self.context(key))? else {
             return Ok(None);
         };
@@ -557,7 +560,7 @@ impl Repository {
     }
 
     /// The bytes to store for `payload`, fresh for `ttl`, and how long the store keeps them.
-    fn stored_form(
+    pub(super) fn stored_form(
         &self,
         options: &RememberOptions,
         payload: &[u8],
@@ -582,7 +585,12 @@ impl Repository {
     }
 
     /// Store `fallback` as the value for the fail-safe throttle, marked as a fallback.
-    async fn keep_fallback(&self, key: &str, options: &RememberOptions, fallback: &Fallback) {
+    pub(super) async fn keep_fallback(
+        &self,
+        key: &str,
+        options: &RememberOptions,
+        fallback: &Fallback,
+    ) {
         let now = envelope::now();
         let until =
             envelope::after(now, options.fail_safe_throttle).min(fallback.header.fail_safe_until);
@@ -605,329 +613,6 @@ impl Repository {
             )
             .await;
     }
-
-    /// The values under `keys`, in order: one batch read of all of them, one call of `load`
-    /// with exactly the keys that are missing or expired (and not being computed by another
-    /// caller in this process), and one batch write of what it returns, per lifetime in whole
-    /// seconds (one with no jitter). A key `load` leaves out is `None` and is not cached.
-    ///
-    /// Of the options, the lifetime, jitter, fail-safe (a key whose load failed gets its
-    /// fallback; the call fails if a key has none) and the hard timeout (on `load`) apply.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> cachy::Result<()> {
-    /// use std::collections::HashMap;
-    /// use std::time::Duration;
-    /// use cachy::RememberOptions;
-    ///
-    /// let cache = cachy::CacheManager::from_value(serde_json::json!({
-    ///     "stores": { "dict": { "driver": "dict" } }
-    /// }))?;
-    /// let options = RememberOptions::new(Duration::from_secs(60));
-    /// cache.put("user:1", &"ann", 10).await?;
-    /// let names: Vec<Option<String>> = cache
-    ///     .remember_many(&["user:1", "user:2", "user:3"], &options, |missing| async move {
-    ///         assert_eq!(missing, ["user:2", "user:3"]); // only the misses
-    ///         Ok::<_, cachy::Error>(HashMap::from([("user:2".to_owned(), "bob".to_owned())]))
-    ///     })
-    ///     .await?;
-    /// assert_eq!(names, [Some("ann".into()), Some("bob".into()), None]);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn remember_many<T, E, F, Fut>(
-        &self,
-        keys: &[impl AsRef<str>],
-        options: &RememberOptions,
-        load: F,
-    ) -> std::result::Result<Vec<Option<T>>, E>
-    where
-        T: Serialize + DeserializeOwned,
-        E: From<Error> + std::fmt::Display,
-        F: FnOnce(Vec<String>) -> Fut,
-        Fut: Future<Output = std::result::Result<HashMap<String, T>, E>>,
-    {
-        options.check().map_err(|e| e.with_store(self.name()))?;
-        // One namespace for the whole batch: the tag ids are read once.
-        let scope = self.scope().await?;
-        let stored_keys: Vec<String> = keys
-            .iter()
-            .map(|key| scope.key(key.as_ref()).into_owned())
-            .collect();
-        let mut values: Vec<Option<T>> = Vec::with_capacity(keys.len());
-        let mut fallbacks: HashMap<usize, Fallback> = HashMap::new();
-        let mut missing: Vec<usize> = Vec::new();
-        let read = self.read_batch(&stored_keys).await?;
-        for (i, (key, bytes)) in stored_keys.iter().zip(read).enumerate() {
-            match self.open_fresh::<T>(key, bytes.as_deref())? {
-                Ok(value) => values.push(Some(value)),
-                Err(fallback) => {
-                    values.push(None);
-                    missing.push(i);
-                    if let Some(fallback) = fallback {
-                        fallbacks.insert(i, fallback);
-                    }
-                }
-            }
-        }
-        let mut leaders: Vec<(usize, Leader)> = Vec::new();
-        let mut waiters = Vec::new();
-        for i in missing {
-            let key = &stored_keys[i];
-            if self.flights().is_computing(key) {
-                return Err(self.context(key)(super::reentrant()).into());
-            }
-            match self.flights().join(key) {
-                Role::Leader(leader) => leaders.push((i, leader)),
-                Role::Waiter(slot) => waiters.push((i, slot)),
-            }
-        }
-        // Another caller may have stored some of them between our read and our lead.
-        if !leaders.is_empty() {
-            let led: Vec<String> = leaders
-                .iter()
-                .map(|(i, _)| stored_keys[*i].clone())
-                .collect();
-            let reread = self.read_batch(&led).await?;
-            let mut still_missing = Vec::with_capacity(leaders.len());
-            for ((i, leader), bytes) in leaders.into_iter().zip(reread) {
-                match self.open_fresh::<T>(&stored_keys[i], bytes.as_deref())? {
-                    Ok(value) => values[i] = Some(value),
-                    Err(_) => still_missing.push((i, leader)),
-                }
-            }
-            leaders = still_missing;
-        }
-        if !leaders.is_empty() {
-            self.load_for(
-                keys,
-                &stored_keys,
-                options,
-                load,
-                leaders,
-                &mut fallbacks,
-                &mut values,
-            )
-            .await?;
-        }
-        for (i, slot) in waiters {
-            let key = &stored_keys[i];
-            values[i] = match flight::wait(slot).await {
-                Some(Outcome::Value(payload) | Outcome::Stale(payload)) => {
-                    Some(decode(self.serializer(), &payload).map_err(self.context(key))?)
-                }
-                Some(Outcome::Failed(message)) => match fallbacks.remove(&i) {
-                    Some(fallback) if now_before(fallback.header.fail_safe_until) => Some(
-                        decode(self.serializer(), &fallback.payload).map_err(self.context(key))?,
-                    ),
-                    _ => return Err(self.context(key)(super::failed_elsewhere(&message)).into()),
-                },
-                // Loaded without a value: nothing to cache, `None`.
-                Some(Outcome::Absent) => None,
-                // The loading caller went away without an outcome: what the store holds now is
-                // the answer if it holds anything; otherwise this call cannot tell.
-                None => match self.get_stored(key).await? {
-                    Some(value) => Some(value),
-                    None => {
-                        return Err(self.context(key)(Error::new(
-                            ErrorKind::Remember,
-                            "the caller loading this key went away before it was loaded; try again",
-                        ))
-                        .into());
-                    }
-                },
-            };
-        }
-        Ok(values)
-    }
-
-    /// The bytes under `keys`, one per key whatever the store answers.
-    async fn read_batch(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let mut read = self
-            .store()
-            .get_many(&refs)
-            .await
-            .map_err(|e| e.with_store(self.name()))?;
-        read.resize(keys.len(), None);
-        Ok(read)
-    }
-
-    /// A fresh value from stored `bytes`, or why there is none: the fallback, if any.
-    #[allow(clippy::type_complexity)]
-    fn open_fresh<T: DeserializeOwned>(
-        &self,
-        key: &str,
-        bytes: Option<&[u8]>,
-    ) -> Result<std::result::Result<T, Option<Fallback>>> {
-        let Some(bytes) = bytes else {
-            return Ok(Err(None));
-        };
-        let now = envelope::now();
-        match envelope::open(bytes) {
-            Opened::Enveloped(header, payload) if now >= header.expires_at => {
-                Ok(Err((now < header.fail_safe_until).then(|| Fallback {
-                    header,
-                    payload: payload.to_vec(),
-                })))
-            }
-            Opened::Enveloped(_, payload) | Opened::Plain(payload) => {
-                decode(self.serializer(), payload)
-                    .map(Ok)
-                    .map_err(self.context(key))
-            }
-        }
-    }
-
-    /// Call `load` once for the keys `leaders` lead, store what it returns (one batch per
-    /// lifetime in whole seconds) and hand each key's outcome to its waiters.
-    #[allow(clippy::too_many_arguments)]
-    async fn load_for<T, E, F, Fut>(
-        &self,
-        keys: &[impl AsRef<str>],
-        stored_keys: &[String],
-        options: &RememberOptions,
-        load: F,
-        leaders: Vec<(usize, Leader)>,
-        fallbacks: &mut HashMap<usize, Fallback>,
-        values: &mut [Option<T>],
-    ) -> std::result::Result<(), E>
-    where
-        T: Serialize + DeserializeOwned,
-        E: From<Error> + std::fmt::Display,
-        F: FnOnce(Vec<String>) -> Fut,
-        Fut: Future<Output = std::result::Result<HashMap<String, T>, E>>,
-    {
-        let missing: Vec<String> = leaders
-            .iter()
-            .map(|(i, _)| keys[*i].as_ref().to_owned())
-            .collect();
-        let (indexes, leaders): (Vec<usize>, Vec<Leader>) = leaders.into_iter().unzip();
-        let loading = async {
-            match options.hard_timeout {
-                Some(limit) => tokio::time::timeout(limit, load(missing))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(E::from(Error::new(
-                            ErrorKind::Timeout,
-                            format!(
-                                "the loader did not finish within its hard timeout of {limit:?}"
-                            ),
-                        )))
-                    }),
-                None => load(missing).await,
-            }
-        };
-        // Marked as computing these keys: a `remember` of one of them inside `load` is an error,
-        // not a wait for itself.
-        let loaded = flight::computing(&leaders, loading).await;
-        match loaded {
-            Ok(mut loaded) => {
-                let mut batches: HashMap<u64, Vec<(&str, Vec<u8>)>> = HashMap::new();
-                for (i, leader) in indexes.into_iter().zip(leaders) {
-                    let Some(value) = loaded.remove(keys[i].as_ref()) else {
-                        leader.finish(Outcome::Absent);
-                        continue;
-                    };
-                    let key = &stored_keys[i];
-                    let payload = encode(self.serializer(), &value).map_err(self.context(key))?;
-                    let ttl = jittered(options.ttl, options.jitter);
-                    let (bytes, lifetime) = self.stored_form(options, &payload, ttl);
-                    batches
-                        .entry(store_ttl(lifetime))
-                        .or_default()
-                        .push((key.as_str(), bytes));
-                    leader.finish(Outcome::Value(payload.into()));
-                    values[i] = Some(value);
-                }
-                for (seconds, items) in batches {
-                    // The callers have their values whether or not the cache keeps them.
-                    let _ = self.store().put_many(&items, Some(seconds)).await;
-                }
-                Ok(())
-            }
-            Err(e) => {
-                let mut unserved = false;
-                for (i, leader) in indexes.into_iter().zip(leaders) {
-                    let fallback = fallbacks.remove(&i).filter(|fallback| {
-                        options.fail_safe_max.is_some()
-                            && now_before(fallback.header.fail_safe_until)
-                    });
-                    match fallback {
-                        Some(fallback) => {
-                            self.keep_fallback(&stored_keys[i], options, &fallback)
-                                .await;
-                            values[i] = Some(
-                                decode(self.serializer(), &fallback.payload)
-                                    .map_err(self.context(&stored_keys[i]))?,
-                            );
-                            leader.finish(Outcome::Stale(fallback.payload.into()));
-                        }
-                        None => {
-                            unserved = true;
-                            leader.finish(Outcome::Failed(e.to_string().into()));
-                        }
-                    }
-                }
-                if unserved { Err(e) } else { Ok(()) }
-            }
-        }
-    }
-}
-
-/// What taking the cross-process lock of a key came to.
-enum Across<T> {
-    /// This process computes, holding the lock.
-    Locked(crate::Lock),
-    /// Another process stored the value meanwhile.
-    Stored(Cached<T>),
-    /// Another process held the lock past the wait, without storing the value.
-    TimedOut,
-}
-
-impl Repository {
-    /// Take the lock of the store key `key` for computing its value, or wait up to `wait` for
-    /// the process holding it to store the value.
-    async fn lock_across_processes<T: DeserializeOwned>(
-        &self,
-        key: &str,
-        lock_ttl: Duration,
-        wait: Duration,
-    ) -> Result<Across<T>> {
-        let lock = self.untagged().lock(format!("{key}:computing"), lock_ttl);
-        let started = std::time::Instant::now();
-        let mut pause = Duration::from_millis(5);
-        loop {
-            if lock.try_acquire().await? {
-                // The holder before may have stored the value and released the lock between
-                // our read and our try.
-                return Ok(match self.read_cached::<T>(key).await? {
-                    Some(cached) if cached.is_fresh(envelope::now()) => {
-                        let _ = lock.release().await;
-                        Across::Stored(cached)
-                    }
-                    _ => Across::Locked(lock),
-                });
-            }
-            if let Some(cached) = self.read_cached::<T>(key).await?
-                && cached.is_fresh(envelope::now())
-            {
-                return Ok(Across::Stored(cached));
-            }
-            let waited = started.elapsed();
-            if waited >= wait {
-                return Ok(Across::TimedOut);
-            }
-            tokio::time::sleep(pause.min(wait - waited)).await;
-            pause = (pause * 2).min(Duration::from_millis(100));
-        }
-    }
-}
-
-/// Whether now is before `deadline`.
-fn now_before(deadline: Millis) -> bool {
-    envelope::now() < deadline
 }
 
 /// Whether a fresh value is old enough for an eager refresh.
@@ -942,7 +627,7 @@ fn refresh_is_due<T>(cached: &Cached<T>, options: &RememberOptions, now: Millis)
 }
 
 /// `stale` if its fail-safe window is still open.
-fn usable<T>(stale: Option<Cached<T>>) -> Option<Cached<T>> {
+pub(super) fn usable<T>(stale: Option<Cached<T>>) -> Option<Cached<T>> {
     stale.filter(|stale| stale.can_fall_back(envelope::now()))
 }
 

@@ -1,4 +1,5 @@
 mod protocol;
+mod servers;
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -18,6 +19,7 @@ use crate::codec::{incremented, parse_integer};
 use crate::config::{Count, Seconds, StoreConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{Store, Ttl};
+use servers::*;
 
 /// Relative TTLs above this are taken by memcached as absolute unix times.
 const MAX_RELATIVE_TTL: u64 = 60 * 60 * 24 * 30;
@@ -88,101 +90,6 @@ impl std::fmt::Debug for MemcachedStore {
     }
 }
 
-/// Where a server listens.
-#[derive(Debug, Clone)]
-enum Address {
-    Tcp(String),
-    #[cfg(unix)]
-    Unix(String),
-}
-
-impl std::fmt::Display for Address {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Address::Tcp(a) => f.write_str(a),
-            #[cfg(unix)]
-            Address::Unix(p) => write!(f, "unix:{p}"),
-        }
-    }
-}
-
-impl Address {
-    async fn connect(&self) -> std::io::Result<Connection> {
-        let stream: Box<dyn Duplex> = match self {
-            Address::Tcp(address) => {
-                let stream = TcpStream::connect(address).await?;
-                stream.set_nodelay(true)?;
-                Box::new(stream)
-            }
-            #[cfg(unix)]
-            Address::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
-        };
-        Ok(Connection::new(stream))
-    }
-}
-
-struct Server {
-    address: Address,
-    idle: Mutex<Vec<Connection>>,
-    slots: Semaphore,
-    down_until: Mutex<Option<Instant>>,
-    retry_after: Duration,
-}
-
-impl Server {
-    fn is_down(&self) -> bool {
-        let mut down = self
-            .down_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match *down {
-            Some(until) if Instant::now() < until => true,
-            Some(_) => {
-                *down = None;
-                false
-            }
-            None => false,
-        }
-    }
-
-    fn mark_down(&self) {
-        *self
-            .down_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + self.retry_after);
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-    }
-
-    /// An idle pooled connection, if there is one. A connection with something to read is
-    /// dropped: the server closed it, or sent a reply that no request asked for.
-    fn pooled(&self) -> Option<Connection> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(mut connection) = idle.pop() {
-            if connection.is_idle() {
-                return Some(connection);
-            }
-        }
-        None
-    }
-
-    fn release(&self, connection: Connection) {
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(connection);
-    }
-
-    async fn connect(&self) -> std::result::Result<Connection, Failure> {
-        self.address.connect().await.map_err(|e| Failure::Io {
-            error: Error::backend("cannot connect to memcached", e),
-            answered: false,
-        })
-    }
-}
-
 fn protocol_error(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Backend, message)
 }
@@ -199,23 +106,6 @@ fn ttl_argument(ttl: Ttl) -> u64 {
             .min(i32::MAX as u64),
         Some(seconds) => seconds,
     }
-}
-
-fn ketama_ring(weights: &[usize]) -> Vec<(u32, usize)> {
-    let mut ring = Vec::new();
-    for (index, weight) in weights.iter().enumerate() {
-        for point in 0..(POINTS_PER_SERVER * weight).div_ceil(4) {
-            let digest = Md5::digest(format!("{index}-{point}"));
-            for chunk in digest.chunks(4) {
-                ring.push((
-                    u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]),
-                    index,
-                ));
-            }
-        }
-    }
-    ring.sort_unstable();
-    ring
 }
 
 /// The client flags and bytes of a get's reply (which asked for `f`); `None` for a miss.

@@ -1,0 +1,292 @@
+//! `remember_many`: many keys, one batch read, one call of the loader with exactly the
+//! misses, one batch write per lifetime.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::options::RememberOptions;
+use super::resilient::{Fallback, jittered, store_ttl};
+use crate::codec::{decode, encode};
+use crate::envelope::{self, Millis, Opened};
+use crate::error::{Error, ErrorKind, Result};
+use crate::flight::{self, Leader, Outcome, Role};
+use crate::repository::Repository;
+
+impl Repository {
+    /// The values under `keys`, in order: one batch read of all of them, one call of `load`
+    /// with exactly the keys that are missing or expired (and not being computed by another
+    /// caller in this process), and one batch write of what it returns, per lifetime in whole
+    /// seconds (one with no jitter). A key `load` leaves out is `None` and is not cached.
+    ///
+    /// Of the options, the lifetime, jitter, fail-safe (a key whose load failed gets its
+    /// fallback; the call fails if a key has none) and the hard timeout (on `load`) apply.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> cachy::Result<()> {
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    /// use cachy::RememberOptions;
+    ///
+    /// let cache = cachy::CacheManager::from_value(serde_json::json!({
+    ///     "stores": { "dict": { "driver": "dict" } }
+    /// }))?;
+    /// let options = RememberOptions::new(Duration::from_secs(60));
+    /// cache.put("user:1", &"ann", 10).await?;
+    /// let names: Vec<Option<String>> = cache
+    ///     .remember_many(&["user:1", "user:2", "user:3"], &options, |missing| async move {
+    ///         assert_eq!(missing, ["user:2", "user:3"]); // only the misses
+    ///         Ok::<_, cachy::Error>(HashMap::from([("user:2".to_owned(), "bob".to_owned())]))
+    ///     })
+    ///     .await?;
+    /// assert_eq!(names, [Some("ann".into()), Some("bob".into()), None]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn remember_many<T, E, F, Fut>(
+        &self,
+        keys: &[impl AsRef<str>],
+        options: &RememberOptions,
+        load: F,
+    ) -> std::result::Result<Vec<Option<T>>, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error> + std::fmt::Display,
+        F: FnOnce(Vec<String>) -> Fut,
+        Fut: Future<Output = std::result::Result<HashMap<String, T>, E>>,
+    {
+        options.check().map_err(|e| e.with_store(self.name()))?;
+        // One namespace for the whole batch: the tag ids are read once.
+        let scope = self.scope().await?;
+        let stored_keys: Vec<String> = keys
+            .iter()
+            .map(|key| scope.key(key.as_ref()).into_owned())
+            .collect();
+        let mut values: Vec<Option<T>> = Vec::with_capacity(keys.len());
+        let mut fallbacks: HashMap<usize, Fallback> = HashMap::new();
+        let mut missing: Vec<usize> = Vec::new();
+        let read = self.read_batch(&stored_keys).await?;
+        for (i, (key, bytes)) in stored_keys.iter().zip(read).enumerate() {
+            match self.open_fresh::<T>(key, bytes.as_deref())? {
+                Ok(value) => values.push(Some(value)),
+                Err(fallback) => {
+                    values.push(None);
+                    missing.push(i);
+                    if let Some(fallback) = fallback {
+                        fallbacks.insert(i, fallback);
+                    }
+                }
+            }
+        }
+        let mut leaders: Vec<(usize, Leader)> = Vec::new();
+        let mut waiters = Vec::new();
+        for i in missing {
+            let key = &stored_keys[i];
+            if self.flights().is_computing(key) {
+                return Err(self.context(key)(super::reentrant()).into());
+            }
+            match self.flights().join(key) {
+                Role::Leader(leader) => leaders.push((i, leader)),
+                Role::Waiter(slot) => waiters.push((i, slot)),
+            }
+        }
+        // Another caller may have stored some of them between our read and our lead.
+        if !leaders.is_empty() {
+            let led: Vec<String> = leaders
+                .iter()
+                .map(|(i, _)| stored_keys[*i].clone())
+                .collect();
+            let reread = self.read_batch(&led).await?;
+            let mut still_missing = Vec::with_capacity(leaders.len());
+            for ((i, leader), bytes) in leaders.into_iter().zip(reread) {
+                match self.open_fresh::<T>(&stored_keys[i], bytes.as_deref())? {
+                    Ok(value) => values[i] = Some(value),
+                    Err(_) => still_missing.push((i, leader)),
+                }
+            }
+            leaders = still_missing;
+        }
+        if !leaders.is_empty() {
+            self.load_for(
+                keys,
+                &stored_keys,
+                options,
+                load,
+                leaders,
+                &mut fallbacks,
+                &mut values,
+            )
+            .await?;
+        }
+        for (i, slot) in waiters {
+            let key = &stored_keys[i];
+            values[i] = match flight::wait(slot).await {
+                Some(Outcome::Value(payload) | Outcome::Stale(payload)) => {
+                    Some(decode(self.serializer(), &payload).map_err(self.context(key))?)
+                }
+                Some(Outcome::Failed(message)) => match fallbacks.remove(&i) {
+                    Some(fallback) if now_before(fallback.header.fail_safe_until) => Some(
+                        decode(self.serializer(), &fallback.payload).map_err(self.context(key))?,
+                    ),
+                    _ => return Err(self.context(key)(super::failed_elsewhere(&message)).into()),
+                },
+                // Loaded without a value: nothing to cache, `None`.
+                Some(Outcome::Absent) => None,
+                // The loading caller went away without an outcome: what the store holds now is
+                // the answer if it holds anything; otherwise this call cannot tell.
+                None => match self.get_stored(key).await? {
+                    Some(value) => Some(value),
+                    None => {
+                        return Err(self.context(key)(Error::new(
+                            ErrorKind::Remember,
+                            "the caller loading this key went away before it was loaded; try again",
+                        ))
+                        .into());
+                    }
+                },
+            };
+        }
+        Ok(values)
+    }
+
+    /// The bytes under `keys`, one per key whatever the store answers.
+    async fn read_batch(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut read = self
+            .store()
+            .get_many(&refs)
+            .await
+            .map_err(|e| e.with_store(self.name()))?;
+        read.resize(keys.len(), None);
+        Ok(read)
+    }
+
+    /// A fresh value from stored `bytes`, or why there is none: the fallback, if any.
+    #[allow(clippy::type_complexity)]
+    fn open_fresh<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        bytes: Option<&[u8]>,
+    ) -> Result<std::result::Result<T, Option<Fallback>>> {
+        let Some(bytes) = bytes else {
+            return Ok(Err(None));
+        };
+        let now = envelope::now();
+        match envelope::open(bytes) {
+            Opened::Enveloped(header, payload) if now >= header.expires_at => {
+                Ok(Err((now < header.fail_safe_until).then(|| Fallback {
+                    header,
+                    payload: payload.to_vec(),
+                })))
+            }
+            Opened::Enveloped(_, payload) | Opened::Plain(payload) => {
+                decode(self.serializer(), payload)
+                    .map(Ok)
+                    .map_err(self.context(key))
+            }
+        }
+    }
+
+    /// Call `load` once for the keys `leaders` lead, store what it returns (one batch per
+    /// lifetime in whole seconds) and hand each key's outcome to its waiters.
+    #[allow(clippy::too_many_arguments)]
+    async fn load_for<T, E, F, Fut>(
+        &self,
+        keys: &[impl AsRef<str>],
+        stored_keys: &[String],
+        options: &RememberOptions,
+        load: F,
+        leaders: Vec<(usize, Leader)>,
+        fallbacks: &mut HashMap<usize, Fallback>,
+        values: &mut [Option<T>],
+    ) -> std::result::Result<(), E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error> + std::fmt::Display,
+        F: FnOnce(Vec<String>) -> Fut,
+        Fut: Future<Output = std::result::Result<HashMap<String, T>, E>>,
+    {
+        let missing: Vec<String> = leaders
+            .iter()
+            .map(|(i, _)| keys[*i].as_ref().to_owned())
+            .collect();
+        let (indexes, leaders): (Vec<usize>, Vec<Leader>) = leaders.into_iter().unzip();
+        let loading = async {
+            match options.hard_timeout {
+                Some(limit) => tokio::time::timeout(limit, load(missing))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(E::from(Error::new(
+                            ErrorKind::Timeout,
+                            format!(
+                                "the loader did not finish within its hard timeout of {limit:?}"
+                            ),
+                        )))
+                    }),
+                None => load(missing).await,
+            }
+        };
+        // Marked as computing these keys: a `remember` of one of them inside `load` is an error,
+        // not a wait for itself.
+        let loaded = flight::computing(&leaders, loading).await;
+        match loaded {
+            Ok(mut loaded) => {
+                let mut batches: HashMap<u64, Vec<(&str, Vec<u8>)>> = HashMap::new();
+                for (i, leader) in indexes.into_iter().zip(leaders) {
+                    let Some(value) = loaded.remove(keys[i].as_ref()) else {
+                        leader.finish(Outcome::Absent);
+                        continue;
+                    };
+                    let key = &stored_keys[i];
+                    let payload = encode(self.serializer(), &value).map_err(self.context(key))?;
+                    let ttl = jittered(options.ttl, options.jitter);
+                    let (bytes, lifetime) = self.stored_form(options, &payload, ttl);
+                    batches
+                        .entry(store_ttl(lifetime))
+                        .or_default()
+                        .push((key.as_str(), bytes));
+                    leader.finish(Outcome::Value(payload.into()));
+                    values[i] = Some(value);
+                }
+                for (seconds, items) in batches {
+                    // The callers have their values whether or not the cache keeps them.
+                    let _ = self.store().put_many(&items, Some(seconds)).await;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let mut unserved = false;
+                for (i, leader) in indexes.into_iter().zip(leaders) {
+                    let fallback = fallbacks.remove(&i).filter(|fallback| {
+                        options.fail_safe_max.is_some()
+                            && now_before(fallback.header.fail_safe_until)
+                    });
+                    match fallback {
+                        Some(fallback) => {
+                            self.keep_fallback(&stored_keys[i], options, &fallback)
+                                .await;
+                            values[i] = Some(
+                                decode(self.serializer(), &fallback.payload)
+                                    .map_err(self.context(&stored_keys[i]))?,
+                            );
+                            leader.finish(Outcome::Stale(fallback.payload.into()));
+                        }
+                        None => {
+                            unserved = true;
+                            leader.finish(Outcome::Failed(e.to_string().into()));
+                        }
+                    }
+                }
+                if unserved { Err(e) } else { Ok(()) }
+            }
+        }
+    }
+}
+
+/// Whether now is before `deadline`.
+fn now_before(deadline: Millis) -> bool {
+    envelope::now() < deadline
+}

@@ -1,0 +1,403 @@
+//! The file store's layout on disk: where a key's file is, its header, reading and writing
+//! it without following links, the lock file, and folders.
+
+use super::*;
+
+#[derive(Debug, Clone)]
+pub(super) struct Layout {
+    pub(super) root: PathBuf,
+    pub(super) hash: HashType,
+    /// Mode of the files the store creates; its folders get the matching search bits.
+    pub(super) file_mode: u32,
+}
+
+pub(super) fn now_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// What a cache file holds, once its header is read.
+pub(super) enum Content {
+    Missing,
+    /// Not a cache file: a truncated or foreign header, or a link, folder or FIFO where a
+    /// file belongs.
+    Corrupt,
+    Expired,
+    Live {
+        expiry: u64,
+        value: Vec<u8>,
+    },
+}
+
+impl Layout {
+    pub(super) fn path_of(&self, key: &str) -> PathBuf {
+        let digest = self.hash.hex_digest(key);
+        let mut path = self.root.clone();
+        for level in 0..self.hash.folder_levels() {
+            path.push(&digest[level * 2..level * 2 + 2]);
+        }
+        path.push(digest);
+        path
+    }
+
+    /// Folders get search permission wherever files are readable, and the files' write bits
+    /// (writing a value creates a file in its folder).
+    pub(super) fn folder_mode(&self) -> u32 {
+        self.file_mode | (self.file_mode & 0o444) >> 2
+    }
+
+    /// The digest folders of the file `path`, outermost first.
+    pub(super) fn folders<'a>(&self, path: &'a Path) -> impl Iterator<Item = &'a Path> {
+        let mut folders: Vec<&Path> = path
+            .ancestors()
+            .skip(1)
+            .take(self.hash.folder_levels())
+            .collect();
+        folders.reverse();
+        folders.into_iter()
+    }
+
+    /// Whether every digest folder of `path` is a real folder: reads never go through a
+    /// link planted in the cache folder, which could point anywhere.
+    pub(super) fn folders_are_real(&self, path: &Path) -> io::Result<bool> {
+        for folder in self.folders(path) {
+            match fs::symlink_metadata(folder) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    pub(super) fn read(&self, path: &Path) -> io::Result<Content> {
+        // The folders are checked after opening, so that a miss costs a single failed open;
+        // a file reached through a planted folder link is still never read.
+        let mut file = match open_no_follow(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Content::Missing),
+            Err(_) if !self.folders_are_real(path)? => return Ok(Content::Missing),
+            // A link (refused by O_NOFOLLOW) or a socket: not a cache file.
+            Err(e) => {
+                return match fs::symlink_metadata(path) {
+                    Ok(meta) if !meta.is_file() => Ok(Content::Corrupt),
+                    _ => Err(e),
+                };
+            }
+        };
+        if !self.folders_are_real(path)? {
+            return Ok(Content::Missing);
+        }
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Ok(Content::Corrupt);
+        }
+        let mut header = Vec::with_capacity(HEADER);
+        (&mut file).take(HEADER as u64).read_to_end(&mut header)?;
+        let expiry = Some(&header[..])
+            .filter(|header| header.len() == HEADER && header.iter().all(u8::is_ascii_digit))
+            .and_then(|header| std::str::from_utf8(header).ok()?.parse::<u64>().ok());
+        Ok(match expiry {
+            None => Content::Corrupt,
+            Some(expiry) if expiry as f64 <= now_seconds() => Content::Expired,
+            Some(expiry) => {
+                // Read no more than the size the file had when opened, so a file someone
+                // keeps appending to cannot keep the reader going; a size no memory can hold
+                // (a sparse file) is an error rather than an abort.
+                let length = meta.len().saturating_sub(HEADER as u64);
+                let mut value = Vec::new();
+                value
+                    .try_reserve_exact(usize::try_from(length).unwrap_or(usize::MAX))
+                    .map_err(|_| {
+                        io::Error::new(
+                            io::ErrorKind::OutOfMemory,
+                            format!("a value of {length} bytes does not fit in memory"),
+                        )
+                    })?;
+                file.take(length).read_to_end(&mut value)?;
+                Content::Live { expiry, value }
+            }
+        })
+    }
+
+    /// Read `path`, removing it if it has expired or is corrupted.
+    pub(super) fn read_live(&self, path: &Path) -> io::Result<Option<(u64, Vec<u8>)>> {
+        match self.read(path)? {
+            Content::Live { expiry, value } => Ok(Some((expiry, value))),
+            Content::Missing => Ok(None),
+            Content::Expired | Content::Corrupt => match self.remove_dead(path) {
+                // A reader that may not write a shared folder (`permissions = "0640"`) still
+                // gets its miss; a writer removes the file later.
+                Err(e) if e.kind() != io::ErrorKind::PermissionDenied => Err(e),
+                _ => Ok(None),
+            },
+        }
+    }
+
+    /// Remove an expired or corrupted file, checking again under the lock so that a live
+    /// value written meanwhile by `add` or `increment` is kept.
+    pub(super) fn remove_dead(&self, path: &Path) -> io::Result<()> {
+        let _lock = self.lock()?;
+        if matches!(self.read(path)?, Content::Expired | Content::Corrupt) {
+            remove_entry(path)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn write(&self, path: &Path, expiry: u64, value: &[u8]) -> io::Result<()> {
+        let mut attempts = 1;
+        loop {
+            match self.try_write(path, expiry, value) {
+                // Another program's flush removed a folder between making it and renaming the
+                // file into place, or between finding it taken and checking what took it
+                // (this crate's flush waits for the lock writes hold).
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::AlreadyExists
+                    ) && attempts < ATTEMPTS =>
+                {
+                    attempts += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    pub(super) fn try_write(&self, path: &Path, expiry: u64, value: &[u8]) -> io::Result<()> {
+        self.make_folders(path)?;
+        let folder = path.parent().unwrap_or(&self.root);
+        let mut file = tempfile::Builder::new()
+            .prefix(".tmp")
+            .tempfile_in(folder)?;
+        set_mode(file.as_file(), self.file_mode)?;
+        file.write_all(format!("{expiry:010}").as_bytes())?;
+        file.write_all(value)?;
+        // The rename replaces a file, a link (not its target) or a FIFO, but not a folder.
+        match file.persist(path) {
+            Ok(_) => Ok(()),
+            Err(e) if is_real_folder(path) => {
+                remove_entry(path)?;
+                e.file.persist(path).map(drop).map_err(|e| e.error)
+            }
+            Err(e) => Err(e.error),
+        }
+    }
+
+    /// Make the digest folders of `path`, replacing whatever else sits where one belongs:
+    /// writing through a planted link could put the file anywhere.
+    pub(super) fn make_folders(&self, path: &Path) -> io::Result<()> {
+        self.make_root()?;
+        for folder in self.folders(path) {
+            match fs::symlink_metadata(folder) {
+                Ok(meta) if meta.is_dir() => continue,
+                Ok(_) => {
+                    remove_entry(folder)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            match make_folder(folder, self.folder_mode()) {
+                // Made meanwhile by another write.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && is_real_folder(folder) => {}
+                result => result?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Make the cache folder if it is missing. Unlike the folders below it, it may be a link:
+    /// it is the user's choice.
+    pub(super) fn make_root(&self) -> io::Result<()> {
+        if self.root.is_dir() {
+            return Ok(());
+        }
+        if let Some(parent) = self.root.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        match make_folder(&self.root, self.folder_mode()) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && self.root.is_dir() => Ok(()),
+            result => result,
+        }
+    }
+
+    /// The lock for changes that read before they write (`add`, `increment`, `forget`,
+    /// removing a dead file, `flush`): exclusive.
+    pub(super) fn lock(&self) -> io::Result<File> {
+        let file = self.lock_file()?;
+        file.lock()?;
+        Ok(file)
+    }
+
+    /// The lock for a plain write: shared, so writers of different keys never wait for each
+    /// other, yet a removal of a dead file cannot delete a value written meanwhile, nor a
+    /// flush move a folder away between its making and the rename into it.
+    pub(super) fn lock_shared(&self) -> io::Result<File> {
+        let file = self.lock_file()?;
+        file.lock_shared()?;
+        Ok(file)
+    }
+
+    pub(super) fn lock_file(&self) -> io::Result<File> {
+        self.make_root()?;
+        let path = self.root.join(LOCK_FILE);
+        for _ in 0..ATTEMPTS {
+            // O_EXCL never follows a link: a dangling one planted here does not create its
+            // target.
+            match File::options().write(true).create_new(true).open(&path) {
+                Ok(file) => {
+                    set_mode(&file, self.file_mode)?;
+                    return Ok(file);
+                }
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                Err(_) => {}
+            }
+            // Read-only is enough for flock, and lets readers of a shared folder lock it.
+            match open_no_follow(&path) {
+                Ok(file) if file.metadata()?.is_file() => return Ok(file),
+                // A folder or FIFO planted at the lock's name.
+                Ok(_) => {
+                    remove_entry(&path)?;
+                }
+                // Removed meanwhile: create it.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // A link, refused by O_NOFOLLOW: remove it, never its target.
+                Err(_) if !fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_file()) => {
+                    remove_entry(&path)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other(format!(
+            "{} keeps being replaced by something that is not a file",
+            path.display()
+        )))
+    }
+
+    pub(super) fn flush(&self) -> io::Result<()> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut trash = Vec::new();
+        {
+            // Writes hold the lock shared from making their folders to renaming their file
+            // into place, so none loses its folder halfway; writes after this block start
+            // fresh folders, and a write issued after `flush` returns is kept.
+            let _lock = self.lock()?;
+            for entry in entries {
+                let entry = entry?;
+                let name = entry.file_name();
+                let kind = entry.file_type()?;
+                if is_entry_folder(&name) && (kind.is_dir() || kind.is_symlink()) {
+                    // One atomic rename takes the whole folder out of the namespace, so no
+                    // write adds files to it while it is being removed.
+                    let to = self.root.join(trash_name());
+                    match fs::rename(entry.path(), &to) {
+                        Ok(()) => trash.push(to),
+                        // Taken by a concurrent flush.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                } else if name.to_str().is_some_and(|n| n.starts_with(TRASH_PREFIX)) {
+                    // Left by an interrupted flush, or being removed by a concurrent one
+                    // (removal tolerates that).
+                    trash.push(entry.path());
+                }
+            }
+        }
+        for folder in trash {
+            remove_entry(&folder)?;
+        }
+        Ok(())
+    }
+}
+
+/// A name no other flush uses, in this process or another.
+pub(super) fn trash_name() -> String {
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{TRASH_PREFIX}{}-{}-{nanos}",
+        std::process::id(),
+        COUNT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub(super) fn expiry_of(ttl: Ttl) -> u64 {
+    match ttl {
+        None => FOREVER,
+        Some(seconds) => ((now_seconds() + seconds as f64).ceil() as u64).min(FOREVER),
+    }
+}
+
+pub(super) fn is_real_folder(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|meta| meta.is_dir())
+}
+
+/// Remove whatever is at `path` without following links: a file or a link is unlinked, a
+/// folder removed with its contents (links inside are unlinked, never followed). Whether
+/// something was there.
+pub(super) fn remove_entry(path: &Path) -> io::Result<bool> {
+    let removed = if is_real_folder(path) {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+    match removed {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+pub(super) fn is_entry_folder(name: &std::ffi::OsStr) -> bool {
+    name.to_str()
+        .is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Open an existing file to read, refusing a link at its name (a read could otherwise return
+/// any file the process may read) and not waiting on a FIFO (opening one blocks until a
+/// writer comes).
+pub(super) fn open_no_follow(path: &Path) -> io::Result<File> {
+    let mut options = File::options();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use rustix::fs::OFlags;
+        // Flag bits fit in an `i32`, the type `custom_flags` takes.
+        let flags = (OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32;
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, flags);
+    }
+    options.open(path)
+}
+
+/// Make the folder `path` (its parent must exist) with `mode`.
+pub(super) fn make_folder(path: &Path, mode: u32) -> io::Result<()> {
+    #[cfg_attr(not(unix), allow(unused_mut))]
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, mode);
+    builder.create(path)?;
+    // The umask may have taken bits that `permissions` asked for; set them through a handle
+    // so that a link swapped in meanwhile is refused, not followed.
+    let folder = open_no_follow(path)?;
+    if folder.metadata()?.is_dir() {
+        set_mode(&folder, mode)?;
+    }
+    Ok(())
+}
+
+/// Give `file` exactly `mode`, whatever the umask took from it at creation.
+pub(super) fn set_mode(file: &File, mode: u32) -> io::Result<()> {
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+    #[cfg(not(unix))]
+    let _ = (file, mode);
+    Ok(())
+}

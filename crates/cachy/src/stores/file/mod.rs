@@ -1,0 +1,373 @@
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use sha2::Digest;
+
+use crate::codec::incremented;
+use crate::config::StoreConfig;
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::{Store, Ttl};
+
+mod layout;
+
+use layout::*;
+
+/// The expiry Python cachy writes for items stored forever.
+const FOREVER: u64 = 9_999_999_999;
+/// Every file starts with the expiry as 10 ASCII digits.
+const HEADER: usize = 10;
+/// Held while `add` and `increment` read and write, so they are atomic across threads and
+/// processes sharing the folder. Python cachy never takes it (it has no atomic `add`).
+const LOCK_FILE: &str = ".cachy-lock";
+/// `flush` renames each entry folder to a name starting with this before removing it. The
+/// leading dot keeps it out of the two-hex-digit names the store reads and writes.
+const TRASH_PREFIX: &str = ".cachy-trash-";
+/// Modes of the files the store creates unless told otherwise: owner only.
+const DEFAULT_PERMISSIONS: u32 = 0o600;
+/// How many times an operation starts over when its folders change under it: removed by
+/// another program's flush, or a link or folder planted where the store writes.
+const ATTEMPTS: usize = 16;
+
+/// The digest that names a key's file; it also decides how many folder levels there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HashType {
+    /// MD5: two folder levels.
+    Md5,
+    /// SHA-1: four folder levels.
+    Sha1,
+    /// SHA-256 (the default): eight folder levels.
+    #[default]
+    Sha256,
+}
+
+impl HashType {
+    fn hex_digest(self, key: &str) -> String {
+        match self {
+            HashType::Md5 => hex::encode(md5::Md5::digest(key)),
+            HashType::Sha1 => hex::encode(sha1::Sha1::digest(key)),
+            HashType::Sha256 => hex::encode(sha2::Sha256::digest(key)),
+        }
+    }
+
+    fn folder_levels(self) -> usize {
+        match self {
+            HashType::Md5 => 2,
+            HashType::Sha1 => 4,
+            HashType::Sha256 => 8,
+        }
+    }
+}
+
+/// A store of one file per key (driver `file`), in exactly Python cachy's layout, so both
+/// can share a cache folder.
+///
+/// The file of a key is named by the hex digest of the key (`hash_type`: `md5`, `sha1` or
+/// `sha256`, the default) and sits in folders named by the digest's first two-character
+/// pairs (2, 4 or 8 levels). It holds the expiry as 10 ASCII digits of unix time
+/// (`9999999999` for forever) followed by the serialized value.
+///
+/// Writes go to a temporary file renamed into place, so a reader never sees half a value. An
+/// expired file is removed when read; a corrupted or truncated one is a miss and is removed.
+/// `add` and `increment` hold a lock file (`.cachy-lock` in the folder) and are atomic across
+/// threads and processes using this crate. `flush` removes only the two-hex-digit folders the
+/// store writes, never other files in the folder, and can run while other calls write.
+///
+/// The folder may be shared with other programs, so the store trusts nothing below it: it
+/// never reads, writes or removes through a symbolic link there (a link, folder or FIFO
+/// where a value file belongs is a miss; a link or file where a folder belongs makes the
+/// path a miss; writes replace them, removing a link, never its target). Files are created
+/// owner-only (`0600`, folders `0700`) unless [`with_permissions`](Self::with_permissions)
+/// (option `permissions`) widens them.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    inner: Arc<Layout>,
+}
+
+impl FileStore {
+    /// A store in the folder `root` (created when first written), naming files by `hash`.
+    pub fn new(root: impl Into<PathBuf>, hash: HashType) -> Self {
+        FileStore {
+            inner: Arc::new(Layout {
+                root: root.into(),
+                hash,
+                file_mode: DEFAULT_PERMISSIONS,
+            }),
+        }
+    }
+
+    /// Create files with `mode` instead of owner-only `0o600`, for a cache shared between
+    /// users: `0o660` lets the group read and write, `0o640` read. Folders get the same bits
+    /// plus search (`x`) wherever files are readable (`0o770`, `0o750`). The modes are set
+    /// as given, whatever the umask. They apply to what the store creates from now on, not to
+    /// files already there, and have no effect on platforms other than unix.
+    ///
+    /// A [`ErrorKind::Config`] error if `mode` has bits other than `0o777` or does not let
+    /// the owner read and write.
+    pub fn with_permissions(self, mode: u32) -> Result<Self> {
+        let file_mode = checked_mode(mode).map_err(|msg| Error::config("permissions", msg))?;
+        let mut layout = Arc::unwrap_or_clone(self.inner);
+        layout.file_mode = file_mode;
+        Ok(FileStore {
+            inner: Arc::new(layout),
+        })
+    }
+
+    /// Build from configuration: `path` (required), `hash_type` (`md5`, `sha1`, `sha256`)
+    /// and `permissions` (an octal string such as `"0640"`; see
+    /// [`with_permissions`](Self::with_permissions)).
+    pub fn from_config(config: &StoreConfig) -> Result<Self> {
+        let options: FileOptions = config.parse()?;
+        let root = PathBuf::from(options.path);
+        if root.exists() && !root.is_dir() {
+            return Err(config.error(
+                "path",
+                format!("{} exists and is not a folder", root.display()),
+            ));
+        }
+        let hash = options.hash_type.unwrap_or(HashType::Sha256);
+        let file_mode = match options.permissions {
+            None => DEFAULT_PERMISSIONS,
+            Some(text) => parse_mode(&text).map_err(|msg| config.error("permissions", msg))?,
+        };
+        Ok(FileStore {
+            inner: Arc::new(Layout {
+                root,
+                hash,
+                file_mode,
+            }),
+        })
+    }
+
+    /// The folder the store writes to.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// The file that holds `key`.
+    pub fn path_of(&self, key: &str) -> PathBuf {
+        self.inner.path_of(key)
+    }
+
+    async fn run<T, F>(&self, key: &str, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Layout, &Path) -> io::Result<T> + Send + 'static,
+    {
+        let layout = Arc::clone(&self.inner);
+        let path = layout.path_of(key);
+        tokio::task::spawn_blocking(move || job(&layout, &path))
+            .await
+            .map_err(|e| Error::backend("the file store's worker thread failed", e))?
+            .map_err(|e| io_error(&self.inner.path_of(key), e))
+    }
+}
+
+/// The `file` driver's options.
+#[derive(serde::Deserialize)]
+struct FileOptions {
+    path: String,
+    hash_type: Option<HashType>,
+    permissions: Option<String>,
+}
+
+/// Parse an octal mode such as `"0640"`, `"640"` or `"0o640"`.
+fn parse_mode(text: &str) -> std::result::Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    if !(3..=4).contains(&digits.len()) || !digits.bytes().all(|b| matches!(b, b'0'..=b'7')) {
+        return Err(format!(
+            "`permissions` must be an octal mode such as \"0640\", not \"{text}\""
+        ));
+    }
+    checked_mode(
+        digits
+            .bytes()
+            .fold(0, |mode, digit| mode * 8 + u32::from(digit - b'0')),
+    )
+}
+
+fn checked_mode(mode: u32) -> std::result::Result<u32, String> {
+    if mode & !0o777 != 0 {
+        Err(format!(
+            "`permissions` {mode:04o} has bits beyond 0777 (setuid, setgid or sticky)"
+        ))
+    } else if mode & 0o600 != 0o600 {
+        Err(format!(
+            "`permissions` {mode:04o} must let the owner read and write (0600)"
+        ))
+    } else {
+        Ok(mode)
+    }
+}
+
+fn io_error(path: &Path, e: io::Error) -> Error {
+    Error::backend(format!("file store I/O failed on {}", path.display()), e)
+}
+
+#[async_trait]
+impl Store for FileStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.run(key, |layout, path| {
+            Ok(layout.read_live(path)?.map(|(_, value)| value))
+        })
+        .await
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
+        let value = value.to_vec();
+        self.run(key, move |layout, path| {
+            let _lock = layout.lock_shared()?;
+            layout.write(path, expiry_of(ttl), &value)
+        })
+        .await
+    }
+
+    async fn add(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
+        let value = value.to_vec();
+        self.run(key, move |layout, path| {
+            let _lock = layout.lock()?;
+            if let Content::Live { .. } = layout.read(path)? {
+                return Ok(false);
+            }
+            layout.write(path, expiry_of(ttl), &value)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn increment(&self, key: &str, by: i64) -> Result<i64> {
+        self.run(key, move |layout, path| {
+            let _lock = layout.lock()?;
+            let (expiry, current) = match layout.read(path)? {
+                Content::Live { expiry, value } => (expiry, Some(value)),
+                _ => (FOREVER, None),
+            };
+            let next = incremented(current.as_deref(), by);
+            if let Ok(next) = &next {
+                layout.write(path, expiry, next.to_string().as_bytes())?;
+            }
+            Ok(next)
+        })
+        .await?
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        current: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool> {
+        let (current, new) = (current.map(<[u8]>::to_vec), new.to_vec());
+        self.run(key, move |layout, path| {
+            let _lock = layout.lock()?;
+            let expiry = match (layout.read(path)?, current) {
+                (Content::Live { expiry, value }, Some(current)) if value == current => expiry,
+                (Content::Live { .. }, _) | (_, Some(_)) => return Ok(false),
+                (_, None) => FOREVER,
+            };
+            layout.write(path, expiry, &new)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn compare_and_delete(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        let expected = expected.to_vec();
+        self.run(key, move |layout, path| {
+            let _lock = layout.lock()?;
+            match layout.read(path)? {
+                Content::Live { value, .. } if value == expected => remove_entry(path),
+                _ => Ok(false),
+            }
+        })
+        .await
+    }
+
+    async fn forget(&self, key: &str) -> Result<bool> {
+        self.run(key, |layout, path| {
+            let _lock = layout.lock()?;
+            Ok(match layout.read(path)? {
+                // Nothing there, or reached only through a link: leave it.
+                Content::Missing => false,
+                Content::Live { .. } => remove_entry(path)?,
+                Content::Expired | Content::Corrupt => {
+                    remove_entry(path)?;
+                    false
+                }
+            })
+        })
+        .await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        let layout = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || layout.flush())
+            .await
+            .map_err(|e| Error::backend("the file store's worker thread failed", e))?
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Backend,
+                    format!("cannot flush {}", self.inner.root.display()),
+                )
+                .with_source(e)
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_follow_python_cachy_layout() {
+        let store = FileStore::new("/cache", HashType::Md5);
+        // md5("foo") = acbd18db4cc2f85cedef654fccc4a4d8
+        assert_eq!(
+            store.path_of("foo"),
+            PathBuf::from("/cache/ac/bd/acbd18db4cc2f85cedef654fccc4a4d8")
+        );
+        let sha256 = FileStore::new("/cache", HashType::Sha256).path_of("foo");
+        // sha256("foo") = 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
+        assert_eq!(
+            sha256,
+            PathBuf::from(
+                "/cache/2c/26/b4/6b/68/ff/c6/8f/\
+                 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+            )
+        );
+    }
+
+    #[test]
+    fn modes_parse_as_octal_and_folders_get_search_bits() {
+        assert_eq!(parse_mode("0640"), Ok(0o640));
+        assert_eq!(parse_mode("660"), Ok(0o660));
+        assert_eq!(parse_mode("0o600"), Ok(0o600));
+        for bad in [
+            "",
+            "64",
+            "06400",
+            "0x640",
+            "rw-r-----",
+            "0400",
+            "0800",
+            "4755",
+        ] {
+            assert!(parse_mode(bad).is_err(), "{bad}");
+        }
+        let folder_mode = |mode| {
+            let store = FileStore::new("/cache", HashType::Md5)
+                .with_permissions(mode)
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(store.inner.folder_mode())
+        };
+        assert_eq!(folder_mode(0o600), Ok(0o700));
+        assert_eq!(folder_mode(0o640), Ok(0o750));
+        assert_eq!(folder_mode(0o660), Ok(0o770));
+        assert_eq!(folder_mode(0o644), Ok(0o755));
+    }
+}

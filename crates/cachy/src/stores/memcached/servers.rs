@@ -1,0 +1,116 @@
+//! The servers of a memcached store: their addresses, connection pools and health (marked
+//! down for `retry_after` after a failure), and the ketama ring that spreads keys over them.
+
+use super::*;
+
+/// Where a server listens.
+#[derive(Debug, Clone)]
+pub(super) enum Address {
+    Tcp(String),
+    #[cfg(unix)]
+    Unix(String),
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Address::Tcp(a) => f.write_str(a),
+            #[cfg(unix)]
+            Address::Unix(p) => write!(f, "unix:{p}"),
+        }
+    }
+}
+
+impl Address {
+    pub(super) async fn connect(&self) -> std::io::Result<Connection> {
+        let stream: Box<dyn Duplex> = match self {
+            Address::Tcp(address) => {
+                let stream = TcpStream::connect(address).await?;
+                stream.set_nodelay(true)?;
+                Box::new(stream)
+            }
+            #[cfg(unix)]
+            Address::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
+        };
+        Ok(Connection::new(stream))
+    }
+}
+
+pub(super) struct Server {
+    pub(super) address: Address,
+    pub(super) idle: Mutex<Vec<Connection>>,
+    pub(super) slots: Semaphore,
+    pub(super) down_until: Mutex<Option<Instant>>,
+    pub(super) retry_after: Duration,
+}
+
+impl Server {
+    pub(super) fn is_down(&self) -> bool {
+        let mut down = self
+            .down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match *down {
+            Some(until) if Instant::now() < until => true,
+            Some(_) => {
+                *down = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    pub(super) fn mark_down(&self) {
+        *self
+            .down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + self.retry_after);
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// An idle pooled connection, if there is one. A connection with something to read is
+    /// dropped: the server closed it, or sent a reply that no request asked for.
+    pub(super) fn pooled(&self) -> Option<Connection> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(mut connection) = idle.pop() {
+            if connection.is_idle() {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    pub(super) fn release(&self, connection: Connection) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(connection);
+    }
+
+    pub(super) async fn connect(&self) -> std::result::Result<Connection, Failure> {
+        self.address.connect().await.map_err(|e| Failure::Io {
+            error: Error::backend("cannot connect to memcached", e),
+            answered: false,
+        })
+    }
+}
+
+pub(super) fn ketama_ring(weights: &[usize]) -> Vec<(u32, usize)> {
+    let mut ring = Vec::new();
+    for (index, weight) in weights.iter().enumerate() {
+        for point in 0..(POINTS_PER_SERVER * weight).div_ceil(4) {
+            let digest = Md5::digest(format!("{index}-{point}"));
+            for chunk in digest.chunks(4) {
+                ring.push((
+                    u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]),
+                    index,
+                ));
+            }
+        }
+    }
+    ring.sort_unstable();
+    ring
+}
