@@ -101,14 +101,16 @@ fn unknown(meta: &Meta) -> syn::Error {
 
 /// Whether `expr` uses `self`.
 fn mentions_self(expr: &Expr) -> bool {
-    fn walk(tokens: Tokens) -> bool {
-        tokens.into_iter().any(|token| match token {
-            proc_macro2::TokenTree::Ident(ident) => ident == "self",
-            proc_macro2::TokenTree::Group(group) => walk(group.stream()),
-            _ => false,
-        })
-    }
-    walk(quote!(#expr))
+    mentions(quote!(#expr), &["self"])
+}
+
+/// Whether `tokens` contain one of the identifiers `names`.
+fn mentions(tokens: Tokens, names: &[&str]) -> bool {
+    tokens.into_iter().any(|token| match token {
+        proc_macro2::TokenTree::Ident(ident) => names.iter().any(|name| ident == name),
+        proc_macro2::TokenTree::Group(group) => mentions(group.stream(), names),
+        _ => false,
+    })
 }
 
 /// Whether the function returns a `Result` (only `Ok` values are then cached).
@@ -226,15 +228,33 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<Tokens> {
     let with_options = resilient.then(|| {
         quote!(.with_options(::cachy::RememberOptions::new(::core::time::Duration::ZERO) #(#knobs)*))
     });
+    // Waiting callers get copies of a failed call's error when its type is `Clone`: chosen by
+    // method resolution on the concrete return type.
+    let share_errors = |ret: &Type| {
+        quote! {
+            .sharing_errors({
+                use ::cachy::memoize::{ShareCloneErrors as _, ShareNoErrors as _};
+                (&&::cachy::memoize::ErrorOf::<#ret>::NEW).sharing()
+            })
+        }
+    };
+    let returned = match output {
+        ReturnType::Type(_, ty) if result => Some(&**ty),
+        _ => None,
+    };
     let minutes = quote!(#lifetime #with_options);
     let memoizer = match &options.manager {
         // An expression of the instance (`self.cache`) is evaluated on every call: each
         // instance may have its own manager.
-        Some(manager) if mentions_self(manager) => quote! {
-            let __cachy_memoizer = ::std::borrow::Cow::<::cachy::Memoizer>::Owned(
-                ::cachy::Memoizer::resolve(::core::option::Option::Some(&*&(#manager)), #store, #prefix) #minutes
-            );
-        },
+        Some(manager) if mentions_self(manager) => {
+            let share_errors = returned.map(share_errors);
+            quote! {
+                let __cachy_memoizer = ::std::borrow::Cow::<::cachy::Memoizer>::Owned(
+                    ::cachy::Memoizer::resolve(::core::option::Option::Some(&*&(#manager)), #store, #prefix)
+                        #minutes #share_errors
+                );
+            }
+        }
         // Any other expression is evaluated once, in an item of its own, so it cannot depend
         // on the arguments, and a function that builds a manager does not build one (with
         // empty stores) per call.
@@ -243,9 +263,16 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<Tokens> {
                 Some(manager) => quote!(::core::option::Option::Some(&*&(#manager))),
                 None => quote!(::core::option::Option::None),
             };
+            // The item cannot name the function's generics or `Self`: a return type using
+            // them leaves errors unshared.
+            let share_errors = returned
+                .filter(|ty| {
+                    sig.generics.params.is_empty() && !mentions(quote!(#ty), &["Self", "impl"])
+                })
+                .map(share_errors);
             quote! {
                 fn __cachy_resolve() -> ::cachy::Memoizer {
-                    ::cachy::Memoizer::resolve(#manager, #store, #prefix) #minutes
+                    ::cachy::Memoizer::resolve(#manager, #store, #prefix) #minutes #share_errors
                 }
                 static __CACHY_MEMOIZER: ::std::sync::OnceLock<::cachy::Memoizer> =
                     ::std::sync::OnceLock::new();

@@ -187,6 +187,19 @@ impl Error {
     pub fn field(&self) -> Option<&str> {
         self.field.as_deref()
     }
+
+    /// The same error, with its source kept as its message (sources are not `Clone`): what the
+    /// callers that waited for a failed computation get.
+    pub(crate) fn copy(&self) -> Error {
+        Error {
+            kind: self.kind,
+            message: self.message.clone(),
+            store: self.store.clone(),
+            key: self.key.clone(),
+            field: self.field.clone(),
+            source: self.source.as_ref().map(|s| s.to_string().into()),
+        }
+    }
 }
 
 impl fmt::Display for Error {

@@ -39,7 +39,7 @@ macro_rules! repository_operations {
         ) -> ::std::result::Result<T, E>
         where
             T: ::serde::Serialize + ::serde::de::DeserializeOwned,
-            E: From<$crate::Error> + ::std::fmt::Display,
+            E: From<$crate::Error> + ::std::fmt::Display + 'static,
             F: FnOnce() -> Fut,
             Fut: ::std::future::Future<Output = ::std::result::Result<T, E>>,
         {
@@ -55,7 +55,7 @@ macro_rules! repository_operations {
         ) -> ::std::result::Result<T, E>
         where
             T: ::serde::Serialize + ::serde::de::DeserializeOwned,
-            E: From<$crate::Error> + ::std::fmt::Display,
+            E: From<$crate::Error> + ::std::fmt::Display + 'static,
             F: FnOnce() -> Fut,
             Fut: ::std::future::Future<Output = ::std::result::Result<T, E>>,
         {
@@ -108,7 +108,7 @@ macro_rules! repository_operations {
         ) -> ::std::result::Result<Vec<Option<T>>, E>
         where
             T: ::serde::Serialize + ::serde::de::DeserializeOwned,
-            E: From<$crate::Error> + ::std::fmt::Display,
+            E: From<$crate::Error> + ::std::fmt::Display + 'static,
             F: FnOnce(Vec<String>) -> Fut,
             Fut: ::std::future::Future<
                 Output = ::std::result::Result<::std::collections::HashMap<String, T>, E>,
@@ -132,7 +132,7 @@ macro_rules! repository_operations {
         ) -> ::std::result::Result<T, E>
         where
             T: ::serde::Serialize + ::serde::de::DeserializeOwned,
-            E: From<$crate::Error> + ::std::fmt::Display,
+            E: From<$crate::Error> + ::std::fmt::Display + 'static,
             F: FnOnce() -> ::std::result::Result<T, E>,
         {
             $resolve!(self, repository => repository.remember(key, expiry, || async move { compute() }))
@@ -143,7 +143,7 @@ macro_rules! repository_operations {
         pub fn remember_forever<T, E, F>(&self, key: &str, compute: F) -> ::std::result::Result<T, E>
         where
             T: ::serde::Serialize + ::serde::de::DeserializeOwned,
-            E: From<$crate::Error> + ::std::fmt::Display,
+            E: From<$crate::Error> + ::std::fmt::Display + 'static,
             F: FnOnce() -> ::std::result::Result<T, E>,
         {
             $resolve!(self, repository => repository.remember_forever(key, || async move { compute() }))
@@ -195,7 +195,7 @@ macro_rules! repository_operations {
         ) -> ::std::result::Result<Vec<Option<T>>, E>
         where
             T: ::serde::Serialize + ::serde::de::DeserializeOwned,
-            E: From<$crate::Error> + ::std::fmt::Display,
+            E: From<$crate::Error> + ::std::fmt::Display + 'static,
             F: FnOnce(Vec<String>) -> ::std::result::Result<::std::collections::HashMap<String, T>, E>,
         {
             $resolve!(self, repository => repository.remember_many(keys, options, move |missing| async move { load(missing) }))

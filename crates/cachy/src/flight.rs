@@ -1,11 +1,15 @@
 //! Single flight: while one caller computes the value of a missing key, the others in this
 //! process wait for its outcome instead of computing it again (no cache stampede).
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
+
+use crate::error::{Error, ErrorKind};
 
 /// What the computing caller hands to the waiting ones.
 #[derive(Clone)]
@@ -18,8 +22,107 @@ pub(crate) enum Outcome {
     /// The computation found no value for the key (a batch loader left it out); waiters
     /// look for it themselves.
     Absent,
-    /// The computation (or storing its value) failed with this message.
-    Failed(Arc<str>),
+    /// The computation (or storing its value) failed.
+    Failed(Failure),
+}
+
+/// Makes one more copy of the leader's error, as `Box<E>`.
+type ErrorCopier = Arc<dyn Fn() -> Box<dyn Any + Send> + Send + Sync>;
+
+/// A failed computation, as the callers that waited for it see it.
+#[derive(Clone)]
+pub(crate) struct Failure {
+    message: Arc<str>,
+    kind: ErrorKind,
+    /// Copies of the leader's error itself, when its type can be copied: a cache [`Error`]
+    /// always, another type when sharing it was asked for ([`ShareErrors`]).
+    copy: Option<ErrorCopier>,
+}
+
+impl Failure {
+    /// The failure the leader's `error` is, shared with the waiters as `share` allows.
+    pub(crate) fn of<E: fmt::Display + 'static>(error: &E, share: Option<ShareErrors>) -> Self {
+        let any: &dyn Any = error;
+        let (kind, copy) = match any.downcast_ref::<Error>() {
+            Some(error) => {
+                let kind = error.kind();
+                let error = error.copy();
+                let copy: ErrorCopier = Arc::new(move || Box::new(error.copy()));
+                (kind, Some(copy))
+            }
+            None => (
+                ErrorKind::Remember,
+                share.and_then(|share| (share.copier)(any)),
+            ),
+        };
+        Failure {
+            message: error.to_string().into(),
+            kind,
+            copy,
+        }
+    }
+
+    /// The leader's error itself when it is an `E` that could be copied, else an
+    /// [`ErrorKind::Remember`] error (or, when the leader's error was a cache error, one of
+    /// its kind) with the leader's message, which `context` names the store and key of.
+    pub(crate) fn error<E: From<Error> + 'static>(
+        &self,
+        context: impl FnOnce(Error) -> Error,
+    ) -> E {
+        if let Some(copy) = &self.copy {
+            match copy().downcast::<E>() {
+                Ok(error) => return *error,
+                Err(copy) => {
+                    if let Ok(error) = copy.downcast::<Error>() {
+                        return E::from(*error);
+                    }
+                }
+            }
+        }
+        context(Error::new(
+            self.kind,
+            format!(
+                "computing the value failed in the caller that ran it: {}",
+                self.message
+            ),
+        ))
+        .into()
+    }
+}
+
+/// Whether the callers waiting for a failed computation get copies of its error (of one
+/// type, which must be `Clone`): see [`RememberOptions::share_errors`](crate::RememberOptions::share_errors).
+#[derive(Clone, Copy)]
+pub struct ShareErrors {
+    type_id: TypeId,
+    type_name: &'static str,
+    copier: fn(&dyn Any) -> Option<ErrorCopier>,
+}
+
+impl ShareErrors {
+    /// Share errors of type `E`.
+    pub(crate) fn of<E: Clone + Send + Sync + 'static>() -> Self {
+        ShareErrors {
+            type_id: TypeId::of::<E>(),
+            type_name: std::any::type_name::<E>(),
+            copier: |error| {
+                let error = error.downcast_ref::<E>()?.clone();
+                Some(Arc::new(move || Box::new(error.clone())))
+            },
+        }
+    }
+}
+
+impl PartialEq for ShareErrors {
+    fn eq(&self, other: &Self) -> bool {
+        self.type_id == other.type_id
+    }
+}
+
+impl fmt::Debug for ShareErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ShareErrors<{}>", self.type_name)
+    }
 }
 
 type Slot = watch::Receiver<Option<Outcome>>;

@@ -114,7 +114,8 @@ pub use memoize::{Memoizer, global, set_global};
 /// The resilience options of [`RememberOptions`] are options here too, with the same
 /// names: `fail_safe = duration`, `fail_safe_throttle = duration`, `soft_timeout = duration`,
 /// `hard_timeout = duration` (for functions returning `Result`), `eager_refresh = fraction`,
-/// `jitter = share` and `distributed = (lock_ttl, wait)` (single flight across processes). With any of them, calls go through
+/// `jitter = share` and `distributed = (lock_ttl, wait)` (single flight across processes).
+/// With any of them, calls go through
 /// [`Repository::remember_with`], so the function's arguments must be owned (`'static`).
 ///
 /// The `manager` expression is evaluated **once**, on the first call, in an item of its own:
@@ -131,7 +132,9 @@ pub use memoize::{Memoizer, global, set_global};
 ///
 /// A function returning `Result<T, E>` caches only `Ok` values (`E: From<cachy::Error> +
 /// Display`). Concurrent calls with the same arguments in one process run the body once
-/// (see [`Repository::remember`]). If the cache fails or no manager is installed, the
+/// (see [`Repository::remember`]); when the body fails, the calls that waited for it get
+/// a copy of its error if `E` is `Clone + Send + Sync` (and the function is not generic),
+/// else an [`ErrorKind::Remember`] error with its message. If the cache fails or no manager is installed, the
 /// function runs uncached: memoization never breaks it. A sync function is memoized from
 /// plain threads, `spawn_blocking` and multi-thread runtimes (see [`blocking`]); on a
 /// current-thread runtime, whose only thread it must not block, it runs uncached.

@@ -36,9 +36,10 @@ use sha1::{Digest, Sha1};
 use crate::blocking::Blocking;
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Expiry;
+use crate::flight::ShareErrors;
 use crate::manager::CacheManager;
 use crate::remember::options::RememberOptions;
-use crate::remember::{CacheErrors, Remembered, failed_elsewhere};
+use crate::remember::{CacheErrors, Remembered};
 use crate::repository::Repository;
 use crate::store::Ttl;
 
@@ -59,6 +60,39 @@ impl<T: Serialize + ?Sized> KeyArgument for T {}
 pub fn key_argument<T: KeyArgument + ?Sized>(argument: &T) -> &T {
     argument
 }
+
+/// The return type `R` of a `#[cached]` function, for choosing (by method resolution on
+/// `&&ErrorOf<R>`) whether its errors are shared with waiting callers (used by the attribute's
+/// expansion).
+#[doc(hidden)]
+pub struct ErrorOf<R>(std::marker::PhantomData<fn() -> R>);
+
+impl<R> ErrorOf<R> {
+    #[doc(hidden)]
+    pub const NEW: Self = ErrorOf(std::marker::PhantomData);
+}
+
+/// Chosen for a `Result` whose error is `Clone + Send + Sync`: share it.
+#[doc(hidden)]
+pub trait ShareCloneErrors {
+    fn sharing(&self) -> Option<ShareErrors>;
+}
+
+impl<T, E: Clone + Send + Sync + 'static> ShareCloneErrors for &ErrorOf<Result<T, E>> {
+    fn sharing(&self) -> Option<ShareErrors> {
+        Some(ShareErrors::of::<E>())
+    }
+}
+
+/// Chosen for every other return type: share nothing.
+#[doc(hidden)]
+pub trait ShareNoErrors {
+    fn sharing(&self) -> Option<ShareErrors> {
+        None
+    }
+}
+
+impl<R> ShareNoErrors for ErrorOf<R> {}
 
 /// Install the manager that `#[cached]` functions use when they name none. Call it once, at
 /// startup; a second call is an error and leaves the first manager in place.
@@ -84,6 +118,8 @@ pub struct Memoizer {
     expiry: Option<Expiry>,
     /// Resilience options (their lifetime is replaced by the memoizer's).
     options: Option<RememberOptions>,
+    /// Whether the callers that waited for a failed call get copies of its error.
+    share_errors: Option<ShareErrors>,
 }
 
 impl Memoizer {
@@ -95,6 +131,7 @@ impl Memoizer {
             prefix: prefix.into(),
             expiry: None,
             options: None,
+            share_errors: None,
         }
     }
 
@@ -115,6 +152,7 @@ impl Memoizer {
             prefix: prefix.into(),
             expiry: None,
             options: None,
+            share_errors: None,
         }
     }
 
@@ -158,6 +196,20 @@ impl Memoizer {
         self
     }
 
+    /// When a call fails, the calls that waited for it get a copy of its error, when that
+    /// error is an `E` (see [`RememberOptions::share_errors`]). `#[cached]` does this for every
+    /// function whose error type is `Clone + Send + Sync`.
+    pub fn share_errors<E: Clone + Send + Sync + 'static>(self) -> Self {
+        self.sharing_errors(Some(ShareErrors::of::<E>()))
+    }
+
+    /// What `#[cached]` calls with the sharing its function's error type allows.
+    #[doc(hidden)]
+    pub fn sharing_errors(mut self, share: Option<ShareErrors>) -> Self {
+        self.share_errors = share;
+        self
+    }
+
     /// The options of a resilient call, with this memoizer's lifetime; `None` when that
     /// lifetime keeps nothing.
     fn resilient_options(&self, repository: &Repository) -> Option<RememberOptions> {
@@ -167,7 +219,11 @@ impl Memoizer {
             Expiry::After(duration) => Some(duration).filter(|d| !d.is_zero())?,
             _ => std::time::Duration::from_secs(self.ttl(repository)??),
         };
-        Some(RememberOptions { ttl, ..options })
+        Some(RememberOptions {
+            ttl,
+            share_errors: self.share_errors.or(options.share_errors),
+            ..options
+        })
     }
 
     fn ttl(&self, repository: &Repository) -> Option<Ttl> {
@@ -204,7 +260,13 @@ impl Memoizer {
             return uncached(infallible).await;
         };
         match repository
-            .remember_in_process(&key, self.ttl(repository), CacheErrors::Bypass, infallible)
+            .remember_in_process(
+                &key,
+                self.ttl(repository),
+                CacheErrors::Bypass,
+                None,
+                infallible,
+            )
             .await
         {
             Ok(value) => value,
@@ -217,12 +279,13 @@ impl Memoizer {
     }
 
     /// Like [`call`](Self::call) for a fallible `compute`: only `Ok` values are cached. When
-    /// another caller computing the same key fails, this one gets that failure as an
+    /// another caller computing the same key fails, this one gets a copy of its error if
+    /// [`share_errors`](Self::share_errors) allows, else that failure as an
     /// [`ErrorKind::Remember`] error.
     pub async fn call_result<T, E, F, Fut>(&self, key: Option<String>, compute: F) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
-        E: From<Error> + std::fmt::Display,
+        E: From<Error> + std::fmt::Display + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
@@ -230,12 +293,18 @@ impl Memoizer {
             return compute().await;
         };
         match repository
-            .remember_in_process(&key, self.ttl(repository), CacheErrors::Bypass, compute)
+            .remember_in_process(
+                &key,
+                self.ttl(repository),
+                CacheErrors::Bypass,
+                self.share_errors,
+                compute,
+            )
             .await
         {
             Ok(value) => Ok(value),
             Err(Remembered::Cache(_, compute)) => compute().await,
-            Err(Remembered::Elsewhere(message, _)) => Err(failed_elsewhere(&message).into()),
+            Err(Remembered::Elsewhere(failure, _)) => Err(failure.error(repository.context(&key))),
             Err(Remembered::Computed(e)) => Err(e),
             Err(Remembered::Store(_, value)) => Ok(value),
         }
@@ -259,7 +328,7 @@ impl Memoizer {
     pub fn call_result_blocking<T, E, F>(&self, key: Option<String>, compute: F) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
-        E: From<Error> + std::fmt::Display,
+        E: From<Error> + std::fmt::Display + 'static,
         F: FnOnce() -> Result<T, E>,
     {
         drive(compute, |compute| {

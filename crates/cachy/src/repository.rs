@@ -12,7 +12,7 @@ use crate::envelope;
 use crate::error::{Error, Result};
 use crate::expiry::Expiry;
 use crate::flight::Flights;
-use crate::remember::{CacheErrors, Remembered};
+use crate::remember::CacheErrors;
 use crate::serializer::{IntegerFormat, Serializer};
 use crate::store::{Store, Ttl, increment_by_swapping};
 use crate::tags;
@@ -511,9 +511,12 @@ impl Repository {
     /// Stampede-safe: while one caller in this process computes a missing key, the other
     /// callers of `remember` on the same key (through any clone of this repository, from
     /// tasks or from threads through the blocking API) wait and get its value; `compute` runs
-    /// once. If it fails, every waiter gets an [`ErrorKind::Remember`](crate::ErrorKind::Remember)
-    /// error carrying its message, and nothing is cached. Callers in other processes are not
-    /// coordinated.
+    /// once. If it fails, nothing is cached and every waiter gets the same error when it is a
+    /// cachy [`Error`]; an error of another type reaches the waiters as an
+    /// [`ErrorKind::Remember`](crate::ErrorKind::Remember) error carrying its message (to give
+    /// them copies of your own `Clone` error, use [`remember_with`](Self::remember_with) and
+    /// [`RememberOptions::share_errors`](crate::RememberOptions::share_errors)). Callers in
+    /// other processes are not coordinated.
     ///
     /// The error type is yours, as long as a cachy [`Error`] converts into it and it can be
     /// displayed (`cachy::Error` itself, `anyhow::Error`, or your own enum with a `From`).
@@ -525,7 +528,7 @@ impl Repository {
     ) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
-        E: From<Error> + std::fmt::Display,
+        E: From<Error> + std::fmt::Display + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
@@ -536,7 +539,7 @@ impl Repository {
     pub async fn remember_forever<T, E, F, Fut>(&self, key: &str, compute: F) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
-        E: From<Error> + std::fmt::Display,
+        E: From<Error> + std::fmt::Display + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
@@ -551,7 +554,7 @@ impl Repository {
     ) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
-        E: From<Error> + std::fmt::Display,
+        E: From<Error> + std::fmt::Display + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
@@ -562,9 +565,9 @@ impl Repository {
             self.track_if_forever(&scope, &key, ttl).await?;
             Ok(value)
         };
-        self.remember_in_process(&key, ttl, CacheErrors::Return, compute_and_track)
+        self.remember_in_process(&key, ttl, CacheErrors::Return, None, compute_and_track)
             .await
-            .map_err(Remembered::into_error)
+            .map_err(|e| e.into_error(self.context(&key)))
     }
 
     /// Store encoded `bytes` for `ttl`, or remove `key` when `ttl` is `None`.

@@ -201,3 +201,107 @@ async fn a_refresh_that_already_happened_is_not_repeated() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(runs.load(Ordering::SeqCst), 2, "one refresh");
 }
+
+/// An application's error: `Clone`, so that callers waiting on a failed computation can get
+/// a copy of it.
+#[derive(Debug, Clone, PartialEq)]
+enum AppError {
+    NotFound(u32),
+    Cache(ErrorKind),
+}
+
+impl From<Error> for AppError {
+    fn from(e: Error) -> Self {
+        AppError::Cache(e.kind())
+    }
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+/// Runs `call` twice at once, the second starting while the first computes; both results.
+async fn leader_and_waiter<T, F, Fut>(call: F) -> (T, T)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let leader = call();
+    let waiter = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        call().await
+    };
+    within(Duration::from_secs(5), async {
+        tokio::join!(leader, waiter)
+    })
+    .await
+}
+
+async fn slow_failure<E>(error: E) -> Result<i64, E> {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Err(error)
+}
+
+#[tokio::test]
+async fn a_waiter_of_a_failed_remember_gets_the_same_cache_error() {
+    let repo = repository();
+    let (leader, waiter) = leader_and_waiter(|| {
+        repo.remember("k", 10, || {
+            slow_failure(Error::new(ErrorKind::Unavailable, "the database is down"))
+        })
+    })
+    .await;
+    let (leader, waiter) = (leader.unwrap_err(), waiter.unwrap_err());
+    assert_eq!(waiter.kind(), ErrorKind::Unavailable, "{waiter}");
+    assert_eq!(waiter.message(), leader.message());
+    assert!(waiter.is_temporary());
+}
+
+#[tokio::test]
+async fn a_waiter_gets_a_copy_of_a_clone_error_when_errors_are_shared() {
+    let repo = repository();
+    let shared = RememberOptions::new(Duration::from_secs(60)).share_errors::<AppError>();
+    let (leader, waiter) = leader_and_waiter(|| {
+        repo.remember_with("k", &shared, || slow_failure(AppError::NotFound(7)))
+    })
+    .await;
+    assert_eq!(leader, Err(AppError::NotFound(7)));
+    assert_eq!(waiter, Err(AppError::NotFound(7)));
+
+    let unshared = RememberOptions::new(Duration::from_secs(60));
+    let (leader, waiter) = leader_and_waiter(|| {
+        repo.remember_with("j", &unshared, || slow_failure(AppError::NotFound(7)))
+    })
+    .await;
+    assert_eq!(leader, Err(AppError::NotFound(7)));
+    assert_eq!(waiter, Err(AppError::Cache(ErrorKind::Remember)));
+}
+
+static NOT_FOUND_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cachy::cached(manager = manager(), ttl = Duration::from_secs(60))]
+async fn find(id: u32) -> Result<u32, AppError> {
+    NOT_FOUND_CALLS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Err(AppError::NotFound(id))
+}
+
+#[cachy::cached(manager = manager(), ttl = Duration::from_secs(60), fail_safe = Duration::from_secs(60))]
+async fn find_resiliently(id: u32) -> Result<u32, AppError> {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Err(AppError::NotFound(id))
+}
+
+#[tokio::test]
+async fn waiters_of_a_failed_cached_call_get_its_clone_error() {
+    let (leader, waiter) = leader_and_waiter(|| find(3)).await;
+    assert_eq!(leader, Err(AppError::NotFound(3)));
+    assert_eq!(waiter, Err(AppError::NotFound(3)));
+    assert_eq!(NOT_FOUND_CALLS.load(Ordering::SeqCst), 1);
+
+    let (leader, waiter) = leader_and_waiter(|| find_resiliently(4)).await;
+    assert_eq!(leader, Err(AppError::NotFound(4)));
+    assert_eq!(waiter, Err(AppError::NotFound(4)));
+}

@@ -12,7 +12,7 @@ use super::resilient::{Fallback, jittered, store_ttl};
 use crate::codec::{decode, encode};
 use crate::envelope::{self, Millis, Opened};
 use crate::error::{Error, ErrorKind, Result};
-use crate::flight::{self, Leader, Outcome, Role};
+use crate::flight::{self, Failure, Leader, Outcome, Role};
 use crate::repository::Repository;
 
 impl Repository {
@@ -54,7 +54,7 @@ impl Repository {
     ) -> std::result::Result<Vec<Option<T>>, E>
     where
         T: Serialize + DeserializeOwned,
-        E: From<Error> + std::fmt::Display,
+        E: From<Error> + std::fmt::Display + 'static,
         F: FnOnce(Vec<String>) -> Fut,
         Fut: Future<Output = std::result::Result<HashMap<String, T>, E>>,
     {
@@ -127,11 +127,11 @@ impl Repository {
                 Some(Outcome::Value(payload) | Outcome::Stale(payload)) => {
                     Some(decode(self.serializer(), &payload).map_err(self.context(key))?)
                 }
-                Some(Outcome::Failed(message)) => match fallbacks.remove(&i) {
+                Some(Outcome::Failed(failure)) => match fallbacks.remove(&i) {
                     Some(fallback) if now_before(fallback.header.fail_safe_until) => Some(
                         decode(self.serializer(), &fallback.payload).map_err(self.context(key))?,
                     ),
-                    _ => return Err(self.context(key)(super::failed_elsewhere(&message)).into()),
+                    _ => return Err(failure.error(self.context(key))),
                 },
                 // Loaded without a value: nothing to cache, `None`.
                 Some(Outcome::Absent) => None,
@@ -205,7 +205,7 @@ impl Repository {
     ) -> std::result::Result<(), E>
     where
         T: Serialize + DeserializeOwned,
-        E: From<Error> + std::fmt::Display,
+        E: From<Error> + std::fmt::Display + 'static,
         F: FnOnce(Vec<String>) -> Fut,
         Fut: Future<Output = std::result::Result<HashMap<String, T>, E>>,
     {
@@ -276,7 +276,7 @@ impl Repository {
                         }
                         None => {
                             unserved = true;
-                            leader.finish(Outcome::Failed(e.to_string().into()));
+                            leader.finish(Outcome::Failed(Failure::of(&e, options.share_errors)));
                         }
                     }
                 }

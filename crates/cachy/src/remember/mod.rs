@@ -2,14 +2,13 @@
 //! memoizer behind `#[cached]`: read, single flight in this process, compute, store.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::{decode, encode};
 use crate::error::Error;
-use crate::flight::{self, Outcome, Role};
+use crate::flight::{self, Failure, Outcome, Role, ShareErrors};
 use crate::repository::Repository;
 use crate::store::Ttl;
 
@@ -36,8 +35,8 @@ pub(crate) enum Remembered<T, E, F> {
     Store(Error, T),
     /// This caller's computation failed.
     Computed(E),
-    /// The computation failed in the caller that ran it; this is its message.
-    Elsewhere(Arc<str>, F),
+    /// The computation failed in the caller that ran it.
+    Elsewhere(Failure, F),
 }
 
 /// The error of a `remember` of a key from inside its own computation.
@@ -49,20 +48,13 @@ pub(crate) fn reentrant() -> Error {
     )
 }
 
-/// The error a waiter gets when the computation it waited for failed elsewhere.
-pub(crate) fn failed_elsewhere(message: &str) -> Error {
-    Error::new(
-        crate::ErrorKind::Remember,
-        format!("computing the value failed in the caller that ran it: {message}"),
-    )
-}
-
-impl<T, E: From<Error>, F> Remembered<T, E, F> {
-    pub(crate) fn into_error(self) -> E {
+impl<T, E: From<Error> + 'static, F> Remembered<T, E, F> {
+    /// The error to return; `context` names the store and key of an error from elsewhere.
+    pub(crate) fn into_error(self, context: impl FnOnce(Error) -> Error) -> E {
         match self {
             Remembered::Cache(e, _) | Remembered::Store(e, _) => e.into(),
             Remembered::Computed(e) => e,
-            Remembered::Elsewhere(message, _) => failed_elsewhere(&message).into(),
+            Remembered::Elsewhere(failure, _) => failure.error(context),
         }
     }
 }
@@ -73,17 +65,19 @@ impl Repository {
     ///
     /// `ttl` is `None` when the value must not be kept (a zero or past expiry). With
     /// `CacheErrors::Bypass`, a failing cache is treated as a miss and a failing store is
-    /// ignored: the value is computed as if there were no cache.
+    /// ignored: the value is computed as if there were no cache. Waiters get copies of a
+    /// failed computation's error as `share` allows.
     pub(crate) async fn remember_in_process<T, E, F, Fut>(
         &self,
         key: &str,
         ttl: Option<Ttl>,
         cache_errors: CacheErrors,
+        share: Option<ShareErrors>,
         compute: F,
     ) -> Result<T, Remembered<T, E, F>>
     where
         T: Serialize + DeserializeOwned,
-        E: std::fmt::Display,
+        E: std::fmt::Display + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
@@ -108,8 +102,8 @@ impl Repository {
                             Err(e) => return Err(Remembered::Cache(self.context(key)(e), compute)),
                         }
                     }
-                    Some(Outcome::Failed(message)) => {
-                        return Err(Remembered::Elsewhere(message, compute));
+                    Some(Outcome::Failed(failure)) => {
+                        return Err(Remembered::Elsewhere(failure, compute));
                     }
                     Some(Outcome::Absent) | None => continue,
                 },
@@ -121,7 +115,7 @@ impl Repository {
             let value = match leader.compute(compute()).await {
                 Ok(value) => value,
                 Err(e) => {
-                    leader.finish(Outcome::Failed(e.to_string().into()));
+                    leader.finish(Outcome::Failed(Failure::of(&e, share)));
                     return Err(Remembered::Computed(e));
                 }
             };
@@ -131,13 +125,13 @@ impl Repository {
                 Err(_) if bypass => return Ok(value),
                 Err(e) => {
                     let e = self.context(key)(e);
-                    leader.finish(Outcome::Failed(e.to_string().into()));
+                    leader.finish(Outcome::Failed(Failure::of(&e, None)));
                     return Err(Remembered::Store(e, value));
                 }
             };
             match self.store_bytes(key, &bytes, ttl).await {
                 Err(e) if !bypass => {
-                    leader.finish(Outcome::Failed(e.to_string().into()));
+                    leader.finish(Outcome::Failed(Failure::of(&e, None)));
                     return Err(Remembered::Store(e, value));
                 }
                 // Bypassing a failing cache: the waiters still get the value at once.

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::flight::ShareErrors;
 
 /// How [`Repository::remember_with`](crate::Repository::remember_with) keeps a value and
 /// what it does when the value's source is slow or failing. Cheap to clone; build it once
@@ -32,6 +33,8 @@ pub struct RememberOptions {
     pub(crate) jitter: Option<f64>,
     /// The lock's lifetime and how long other processes wait for the value.
     pub(crate) distributed: Option<(Duration, Duration)>,
+    /// Whether waiters get copies of a failed computation's error.
+    pub(crate) share_errors: Option<ShareErrors>,
 }
 
 /// How long a fail-safe fallback is served before the source is tried again, unless set.
@@ -49,6 +52,7 @@ impl RememberOptions {
             eager_refresh: None,
             jitter: None,
             distributed: None,
+            share_errors: None,
         }
     }
 
@@ -107,6 +111,35 @@ impl RememberOptions {
     /// then fall back to the fail-safe value if there is one, or compute it themselves.
     pub fn distributed(mut self, lock_ttl: Duration, wait: Duration) -> Self {
         self.distributed = Some((lock_ttl, wait));
+        self
+    }
+
+    /// When the computation fails, the callers that waited for it get a copy of its error,
+    /// as the caller that ran it does, when that error is an `E`. Without this, they get an
+    /// [`ErrorKind::Remember`] error carrying its message (a cachy [`Error`] is always
+    /// shared). `#[cached]` shares the error of a function returning `Result<T, E>` whenever
+    /// `E` is `Clone + Send + Sync`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cachy::RememberOptions;
+    ///
+    /// #[derive(Debug, Clone)]
+    /// enum AppError {
+    ///     NotFound,
+    ///     Cache(String),
+    /// }
+    ///
+    /// impl From<cachy::Error> for AppError {
+    ///     fn from(e: cachy::Error) -> Self {
+    ///         AppError::Cache(e.to_string())
+    ///     }
+    /// }
+    ///
+    /// let options = RememberOptions::new(Duration::from_secs(60)).share_errors::<AppError>();
+    /// ```
+    pub fn share_errors<E: Clone + Send + Sync + 'static>(mut self) -> Self {
+        self.share_errors = Some(ShareErrors::of::<E>());
         self
     }
 

@@ -20,7 +20,7 @@ use crate::codec::{decode, encode};
 use crate::envelope::{self, Header, Millis, Opened};
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::MAX_TTL_SECONDS;
-use crate::flight::{self, Leader, Outcome, Role};
+use crate::flight::{self, Failure, Leader, Outcome, Role};
 use crate::repository::Repository;
 
 /// A value read from the cache, with its envelope's header if it has one.
@@ -393,12 +393,12 @@ impl Repository {
                         expires_in: None,
                     });
                 }
-                Some(Outcome::Failed(message)) => {
+                Some(Outcome::Failed(failure)) => {
                     return match usable(stale) {
                         Some(stale) => Ok(stale.entry(Source::Stale, envelope::now())),
                         None => {
                             failed_elsewhere.store(true, Ordering::Relaxed);
-                            Err(self.context(&key)(super::failed_elsewhere(&message)).into())
+                            Err(failure.error(self.context(&key)))
                         }
                     };
                 }
@@ -497,7 +497,7 @@ impl Repository {
     ) -> std::result::Result<Led<T>, E>
     where
         T: Serialize,
-        E: From<Error> + std::fmt::Display,
+        E: From<Error> + std::fmt::Display + 'static,
     {
         match computed {
             Ok(computed) => self.store_computed(leader, key, options, computed).await,
@@ -511,7 +511,7 @@ impl Repository {
                     Ok(Led::FellBack)
                 }
                 _ => {
-                    leader.finish(Outcome::Failed(e.to_string().into()));
+                    leader.finish(Outcome::Failed(Failure::of(&e, options.share_errors)));
                     Err(e)
                 }
             },
