@@ -167,6 +167,12 @@ impl Drop for ResetOnDrop {
     }
 }
 
+/// The process's runtime, for background tasks that must outlive whichever runtime their
+/// store was first used from (the hybrid store's backplane).
+pub(crate) fn background() -> Result<tokio::runtime::Handle> {
+    Ok(Driver::shared()?.runtime.handle().clone())
+}
+
 /// The process's runtime for the blocking calls of `#[cached]` functions; `None` if it
 /// cannot be started.
 pub(crate) fn shared_driver() -> Option<&'static Driver> {

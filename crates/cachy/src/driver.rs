@@ -53,6 +53,17 @@ fn factory<S: Into<Created> + 'static>(build: fn(&StoreConfig) -> Result<S>) -> 
     Arc::new(move |config| build(config).map(Into::into))
 }
 
+/// A driver built over other stores of its manager (the manager hands itself in).
+pub(crate) type CompositeFactory = fn(&crate::CacheManager, &StoreConfig) -> Result<Created>;
+
+/// Every driver compiled in that builds on other stores, by name.
+pub(crate) fn composite() -> Vec<(&'static str, CompositeFactory)> {
+    vec![
+        #[cfg(feature = "hybrid")]
+        ("hybrid", crate::stores::HybridStore::build),
+    ]
+}
+
 /// Every driver compiled in, by name: one line per backend.
 pub(crate) fn builtin() -> Vec<(&'static str, DriverFactory)> {
     vec![

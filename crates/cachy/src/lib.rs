@@ -149,7 +149,7 @@ pub use memoize::{Memoizer, global, set_global};
 pub use cachy_macros::cached;
 pub use remember::options::{Computed, Entry, RememberOptions, Source};
 pub use repository::{DEFAULT_CACHE_MINUTES, Repository};
-pub use store::{ForeverTracker, Store, Ttl, increment_counter};
+pub use store::{ForeverTracker, Lifetime, Store, Ttl, increment_counter};
 pub use tags::{TagNames, TaggedCache};
 
 /// The attribute for implementing [`Store`], re-exported so its version always matches.

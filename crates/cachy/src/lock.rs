@@ -83,7 +83,7 @@ impl Repository {
 }
 
 /// A random owner token: 32 hex digits.
-fn new_owner() -> String {
+pub(crate) fn new_owner() -> String {
     use std::hash::BuildHasher;
     let random = || std::collections::hash_map::RandomState::new().hash_one(Instant::now());
     format!("{:016x}{:016x}", random(), random())

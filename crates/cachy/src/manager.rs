@@ -84,7 +84,7 @@ impl CacheManager {
             .into_iter()
             .map(|(name, serializer)| (name.to_owned(), serializer))
             .collect();
-        Ok(CacheManager {
+        let manager = CacheManager {
             inner: Arc::new(Inner {
                 default: RwLock::new(config.default_name().map(str::to_owned)),
                 config,
@@ -93,7 +93,19 @@ impl CacheManager {
                 drivers: RwLock::new(drivers),
                 serializers: RwLock::new(serializers),
             }),
-        })
+        };
+        for (name, build) in crate::driver::composite() {
+            // A weak reference: the manager owns its drivers.
+            let weak = Arc::downgrade(&manager.inner);
+            let factory: DriverFactory = Arc::new(move |config| {
+                let inner = weak.upgrade().ok_or_else(|| {
+                    Error::new(ErrorKind::Config, "the cache manager was dropped")
+                })?;
+                build(&CacheManager { inner }, config)
+            });
+            write(&manager.inner.drivers).insert(name.to_owned(), factory);
+        }
+        Ok(manager)
     }
 
     /// A manager over a config shaped like Python cachy's dict (see [`CacheConfig::from_value`]).

@@ -194,6 +194,14 @@ pub trait Store: std::any::Any + Send + Sync + 'static {
         ))
     }
 
+    /// The bytes stored under `key` with how long they have left, for a cache in front of
+    /// this store (the hybrid store's in-process level), which must not keep a copy longer.
+    ///
+    /// The default answers [`Lifetime::Unknown`]; the Redis, SQL and memory stores tell.
+    async fn get_with_lifetime(&self, key: &str) -> Result<Option<(Vec<u8>, Lifetime)>> {
+        Ok(self.get(key).await?.map(|value| (value, Lifetime::Unknown)))
+    }
+
     /// Give the live item under `key` the lifetime `ttl` from now (`None`: forever) without
     /// rewriting its value; `true` if there was one.
     ///
@@ -227,6 +235,17 @@ pub trait Store: std::any::Any + Send + Sync + 'static {
     fn forever_tracker(&self) -> Option<&dyn ForeverTracker> {
         None
     }
+}
+
+/// How long a stored item has left, as [`Store::get_with_lifetime`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    /// Stored forever.
+    Forever,
+    /// Expires after this long.
+    Remaining(std::time::Duration),
+    /// The store cannot tell.
+    Unknown,
 }
 
 /// Add `by` to a counter stored as decimal text, as [`Store::increment`] must: a missing

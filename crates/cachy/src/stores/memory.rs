@@ -8,7 +8,7 @@ use moka::sync::Cache;
 use crate::codec::incremented;
 use crate::config::StoreConfig;
 use crate::error::Result;
-use crate::store::{Store, Ttl};
+use crate::store::{Lifetime, Store, Ttl};
 
 /// The in-process store (driver `dict`, alias `memory`), built on moka.
 ///
@@ -89,6 +89,34 @@ impl MemoryStore {
         let options: MemoryOptions = config.parse()?;
         Ok(Self::build(options.max_entries.map(|c| c.0)))
     }
+
+    /// The live value under `key`, without going through the async contract (for the hybrid
+    /// store's first level).
+    pub(crate) fn value(&self, key: &str) -> Option<Vec<u8>> {
+        self.cache
+            .get(key)
+            .filter(Entry::is_live)
+            .map(|entry| entry.value.to_vec())
+    }
+
+    /// Keep `value` under `key` for `lifetime` (`None`: until evicted), to the nanosecond.
+    pub(crate) fn keep(&self, key: &str, value: &[u8], lifetime: Option<Duration>) {
+        let entry = Entry {
+            value: value.into(),
+            deadline: lifetime.and_then(|lifetime| Instant::now().checked_add(lifetime)),
+        };
+        self.cache.insert(key.to_owned(), entry);
+    }
+
+    /// Drop `key`.
+    pub(crate) fn drop_key(&self, key: &str) {
+        self.cache.invalidate(key);
+    }
+
+    /// Drop every key.
+    pub(crate) fn drop_all(&self) {
+        self.cache.invalidate_all();
+    }
 }
 
 /// The `dict` driver's options.
@@ -106,11 +134,18 @@ impl Default for MemoryStore {
 #[async_trait]
 impl Store for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .cache
-            .get(key)
-            .filter(Entry::is_live)
-            .map(|entry| entry.value.to_vec()))
+        Ok(self.value(key))
+    }
+
+    async fn get_with_lifetime(&self, key: &str) -> Result<Option<(Vec<u8>, Lifetime)>> {
+        let now = Instant::now();
+        Ok(self.cache.get(key).filter(Entry::is_live).map(|entry| {
+            let lifetime = match entry.deadline {
+                Some(deadline) => Lifetime::Remaining(deadline.saturating_duration_since(now)),
+                None => Lifetime::Forever,
+            };
+            (entry.value.to_vec(), lifetime)
+        }))
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {

@@ -13,6 +13,8 @@
 mod database;
 #[cfg(feature = "file")]
 mod file;
+#[cfg(feature = "hybrid")]
+mod hybrid;
 #[cfg(feature = "memcached")]
 mod memcached;
 #[cfg(feature = "memory")]
@@ -25,6 +27,8 @@ mod redis;
 pub use database::DatabaseStore;
 #[cfg(feature = "file")]
 pub use file::{FileStore, HashType};
+#[cfg(feature = "hybrid")]
+pub use hybrid::HybridStore;
 #[cfg(feature = "memcached")]
 pub use memcached::MemcachedStore;
 #[cfg(feature = "memory")]

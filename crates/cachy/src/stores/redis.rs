@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 use self::breaker::Breaker;
 use crate::config::{Count, Seconds, StoreConfig};
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::{ForeverTracker, Store, Ttl};
+use crate::store::{ForeverTracker, Lifetime, Store, Ttl};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -217,6 +217,35 @@ impl RedisStore {
     /// Whether this store talks to a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
         matches!(self.target, Target::Cluster(_))
+    }
+
+    /// A connection of its own subscribed to `channel` (one server, not a cluster), and its
+    /// messages' payloads; the stream ends when the connection drops. Subscribing closes the
+    /// circuit breaker: the server answered.
+    pub(crate) async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> Result<impl futures_util::Stream<Item = Vec<u8>> + Send + 'static> {
+        let Target::Single { client, .. } = &self.target else {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "a Redis Cluster store cannot subscribe to a channel: use a single server",
+            ));
+        };
+        let subscribe = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = bounded(self.call_timeout, subscribe)
+            .await?
+            .map_err(|e| redis_error("cannot subscribe to the Redis channel", e))?;
+        // The server is back: calls need not wait out `retry_after` to find out.
+        self.breaker.answered();
+        Ok(futures_util::StreamExt::map(
+            pubsub.into_on_message(),
+            |message| message.get_payload_bytes().to_vec(),
+        ))
     }
 
     fn key(&self, key: &str) -> String {
@@ -682,6 +711,19 @@ impl Store for RedisStore {
         }
         let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
         self.query(cmd("MGET").arg(&keys)).await
+    }
+
+    async fn get_with_lifetime(&self, key: &str) -> Result<Option<(Vec<u8>, Lifetime)>> {
+        let key = self.key(key);
+        let mut pipeline = redis::pipe();
+        pipeline.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
+        let (value, millis): (Option<Vec<u8>>, i64) = self.query_pipeline(&pipeline).await?;
+        let lifetime = match millis {
+            -1 => Lifetime::Forever,
+            // -2: it expired between the two commands.
+            millis => Lifetime::Remaining(Duration::from_millis(millis.max(0).unsigned_abs())),
+        };
+        Ok(value.map(|value| (value, lifetime)))
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {

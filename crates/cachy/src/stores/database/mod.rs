@@ -18,7 +18,7 @@ use tokio::sync::OnceCell;
 
 use crate::config::{Count, Seconds, StoreConfig};
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::{Store, Ttl};
+use crate::store::{Lifetime, Store, Ttl};
 
 mod statements;
 
@@ -452,11 +452,9 @@ impl DatabaseStore {
             let _ = self.prune().await;
         }
     }
-}
 
-#[async_trait]
-impl Store for DatabaseStore {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+    /// The live row under `key`: its value and expiration.
+    async fn live_row(&self, key: &str) -> Result<Option<(Vec<u8>, i64)>> {
         let pool = self.pool().await?;
         let key = self.stored_key(key);
         let sql = AssertSqlSafe(self.statements.select.as_str());
@@ -471,9 +469,31 @@ impl Store for DatabaseStore {
             }
         })
         .map_err(|e| self.error("read", e))?;
-        Ok(row
-            .filter(|(_, expiration)| *expiration > now())
-            .map(|(value, _)| value))
+        Ok(row.filter(|(_, expiration)| *expiration > now()))
+    }
+}
+
+#[async_trait]
+impl Store for DatabaseStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.live_row(key).await?.map(|(value, _)| value))
+    }
+
+    async fn get_with_lifetime(&self, key: &str) -> Result<Option<(Vec<u8>, Lifetime)>> {
+        Ok(self.live_row(key).await?.map(|(value, expiration)| {
+            let lifetime = if expiration >= FOREVER {
+                Lifetime::Forever
+            } else {
+                let expires = std::time::UNIX_EPOCH
+                    + std::time::Duration::from_secs(u64::try_from(expiration).unwrap_or(0));
+                Lifetime::Remaining(
+                    expires
+                        .duration_since(std::time::SystemTime::now())
+                        .unwrap_or_default(),
+                )
+            };
+            (value, lifetime)
+        }))
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {

@@ -156,6 +156,13 @@ impl Breaker {
         self.word.store((word & !STATE) | OPEN, Ordering::Release);
     }
 
+    /// The server answered on a connection of its own (a subscription): close if open.
+    pub(super) fn answered(&self) {
+        if self.word.load(Ordering::Acquire) & STATE != CLOSED {
+            self.close();
+        }
+    }
+
     /// The server answered a probe: close, in a new epoch.
     fn close(&self) {
         let _down = self.lock();
