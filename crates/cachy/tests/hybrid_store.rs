@@ -144,7 +144,8 @@ async fn read(cache: &Repository, tag: &str, key: &str) -> cachy::Result<Option<
 
 /// A watcher process (run by the tests below; does nothing alone): reads its keys in a loop
 /// and prints a JSON line for every change of what it reads (a value, or an error kind), with
-/// the time it saw it; `ready` once subscribed with every key read.
+/// the time it saw it; `ready` once subscribed with every key read. It writes a key of its
+/// own every tenth round.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watcher() {
     let Ok(config) = std::env::var(WATCHER_CONFIG) else {
@@ -165,7 +166,12 @@ async fn watcher() {
     let mut last: Vec<Option<Value>> = vec![None; watched.len()];
     let mut ready = false;
     let mut out = std::io::stdout();
-    loop {
+    let own_key = format!("written by {}", std::process::id());
+    for round in 0u64.. {
+        // Load: every watcher writes too (failing while the store is down).
+        if round % 10 == 0 {
+            let _ = cache.put(&own_key, &round, 60).await;
+        }
         for (i, (tag, key)) in watched.iter().enumerate() {
             let seen = match read(&cache, tag, key).await {
                 Ok(value) => json!({ "value": value }),
