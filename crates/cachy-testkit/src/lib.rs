@@ -125,6 +125,7 @@ macro_rules! behaviour_suite {
             only_the_owner_releases_a_lock,
             an_expired_lock_can_be_taken,
             acquire_waits_for_the_holder_or_times_out,
+            observability_counts_a_known_sequence_exactly,
         );
     };
     (@tests $fixture:path; $($behaviour:ident),* $(,)?) => {

@@ -54,6 +54,27 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// A short machine name (`unavailable`, `not_an_integer`, ...), as metric labels and
+    /// `--json` output use it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Config => "config",
+            ErrorKind::UnknownStore => "unknown_store",
+            ErrorKind::UnknownDriver => "unknown_driver",
+            ErrorKind::UnknownSerializer => "unknown_serializer",
+            ErrorKind::Serialize => "serialize",
+            ErrorKind::Deserialize => "deserialize",
+            ErrorKind::NotAnInteger => "not_an_integer",
+            ErrorKind::Overflow => "overflow",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::Backend => "backend",
+            ErrorKind::Runtime => "runtime",
+            ErrorKind::Remember => "remember",
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Config => "configuration error",

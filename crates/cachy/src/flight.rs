@@ -13,7 +13,7 @@ use crate::error::{Error, ErrorKind};
 
 /// What the computing caller hands to the waiting ones.
 #[derive(Clone)]
-pub(crate) enum Outcome {
+pub(crate) enum Handoff {
     /// The value, as the serializer wrote it (waiters decode it into their own copy).
     Value(Arc<[u8]>),
     /// The computation failed and this fail-safe fallback, as the serializer wrote it,
@@ -125,14 +125,18 @@ impl fmt::Debug for ShareErrors {
     }
 }
 
-type Slot = watch::Receiver<Option<Outcome>>;
+type Slot = watch::Receiver<Option<Handoff>>;
 
 type InProgress = Mutex<HashMap<String, Slot>>;
 
 /// The computations in progress, by key.
-#[derive(Default)]
 pub(crate) struct Flights {
     in_progress: Arc<InProgress>,
+    /// The store's gauge of computations in progress, once metrics are on.
+    #[cfg(feature = "metrics")]
+    gauge: std::sync::OnceLock<metrics::Gauge>,
+    #[cfg(feature = "metrics")]
+    store: String,
 }
 
 /// Which part a caller plays for one key.
@@ -147,13 +151,28 @@ pub(crate) enum Role {
 pub(crate) struct Leader {
     in_progress: Arc<InProgress>,
     key: String,
-    sender: watch::Sender<Option<Outcome>>,
+    sender: watch::Sender<Option<Handoff>>,
     /// The keys the joining task was computing, so that a computation moved to a task of its
     /// own still knows what it is nested in.
     enclosing: Vec<(usize, String)>,
+    /// The gauge this flight counts in while it runs.
+    #[cfg(feature = "metrics")]
+    gauge: Option<metrics::Gauge>,
 }
 
 impl Flights {
+    /// The flights of the store `store`.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn new(store: &str) -> Self {
+        Flights {
+            in_progress: Arc::default(),
+            #[cfg(feature = "metrics")]
+            gauge: std::sync::OnceLock::new(),
+            #[cfg(feature = "metrics")]
+            store: store.to_owned(),
+        }
+    }
+
     /// Lead the computation of `key`, or wait for the caller already leading it.
     pub(crate) fn join(&self, key: &str) -> Role {
         let mut in_progress = self
@@ -165,24 +184,38 @@ impl Flights {
         }
         let (sender, slot) = watch::channel(None);
         in_progress.insert(key.to_owned(), slot);
+        #[cfg(feature = "metrics")]
+        let gauge = crate::observe::metrics_enabled().then(|| {
+            let gauge = self.gauge.get_or_init(
+                || metrics::gauge!("cachy.single_flights", "store" => self.store.clone()),
+            );
+            gauge.increment(1.0);
+            gauge.clone()
+        });
         Role::Leader(Leader {
             in_progress: Arc::clone(&self.in_progress),
             key: key.to_owned(),
             sender,
             enclosing: COMPUTING.try_with(Clone::clone).unwrap_or_default(),
+            #[cfg(feature = "metrics")]
+            gauge,
         })
     }
 }
 
 impl Leader {
     /// Hand `outcome` to every waiter and end this flight.
-    pub(crate) fn finish(self, outcome: Outcome) {
+    pub(crate) fn finish(self, outcome: Handoff) {
         self.sender.send_replace(Some(outcome));
     }
 }
 
 impl Drop for Leader {
     fn drop(&mut self) {
+        #[cfg(feature = "metrics")]
+        if let Some(gauge) = &self.gauge {
+            gauge.decrement(1.0);
+        }
         self.in_progress
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -230,6 +263,6 @@ pub(crate) async fn computing<F: Future>(leaders: &[Leader], work: F) -> F::Outp
 }
 
 /// The leader's outcome, or `None` if it went away without one (then try again).
-pub(crate) async fn wait(mut slot: Slot) -> Option<Outcome> {
+pub(crate) async fn wait(mut slot: Slot) -> Option<Handoff> {
     slot.wait_for(Option::is_some).await.ok()?.clone()
 }

@@ -60,6 +60,7 @@ mod flight;
 mod lock;
 mod manager;
 pub mod memoize;
+pub mod observe;
 mod remember;
 mod repository;
 pub mod serializer;

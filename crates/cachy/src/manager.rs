@@ -55,6 +55,8 @@ struct Inner {
     builds: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     drivers: RwLock<HashMap<String, DriverFactory>>,
     serializers: RwLock<HashMap<String, Serializer>>,
+    /// Event hooks of every store of this manager.
+    hooks: Arc<crate::observe::Hooks>,
 }
 
 impl std::fmt::Debug for CacheManager {
@@ -92,6 +94,7 @@ impl CacheManager {
                 builds: Mutex::new(HashMap::new()),
                 drivers: RwLock::new(drivers),
                 serializers: RwLock::new(serializers),
+                hooks: Arc::default(),
             }),
         };
         for (name, build) in crate::driver::composite() {
@@ -156,6 +159,7 @@ impl CacheManager {
             return Ok(repository.clone());
         }
         let repository = self.build(&name)?;
+        repository.observer().attach(&self.inner.hooks);
         stores().insert(name, repository.clone());
         Ok(repository)
     }
@@ -215,6 +219,16 @@ impl CacheManager {
     {
         let factory: DriverFactory = Arc::new(move |config| factory(config).map(Into::into));
         write(&self.inner.drivers).insert(driver.into(), factory);
+        self
+    }
+
+    /// Call `hook` after every operation of every store of this manager (see
+    /// [`Repository::on_event`]), those built already and those built later.
+    pub fn on_event(
+        &self,
+        hook: impl Fn(&crate::observe::Event<'_>) + Send + Sync + 'static,
+    ) -> &Self {
+        self.inner.hooks.add(Arc::new(hook));
         self
     }
 

@@ -38,6 +38,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Expiry;
 use crate::flight::ShareErrors;
 use crate::manager::CacheManager;
+use crate::observe::{Operation, Outcome};
 use crate::remember::options::RememberOptions;
 use crate::remember::{CacheErrors, Remembered};
 use crate::repository::Repository;
@@ -59,6 +60,32 @@ impl<T: Serialize + ?Sized> KeyArgument for T {}
 #[doc(hidden)]
 pub fn key_argument<T: KeyArgument + ?Sized>(argument: &T) -> &T {
     argument
+}
+
+/// Say, once per memoized function, that its calls run uncached: at `WARN` when its store
+/// failed to build (a misspelt store name), at `DEBUG` when no global manager is installed
+/// yet (usual before startup ends).
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+fn unresolved(prefix: &str, error: Option<&Error>) {
+    #[cfg(feature = "tracing")]
+    {
+        static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        match error {
+            Some(error) => {
+                let mut warned = WARNED
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if !warned.iter().any(|p| p == prefix) {
+                    warned.push(prefix.to_owned());
+                    tracing::warn!(function = prefix, %error, "#[cached] runs uncached: its store cannot be used");
+                }
+            }
+            None => tracing::debug!(
+                function = prefix,
+                "#[cached] runs uncached: no global cache manager is installed"
+            ),
+        }
+    }
 }
 
 /// The return type `R` of a `#[cached]` function, for choosing (by method resolution on
@@ -143,13 +170,20 @@ impl Memoizer {
         store: Option<&str>,
         prefix: impl Into<String>,
     ) -> Self {
-        let repository = match manager {
-            Some(manager) => manager.store(store).ok(),
-            None => global().and_then(|m| m.store(store).ok()),
+        let prefix = prefix.into();
+        let repository = match manager.or_else(|| global()) {
+            Some(manager) => manager
+                .store(store)
+                .inspect_err(|e| unresolved(&prefix, Some(e)))
+                .ok(),
+            None => {
+                unresolved(&prefix, None);
+                None
+            }
         };
         Memoizer {
             repository,
-            prefix: prefix.into(),
+            prefix,
             expiry: None,
             options: None,
             share_errors: None,
@@ -259,22 +293,31 @@ impl Memoizer {
         let (Some(repository), Some(key)) = (&self.repository, key) else {
             return uncached(infallible).await;
         };
+        let remembered = async {
+            let remembered = repository
+                .remember_in_process(
+                    &key,
+                    self.ttl(repository),
+                    CacheErrors::Bypass,
+                    None,
+                    infallible,
+                )
+                .await;
+            Ok::<_, std::convert::Infallible>(match remembered {
+                Ok(found) => found,
+                Err(Remembered::Cache(_, compute) | Remembered::Elsewhere(_, compute)) => {
+                    (uncached(compute).await, Outcome::Miss)
+                }
+                Err(Remembered::Store(_, value)) => (value, Outcome::Miss),
+                Err(Remembered::Computed(never)) => match never {},
+            })
+        };
         match repository
-            .remember_in_process(
-                &key,
-                self.ttl(repository),
-                CacheErrors::Bypass,
-                None,
-                infallible,
-            )
+            .observed(Operation::Remember, Some(&key), |(_, o)| *o, remembered)
             .await
         {
-            Ok(value) => value,
-            Err(Remembered::Cache(_, compute) | Remembered::Elsewhere(_, compute)) => {
-                uncached(compute).await
-            }
-            Err(Remembered::Store(_, value)) => value,
-            Err(Remembered::Computed(never)) => match never {},
+            Ok((value, _)) => value,
+            Err(never) => match never {},
         }
     }
 
@@ -292,22 +335,29 @@ impl Memoizer {
         let (Some(repository), Some(key)) = (&self.repository, key) else {
             return compute().await;
         };
-        match repository
-            .remember_in_process(
-                &key,
-                self.ttl(repository),
-                CacheErrors::Bypass,
-                self.share_errors,
-                compute,
-            )
-            .await
-        {
-            Ok(value) => Ok(value),
-            Err(Remembered::Cache(_, compute)) => compute().await,
-            Err(Remembered::Elsewhere(failure, _)) => Err(failure.error(repository.context(&key))),
-            Err(Remembered::Computed(e)) => Err(e),
-            Err(Remembered::Store(_, value)) => Ok(value),
-        }
+        let remembered = async {
+            let remembered = repository
+                .remember_in_process(
+                    &key,
+                    self.ttl(repository),
+                    CacheErrors::Bypass,
+                    self.share_errors,
+                    compute,
+                )
+                .await;
+            match remembered {
+                Ok(found) => Ok(found),
+                Err(Remembered::Cache(_, compute)) => Ok((compute().await?, Outcome::Miss)),
+                Err(Remembered::Elsewhere(failure, _)) => {
+                    Err(failure.error(repository.context(&key)))
+                }
+                Err(Remembered::Computed(e)) => Err(e),
+                Err(Remembered::Store(_, value)) => Ok((value, Outcome::Miss)),
+            }
+        };
+        let observed =
+            repository.observed(Operation::Remember, Some(&key), |(_, o)| *o, remembered);
+        Ok(observed.await?.0)
     }
 
     /// [`call`](Self::call) from synchronous code, driving the async core on the blocking

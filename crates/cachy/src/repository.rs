@@ -12,6 +12,7 @@ use crate::envelope;
 use crate::error::{Error, Result};
 use crate::expiry::Expiry;
 use crate::flight::Flights;
+use crate::observe::{self, Event, Observer, Operation, Outcome, Stats};
 use crate::remember::CacheErrors;
 use crate::serializer::{IntegerFormat, Serializer};
 use crate::store::{Store, Ttl, increment_by_swapping};
@@ -79,6 +80,7 @@ struct Inner {
     /// The default lifetime of `#[cached]` values (Python cachy's default cache time).
     default_expiry: std::sync::RwLock<Expiry>,
     flights: Flights,
+    observer: Observer,
 }
 
 /// Where a repository's keys live in its store for one operation: the store's own keyspace,
@@ -118,13 +120,15 @@ impl std::fmt::Debug for Repository {
 impl Repository {
     /// A repository named `name` over `store`, writing values with `serializer`.
     pub fn new(name: impl Into<String>, store: Arc<dyn Store>, serializer: Serializer) -> Self {
+        let name = name.into();
         Repository {
             inner: Arc::new(Inner {
-                name: name.into(),
+                flights: Flights::new(&name),
+                name,
                 store,
                 serializer,
                 default_expiry: std::sync::RwLock::new(Expiry::Minutes(DEFAULT_CACHE_MINUTES)),
-                flights: Flights::default(),
+                observer: Observer::default(),
             }),
             tags: None,
         }
@@ -207,6 +211,120 @@ impl Repository {
         &self.inner.flights
     }
 
+    /// What this repository counted since it was built (shared by its clones and tagged
+    /// views): hits, misses, stale hits, writes, removals and errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> cachy::Result<()> {
+    /// let cache = cachy::CacheManager::from_value(serde_json::json!({
+    ///     "stores": { "dict": { "driver": "dict" } }
+    /// }))?;
+    /// let repo = cache.store(None)?;
+    /// repo.put("a", &1, 10).await?;
+    /// repo.get::<i32>("a").await?;
+    /// repo.get::<i32>("b").await?;
+    /// let stats = repo.stats();
+    /// assert_eq!((stats.hits, stats.misses, stats.writes), (1, 1, 1));
+    /// assert_eq!(stats.hit_ratio(), Some(0.5));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.inner.observer.stats()
+    }
+
+    /// Call `hook` after every operation of this repository (and of its clones and tagged
+    /// views), with its store, operation, key and outcome: hits, misses, writes, removals,
+    /// errors, fail-safe fallbacks (`Outcome::Stale`). Hooks run on the caller's task, so
+    /// they must be quick; a repository without hooks pays one atomic load per operation.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> cachy::Result<()> {
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use cachy::observe::Outcome;
+    ///
+    /// let cache = cachy::CacheManager::from_value(serde_json::json!({
+    ///     "stores": { "dict": { "driver": "dict" } }
+    /// }))?;
+    /// let repo = cache.store(None)?;
+    /// let misses = Arc::new(AtomicUsize::new(0));
+    /// let counted = Arc::clone(&misses);
+    /// repo.on_event(move |event| {
+    ///     if event.outcome == Outcome::Miss {
+    ///         counted.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// });
+    /// repo.get::<i32>("nothing here").await?;
+    /// assert_eq!(misses.load(Ordering::Relaxed), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_event(&self, hook: impl Fn(&Event<'_>) + Send + Sync + 'static) -> &Self {
+        self.inner.observer.add_hook(Arc::new(hook));
+        self
+    }
+
+    pub(crate) fn observer(&self) -> &Observer {
+        &self.inner.observer
+    }
+
+    /// Run `work`, the operation `operation` on `key`, observed: in a span, counted, handed
+    /// to the hooks and, with metrics on, timed. `outcome` tells how a success ended; an
+    /// error that is a cache [`Error`] is a failure of its kind, any other (a `remember`
+    /// factory's own) a miss.
+    pub(crate) async fn observed<T, E: 'static>(
+        &self,
+        operation: Operation,
+        key: Option<&str>,
+        outcome: impl FnOnce(&T) -> Outcome,
+        work: impl Future<Output = std::result::Result<T, E>>,
+    ) -> std::result::Result<T, E> {
+        self.observed_each(operation, key, work, |result, record| {
+            record(key, result.map_or_else(error_outcome, outcome));
+        })
+        .await
+    }
+
+    /// [`observed`](Self::observed) for an operation on several keys: `report` records one
+    /// outcome per key (or one for the whole call).
+    pub(crate) async fn observed_each<T, E: 'static>(
+        &self,
+        operation: Operation,
+        key: Option<&str>,
+        work: impl Future<Output = std::result::Result<T, E>>,
+        report: impl FnOnce(std::result::Result<&T, &E>, &mut dyn FnMut(Option<&str>, Outcome)),
+    ) -> std::result::Result<T, E> {
+        let name = &self.inner.name;
+        let started = observe::metrics_enabled().then(std::time::Instant::now);
+        #[cfg(feature = "tracing")]
+        let span = observe::span(name, operation, key);
+        #[cfg(feature = "tracing")]
+        let result = tracing::Instrument::instrument(work, span.clone()).await;
+        #[cfg(not(feature = "tracing"))]
+        let result = work.await;
+        #[cfg(feature = "tracing")]
+        let mut last = None;
+        report(result.as_ref(), &mut |key, outcome| {
+            self.inner.observer.record(name, operation, key, outcome);
+            #[cfg(feature = "tracing")]
+            {
+                last = Some(outcome);
+            }
+        });
+        #[cfg(feature = "tracing")]
+        if let Some(outcome) = last {
+            span.record("outcome", outcome.name());
+        }
+        if let Some(started) = started {
+            let seconds = started.elapsed().as_secs_f64();
+            self.inner.observer.timed(name, operation, seconds);
+        }
+        result
+    }
+
     pub(crate) fn context<'a>(&'a self, key: &'a str) -> impl Fn(Error) -> Error + 'a {
         move |e| e.with_store(&self.inner.name).with_key(key)
     }
@@ -252,8 +370,11 @@ impl Repository {
 
     /// The value under `key`, or `None` if there is none.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let scope = self.scope().await?;
-        self.get_stored(&scope.key(key)).await
+        self.observed(Operation::Get, Some(key), found, async {
+            let scope = self.scope().await?;
+            self.get_stored(&scope.key(key)).await
+        })
+        .await
     }
 
     /// The value under the store key `key`.
@@ -302,15 +423,19 @@ impl Repository {
 
     /// Whether a live item is stored under `key`, whatever its type.
     pub async fn has(&self, key: &str) -> Result<bool> {
-        let scope = self.scope().await?;
-        let key = scope.key(key);
-        let stored = self
-            .inner
-            .store
-            .get(&key)
-            .await
-            .map_err(self.context(&key))?;
-        Ok(stored.is_some_and(|bytes| envelope::fresh_payload(&bytes).is_some()))
+        let outcome = |has: &bool| if *has { Outcome::Hit } else { Outcome::Miss };
+        self.observed(Operation::Has, Some(key), outcome, async {
+            let scope = self.scope().await?;
+            let key = scope.key(key);
+            let stored = self
+                .inner
+                .store
+                .get(&key)
+                .await
+                .map_err(self.context(&key))?;
+            Ok(stored.is_some_and(|bytes| envelope::fresh_payload(&bytes).is_some()))
+        })
+        .await
     }
 
     /// The value under `key`, removed from the cache. Not atomic: a value written between the
@@ -318,13 +443,16 @@ impl Repository {
     ///
     /// A value of the wrong type is an error and is left in the cache.
     pub async fn pull<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let scope = self.scope().await?;
-        let key = scope.key(key);
-        let value = self.get_stored(&key).await?;
-        if value.is_some() {
-            self.forget_stored(&key).await?;
-        }
-        Ok(value)
+        self.observed(Operation::Pull, Some(key), found, async {
+            let scope = self.scope().await?;
+            let key = scope.key(key);
+            let value = self.get_stored(&key).await?;
+            if value.is_some() {
+                self.forget_stored(&key).await?;
+            }
+            Ok(value)
+        })
+        .await
     }
 
     /// Store `value` under `key` until `expiry`: a `Duration`, an absolute time, or whole
@@ -336,13 +464,22 @@ impl Repository {
         value: &T,
         expiry: impl Into<Expiry>,
     ) -> Result<()> {
-        self.put_ttl(key, value, expiry.into().ttl()).await
+        let ttl = expiry.into().ttl();
+        self.observed(
+            Operation::Put,
+            Some(key),
+            |()| written(ttl),
+            self.put_ttl(key, value, ttl),
+        )
+        .await
     }
 
     /// Store `value` under `key` with no expiry; it stays until forgotten, flushed or evicted
     /// (under tags, until a tag is flushed).
     pub async fn forever<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
-        self.put_ttl(key, value, Some(None)).await
+        let work = self.put_ttl(key, value, Some(None));
+        self.observed(Operation::Put, Some(key), |()| Outcome::Written, work)
+            .await
     }
 
     async fn put_ttl<T: Serialize + ?Sized>(
@@ -370,21 +507,34 @@ impl Repository {
         let Some(ttl) = expiry.into().ttl() else {
             return Ok(false);
         };
-        let scope = self.scope().await?;
-        let key = scope.key(key);
-        let context = self.context(&key);
-        let bytes = encode(&self.inner.serializer, value).map_err(&context)?;
-        self.inner
-            .store
-            .add(&key, &bytes, ttl)
-            .await
-            .map_err(context)
+        let outcome = |added: &bool| {
+            if *added {
+                Outcome::Written
+            } else {
+                Outcome::Unchanged
+            }
+        };
+        self.observed(Operation::Add, Some(key), outcome, async {
+            let scope = self.scope().await?;
+            let key = scope.key(key);
+            let context = self.context(&key);
+            let bytes = encode(&self.inner.serializer, value).map_err(&context)?;
+            self.inner
+                .store
+                .add(&key, &bytes, ttl)
+                .await
+                .map_err(context)
+        })
+        .await
     }
 
     /// Remove `key`; `true` if something was removed.
     pub async fn forget(&self, key: &str) -> Result<bool> {
-        let scope = self.scope().await?;
-        self.forget_stored(&scope.key(key)).await
+        self.observed(Operation::Forget, Some(key), removed, async {
+            let scope = self.scope().await?;
+            self.forget_stored(&scope.key(key)).await
+        })
+        .await
     }
 
     /// Give the live item under `key` the lifetime `expiry` from now, without rewriting it;
@@ -394,17 +544,26 @@ impl Repository {
     /// [`remember_with`](Self::remember_with) with fail-safe or eager refresh keep their
     /// logical lifetime, which is in the value.)
     pub async fn touch(&self, key: &str, expiry: impl Into<Expiry>) -> Result<bool> {
-        let scope = self.scope().await?;
-        let key = scope.key(key);
-        match expiry.into().ttl() {
-            Some(ttl) => self
-                .inner
-                .store
-                .touch(&key, ttl)
-                .await
-                .map_err(self.context(&key)),
-            None => self.forget_stored(&key).await,
-        }
+        let ttl = expiry.into().ttl();
+        let outcome = |touched: &bool| match (touched, ttl) {
+            (false, _) => Outcome::Unchanged,
+            (true, Some(_)) => Outcome::Written,
+            (true, None) => Outcome::Removed,
+        };
+        self.observed(Operation::Touch, Some(key), outcome, async {
+            let scope = self.scope().await?;
+            let key = scope.key(key);
+            match ttl {
+                Some(ttl) => self
+                    .inner
+                    .store
+                    .touch(&key, ttl)
+                    .await
+                    .map_err(self.context(&key)),
+                None => self.forget_stored(&key).await,
+            }
+        })
+        .await
     }
 
     async fn forget_stored(&self, key: &str) -> Result<bool> {
@@ -465,6 +624,12 @@ impl Repository {
 
     /// Add `amount` to the counter under `key`, creating a missing one for `ttl`.
     async fn count(&self, key: &str, amount: i64, ttl: Ttl) -> Result<i64> {
+        let work = self.count_stored(key, amount, ttl);
+        self.observed(Operation::Increment, Some(key), |_| Outcome::Done, work)
+            .await
+    }
+
+    async fn count_stored(&self, key: &str, amount: i64, ttl: Ttl) -> Result<i64> {
         let scope = self.scope().await?;
         let key = scope.key(key);
         let store = &**self.store();
@@ -558,16 +723,25 @@ impl Repository {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let scope = self.scope().await?;
-        let key = scope.key(key);
-        let compute_and_track = || async {
-            let value = compute().await?;
-            self.track_if_forever(&scope, &key, ttl).await?;
-            Ok(value)
+        let work = async {
+            let scope = self.scope().await?;
+            let stored = scope.key(key);
+            let compute_and_track = || async {
+                let value = compute().await?;
+                self.track_if_forever(&scope, &stored, ttl).await?;
+                Ok::<T, E>(value)
+            };
+            self.remember_in_process(&stored, ttl, CacheErrors::Return, None, compute_and_track)
+                .await
+                .map_err(|e| e.into_error(self.context(&stored)))
         };
-        self.remember_in_process(&key, ttl, CacheErrors::Return, None, compute_and_track)
-            .await
-            .map_err(|e| e.into_error(self.context(&key)))
+        let observed = self.observed(
+            Operation::Remember,
+            Some(key),
+            |(_, outcome)| *outcome,
+            work,
+        );
+        Ok(observed.await?.0)
     }
 
     /// Store encoded `bytes` for `ttl`, or remove `key` when `ttl` is `None`.
@@ -592,6 +766,22 @@ impl Repository {
     /// stores that can (Redis `MGET`, memcached multi-get, one SQL query); under tags, the
     /// tag ids are read once for all the keys.
     pub async fn many<T: DeserializeOwned>(
+        &self,
+        keys: &[impl AsRef<str>],
+    ) -> Result<Vec<Option<T>>> {
+        let work = self.many_stored(keys);
+        self.observed_each(Operation::Many, None, work, |result, record| match result {
+            Ok(values) => {
+                for (key, value) in keys.iter().zip(values) {
+                    record(Some(key.as_ref()), found(value));
+                }
+            }
+            Err(e) => record(None, error_outcome(e)),
+        })
+        .await
+    }
+
+    async fn many_stored<T: DeserializeOwned>(
         &self,
         keys: &[impl AsRef<str>],
     ) -> Result<Vec<Option<T>>> {
@@ -621,8 +811,31 @@ impl Repository {
         K: AsRef<str>,
         T: Serialize,
     {
+        let ttl = expiry.into().ttl();
+        let work = self.put_many_stored(items, ttl);
+        self.observed_each(
+            Operation::PutMany,
+            None,
+            work,
+            |result, record| match result {
+                Ok(()) => {
+                    for (key, _) in items {
+                        record(Some(key.as_ref()), written(ttl));
+                    }
+                }
+                Err(e) => record(None, error_outcome(e)),
+            },
+        )
+        .await
+    }
+
+    async fn put_many_stored<K, T>(&self, items: &[(K, T)], ttl: Option<Ttl>) -> Result<()>
+    where
+        K: AsRef<str>,
+        T: Serialize,
+    {
         let scope = self.scope().await?;
-        let Some(ttl) = expiry.into().ttl() else {
+        let Some(ttl) = ttl else {
             for (key, _) in items {
                 self.forget_stored(&scope.key(key.as_ref())).await?;
             }
@@ -652,10 +865,49 @@ impl Repository {
     /// of them instead: each tag gets a new id (and on Redis the items stored forever under
     /// them are deleted), and the rest of the store is left alone.
     pub async fn flush(&self) -> Result<()> {
-        let flushed = match &self.tags {
-            Some(names) => tags::flush(names, &**self.store(), self.serializer()).await,
-            None => self.inner.store.flush().await,
-        };
-        flushed.map_err(|e| e.with_store(&self.inner.name))
+        self.observed(Operation::Flush, None, |()| Outcome::Done, async {
+            let flushed = match &self.tags {
+                Some(names) => tags::flush(names, &**self.store(), self.serializer()).await,
+                None => self.inner.store.flush().await,
+            };
+            flushed.map_err(|e| e.with_store(&self.inner.name))
+        })
+        .await
+    }
+}
+
+/// A read's outcome: whether it found a value.
+fn found<T>(value: &Option<T>) -> Outcome {
+    if value.is_some() {
+        Outcome::Hit
+    } else {
+        Outcome::Miss
+    }
+}
+
+/// A removal's outcome.
+fn removed(removed: &bool) -> Outcome {
+    if *removed {
+        Outcome::Removed
+    } else {
+        Outcome::Unchanged
+    }
+}
+
+/// A write's outcome: a lifetime of zero or less removes instead.
+fn written(ttl: Option<Ttl>) -> Outcome {
+    if ttl.is_some() {
+        Outcome::Written
+    } else {
+        Outcome::Removed
+    }
+}
+
+/// The outcome of an operation that failed with `error`: a cache error's kind, or, for a
+/// `remember` factory's own error, a miss (the value was not there; the cache did not fail).
+pub(crate) fn error_outcome<E: 'static>(error: &E) -> Outcome {
+    match (error as &dyn std::any::Any).downcast_ref::<Error>() {
+        Some(error) => Outcome::Failed(error.kind()),
+        None => Outcome::Miss,
     }
 }

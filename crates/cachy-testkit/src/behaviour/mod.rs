@@ -45,6 +45,7 @@ pub(crate) async fn wait_until_missing(repo: &Repository, key: &str, limit: Dura
 
 mod counters;
 mod locks;
+mod observe;
 mod remember;
 mod resilient;
 mod tags;
@@ -52,6 +53,7 @@ mod values;
 
 pub use counters::*;
 pub use locks::*;
+pub use observe::*;
 pub use remember::*;
 pub use resilient::*;
 pub use tags::*;

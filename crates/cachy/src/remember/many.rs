@@ -12,8 +12,9 @@ use super::resilient::{Fallback, jittered, store_ttl};
 use crate::codec::{decode, encode};
 use crate::envelope::{self, Millis, Opened};
 use crate::error::{Error, ErrorKind, Result};
-use crate::flight::{self, Failure, Leader, Outcome, Role};
-use crate::repository::Repository;
+use crate::flight::{self, Failure, Handoff, Leader, Role};
+use crate::observe::{Operation, Outcome};
+use crate::repository::{Repository, error_outcome};
 
 impl Repository {
     /// The values under `keys`, in order: one batch read of all of them, one call of `load`
@@ -58,6 +59,38 @@ impl Repository {
         F: FnOnce(Vec<String>) -> Fut,
         Fut: Future<Output = std::result::Result<HashMap<String, T>, E>>,
     {
+        let work = self.remember_many_unobserved(keys, options, load);
+        self.observed_each(
+            Operation::Remember,
+            None,
+            work,
+            |result, record| match result {
+                Ok((_, first_read)) => {
+                    for (key, found) in keys.iter().zip(first_read) {
+                        let outcome = if *found { Outcome::Hit } else { Outcome::Miss };
+                        record(Some(key.as_ref()), outcome);
+                    }
+                }
+                Err(e) => record(None, error_outcome(e)),
+            },
+        )
+        .await
+        .map(|(values, _)| values)
+    }
+
+    /// `remember_many`, with whether each key was found by the first read.
+    async fn remember_many_unobserved<T, E, F, Fut>(
+        &self,
+        keys: &[impl AsRef<str>],
+        options: &RememberOptions,
+        load: F,
+    ) -> std::result::Result<(Vec<Option<T>>, Vec<bool>), E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error> + std::fmt::Display + 'static,
+        F: FnOnce(Vec<String>) -> Fut,
+        Fut: Future<Output = std::result::Result<HashMap<String, T>, E>>,
+    {
         options.check().map_err(|e| e.with_store(self.name()))?;
         // One namespace for the whole batch: the tag ids are read once.
         let scope = self.scope().await?;
@@ -81,6 +114,7 @@ impl Repository {
                 }
             }
         }
+        let first_read: Vec<bool> = values.iter().map(Option::is_some).collect();
         let mut leaders: Vec<(usize, Leader)> = Vec::new();
         let mut waiters = Vec::new();
         for i in missing {
@@ -124,17 +158,17 @@ impl Repository {
         for (i, slot) in waiters {
             let key = &stored_keys[i];
             values[i] = match flight::wait(slot).await {
-                Some(Outcome::Value(payload) | Outcome::Stale(payload)) => {
+                Some(Handoff::Value(payload) | Handoff::Stale(payload)) => {
                     Some(decode(self.serializer(), &payload).map_err(self.context(key))?)
                 }
-                Some(Outcome::Failed(failure)) => match fallbacks.remove(&i) {
+                Some(Handoff::Failed(failure)) => match fallbacks.remove(&i) {
                     Some(fallback) if now_before(fallback.header.fail_safe_until) => Some(
                         decode(self.serializer(), &fallback.payload).map_err(self.context(key))?,
                     ),
                     _ => return Err(failure.error(self.context(key))),
                 },
                 // Loaded without a value: nothing to cache, `None`.
-                Some(Outcome::Absent) => None,
+                Some(Handoff::Absent) => None,
                 // The loading caller went away without an outcome: what the store holds now is
                 // the answer if it holds anything; otherwise this call cannot tell.
                 None => match self.get_stored(key).await? {
@@ -149,7 +183,7 @@ impl Repository {
                 },
             };
         }
-        Ok(values)
+        Ok((values, first_read))
     }
 
     /// The bytes under `keys`, one per key whatever the store answers.
@@ -237,7 +271,7 @@ impl Repository {
                 let mut batches: HashMap<u64, Vec<(&str, Vec<u8>)>> = HashMap::new();
                 for (i, leader) in indexes.into_iter().zip(leaders) {
                     let Some(value) = loaded.remove(keys[i].as_ref()) else {
-                        leader.finish(Outcome::Absent);
+                        leader.finish(Handoff::Absent);
                         continue;
                     };
                     let key = &stored_keys[i];
@@ -248,7 +282,7 @@ impl Repository {
                         .entry(store_ttl(lifetime))
                         .or_default()
                         .push((key.as_str(), bytes));
-                    leader.finish(Outcome::Value(payload.into()));
+                    leader.finish(Handoff::Value(payload.into()));
                     values[i] = Some(value);
                 }
                 for (seconds, items) in batches {
@@ -272,11 +306,11 @@ impl Repository {
                                 decode(self.serializer(), &fallback.payload)
                                     .map_err(self.context(&stored_keys[i]))?,
                             );
-                            leader.finish(Outcome::Stale(fallback.payload.into()));
+                            leader.finish(Handoff::Stale(fallback.payload.into()));
                         }
                         None => {
                             unserved = true;
-                            leader.finish(Outcome::Failed(Failure::of(&e, options.share_errors)));
+                            leader.finish(Handoff::Failed(Failure::of(&e, options.share_errors)));
                         }
                     }
                 }

@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 
 use crate::codec::{decode, encode};
 use crate::error::Error;
-use crate::flight::{self, Failure, Outcome, Role, ShareErrors};
+use crate::flight::{self, Failure, Role, ShareErrors};
+use crate::observe::{Operation, Outcome};
 use crate::repository::Repository;
 use crate::store::Ttl;
 
@@ -60,6 +61,19 @@ impl<T, E: From<Error> + 'static, F> Remembered<T, E, F> {
 }
 
 impl Repository {
+    /// A cache failure that `#[cached]` ignores (it computes as if uncached), reported so
+    /// that it is not silent: counted as an error, handed to the hooks, logged at `DEBUG`.
+    fn bypassed(&self, key: &str, error: &Error) {
+        #[cfg(feature = "tracing")]
+        tracing::debug!(store = self.name(), %error, "cache failure ignored: computing without the cache");
+        self.observer().record(
+            self.name(),
+            Operation::Remember,
+            Some(key),
+            Outcome::Failed(error.kind()),
+        );
+    }
+
     /// The one implementation of `remember`, for the repository's methods and for
     /// `#[cached]`; `key` is the store key (already in the repository's tag namespace).
     ///
@@ -74,7 +88,7 @@ impl Repository {
         cache_errors: CacheErrors,
         share: Option<ShareErrors>,
         compute: F,
-    ) -> Result<T, Remembered<T, E, F>>
+    ) -> Result<(T, Outcome), Remembered<T, E, F>>
     where
         T: Serialize + DeserializeOwned,
         E: std::fmt::Display + 'static,
@@ -84,9 +98,9 @@ impl Repository {
         let bypass = cache_errors == CacheErrors::Bypass;
         loop {
             match self.get_stored::<T>(key).await {
-                Ok(Some(value)) => return Ok(value),
+                Ok(Some(value)) => return Ok((value, Outcome::Hit)),
                 Ok(None) => {}
-                Err(_) if bypass => {}
+                Err(e) if bypass => self.bypassed(key, &e),
                 Err(e) => return Err(Remembered::Cache(e, compute)),
             }
             if self.flights().is_computing(key) {
@@ -95,49 +109,60 @@ impl Repository {
             let leader = match self.flights().join(key) {
                 Role::Leader(leader) => leader,
                 Role::Waiter(slot) => match flight::wait(slot).await {
-                    Some(Outcome::Value(bytes) | Outcome::Stale(bytes)) => {
+                    Some(flight::Handoff::Value(bytes) | flight::Handoff::Stale(bytes)) => {
                         match decode(self.serializer(), &bytes) {
-                            Ok(value) => return Ok(value),
-                            Err(_) if bypass => continue,
+                            Ok(value) => return Ok((value, Outcome::Miss)),
+                            Err(e) if bypass => {
+                                self.bypassed(key, &e);
+                                continue;
+                            }
                             Err(e) => return Err(Remembered::Cache(self.context(key)(e), compute)),
                         }
                     }
-                    Some(Outcome::Failed(failure)) => {
+                    Some(flight::Handoff::Failed(failure)) => {
                         return Err(Remembered::Elsewhere(failure, compute));
                     }
-                    Some(Outcome::Absent) | None => continue,
+                    Some(flight::Handoff::Absent) | None => continue,
                 },
             };
             // Another caller may have stored the value between our miss and our lead.
             if let Ok(Some(value)) = self.get_stored::<T>(key).await {
-                return Ok(value);
+                return Ok((value, Outcome::Hit));
             }
             let value = match leader.compute(compute()).await {
                 Ok(value) => value,
                 Err(e) => {
-                    leader.finish(Outcome::Failed(Failure::of(&e, share)));
+                    leader.finish(flight::Handoff::Failed(Failure::of(&e, share)));
                     return Err(Remembered::Computed(e));
                 }
             };
             let bytes = match encode(self.serializer(), &value) {
                 Ok(bytes) => bytes,
                 // Waiters retry (the leader is dropped) and compute their own copy.
-                Err(_) if bypass => return Ok(value),
+                Err(e) if bypass => {
+                    self.bypassed(key, &e);
+                    return Ok((value, Outcome::Miss));
+                }
                 Err(e) => {
                     let e = self.context(key)(e);
-                    leader.finish(Outcome::Failed(Failure::of(&e, None)));
+                    leader.finish(flight::Handoff::Failed(Failure::of(&e, None)));
                     return Err(Remembered::Store(e, value));
                 }
             };
             match self.store_bytes(key, &bytes, ttl).await {
                 Err(e) if !bypass => {
-                    leader.finish(Outcome::Failed(Failure::of(&e, None)));
+                    leader.finish(flight::Handoff::Failed(Failure::of(&e, None)));
                     return Err(Remembered::Store(e, value));
                 }
                 // Bypassing a failing cache: the waiters still get the value at once.
-                Ok(()) | Err(_) => leader.finish(Outcome::Value(bytes.into())),
+                stored => {
+                    if let Err(e) = &stored {
+                        self.bypassed(key, e);
+                    }
+                    leader.finish(flight::Handoff::Value(bytes.into()));
+                }
             }
-            return Ok(value);
+            return Ok((value, Outcome::Miss));
         }
     }
 }

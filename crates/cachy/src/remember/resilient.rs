@@ -20,7 +20,8 @@ use crate::codec::{decode, encode};
 use crate::envelope::{self, Header, Millis, Opened};
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::MAX_TTL_SECONDS;
-use crate::flight::{self, Failure, Leader, Outcome, Role};
+use crate::flight::{self, Failure, Handoff, Leader, Role};
+use crate::observe::{Operation, Outcome};
 use crate::repository::Repository;
 
 /// A value read from the cache, with its envelope's header if it has one.
@@ -80,6 +81,19 @@ enum Led<T> {
     Fresh(T, Option<Duration>),
     /// With the fallback, the factory having failed.
     FellBack,
+}
+
+/// A `remember` outcome by where its value came from; a fallback also says so at `DEBUG`.
+fn entry_outcome<T>(entry: &Entry<T>) -> Outcome {
+    match entry.source {
+        Source::Cache => Outcome::Hit,
+        Source::Computed => Outcome::Miss,
+        Source::Stale => {
+            #[cfg(feature = "tracing")]
+            tracing::debug!("fail-safe: serving an expired value");
+            Outcome::Stale
+        }
+    }
 }
 
 /// A uniformly random number in `[0, 1)`, from the std hasher's random keys.
@@ -204,6 +218,24 @@ impl Repository {
     /// [`remember_entry`](Self::remember_entry), setting `failed_elsewhere` when the error is
     /// the failure of another caller's computation (which `#[cached]` must not run again).
     pub(crate) async fn remember_entry_reporting<T, E, F, Fut>(
+        &self,
+        key: &str,
+        options: &RememberOptions,
+        compute: F,
+        failed_elsewhere: &AtomicBool,
+    ) -> std::result::Result<Entry<T>, E>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: From<Error> + std::fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
+    {
+        let work = self.remember_entry_unobserved(key, options, compute, failed_elsewhere);
+        self.observed(Operation::Remember, Some(key), entry_outcome, work)
+            .await
+    }
+
+    async fn remember_entry_unobserved<T, E, F, Fut>(
         &self,
         key: &str,
         options: &RememberOptions,
@@ -371,7 +403,7 @@ impl Repository {
                 None => flight::wait(slot).await,
             };
             match outcome {
-                Some(Outcome::Value(payload)) => {
+                Some(Handoff::Value(payload)) => {
                     let value = decode(self.serializer(), &payload).map_err(self.context(&key))?;
                     return Ok(Entry {
                         value,
@@ -380,7 +412,7 @@ impl Repository {
                         expires_in: None,
                     });
                 }
-                Some(Outcome::Stale(payload)) => {
+                Some(Handoff::Stale(payload)) => {
                     if stale.is_some() {
                         return fall_back(stale, &key, None);
                     }
@@ -393,7 +425,7 @@ impl Repository {
                         expires_in: None,
                     });
                 }
-                Some(Outcome::Failed(failure)) => {
+                Some(Handoff::Failed(failure)) => {
                     return match usable(stale) {
                         Some(stale) => Ok(stale.entry(Source::Stale, envelope::now())),
                         None => {
@@ -402,7 +434,7 @@ impl Repository {
                         }
                     };
                 }
-                Some(Outcome::Absent) | None => {}
+                Some(Handoff::Absent) | None => {}
             }
         }
     }
@@ -507,11 +539,11 @@ impl Repository {
                         && envelope::now() < fallback.header.fail_safe_until =>
                 {
                     self.keep_fallback(key, options, &fallback).await;
-                    leader.finish(Outcome::Stale(fallback.payload.into()));
+                    leader.finish(Handoff::Stale(fallback.payload.into()));
                     Ok(Led::FellBack)
                 }
                 _ => {
-                    leader.finish(Outcome::Failed(Failure::of(&e, options.share_errors)));
+                    leader.finish(Handoff::Failed(Failure::of(&e, options.share_errors)));
                     Err(e)
                 }
             },
@@ -555,7 +587,7 @@ impl Repository {
                 .put(key, &bytes, Some(store_ttl(lifetime)))
                 .await;
         }
-        leader.finish(Outcome::Value(payload.into()));
+        leader.finish(Handoff::Value(payload.into()));
         Ok(Led::Fresh(value, ttl))
     }
 

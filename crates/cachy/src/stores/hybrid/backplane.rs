@@ -146,7 +146,14 @@ impl Backplane {
                     levels.changed(key);
                 }
             }
-            Err(_) => levels.changed_all(),
+            Err(_) => {
+                #[cfg(feature = "tracing")]
+                tracing::warn!(
+                    channel = %self.channel,
+                    "hybrid store: a message it cannot read; dropping all of L1"
+                );
+                levels.changed_all();
+            }
         }
     }
 }
@@ -198,6 +205,12 @@ async fn publish(backplane: Arc<Backplane>, mut running: watch::Receiver<()>) {
             continue;
         }
         backplane.put_back(changes);
+        #[cfg(feature = "tracing")]
+        tracing::debug!(
+            channel = %backplane.channel,
+            queued = backplane.unsent(),
+            "hybrid store: invalidations queued until Redis answers"
+        );
         tokio::select! {
             () = stopped(&mut running) => {
                 // The store is gone: one last try for what it changed.
@@ -229,6 +242,8 @@ async fn listen(backplane: Arc<Backplane>, levels: Weak<Levels>, mut running: wa
             };
             current.changed_all();
             drop(current);
+            #[cfg(feature = "tracing")]
+            tracing::info!(channel = %backplane.channel, "hybrid store: subscribed; L1 emptied");
             backplane.subscribed.store(true, Ordering::Release);
             backplane.wake.notify_one();
             pause = MIN_PAUSE;
@@ -246,6 +261,11 @@ async fn listen(backplane: Arc<Backplane>, levels: Weak<Levels>, mut running: wa
                 backplane.apply(&payload, &current);
             }
             backplane.subscribed.store(false, Ordering::Release);
+            #[cfg(feature = "tracing")]
+            tracing::warn!(
+                channel = %backplane.channel,
+                "hybrid store: subscription lost; L1 serves copies of at most `l1_ttl` until it is back"
+            );
         }
         tokio::select! {
             () = stopped(&mut running) => return,

@@ -54,6 +54,8 @@ impl Server {
             Some(until) if Instant::now() < until => true,
             Some(_) => {
                 *down = None;
+                #[cfg(feature = "tracing")]
+                tracing::info!(server = %self.address, "memcached server: retrying it after `retry_after`");
                 false
             }
             None => false,
@@ -61,6 +63,12 @@ impl Server {
     }
 
     pub(super) fn mark_down(&self) {
+        #[cfg(feature = "tracing")]
+        tracing::warn!(
+            server = %self.address,
+            retry_after = ?self.retry_after,
+            "memcached server marked down after a failure"
+        );
         *self
             .down_until
             .lock()

@@ -151,6 +151,10 @@ impl Breaker {
             // server back: this failure is older news.
             return;
         }
+        #[cfg(feature = "tracing")]
+        if word & STATE == CLOSED {
+            tracing::warn!(server = %self.what, %cause, ?retry_after, "Redis marked down after a failure");
+        }
         down.until = Instant::now() + retry_after;
         down.cause = cause;
         self.word.store((word & !STATE) | OPEN, Ordering::Release);
@@ -167,6 +171,10 @@ impl Breaker {
     fn close(&self) {
         let _down = self.lock();
         let word = self.word.load(Ordering::Acquire);
+        #[cfg(feature = "tracing")]
+        if word & STATE != CLOSED {
+            tracing::info!(server = %self.what, "Redis answers again");
+        }
         self.word
             .store((word & !STATE).wrapping_add(NEXT_EPOCH), Ordering::Release);
     }

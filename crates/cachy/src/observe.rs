@@ -1,0 +1,451 @@
+//! What a cache is doing: per-repository counters ([`Repository::stats`]), event hooks
+//! ([`Repository::on_event`], [`CacheManager::on_event`]), `tracing` spans (feature `tracing`,
+//! on by default) and `metrics` (feature `metrics`, once [`enable_metrics`] is called).
+//!
+//! Every repository operation is observed in one place: one span per operation, at `DEBUG`
+//! (a service logging at `INFO` sees none), named `cache` with the fields `store`,
+//! `operation`, `outcome` and, only when asked for with [`record_keys`] (keys can be personal
+//! data), `key`. State changes of the stores themselves (a server marked down and back, a
+//! resubscription) are events at `WARN` and `INFO`.
+//!
+//! [`Repository::stats`]: crate::Repository::stats
+//! [`Repository::on_event`]: crate::Repository::on_event
+//! [`CacheManager::on_event`]: crate::CacheManager::on_event
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::time::SystemTime;
+
+use crate::error::ErrorKind;
+
+/// A repository operation, as spans, metrics and hooks name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    /// `get` and its `get_or*` variants.
+    Get,
+    /// `many` (one event per key).
+    Many,
+    /// `has`.
+    Has,
+    /// `pull`.
+    Pull,
+    /// `put` and `forever`.
+    Put,
+    /// `put_many` (one event per key).
+    PutMany,
+    /// `add`.
+    Add,
+    /// `forget`.
+    Forget,
+    /// `touch`.
+    Touch,
+    /// `increment*` and `decrement*`.
+    Increment,
+    /// `flush`.
+    Flush,
+    /// `remember` and its variants.
+    Remember,
+}
+
+impl Operation {
+    /// Its name in spans and metric labels: `get`, `put_many`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Get => "get",
+            Operation::Many => "many",
+            Operation::Has => "has",
+            Operation::Pull => "pull",
+            Operation::Put => "put",
+            Operation::PutMany => "put_many",
+            Operation::Add => "add",
+            Operation::Forget => "forget",
+            Operation::Touch => "touch",
+            Operation::Increment => "increment",
+            Operation::Flush => "flush",
+            Operation::Remember => "remember",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// A read found a fresh value.
+    Hit,
+    /// A read found nothing (for `remember`: the value was computed).
+    Miss,
+    /// `remember` served a fail-safe fallback: an expired value, because the factory failed
+    /// or was too slow.
+    Stale,
+    /// A value was stored.
+    Written,
+    /// A value was removed.
+    Removed,
+    /// Nothing changed: an `add` that found a value, a `forget` or `touch` of a missing key.
+    Unchanged,
+    /// Done, neither a read nor a write of one value: a counter changed, a store flushed.
+    Done,
+    /// The cache failed with an error of this kind.
+    Failed(ErrorKind),
+}
+
+impl Outcome {
+    /// Its name in spans and metric labels: `hit`, `miss`, `stale`, `written`, `removed`,
+    /// `unchanged`, `done`, `error`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Hit => "hit",
+            Outcome::Miss => "miss",
+            Outcome::Stale => "stale",
+            Outcome::Written => "written",
+            Outcome::Removed => "removed",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Done => "done",
+            Outcome::Failed(_) => "error",
+        }
+    }
+
+    /// The index of its counter in [`Counts`], if it has one.
+    fn counter(self) -> Option<usize> {
+        match self {
+            Outcome::Hit => Some(0),
+            Outcome::Miss => Some(1),
+            Outcome::Stale => Some(2),
+            Outcome::Written => Some(3),
+            Outcome::Removed => Some(4),
+            Outcome::Failed(_) => Some(5),
+            Outcome::Unchanged | Outcome::Done => None,
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One observed operation, as event hooks receive it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Event<'a> {
+    /// The store's name, as configured.
+    pub store: &'a str,
+    /// The operation.
+    pub operation: Operation,
+    /// The key as the caller gave it (`None` for `flush`).
+    pub key: Option<&'a str>,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// A repository's counters since it was built, from [`Repository::stats`](crate::Repository::stats).
+/// Shared by every clone of the repository and by its tagged views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Reads that found a fresh value (`many` counts each key).
+    pub hits: u64,
+    /// Reads that found nothing (`remember`: values computed).
+    pub misses: u64,
+    /// Fail-safe fallbacks served by `remember`.
+    pub stale_hits: u64,
+    /// Values stored.
+    pub writes: u64,
+    /// Values removed.
+    pub removals: u64,
+    /// Operations that failed with a cache error.
+    pub errors: u64,
+    /// When counting started (when the repository was built).
+    pub since: SystemTime,
+}
+
+impl Stats {
+    /// Hits (stale ones included) over all reads, or `None` before the first read.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let hits = self.hits + self.stale_hits;
+        let reads = hits + self.misses;
+        (reads > 0).then(|| hits as f64 / reads as f64)
+    }
+}
+
+/// What [`record_keys`] puts in spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyRecording {
+    /// No key (the default: keys can be personal data).
+    Off,
+    /// The key as given.
+    Plain,
+    /// The first 16 hex digits of the key's SHA-1, enough to tell keys apart in a trace
+    /// without showing them.
+    Hashed,
+}
+
+static KEY_RECORDING: AtomicU8 = AtomicU8::new(0);
+static METRICS: AtomicBool = AtomicBool::new(false);
+
+/// Choose what spans record of each key, for the whole process (default: nothing).
+pub fn record_keys(recording: KeyRecording) {
+    let value = match recording {
+        KeyRecording::Off => 0,
+        KeyRecording::Plain => 1,
+        KeyRecording::Hashed => 2,
+    };
+    KEY_RECORDING.store(value, Ordering::Relaxed);
+}
+
+/// The key as spans show it, or `None`.
+fn shown_key(key: &str) -> Option<String> {
+    match KEY_RECORDING.load(Ordering::Relaxed) {
+        1 => Some(key.to_owned()),
+        2 => {
+            use sha1::Digest;
+            Some(hex::encode(&sha1::Sha1::digest(key.as_bytes())[..8]))
+        }
+        _ => None,
+    }
+}
+
+/// Record metrics (feature `metrics`) through the `metrics` facade from now on, for the whole
+/// process: call it once the recorder (exporter) is installed. Metrics are off until then,
+/// so that a program without a recorder does not pay for timing every operation.
+///
+/// | metric | kind | labels |
+/// |---|---|---|
+/// | `cachy.requests` | counter | `store`, `operation`, `outcome` (`hit`, `miss`, `stale`, `written`, `removed`, `unchanged`, `done`, `error`) |
+/// | `cachy.errors` | counter | `store`, `operation`, `error.type` (the [`ErrorKind`], e.g. `unavailable`) |
+/// | `cachy.operation.duration` | histogram, seconds | `store`, `operation` |
+/// | `cachy.single_flights` | gauge | `store`: computations in progress that other callers wait for |
+#[cfg(feature = "metrics")]
+pub fn enable_metrics() {
+    METRICS.store(true, Ordering::Release);
+}
+
+/// Whether operations are timed for metrics.
+pub(crate) fn metrics_enabled() -> bool {
+    cfg!(feature = "metrics") && METRICS.load(Ordering::Relaxed)
+}
+
+/// A callback for [`Event`]s.
+pub(crate) type Hook = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
+
+/// Event hooks, cheap to check when there are none.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    any: AtomicBool,
+    hooks: RwLock<Vec<Hook>>,
+}
+
+impl Hooks {
+    pub(crate) fn add(&self, hook: Hook) {
+        self.hooks
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(hook);
+        self.any.store(true, Ordering::Release);
+    }
+
+    fn fire(&self, event: &Event<'_>) {
+        if self.any.load(Ordering::Acquire) {
+            for hook in self
+                .hooks
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+            {
+                hook(event);
+            }
+        }
+    }
+}
+
+/// One repository's counters, hooks and metric handles.
+pub(crate) struct Observer {
+    counts: [AtomicU64; 6],
+    since: SystemTime,
+    hooks: Hooks,
+    /// The manager's hooks, shared by all its repositories.
+    manager_hooks: OnceLock<Arc<Hooks>>,
+    #[cfg(feature = "metrics")]
+    metrics: metrics_handles::Handles,
+}
+
+impl Default for Observer {
+    fn default() -> Self {
+        Observer {
+            counts: Default::default(),
+            since: SystemTime::now(),
+            hooks: Hooks::default(),
+            manager_hooks: OnceLock::new(),
+            #[cfg(feature = "metrics")]
+            metrics: metrics_handles::Handles::default(),
+        }
+    }
+}
+
+impl Observer {
+    pub(crate) fn stats(&self) -> Stats {
+        let count = |i: usize| self.counts[i].load(Ordering::Relaxed);
+        Stats {
+            hits: count(0),
+            misses: count(1),
+            stale_hits: count(2),
+            writes: count(3),
+            removals: count(4),
+            errors: count(5),
+            since: self.since,
+        }
+    }
+
+    pub(crate) fn add_hook(&self, hook: Hook) {
+        self.hooks.add(hook);
+    }
+
+    /// Share the manager's hooks (once: a repository belongs to one manager).
+    pub(crate) fn attach(&self, manager_hooks: &Arc<Hooks>) {
+        let _ = self.manager_hooks.set(Arc::clone(manager_hooks));
+    }
+
+    /// Count, hand to the hooks and to metrics one outcome of `operation` on `key`.
+    pub(crate) fn record(
+        &self,
+        store: &str,
+        operation: Operation,
+        key: Option<&str>,
+        outcome: Outcome,
+    ) {
+        if let Some(counter) = outcome.counter() {
+            self.counts[counter].fetch_add(1, Ordering::Relaxed);
+        }
+        let event = Event {
+            store,
+            operation,
+            key,
+            outcome,
+        };
+        self.hooks.fire(&event);
+        if let Some(hooks) = self.manager_hooks.get() {
+            hooks.fire(&event);
+        }
+        #[cfg(feature = "metrics")]
+        if metrics_enabled() {
+            self.metrics.count(store, operation, outcome);
+        }
+    }
+
+    /// Record how long `operation` took, for metrics.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn timed(&self, store: &str, operation: Operation, seconds: f64) {
+        #[cfg(feature = "metrics")]
+        self.metrics.duration(store, operation).record(seconds);
+    }
+}
+
+/// The span of one operation (feature `tracing`).
+#[cfg(feature = "tracing")]
+pub(crate) fn span(store: &str, operation: Operation, key: Option<&str>) -> tracing::Span {
+    let span = tracing::debug_span!(
+        "cache",
+        store,
+        operation = operation.name(),
+        key = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    if !span.is_disabled()
+        && let Some(shown) = key.and_then(shown_key)
+    {
+        span.record("key", shown);
+    }
+    span
+}
+
+/// Metric handles, registered on first use of each series.
+#[cfg(feature = "metrics")]
+mod metrics_handles {
+    use std::sync::OnceLock;
+
+    use super::{Operation, Outcome};
+    use crate::error::ErrorKind;
+
+    const OUTCOMES: usize = 8;
+    const OPERATIONS: usize = Operation::Remember as usize + 1;
+
+    #[derive(Default)]
+    pub(super) struct Handles {
+        requests: [[OnceLock<metrics::Counter>; OUTCOMES]; OPERATIONS],
+        errors: std::sync::Mutex<Vec<((Operation, ErrorKind), metrics::Counter)>>,
+        durations: [OnceLock<metrics::Histogram>; OPERATIONS],
+    }
+
+    fn index(operation: Operation) -> usize {
+        operation as usize
+    }
+
+    fn outcome_index(outcome: Outcome) -> usize {
+        match outcome {
+            Outcome::Hit => 0,
+            Outcome::Miss => 1,
+            Outcome::Stale => 2,
+            Outcome::Written => 3,
+            Outcome::Removed => 4,
+            Outcome::Unchanged => 5,
+            Outcome::Done => 6,
+            Outcome::Failed(_) => 7,
+        }
+    }
+
+    impl Handles {
+        pub(super) fn count(&self, store: &str, operation: Operation, outcome: Outcome) {
+            self.requests[index(operation)][outcome_index(outcome)]
+                .get_or_init(|| {
+                    metrics::counter!(
+                        "cachy.requests",
+                        "store" => store.to_owned(),
+                        "operation" => operation.name(),
+                        "outcome" => outcome.name(),
+                    )
+                })
+                .increment(1);
+            if let Outcome::Failed(kind) = outcome {
+                let mut errors = self
+                    .errors
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let counter = match errors.iter().find(|(k, _)| *k == (operation, kind)) {
+                    Some((_, counter)) => counter.clone(),
+                    None => {
+                        let counter = metrics::counter!(
+                            "cachy.errors",
+                            "store" => store.to_owned(),
+                            "operation" => operation.name(),
+                            "error.type" => kind.name(),
+                        );
+                        errors.push(((operation, kind), counter.clone()));
+                        counter
+                    }
+                };
+                counter.increment(1);
+            }
+        }
+
+        pub(super) fn duration(&self, store: &str, operation: Operation) -> &metrics::Histogram {
+            self.durations[index(operation)].get_or_init(|| {
+                metrics::histogram!(
+                    "cachy.operation.duration",
+                    "store" => store.to_owned(),
+                    "operation" => operation.name(),
+                )
+            })
+        }
+    }
+}
