@@ -169,6 +169,7 @@ impl Drop for ResetOnDrop {
 
 /// The process's runtime, for background tasks that must outlive whichever runtime their
 /// store was first used from (the hybrid store's backplane).
+#[cfg(feature = "hybrid")]
 pub(crate) fn background() -> Result<tokio::runtime::Handle> {
     Ok(Driver::shared()?.runtime.handle().clone())
 }

@@ -290,6 +290,7 @@ impl Repository {
 
     /// [`observed`](Self::observed) for an operation on several keys: `report` records one
     /// outcome per key (or one for the whole call).
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub(crate) async fn observed_each<T, E: 'static>(
         &self,
         operation: Operation,

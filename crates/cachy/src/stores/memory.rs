@@ -100,6 +100,7 @@ impl MemoryStore {
     }
 
     /// Keep `value` under `key` for `lifetime` (`None`: until evicted), to the nanosecond.
+    #[cfg(feature = "hybrid")]
     pub(crate) fn keep(&self, key: &str, value: &[u8], lifetime: Option<Duration>) {
         let entry = Entry {
             value: value.into(),
@@ -109,11 +110,13 @@ impl MemoryStore {
     }
 
     /// Drop `key`.
+    #[cfg(feature = "hybrid")]
     pub(crate) fn drop_key(&self, key: &str) {
         self.cache.invalidate(key);
     }
 
     /// Drop every key.
+    #[cfg(feature = "hybrid")]
     pub(crate) fn drop_all(&self) {
         self.cache.invalidate_all();
     }

@@ -161,6 +161,7 @@ impl Breaker {
     }
 
     /// The server answered on a connection of its own (a subscription): close if open.
+    #[cfg(feature = "hybrid")]
     pub(super) fn answered(&self) {
         if self.word.load(Ordering::Acquire) & STATE != CLOSED {
             self.close();
