@@ -222,6 +222,7 @@ impl RedisStore {
     /// A connection of its own subscribed to `channel` (one server, not a cluster), and its
     /// messages' payloads; the stream ends when the connection drops. Subscribing closes the
     /// circuit breaker: the server answered.
+    #[cfg(feature = "hybrid")]
     pub(crate) async fn subscribe(
         &self,
         channel: &str,
