@@ -287,6 +287,19 @@ impl Drop for Watcher {
     }
 }
 
+/// Two watchers of `watched` on `config`, ready, each reading `first` under the first key.
+fn two_watchers(config: &Value, watched: &[(&str, &str)], first: &str) -> [Watcher; 2] {
+    let mut watchers = [
+        Watcher::spawn(config, watched),
+        Watcher::spawn(config, watched),
+    ];
+    for watcher in &mut watchers {
+        watcher.wait_ready();
+        watcher.wait_for(0, &value(first), Duration::from_secs(5));
+    }
+    watchers
+}
+
 fn value(v: &str) -> Value {
     json!({ "value": v })
 }
@@ -327,13 +340,8 @@ async fn three_processes_see_every_change_within_100_ms() {
     cache.put("gone", "g1", 10).await.unwrap();
     cache.tags(["t"]).put("x", "x1", 10).await.unwrap();
     let watched = [("", "k"), ("", "gone"), ("t", "x")];
-    let mut watchers = [
-        Watcher::spawn(&config, &watched),
-        Watcher::spawn(&config, &watched),
-    ];
+    let mut watchers = two_watchers(&config, &watched, "v1");
     for watcher in &mut watchers {
-        watcher.wait_ready();
-        watcher.wait_for(0, &value("v1"), Duration::from_secs(5));
         watcher.wait_for(1, &value("g1"), Duration::from_secs(5));
         watcher.wait_for(2, &value("x1"), Duration::from_secs(5));
     }
@@ -386,15 +394,7 @@ async fn while_redis_is_down_l1_serves_and_afterwards_no_change_is_missed() {
     let manager = CacheManager::from_value(config.clone()).unwrap();
     let cache = manager.store(None).unwrap();
     cache.put("k", "v1", 600).await.unwrap();
-    let watched = [("", "k"), ("", "load")];
-    let mut watchers = [
-        Watcher::spawn(&config, &watched),
-        Watcher::spawn(&config, &watched),
-    ];
-    for watcher in &mut watchers {
-        watcher.wait_ready();
-        watcher.wait_for(0, &value("v1"), Duration::from_secs(5));
-    }
+    let mut watchers = two_watchers(&config, &[("", "k"), ("", "load")], "v1");
     // Load: this process keeps writing while the watchers keep reading.
     let writer = {
         let cache = cache.clone();
@@ -467,14 +467,7 @@ async fn while_redis_as_l2_is_down_cached_keys_are_still_served() {
         .unwrap();
     cache.put("cached", "c1", 600).await.unwrap();
     let watched = [("", "cached"), ("", "never read before")];
-    let mut watchers = [
-        Watcher::spawn(&config, &watched),
-        Watcher::spawn(&config, &watched),
-    ];
-    for watcher in &mut watchers {
-        watcher.wait_ready();
-        watcher.wait_for(0, &value("c1"), Duration::from_secs(5));
-    }
+    let mut watchers = two_watchers(&config, &watched, "c1");
     server.kill();
     // A key the watchers never had in L1 fails; the cached one keeps being served.
     cache.forget("never read before").await.unwrap_err();

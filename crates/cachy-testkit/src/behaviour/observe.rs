@@ -175,8 +175,9 @@ mod metrics {
         }
 
         /// The total of every series whose name is `name` and whose labels include `store`,
-        /// `operation` and `extra`: a counter's count, or how many values a histogram got.
-        fn total(
+        /// `operation` and `extra`: a counter's count (0 if never registered), or how many
+        /// values a histogram got.
+        pub(super) fn counter(
             &self,
             name: &str,
             store: &str,
@@ -209,20 +210,9 @@ mod metrics {
                 .sum()
         }
 
-        /// The value of the counter `name` with these labels (0 if never registered).
-        pub(super) fn counter(
-            &self,
-            name: &str,
-            store: &str,
-            operation: &str,
-            extra: Option<(&str, &str)>,
-        ) -> u64 {
-            self.total(name, store, operation, extra)
-        }
-
         /// How many durations were recorded for `operation` on `store`.
         pub(super) fn histogram_count(&self, store: &str, operation: &str) -> u64 {
-            self.total("cachy.operation.duration", store, operation, None)
+            self.counter("cachy.operation.duration", store, operation, None)
         }
     }
 }

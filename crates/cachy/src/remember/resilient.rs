@@ -230,41 +230,27 @@ impl Repository {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
     {
-        let work = self.remember_entry_unobserved(key, options, compute, failed_elsewhere);
-        self.observed(Operation::Remember, Some(key), entry_outcome, work)
-            .await
-    }
-
-    async fn remember_entry_unobserved<T, E, F, Fut>(
-        &self,
-        key: &str,
-        options: &RememberOptions,
-        compute: F,
-        failed_elsewhere: &AtomicBool,
-    ) -> std::result::Result<Entry<T>, E>
-    where
-        T: Serialize + DeserializeOwned + Send + 'static,
-        E: From<Error> + std::fmt::Display + Send + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
-    {
-        options.check().map_err(self.context(key))?;
-        let key = self.store_key(key).await?;
-        let cached = self.read_cached::<T>(&key).await?;
-        let now = envelope::now();
-        let stale = match cached {
-            Some(cached) if cached.is_fresh(now) => {
-                let source = cached.fresh_source();
-                if source == Source::Cache && refresh_is_due(&cached, options, now) {
-                    let written_at = cached.header.map(|h| h.written_at);
-                    self.refresh_in_background(key.into_owned(), options, compute, written_at);
+        let work = async move {
+            options.check().map_err(self.context(key))?;
+            let key = self.store_key(key).await?;
+            let cached = self.read_cached::<T>(&key).await?;
+            let now = envelope::now();
+            let stale = match cached {
+                Some(cached) if cached.is_fresh(now) => {
+                    let source = cached.fresh_source();
+                    if source == Source::Cache && refresh_is_due(&cached, options, now) {
+                        let written_at = cached.header.map(|h| h.written_at);
+                        self.refresh_in_background(key.into_owned(), options, compute, written_at);
+                    }
+                    return Ok(cached.entry(source, now));
                 }
-                return Ok(cached.entry(source, now));
-            }
-            Some(cached) => Some(cached).filter(|c| c.can_fall_back(now)),
-            None => None,
+                Some(cached) => Some(cached).filter(|c| c.can_fall_back(now)),
+                None => None,
+            };
+            self.compute_entry(key.into_owned(), options, compute, stale, failed_elsewhere)
+                .await
         };
-        self.compute_entry(key.into_owned(), options, compute, stale, failed_elsewhere)
+        self.observed(Operation::Remember, Some(key), entry_outcome, work)
             .await
     }
 
