@@ -27,7 +27,7 @@ from cachy import CacheManager
 RUST_ONLY = {
     "integers", "decode_max_depth", "decode_max_expansion", "url", "cluster",
     "connect_timeout", "response_timeout", "retry_after", "circuit_breaker",
-    "tls_ca_file", "tls_cert_file", "tls_key_file", "permissions", "max_entries",
+    "tls_ca_file", "tls_cert_file", "tls_key_file", "permissions", "max_entries", "max_bytes",
     "timeout", "max_connections", "max_value_size",
 }
 

@@ -381,6 +381,9 @@ impl Repository {
     /// The value under the store key `key`.
     pub(crate) async fn get_stored<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let context = self.context(key);
+        if let Some(shared) = self.inner.store.get_in_process(key) {
+            return self.decode_fresh(shared.as_deref()).map_err(context);
+        }
         let stored = self.inner.store.get(key).await.map_err(&context)?;
         self.decode_fresh(stored.as_deref()).map_err(context)
     }
@@ -428,13 +431,17 @@ impl Repository {
         self.observed(Operation::Has, Some(key), outcome, async {
             let scope = self.scope().await?;
             let key = scope.key(key);
+            let fresh = |bytes: &[u8]| envelope::fresh_payload(bytes).is_some();
+            if let Some(shared) = self.inner.store.get_in_process(&key) {
+                return Ok(shared.is_some_and(|bytes| fresh(&bytes)));
+            }
             let stored = self
                 .inner
                 .store
                 .get(&key)
                 .await
                 .map_err(self.context(&key))?;
-            Ok(stored.is_some_and(|bytes| envelope::fresh_payload(&bytes).is_some()))
+            Ok(stored.is_some_and(|bytes| fresh(&bytes)))
         })
         .await
     }

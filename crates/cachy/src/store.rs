@@ -221,6 +221,15 @@ pub trait Store: std::any::Any + Send + Sync + 'static {
     /// Remove every item of this store.
     async fn flush(&self) -> Result<()>;
 
+    /// The live bytes under `key` if this store can tell at once, without I/O and without
+    /// copying them (`Some(None)`: nothing there); `None` when it must be asked through
+    /// [`get`](Self::get). Reads try this first: the memory store answers here, and the hybrid
+    /// store when its first level holds the key. The default answers `None`.
+    fn get_in_process(&self, key: &str) -> Option<Option<std::sync::Arc<[u8]>>> {
+        let _ = key;
+        None
+    }
+
     /// Whether the stored bytes never leave this process (the memory store). The manager then
     /// ignores the global `serializer` and uses msgpack, as no other program reads the bytes
     /// (Python cachy's dict store does not serialize at all); a store's own `serializer`

@@ -13,8 +13,9 @@ use crate::store::{Lifetime, Store, Ttl};
 /// The in-process store (driver `dict`, alias `memory`), built on moka.
 ///
 /// Thread-safe, with a per-entry TTL and an optional bound on the number of entries
-/// (`max_entries`), beyond which moka evicts the entries least likely to be used again
-/// (TinyLFU). Values are kept serialized, so a value read as the wrong type is an error here
+/// (`max_entries`) or on their size (`max_bytes`: keys and values), beyond which moka evicts
+/// the entries least likely to be used again (TinyLFU). A hit hands the repository the stored
+/// bytes without copying them ([`Store::get_in_process`]). Values are kept serialized, so a value read as the wrong type is an error here
 /// exactly as on a remote store. `add` and `increment` are atomic (moka's per-key compute).
 #[derive(Clone)]
 pub struct MemoryStore {
@@ -71,32 +72,54 @@ impl MemoryStore {
 
     /// A memory store holding at most `max_entries` items.
     pub fn with_max_entries(max_entries: u64) -> Self {
-        Self::build(Some(max_entries))
+        Self::build(Some(Bound::Entries(max_entries)))
     }
 
-    fn build(max_entries: Option<u64>) -> Self {
-        let mut builder = Cache::builder().expire_after(UntilDeadline);
-        if let Some(max) = max_entries {
-            builder = builder.max_capacity(max);
-        }
-        MemoryStore {
-            cache: builder.build(),
-        }
+    /// A memory store holding at most `max_bytes` of keys and values (each entry weighs its
+    /// key's and its value's length).
+    pub fn with_max_bytes(max_bytes: u64) -> Self {
+        Self::build(Some(Bound::Bytes(max_bytes)))
     }
 
-    /// Build from configuration: the optional `max_entries` bounds the entry count.
+    fn build(bound: Option<Bound>) -> Self {
+        let builder = Cache::builder().expire_after(UntilDeadline);
+        let cache = match bound {
+            None => builder.build(),
+            Some(Bound::Entries(max)) => builder.max_capacity(max).build(),
+            Some(Bound::Bytes(max)) => builder
+                .weigher(|key: &String, entry: &Entry| {
+                    u32::try_from(key.len() + entry.value.len()).unwrap_or(u32::MAX)
+                })
+                .max_capacity(max)
+                .build(),
+        };
+        MemoryStore { cache }
+    }
+
+    /// Build from configuration: the optional `max_entries` bounds the entry count, or
+    /// `max_bytes` the bytes of keys and values (one or the other).
     pub fn from_config(config: &StoreConfig) -> Result<Self> {
         let options: MemoryOptions = config.parse()?;
-        Ok(Self::build(options.max_entries.map(|c| c.0)))
+        let bound = match (options.max_entries, options.max_bytes) {
+            (Some(_), Some(_)) => {
+                return Err(config.error(
+                    "max_bytes",
+                    "give `max_entries` or `max_bytes`, not both: the store is bounded by one",
+                ));
+            }
+            (Some(entries), None) => Some(Bound::Entries(entries.0)),
+            (None, Some(bytes)) => Some(Bound::Bytes(bytes.0)),
+            (None, None) => None,
+        };
+        Ok(Self::build(bound))
     }
 
-    /// The live value under `key`, without going through the async contract (for the hybrid
-    /// store's first level).
-    pub(crate) fn value(&self, key: &str) -> Option<Vec<u8>> {
+    /// The live value under `key`, shared with the store.
+    pub(crate) fn value(&self, key: &str) -> Option<Arc<[u8]>> {
         self.cache
             .get(key)
             .filter(Entry::is_live)
-            .map(|entry| entry.value.to_vec())
+            .map(|entry| entry.value)
     }
 
     /// Keep `value` under `key` for `lifetime` (`None`: until evicted), to the nanosecond.
@@ -126,6 +149,13 @@ impl MemoryStore {
 #[derive(serde::Deserialize)]
 struct MemoryOptions {
     max_entries: Option<crate::Count>,
+    max_bytes: Option<crate::Count>,
+}
+
+/// What bounds a memory store.
+enum Bound {
+    Entries(u64),
+    Bytes(u64),
 }
 
 impl Default for MemoryStore {
@@ -137,7 +167,11 @@ impl Default for MemoryStore {
 #[async_trait]
 impl Store for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.value(key))
+        Ok(self.value(key).map(|value| value.to_vec()))
+    }
+
+    fn get_in_process(&self, key: &str) -> Option<Option<Arc<[u8]>>> {
+        Some(self.value(key))
     }
 
     async fn get_with_lifetime(&self, key: &str) -> Result<Option<(Vec<u8>, Lifetime)>> {

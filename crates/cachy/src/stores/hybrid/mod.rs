@@ -250,9 +250,13 @@ fn may_have_written(outcome: &Result<bool>) -> bool {
 
 #[async_trait]
 impl Store for HybridStore {
+    fn get_in_process(&self, key: &str) -> Option<Option<Arc<[u8]>>> {
+        self.levels.l1.value(key).map(Some)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         if let Some(value) = self.levels.l1.value(key) {
-            return Ok(Some(value));
+            return Ok(Some(value.to_vec()));
         }
         let generation = self.levels.stripe(key).generation.load(Ordering::Acquire);
         let found = self.levels.l2.get_with_lifetime(key).await?;
@@ -263,8 +267,10 @@ impl Store for HybridStore {
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
-        let mut values: Vec<Option<Vec<u8>>> =
-            keys.iter().map(|key| self.levels.l1.value(key)).collect();
+        let mut values: Vec<Option<Vec<u8>>> = keys
+            .iter()
+            .map(|key| self.levels.l1.value(key).map(|value| value.to_vec()))
+            .collect();
         let missing: Vec<usize> = (0..keys.len()).filter(|&i| values[i].is_none()).collect();
         if missing.is_empty() {
             return Ok(values);
