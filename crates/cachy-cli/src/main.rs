@@ -1,26 +1,39 @@
-//! `cachy`: read, write and maintain the stores of a cachy configuration from the shell.
+//! `cachy`: read, write, inspect and maintain the stores of a cachy configuration from the
+//! shell.
 //!
 //! ```text
 //! cachy --config cache.toml get user:1
 //! cachy --config cache.toml --store redis put greeting '"hello"' --minutes 10
 //! cachy --config cache.toml --store sql create-table
+//! cachy --config cache.toml --store redis stats --json
+//! cachy --config cache.toml --store sql keys 'user:*'
+//! cachy --config cache.toml ttl session:42
 //! ```
 //!
 //! Values are JSON on the command line and on output (a `put` value that is not valid JSON is
-//! stored as a string). Exit codes: 0 done, 1 a miss (`get`, `has`), 2 an error, which is
-//! printed with what was wrong.
+//! stored as a string). With `--json` every command prints one JSON document on stdout, and
+//! an error is one JSON document on stderr. Progress bars go to stderr only, and only when
+//! it is a terminal unless `--progress always`. Exit codes: 0 done, 1 a miss (`get`, `has`,
+//! `ttl`), 2 an error, which is printed with what was wrong.
 
 #![warn(missing_docs)]
 
-use std::any::Any;
+mod inspect;
+mod output;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use cachy::stores::DatabaseStore;
-use cachy::{CacheManager, Expiry, Repository};
+use cachy::{CacheManager, Expiry, Lifetime, Repository};
 use clap::{Parser, Subcommand};
+use serde_json::json;
 
-/// Read, write and maintain the stores of a cachy configuration.
+use inspect::Backend;
+use output::{Output, ProgressMode, unsupported};
+
+/// Read, write, inspect and maintain the stores of a cachy configuration.
 #[derive(Parser)]
 #[command(name = "cachy", version)]
 struct Cli {
@@ -30,6 +43,12 @@ struct Cli {
     /// The store to use (default: the configuration's default store).
     #[arg(short, long)]
     store: Option<String>,
+    /// Print one JSON document on stdout instead of text (and errors as JSON on stderr).
+    #[arg(long, global = true)]
+    json: bool,
+    /// When to draw progress on stderr: `auto` draws only when stderr is a terminal.
+    #[arg(long, value_enum, default_value_t, global = true)]
+    progress: ProgressMode,
     #[command(subcommand)]
     command: Command,
 }
@@ -62,6 +81,19 @@ enum Command {
         #[arg(default_value_t = 1, allow_negative_numbers = true)]
         by: i64,
     },
+    /// Print how long KEY has left: seconds (`42.5`), `forever`, or `unknown` where the
+    /// store cannot tell (exit code 1 on a miss).
+    Ttl { key: String },
+    /// Print what the store holds: keys (Redis), live and expired rows (database) or files
+    /// (file), with their bytes; memcached's counters per server.
+    Stats,
+    /// List the keys that match the glob PATTERN (`*`, `?` for one byte, `[abc]`, `[^a-z]`,
+    /// `\` before a character taken as itself), sorted: Redis and database stores. Keys
+    /// over 250 bytes show as the database stores them, `cachy:sha1:` and a digest.
+    Keys {
+        #[arg(default_value = "*")]
+        pattern: String,
+    },
     /// Remove every item of the store.
     Flush,
     /// Create the cache table of a `database` store.
@@ -71,39 +103,60 @@ enum Command {
 }
 
 /// A failure, printed on stderr with exit code 2.
-struct Failure(String);
+struct Failure(cachy::Error);
 
 impl From<cachy::Error> for Failure {
     fn from(e: cachy::Error) -> Self {
-        Failure(e.to_string())
+        Failure(e)
     }
 }
 
 /// The database store under the manager's own repository of a store (no second store, nor
 /// connection pool, is built for a command); an error if the store has another driver.
 fn database(repository: &Repository) -> Result<&DatabaseStore, Failure> {
-    let backend: &dyn Any = &**repository.store();
-    backend.downcast_ref().ok_or_else(|| {
-        Failure(format!(
-            "store `{}` is not a `database` store; this command needs one",
-            repository.name()
-        ))
-    })
+    match inspect::backend(repository) {
+        Backend::Database(store) => Ok(store),
+        _ => Err(unsupported(
+            repository.name(),
+            format!(
+                "store `{}` is not a `database` store; this command needs one",
+                repository.name()
+            ),
+        )),
+    }
 }
 
-async fn run(cli: Cli) -> Result<ExitCode, Failure> {
+/// Seconds with millisecond precision, as printed (`42.5`).
+fn seconds(duration: Duration) -> f64 {
+    duration.as_millis() as f64 / 1000.0
+}
+
+async fn run(cli: Cli, out: &Output) -> Result<ExitCode, Failure> {
     let manager = CacheManager::from_file(&cli.config)?;
-    let store = cli.store.as_deref();
-    let repository = || -> Result<Repository, Failure> { Ok(manager.store(store)?) };
+    let repository = manager.store(cli.store.as_deref())?;
+    let name = repository.name();
+    let miss = |found: bool| {
+        if found {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }
+    };
     match cli.command {
-        Command::Get { key } => match repository()?.get::<serde_json::Value>(&key).await? {
-            Some(value) => println!("{value}"),
-            None => return Ok(ExitCode::from(1)),
-        },
+        Command::Get { key } => {
+            let value = repository.get::<serde_json::Value>(&key).await?;
+            let text = value.as_ref().map(ToString::to_string).unwrap_or_default();
+            let document = match &value {
+                Some(value) => json!({ "store": name, "key": key, "found": true, "value": value }),
+                None => json!({ "store": name, "key": key, "found": false }),
+            };
+            out.print(&text, document)?;
+            return Ok(miss(value.is_some()));
+        }
         Command::Has { key } => {
-            if !repository()?.has(&key).await? {
-                return Ok(ExitCode::from(1));
-            }
+            let found = repository.has(&key).await?;
+            out.print("", json!({ "store": name, "key": key, "found": found }))?;
+            return Ok(miss(found));
         }
         Command::Put {
             key,
@@ -113,9 +166,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             forever,
         } => {
             let value = serde_json::from_str(&value).unwrap_or(serde_json::Value::String(value));
-            let repository = repository()?;
-            if forever {
+            let stored = if forever {
                 repository.forever(&key, &value).await?;
+                true
             } else {
                 let expiry = match seconds {
                     Some(seconds) => Expiry::Seconds(seconds),
@@ -124,20 +177,93 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     }
                 };
                 repository.put(&key, &value, expiry).await?;
-            }
+                // A lifetime of zero or less removes the key instead.
+                expiry.ttl().is_some()
+            };
+            out.print("", json!({ "store": name, "key": key, "stored": stored }))?;
         }
-        Command::Forget { key } => println!("{}", repository()?.forget(&key).await?),
+        Command::Forget { key } => {
+            let removed = repository.forget(&key).await?;
+            out.print(
+                &removed.to_string(),
+                json!({ "store": name, "key": key, "removed": removed }),
+            )?;
+        }
         Command::Increment { key, by } => {
-            println!("{}", repository()?.increment_by(&key, by).await?)
+            let value = repository.increment_by(&key, by).await?;
+            out.print(
+                &value.to_string(),
+                json!({ "store": name, "key": key, "value": value }),
+            )?;
         }
-        Command::Flush => repository()?.flush().await?,
+        Command::Ttl { key } => {
+            let stored = repository.tagged_key(&key).await?;
+            let found = repository
+                .store()
+                .get_with_lifetime(&stored)
+                .await
+                .map_err(|e| e.with_store(name).with_key(&key))?;
+            let Some((_, lifetime)) = found else {
+                out.print("", json!({ "store": name, "key": key, "found": false }))?;
+                return Ok(miss(false));
+            };
+            let (text, kind, left) = match lifetime {
+                Lifetime::Forever => ("forever".to_owned(), "forever", None),
+                Lifetime::Remaining(left) => {
+                    let left = seconds(left);
+                    (left.to_string(), "remaining", Some(left))
+                }
+                Lifetime::Unknown => ("unknown".to_owned(), "unknown", None),
+            };
+            out.print(
+                &text,
+                json!({
+                    "store": name, "key": key, "found": true, "lifetime": kind, "seconds": left,
+                }),
+            )?;
+        }
+        Command::Stats => inspect::stats(&repository, out).await?,
+        Command::Keys { pattern } => inspect::keys(&repository, &pattern, out).await?,
+        Command::Flush => {
+            match inspect::backend(&repository) {
+                Backend::File(store) => {
+                    let bar = out.bar(0, "{bar:30} {pos}/{len} folders removed [{elapsed}]");
+                    let shown = bar.clone();
+                    let flushed = store
+                        .flush_with_progress(Box::new(move |done, total| {
+                            shown.set_length(total);
+                            shown.set_position(done);
+                        }))
+                        .await;
+                    bar.finish_and_clear();
+                    flushed.map_err(|e| e.with_store(name))?;
+                }
+                _ => {
+                    let spinner = out.spinner(format!("flushing store `{name}`"));
+                    let flushed = repository.flush().await;
+                    spinner.finish_and_clear();
+                    flushed?;
+                }
+            }
+            out.print("", json!({ "store": name, "flushed": true }))?;
+        }
         Command::CreateTable => {
-            let repository = manager.store(store)?;
-            database(&repository)?.create_table().await?;
+            database(&repository)?
+                .create_table()
+                .await
+                .map_err(|e| e.with_store(name))?;
+            out.print("", json!({ "store": name, "table_exists": true }))?;
         }
         Command::Prune => {
-            let repository = manager.store(store)?;
-            println!("{}", database(&repository)?.prune().await?);
+            let store = database(&repository)?;
+            let spinner = out.spinner("deleting expired rows".to_owned());
+            let pruned = store.prune().await;
+            spinner.finish_and_clear();
+            let pruned = pruned.map_err(|e| e.with_store(name))?;
+            out.print(
+                &pruned.to_string(),
+                json!({ "store": name, "pruned": pruned }),
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -145,10 +271,12 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    let out = Output::new(cli.json, cli.progress);
+    match run(cli, &out).await {
         Ok(code) => code,
-        Err(Failure(message)) => {
-            eprintln!("cachy: {message}");
+        Err(Failure(error)) => {
+            out.error(&error);
             ExitCode::from(2)
         }
     }

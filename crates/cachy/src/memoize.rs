@@ -171,7 +171,7 @@ impl Memoizer {
         prefix: impl Into<String>,
     ) -> Self {
         let prefix = prefix.into();
-        let repository = match manager.or_else(|| global()) {
+        let repository = match manager.or(global()) {
             Some(manager) => manager
                 .store(store)
                 .inspect_err(|e| unresolved(&prefix, Some(e)))

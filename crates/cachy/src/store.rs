@@ -197,7 +197,8 @@ pub trait Store: std::any::Any + Send + Sync + 'static {
     /// The bytes stored under `key` with how long they have left, for a cache in front of
     /// this store (the hybrid store's in-process level), which must not keep a copy longer.
     ///
-    /// The default answers [`Lifetime::Unknown`]; the Redis, SQL and memory stores tell.
+    /// The default answers [`Lifetime::Unknown`]; the Redis, SQL, memcached, file and memory
+    /// stores tell.
     async fn get_with_lifetime(&self, key: &str) -> Result<Option<(Vec<u8>, Lifetime)>> {
         Ok(self.get(key).await?.map(|value| (value, Lifetime::Unknown)))
     }

@@ -20,13 +20,16 @@ fn observed(repo: &Repository) -> Repository {
     Repository::new(name, repo.store().clone(), repo.serializer().clone())
 }
 
+/// An event as a hook saw it.
+type Seen = (Operation, Option<String>, Outcome);
+
 /// Counters, hooks and metrics count a known sequence exactly: 4 hits (`many` counts each
 /// key), 3 misses, 3 writes, 1 removal, 1 error.
 pub async fn observability_counts_a_known_sequence_exactly(repo: &Repository) {
     #[cfg(feature = "metrics")]
     let metrics = metrics::Recorded::install();
     let repo = observed(repo);
-    let events: Arc<Mutex<Vec<(Operation, Option<String>, Outcome)>>> = Arc::default();
+    let events: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let seen = Arc::clone(&events);
     repo.on_event(move |event| {
         seen.lock()

@@ -24,13 +24,13 @@ mod null;
 mod redis;
 
 #[cfg(feature = "database")]
-pub use database::DatabaseStore;
+pub use database::{DatabaseStore, RowCounts};
 #[cfg(feature = "file")]
-pub use file::{FileStore, HashType};
+pub use file::{FileStore, HashType, Inventory, InventoryProgress, OnInventoryProgress, Tally};
 #[cfg(feature = "hybrid")]
 pub use hybrid::HybridStore;
 #[cfg(feature = "memcached")]
-pub use memcached::MemcachedStore;
+pub use memcached::{MemcachedStore, ServerStats};
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
 pub use null::NullStore;

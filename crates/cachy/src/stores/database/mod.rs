@@ -20,6 +20,7 @@ use crate::config::{Count, Seconds, StoreConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{Lifetime, Store, Ttl};
 
+mod glob;
 mod statements;
 
 use statements::{Dialect, Statements};
@@ -105,6 +106,11 @@ macro_rules! with_pool {
         }
     };
 }
+
+// After `with_pool!`, which it uses.
+mod inspect;
+
+pub use inspect::RowCounts;
 
 fn now() -> i64 {
     SystemTime::now()

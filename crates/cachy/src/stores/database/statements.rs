@@ -20,6 +20,15 @@ pub(super) struct Statements {
     pub(super) table: String,
 }
 
+/// The keys a statement covers, as `flush` picks them: every key, those from the prefix on
+/// (a prefix of only `0xFF` bytes has no end), or those between the prefix and its end.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum KeyRange {
+    All,
+    From,
+    Between,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Dialect {
     Sqlite,
@@ -117,6 +126,60 @@ impl Statements {
             create,
             table: t.to_owned(),
         }
+    }
+
+    /// The rows with keys in `range`: none, one or two bind parameters, numbered from
+    /// `first`.
+    fn where_key_in(&self, range: KeyRange, first: usize) -> String {
+        let key = self.dialect.key_column();
+        let p = |n: usize| self.dialect.placeholder(n);
+        match range {
+            KeyRange::All => String::new(),
+            KeyRange::From => format!(" WHERE {key} >= {}", p(first)),
+            KeyRange::Between => {
+                format!(" WHERE {key} >= {} AND {key} < {}", p(first), p(first + 1))
+            }
+        }
+    }
+
+    /// Four integers about the rows of `range`: all rows, their values' bytes, the rows
+    /// expired at the time bound twice first, and their values' bytes.
+    pub(super) fn count_rows(&self, range: KeyRange) -> String {
+        // Sums are NUMERIC on PostgreSQL and DECIMAL on MySQL: cast back to a 64-bit integer.
+        let int = |expression: String| match self.dialect {
+            Dialect::Sqlite => expression,
+            Dialect::Postgres => format!("CAST({expression} AS BIGINT)"),
+            Dialect::MySql => format!("CAST({expression} AS SIGNED)"),
+        };
+        let p = |n: usize| self.dialect.placeholder(n);
+        format!(
+            "SELECT {}, {}, {}, {} FROM {}{}",
+            int("COUNT(*)".to_owned()),
+            int("COALESCE(SUM(LENGTH(value)), 0)".to_owned()),
+            int(format!(
+                "COALESCE(SUM(CASE WHEN expiration <= {} THEN 1 ELSE 0 END), 0)",
+                p(1)
+            )),
+            int(format!(
+                "COALESCE(SUM(CASE WHEN expiration <= {} THEN LENGTH(value) ELSE 0 END), 0)",
+                p(2)
+            )),
+            self.table,
+            self.where_key_in(range, 3)
+        )
+    }
+
+    /// The live keys that match a `LIKE` pattern escaped with `escape`, in order: the
+    /// pattern, then the time.
+    pub(super) fn select_keys_like(&self, escape: char) -> String {
+        let key = self.dialect.key_column();
+        let p = |n: usize| self.dialect.placeholder(n);
+        format!(
+            "SELECT {key} FROM {} WHERE {key} LIKE {} ESCAPE '{escape}' AND expiration > {} ORDER BY {key}",
+            self.table,
+            p(1),
+            p(2)
+        )
     }
 
     /// `SELECT .. WHERE key IN (..)` for `n` keys.

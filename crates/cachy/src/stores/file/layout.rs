@@ -96,10 +96,7 @@ impl Layout {
         }
         let mut header = Vec::with_capacity(HEADER);
         (&mut file).take(HEADER as u64).read_to_end(&mut header)?;
-        let expiry = Some(&header[..])
-            .filter(|header| header.len() == HEADER && header.iter().all(u8::is_ascii_digit))
-            .and_then(|header| std::str::from_utf8(header).ok()?.parse::<u64>().ok());
-        Ok(match expiry {
+        Ok(match parse_expiry(&header) {
             None => Content::Corrupt,
             Some(expiry) if expiry as f64 <= now_seconds() => Content::Expired,
             Some(expiry) => {
@@ -276,7 +273,9 @@ impl Layout {
         )))
     }
 
-    pub(super) fn flush(&self) -> io::Result<()> {
+    /// Remove every entry folder; `on_progress` is told how many of the folders taken out of
+    /// the namespace have been removed, and of how many.
+    pub(super) fn flush(&self, on_progress: &mut dyn FnMut(u64, u64)) -> io::Result<()> {
         let entries = match fs::read_dir(&self.root) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -309,8 +308,11 @@ impl Layout {
                 }
             }
         }
-        for folder in trash {
-            remove_entry(&folder)?;
+        let total = trash.len() as u64;
+        on_progress(0, total);
+        for (done, folder) in (1..).zip(&trash) {
+            remove_entry(folder)?;
+            on_progress(done, total);
         }
         Ok(())
     }
@@ -327,6 +329,14 @@ pub(super) fn trash_name() -> String {
         std::process::id(),
         COUNT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// The expiry in a file's first bytes: exactly [`HEADER`] ASCII digits, else `None` (not a
+/// cache file).
+pub(super) fn parse_expiry(header: &[u8]) -> Option<u64> {
+    Some(header)
+        .filter(|header| header.len() == HEADER && header.iter().all(u8::is_ascii_digit))
+        .and_then(|header| std::str::from_utf8(header).ok()?.parse::<u64>().ok())
 }
 
 pub(super) fn expiry_of(ttl: Ttl) -> u64 {

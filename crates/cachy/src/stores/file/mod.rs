@@ -11,10 +11,12 @@ use sha2::Digest;
 use crate::codec::incremented;
 use crate::config::StoreConfig;
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::{Store, Ttl};
+use crate::store::{Lifetime, Store, Ttl};
 
+mod inventory;
 mod layout;
 
+pub use inventory::{Inventory, InventoryProgress, OnInventoryProgress, Tally};
 use layout::*;
 
 /// The expiry Python cachy writes for items stored forever.
@@ -32,6 +34,9 @@ const DEFAULT_PERMISSIONS: u32 = 0o600;
 /// How many times an operation starts over when its folders change under it: removed by
 /// another program's flush, or a link or folder planted where the store writes.
 const ATTEMPTS: usize = 16;
+/// Writes of a `put_many` under one hold of the shared lock: few enough that an `add` or
+/// `increment` of another process does not wait long behind a large batch.
+const WRITES_PER_LOCK: usize = 256;
 
 /// The digest that names a key's file; it also decides how many folder levels there are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -52,6 +57,15 @@ impl HashType {
             HashType::Md5 => hex::encode(md5::Md5::digest(key)),
             HashType::Sha1 => hex::encode(sha1::Sha1::digest(key)),
             HashType::Sha256 => hex::encode(sha2::Sha256::digest(key)),
+        }
+    }
+
+    /// The length of a hex digest: the length of every value file's name.
+    fn digest_length(self) -> usize {
+        match self {
+            HashType::Md5 => 32,
+            HashType::Sha1 => 40,
+            HashType::Sha256 => 64,
         }
     }
 
@@ -154,6 +168,58 @@ impl FileStore {
         self.inner.path_of(key)
     }
 
+    /// Count the files of the cache folder: live values, expired ones and files that are not
+    /// cache files, with their sizes. A read-only walk of the digest folders (links are not
+    /// followed) that reads only each file's 10-byte header, on a blocking thread; files
+    /// written or removed meanwhile may or may not be counted.
+    ///
+    /// `on_progress`, if given, is called as the walk goes: after each file and each
+    /// top-level folder (of at most 256), for a progress bar.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> cachy::Result<()> {
+    /// use cachy::Store;
+    /// use cachy::stores::{FileStore, HashType};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = FileStore::new(dir.path(), HashType::Md5);
+    /// store.put("a", b"1", Some(60)).await?;
+    /// store.put("b", b"22", None).await?;
+    /// let inventory = store.inventory(None).await?;
+    /// assert_eq!(inventory.live.files, 2);
+    /// assert_eq!(inventory.live.bytes, 10 + 1 + 10 + 2); // headers and values
+    /// assert_eq!(inventory.expired.files, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn inventory(&self, on_progress: Option<OnInventoryProgress>) -> Result<Inventory> {
+        let layout = Arc::clone(&self.inner);
+        let mut on_progress = on_progress.unwrap_or_else(|| Box::new(|_| {}));
+        tokio::task::spawn_blocking(move || layout.inventory(&mut *on_progress))
+            .await
+            .map_err(|e| Error::backend("the file store's worker thread failed", e))?
+    }
+
+    /// [`flush`](Store::flush), telling `on_progress` how many of the top-level folders (at
+    /// most 256) are removed so far, and of how many: `(done, total)`.
+    pub async fn flush_with_progress(
+        &self,
+        mut on_progress: Box<dyn FnMut(u64, u64) + Send>,
+    ) -> Result<()> {
+        let layout = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || layout.flush(&mut *on_progress))
+            .await
+            .map_err(|e| Error::backend("the file store's worker thread failed", e))?
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Backend,
+                    format!("cannot flush {}", self.inner.root.display()),
+                )
+                .with_source(e)
+            })
+    }
+
     async fn run<T, F>(&self, key: &str, job: F) -> Result<T>
     where
         T: Send + 'static,
@@ -209,11 +275,30 @@ fn io_error(path: &Path, e: io::Error) -> Error {
     Error::backend(format!("file store I/O failed on {}", path.display()), e)
 }
 
+/// How long a value with the header `expiry` has left.
+fn lifetime_of(expiry: u64) -> Lifetime {
+    if expiry >= FOREVER {
+        Lifetime::Forever
+    } else {
+        let left = expiry as f64 - now_seconds();
+        Lifetime::Remaining(std::time::Duration::from_secs_f64(left.max(0.0)))
+    }
+}
+
 #[async_trait]
 impl Store for FileStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.run(key, |layout, path| {
             Ok(layout.read_live(path)?.map(|(_, value)| value))
+        })
+        .await
+    }
+
+    async fn get_with_lifetime(&self, key: &str) -> Result<Option<(Vec<u8>, Lifetime)>> {
+        self.run(key, |layout, path| {
+            Ok(layout
+                .read_live(path)?
+                .map(|(expiry, value)| (value, lifetime_of(expiry))))
         })
         .await
     }
@@ -225,6 +310,31 @@ impl Store for FileStore {
             layout.write(path, expiry_of(ttl), &value)
         })
         .await
+    }
+
+    async fn put_many(&self, items: &[(&str, Vec<u8>)], ttl: Ttl) -> Result<()> {
+        // One blocking task for the batch: a task per item would cost more than its write.
+        let items: Vec<(PathBuf, Vec<u8>)> = items
+            .iter()
+            .map(|(key, value)| (self.inner.path_of(key), value.clone()))
+            .collect();
+        let layout = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let expiry = expiry_of(ttl);
+            for batch in items.chunks(WRITES_PER_LOCK) {
+                let _lock = layout
+                    .lock_shared()
+                    .map_err(|e| io_error(&layout.root.join(LOCK_FILE), e))?;
+                for (path, value) in batch {
+                    layout
+                        .write(path, expiry, value)
+                        .map_err(|e| io_error(path, e))?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::backend("the file store's worker thread failed", e))?
     }
 
     async fn add(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
@@ -305,17 +415,7 @@ impl Store for FileStore {
     }
 
     async fn flush(&self) -> Result<()> {
-        let layout = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || layout.flush())
-            .await
-            .map_err(|e| Error::backend("the file store's worker thread failed", e))?
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Backend,
-                    format!("cannot flush {}", self.inner.root.display()),
-                )
-                .with_source(e)
-            })
+        self.flush_with_progress(Box::new(|_, _| {})).await
     }
 }
 

@@ -51,8 +51,8 @@ const STRIPES: usize = 64;
 ///   value at once; other processes read it once the invalidation reaches them (well under
 ///   a millisecond on a local network; measured in the README).
 /// - An L1 copy never outlives the L2 item it copies (its remaining lifetime is read with the
-///   value, on Redis, SQL and memory L2s; other L2s cannot tell it, and their copies live
-///   `l1_ttl`), and never lives longer than `l1_ttl`.
+///   value, [`Store::get_with_lifetime`], on every built-in store; a custom store that cannot
+///   tell it gets copies that live `l1_ttl`), and never lives longer than `l1_ttl`.
 /// - While the backplane is unreachable, each process keeps serving its L1 copies, which may
 ///   miss changes made elsewhere meanwhile: for at most `l1_ttl`. Invalidations this
 ///   process could not send are queued (one per key) and sent when Redis answers again.

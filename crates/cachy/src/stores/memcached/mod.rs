@@ -18,7 +18,7 @@ use self::protocol::{
 use crate::codec::{incremented, parse_integer};
 use crate::config::{Count, Seconds, StoreConfig};
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::{Store, Ttl};
+use crate::store::{Lifetime, Store, Ttl};
 use servers::*;
 
 /// Relative TTLs above this are taken by memcached as absolute unix times.
@@ -87,6 +87,54 @@ impl std::fmt::Debug for MemcachedStore {
             )
             .field("prefix", &self.prefix.as_str())
             .finish_non_exhaustive()
+    }
+}
+
+/// One memcached server's counters, from its `stats` command (see
+/// [`MemcachedStore::server_stats`]). They cover everything on the server, whichever
+/// program or prefix wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerStats {
+    /// The server, as configured (`host:port` or `unix:/path`).
+    pub address: String,
+    /// Items stored now (`curr_items`).
+    pub curr_items: u64,
+    /// Bytes those items take (`bytes`).
+    pub bytes: u64,
+    /// The most bytes the server keeps (`limit_maxbytes`, its `-m`).
+    pub limit_maxbytes: u64,
+    /// Reads that found their key, since the server started (`get_hits`).
+    pub get_hits: u64,
+    /// Reads that did not (`get_misses`).
+    pub get_misses: u64,
+    /// Live items removed to make room for others (`evictions`).
+    pub evictions: u64,
+}
+
+impl ServerStats {
+    /// The counters of the server at `address` from its `stats` lines; an error names the
+    /// one missing or malformed.
+    fn parse(address: String, stats: &[(String, String)]) -> Result<Self> {
+        let number = |name: &str| {
+            stats
+                .iter()
+                .find(|(stat, _)| stat == name)
+                .and_then(|(_, value)| value.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    protocol_error(format!(
+                        "memcached server {address} sent no valid `{name}` in its stats"
+                    ))
+                })
+        };
+        Ok(ServerStats {
+            curr_items: number("curr_items")?,
+            bytes: number("bytes")?,
+            limit_maxbytes: number("limit_maxbytes")?,
+            get_hits: number("get_hits")?,
+            get_misses: number("get_misses")?,
+            evictions: number("evictions")?,
+            address,
+        })
     }
 }
 
@@ -382,6 +430,29 @@ impl MemcachedStore {
         }
     }
 
+    /// The counters of every server, in the configured order: one `stats` command each, all
+    /// at once. Fails if any server fails (the error names it), as a server marked down
+    /// does until `retry_after` has passed.
+    pub async fn server_stats(&self) -> Result<Vec<ServerStats>> {
+        let requests = self
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(index, server)| async move {
+                let reply = self.exchange(index, vec![Command::stats()]).await?;
+                match reply.into_iter().next().flatten() {
+                    Some(Reply::Stats(stats)) => {
+                        ServerStats::parse(server.address.to_string(), &stats)
+                    }
+                    _ => Err(protocol_error(format!(
+                        "memcached server {} sent no stats",
+                        server.address
+                    ))),
+                }
+            });
+        futures_util::future::try_join_all(requests).await
+    }
+
     /// Send `command` about `key` to its server: its reply.
     async fn one(&self, key: &WireKey, command: Command<'_>) -> Result<Reply> {
         self.exchange(self.server_of(key), vec![command])
@@ -473,6 +544,23 @@ impl Store for MemcachedStore {
         }
     }
 
+    async fn get_with_lifetime(&self, key: &str) -> Result<Option<(Vec<u8>, Lifetime)>> {
+        let key = self.wire_key(key);
+        let reply = self.one(&key, Command::get(&key, "v f t")).await?;
+        if reply.code() != "VA" {
+            return Ok(None);
+        }
+        // `t` is the whole seconds left, -1 for none.
+        let lifetime = match reply.number_flag::<i64>('t')? {
+            -1 => Lifetime::Forever,
+            seconds => Lifetime::Remaining(Duration::from_secs(seconds.max(0).unsigned_abs())),
+        };
+        match stored_value(reply)? {
+            Some((flags, data)) => Ok(Some((self.decode_wire(flags, data)?, lifetime))),
+            None => Ok(None),
+        }
+    }
+
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
         let mut by_server: BTreeMap<usize, Vec<(usize, WireKey)>> = BTreeMap::new();
         for (position, key) in keys.iter().enumerate() {
@@ -552,7 +640,7 @@ impl Store for MemcachedStore {
                     );
                     (next, self.one(&key, swap).await?)
                 }
-                Reply::Status { .. } => {
+                Reply::Status { .. } | Reply::Stats(_) => {
                     // Missing: create it, unless another caller does first.
                     let text = by.to_string();
                     let create = Command::set(&key, FLAG_INTEGER, text.as_bytes(), 0, SetMode::Add);

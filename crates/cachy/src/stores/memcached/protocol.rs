@@ -19,6 +19,10 @@ use crate::stores::{MAX_PLAIN_KEY, backend_key};
 /// line from filling memory.
 const MAX_LINE: usize = 4096;
 
+/// The most `STAT` lines read in answer to `stats` (memcached sends under 100): the bound
+/// stops a server that never ends them from filling memory.
+const MAX_STATS: usize = 1000;
+
 /// How every hashed key starts, after the prefix (see [`backend_key`]).
 const DIGEST_MARKER: &str = "cachy:sha1:";
 
@@ -95,6 +99,8 @@ enum Kind {
     /// A get that only sets the exptime.
     Touch,
     FlushAll,
+    /// The text protocol's `stats`: `STAT` lines, then `END`.
+    Stats,
 }
 
 /// How a set applies.
@@ -187,6 +193,15 @@ impl<'a> Command<'a> {
         }
     }
 
+    /// `stats`: the server's general counters.
+    pub(super) fn stats() -> Self {
+        Command {
+            line: "stats".to_owned(),
+            data: None,
+            kind: Kind::Stats,
+        }
+    }
+
     /// The command's name, for messages.
     fn name(&self) -> &str {
         self.line.split(' ').next().unwrap_or_default()
@@ -202,6 +217,7 @@ impl<'a> Command<'a> {
             Kind::DeleteIf => &["HD", "NF", "EX"],
             Kind::Touch => &["HD", "EN"],
             Kind::FlushAll => &["OK"],
+            Kind::Stats => &["STAT"],
         }
     }
 
@@ -210,9 +226,10 @@ impl<'a> Command<'a> {
         self.kind == Kind::QuietGet
     }
 
-    /// Whether the command takes an opaque token (the meta commands do; `flush_all` does not).
+    /// Whether the command takes an opaque token (the meta commands do; `flush_all` and
+    /// `stats` do not).
     fn has_token(&self) -> bool {
-        self.kind != Kind::FlushAll
+        !matches!(self.kind, Kind::FlushAll | Kind::Stats)
     }
 
     /// Whether sending the command twice does no harm. An add, a compare-and-swap (which
@@ -221,7 +238,7 @@ impl<'a> Command<'a> {
     fn may_repeat(&self) -> bool {
         matches!(
             self.kind,
-            Kind::Get | Kind::QuietGet | Kind::Set | Kind::Touch | Kind::FlushAll
+            Kind::Get | Kind::QuietGet | Kind::Set | Kind::Touch | Kind::FlushAll | Kind::Stats
         )
     }
 }
@@ -274,6 +291,8 @@ pub(super) enum Reply {
         code: &'static str,
         flags: Vec<String>,
     },
+    /// The `STAT <name> <value>` lines answering `stats`, in order.
+    Stats(Vec<(String, String)>),
 }
 
 impl Reply {
@@ -282,12 +301,15 @@ impl Reply {
         match self {
             Reply::Value { .. } => "VA",
             Reply::Status { code, .. } => code,
+            Reply::Stats(_) => "STAT",
         }
     }
 
     /// The value of the return flag `name`, if the reply has it.
     pub(super) fn flag(&self, name: char) -> Option<&str> {
-        let (Reply::Value { flags, .. } | Reply::Status { flags, .. }) = self;
+        let (Reply::Value { flags, .. } | Reply::Status { flags, .. }) = self else {
+            return None;
+        };
         flags.iter().find_map(|f| f.strip_prefix(name))
     }
 
@@ -310,7 +332,7 @@ impl Reply {
     pub(super) fn into_data(self) -> Option<Vec<u8>> {
         match self {
             Reply::Value { data, .. } => Some(data),
-            Reply::Status { .. } => None,
+            Reply::Status { .. } | Reply::Stats(_) => None,
         }
     }
 }
@@ -328,6 +350,13 @@ enum Head {
     },
     /// `MN`: the end of a batch's replies.
     End,
+    /// `STAT <name> <value>`: one line of the answer to `stats`.
+    Stat {
+        name: String,
+        value: String,
+    },
+    /// `END`: the end of the answer to `stats`.
+    StatsEnd,
     /// `ERROR`, `CLIENT_ERROR` or `SERVER_ERROR`: the server refused a command (the
     /// connection and the server are fine).
     Refused(Error),
@@ -348,6 +377,20 @@ fn parse_head(line: &str, max_value: usize) -> std::result::Result<Head, String>
         "CLIENT_ERROR" => return refused(ErrorKind::InvalidInput),
         "SERVER_ERROR" if line.contains("too large") => return refused(ErrorKind::InvalidInput),
         "SERVER_ERROR" => return refused(ErrorKind::Backend),
+        _ => {}
+    }
+    match code {
+        "STAT" => {
+            let mut stat = line.splitn(3, ' ').skip(1);
+            return match (stat.next(), stat.next()) {
+                (Some(name), Some(value)) if !name.is_empty() => Ok(Head::Stat {
+                    name: name.to_owned(),
+                    value: value.to_owned(),
+                }),
+                _ => Err(format!("malformed stats line {line:?}")),
+            };
+        }
+        "END" if line == "END" => return Ok(Head::StatsEnd),
         _ => {}
     }
     let size = if code == "VA" {
@@ -640,6 +683,24 @@ impl Connection {
                 Ok(Incoming::Reply(Reply::Value { flags, data }))
             }
             Head::Status { code, flags } => Ok(Incoming::Reply(Reply::Status { code, flags })),
+            Head::Stat { name, value } => {
+                let mut stats = vec![(name, value)];
+                loop {
+                    let line = self.line().await?;
+                    match parse_head(&line, max_value).map_err(Failure::Garbled)? {
+                        Head::Stat { name, value } if stats.len() < MAX_STATS => {
+                            stats.push((name, value));
+                        }
+                        Head::StatsEnd => return Ok(Incoming::Reply(Reply::Stats(stats))),
+                        _ => {
+                            return Err(Failure::Garbled(format!(
+                                "the answer to `stats` has more than {MAX_STATS} lines, or a line that is not a `STAT` ({line:?})"
+                            )));
+                        }
+                    }
+                }
+            }
+            Head::StatsEnd => Ok(Incoming::Reply(Reply::Stats(Vec::new()))),
             Head::End => Ok(Incoming::End),
             Head::Refused(error) => Ok(Incoming::Refused(error)),
         }
@@ -789,6 +850,41 @@ mod tests {
         assert_eq!(matcher.accept(Incoming::End), Ok(true));
         let replies = matcher.finish().unwrap();
         assert!(replies[0].is_none() && replies[1].is_none() && replies[2].is_some());
+    }
+
+    #[tokio::test]
+    async fn stats_are_read_to_their_end() {
+        let batch = Batch::new(vec![Command::stats()], 3);
+        assert_eq!(batch.bytes, b"stats\r\nmn\r\n");
+        let mut connection =
+            connection_to(b"STAT pid 42\r\nSTAT libevent 2.1.12-stable\r\nEND\r\nMN\r\n".to_vec())
+                .await;
+        let replies = connection.exchange(&batch, 10).await.unwrap().unwrap();
+        let Some(Reply::Stats(stats)) = &replies[0] else {
+            panic!("{replies:?}");
+        };
+        assert_eq!(
+            stats,
+            &[
+                ("pid".to_owned(), "42".to_owned()),
+                ("libevent".to_owned(), "2.1.12-stable".to_owned())
+            ]
+        );
+
+        let endless = b"STAT a 1\r\n".repeat(MAX_STATS + 1);
+        let mut connection = connection_to(endless).await;
+        assert!(matches!(
+            connection.exchange(&batch, 10).await,
+            Err(Failure::Garbled(reason)) if reason.contains("more than")
+        ));
+        // A stats line where a get's reply belongs.
+        let key = WireKey::new(&prefix(""), "k");
+        let get = Batch::new(vec![Command::get(&key, "v")], 1);
+        let mut connection = connection_to(b"STAT pid 1\r\nEND\r\nMN\r\n".to_vec()).await;
+        assert!(matches!(
+            connection.exchange(&get, 10).await,
+            Err(Failure::Garbled(_))
+        ));
     }
 
     /// A connection whose server sends `reply` once it has read anything.

@@ -1,0 +1,116 @@
+//! Looking into the table from outside the application: how many rows, how large, and which
+//! keys (what `cachy stats` and `cachy keys` show).
+
+use super::glob::{Glob, LIKE_ESCAPE, push_like_literal};
+use super::statements::KeyRange;
+use super::*;
+
+/// The rows of a database store's table under its prefix, as
+/// [`DatabaseStore::count_rows`] counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowCounts {
+    /// Rows that have not expired: what reads can return.
+    pub live: u64,
+    /// The bytes of the live rows' values.
+    pub live_bytes: u64,
+    /// Rows past their expiration, which reads ignore and [`DatabaseStore::prune`] (or the
+    /// prune lottery on writes) deletes.
+    pub expired: u64,
+    /// The bytes of the expired rows' values.
+    pub expired_bytes: u64,
+}
+
+impl DatabaseStore {
+    /// The prefix put in front of every key (empty by default).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Count the rows under the store's prefix (the whole table without one), live and
+    /// expired, with the bytes of their values (`SUM(LENGTH(value))`): one query, which
+    /// reads every row of the prefix's key range.
+    pub async fn count_rows(&self) -> Result<RowCounts> {
+        let pool = self.pool().await?;
+        let prefix = self.prefix.as_bytes();
+        let end = prefix_successor(prefix);
+        let range = match (prefix.is_empty(), &end) {
+            (true, _) => KeyRange::All,
+            (false, Some(_)) => KeyRange::Between,
+            (false, None) => KeyRange::From,
+        };
+        let sql = self.statements.count_rows(range);
+        let now = now();
+        let counts: [i64; 4] = with_pool!(pool, |pool| {
+            let mut query = sqlx::query(AssertSqlSafe(sql.as_str())).bind(now).bind(now);
+            if range != KeyRange::All {
+                query = query.bind(prefix);
+            }
+            if let (KeyRange::Between, Some(end)) = (range, &end) {
+                query = query.bind(end);
+            }
+            match query.fetch_one(pool).await {
+                Ok(row) => (0..4)
+                    .map(|column| row.try_get::<i64, _>(column))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map(|columns| [columns[0], columns[1], columns[2], columns[3]]),
+                Err(e) => Err(e),
+            }
+        })
+        .map_err(|e| self.error("count", e))?;
+        let [rows, bytes, expired, expired_bytes] = counts.map(|n| u64::try_from(n).unwrap_or(0));
+        Ok(RowCounts {
+            live: rows.saturating_sub(expired),
+            live_bytes: bytes.saturating_sub(expired_bytes),
+            expired,
+            expired_bytes,
+        })
+    }
+
+    /// The live keys under the store's prefix that match the glob `pattern`, without the
+    /// prefix, in byte order. Patterns are Redis's (`*`, `?` for one byte, `[abc]`,
+    /// `[^a-z]`, `\` to take the next character as itself), matched byte for byte and case
+    /// sensitively on every database; a malformed one (an unclosed `[`, a trailing `\`) is an
+    /// [`ErrorKind::InvalidInput`] error.
+    ///
+    /// Keys are listed as stored: a key over 250 bytes (with the prefix), or starting with
+    /// `cachy:sha1:`, shows as `cachy:sha1:` and the hex SHA-1 of the key, which is all the
+    /// table holds of it; bytes that are not UTF-8 (rows written by another program) are
+    /// replaced with U+FFFD.
+    ///
+    /// The database selects the rows with a `LIKE` made from the pattern and this method
+    /// keeps those that match it exactly, so every key of the result was in the table.
+    pub async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
+        let glob = Glob::parse(pattern).map_err(|message| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("bad key pattern: {message}"),
+            )
+        })?;
+        let mut like = Vec::new();
+        for byte in self.prefix.bytes() {
+            push_like_literal(&mut like, byte);
+        }
+        like.extend(glob.like_pattern());
+        let pool = self.pool().await?;
+        let sql = self.statements.select_keys_like(char::from(LIKE_ESCAPE));
+        let keys: Vec<Vec<u8>> = with_pool!(pool, |pool| {
+            match sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(&like)
+                .bind(now())
+                .fetch_all(pool)
+                .await
+            {
+                Ok(rows) => rows.iter().map(|row| row.try_get(0)).collect(),
+                Err(e) => Err(e),
+            }
+        })
+        .map_err(|e| self.error("key listing", e))?;
+        let prefix = self.prefix.as_bytes();
+        Ok(keys
+            .iter()
+            .filter_map(|key| key.strip_prefix(prefix))
+            .filter(|key| glob.matches(key))
+            .map(|key| String::from_utf8_lossy(key).into_owned())
+            .collect())
+    }
+}

@@ -1,0 +1,159 @@
+//! Counting what a cache folder holds, for [`FileStore::inventory`]: a read-only walk of the
+//! digest folders that never follows a link and reads only each file's header.
+
+use super::*;
+
+/// A number of files and their size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// How many files.
+    pub files: u64,
+    /// Their sizes added up, in bytes, headers included (what they take on disk, before the
+    /// file system's rounding up to blocks).
+    pub bytes: u64,
+}
+
+impl Tally {
+    fn add(&mut self, bytes: u64) {
+        self.files += 1;
+        self.bytes += bytes;
+    }
+}
+
+/// What a file store's folder holds, as [`FileStore::inventory`] counts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Inventory {
+    /// Values that reads would return.
+    pub live: Tally,
+    /// Values past their expiry: a read or `forget` of their key removes them, `flush` too.
+    pub expired: Tally,
+    /// Entries named as values that are not cache files (a truncated or foreign header, a
+    /// link or a folder): reads take them for misses and remove them.
+    pub corrupt: Tally,
+}
+
+/// How far [`FileStore::inventory`] has got, as its progress callback sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InventoryProgress {
+    /// Value files looked at so far.
+    pub files: u64,
+    /// Top-level digest folders done so far.
+    pub folders_done: u64,
+    /// Top-level digest folders in all (at most 256): the walk's length.
+    pub folders: u64,
+}
+
+/// The progress callback [`FileStore::inventory`] takes.
+pub type OnInventoryProgress = Box<dyn FnMut(&InventoryProgress) + Send>;
+
+/// A callback told how far a walk of the cache folder has got.
+type OnProgress<'a> = &'a mut dyn FnMut(&InventoryProgress);
+
+impl Layout {
+    /// Count the value files below the root, by what reading them would find.
+    pub(super) fn inventory(&self, on_progress: OnProgress<'_>) -> Result<Inventory> {
+        let now = now_seconds();
+        let mut inventory = Inventory::default();
+        let mut progress = InventoryProgress::default();
+        let folders = self.entry_folders(&self.root)?;
+        progress.folders = folders.len() as u64;
+        on_progress(&progress);
+        for folder in folders {
+            self.count_below(&folder, 1, now, &mut inventory, &mut progress, on_progress)?;
+            progress.folders_done += 1;
+            on_progress(&progress);
+        }
+        Ok(inventory)
+    }
+
+    /// The two-hex-digit folders in `folder`, sorted; none if it is gone. Links are left out:
+    /// reads never go through them, so what they point to is not the store's.
+    fn entry_folders(&self, folder: &Path) -> Result<Vec<PathBuf>> {
+        let entries = match fs::read_dir(folder) {
+            Ok(entries) => entries,
+            // Removed meanwhile by a flush, or never written.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error(folder, e)),
+        };
+        let mut folders = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(folder, e))?;
+            let is_dir = entry.file_type().is_ok_and(|kind| kind.is_dir());
+            if is_dir && is_entry_folder(&entry.file_name()) {
+                folders.push(entry.path());
+            }
+        }
+        folders.sort();
+        Ok(folders)
+    }
+
+    /// Count the value files below `folder`, which is `depth` levels below the root.
+    fn count_below(
+        &self,
+        folder: &Path,
+        depth: usize,
+        now: f64,
+        inventory: &mut Inventory,
+        progress: &mut InventoryProgress,
+        on_progress: OnProgress<'_>,
+    ) -> Result<()> {
+        if depth < self.hash.folder_levels() {
+            for child in self.entry_folders(folder)? {
+                self.count_below(&child, depth + 1, now, inventory, progress, on_progress)?;
+            }
+            return Ok(());
+        }
+        let entries = match fs::read_dir(folder) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_error(folder, e)),
+        };
+        let digest_length = self.hash.digest_length();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(folder, e))?;
+            let name = entry.file_name();
+            // Temporary files of writes in progress, and anything else the store never reads.
+            let is_value_name = name.to_str().is_some_and(|n| {
+                n.len() == digest_length
+                    && n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            });
+            if !is_value_name {
+                continue;
+            }
+            let path = entry.path();
+            let Some((expiry, bytes)) = read_header(&path).map_err(|e| io_error(&path, e))? else {
+                continue;
+            };
+            match expiry {
+                None => inventory.corrupt.add(bytes),
+                Some(expiry) if expiry as f64 <= now => inventory.expired.add(bytes),
+                Some(_) => inventory.live.add(bytes),
+            }
+            progress.files += 1;
+            on_progress(progress);
+        }
+        Ok(())
+    }
+}
+
+/// The expiry in the header of the file `path` (`None` if it is not a cache file: a bad
+/// header, or a link, folder or FIFO where a value belongs, as reads see it) and the file's
+/// size; `None` if it is gone.
+fn read_header(path: &Path) -> io::Result<Option<(Option<u64>, u64)>> {
+    let file = match open_no_follow(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // A link, refused by O_NOFOLLOW.
+        Err(_) if !fs::symlink_metadata(path).is_ok_and(|meta| meta.is_file()) => {
+            return Ok(Some((None, 0)));
+        }
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(Some((None, 0)));
+    }
+    let mut header = Vec::with_capacity(HEADER);
+    file.take(HEADER as u64).read_to_end(&mut header)?;
+    Ok(Some((parse_expiry(&header), meta.len())))
+}
