@@ -195,6 +195,7 @@ struct DatabaseOptions {
     prune_lottery: Option<[u64; 2]>,
     timeout: Option<Seconds>,
     max_connections: Option<Count>,
+    synchronous: Option<String>,
 }
 
 impl DatabaseStore {
@@ -207,7 +208,12 @@ impl DatabaseStore {
     /// - `prune_lottery`: `[chances, out_of]`, the odds that a write also prunes expired rows
     ///   (default `[2, 100]`; `[0, 1]` turns it off);
     /// - `timeout`: seconds to wait for a connection (default 5);
-    /// - `max_connections` (default 10; always 1 for `sqlite::memory:`).
+    /// - `max_connections` (default 10; always 1 for `sqlite::memory:`);
+    /// - `synchronous` (SQLite only): `"normal"` (the default), `"full"`, `"extra"` or `"off"`,
+    ///   SQLite's `PRAGMA synchronous` in WAL mode. With `normal`, a commit does not wait for
+    ///   the disk: an application crash loses nothing, a power loss or an OS crash may lose
+    ///   the last writes (the database stays consistent), which suits a cache; `full` waits
+    ///   for the disk on every commit, several times slower.
     pub fn from_config(config: &StoreConfig) -> Result<Self> {
         let options: DatabaseOptions = config.parse()?;
         let url = options.url.as_str();
@@ -229,14 +235,36 @@ impl DatabaseStore {
                 format!("{shown:?} is not a usable database URL: {e}"),
             )
         };
+        if options.synchronous.is_some() && !url.starts_with("sqlite:") {
+            return Err(config.error(
+                "synchronous",
+                "`synchronous` is a SQLite setting; this store's `url` is not SQLite",
+            ));
+        }
         let connect = if url.starts_with("sqlite:") {
             #[cfg(feature = "database-sqlite")]
             {
+                use sqlx::sqlite::SqliteSynchronous;
+                let synchronous = match options.synchronous.as_deref() {
+                    None | Some("normal") => SqliteSynchronous::Normal,
+                    Some("full") => SqliteSynchronous::Full,
+                    Some("extra") => SqliteSynchronous::Extra,
+                    Some("off") => SqliteSynchronous::Off,
+                    Some(other) => {
+                        return Err(config.error(
+                            "synchronous",
+                            format!(
+                                "`synchronous` must be \"normal\", \"full\", \"extra\" or \"off\", not {other:?}"
+                            ),
+                        ));
+                    }
+                };
                 let in_memory = url.contains(":memory:") || url.contains("mode=memory");
                 let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
                     .map_err(|e| bad_url(&e))?
                     .create_if_missing(true)
                     .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(synchronous)
                     .busy_timeout(Duration::from_secs(10));
                 ConnectOptions::Sqlite(options, in_memory)
             }
@@ -691,5 +719,51 @@ impl Store for DatabaseStore {
             .map(drop)
         })
         .map_err(|e| self.error("flush", e))
+    }
+}
+
+#[cfg(all(test, feature = "database-sqlite"))]
+mod tests {
+    use super::*;
+
+    /// The `PRAGMA synchronous` a SQLite store's connections run with.
+    async fn synchronous_of(extra: Option<&str>) -> i64 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StoreConfig::new("database").with(
+            "url",
+            format!("sqlite://{}", dir.path().join("c.db").display()),
+        );
+        if let Some(level) = extra {
+            config = config.with("synchronous", level);
+        }
+        let store = DatabaseStore::from_config(&config).unwrap();
+        let Pool::Sqlite(pool) = store.pool().await.unwrap() else {
+            unreachable!("a SQLite URL gives a SQLite pool")
+        };
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn sqlite_commits_without_waiting_for_the_disk_unless_asked() {
+        assert_eq!(synchronous_of(None).await, 1, "NORMAL by default");
+        assert_eq!(synchronous_of(Some("full")).await, 2);
+        assert_eq!(synchronous_of(Some("off")).await, 0);
+    }
+
+    #[test]
+    fn a_synchronous_level_that_does_not_exist_or_is_not_for_sqlite_is_an_error() {
+        let config = StoreConfig::new("database")
+            .with("url", "sqlite::memory:")
+            .with("synchronous", "sometimes");
+        let error = DatabaseStore::from_config(&config).unwrap_err();
+        assert!(error.field().unwrap().ends_with(".synchronous"), "{error}");
+        let config = StoreConfig::new("database")
+            .with("url", "postgres://localhost/cache")
+            .with("synchronous", "full");
+        let error = DatabaseStore::from_config(&config).unwrap_err();
+        assert!(error.to_string().contains("SQLite"), "{error}");
     }
 }
