@@ -2,7 +2,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -86,7 +86,11 @@ impl HashType {
 /// pairs (2, 4 or 8 levels). It holds the expiry as 10 ASCII digits of unix time
 /// (`9999999999` for forever) followed by the serialized value.
 ///
-/// Writes go to a temporary file renamed into place, so a reader never sees half a value. An
+/// Reads run on the caller's thread: a small file in the page cache takes a few
+/// microseconds, less than handing the call to tokio's blocking pool; once a read takes over
+/// a millisecond (a slow disk, a network file system), the store reads on the blocking pool,
+/// as it always writes. Writes go to a temporary file renamed into place, so a reader never
+/// sees half a value. An
 /// expired file is removed when read; a corrupted or truncated one is a miss and is removed.
 /// `add` and `increment` hold a lock file (`.cachy-lock` in the folder) and are atomic across
 /// threads and processes using this crate. `flush` removes only the two-hex-digit folders the
@@ -101,7 +105,16 @@ impl HashType {
 #[derive(Debug, Clone)]
 pub struct FileStore {
     inner: Arc<Layout>,
+    /// Set once a read on the caller's thread took longer than [`INLINE_READ_LIMIT`]: reads
+    /// then go to tokio's blocking pool, as writes always do.
+    slow_reads: Arc<AtomicBool>,
 }
+
+/// How long a read on the caller's thread may take before the store stops reading there:
+/// a small file in the page cache takes a few microseconds, less than the hop to tokio's
+/// blocking pool (tens of microseconds here); a slow disk or a network file system takes
+/// longer, and must not hold up the runtime's threads.
+const INLINE_READ_LIMIT: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl FileStore {
     /// A store in the folder `root` (created when first written), naming files by `hash`.
@@ -112,6 +125,7 @@ impl FileStore {
                 hash,
                 file_mode: DEFAULT_PERMISSIONS,
             }),
+            slow_reads: Arc::default(),
         }
     }
 
@@ -129,6 +143,7 @@ impl FileStore {
         layout.file_mode = file_mode;
         Ok(FileStore {
             inner: Arc::new(layout),
+            slow_reads: self.slow_reads,
         })
     }
 
@@ -155,6 +170,7 @@ impl FileStore {
                 hash,
                 file_mode,
             }),
+            slow_reads: Arc::default(),
         })
     }
 
@@ -218,6 +234,29 @@ impl FileStore {
                 )
                 .with_source(e)
             })
+    }
+
+    /// Run the read `job` on the caller's thread, unless reads proved slow here (see
+    /// [`INLINE_READ_LIMIT`]); then on tokio's blocking pool.
+    async fn read<T, F>(&self, key: &str, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Layout, &Path) -> io::Result<T> + Send + 'static,
+    {
+        if self.slow_reads.load(Ordering::Relaxed) {
+            return self.run(key, job).await;
+        }
+        let path = self.inner.path_of(key);
+        let started = std::time::Instant::now();
+        let read = job(&self.inner, &path);
+        if started.elapsed() > INLINE_READ_LIMIT && !self.slow_reads.swap(true, Ordering::Relaxed) {
+            #[cfg(feature = "tracing")]
+            tracing::info!(
+                folder = %self.inner.root.display(),
+                "file store: a read took over 1 ms; reading on tokio's blocking pool from now on"
+            );
+        }
+        read.map_err(|e| io_error(&path, e))
     }
 
     async fn run<T, F>(&self, key: &str, job: F) -> Result<T>
@@ -288,14 +327,14 @@ fn lifetime_of(expiry: u64) -> Lifetime {
 #[async_trait]
 impl Store for FileStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.run(key, |layout, path| {
+        self.read(key, |layout, path| {
             Ok(layout.read_live(path)?.map(|(_, value)| value))
         })
         .await
     }
 
     async fn get_with_lifetime(&self, key: &str) -> Result<Option<(Vec<u8>, Lifetime)>> {
-        self.run(key, |layout, path| {
+        self.read(key, |layout, path| {
             Ok(layout
                 .read_live(path)?
                 .map(|(expiry, value)| (value, lifetime_of(expiry))))
