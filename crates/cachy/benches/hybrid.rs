@@ -5,7 +5,8 @@
 //! the start of the update to the moment the other process reads the new value.
 //!
 //! `cargo bench -p cachy-rs --bench hybrid` (`HYBRID_ROUNDS`, default 7; `HYBRID_UPDATES`,
-//! default 1000).
+//! default 1000). Run by `cargo test` (without `--bench`), it only checks that it works: one
+//! short round and 20 updates.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -118,8 +119,22 @@ fn main() {
         child(&config);
         return;
     }
-    let rounds = env_number("HYBRID_ROUNDS", 7);
-    let updates = env_number("HYBRID_UPDATES", 1000);
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let rounds = if measuring {
+        env_number("HYBRID_ROUNDS", 7)
+    } else {
+        1
+    };
+    let updates = if measuring {
+        env_number("HYBRID_UPDATES", 1000)
+    } else {
+        20
+    };
+    let (hits, redis_gets) = if measuring {
+        (200_000, 2_000)
+    } else {
+        (2_000, 20)
+    };
     let server = RedisServer::start().expect("redis-server is installed");
     let config = config(&server.url());
     let manager = CacheManager::from_value(config.clone()).unwrap();
@@ -153,9 +168,9 @@ fn main() {
             let mut r = 0.0;
             for case in 0..3 {
                 match (case + round) % 3 {
-                    0 => m = per_hit(&memory, "u", 200_000).await,
-                    1 => h = per_hit(&hybrid, "u", 200_000).await,
-                    _ => r = per_hit(&redis, "u", 2_000).await,
+                    0 => m = per_hit(&memory, "u", hits).await,
+                    1 => h = per_hit(&hybrid, "u", hits).await,
+                    _ => r = per_hit(&redis, "u", redis_gets).await,
                 }
             }
             (m, h, r)
