@@ -9,6 +9,9 @@ pub(super) struct Layout {
     pub(super) hash: HashType,
     /// Mode of the files the store creates; its folders get the matching search bits.
     pub(super) file_mode: u32,
+    /// `root` with every link resolved, once it exists: where an opened file's real path
+    /// must lie (see [`Layout::opened_in_place`]).
+    pub(super) real_root: std::sync::OnceLock<PathBuf>,
 }
 
 pub(super) fn now_seconds() -> f64 {
@@ -72,6 +75,35 @@ impl Layout {
         Ok(true)
     }
 
+    /// Whether the opened `file` is `path` itself, reached through no link in its digest
+    /// folders: its real path (one `readlink` of `/proc/self/fd`, on Linux) is the real root
+    /// followed by the digest path. One system call instead of a `lstat` per folder; when it
+    /// cannot tell (another system, no `/proc`, a root replaced meanwhile), the folders are
+    /// checked one by one.
+    fn opened_in_place(&self, file: &File, path: &Path) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let Ok(relative) = path.strip_prefix(&self.root) else {
+                return false;
+            };
+            let real_root = match self.real_root.get() {
+                Some(root) => root,
+                None => match fs::canonicalize(&self.root) {
+                    Ok(root) => self.real_root.get_or_init(|| root),
+                    Err(_) => return false,
+                },
+            };
+            fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+                .is_ok_and(|real| real == real_root.join(relative))
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (file, path);
+            false
+        }
+    }
+
     pub(super) fn read(&self, path: &Path) -> io::Result<Content> {
         // The folders are checked after opening, so that a miss costs a single failed open;
         // a file reached through a planted folder link is still never read.
@@ -87,7 +119,7 @@ impl Layout {
                 };
             }
         };
-        if !self.folders_are_real(path)? {
+        if !self.opened_in_place(&file, path) && !self.folders_are_real(path)? {
             return Ok(Content::Missing);
         }
         let meta = file.metadata()?;

@@ -2,7 +2,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -87,9 +87,9 @@ impl HashType {
 /// (`9999999999` for forever) followed by the serialized value.
 ///
 /// Reads run on the caller's thread: a small file in the page cache takes a few
-/// microseconds, less than handing the call to tokio's blocking pool; once a read takes over
-/// a millisecond (a slow disk, a network file system), the store reads on the blocking pool,
-/// as it always writes. Writes go to a temporary file renamed into place, so a reader never
+/// microseconds, less than handing the call to tokio's blocking pool; once reads take over
+/// a millisecond four times in a row (a slow disk, a network file system), the store reads on
+/// the blocking pool, as it always writes. Writes go to a temporary file renamed into place, so a reader never
 /// sees half a value. An
 /// expired file is removed when read; a corrupted or truncated one is a miss and is removed.
 /// `add` and `increment` hold a lock file (`.cachy-lock` in the folder) and are atomic across
@@ -105,10 +105,15 @@ impl HashType {
 #[derive(Debug, Clone)]
 pub struct FileStore {
     inner: Arc<Layout>,
-    /// Set once a read on the caller's thread took longer than [`INLINE_READ_LIMIT`]: reads
-    /// then go to tokio's blocking pool, as writes always do.
-    slow_reads: Arc<AtomicBool>,
+    /// How many reads in a row on the caller's thread took longer than
+    /// [`INLINE_READ_LIMIT`]; at [`SLOW_READS`], reads go to tokio's blocking pool for good, as
+    /// writes always do. One slow read proves nothing: the thread may just have been
+    /// preempted.
+    slow_reads: Arc<AtomicU32>,
 }
+
+/// How many slow reads in a row mean a slow disk.
+const SLOW_READS: u32 = 4;
 
 /// How long a read on the caller's thread may take before the store stops reading there:
 /// a small file in the page cache takes a few microseconds, less than the hop to tokio's
@@ -124,6 +129,7 @@ impl FileStore {
                 root: root.into(),
                 hash,
                 file_mode: DEFAULT_PERMISSIONS,
+                real_root: std::sync::OnceLock::new(),
             }),
             slow_reads: Arc::default(),
         }
@@ -169,6 +175,7 @@ impl FileStore {
                 root,
                 hash,
                 file_mode,
+                real_root: std::sync::OnceLock::new(),
             }),
             slow_reads: Arc::default(),
         })
@@ -243,18 +250,22 @@ impl FileStore {
         T: Send + 'static,
         F: FnOnce(&Layout, &Path) -> io::Result<T> + Send + 'static,
     {
-        if self.slow_reads.load(Ordering::Relaxed) {
+        if self.slow_reads.load(Ordering::Relaxed) >= SLOW_READS {
             return self.run(key, job).await;
         }
         let path = self.inner.path_of(key);
         let started = std::time::Instant::now();
         let read = job(&self.inner, &path);
-        if started.elapsed() > INLINE_READ_LIMIT && !self.slow_reads.swap(true, Ordering::Relaxed) {
-            #[cfg(feature = "tracing")]
-            tracing::info!(
-                folder = %self.inner.root.display(),
-                "file store: a read took over 1 ms; reading on tokio's blocking pool from now on"
-            );
+        if started.elapsed() > INLINE_READ_LIMIT {
+            if self.slow_reads.fetch_add(1, Ordering::Relaxed) + 1 == SLOW_READS {
+                #[cfg(feature = "tracing")]
+                tracing::info!(
+                    folder = %self.inner.root.display(),
+                    "file store: reads take over 1 ms; reading on tokio's blocking pool from now on"
+                );
+            }
+        } else if self.slow_reads.load(Ordering::Relaxed) != 0 {
+            self.slow_reads.store(0, Ordering::Relaxed);
         }
         read.map_err(|e| io_error(&path, e))
     }
