@@ -206,7 +206,19 @@ pub fn python_throughput(
 
 /// Requests per second of `redis-benchmark -t <test> -c <clients>` (40-byte values).
 pub fn redis_benchmark(port: u16, test: &str, clients: usize) -> Option<f64> {
-    let requests = if clients == 1 { "20000" } else { "200000" };
+    let requests = if clients == 1 { 20_000 } else { 200_000 };
+    redis_benchmark_requests(port, test, clients, requests)
+}
+
+/// Requests per second of `redis-benchmark -t <test> -c <clients> -n <requests>` (40-byte
+/// values): [`redis_benchmark`] with a chosen number of requests, for shorter windows.
+pub fn redis_benchmark_requests(
+    port: u16,
+    test: &str,
+    clients: usize,
+    requests: usize,
+) -> Option<f64> {
+    let requests = requests.to_string();
     let output = Command::new("redis-benchmark")
         .args([
             "-h",
@@ -216,7 +228,7 @@ pub fn redis_benchmark(port: u16, test: &str, clients: usize) -> Option<f64> {
             "-c",
             &clients.to_string(),
         ])
-        .args(["-n", requests, "-d", "40", "-t", test, "--csv", "-q"])
+        .args(["-n", &requests, "-d", "40", "-t", test, "--csv", "-q"])
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&output.stdout);

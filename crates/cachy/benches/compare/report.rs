@@ -1,11 +1,11 @@
-//! The report: the markdown table (with a header naming the machine and the versions) and the
-//! SVG bar chart.
+//! The report: the markdown table (with a header naming the machine and the versions, and
+//! notes on the peers) and the SVG bar chart of the medians with their min–max.
 
 use std::fmt::Write as _;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::measure::Row;
+use crate::measure::{Bench, Measured, NOISY, Row};
 
 /// The first line `program args` prints, or `not found`.
 fn version(program: &str, args: &[&str]) -> String {
@@ -56,93 +56,157 @@ pub fn date() -> String {
 }
 
 /// The table's header: the title, the machine and versions of everything measured, and how
-/// long each cell ran.
-pub fn header(date: &str, duration: Duration) -> String {
+/// the cells were measured (`took`: the whole measurement).
+pub fn header(date: &str, bench: &Bench, took: Duration) -> String {
     format!(
-        "# cachy benchmark comparison\n\n{date}; {}; {}; {}; {}; {}; {}; SQLite bundled by sqlx; Python cachy 0.3.0 with python-memcached 1.62.\n\n\
-         Each cell runs {:.1} s; \"64 callers\" is 64 tokio tasks (cachy, redis-rs, moka, sqlx), 64 threads (cachy blocking, the raw memcached protocol, Python) \
-         or 64 clients (`redis-benchmark -c 64`). Made by `./scripts/bench`.",
+        "# cachy benchmark comparison\n\n{date}; {}; {}; {}; {}; {}; {}; SQLite bundled by sqlx (also rusqlite's); Python cachy 0.3.0 with python-memcached 1.62.\n\n\
+         Each cell (store, operation, callers) is measured in {} interleaved rounds: in a round every subject of the cell runs one {} ms window in turn, \
+         the order rotated by one each round, after a {} ms unrecorded warm-up window each (not for Python and `redis-benchmark`, a fresh process each window). \
+         Measured in {:.0} s. \"64 callers\" is 64 tokio tasks (cachy, redis-rs, moka, the `RwLock` `HashMap`, sqlx, `std::fs` + `spawn_blocking`), \
+         64 threads (cachy blocking, the raw memcached protocol, `std::fs`, rusqlite, Python) or 64 clients (`redis-benchmark -c 64`). Made by `./scripts/bench`.",
         machine(),
         version("rustc", &["-V"]),
         version("redis-server", &["--version"]),
         version("memcached", &["-V"]),
         version("mariadbd", &["--version"]),
         version("/usr/lib/postgresql/15/bin/postgres", &["--version"]),
-        duration.as_secs_f64(),
+        bench.rounds,
+        bench.duration.as_millis(),
+        bench.warm_up.as_millis(),
+        took.as_secs_f64(),
     )
 }
 
-/// `header`, then one table line per subject of every row, with cachy's ratio to it.
+/// What the peers that are not plain clients measure.
+const NOTES: &str = "Notes on the peers:\n\n\
+- **RwLock HashMap** (memory): a `std::sync::RwLock<HashMap<String, Arc<[u8]>>>` holding the already serialized bytes: \
+no codec, no expiry, no eviction: what no in-process store can beat. moka holds the typed value.\n\
+- **std::fs** (file): `std::fs::read` of the file the store keeps for the key (same SHA-256 path, eight folder levels, same bytes), \
+and a write of a temporary file in the same folder renamed over the value's file, as the store writes (without its lock file, \
+folder checks and no-follow opens). **std::fs + spawn_blocking** is the same call in `tokio::task::spawn_blocking` from 64 tokio tasks: \
+the hop the async store pays.\n\
+- **rusqlite** (SQLite): the store's table, `SELECT` and upsert (`INSERT … ON CONFLICT DO UPDATE`) as cached prepared statements, \
+in a WAL file of its own next to the store's, autocommit. `get` runs on threads with a connection each (opened beforehand); \
+`put` on threads sharing one `Mutex<Connection>` (SQLite has one writer at a time), with `synchronous = NORMAL` \
+(the store's default; sqlx here connects as the store does: WAL, `NORMAL`, 10 s busy timeout) and `FULL` (SQLite's own default: \
+every commit waits for the disk).\n\
+- **redis-benchmark** runs a number of requests scaled to the window (20,000 per 1.5 s with one client, 200,000 with 64), not a time.\n";
+
+fn number(ops: f64) -> String {
+    format!("{ops:.0}")
+}
+
+/// `header`, then one table line per subject of every row: median ops/s, its min–max and
+/// spread over the rounds, cachy's ratio to it (median of the per-round ratios, min–max),
+/// and `~` when either spread exceeds 15%.
 pub fn markdown(rows: &[Row], header: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{header}\n");
     let _ = writeln!(
         out,
-        "Operations per second (higher is better); ratios are cachy's throughput over the peer's.\n"
+        "Operations per second (higher is better): the median over the rounds, the lowest and highest round, and the spread \
+         ((max − min) / median). Ratios are cachy's throughput over the subject's in the same round: their median and min–max. \
+         `~` marks a line whose ops/s or ratio spread more than {:.0}% over the rounds: read it as rough.\n",
+        NOISY * 100.0
     );
     let _ = writeln!(
         out,
-        "| store | op | callers | subject | ops/s | cachy / subject |"
+        "| store | op | callers | subject | ops/s (median) | min–max | spread | cachy / subject | ratio min–max | noisy |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---:|---:|---:|---:|---:|:-:|");
     for row in rows {
-        let ours = row.results[0].1;
-        for (name, ops) in &row.results {
-            let ratio = if name == "cachy" {
-                "—".to_owned()
-            } else {
-                format!("{:.2}x", ours / ops)
+        for m in &row.results {
+            let (ratio, ratio_range) = match &m.ratio {
+                None => ("—".to_owned(), "—".to_owned()),
+                Some(r) => (
+                    format!("{:.2}x", r.median),
+                    format!("{:.2}–{:.2}x", r.min, r.max),
+                ),
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {name} | {ops:.0} | {ratio} |",
-                row.store, row.op, row.mode
+                "| {} | {} | {} | {} | {} | {}–{} | {:.0}% | {ratio} | {ratio_range} | {} |",
+                row.store,
+                row.op,
+                row.mode,
+                m.name,
+                number(m.ops.median),
+                number(m.ops.min),
+                number(m.ops.max),
+                m.ops.spread() * 100.0,
+                if m.noisy() { "~" } else { "" }
             );
         }
     }
+    let _ = write!(out, "\n{NOTES}");
     out
 }
 
-/// A horizontal bar chart of every row, on a log scale, titled with `date`.
+/// The color of a subject in the chart.
+fn color(name: &str) -> &'static str {
+    match name {
+        "cachy" => "#1f77b4",
+        "cachy blocking" => "#aec7e8",
+        "Python cachy 0.3.0" => "#d62728",
+        "redis-benchmark" => "#9467bd",
+        "RwLock HashMap" | "std::fs" | "std::fs + spawn_blocking" => "#ff7f0e",
+        name if name.starts_with("rusqlite") => "#ff7f0e",
+        // The raw clients: moka, redis-rs, the memcached protocol, sqlx.
+        _ => "#2ca02c",
+    }
+}
+
+/// A horizontal bar chart of every row on a log scale, titled with `date`: a bar to each
+/// subject's median, a whisker over its min–max.
 pub fn svg(rows: &[Row], date: &str) -> String {
-    let title = format!("cachy vs peers, ops/s (log scale), {date}");
-    let colors = ["#1f77b4", "#aec7e8", "#2ca02c", "#d62728", "#9467bd"];
-    let subjects = [
-        "cachy",
-        "cachy blocking",
-        "raw",
-        "Python cachy 0.3.0",
-        "redis-benchmark",
-    ];
-    let color = |name: &str| {
-        let index =
-            if name.starts_with("raw") || name == "moka" || name == "redis-rs" || name == "sqlx" {
-                2
-            } else {
-                subjects.iter().position(|s| *s == name).unwrap_or(2)
-            };
-        colors[index]
-    };
+    let title = format!(
+        "cachy vs peers, ops/s (log scale; bar: median of the rounds, whisker: min–max; ~: spread over {:.0}%), {date}",
+        NOISY * 100.0
+    );
     let bar = 12;
-    let height: usize = 60
+    let height: usize = 90
         + rows
             .iter()
             .map(|r| r.results.len() * bar + 10)
             .sum::<usize>();
-    let (left, width) = (230.0, 560.0);
-    let x = |ops: f64| (ops.max(100.0).log10() - 2.0) / 5.0 * width;
+    // Decades from 100/s to the one above the fastest round.
+    let top = rows
+        .iter()
+        .flat_map(|r| r.results.iter().map(|m| m.ops.max))
+        .fold(1e7_f64, f64::max);
+    let decades = (top.log10().ceil() as usize).max(7) - 2;
+    let (left, width) = (230.0, 520.0);
+    let x = |ops: f64| (ops.max(100.0).log10() - 2.0) / decades as f64 * width;
     let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"900\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"10\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"18\" font-size=\"13\">{title}</text>\n"
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"960\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"10\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"18\" font-size=\"12\">{title}</text>\n"
     );
-    for (i, label) in ["100", "1k", "10k", "100k", "1M", "10M"].iter().enumerate() {
-        let at = left + i as f64 * width / 5.0;
+    let legend = [
+        ("cachy", "cachy"),
+        ("cachy blocking", "cachy blocking"),
+        ("sqlx", "raw client"),
+        ("std::fs", "physical limit"),
+        ("Python cachy 0.3.0", "Python cachy 0.3.0"),
+        ("redis-benchmark", "redis-benchmark"),
+    ];
+    for (i, (subject, label)) in legend.iter().enumerate() {
+        let at = 10 + i * 150;
         let _ = writeln!(
             out,
-            "<line x1=\"{at}\" y1=\"30\" x2=\"{at}\" y2=\"{height}\" stroke=\"#ddd\"/><text x=\"{at}\" y=\"40\">{label}/s</text>"
+            "<rect x=\"{at}\" y=\"26\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"35\">{label}</text>",
+            color(subject),
+            at + 14
         );
     }
-    let mut y = 50;
+    let labels = ["100", "1k", "10k", "100k", "1M", "10M", "100M", "1G"];
+    for (i, label) in labels.iter().enumerate().take(decades + 1) {
+        let at = left + i as f64 * width / decades as f64;
+        let _ = writeln!(
+            out,
+            "<line x1=\"{at:.1}\" y1=\"44\" x2=\"{at:.1}\" y2=\"{height}\" stroke=\"#ddd\"/><text x=\"{at:.1}\" y=\"54\">{label}/s</text>"
+        );
+    }
+    let mut y = 64;
     for row in rows {
         let _ = writeln!(
             out,
@@ -152,20 +216,38 @@ pub fn svg(rows: &[Row], date: &str) -> String {
             row.op,
             row.mode
         );
-        for (name, ops) in &row.results {
-            let _ = writeln!(
-                out,
-                "<rect x=\"{left}\" y=\"{y}\" width=\"{:.1}\" height=\"{}\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{}\">{name} {ops:.0}</text>",
-                x(*ops),
-                bar - 2,
-                color(name),
-                left + x(*ops) + 4.0,
-                y + bar - 3
-            );
+        for m in &row.results {
+            bar_of(&mut out, m, left, y, bar, &x);
             y += bar;
         }
         y += 10;
     }
     out.push_str("</svg>\n");
     out
+}
+
+/// One subject's bar, whisker and label, at `y`.
+fn bar_of(out: &mut String, m: &Measured, left: f64, y: usize, bar: usize, x: &dyn Fn(f64) -> f64) {
+    let (low, high) = (left + x(m.ops.min), left + x(m.ops.max));
+    let middle = y as f64 + (bar - 2) as f64 / 2.0;
+    let _ = writeln!(
+        out,
+        "<rect x=\"{left}\" y=\"{y}\" width=\"{:.1}\" height=\"{}\" fill=\"{}\"/>\
+         <line x1=\"{low:.1}\" y1=\"{middle:.1}\" x2=\"{high:.1}\" y2=\"{middle:.1}\" stroke=\"black\"/>\
+         <line x1=\"{low:.1}\" y1=\"{}\" x2=\"{low:.1}\" y2=\"{}\" stroke=\"black\"/>\
+         <line x1=\"{high:.1}\" y1=\"{}\" x2=\"{high:.1}\" y2=\"{}\" stroke=\"black\"/>\
+         <text x=\"{:.1}\" y=\"{}\">{} {:.0}{}</text>",
+        x(m.ops.median),
+        bar - 2,
+        color(&m.name),
+        y + 1,
+        y + bar - 3,
+        y + 1,
+        y + bar - 3,
+        high + 4.0,
+        y + bar - 3,
+        m.name,
+        m.ops.median,
+        if m.noisy() { " ~" } else { "" },
+    );
 }
