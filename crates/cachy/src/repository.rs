@@ -300,10 +300,15 @@ impl Repository {
     ) -> std::result::Result<T, E> {
         let name = &self.inner.name;
         let started = observe::metrics_enabled().then(std::time::Instant::now);
+        // Without a subscriber that wants `DEBUG` (one atomic load), no span is made at all.
         #[cfg(feature = "tracing")]
-        let span = observe::span(name, operation, key);
+        let span = tracing::level_enabled!(tracing::Level::DEBUG)
+            .then(|| observe::span(name, operation, key));
         #[cfg(feature = "tracing")]
-        let result = tracing::Instrument::instrument(work, span.clone()).await;
+        let result = match &span {
+            Some(span) => tracing::Instrument::instrument(work, span.clone()).await,
+            None => work.await,
+        };
         #[cfg(not(feature = "tracing"))]
         let result = work.await;
         #[cfg(feature = "tracing")]
@@ -316,7 +321,7 @@ impl Repository {
             }
         });
         #[cfg(feature = "tracing")]
-        if let Some(outcome) = last {
+        if let (Some(span), Some(outcome)) = (&span, last) {
             span.record("outcome", outcome.name());
         }
         if let Some(started) = started {
