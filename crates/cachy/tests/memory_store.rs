@@ -13,6 +13,32 @@ async fn memory() -> Fixture {
 
 cachy_testkit::behaviour_suite!(memory);
 
+/// How many of the keys `k0` to `k{written - 1}` are still stored, once at most `bound` are
+/// or after a second of waiting: moka applies evictions in batches, and a read drives its
+/// housekeeping.
+async fn stored_after_evictions<T: serde::de::DeserializeOwned>(
+    repo: &cachy::Repository,
+    written: usize,
+    bound: usize,
+) -> usize {
+    let keys: Vec<String> = (0..written).map(|i| format!("k{i}")).collect();
+    let mut stored = usize::MAX;
+    for _ in 0..50 {
+        stored = repo
+            .many::<T>(&keys)
+            .await
+            .unwrap()
+            .iter()
+            .flatten()
+            .count();
+        if stored <= bound {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stored
+}
+
 #[tokio::test]
 async fn a_bounded_memory_store_evicts_beyond_max_entries() {
     let manager = CacheManager::from_value(serde_json::json!({
@@ -23,23 +49,7 @@ async fn a_bounded_memory_store_evicts_beyond_max_entries() {
     for i in 0..200 {
         repo.put(&format!("k{i}"), &i, 10).await.unwrap();
     }
-    let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
-    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    // moka applies evictions in batches; a read drives its housekeeping.
-    let mut stored = usize::MAX;
-    for _ in 0..50 {
-        stored = repo
-            .many::<i64>(&keys)
-            .await
-            .unwrap()
-            .iter()
-            .flatten()
-            .count();
-        if stored <= 10 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let stored = stored_after_evictions::<i64>(&repo, 200, 10).await;
     assert!(stored <= 10, "{stored} entries kept with max_entries = 10");
 }
 
@@ -54,22 +64,7 @@ async fn a_memory_store_bounded_by_bytes_keeps_within_them() {
     for i in 0..200 {
         repo.put(&format!("k{i}"), &value, 10).await.unwrap();
     }
-    let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
-    // moka applies evictions in batches; a read drives its housekeeping.
-    let mut stored = usize::MAX;
-    for _ in 0..50 {
-        stored = repo
-            .many::<Vec<u8>>(&keys)
-            .await
-            .unwrap()
-            .iter()
-            .flatten()
-            .count();
-        if stored <= 10 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let stored = stored_after_evictions::<Vec<u8>>(&repo, 200, 10).await;
     // Each entry weighs its key and its ~1 KiB value: at most 9 fit in 10,000 bytes.
     assert!(
         stored <= 10,
