@@ -737,6 +737,8 @@ mod tests {
             config = config.with("synchronous", level);
         }
         let store = DatabaseStore::from_config(&config).unwrap();
+        // Irrefutable when SQLite is the only database compiled in.
+        #[allow(irrefutable_let_patterns)]
         let Pool::Sqlite(pool) = store.pool().await.unwrap() else {
             unreachable!("a SQLite URL gives a SQLite pool")
         };
