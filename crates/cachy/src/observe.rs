@@ -17,7 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::SystemTime;
 
-use crate::error::ErrorKind;
+use std::future::Future;
+
+use crate::error::{Error, ErrorKind};
+use crate::store::Ttl;
 
 /// A repository operation, as spans, metrics and hooks name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -349,6 +352,104 @@ impl Observer {
     pub(crate) fn timed(&self, store: &str, operation: Operation, seconds: f64) {
         #[cfg(feature = "metrics")]
         self.metrics.duration(store, operation).record(seconds);
+    }
+}
+
+impl crate::Repository {
+    /// Run `work`, the operation `operation` on `key`, observed: in a span, counted, handed
+    /// to the hooks and, with metrics on, timed. `outcome` tells how a success ended; an
+    /// error that is a cache [`Error`] is a failure of its kind, any other (a `remember`
+    /// factory's own) a miss.
+    pub(crate) async fn observed<T, E: 'static>(
+        &self,
+        operation: Operation,
+        key: Option<&str>,
+        outcome: impl FnOnce(&T) -> Outcome,
+        work: impl Future<Output = std::result::Result<T, E>>,
+    ) -> std::result::Result<T, E> {
+        self.observed_each(operation, key, work, |result, record| {
+            record(key, result.map_or_else(error_outcome, outcome));
+        })
+        .await
+    }
+
+    /// [`observed`](Self::observed) for an operation on several keys: `report` records one
+    /// outcome per key (or one for the whole call).
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) async fn observed_each<T, E: 'static>(
+        &self,
+        operation: Operation,
+        key: Option<&str>,
+        work: impl Future<Output = std::result::Result<T, E>>,
+        report: impl FnOnce(std::result::Result<&T, &E>, &mut dyn FnMut(Option<&str>, Outcome)),
+    ) -> std::result::Result<T, E> {
+        let name = self.name();
+        let started = metrics_enabled().then(std::time::Instant::now);
+        // Without a subscriber that wants `DEBUG` (one atomic load), no span is made at all.
+        #[cfg(feature = "tracing")]
+        let span =
+            tracing::level_enabled!(tracing::Level::DEBUG).then(|| span(name, operation, key));
+        #[cfg(feature = "tracing")]
+        let result = match &span {
+            Some(span) => tracing::Instrument::instrument(work, span.clone()).await,
+            None => work.await,
+        };
+        #[cfg(not(feature = "tracing"))]
+        let result = work.await;
+        #[cfg(feature = "tracing")]
+        let mut last = None;
+        report(result.as_ref(), &mut |key, outcome| {
+            self.observer().record(name, operation, key, outcome);
+            #[cfg(feature = "tracing")]
+            {
+                last = Some(outcome);
+            }
+        });
+        #[cfg(feature = "tracing")]
+        if let (Some(span), Some(outcome)) = (&span, last) {
+            span.record("outcome", outcome.name());
+        }
+        if let Some(started) = started {
+            let seconds = started.elapsed().as_secs_f64();
+            self.observer().timed(name, operation, seconds);
+        }
+        result
+    }
+}
+
+/// A read's outcome: whether it found a value.
+pub(crate) fn found<T>(value: &Option<T>) -> Outcome {
+    if value.is_some() {
+        Outcome::Hit
+    } else {
+        Outcome::Miss
+    }
+}
+
+/// A removal's outcome.
+pub(crate) fn removed(removed: &bool) -> Outcome {
+    if *removed {
+        Outcome::Removed
+    } else {
+        Outcome::Unchanged
+    }
+}
+
+/// A write's outcome: a lifetime of zero or less removes instead.
+pub(crate) fn written(ttl: Option<Ttl>) -> Outcome {
+    if ttl.is_some() {
+        Outcome::Written
+    } else {
+        Outcome::Removed
+    }
+}
+
+/// The outcome of an operation that failed with `error`: a cache error's kind, or, for a
+/// `remember` factory's own error, a miss (the value was not there; the cache did not fail).
+pub(crate) fn error_outcome<E: 'static>(error: &E) -> Outcome {
+    match (error as &dyn std::any::Any).downcast_ref::<Error>() {
+        Some(error) => Outcome::Failed(error.kind()),
+        None => Outcome::Miss,
     }
 }
 

@@ -12,7 +12,9 @@ use crate::envelope;
 use crate::error::{Error, Result};
 use crate::expiry::Expiry;
 use crate::flight::Flights;
-use crate::observe::{self, Event, Observer, Operation, Outcome, Stats};
+use crate::observe::{
+    Event, Observer, Operation, Outcome, Stats, error_outcome, found, removed, written,
+};
 use crate::remember::CacheErrors;
 use crate::serializer::{IntegerFormat, Serializer};
 use crate::store::{Store, Ttl, increment_by_swapping};
@@ -269,66 +271,6 @@ impl Repository {
 
     pub(crate) fn observer(&self) -> &Observer {
         &self.inner.observer
-    }
-
-    /// Run `work`, the operation `operation` on `key`, observed: in a span, counted, handed
-    /// to the hooks and, with metrics on, timed. `outcome` tells how a success ended; an
-    /// error that is a cache [`Error`] is a failure of its kind, any other (a `remember`
-    /// factory's own) a miss.
-    pub(crate) async fn observed<T, E: 'static>(
-        &self,
-        operation: Operation,
-        key: Option<&str>,
-        outcome: impl FnOnce(&T) -> Outcome,
-        work: impl Future<Output = std::result::Result<T, E>>,
-    ) -> std::result::Result<T, E> {
-        self.observed_each(operation, key, work, |result, record| {
-            record(key, result.map_or_else(error_outcome, outcome));
-        })
-        .await
-    }
-
-    /// [`observed`](Self::observed) for an operation on several keys: `report` records one
-    /// outcome per key (or one for the whole call).
-    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-    pub(crate) async fn observed_each<T, E: 'static>(
-        &self,
-        operation: Operation,
-        key: Option<&str>,
-        work: impl Future<Output = std::result::Result<T, E>>,
-        report: impl FnOnce(std::result::Result<&T, &E>, &mut dyn FnMut(Option<&str>, Outcome)),
-    ) -> std::result::Result<T, E> {
-        let name = &self.inner.name;
-        let started = observe::metrics_enabled().then(std::time::Instant::now);
-        // Without a subscriber that wants `DEBUG` (one atomic load), no span is made at all.
-        #[cfg(feature = "tracing")]
-        let span = tracing::level_enabled!(tracing::Level::DEBUG)
-            .then(|| observe::span(name, operation, key));
-        #[cfg(feature = "tracing")]
-        let result = match &span {
-            Some(span) => tracing::Instrument::instrument(work, span.clone()).await,
-            None => work.await,
-        };
-        #[cfg(not(feature = "tracing"))]
-        let result = work.await;
-        #[cfg(feature = "tracing")]
-        let mut last = None;
-        report(result.as_ref(), &mut |key, outcome| {
-            self.inner.observer.record(name, operation, key, outcome);
-            #[cfg(feature = "tracing")]
-            {
-                last = Some(outcome);
-            }
-        });
-        #[cfg(feature = "tracing")]
-        if let (Some(span), Some(outcome)) = (&span, last) {
-            span.record("outcome", outcome.name());
-        }
-        if let Some(started) = started {
-            let seconds = started.elapsed().as_secs_f64();
-            self.inner.observer.timed(name, operation, seconds);
-        }
-        result
     }
 
     pub(crate) fn context<'a>(&'a self, key: &'a str) -> impl Fn(Error) -> Error + 'a {
@@ -886,41 +828,5 @@ impl Repository {
             flushed.map_err(|e| e.with_store(&self.inner.name))
         })
         .await
-    }
-}
-
-/// A read's outcome: whether it found a value.
-fn found<T>(value: &Option<T>) -> Outcome {
-    if value.is_some() {
-        Outcome::Hit
-    } else {
-        Outcome::Miss
-    }
-}
-
-/// A removal's outcome.
-fn removed(removed: &bool) -> Outcome {
-    if *removed {
-        Outcome::Removed
-    } else {
-        Outcome::Unchanged
-    }
-}
-
-/// A write's outcome: a lifetime of zero or less removes instead.
-fn written(ttl: Option<Ttl>) -> Outcome {
-    if ttl.is_some() {
-        Outcome::Written
-    } else {
-        Outcome::Removed
-    }
-}
-
-/// The outcome of an operation that failed with `error`: a cache error's kind, or, for a
-/// `remember` factory's own error, a miss (the value was not there; the cache did not fail).
-pub(crate) fn error_outcome<E: 'static>(error: &E) -> Outcome {
-    match (error as &dyn std::any::Any).downcast_ref::<Error>() {
-        Some(error) => Outcome::Failed(error.kind()),
-        None => Outcome::Miss,
     }
 }

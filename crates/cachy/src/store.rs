@@ -258,6 +258,24 @@ pub enum Lifetime {
     Unknown,
 }
 
+impl Lifetime {
+    /// The lifetime of an item that expires at the unix time `expiry` (seconds), where
+    /// `forever` (Python cachy's `9999999999`) and beyond mean never: the file and SQL stores'
+    /// layout.
+    #[cfg(any(feature = "file", feature = "database"))]
+    pub(crate) fn until_unix(expiry: u64, forever: u64) -> Lifetime {
+        if expiry >= forever {
+            return Lifetime::Forever;
+        }
+        let expires = std::time::UNIX_EPOCH + std::time::Duration::from_secs(expiry);
+        Lifetime::Remaining(
+            expires
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default(),
+        )
+    }
+}
+
 /// Add `by` to a counter stored as decimal text, as [`Store::increment`] must: a missing
 /// counter (`None`) starts at 0; bytes that are not canonical decimal text (`+1`, `007`,
 /// ` 1`, `1.0`) are an [`ErrorKind::NotAnInteger`] error, and a sum outside `i64` an

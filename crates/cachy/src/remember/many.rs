@@ -13,8 +13,9 @@ use crate::codec::{decode, encode};
 use crate::envelope::{self, Millis, Opened};
 use crate::error::{Error, ErrorKind, Result};
 use crate::flight::{self, Failure, Handoff, Leader, Role};
+use crate::observe::error_outcome;
 use crate::observe::{Operation, Outcome};
-use crate::repository::{Repository, error_outcome};
+use crate::repository::Repository;
 
 impl Repository {
     /// The values under `keys`, in order: one batch read of all of them, one call of `load`

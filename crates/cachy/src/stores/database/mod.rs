@@ -515,18 +515,11 @@ impl Store for DatabaseStore {
 
     async fn get_with_lifetime(&self, key: &str) -> Result<Option<(Vec<u8>, Lifetime)>> {
         Ok(self.live_row(key).await?.map(|(value, expiration)| {
-            let lifetime = if expiration >= FOREVER {
-                Lifetime::Forever
-            } else {
-                let expires = std::time::UNIX_EPOCH
-                    + std::time::Duration::from_secs(u64::try_from(expiration).unwrap_or(0));
-                Lifetime::Remaining(
-                    expires
-                        .duration_since(std::time::SystemTime::now())
-                        .unwrap_or_default(),
-                )
-            };
-            (value, lifetime)
+            let expiration = u64::try_from(expiration).unwrap_or(0);
+            (
+                value,
+                Lifetime::until_unix(expiration, FOREVER.unsigned_abs()),
+            )
         }))
     }
 

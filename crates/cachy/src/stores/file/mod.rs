@@ -325,16 +325,6 @@ fn io_error(path: &Path, e: io::Error) -> Error {
     Error::backend(format!("file store I/O failed on {}", path.display()), e)
 }
 
-/// How long a value with the header `expiry` has left.
-fn lifetime_of(expiry: u64) -> Lifetime {
-    if expiry >= FOREVER {
-        Lifetime::Forever
-    } else {
-        let left = expiry as f64 - now_seconds();
-        Lifetime::Remaining(std::time::Duration::from_secs_f64(left.max(0.0)))
-    }
-}
-
 #[async_trait]
 impl Store for FileStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
@@ -348,7 +338,7 @@ impl Store for FileStore {
         self.read(key, |layout, path| {
             Ok(layout
                 .read_live(path)?
-                .map(|(expiry, value)| (value, lifetime_of(expiry))))
+                .map(|(expiry, value)| (value, Lifetime::until_unix(expiry, FOREVER))))
         })
         .await
     }
