@@ -15,6 +15,8 @@ mod database;
 mod file;
 #[cfg(feature = "hybrid")]
 mod hybrid;
+#[cfg(any(feature = "file", feature = "database-sqlite"))]
+mod inline;
 #[cfg(feature = "memcached")]
 mod memcached;
 #[cfg(feature = "memory")]

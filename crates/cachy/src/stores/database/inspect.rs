@@ -30,7 +30,6 @@ impl DatabaseStore {
     /// expired, with the bytes of their values (`SUM(LENGTH(value))`): one query, which
     /// reads every row of the prefix's key range.
     pub async fn count_rows(&self) -> Result<RowCounts> {
-        let pool = self.pool().await?;
         let prefix = self.prefix.as_bytes();
         let end = prefix_successor(prefix);
         let range = match (prefix.is_empty(), &end) {
@@ -38,25 +37,22 @@ impl DatabaseStore {
             (false, Some(_)) => KeyRange::Between,
             (false, None) => KeyRange::From,
         };
-        let sql = self.statements.count_rows(range);
         let now = now();
-        let counts: [i64; 4] = with_pool!(pool, |pool| {
-            let mut query = sqlx::query(AssertSqlSafe(sql.as_str())).bind(now).bind(now);
-            if range != KeyRange::All {
-                query = query.bind(prefix);
-            }
-            if let (KeyRange::Between, Some(end)) = (range, &end) {
-                query = query.bind(end);
-            }
-            match query.fetch_one(pool).await {
-                Ok(row) => (0..4)
-                    .map(|column| row.try_get::<i64, _>(column))
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map(|columns| [columns[0], columns[1], columns[2], columns[3]]),
-                Err(e) => Err(e),
-            }
-        })
-        .map_err(|e| self.error("count", e))?;
+        let mut params = vec![Param::Int(now), Param::Int(now)];
+        if range != KeyRange::All {
+            params.push(Param::bytes(prefix));
+        }
+        if let (KeyRange::Between, Some(end)) = (range, &end) {
+            params.push(Param::bytes(end));
+        }
+        let pool = self.pool().await?;
+        let counts = pool
+            .fetch(&self.statements.count_rows(range), &params, |row| {
+                Ok([row.int(0)?, row.int(1)?, row.int(2)?, row.int(3)?])
+            })
+            .await
+            .map_err(|e| self.error("count", e))?;
+        let counts = counts.first().copied().unwrap_or_default();
         let [rows, bytes, expired, expired_bytes] = counts.map(|n| u64::try_from(n).unwrap_or(0));
         Ok(RowCounts {
             live: rows.saturating_sub(expired),
@@ -93,18 +89,12 @@ impl DatabaseStore {
         like.extend(glob.like_pattern());
         let pool = self.pool().await?;
         let sql = self.statements.select_keys_like(char::from(LIKE_ESCAPE));
-        let keys: Vec<Vec<u8>> = with_pool!(pool, |pool| {
-            match sqlx::query(AssertSqlSafe(sql.as_str()))
-                .bind(&like)
-                .bind(now())
-                .fetch_all(pool)
-                .await
-            {
-                Ok(rows) => rows.iter().map(|row| row.try_get(0)).collect(),
-                Err(e) => Err(e),
-            }
-        })
-        .map_err(|e| self.error("key listing", e))?;
+        let keys = pool
+            .fetch(&sql, &[Param::bytes(&like), Param::Int(now())], |row| {
+                row.bytes(0)
+            })
+            .await
+            .map_err(|e| self.error("key listing", e))?;
         let prefix = self.prefix.as_bytes();
         Ok(keys
             .iter()

@@ -8,12 +8,10 @@ compile_error!(
      `database-postgres` or `database-mysql`"
 );
 
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::OnceCell;
 
 use crate::config::{Count, Seconds, StoreConfig};
@@ -21,8 +19,14 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::store::{Lifetime, Store, Ttl};
 
 mod glob;
+mod pool;
+#[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
+mod server;
+#[cfg(feature = "database-sqlite")]
+mod sqlite;
 mod statements;
 
+use pool::{DbError, Param, Pool};
 use statements::{Dialect, Statements};
 
 /// Connections per pool unless `max_connections` says otherwise (sqlx's own default).
@@ -30,8 +34,8 @@ const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 /// The expiration written for items stored forever (as Python cachy's file store).
 const FOREVER: i64 = 9_999_999_999;
 
-/// The SQL database store (driver `database`): SQLite (embedded, a file or in memory),
-/// PostgreSQL and MySQL/MariaDB, on sqlx.
+/// The SQL database store (driver `database`): SQLite (embedded, a file or in memory, on
+/// rusqlite), PostgreSQL and MySQL/MariaDB (on sqlx).
 ///
 /// The table is Python cachy's: `key` (unique), `value`, `expiration` (integer unix time,
 /// `9999999999` for forever). Keys and values are stored as bytes, losslessly: `BLOB` on
@@ -44,8 +48,12 @@ const FOREVER: i64 = 9_999_999_999;
 ///   transaction.
 /// - `add` deletes the key's expired row, then inserts if absent (`ON CONFLICT DO NOTHING`,
 ///   `INSERT OR IGNORE`, `INSERT IGNORE`): of concurrent adds exactly one wins.
-/// - `increment` is one transaction (row locked with `SELECT .. FOR UPDATE`, or SQLite's
-///   `BEGIN IMMEDIATE`), retried when it loses a race.
+/// - `increment` reads the counter and writes it back with a conditional `UPDATE` (compare
+///   and swap), retried when another writer changed it in between.
+/// - SQLite runs in the calling thread: a statement takes microseconds there, less than
+///   handing it to another thread. A statement that finds the database locked by another
+///   connection (or process) waits for it, up to 10 s, on tokio's blocking pool; so do all
+///   statements once they prove slow (over 1 ms, 4 times in a row).
 /// - Expired rows are removed by [`prune`](Self::prune) and by a lottery on writes
 ///   (`prune_lottery`, default 2 in 100, as Laravel), so the table does not grow forever.
 /// - A missing table is an error saying how to create it: [`create_table`](Self::create_table),
@@ -75,39 +83,13 @@ impl std::fmt::Debug for DatabaseStore {
 #[derive(Clone)]
 enum ConnectOptions {
     #[cfg(feature = "database-sqlite")]
-    Sqlite(sqlx::sqlite::SqliteConnectOptions, bool),
+    Sqlite(sqlite::Target, &'static str),
     #[cfg(feature = "database-postgres")]
     Postgres(sqlx::postgres::PgConnectOptions),
     #[cfg(feature = "database-mysql")]
     MySql(sqlx::mysql::MySqlConnectOptions),
 }
 
-#[derive(Clone)]
-enum Pool {
-    #[cfg(feature = "database-sqlite")]
-    Sqlite(sqlx::SqlitePool),
-    #[cfg(feature = "database-postgres")]
-    Postgres(sqlx::PgPool),
-    #[cfg(feature = "database-mysql")]
-    MySql(sqlx::MySqlPool),
-}
-
-/// Run `$body` with `$pool` bound to whichever pool this is: the statements differ per
-/// database only in their text, which [`Statements`] holds.
-macro_rules! with_pool {
-    ($pool_value:expr, |$pool:ident| $body:expr) => {
-        match $pool_value {
-            #[cfg(feature = "database-sqlite")]
-            Pool::Sqlite($pool) => $body,
-            #[cfg(feature = "database-postgres")]
-            Pool::Postgres($pool) => $body,
-            #[cfg(feature = "database-mysql")]
-            Pool::MySql($pool) => $body,
-        }
-    };
-}
-
-// After `with_pool!`, which it uses.
 mod inspect;
 
 pub use inspect::RowCounts;
@@ -139,7 +121,6 @@ fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// Whether an error means the table is missing.
 /// Create the folder of the SQLite database `file` if it is missing (SQLite creates the file,
 /// not its folder), so that `sqlite://var/cache.db` works in a fresh checkout.
 #[cfg(feature = "database-sqlite")]
@@ -159,30 +140,6 @@ fn create_parent_folder(file: &std::path::Path) -> Result<()> {
         .with_field("url")
         .with_source(e)
     })
-}
-
-/// Whether `e` may come from another process creating the same table or index at once:
-/// PostgreSQL reports that as a unique violation in its catalog (`23505`), a relation or
-/// type that already exists (`42P07`, `42710`), a deadlock (`40P01`) or a tuple updated
-/// concurrently (`XX000`). The statements are idempotent, so these are tried again.
-fn is_concurrent_creation(e: &sqlx::Error) -> bool {
-    let sqlx::Error::Database(db) = e else {
-        return false;
-    };
-    matches!(
-        db.code().as_deref(),
-        Some("23505" | "42P07" | "42710" | "40P01" | "XX000")
-    )
-}
-
-fn is_missing_table(e: &sqlx::Error) -> bool {
-    let Some(db) = e.as_database_error() else {
-        return false;
-    };
-    let code = db.code();
-    matches!(code.as_deref(), Some("42P01") | Some("42S02"))
-        || db.message().contains("no such table")
-        || db.message().contains("doesn't exist")
 }
 
 /// The `database` driver's options.
@@ -244,12 +201,11 @@ impl DatabaseStore {
         let connect = if url.starts_with("sqlite:") {
             #[cfg(feature = "database-sqlite")]
             {
-                use sqlx::sqlite::SqliteSynchronous;
                 let synchronous = match options.synchronous.as_deref() {
-                    None | Some("normal") => SqliteSynchronous::Normal,
-                    Some("full") => SqliteSynchronous::Full,
-                    Some("extra") => SqliteSynchronous::Extra,
-                    Some("off") => SqliteSynchronous::Off,
+                    None | Some("normal") => "NORMAL",
+                    Some("full") => "FULL",
+                    Some("extra") => "EXTRA",
+                    Some("off") => "OFF",
                     Some(other) => {
                         return Err(config.error(
                             "synchronous",
@@ -259,14 +215,10 @@ impl DatabaseStore {
                         ));
                     }
                 };
-                let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-                let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
-                    .map_err(|e| bad_url(&e))?
-                    .create_if_missing(true)
-                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(synchronous)
-                    .busy_timeout(Duration::from_secs(10));
-                ConnectOptions::Sqlite(options, in_memory)
+                ConnectOptions::Sqlite(
+                    sqlite::Target::parse(url).map_err(|e| bad_url(&e))?,
+                    synchronous,
+                )
             }
             #[cfg(not(feature = "database-sqlite"))]
             return Err(config.error(
@@ -276,9 +228,7 @@ impl DatabaseStore {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             #[cfg(feature = "database-postgres")]
             {
-                ConnectOptions::Postgres(
-                    sqlx::postgres::PgConnectOptions::from_str(url).map_err(|e| bad_url(&e))?,
-                )
+                ConnectOptions::Postgres(url.parse().map_err(|e| bad_url(&e))?)
             }
             #[cfg(not(feature = "database-postgres"))]
             return Err(config.error(
@@ -289,9 +239,7 @@ impl DatabaseStore {
             #[cfg(feature = "database-mysql")]
             {
                 let url = url.replacen("mariadb:", "mysql:", 1);
-                ConnectOptions::MySql(
-                    sqlx::mysql::MySqlConnectOptions::from_str(&url).map_err(|e| bad_url(&e))?,
-                )
+                ConnectOptions::MySql(url.parse().map_err(|e| bad_url(&e))?)
             }
             #[cfg(not(feature = "database-mysql"))]
             return Err(config.error(
@@ -353,36 +301,37 @@ impl DatabaseStore {
             .get_or_try_init(|| async {
                 let pool = match self.options.clone() {
                     #[cfg(feature = "database-sqlite")]
-                    ConnectOptions::Sqlite(options, in_memory) => {
-                        let mut pool = sqlx::pool::PoolOptions::new()
-                            .acquire_timeout(self.timeout)
-                            .max_connections(self.max_connections);
-                        if in_memory {
-                            // Every connection to `:memory:` is its own database: keep exactly one.
-                            pool = pool
-                                .max_connections(1)
-                                .idle_timeout(None)
-                                .max_lifetime(None);
+                    ConnectOptions::Sqlite(target, synchronous) => {
+                        if let sqlite::Target::File {
+                            path,
+                            read_only: false,
+                        } = &target
+                        {
+                            create_parent_folder(path)?;
                         }
-                        if !in_memory {
-                            create_parent_folder(options.get_filename())?;
-                        }
-                        Pool::Sqlite(pool.connect_lazy_with(options))
+                        Pool::Sqlite(sqlite::Connections::new(
+                            target,
+                            synchronous,
+                            self.max_connections,
+                            self.timeout,
+                        ))
                     }
                     #[cfg(feature = "database-postgres")]
-                    ConnectOptions::Postgres(options) => Pool::Postgres(
-                        sqlx::pool::PoolOptions::new()
-                            .acquire_timeout(self.timeout)
-                            .max_connections(self.max_connections)
-                            .connect_lazy_with(options),
-                    ),
+                    ConnectOptions::Postgres(options) => {
+                        Pool::Server(server::ServerPool::Postgres(
+                            sqlx::pool::PoolOptions::new()
+                                .acquire_timeout(self.timeout)
+                                .max_connections(self.max_connections)
+                                .connect_lazy_with(options),
+                        ))
+                    }
                     #[cfg(feature = "database-mysql")]
-                    ConnectOptions::MySql(options) => Pool::MySql(
+                    ConnectOptions::MySql(options) => Pool::Server(server::ServerPool::MySql(
                         sqlx::pool::PoolOptions::new()
                             .acquire_timeout(self.timeout)
                             .max_connections(self.max_connections)
                             .connect_lazy_with(options),
-                    ),
+                    )),
                 };
                 if self.create_table {
                     self.create_in(&pool).await?;
@@ -392,8 +341,8 @@ impl DatabaseStore {
             .await
     }
 
-    fn error(&self, context: &str, e: sqlx::Error) -> Error {
-        if is_missing_table(&e) {
+    fn error(&self, context: &str, e: DbError) -> Error {
+        if e.is_missing_table() {
             return Error::new(
                 ErrorKind::Config,
                 format!(
@@ -405,21 +354,16 @@ impl DatabaseStore {
             .with_field("table")
             .with_source(e);
         }
-        let kind = match &e {
-            sqlx::Error::PoolTimedOut => ErrorKind::Timeout,
-            sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
-                ErrorKind::Unavailable
-            }
-            _ => ErrorKind::Backend,
-        };
         let place = match &self.options {
             #[cfg(feature = "database-sqlite")]
-            ConnectOptions::Sqlite(options, false) => {
-                format!(" (SQLite file {})", options.get_filename().display())
-            }
+            ConnectOptions::Sqlite(target, _) => target
+                .file()
+                .map(|file| format!(" (SQLite file {})", file.display()))
+                .unwrap_or_default(),
+            #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
             _ => String::new(),
         };
-        Error::new(kind, format!("database {context} failed{place}")).with_source(e)
+        Error::new(e.kind(), format!("database {context} failed{place}")).with_source(e)
     }
 
     /// The key stored in the table for `key`.
@@ -438,17 +382,12 @@ impl DatabaseStore {
         for statement in &self.statements.create {
             let mut attempts = 0;
             loop {
-                let created =
-                    with_pool!(pool, |pool| sqlx::query(AssertSqlSafe(statement.as_str()))
-                        .execute(pool)
-                        .await
-                        .map(drop));
-                match created {
-                    Ok(()) => break,
+                match pool.execute(statement, &[]).await {
+                    Ok(_) => break,
                     // Processes creating the table at once: PostgreSQL's `IF NOT EXISTS` is
                     // not safe against a concurrent creation, which fails with a unique
                     // violation in its catalog; once the other one has committed, it is.
-                    Err(e) if attempts < 3 && is_concurrent_creation(&e) => {
+                    Err(e) if attempts < 3 && e.is_concurrent_creation() => {
                         attempts += 1;
                         tokio::time::sleep(Duration::from_millis(50 * attempts)).await;
                     }
@@ -459,16 +398,19 @@ impl DatabaseStore {
         Ok(())
     }
 
+    /// Run `sql` with `params` (`context` names the operation in an error); the number of
+    /// rows it changed.
+    async fn execute(&self, context: &str, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        let pool = self.pool().await?;
+        pool.execute(sql, params)
+            .await
+            .map_err(|e| self.error(context, e))
+    }
+
     /// Delete every expired row; the number deleted.
     pub async fn prune(&self) -> Result<u64> {
-        let pool = self.pool().await?;
-        let sql = AssertSqlSafe(self.statements.prune.as_str());
-        with_pool!(pool, |pool| sqlx::query(sql)
-            .bind(now())
-            .execute(pool)
+        self.execute("prune", &self.statements.prune, &[Param::Int(now())])
             .await
-            .map(|r| r.rows_affected()))
-        .map_err(|e| self.error("prune", e))
     }
 
     /// Run the prune lottery: with the configured odds, prune expired rows. Best effort: a
@@ -491,19 +433,16 @@ impl DatabaseStore {
     async fn live_row(&self, key: &str) -> Result<Option<(Vec<u8>, i64)>> {
         let pool = self.pool().await?;
         let key = self.stored_key(key);
-        let sql = AssertSqlSafe(self.statements.select.as_str());
-        let row: Option<(Vec<u8>, i64)> = with_pool!(pool, |pool| {
-            match sqlx::query(sql).bind(&key).fetch_optional(pool).await {
-                Ok(Some(row)) => row
-                    .try_get(0)
-                    .and_then(|v| Ok((v, row.try_get(1)?)))
-                    .map(Some),
-                Ok(None) => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
-        .map_err(|e| self.error("read", e))?;
-        Ok(row.filter(|(_, expiration)| *expiration > now()))
+        let rows = pool
+            .fetch(&self.statements.select, &[Param::bytes(&key)], |row| {
+                Ok((row.bytes(0)?, row.int(1)?))
+            })
+            .await
+            .map_err(|e| self.error("read", e))?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .filter(|(_, expiration)| *expiration > now()))
     }
 }
 
@@ -529,21 +468,13 @@ impl Store for DatabaseStore {
         }
         let pool = self.pool().await?;
         let stored: Vec<Vec<u8>> = keys.iter().map(|k| self.stored_key(k)).collect();
-        let sql = self.statements.select_many(stored.len());
-        let rows: Vec<(Vec<u8>, Vec<u8>, i64)> = with_pool!(pool, |pool| {
-            let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
-            for key in &stored {
-                query = query.bind(key);
-            }
-            match query.fetch_all(pool).await {
-                Ok(rows) => rows
-                    .iter()
-                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
-                    .collect::<std::result::Result<Vec<_>, sqlx::Error>>(),
-                Err(e) => Err(e),
-            }
-        })
-        .map_err(|e| self.error("read", e))?;
+        let params: Vec<Param<'_>> = stored.iter().map(|key| Param::bytes(key)).collect();
+        let rows = pool
+            .fetch(&self.statements.select_many(stored.len()), &params, |row| {
+                Ok((row.bytes(0)?, row.bytes(1)?, row.int(2)?))
+            })
+            .await
+            .map_err(|e| self.error("read", e))?;
         let now = now();
         let found: std::collections::HashMap<Vec<u8>, Vec<u8>> = rows
             .into_iter()
@@ -554,17 +485,14 @@ impl Store for DatabaseStore {
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
-        let pool = self.pool().await?;
         let key = self.stored_key(key);
-        let sql = AssertSqlSafe(self.statements.upsert.as_str());
-        with_pool!(pool, |pool| sqlx::query(sql)
-            .bind(&key)
-            .bind(value)
-            .bind(expiration(ttl))
-            .execute(pool)
-            .await
-            .map(drop))
-        .map_err(|e| self.error("write", e))?;
+        let params = [
+            Param::bytes(&key),
+            Param::bytes(value),
+            Param::Int(expiration(ttl)),
+        ];
+        self.execute("write", &self.statements.upsert, &params)
+            .await?;
         self.maybe_prune().await;
         Ok(())
     }
@@ -572,49 +500,40 @@ impl Store for DatabaseStore {
     async fn put_many(&self, items: &[(&str, Vec<u8>)], ttl: Ttl) -> Result<()> {
         let pool = self.pool().await?;
         let expiration = expiration(ttl);
-        let statement = self.statements.upsert.as_str();
-        with_pool!(pool, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                for (key, value) in items {
-                    sqlx::query(AssertSqlSafe(statement))
-                        .bind(self.stored_key(key))
-                        .bind(value)
-                        .bind(expiration)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await
-            }
+        let keys: Vec<Vec<u8>> = items.iter().map(|(key, _)| self.stored_key(key)).collect();
+        let params: Vec<Param<'_>> = keys
+            .iter()
+            .zip(items)
+            .flat_map(|(key, (_, value))| {
+                [
+                    Param::bytes(key),
+                    Param::bytes(value),
+                    Param::Int(expiration),
+                ]
+            })
+            .collect();
+        pool.execute_each(&self.statements.upsert, &params, 3)
             .await
-        })
-        .map_err(|e| self.error("write", e))?;
+            .map_err(|e| self.error("write", e))?;
         self.maybe_prune().await;
         Ok(())
     }
 
     async fn add(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
-        let pool = self.pool().await?;
         let key = self.stored_key(key);
         let s = &self.statements;
-        let added = with_pool!(pool, |pool| {
-            async {
-                sqlx::query(AssertSqlSafe(s.delete_expired_key.as_str()))
-                    .bind(&key)
-                    .bind(now())
-                    .execute(pool)
-                    .await?;
-                let inserted = sqlx::query(AssertSqlSafe(s.insert_if_absent.as_str()))
-                    .bind(&key)
-                    .bind(value)
-                    .bind(expiration(ttl))
-                    .execute(pool)
-                    .await?;
-                Ok::<_, sqlx::Error>(inserted.rows_affected() == 1)
-            }
-            .await
-        })
-        .map_err(|e| self.error("add", e))?;
+        self.execute(
+            "add",
+            &s.delete_expired_key,
+            &[Param::bytes(&key), Param::Int(now())],
+        )
+        .await?;
+        let params = [
+            Param::bytes(&key),
+            Param::bytes(value),
+            Param::Int(expiration(ttl)),
+        ];
+        let added = self.execute("add", &s.insert_if_absent, &params).await? == 1;
         self.maybe_prune().await;
         Ok(added)
     }
@@ -628,90 +547,68 @@ impl Store for DatabaseStore {
         let Some(current) = current else {
             return self.add(key, new, None).await;
         };
-        let pool = self.pool().await?;
         let key = self.stored_key(key);
-        let sql = AssertSqlSafe(self.statements.swap_value.as_str());
         // One conditional UPDATE: atomic on every database, and the expiration is untouched.
-        let swapped = with_pool!(pool, |pool| sqlx::query(sql)
-            .bind(new)
-            .bind(&key)
-            .bind(current)
-            .bind(now())
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))
-        .map_err(|e| self.error("compare and swap", e))?;
+        let params = [
+            Param::bytes(new),
+            Param::bytes(&key),
+            Param::bytes(current),
+            Param::Int(now()),
+        ];
+        let swapped = self
+            .execute("compare and swap", &self.statements.swap_value, &params)
+            .await?;
         Ok(swapped == 1)
     }
 
     async fn compare_and_delete(&self, key: &str, expected: &[u8]) -> Result<bool> {
-        let pool = self.pool().await?;
         let key = self.stored_key(key);
-        let sql = AssertSqlSafe(self.statements.delete_if.as_str());
-        let deleted = with_pool!(pool, |pool| sqlx::query(sql)
-            .bind(&key)
-            .bind(expected)
-            .bind(now())
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))
-        .map_err(|e| self.error("compare and delete", e))?;
+        let params = [
+            Param::bytes(&key),
+            Param::bytes(expected),
+            Param::Int(now()),
+        ];
+        let deleted = self
+            .execute("compare and delete", &self.statements.delete_if, &params)
+            .await?;
         Ok(deleted == 1)
     }
 
     async fn touch(&self, key: &str, ttl: Ttl) -> Result<bool> {
-        let pool = self.pool().await?;
         let key = self.stored_key(key);
-        let sql = AssertSqlSafe(self.statements.touch.as_str());
-        let touched = with_pool!(pool, |pool| sqlx::query(sql)
-            .bind(expiration(ttl))
-            .bind(&key)
-            .bind(now())
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))
-        .map_err(|e| self.error("touch", e))?;
+        let params = [
+            Param::Int(expiration(ttl)),
+            Param::bytes(&key),
+            Param::Int(now()),
+        ];
+        let touched = self
+            .execute("touch", &self.statements.touch, &params)
+            .await?;
         Ok(touched == 1)
     }
 
     async fn forget(&self, key: &str) -> Result<bool> {
-        let pool = self.pool().await?;
         let key = self.stored_key(key);
-        let sql = AssertSqlSafe(self.statements.forget.as_str());
-        let removed = with_pool!(pool, |pool| sqlx::query(sql)
-            .bind(&key)
-            .bind(now())
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))
-        .map_err(|e| self.error("delete", e))?;
+        let params = [Param::bytes(&key), Param::Int(now())];
+        let removed = self
+            .execute("delete", &self.statements.forget, &params)
+            .await?;
         Ok(removed > 0)
     }
 
     async fn flush(&self) -> Result<()> {
-        let pool = self.pool().await?;
         let s = &self.statements;
         let prefix = self.prefix.as_bytes();
-        with_pool!(pool, |pool| {
-            if prefix.is_empty() {
-                sqlx::query(AssertSqlSafe(s.flush_all.as_str()))
-                    .execute(pool)
-                    .await
-            } else if let Some(end) = prefix_successor(prefix) {
-                sqlx::query(AssertSqlSafe(s.flush_range.as_str()))
-                    .bind(prefix)
-                    .bind(end)
-                    .execute(pool)
-                    .await
-            } else {
-                sqlx::query(AssertSqlSafe(s.flush_from.as_str()))
-                    .bind(prefix)
-                    .execute(pool)
-                    .await
-            }
-            .map(drop)
-        })
-        .map_err(|e| self.error("flush", e))
+        if prefix.is_empty() {
+            self.execute("flush", &s.flush_all, &[]).await
+        } else if let Some(end) = prefix_successor(prefix) {
+            let params = [Param::bytes(prefix), Param::bytes(&end)];
+            self.execute("flush", &s.flush_range, &params).await
+        } else {
+            self.execute("flush", &s.flush_from, &[Param::bytes(prefix)])
+                .await
+        }
+        .map(drop)
     }
 }
 
@@ -730,15 +627,10 @@ mod tests {
             config = config.with("synchronous", level);
         }
         let store = DatabaseStore::from_config(&config).unwrap();
-        // Irrefutable when SQLite is the only database compiled in.
-        #[allow(irrefutable_let_patterns)]
-        let Pool::Sqlite(pool) = store.pool().await.unwrap() else {
-            unreachable!("a SQLite URL gives a SQLite pool")
-        };
-        sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(pool)
+        let pool = store.pool().await.unwrap();
+        pool.fetch("PRAGMA synchronous", &[], |row| row.int(0))
             .await
-            .unwrap()
+            .unwrap()[0]
     }
 
     #[tokio::test]

@@ -31,6 +31,7 @@ pub(super) enum KeyRange {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Dialect {
+    #[cfg(feature = "database-sqlite")]
     Sqlite,
     Postgres,
     MySql,
@@ -73,6 +74,7 @@ impl Statements {
             ),
         };
         let insert_if_absent = match dialect {
+            #[cfg(feature = "database-sqlite")]
             Dialect::Sqlite => {
                 format!("INSERT OR IGNORE INTO {t} ({key}, value, expiration) VALUES (?, ?, ?)")
             }
@@ -84,6 +86,7 @@ impl Statements {
             }
         };
         let create = match dialect {
+            #[cfg(feature = "database-sqlite")]
             Dialect::Sqlite => vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {t} ({key} BLOB PRIMARY KEY, value BLOB NOT NULL, expiration INTEGER NOT NULL)"
@@ -147,6 +150,7 @@ impl Statements {
     pub(super) fn count_rows(&self, range: KeyRange) -> String {
         // Sums are NUMERIC on PostgreSQL and DECIMAL on MySQL: cast back to a 64-bit integer.
         let int = |expression: String| match self.dialect {
+            #[cfg(feature = "database-sqlite")]
             Dialect::Sqlite => expression,
             Dialect::Postgres => format!("CAST({expression} AS BIGINT)"),
             Dialect::MySql => format!("CAST({expression} AS SIGNED)"),

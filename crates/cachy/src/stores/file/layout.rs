@@ -1,6 +1,8 @@
 //! The file store's layout on disk: where a key's file is, its header, reading and writing
 //! it without following links, the lock file, and folders.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::*;
 
 #[derive(Debug, Clone)]

@@ -2,7 +2,6 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -12,6 +11,7 @@ use crate::codec::incremented;
 use crate::config::StoreConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{Lifetime, Store, Ttl};
+use crate::stores::inline::InlineWhileFast;
 
 mod inventory;
 mod layout;
@@ -105,21 +105,10 @@ impl HashType {
 #[derive(Debug, Clone)]
 pub struct FileStore {
     inner: Arc<Layout>,
-    /// How many reads in a row on the caller's thread took longer than
-    /// [`INLINE_READ_LIMIT`]; at [`SLOW_READS`], reads go to tokio's blocking pool for good, as
-    /// writes always do. One slow read proves nothing: the thread may just have been
-    /// preempted.
-    slow_reads: Arc<AtomicU32>,
+    /// Reads run on the caller's thread while they are fast; writes always go to tokio's
+    /// blocking pool (a rename waits for the file system's journal).
+    inline_reads: Arc<InlineWhileFast>,
 }
-
-/// How many slow reads in a row mean a slow disk.
-const SLOW_READS: u32 = 4;
-
-/// How long a read on the caller's thread may take before the store stops reading there:
-/// a small file in the page cache takes a few microseconds, less than the hop to tokio's
-/// blocking pool (tens of microseconds here); a slow disk or a network file system takes
-/// longer, and must not hold up the runtime's threads.
-const INLINE_READ_LIMIT: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl FileStore {
     /// A store in the folder `root` (created when first written), naming files by `hash`.
@@ -131,7 +120,7 @@ impl FileStore {
                 file_mode: DEFAULT_PERMISSIONS,
                 real_root: std::sync::OnceLock::new(),
             }),
-            slow_reads: Arc::default(),
+            inline_reads: Arc::default(),
         }
     }
 
@@ -149,7 +138,7 @@ impl FileStore {
         layout.file_mode = file_mode;
         Ok(FileStore {
             inner: Arc::new(layout),
-            slow_reads: self.slow_reads,
+            inline_reads: self.inline_reads,
         })
     }
 
@@ -177,7 +166,7 @@ impl FileStore {
                 file_mode,
                 real_root: std::sync::OnceLock::new(),
             }),
-            slow_reads: Arc::default(),
+            inline_reads: Arc::default(),
         })
     }
 
@@ -244,28 +233,24 @@ impl FileStore {
     }
 
     /// Run the read `job` on the caller's thread, unless reads proved slow here (see
-    /// [`INLINE_READ_LIMIT`]); then on tokio's blocking pool.
+    /// [`InlineWhileFast`]); then on tokio's blocking pool.
     async fn read<T, F>(&self, key: &str, job: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Layout, &Path) -> io::Result<T> + Send + 'static,
     {
-        if self.slow_reads.load(Ordering::Relaxed) >= SLOW_READS {
+        if !self.inline_reads.allowed() {
             return self.run(key, job).await;
         }
         let path = self.inner.path_of(key);
         let started = std::time::Instant::now();
         let read = job(&self.inner, &path);
-        if started.elapsed() > INLINE_READ_LIMIT {
-            if self.slow_reads.fetch_add(1, Ordering::Relaxed) + 1 == SLOW_READS {
-                #[cfg(feature = "tracing")]
-                tracing::info!(
-                    folder = %self.inner.root.display(),
-                    "file store: reads take over 1 ms; reading on tokio's blocking pool from now on"
-                );
-            }
-        } else if self.slow_reads.load(Ordering::Relaxed) != 0 {
-            self.slow_reads.store(0, Ordering::Relaxed);
+        if self.inline_reads.record(started.elapsed()) {
+            #[cfg(feature = "tracing")]
+            tracing::info!(
+                folder = %self.inner.root.display(),
+                "file store: reads take over 1 ms; reading on tokio's blocking pool from now on"
+            );
         }
         read.map_err(|e| io_error(&path, e))
     }

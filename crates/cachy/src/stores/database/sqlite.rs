@@ -1,0 +1,438 @@
+//! SQLite, on rusqlite: the database is in the process, so a statement takes microseconds
+//! (a point lookup about 2 µs, a commit in WAL mode about 20 µs) and handing it to another
+//! thread would cost more than running it. Statements run on the caller's thread, with
+//! cached prepared statements, and move to tokio's blocking pool only when they would wait:
+//! when another connection holds the write lock (SQLite's busy handler then waits up to 10 s
+//! for it), and for good once calls prove slow (see [`InlineWhileFast`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::pool::{DbError, Param, ReadRow, RowRead};
+use crate::ErrorKind;
+use crate::stores::inline::InlineWhileFast;
+
+/// How long a statement waits for another connection's write lock, on the blocking pool.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Prepared statements kept per connection: every statement of the store, and a few
+/// `get_many` sizes.
+const CACHED_STATEMENTS: usize = 32;
+
+/// Where the database is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Target {
+    /// A file, created with its folder if missing unless `read_only`.
+    File { path: PathBuf, read_only: bool },
+    /// A private database in memory, gone with its (only) connection.
+    Memory,
+}
+
+impl Target {
+    /// Read a `sqlite:` URL as sqlx reads it: `sqlite://path/to/file.db` or `sqlite:file.db`
+    /// (relative to the working folder), `sqlite:///absolute/file.db`, `sqlite::memory:`;
+    /// `%XX` escapes in the path; and the query parameter `mode` (`rwc`, the default,
+    /// `rw`, `ro` or `memory`). Anything else is an error saying what.
+    pub(super) fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or("it does not start with `sqlite:`")?;
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut memory = path == ":memory:";
+        let mut read_only = false;
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            match pair.split_once('=') {
+                Some(("mode", "rwc" | "rw")) => {}
+                Some(("mode", "ro")) => read_only = true,
+                Some(("mode", "memory")) => memory = true,
+                Some(("mode", other)) => {
+                    return Err(format!("`mode={other}` is not rwc, rw, ro or memory"));
+                }
+                _ => {
+                    return Err(format!(
+                        "the URL parameter `{pair}` is not supported (only `mode`)"
+                    ));
+                }
+            }
+        }
+        if memory {
+            return Ok(Target::Memory);
+        }
+        if path.is_empty() {
+            return Err(
+                "it names no file (`sqlite://path/to/file.db`, or `sqlite::memory:`)".into(),
+            );
+        }
+        Ok(Target::File {
+            path: PathBuf::from(percent_decoded(path)?),
+            read_only,
+        })
+    }
+
+    /// The file, if the database is one.
+    pub(super) fn file(&self) -> Option<&Path> {
+        match self {
+            Target::File { path, .. } => Some(path),
+            Target::Memory => None,
+        }
+    }
+}
+
+fn percent_decoded(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let byte = text
+                .get(i + 1..i + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .ok_or_else(|| {
+                    format!(
+                        "`{}` is not a %XX escape",
+                        &text[i..(i + 3).min(text.len())]
+                    )
+                })?;
+            decoded.push(byte);
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(decoded).map_err(|_| "the path's %XX escapes are not UTF-8".to_owned())
+}
+
+/// A store's connections to one SQLite database, opened as needed up to a maximum.
+pub(super) struct Connections {
+    target: Target,
+    /// `PRAGMA synchronous`: `NORMAL`, `FULL`, `EXTRA` or `OFF`.
+    synchronous: &'static str,
+    idle: Arc<Mutex<Vec<Connection>>>,
+    /// One permit per connection that may be open.
+    permits: Arc<Semaphore>,
+    /// How long a call waits for a free connection.
+    timeout: Duration,
+    inline: InlineWhileFast,
+}
+
+/// A connection taken from the pool, with the permit that allows it. It goes back with
+/// [`Lease::end`]: the connection first, then the permit, so that whoever gets the permit
+/// next finds the connection (in memory, opening another would open another, empty,
+/// database).
+struct Lease {
+    connection: Connection,
+    permit: OwnedSemaphorePermit,
+}
+
+impl Lease {
+    fn end(self, idle: &Mutex<Vec<Connection>>) {
+        give_back(idle, self.connection);
+        drop(self.permit);
+    }
+}
+
+fn give_back(idle: &Mutex<Vec<Connection>>, connection: Connection) {
+    idle.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(connection);
+}
+
+impl Connections {
+    /// Connections to `target`, at most `max` (always one in memory: each connection to
+    /// `:memory:` is its own database).
+    pub(super) fn new(
+        target: Target,
+        synchronous: &'static str,
+        max: u32,
+        timeout: Duration,
+    ) -> Self {
+        let max = if target == Target::Memory { 1 } else { max };
+        Connections {
+            target,
+            synchronous,
+            idle: Arc::default(),
+            permits: Arc::new(Semaphore::new(max as usize)),
+            timeout,
+            inline: InlineWhileFast::default(),
+        }
+    }
+
+    pub(super) async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, DbError> {
+        self.run(
+            sql,
+            params,
+            |connection: &mut Connection, sql: &str, params: &[Param<'_>]| {
+                let mut statement = connection.prepare_cached(sql)?;
+                Ok(statement.execute(params_from_iter(params))? as u64)
+            },
+        )
+        .await
+    }
+
+    pub(super) async fn fetch<T: Send + 'static>(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        read: ReadRow<T>,
+    ) -> Result<Vec<T>, DbError> {
+        self.run(
+            sql,
+            params,
+            move |connection: &mut Connection, sql: &str, params: &[Param<'_>]| {
+                let mut statement = connection.prepare_cached(sql)?;
+                let mut rows = statement.query(params_from_iter(params))?;
+                let mut read_rows = Vec::new();
+                while let Some(row) = rows.next()? {
+                    read_rows.push(read(row)?);
+                }
+                Ok(read_rows)
+            },
+        )
+        .await
+    }
+
+    pub(super) async fn execute_each(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        width: usize,
+    ) -> Result<(), DbError> {
+        self.run(
+            sql,
+            params,
+            move |connection: &mut Connection, sql: &str, params: &[Param<'_>]| {
+                // IMMEDIATE: take the write lock at the start, so the busy handler can wait for
+                // it, rather than fail on upgrading a read lock mid-transaction.
+                let transaction =
+                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                {
+                    let mut statement = transaction.prepare_cached(sql)?;
+                    for row in params.chunks(width) {
+                        statement.execute(params_from_iter(row))?;
+                    }
+                }
+                Ok(transaction.commit()?)
+            },
+        )
+        .await
+    }
+
+    /// Run `job` on a connection: on the caller's thread while that is fast and the
+    /// database is not locked by another connection, else on tokio's blocking pool, where
+    /// SQLite's busy handler may wait for the lock.
+    async fn run<T, J>(&self, sql: &str, params: &[Param<'_>], job: J) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        J: Fn(&mut Connection, &str, &[Param<'_>]) -> Result<T, DbError> + Send + 'static,
+    {
+        let mut lease = self.lease().await?;
+        if self.inline.allowed() {
+            let started = Instant::now();
+            match job(&mut lease.connection, sql, params) {
+                // A statement that found the database locked did nothing; it waits below.
+                Err(e) if is_busy(&e) => {}
+                done => {
+                    lease.end(&self.idle);
+                    if self.inline.record(started.elapsed()) {
+                        #[cfg(feature = "tracing")]
+                        tracing::info!(
+                            database = ?self.target,
+                            "SQLite store: statements take over 1 ms; running them on tokio's blocking pool from now on"
+                        );
+                    }
+                    return done;
+                }
+            }
+        }
+        let sql = sql.to_owned();
+        let params: Vec<Param<'static>> = params.iter().cloned().map(Param::into_owned).collect();
+        let idle = Arc::clone(&self.idle);
+        // The lease ends on the worker thread, so a caller that stops waiting neither loses
+        // the connection nor lets another be opened while it is in use.
+        tokio::task::spawn_blocking(move || {
+            let Lease {
+                mut connection,
+                permit,
+            } = lease;
+            let done = connection
+                .busy_timeout(BUSY_TIMEOUT)
+                .map_err(DbError::Sqlite)
+                .and_then(|()| job(&mut connection, &sql, &params));
+            if connection.busy_timeout(Duration::ZERO).is_ok() {
+                give_back(&idle, connection);
+            }
+            drop(permit);
+            done
+        })
+        .await
+        .map_err(|e| DbError::Worker(format!("the SQLite worker thread failed: {e}")))?
+    }
+
+    /// A free connection: an idle one, or a new one if fewer than the maximum are open.
+    async fn lease(&self) -> Result<Lease, DbError> {
+        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => tokio::time::timeout(self.timeout, Arc::clone(&self.permits).acquire_owned())
+                .await
+                .map_err(|_| DbError::NoConnection(self.timeout))?
+                .map_err(|_| DbError::Worker("the SQLite connection pool was closed".into()))?,
+        };
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let connection = match idle {
+            Some(connection) => connection,
+            None => {
+                let target = self.target.clone();
+                let synchronous = self.synchronous;
+                tokio::task::spawn_blocking(move || open(&target, synchronous))
+                    .await
+                    .map_err(|e| {
+                        DbError::Worker(format!("opening a SQLite connection failed: {e}"))
+                    })??
+            }
+        };
+        Ok(Lease { connection, permit })
+    }
+}
+
+/// Open a connection to `target`: WAL mode (readers never wait for the writer), the given
+/// `PRAGMA synchronous`, and no busy wait (see [`Connections::run`]).
+fn open(target: &Target, synchronous: &str) -> Result<Connection, DbError> {
+    let connection = match target {
+        Target::Memory => Connection::open_in_memory()?,
+        Target::File { path, read_only } => {
+            let access = if *read_only {
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+            } else {
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+            };
+            let connection =
+                Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+            // Switching to WAL takes the write lock once per database file.
+            connection.busy_timeout(BUSY_TIMEOUT)?;
+            if !read_only {
+                connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| {
+                    row.get::<_, String>(0)
+                })?;
+            }
+            connection
+        }
+    };
+    connection.pragma_update(None, "synchronous", synchronous)?;
+    connection.busy_timeout(Duration::ZERO)?;
+    connection.set_prepared_statement_cache_capacity(CACHED_STATEMENTS);
+    Ok(connection)
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError::Sqlite(e)
+    }
+}
+
+/// Whether the statement failed because another connection holds the lock it needs.
+fn is_busy(e: &DbError) -> bool {
+    matches!(
+        e,
+        DbError::Sqlite(rusqlite::Error::SqliteFailure(failure, _))
+            if matches!(failure.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+pub(super) fn kind_of(e: &rusqlite::Error) -> ErrorKind {
+    match e {
+        rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => ErrorKind::Timeout,
+            ErrorCode::CannotOpen => ErrorKind::Unavailable,
+            _ => ErrorKind::Backend,
+        },
+        _ => ErrorKind::Backend,
+    }
+}
+
+impl ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Param::Bytes(bytes) => ToSqlOutput::Borrowed(ValueRef::Blob(bytes)),
+            Param::Int(n) => ToSqlOutput::Owned(Value::Integer(*n)),
+        })
+    }
+}
+
+/// Rows as this store writes them: bytes in `BLOB` columns (`TEXT` is taken as its bytes:
+/// another program may have written keys as text) and integers. Anything else is an error
+/// naming what the column held, never a guess.
+impl RowRead for rusqlite::Row<'_> {
+    fn bytes(&self, column: usize) -> Result<Vec<u8>, DbError> {
+        match self.get_ref(column)? {
+            ValueRef::Blob(bytes) | ValueRef::Text(bytes) => Ok(bytes.to_vec()),
+            other => Err(DbError::Column(format!(
+                "column {column} holds {}, not bytes",
+                other.data_type()
+            ))),
+        }
+    }
+
+    fn int(&self, column: usize) -> Result<i64, DbError> {
+        match self.get_ref(column)? {
+            ValueRef::Integer(n) => Ok(n),
+            other => Err(DbError::Column(format!(
+                "column {column} holds {}, not an integer",
+                other.data_type()
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_read_as_sqlx_reads_them() {
+        let file = |path: &str| Target::File {
+            path: PathBuf::from(path),
+            read_only: false,
+        };
+        assert_eq!(
+            Target::parse("sqlite://var/cache.db"),
+            Ok(file("var/cache.db"))
+        );
+        assert_eq!(Target::parse("sqlite:cache.db"), Ok(file("cache.db")));
+        assert_eq!(
+            Target::parse("sqlite:///tmp/a%20b.db"),
+            Ok(file("/tmp/a b.db"))
+        );
+        assert_eq!(Target::parse("sqlite::memory:"), Ok(Target::Memory));
+        assert_eq!(
+            Target::parse("sqlite://x.db?mode=memory"),
+            Ok(Target::Memory)
+        );
+        assert_eq!(
+            Target::parse("sqlite://x.db?mode=ro"),
+            Ok(Target::File {
+                path: PathBuf::from("x.db"),
+                read_only: true
+            })
+        );
+        for (url, says) in [
+            ("sqlite://x.db?mode=rwx", "mode=rwx"),
+            ("sqlite://x.db?cache=shared", "cache=shared"),
+            ("sqlite://", "no file"),
+            ("sqlite://x%2.db", "%2."),
+        ] {
+            let error = Target::parse(url).unwrap_err();
+            assert!(error.contains(says), "{url}: {error}");
+        }
+    }
+}
