@@ -119,7 +119,10 @@ pub(super) struct Connections {
     permits: Arc<Semaphore>,
     /// How long a call waits for a free connection.
     timeout: Duration,
-    inline: InlineWhileFast,
+    /// Reads and writes prove slow apart: with `synchronous = FULL` every commit waits for
+    /// the disk, while reads still come from memory.
+    inline_reads: InlineWhileFast,
+    inline_writes: InlineWhileFast,
 }
 
 /// A connection taken from the pool, with the permit that allows it. It goes back with
@@ -160,12 +163,14 @@ impl Connections {
             idle: Arc::default(),
             permits: Arc::new(Semaphore::new(max as usize)),
             timeout,
-            inline: InlineWhileFast::default(),
+            inline_reads: InlineWhileFast::default(),
+            inline_writes: InlineWhileFast::default(),
         }
     }
 
     pub(super) async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, DbError> {
         self.run(
+            &self.inline_writes,
             sql,
             params,
             |connection: &mut Connection, sql: &str, params: &[Param<'_>]| {
@@ -183,6 +188,7 @@ impl Connections {
         read: ReadRow<T>,
     ) -> Result<Vec<T>, DbError> {
         self.run(
+            &self.inline_reads,
             sql,
             params,
             move |connection: &mut Connection, sql: &str, params: &[Param<'_>]| {
@@ -205,6 +211,7 @@ impl Connections {
         width: usize,
     ) -> Result<(), DbError> {
         self.run(
+            &self.inline_writes,
             sql,
             params,
             move |connection: &mut Connection, sql: &str, params: &[Param<'_>]| {
@@ -224,26 +231,33 @@ impl Connections {
         .await
     }
 
-    /// Run `job` on a connection: on the caller's thread while that is fast and the
+    /// Run `job` on a connection: on the caller's thread while `inline` says that is fast and the
     /// database is not locked by another connection, else on tokio's blocking pool, where
     /// SQLite's busy handler may wait for the lock.
-    async fn run<T, J>(&self, sql: &str, params: &[Param<'_>], job: J) -> Result<T, DbError>
+    async fn run<T, J>(
+        &self,
+        inline: &InlineWhileFast,
+        sql: &str,
+        params: &[Param<'_>],
+        job: J,
+    ) -> Result<T, DbError>
     where
         T: Send + 'static,
         J: Fn(&mut Connection, &str, &[Param<'_>]) -> Result<T, DbError> + Send + 'static,
     {
         let mut lease = self.lease().await?;
-        if self.inline.allowed() {
+        if inline.allowed() {
             let started = Instant::now();
             match job(&mut lease.connection, sql, params) {
                 // A statement that found the database locked did nothing; it waits below.
                 Err(e) if is_busy(&e) => {}
                 done => {
                     lease.end(&self.idle);
-                    if self.inline.record(started.elapsed()) {
+                    if inline.record(started.elapsed()) {
                         #[cfg(feature = "tracing")]
                         tracing::info!(
                             database = ?self.target,
+                            reads = std::ptr::eq(inline, &self.inline_reads),
                             "SQLite store: statements take over 1 ms; running them on tokio's blocking pool from now on"
                         );
                     }
