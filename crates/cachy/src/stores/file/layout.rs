@@ -16,6 +16,9 @@ pub(super) struct Layout {
     pub(super) real_root: std::sync::OnceLock<PathBuf>,
 }
 
+/// Files up to this size are read in one system call, header and value together.
+const ONE_READ: u64 = 64 * 1024;
+
 pub(super) fn now_seconds() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -86,18 +89,10 @@ impl Layout {
         #[cfg(target_os = "linux")]
         {
             use std::os::fd::AsRawFd;
-            let Ok(relative) = path.strip_prefix(&self.root) else {
-                return false;
-            };
-            let real_root = match self.real_root.get() {
-                Some(root) => root,
-                None => match fs::canonicalize(&self.root) {
-                    Ok(root) => self.real_root.get_or_init(|| root),
-                    Err(_) => return false,
-                },
-            };
-            fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-                .is_ok_and(|real| real == real_root.join(relative))
+            self.real_path(path).is_some_and(|expected| {
+                fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+                    .is_ok_and(|real| real == expected)
+            })
         }
         #[cfg(not(target_os = "linux"))]
         {
@@ -106,51 +101,122 @@ impl Layout {
         }
     }
 
-    pub(super) fn read(&self, path: &Path) -> io::Result<Content> {
-        // The folders are checked after opening, so that a miss costs a single failed open;
-        // a file reached through a planted folder link is still never read.
-        let mut file = match open_no_follow(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Content::Missing),
-            Err(_) if !self.folders_are_real(path)? => return Ok(Content::Missing),
-            // A link (refused by O_NOFOLLOW) or a socket: not a cache file.
-            Err(e) => {
-                return match fs::symlink_metadata(path) {
-                    Ok(meta) if !meta.is_file() => Ok(Content::Corrupt),
-                    _ => Err(e),
-                };
+    /// `path` (under the root) under the root's real path, once the root exists.
+    #[cfg(target_os = "linux")]
+    fn real_path(&self, path: &Path) -> Option<PathBuf> {
+        let relative = path.strip_prefix(&self.root).ok()?;
+        let real_root = match self.real_root.get() {
+            Some(root) => root,
+            None => {
+                let root = fs::canonicalize(&self.root).ok()?;
+                self.real_root.get_or_init(|| root)
             }
         };
-        if !self.opened_in_place(&file, path) && !self.folders_are_real(path)? {
+        Some(real_root.join(relative))
+    }
+
+    /// Open `path` for reading in one system call that follows no link at all: `openat2`
+    /// with `RESOLVE_NO_SYMLINKS` on its real path, which checks before opening what
+    /// [`opened_in_place`](Self::opened_in_place) checks after. `None` where that cannot
+    /// tell (another system, a kernel before 5.6, a root not there yet) or when the open
+    /// failed for another reason than a missing file: a link on the way, say, which the
+    /// slower path then tells from a missing file.
+    fn open_in_place(&self, path: &Path) -> Option<io::Result<File>> {
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::fs::{CWD, Mode, OFlags, ResolveFlags, openat2};
+            static UNSUPPORTED: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            if UNSUPPORTED.load(Ordering::Relaxed) {
+                return None;
+            }
+            let real = self.real_path(path)?;
+            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+            match openat2(CWD, &real, flags, Mode::empty(), ResolveFlags::NO_SYMLINKS) {
+                Ok(fd) => Some(Ok(File::from(fd))),
+                Err(rustix::io::Errno::NOENT) => Some(Err(io::ErrorKind::NotFound.into())),
+                // No openat2 here, or a sandbox that refuses it.
+                Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {
+                    UNSUPPORTED.store(true, Ordering::Relaxed);
+                    None
+                }
+                Err(_) => None,
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = path;
+            None
+        }
+    }
+
+    pub(super) fn read(&self, path: &Path) -> io::Result<Content> {
+        let (mut file, in_place) = match self.open_in_place(path) {
+            Some(Ok(file)) => (file, true),
+            Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => return Ok(Content::Missing),
+            _ => match self.open_checked(path)? {
+                Ok(file) => (file, false),
+                Err(content) => return Ok(content),
+            },
+        };
+        if !in_place && !self.opened_in_place(&file, path) && !self.folders_are_real(path)? {
             return Ok(Content::Missing);
         }
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Ok(Content::Corrupt);
         }
-        let mut header = Vec::with_capacity(HEADER);
-        (&mut file).take(HEADER as u64).read_to_end(&mut header)?;
-        Ok(match parse_expiry(&header) {
-            None => Content::Corrupt,
-            Some(expiry) if expiry as f64 <= now_seconds() => Content::Expired,
-            Some(expiry) => {
-                // Read no more than the size the file had when opened, so a file someone
-                // keeps appending to cannot keep the reader going; a size no memory can hold
-                // (a sparse file) is an error rather than an abort.
-                let length = meta.len().saturating_sub(HEADER as u64);
-                let mut value = Vec::new();
-                value
-                    .try_reserve_exact(usize::try_from(length).unwrap_or(usize::MAX))
-                    .map_err(|_| {
-                        io::Error::new(
-                            io::ErrorKind::OutOfMemory,
-                            format!("a value of {length} bytes does not fit in memory"),
-                        )
-                    })?;
-                file.take(length).read_to_end(&mut value)?;
-                Content::Live { expiry, value }
-            }
+        // Read no more than the size the file had when opened, so a file someone keeps
+        // appending to cannot keep the reader going. A small file (nearly every value) is
+        // read in one call; a large one's header first, so that an expired or foreign file
+        // is not read (nor memory reserved for it) for nothing.
+        let length = meta.len();
+        let first = if length <= ONE_READ {
+            length
+        } else {
+            HEADER as u64
+        };
+        let mut content = Vec::with_capacity(first as usize);
+        (&mut file).take(first).read_to_end(&mut content)?;
+        let Some(expiry) = content.get(..HEADER).and_then(parse_expiry) else {
+            return Ok(Content::Corrupt);
+        };
+        if expiry as f64 <= now_seconds() {
+            return Ok(Content::Expired);
+        }
+        let rest = length - first;
+        // A size no memory can hold (a sparse file) is an error rather than an abort.
+        content
+            .try_reserve_exact(usize::try_from(rest).unwrap_or(usize::MAX))
+            .map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    format!("a value of {rest} bytes does not fit in memory"),
+                )
+            })?;
+        file.take(rest).read_to_end(&mut content)?;
+        content.drain(..HEADER);
+        Ok(Content::Live {
+            expiry,
+            value: content,
         })
+    }
+
+    /// Open `path` without following a link as its last part; the file, or what the
+    /// path holds instead of one.
+    fn open_checked(&self, path: &Path) -> io::Result<std::result::Result<File, Content>> {
+        // The folders are checked after opening, so that a miss costs a single failed open;
+        // a file reached through a planted folder link is still never read.
+        Ok(Err(match open_no_follow(path) {
+            Ok(file) => return Ok(Ok(file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Content::Missing,
+            Err(_) if !self.folders_are_real(path)? => Content::Missing,
+            // A link (refused by O_NOFOLLOW) or a socket: not a cache file.
+            Err(e) => match fs::symlink_metadata(path) {
+                Ok(meta) if !meta.is_file() => Content::Corrupt,
+                _ => return Err(e),
+            },
+        }))
     }
 
     /// Read `path`, removing it if it has expired or is corrupted.
