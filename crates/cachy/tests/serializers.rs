@@ -263,3 +263,27 @@ fn an_unknown_integer_format_is_a_config_error() {
     assert_eq!(err.kind(), cachy::ErrorKind::Config);
     assert_eq!(err.field(), Some("stores.dict.integers"));
 }
+
+#[test]
+fn msgpack_reads_exactly_one_value_and_nothing_after_it() {
+    let msgpack = cachy::serializer::Serializer::msgpack();
+    let bytes = msgpack.serialize(&("name", 7u8)).unwrap();
+    assert_eq!(
+        msgpack.deserialize::<(String, u8)>(&bytes).unwrap(),
+        ("name".to_owned(), 7)
+    );
+    for trailing in [&[0x01][..], &[0xc1], &[0xdd, 0xff, 0xff, 0xff, 0xff]] {
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(trailing);
+        let error = msgpack.deserialize::<(String, u8)>(&longer).unwrap_err();
+        assert!(
+            error.to_string().contains("left over"),
+            "{trailing:?}: {error}"
+        );
+    }
+    assert!(
+        msgpack
+            .deserialize::<(String, u8)>(&bytes[..bytes.len() - 1])
+            .is_err()
+    );
+}
