@@ -3,8 +3,10 @@
 //! A small read or write that the kernel or SQLite answers from memory takes a few
 //! microseconds, less than the hop to the blocking pool (tens of microseconds here); a slow
 //! disk or a network file system takes longer, and must not hold up the runtime's threads.
-//! So the work runs where it was called until it proves slow, then on the blocking pool for
-//! good.
+//! So the work runs where it was called until it proves slow, then on the blocking pool,
+//! with one call in [`PROBE_EVERY`] run where it was called again to see whether that is
+//! still so: slowness measured in wall time may also have been a busy machine preempting
+//! the thread.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -16,24 +18,31 @@ const INLINE_LIMIT: Duration = Duration::from_millis(1);
 /// have been preempted.
 const SLOW_IN_A_ROW: u32 = 4;
 
+/// Once work is on the blocking pool, one call in this many tries the caller's thread again.
+const PROBE_EVERY: u32 = 256;
+
 /// The record of how long work on the caller's thread took, shared by one store's clones.
 #[derive(Debug, Default)]
 pub(crate) struct InlineWhileFast {
     slow_in_a_row: AtomicU32,
+    /// Calls sent to the blocking pool since work moved there.
+    sent_away: AtomicU32,
 }
 
 impl InlineWhileFast {
     /// Whether the next call may run on the caller's thread.
     pub(crate) fn allowed(&self) -> bool {
         self.slow_in_a_row.load(Ordering::Relaxed) < SLOW_IN_A_ROW
+            || self.sent_away.fetch_add(1, Ordering::Relaxed) % PROBE_EVERY == PROBE_EVERY - 1
     }
 
     /// Note that a call on the caller's thread took `took`; true when that made the work
-    /// move to the blocking pool (for the store to say so once).
+    /// move to the blocking pool (for the store to say so, once each time).
     pub(crate) fn record(&self, took: Duration) -> bool {
         if took > INLINE_LIMIT {
             self.slow_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 == SLOW_IN_A_ROW
         } else {
+            // A fast call (a probe, say) brings the work back.
             if self.slow_in_a_row.load(Ordering::Relaxed) != 0 {
                 self.slow_in_a_row.store(0, Ordering::Relaxed);
             }
@@ -62,7 +71,15 @@ mod tests {
             assert!(inline.allowed());
         }
         assert!(inline.record(slow), "the fourth in a row moves it");
-        assert!(!inline.allowed());
         assert!(!inline.record(slow), "said once");
+        let probes = (0..PROBE_EVERY * 2).filter(|_| inline.allowed()).count();
+        assert_eq!(
+            probes, 2,
+            "one call in {PROBE_EVERY} tries the caller's thread"
+        );
+        assert!(!inline.record(slow), "a slow probe keeps the work away");
+        assert!(!inline.allowed());
+        assert!(!inline.record(Duration::ZERO));
+        assert!(inline.allowed(), "a fast probe brings it back");
     }
 }

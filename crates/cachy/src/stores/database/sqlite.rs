@@ -3,7 +3,7 @@
 //! thread would cost more than running it. Statements run on the caller's thread, with
 //! cached prepared statements, and move to tokio's blocking pool only when they would wait:
 //! when another connection holds the write lock (SQLite's busy handler then waits up to 10 s
-//! for it), and for good once calls prove slow (see [`InlineWhileFast`]).
+//! for it), and while calls prove slow (see [`InlineWhileFast`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -258,7 +258,7 @@ impl Connections {
                         tracing::info!(
                             database = ?self.target,
                             reads = std::ptr::eq(inline, &self.inline_reads),
-                            "SQLite store: statements take over 1 ms; running them on tokio's blocking pool from now on"
+                            "SQLite store: statements take over 1 ms; running them on tokio's blocking pool (trying the caller's thread now and then)"
                         );
                     }
                     return done;
@@ -271,18 +271,17 @@ impl Connections {
         // The lease ends on the worker thread, so a caller that stops waiting neither loses
         // the connection nor lets another be opened while it is in use.
         tokio::task::spawn_blocking(move || {
-            let Lease {
-                mut connection,
-                permit,
-            } = lease;
-            let done = connection
+            let mut lease = lease;
+            let done = lease
+                .connection
                 .busy_timeout(BUSY_TIMEOUT)
                 .map_err(DbError::Sqlite)
-                .and_then(|()| job(&mut connection, &sql, &params));
-            if connection.busy_timeout(Duration::ZERO).is_ok() {
-                give_back(&idle, connection);
+                .and_then(|()| job(&mut lease.connection, &sql, &params));
+            // A connection that would keep waiting for locks must not serve the caller's
+            // thread again: it is closed instead.
+            if lease.connection.busy_timeout(Duration::ZERO).is_ok() {
+                lease.end(&idle);
             }
-            drop(permit);
             done
         })
         .await

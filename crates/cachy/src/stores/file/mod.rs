@@ -249,7 +249,7 @@ impl FileStore {
             #[cfg(feature = "tracing")]
             tracing::info!(
                 folder = %self.inner.root.display(),
-                "file store: reads take over 1 ms; reading on tokio's blocking pool from now on"
+                "file store: reads take over 1 ms; reading on tokio's blocking pool (trying the caller's thread now and then)"
             );
         }
         read.map_err(|e| io_error(&path, e))
