@@ -282,7 +282,9 @@ impl Repository {
         let Some(names) = &self.tags else {
             return Ok(Scope::default());
         };
-        let ids = tags::ids(names, &**self.store(), self.serializer())
+        // Boxed, so that the future of every operation does not carry the tag reads' state
+        // inline: untagged operations, the common case, stay small to create and move.
+        let ids = Box::pin(tags::ids(names, &**self.store(), self.serializer()))
             .await
             .map_err(|e| e.with_store(&self.inner.name))?;
         Ok(Scope {
