@@ -115,6 +115,36 @@ impl Layout {
         Some(real_root.join(relative))
     }
 
+    /// Whether the digest folders of `path` all exist as real folders, told by one `openat2`
+    /// of the innermost that follows no link (see [`open_in_place`](Self::open_in_place));
+    /// false where that cannot tell, and the folders are then checked one by one.
+    fn folders_in_place(&self, path: &Path) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::fs::{CWD, Mode, OFlags, ResolveFlags, openat2};
+            let (Some(folder), Some(real)) = (path.parent(), self.real_path(path)) else {
+                return false;
+            };
+            let Some(real_folder) = real.parent() else {
+                return false;
+            };
+            folder != self.root.as_path()
+                && openat2(
+                    CWD,
+                    real_folder,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                    ResolveFlags::NO_SYMLINKS,
+                )
+                .is_ok()
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = path;
+            false
+        }
+    }
+
     /// Open `path` for reading in one system call that follows no link at all: `openat2`
     /// with `RESOLVE_NO_SYMLINKS` on its real path, which checks before opening what
     /// [`opened_in_place`](Self::opened_in_place) checks after. `None` where that cannot
@@ -270,8 +300,10 @@ impl Layout {
             .prefix(".tmp")
             .tempfile_in(folder)?;
         set_mode(file.as_file(), self.file_mode)?;
-        file.write_all(format!("{expiry:010}").as_bytes())?;
-        file.write_all(value)?;
+        let mut content = Vec::with_capacity(HEADER + value.len());
+        content.extend_from_slice(format!("{expiry:010}").as_bytes());
+        content.extend_from_slice(value);
+        file.write_all(&content)?;
         // The rename replaces a file, a link (not its target) or a FIFO, but not a folder.
         match file.persist(path) {
             Ok(_) => Ok(()),
@@ -286,6 +318,9 @@ impl Layout {
     /// Make the digest folders of `path`, replacing whatever else sits where one belongs:
     /// writing through a planted link could put the file anywhere.
     pub(super) fn make_folders(&self, path: &Path) -> io::Result<()> {
+        if self.folders_in_place(path) {
+            return Ok(());
+        }
         self.make_root()?;
         for folder in self.folders(path) {
             match fs::symlink_metadata(folder) {
@@ -341,6 +376,22 @@ impl Layout {
         self.make_root()?;
         let path = self.root.join(LOCK_FILE);
         for _ in 0..ATTEMPTS {
+            // The lock file nearly always exists: open it first. Read-only is enough for
+            // flock, and lets readers of a shared folder lock it.
+            match open_no_follow(&path) {
+                Ok(file) if file.metadata()?.is_file() => return Ok(file),
+                // A folder or FIFO planted at the lock's name.
+                Ok(_) => {
+                    remove_entry(&path)?;
+                }
+                // Not made yet, or removed meanwhile: create it below.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // A link, refused by O_NOFOLLOW: remove it, never its target.
+                Err(_) if !fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_file()) => {
+                    remove_entry(&path)?;
+                }
+                Err(e) => return Err(e),
+            }
             // O_EXCL never follows a link: a dangling one planted here does not create its
             // target.
             match File::options().write(true).create_new(true).open(&path) {
@@ -348,22 +399,8 @@ impl Layout {
                     set_mode(&file, self.file_mode)?;
                     return Ok(file);
                 }
-                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-                Err(_) => {}
-            }
-            // Read-only is enough for flock, and lets readers of a shared folder lock it.
-            match open_no_follow(&path) {
-                Ok(file) if file.metadata()?.is_file() => return Ok(file),
-                // A folder or FIFO planted at the lock's name.
-                Ok(_) => {
-                    remove_entry(&path)?;
-                }
-                // Removed meanwhile: create it.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                // A link, refused by O_NOFOLLOW: remove it, never its target.
-                Err(_) if !fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_file()) => {
-                    remove_entry(&path)?;
-                }
+                // Made meanwhile by another writer: open that one.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
             }
         }
