@@ -59,7 +59,7 @@ pub fn date() -> String {
 /// the cells were measured (`took`: the whole measurement).
 pub fn header(date: &str, bench: &Bench, took: Duration) -> String {
     format!(
-        "# cachy benchmark comparison\n\n{date}; {}; {}; {}; {}; {}; {}; SQLite bundled by sqlx (also rusqlite's); Python cachy 0.3.0 with python-memcached 1.62.\n\n\
+        "# cachy benchmark comparison\n\n{date}; {}; {}; {}; {}; {}; {}; SQLite bundled by rusqlite (the store's driver; the sqlx peer links the same); Python cachy 0.3.0 with python-memcached 1.62.\n\n\
          Each cell (store, operation, callers) is measured in {} interleaved rounds: in a round every subject of the cell runs one {} ms window in turn, \
          the order rotated by one each round, after a {} ms unrecorded warm-up window each (not for Python and `redis-benchmark`, a fresh process each window). \
          Measured in {:.0} s. \"64 callers\" is 64 tokio tasks (cachy, redis-rs, moka, the `RwLock` `HashMap`, sqlx, `std::fs` + `spawn_blocking`), \
@@ -88,7 +88,7 @@ the hop the async store pays.\n\
 - **rusqlite** (SQLite): the store's table, `SELECT` and upsert (`INSERT … ON CONFLICT DO UPDATE`) as cached prepared statements, \
 in a WAL file of its own next to the store's, autocommit. `get` runs on threads with a connection each (opened beforehand); \
 `put` on threads sharing one `Mutex<Connection>` (SQLite has one writer at a time), with `synchronous = NORMAL` \
-(the store's default; sqlx here connects as the store does: WAL, `NORMAL`, 10 s busy timeout) and `FULL` (SQLite's own default: \
+(the store's default; the sqlx peer connects as the store did when it ran on sqlx: WAL, `NORMAL`, 10 s busy timeout) and `FULL` (SQLite's own default: \
 every commit waits for the disk).\n\
 - **redis-benchmark** runs a number of requests scaled to the window (20,000 per 1.5 s with one client, 200,000 with 64), not a time.\n";
 
