@@ -117,7 +117,7 @@ impl Outcome {
         }
     }
 
-    /// The index of its counter in [`Counts`], if it has one.
+    /// The index of its counter in [`Observer`]'s counts, if it has one.
     fn counter(self) -> Option<usize> {
         match self {
             Outcome::Hit => Some(0),
