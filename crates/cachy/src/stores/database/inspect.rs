@@ -45,13 +45,12 @@ impl DatabaseStore {
         if let (KeyRange::Between, Some(end)) = (range, &end) {
             params.push(Param::bytes(end));
         }
-        let pool = self.pool().await?;
-        let counts = pool
-            .fetch(&self.statements.count_rows(range), &params, |row| {
+        let sql = self.statements.count_rows(range);
+        let counts = self
+            .fetch("count", &sql, &params, |row| {
                 Ok([row.int(0)?, row.int(1)?, row.int(2)?, row.int(3)?])
             })
-            .await
-            .map_err(|e| self.error("count", e))?;
+            .await?;
         let counts = counts.first().copied().unwrap_or_default();
         let [rows, bytes, expired, expired_bytes] = counts.map(|n| u64::try_from(n).unwrap_or(0));
         Ok(RowCounts {
@@ -87,14 +86,11 @@ impl DatabaseStore {
             push_like_literal(&mut like, byte);
         }
         like.extend(glob.like_pattern());
-        let pool = self.pool().await?;
         let sql = self.statements.select_keys_like(char::from(LIKE_ESCAPE));
-        let keys = pool
-            .fetch(&sql, &[Param::bytes(&like), Param::Int(now())], |row| {
-                row.bytes(0)
-            })
-            .await
-            .map_err(|e| self.error("key listing", e))?;
+        let params = [Param::bytes(&like), Param::Int(now())];
+        let keys = self
+            .fetch("key listing", &sql, &params, |row| row.bytes(0))
+            .await?;
         let prefix = self.prefix.as_bytes();
         Ok(keys
             .iter()

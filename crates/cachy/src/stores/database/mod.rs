@@ -407,6 +407,21 @@ impl DatabaseStore {
             .map_err(|e| self.error(context, e))
     }
 
+    /// Run the query `sql` with `params` (`context` names the operation in an error); its
+    /// rows, each read by `read`.
+    async fn fetch<T: Send + 'static>(
+        &self,
+        context: &str,
+        sql: &str,
+        params: &[Param<'_>],
+        read: pool::ReadRow<T>,
+    ) -> Result<Vec<T>> {
+        let pool = self.pool().await?;
+        pool.fetch(sql, params, read)
+            .await
+            .map_err(|e| self.error(context, e))
+    }
+
     /// Delete every expired row; the number deleted.
     pub async fn prune(&self) -> Result<u64> {
         self.execute("prune", &self.statements.prune, &[Param::Int(now())])
@@ -431,14 +446,15 @@ impl DatabaseStore {
 
     /// The live row under `key`: its value and expiration.
     async fn live_row(&self, key: &str) -> Result<Option<(Vec<u8>, i64)>> {
-        let pool = self.pool().await?;
         let key = self.stored_key(key);
-        let rows = pool
-            .fetch(&self.statements.select, &[Param::bytes(&key)], |row| {
-                Ok((row.bytes(0)?, row.int(1)?))
-            })
-            .await
-            .map_err(|e| self.error("read", e))?;
+        let rows = self
+            .fetch(
+                "read",
+                &self.statements.select,
+                &[Param::bytes(&key)],
+                |row| Ok((row.bytes(0)?, row.int(1)?)),
+            )
+            .await?;
         Ok(rows
             .into_iter()
             .next()
@@ -466,15 +482,14 @@ impl Store for DatabaseStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let pool = self.pool().await?;
         let stored: Vec<Vec<u8>> = keys.iter().map(|k| self.stored_key(k)).collect();
         let params: Vec<Param<'_>> = stored.iter().map(|key| Param::bytes(key)).collect();
-        let rows = pool
-            .fetch(&self.statements.select_many(stored.len()), &params, |row| {
+        let sql = self.statements.select_many(stored.len());
+        let rows = self
+            .fetch("read", &sql, &params, |row| {
                 Ok((row.bytes(0)?, row.bytes(1)?, row.int(2)?))
             })
-            .await
-            .map_err(|e| self.error("read", e))?;
+            .await?;
         let now = now();
         let found: std::collections::HashMap<Vec<u8>, Vec<u8>> = rows
             .into_iter()

@@ -116,27 +116,18 @@ impl Layout {
     }
 
     /// Whether the digest folders of `path` all exist as real folders, told by one `openat2`
-    /// of the innermost that follows no link (see [`open_in_place`](Self::open_in_place));
+    /// of the innermost that follows no link (see
+    /// [`open_following_no_link`](Self::open_following_no_link));
     /// false where that cannot tell, and the folders are then checked one by one.
     fn folders_in_place(&self, path: &Path) -> bool {
         #[cfg(target_os = "linux")]
         {
-            use rustix::fs::{CWD, Mode, OFlags, ResolveFlags, openat2};
-            let (Some(folder), Some(real)) = (path.parent(), self.real_path(path)) else {
+            use rustix::fs::OFlags;
+            let Some(folder) = path.parent().filter(|folder| *folder != self.root) else {
                 return false;
             };
-            let Some(real_folder) = real.parent() else {
-                return false;
-            };
-            folder != self.root.as_path()
-                && openat2(
-                    CWD,
-                    real_folder,
-                    OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                    ResolveFlags::NO_SYMLINKS,
-                )
-                .is_ok()
+            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            matches!(self.open_following_no_link(folder, flags), Some(Ok(_)))
         }
         #[cfg(not(target_os = "linux"))]
         {
@@ -145,31 +136,19 @@ impl Layout {
         }
     }
 
-    /// Open `path` for reading in one system call that follows no link at all: `openat2`
-    /// with `RESOLVE_NO_SYMLINKS` on its real path, which checks before opening what
-    /// [`opened_in_place`](Self::opened_in_place) checks after. `None` where that cannot
-    /// tell (another system, a kernel before 5.6, a root not there yet) or when the open
-    /// failed for another reason than a missing file: a link on the way, say, which the
-    /// slower path then tells from a missing file.
+    /// Open `path` for reading in one system call that follows no link at all, which checks
+    /// before opening what [`opened_in_place`](Self::opened_in_place) checks after. `None`
+    /// where that cannot tell (see [`open_following_no_link`](Self::open_following_no_link))
+    /// or when the open failed for another reason than a missing file: a link on the way,
+    /// say, which the slower path then tells from a missing file.
     fn open_in_place(&self, path: &Path) -> Option<io::Result<File>> {
         #[cfg(target_os = "linux")]
         {
-            use rustix::fs::{CWD, Mode, OFlags, ResolveFlags, openat2};
-            static UNSUPPORTED: std::sync::atomic::AtomicBool =
-                std::sync::atomic::AtomicBool::new(false);
-            if UNSUPPORTED.load(Ordering::Relaxed) {
-                return None;
-            }
-            let real = self.real_path(path)?;
+            use rustix::fs::OFlags;
             let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-            match openat2(CWD, &real, flags, Mode::empty(), ResolveFlags::NO_SYMLINKS) {
+            match self.open_following_no_link(path, flags)? {
                 Ok(fd) => Some(Ok(File::from(fd))),
                 Err(rustix::io::Errno::NOENT) => Some(Err(io::ErrorKind::NotFound.into())),
-                // No openat2 here, or a sandbox that refuses it.
-                Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {
-                    UNSUPPORTED.store(true, Ordering::Relaxed);
-                    None
-                }
                 Err(_) => None,
             }
         }
@@ -177,6 +156,32 @@ impl Layout {
         {
             let _ = path;
             None
+        }
+    }
+
+    /// `openat2` of `path` (under the root) at its real path with `RESOLVE_NO_SYMLINKS`: a
+    /// link anywhere on the way makes it fail. `None` where it cannot be used: a root not
+    /// there yet, or no `openat2` (a kernel before 5.6, a sandbox refusing it; remembered
+    /// for the process).
+    #[cfg(target_os = "linux")]
+    fn open_following_no_link(
+        &self,
+        path: &Path,
+        flags: rustix::fs::OFlags,
+    ) -> Option<rustix::io::Result<std::os::fd::OwnedFd>> {
+        use rustix::fs::{CWD, Mode, ResolveFlags, openat2};
+        use std::sync::atomic::AtomicBool;
+        static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+        if UNSUPPORTED.load(Ordering::Relaxed) {
+            return None;
+        }
+        let real = self.real_path(path)?;
+        match openat2(CWD, &real, flags, Mode::empty(), ResolveFlags::NO_SYMLINKS) {
+            Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {
+                UNSUPPORTED.store(true, Ordering::Relaxed);
+                None
+            }
+            opened => Some(opened),
         }
     }
 
