@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::expiry::Expiry;
 use crate::flight::Flights;
 use crate::observe::{
-    Event, Observer, Operation, Outcome, Stats, error_outcome, found, removed, written,
+    Event, Observer, Operation, Outcome, Stats, error_outcome, found, removed, reporting, written,
 };
 use crate::remember::CacheErrors;
 use crate::serializer::{IntegerFormat, Serializer};
@@ -320,11 +320,27 @@ impl Repository {
 
     /// The value under `key`, or `None` if there is none.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.observed(Operation::Get, Some(key), found, async {
+        let observation = self.start_observation(Operation::Get, Some(key));
+        // An in-process hit is answered here, without making (and moving) the futures of the
+        // general path.
+        if self.tags.is_none() {
+            let in_process = observation.in_scope(|| {
+                let shared = self.inner.store.get_in_process(key)?;
+                Some(
+                    self.decode_fresh(shared.as_deref())
+                        .map_err(self.context(key)),
+                )
+            });
+            if let Some(result) = in_process {
+                return self.finish_observation(observation, result, reporting(Some(key), found));
+            }
+        }
+        let work = async {
             let scope = self.scope().await?;
             self.get_stored(&scope.key(key)).await
-        })
-        .await
+        };
+        self.observe_until(observation, work, reporting(Some(key), found))
+            .await
     }
 
     /// The value under the store key `key`.

@@ -114,12 +114,11 @@ impl MemoryStore {
         Ok(Self::build(bound))
     }
 
-    /// The live value under `key`, shared with the store.
+    /// The live value under `key`, shared with the store. moka's `get` already compares the
+    /// entry's expiry (set from its deadline by [`UntilDeadline`]) with the time, so the
+    /// clock is not read twice.
     pub(crate) fn value(&self, key: &str) -> Option<Arc<[u8]>> {
-        self.cache
-            .get(key)
-            .filter(Entry::is_live)
-            .map(|entry| entry.value)
+        self.cache.get(key).map(|entry| entry.value)
     }
 
     /// Keep `value` under `key` for `lifetime` (`None`: until evicted), to the nanosecond.
