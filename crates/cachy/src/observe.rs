@@ -378,7 +378,7 @@ impl crate::Repository {
         operation: Operation,
         key: Option<&str>,
         work: impl Future<Output = std::result::Result<T, E>>,
-        report: impl FnOnce(std::result::Result<&T, &E>, &mut dyn FnMut(Option<&str>, Outcome)),
+        report: impl FnOnce(std::result::Result<&T, &E>, &mut Record<'_>),
     ) -> std::result::Result<T, E> {
         let observation = self.start_observation(operation, key);
         self.observe_until(observation, work, report).await
@@ -390,7 +390,7 @@ impl crate::Repository {
         &self,
         observation: Observation,
         work: impl Future<Output = std::result::Result<T, E>>,
-        report: impl FnOnce(std::result::Result<&T, &E>, &mut dyn FnMut(Option<&str>, Outcome)),
+        report: impl FnOnce(std::result::Result<&T, &E>, &mut Record<'_>),
     ) -> std::result::Result<T, E> {
         #[cfg(feature = "tracing")]
         let result = match &observation.span {
@@ -421,7 +421,7 @@ impl crate::Repository {
         &self,
         observation: Observation,
         result: std::result::Result<T, E>,
-        report: impl FnOnce(std::result::Result<&T, &E>, &mut dyn FnMut(Option<&str>, Outcome)),
+        report: impl FnOnce(std::result::Result<&T, &E>, &mut Record<'_>),
     ) -> std::result::Result<T, E> {
         let (name, operation) = (self.name(), observation.operation);
         #[cfg(feature = "tracing")]
@@ -454,11 +454,14 @@ pub(crate) struct Observation {
     span: Option<tracing::Span>,
 }
 
+/// What a report calls with each key's outcome.
+pub(crate) type Record<'a> = dyn FnMut(Option<&str>, Outcome) + 'a;
+
 /// The report of an operation on one `key`: its outcome on success, its error's otherwise.
 pub(crate) fn reporting<T, E: 'static>(
     key: Option<&str>,
     outcome: impl FnOnce(&T) -> Outcome,
-) -> impl FnOnce(std::result::Result<&T, &E>, &mut dyn FnMut(Option<&str>, Outcome)) {
+) -> impl FnOnce(std::result::Result<&T, &E>, &mut Record<'_>) {
     move |result, record| record(key, result.map_or_else(error_outcome, outcome))
 }
 

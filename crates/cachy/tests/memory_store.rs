@@ -13,30 +13,19 @@ async fn memory() -> Fixture {
 
 cachy_testkit::behaviour_suite!(memory);
 
-/// How many of the keys `k0` to `k{written - 1}` are still stored, once at most `bound` are
-/// or after a second of waiting: moka applies evictions in batches, and a read drives its
-/// housekeeping.
+/// How many of the keys `k0` to `k{written - 1}` are stored: evictions happen within each
+/// write, so this is exact as soon as the writes returned.
 async fn stored_after_evictions<T: serde::de::DeserializeOwned>(
     repo: &cachy::Repository,
     written: usize,
-    bound: usize,
 ) -> usize {
     let keys: Vec<String> = (0..written).map(|i| format!("k{i}")).collect();
-    let mut stored = usize::MAX;
-    for _ in 0..50 {
-        stored = repo
-            .many::<T>(&keys)
-            .await
-            .unwrap()
-            .iter()
-            .flatten()
-            .count();
-        if stored <= bound {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    stored
+    repo.many::<T>(&keys)
+        .await
+        .unwrap()
+        .iter()
+        .flatten()
+        .count()
 }
 
 #[tokio::test]
@@ -49,8 +38,8 @@ async fn a_bounded_memory_store_evicts_beyond_max_entries() {
     for i in 0..200 {
         repo.put(&format!("k{i}"), &i, 10).await.unwrap();
     }
-    let stored = stored_after_evictions::<i64>(&repo, 200, 10).await;
-    assert!(stored <= 10, "{stored} entries kept with max_entries = 10");
+    let stored = stored_after_evictions::<i64>(&repo, 200).await;
+    assert_eq!(stored, 10, "entries kept with max_entries = 10");
 }
 
 #[tokio::test]
@@ -64,12 +53,9 @@ async fn a_memory_store_bounded_by_bytes_keeps_within_them() {
     for i in 0..200 {
         repo.put(&format!("k{i}"), &value, 10).await.unwrap();
     }
-    let stored = stored_after_evictions::<Vec<u8>>(&repo, 200, 10).await;
-    // Each entry weighs its key and its ~1 KiB value: at most 9 fit in 10,000 bytes.
-    assert!(
-        stored <= 10,
-        "{stored} values of ~1 KiB kept with max_bytes = 10000"
-    );
+    let stored = stored_after_evictions::<Vec<u8>>(&repo, 200).await;
+    // Each entry weighs its key and its ~1 KiB value: 9 fit in 10,000 bytes.
+    assert_eq!(stored, 9, "values of ~1 KiB kept with max_bytes = 10000");
 }
 
 #[test]

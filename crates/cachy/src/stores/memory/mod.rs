@@ -1,0 +1,211 @@
+mod map;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use self::map::{Bound, Change, Entry, Map};
+use crate::codec::incremented;
+use crate::config::StoreConfig;
+use crate::error::Result;
+use crate::store::{Lifetime, Store, Ttl};
+
+/// The in-process store (driver `dict`, alias `memory`).
+///
+/// Thread-safe, with a per-entry TTL and an optional bound on the number of entries
+/// (`max_entries`) or on their size (`max_bytes`: keys and values). Beyond the bound it
+/// evicts expired entries first, then the least recently used of a few sampled at random
+/// (as Redis's `allkeys-lru`); a single value larger than `max_bytes` is not kept, and a put
+/// of one removes what the key held. The table is split into shards, each behind its own
+/// reader-writer lock: a hit takes one shard's read lock and hands the repository the stored
+/// bytes without copying them ([`Store::get_in_process`]). Values are kept serialized, so a
+/// value read as the wrong type is an error here exactly as on a remote store. `add`,
+/// `increment` and the compare-and-swap family are atomic (one shard's write lock). Expired
+/// entries are never read, and are dropped as writes go on.
+#[derive(Clone)]
+pub struct MemoryStore {
+    map: Arc<Map>,
+}
+
+/// The deadline of a lifetime of `ttl` seconds from now.
+fn deadline(ttl: Ttl) -> Option<Instant> {
+    // Clamped like every lifetime, so a store called directly with `u64::MAX` cannot overflow
+    // `Instant`.
+    ttl.map(|seconds| Instant::now() + Duration::from_secs(seconds.min(crate::MAX_TTL_SECONDS)))
+}
+
+impl MemoryStore {
+    /// An unbounded memory store.
+    pub fn new() -> Self {
+        Self::build(None)
+    }
+
+    /// A memory store holding at most `max_entries` items.
+    pub fn with_max_entries(max_entries: u64) -> Self {
+        Self::build(Some(Bound::Entries(max_entries)))
+    }
+
+    /// A memory store holding at most `max_bytes` of keys and values (each entry weighs its
+    /// key's and its value's length).
+    pub fn with_max_bytes(max_bytes: u64) -> Self {
+        Self::build(Some(Bound::Bytes(max_bytes)))
+    }
+
+    fn build(bound: Option<Bound>) -> Self {
+        MemoryStore {
+            map: Arc::new(Map::new(bound)),
+        }
+    }
+
+    /// Build from configuration: the optional `max_entries` bounds the entry count, or
+    /// `max_bytes` the bytes of keys and values (one or the other).
+    pub fn from_config(config: &StoreConfig) -> Result<Self> {
+        let options: MemoryOptions = config.parse()?;
+        let bound = match (options.max_entries, options.max_bytes) {
+            (Some(_), Some(_)) => {
+                return Err(config.error(
+                    "max_bytes",
+                    "give `max_entries` or `max_bytes`, not both: the store is bounded by one",
+                ));
+            }
+            (Some(entries), None) => Some(Bound::Entries(entries.0)),
+            (None, Some(bytes)) => Some(Bound::Bytes(bytes.0)),
+            (None, None) => None,
+        };
+        Ok(Self::build(bound))
+    }
+
+    /// The live value under `key`, shared with the store.
+    pub(crate) fn value(&self, key: &str) -> Option<Arc<[u8]>> {
+        self.map.read(key, |entry| Arc::clone(&entry.value))
+    }
+
+    /// Keep `value` under `key` for `lifetime` (`None`: until evicted), to the nanosecond.
+    #[cfg(feature = "hybrid")]
+    pub(crate) fn keep(&self, key: &str, value: &[u8], lifetime: Option<Duration>) {
+        let deadline = lifetime.and_then(|lifetime| Instant::now().checked_add(lifetime));
+        self.map.insert(key, Entry::new(value.into(), deadline));
+    }
+
+    /// Drop `key`.
+    #[cfg(feature = "hybrid")]
+    pub(crate) fn drop_key(&self, key: &str) {
+        self.map.update(key, |_| (Change::Remove, ()));
+    }
+
+    /// Drop every key.
+    #[cfg(feature = "hybrid")]
+    pub(crate) fn drop_all(&self) {
+        self.map.clear();
+    }
+}
+
+/// The `dict` driver's options.
+#[derive(serde::Deserialize)]
+struct MemoryOptions {
+    max_entries: Option<crate::Count>,
+    max_bytes: Option<crate::Count>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.map.read(key, |entry| entry.value.to_vec()))
+    }
+
+    fn get_in_process(&self, key: &str) -> Option<Option<Arc<[u8]>>> {
+        Some(self.value(key))
+    }
+
+    async fn get_with_lifetime(&self, key: &str) -> Result<Option<(Vec<u8>, Lifetime)>> {
+        let now = Instant::now();
+        Ok(self.map.read(key, |entry| {
+            let lifetime = match entry.deadline {
+                Some(deadline) => Lifetime::Remaining(deadline.saturating_duration_since(now)),
+                None => Lifetime::Forever,
+            };
+            (entry.value.to_vec(), lifetime)
+        }))
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
+        self.map
+            .insert(key, Entry::new(value.into(), deadline(ttl)));
+        Ok(())
+    }
+
+    async fn add(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
+        Ok(self.map.update(key, |live| match live {
+            Some(_) => (Change::Keep, false),
+            None => (Change::Put(Entry::new(value.into(), deadline(ttl))), true),
+        }))
+    }
+
+    async fn increment(&self, key: &str, by: i64) -> Result<i64> {
+        self.map.update(key, |live| {
+            let outcome = incremented(live.map(|entry| &*entry.value), by);
+            match &outcome {
+                Ok(next) => {
+                    let value = next.to_string().as_bytes().into();
+                    let entry = Entry::new(value, live.and_then(|entry| entry.deadline));
+                    (Change::Put(entry), outcome)
+                }
+                Err(_) => (Change::Keep, outcome),
+            }
+        })
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        current: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool> {
+        Ok(self.map.update(key, |live| {
+            if live.map(|entry| &*entry.value) != current {
+                return (Change::Keep, false);
+            }
+            let entry = Entry::new(new.into(), live.and_then(|entry| entry.deadline));
+            (Change::Put(entry), true)
+        }))
+    }
+
+    async fn compare_and_delete(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        Ok(self.map.update(key, |live| match live {
+            Some(entry) if *entry.value == *expected => (Change::Remove, true),
+            _ => (Change::Keep, false),
+        }))
+    }
+
+    async fn touch(&self, key: &str, ttl: Ttl) -> Result<bool> {
+        Ok(self.map.update(key, |live| match live {
+            Some(entry) => {
+                let entry = Entry::new(Arc::clone(&entry.value), deadline(ttl));
+                (Change::Put(entry), true)
+            }
+            None => (Change::Keep, false),
+        }))
+    }
+
+    async fn forget(&self, key: &str) -> Result<bool> {
+        Ok(self
+            .map
+            .update(key, |live| (Change::Remove, live.is_some())))
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.map.clear();
+        Ok(())
+    }
+
+    fn is_process_local(&self) -> bool {
+        true
+    }
+}
