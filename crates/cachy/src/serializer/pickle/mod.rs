@@ -2,10 +2,11 @@
 //! protocol 3, which every Python 3 reads. Structs become dicts keyed by field name, tuples
 //! become tuples, and `serde_bytes` values become `bytes`.
 //!
-//! Reading is done by this crate's own bounded reader ([`unpickler`]), never by running
-//! anything the pickle names: pickled instances of Python classes (and any other Python
+//! Reading is done by this crate's own bounded reader ([`unpickler`]), straight into the
+//! value's type where it can ([`direct`]), never by running anything the pickle names: pickled instances of Python classes (and any other Python
 //! object than plain data) are a `Deserialize` error naming the class.
 
+mod direct;
 mod scalars;
 mod tree;
 mod unpickler;
@@ -27,6 +28,14 @@ pub(super) fn deserialize<T: DeserializeOwned>(
     bytes: &[u8],
     limits: &DecodeLimits,
 ) -> Result<T, BoxError> {
-    let value = unpickler::unpickle(bytes, limits)?;
-    Ok(serde_pickle::from_value(value)?)
+    let arena = unpickler::run(bytes)?;
+    let mut direct = direct::Reader {
+        objects: &arena.objects,
+        budget: limits.budget(bytes.len()),
+        max_depth: limits.max_depth(),
+    };
+    if let Ok(value) = direct.read(arena.root) {
+        return Ok(value);
+    }
+    Ok(serde_pickle::from_value(arena.tree(limits, bytes.len())?)?)
 }

@@ -39,8 +39,8 @@ pub(super) fn twos_complement(bytes: &[u8]) -> Outcome<i64> {
     Ok(value)
 }
 
-pub(super) fn utf8(bytes: &[u8]) -> Outcome<String> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| "a pickled str is not valid UTF-8".to_owned())
+pub(super) fn utf8(bytes: &[u8]) -> Outcome<&str> {
+    std::str::from_utf8(bytes).map_err(|_| "a pickled str is not valid UTF-8".to_owned())
 }
 
 pub(super) fn latin1(text: &str) -> Outcome<Vec<u8>> {

@@ -9,11 +9,11 @@ use serde_pickle::{HashableValue, Value};
 use super::unpickler::{Id, Object, Outcome};
 
 /// What one node of the decoded value costs against the budget, besides its payload.
-const NODE_COST: usize = 32;
+pub(super) const NODE_COST: usize = 32;
 
 /// Builds the value tree from the arena, within the budget and the depth limit.
 pub(super) struct Builder<'m> {
-    pub(super) objects: &'m [Object],
+    pub(super) objects: &'m [Object<'m>],
     pub(super) budget: usize,
     pub(super) max_depth: usize,
 }
@@ -102,11 +102,11 @@ impl Builder<'_> {
             }
             Object::Bytes(bytes) => {
                 self.charge(bytes.len())?;
-                HashableValue::Bytes(bytes.clone())
+                HashableValue::Bytes(bytes.to_vec())
             }
             Object::Str(text) => {
                 self.charge(text.len())?;
-                HashableValue::String(text.clone())
+                HashableValue::String(text.to_string())
             }
             Object::Tuple(items) => {
                 self.charge(0)?;

@@ -12,6 +12,7 @@
 //! object (class instances, functions, extensions, persistent ids, out-of-band buffers) is
 //! an error: nothing in a pickle is ever run.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde_pickle::Value;
@@ -25,32 +26,52 @@ use crate::serializer::DecodeLimits;
 pub(super) type Id = usize;
 pub(super) type Outcome<T> = Result<T, String>;
 
-/// Decode one pickle into a value tree.
-pub(super) fn unpickle(bytes: &[u8], limits: &DecodeLimits) -> Outcome<Value> {
+/// The objects one pickle made, and which of them it returned.
+pub(super) struct Arena<'a> {
+    pub(super) objects: Vec<Object<'a>>,
+    pub(super) root: Id,
+}
+
+/// Run the pickle machine over `bytes`.
+pub(super) fn run(bytes: &[u8]) -> Outcome<Arena<'_>> {
     let mut machine = Machine {
         input: bytes,
         pos: 0,
-        objects: Vec::new(),
-        stack: Vec::new(),
+        // A pickle makes at most one object per opcode, and an opcode takes a byte or more.
+        objects: Vec::with_capacity(bytes.len().min(64)),
+        stack: Vec::with_capacity(16),
         marks: Vec::new(),
         memo: HashMap::new(),
     };
     let root = machine.run()?;
-    Builder {
-        objects: &machine.objects,
-        budget: limits.budget(bytes.len()),
-        max_depth: limits.max_depth(),
-    }
-    .value(root, 0)
+    Ok(Arena {
+        objects: machine.objects,
+        root,
+    })
 }
 
-pub(super) enum Object {
+impl Arena<'_> {
+    /// The value tree, within `limits` (whose budget scales with `stored`, the pickle's
+    /// size).
+    pub(super) fn tree(&self, limits: &DecodeLimits, stored: usize) -> Outcome<Value> {
+        Builder {
+            objects: &self.objects,
+            budget: limits.budget(stored),
+            max_depth: limits.max_depth(),
+        }
+        .value(self.root, 0)
+    }
+}
+
+/// One object the pickle made; strings and bytes are lent from the pickle where it holds
+/// them as they are.
+pub(super) enum Object<'a> {
     None,
     Bool(bool),
     Int(i64),
     Float(f64),
-    Bytes(Vec<u8>),
-    Str(String),
+    Bytes(Cow<'a, [u8]>),
+    Str(Cow<'a, str>),
     List(Vec<Id>),
     Tuple(Vec<Id>),
     Set(Vec<Id>),
@@ -72,7 +93,7 @@ pub(super) enum Global {
 struct Machine<'a> {
     input: &'a [u8],
     pos: usize,
-    objects: Vec<Object>,
+    objects: Vec<Object<'a>>,
     stack: Vec<Id>,
     /// Stack heights at each open MARK.
     marks: Vec<usize>,
@@ -200,46 +221,46 @@ impl<'a> Machine<'a> {
                 }
                 b'S' => {
                     let line = self.line()?;
-                    self.push(Object::Bytes(escaped_string(line)?));
+                    self.push(Object::Bytes(escaped_string(line)?.into()));
                 }
                 b'V' => {
                     let line = self.line()?;
-                    self.push(Object::Str(raw_unicode_escape(line)?));
+                    self.push(Object::Str(raw_unicode_escape(line)?.into()));
                 }
                 b'C' | b'U' => {
                     let length = self.byte()?;
                     let bytes = self.take(length.into())?;
-                    self.push(Object::Bytes(bytes.to_vec()));
+                    self.push(Object::Bytes(bytes.into()));
                 }
                 b'B' => {
                     let length = self.u32_le()?;
                     let bytes = self.take(length as usize)?;
-                    self.push(Object::Bytes(bytes.to_vec()));
+                    self.push(Object::Bytes(bytes.into()));
                 }
                 b'T' => {
                     let length = self.i32_length()?;
                     let bytes = self.take(length)?;
-                    self.push(Object::Bytes(bytes.to_vec()));
+                    self.push(Object::Bytes(bytes.into()));
                 }
                 0x8e | 0x96 => {
                     let length = self.u64_length()?;
                     let bytes = self.take(length)?;
-                    self.push(Object::Bytes(bytes.to_vec()));
+                    self.push(Object::Bytes(bytes.into()));
                 }
                 0x8c => {
                     let length = self.byte()?;
                     let bytes = self.take(length.into())?;
-                    self.push(Object::Str(utf8(bytes)?));
+                    self.push(Object::Str(utf8(bytes)?.into()));
                 }
                 b'X' => {
                     let length = self.u32_le()?;
                     let bytes = self.take(length as usize)?;
-                    self.push(Object::Str(utf8(bytes)?));
+                    self.push(Object::Str(utf8(bytes)?.into()));
                 }
                 0x8d => {
                     let length = self.u64_length()?;
                     let bytes = self.take(length)?;
-                    self.push(Object::Str(utf8(bytes)?));
+                    self.push(Object::Str(utf8(bytes)?.into()));
                 }
                 b')' => self.push(Object::Tuple(Vec::new())),
                 0x85..=0x87 => {
@@ -347,7 +368,7 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn push(&mut self, object: Object) {
+    fn push(&mut self, object: Object<'a>) {
         self.objects.push(object);
         self.stack.push(self.objects.len() - 1);
     }
@@ -414,7 +435,7 @@ impl<'a> Machine<'a> {
     }
 
     /// Call one of the allowed builtins.
-    fn reduce(&mut self, callable: Id, arguments: Id) -> Outcome<Object> {
+    fn reduce(&mut self, callable: Id, arguments: Id) -> Outcome<Object<'a>> {
         let Object::Global(global) = self.objects[callable] else {
             return Err("REDUCE calls something that is not a known builtin".to_owned());
         };
@@ -437,7 +458,7 @@ impl<'a> Machine<'a> {
             (Global::Set, [] | [_]) => Object::Set(items(self, arguments.first())?),
             (Global::FrozenSet, [] | [_]) => Object::FrozenSet(items(self, arguments.first())?),
             (Global::List, [] | [_]) => Object::List(items(self, arguments.first())?),
-            (Global::ByteArray, []) => Object::Bytes(Vec::new()),
+            (Global::ByteArray, []) => Object::Bytes(Cow::Borrowed(&[])),
             (Global::ByteArray, [bytes]) => match &self.objects[*bytes] {
                 Object::Bytes(bytes) => Object::Bytes(bytes.clone()),
                 _ => return Err("bytearray() of something that is not bytes".to_owned()),
@@ -447,7 +468,7 @@ impl<'a> Machine<'a> {
                     (Object::Str(text), Object::Str(encoding))
                         if encoding == "latin1" || encoding == "latin-1" =>
                     {
-                        Object::Bytes(latin1(text)?)
+                        Object::Bytes(latin1(text)?.into())
                     }
                     _ => return Err("only latin-1 text can be encoded to bytes".to_owned()),
                 }
