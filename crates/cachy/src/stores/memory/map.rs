@@ -154,7 +154,7 @@ impl Map {
         key: &str,
         decide: impl FnOnce(Option<&Entry>) -> (Change, R),
     ) -> R {
-        let (added, removed, outcome) = {
+        let (grew, outcome) = {
             let mut table = self.shard(key).write();
             let index = table.entries.get_index_of(key);
             let live = index
@@ -169,8 +169,6 @@ impl Map {
                     removed = self.remove_at(&mut table, index);
                 }
                 Change::Put(entry) => {
-                    let tick = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
-                    entry.last_used.store(tick, Ordering::Relaxed);
                     added = self.weight_of(key, &entry);
                     if let Some(deadline) = entry.deadline {
                         table.first_deadline = Some(
@@ -178,7 +176,13 @@ impl Map {
                                 .first_deadline
                                 .map_or(deadline, |first| first.min(deadline)),
                         );
-                        self.note_deadline(deadline);
+                    }
+                    if self.bound.is_some() {
+                        let tick = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
+                        entry.last_used.store(tick, Ordering::Relaxed);
+                        if let Some(deadline) = entry.deadline {
+                            self.note_deadline(deadline);
+                        }
                     }
                     if let Some(i) = index {
                         let old = std::mem::replace(&mut table.entries[i], entry);
@@ -190,11 +194,13 @@ impl Map {
                 }
                 Change::Remove => removed = self.remove_at(&mut table, index),
             }
-            (added, removed, outcome)
+            // Under the shard's lock, so that an entry's weight is always added before
+            // another writer of the key takes it away: the total never wraps.
+            self.weight.fetch_add(added, Ordering::Relaxed);
+            self.weight.fetch_sub(removed, Ordering::Relaxed);
+            (added > removed, outcome)
         };
-        self.weight.fetch_add(added, Ordering::Relaxed);
-        self.weight.fetch_sub(removed, Ordering::Relaxed);
-        if added > removed {
+        if grew {
             self.evict_beyond_bound();
         }
         outcome
@@ -281,11 +287,8 @@ impl Map {
         // race this one cannot keep it here.
         let mut fruitless = 0;
         while self.weight.load(Ordering::Relaxed) > limit && fruitless < SHARDS {
-            match self.evict_one() {
-                Some(removed) => {
-                    self.weight.fetch_sub(removed, Ordering::Relaxed);
-                }
-                None => fruitless += 1,
+            if !self.evict_one() {
+                fruitless += 1;
             }
         }
     }
@@ -327,36 +330,41 @@ impl Map {
         }
     }
 
-    /// Evict the least recently used of the entries sampled. The weight removed, or `None`
-    /// if nothing was (the chosen entry changed before it could be removed, or the store is
-    /// empty).
-    fn evict_one(&self) -> Option<u64> {
+    /// Evict the least recently used of the entries sampled; `false` if nothing was (the
+    /// chosen entry changed before it could be removed, or the store is empty).
+    fn evict_one(&self) -> bool {
         let mut best: Option<(usize, usize, u64)> = None;
         for _ in 0..EVICTION_SAMPLES {
             let random = self.next_random();
             let start = (random >> 32) as usize;
             // From a random shard on to the first that holds anything.
-            let (shard, table) = (0..SHARDS)
+            let Some((shard, table)) = (0..SHARDS)
                 .map(|offset| start.wrapping_add(offset) % SHARDS)
                 .map(|shard| (shard, self.shards[shard].read()))
-                .find(|(_, table)| !table.entries.is_empty())?;
+                .find(|(_, table)| !table.entries.is_empty())
+            else {
+                return false;
+            };
             let index = (random as u32 as usize) % table.entries.len();
             let recency = table.entries[index].last_used.load(Ordering::Relaxed);
             if best.is_none_or(|(_, _, best)| recency < best) {
                 best = Some((shard, index, recency));
             }
         }
-        let (shard, index, recency) = best?;
+        let Some((shard, index, recency)) = best else {
+            return false;
+        };
         let mut table = self.shards[shard].write();
         let still_chosen = table
             .entries
             .get_index(index)
             .is_some_and(|(_, entry)| entry.last_used.load(Ordering::Relaxed) == recency);
         if !still_chosen {
-            return None;
+            return false;
         }
-        let (key, entry) = table.entries.swap_remove_index(index)?;
-        Some(self.weight_of(&key, &entry))
+        let removed = self.remove_at(&mut table, Some(index));
+        self.weight.fetch_sub(removed, Ordering::Relaxed);
+        true
     }
 
     fn next_random(&self) -> u64 {
@@ -485,13 +493,14 @@ mod tests {
                 let map = Arc::clone(&map);
                 std::thread::spawn(move || {
                     for i in 0..20_000 {
-                        let key = format!("t{t}k{}", i % 3000);
+                        // Every thread writes and removes the same keys.
+                        let key = format!("k{}", (i * (t + 1)) % 3000);
                         if i % 7 == 0 {
                             map.update(&key, |_| (Change::Remove, ()));
                         } else {
                             map.insert(&key, entry(b"v", None));
                         }
-                        map.get(&format!("t{t}k{}", i % 11));
+                        map.get(&format!("k{}", i % 11));
                     }
                 })
             })
