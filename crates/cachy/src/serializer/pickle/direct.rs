@@ -2,12 +2,14 @@
 //!
 //! It gives exactly what reading through the tree ([`super::tree`], then
 //! `serde_pickle::from_value`) gives, for the values it takes on: plain values, lists,
-//! tuples, and dicts whose keys are all `str` or all `int`. Their entries are visited in the
-//! tree's order (sorted by key, a repeated key's last value kept), strings and bytes are lent
-//! from the arena, and every node visited is charged to the same budget and depth limit.
-//! Anything else (sets, other dict keys, enums) and every error hands the decode back to
-//! the tree, whose answer (value or error) is then the one given: this path only ever
-//! shortens a success.
+//! tuples, and dicts whose keys are all `str` or all `int`, each once. Dict entries are
+//! visited in the tree's order (sorted by key), strings and bytes are lent from the arena,
+//! and every node is charged to the same budget and depth limit before any work on it (a
+//! dict's keys before they are sorted). Every container must be read to its end, so nothing
+//! the tree would have checked goes unchecked. Anything else (sets, other or repeated dict
+//! keys, enums, 128-bit integers, a visitor that stops early) and every error hands the
+//! decode back to the tree, whose answer (value or error) is then the one given: this path
+//! only ever shortens a success.
 
 use serde::de::{self, DeserializeSeed, Visitor};
 
@@ -116,19 +118,21 @@ impl<'de> de::Deserializer<'de> for Node<'_, 'de> {
                     items: items.iter(),
                     depth,
                 };
-                visitor.visit_seq(&mut seq)
+                let value = visitor.visit_seq(&mut seq)?;
+                read_to_the_end(seq.items.len(), value)
             }
             Object::Dict(pairs) => {
                 self.reader.charge(0)?;
                 let depth = self.enter()?;
-                let pairs = in_tree_order(self.reader.objects, pairs)?;
+                let pairs = in_tree_order(self.reader, pairs)?;
                 let mut map = Entries {
                     reader: self.reader,
                     pairs: pairs.into_iter(),
                     value: None,
                     depth,
                 };
-                visitor.visit_map(&mut map)
+                let value = visitor.visit_map(&mut map)?;
+                read_to_the_end(map.pairs.len(), value)
             }
             Object::Set(_) | Object::FrozenSet(_) | Object::Global(_) => Err(Declined),
         }
@@ -162,16 +166,29 @@ impl<'de> de::Deserializer<'de> for Node<'_, 'de> {
     }
 
     serde::forward_to_deserialize_any! {
-        bool u8 u16 u32 u64 i8 i16 i32 i64 i128 u128 f32 f64 char str string unit seq
+        bool u8 u16 u32 u64 i8 i16 i32 i64 f32 f64 char str string unit seq
         bytes byte_buf map unit_struct tuple_struct struct identifier tuple ignored_any
     }
 }
 
-/// The pairs of a dict in the order the tree's `BTreeMap` holds them: sorted by key, and of
-/// a repeated key only the last pair (the tree inserts in order, and a later value replaces
-/// an earlier one). Declined unless the keys are all `str` or all `int`, whose order is
-/// their own.
-fn in_tree_order(objects: &[Object<'_>], pairs: &[(Id, Id)]) -> Result<Vec<(Id, Id)>> {
+/// `value`, if its container was read to the end (`left` items unread). serde_pickle lets a
+/// visitor stop early, but the tree has then checked the rest, which this path has not.
+fn read_to_the_end<T>(left: usize, value: T) -> Result<T> {
+    if left == 0 { Ok(value) } else { Err(Declined) }
+}
+
+/// The pairs of a dict in the order the tree's `BTreeMap` holds them: sorted by key. Each
+/// key is charged first, as the tree charges it, so sorting costs no more than the budget
+/// allows. Declined unless the keys are all `str` or all `int` (whose order is their own)
+/// and none repeats (the tree keeps the last value of a repeated key, and checks the others).
+fn in_tree_order(reader: &mut Reader<'_>, pairs: &[(Id, Id)]) -> Result<Vec<(Id, Id)>> {
+    let objects = reader.objects;
+    for &(key, _) in pairs {
+        match &objects[key] {
+            Object::Str(text) => reader.charge(text.len())?,
+            _ => reader.charge(0)?,
+        }
+    }
     match pairs.first().map(|&(key, _)| &objects[key]) {
         None => Ok(Vec::new()),
         Some(Object::Str(_)) => sorted_by_key(pairs, |id| match &objects[id] {
@@ -186,8 +203,7 @@ fn in_tree_order(objects: &[Object<'_>], pairs: &[(Id, Id)]) -> Result<Vec<(Id, 
     }
 }
 
-/// `pairs` sorted by `key_of` their key, the last of each repeated key kept; declined if a
-/// key has none.
+/// `pairs` sorted by `key_of` their key; declined if a key has none or two are equal.
 fn sorted_by_key<K: Ord>(
     pairs: &[(Id, Id)],
     key_of: impl Fn(Id) -> Option<K>,
@@ -197,12 +213,10 @@ fn sorted_by_key<K: Ord>(
         .map(|&(key, value)| Some((key_of(key)?, key, value)))
         .collect::<Option<Vec<_>>>()
         .ok_or(Declined)?;
-    // Stable, so repeated keys stay in the pickle's order; reversed, `dedup_by` keeps the
-    // first of each run, which is the pickle's last.
-    keyed.sort_by(|a, b| a.0.cmp(&b.0));
-    keyed.reverse();
-    keyed.dedup_by(|later, earlier| later.0 == earlier.0);
-    keyed.reverse();
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    if keyed.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+        return Err(Declined);
+    }
     Ok(keyed
         .into_iter()
         .map(|(_, key, value)| (key, value))
@@ -373,15 +387,49 @@ mod tests {
     }
 
     #[test]
-    fn visits_dict_entries_in_the_trees_order_keeping_a_repeated_keys_last_value() {
-        // {'b': 1, 'a': 2, 'b': 3}, as SETITEMS can spell it.
+    fn visits_dict_entries_in_the_trees_order_and_leaves_repeated_keys_to_the_tree() {
+        // {'b': 1, 'c': 2, 'a': 3}
+        let bytes = b"\x80\x02}q\x00(X\x01\x00\x00\x00bK\x01X\x01\x00\x00\x00cK\x02X\x01\x00\x00\x00aK\x03u.";
+        let (direct, tree) = both::<Visited>(bytes);
+        let sorted = vec![("a".into(), 3), ("b".into(), 1), ("c".into(), 2)];
+        assert_eq!(direct, Some(Visited(sorted)));
+        assert_eq!(direct, tree);
+        // {'b': 1, 'a': 2, 'b': 3}, as SETITEMS can spell it: the tree keeps the last 'b'.
         let bytes = b"\x80\x02}q\x00(X\x01\x00\x00\x00bK\x01X\x01\x00\x00\x00aK\x02X\x01\x00\x00\x00bK\x03u.";
         let (direct, tree) = both::<Visited>(bytes);
-        assert_eq!(
-            direct,
-            Some(Visited(vec![("a".into(), 2), ("b".into(), 3)]))
-        );
-        assert_eq!(direct, tree);
+        assert_eq!(direct, None);
+        assert_eq!(tree, Some(Visited(vec![("a".into(), 2), ("b".into(), 3)])));
+    }
+
+    #[test]
+    fn a_visitor_that_stops_early_or_a_128_bit_integer_is_left_to_the_tree() {
+        // (1, 2, [[[...]]]) nested deeper than the tree allows: a 2-tuple reads only the
+        // first two, the tree refuses the whole.
+        let mut bytes = b"\x80\x02(K\x01K\x02".to_vec();
+        bytes.extend(std::iter::repeat_n(b']', 200));
+        bytes.extend(std::iter::repeat_n(b'a', 199));
+        bytes.extend_from_slice(b"t.");
+        assert_eq!(both::<(i64, i64)>(&bytes), (None, None));
+        let bytes = serde_pickle::to_vec(&5i64, Default::default()).unwrap();
+        assert_eq!(both::<i128>(&bytes), (None, None));
+    }
+
+    #[test]
+    fn a_dict_shared_many_times_is_charged_for_every_key_before_it_is_sorted() {
+        // A list of 20,000 references to one dict of 2,000 int keys: 40 million keys to
+        // visit from 26 KB, far beyond the budget.
+        let mut bytes = b"\x80\x02](}q\x01(".to_vec();
+        for i in 0..2000u16 {
+            bytes.push(b'M');
+            bytes.extend_from_slice(&i.to_le_bytes());
+            bytes.extend_from_slice(b"K\x00");
+        }
+        bytes.push(b'u');
+        bytes.extend(std::iter::repeat_n(&b"h\x01"[..], 19_999).flatten());
+        bytes.extend_from_slice(b"e.");
+        let started = std::time::Instant::now();
+        assert_eq!(both::<Vec<BTreeMap<i64, i64>>>(&bytes), (None, None));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

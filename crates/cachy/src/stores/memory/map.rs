@@ -7,9 +7,11 @@
 //!   one has, the shard is swept by a write after as many writes as it holds entries (each
 //!   sweep is paid for by the writes before it), or at once when the bound needs room.
 //! - The bound (entries, or bytes of keys and values) is kept by evicting, after each write
-//!   that passed it: every expired entry first, if any has expired since the last time
-//!   (the store knows when its first entry expires), then the least recently used of a few
-//!   entries sampled at random across the shards, as Redis's `allkeys-lru` does.
+//!   that passed it: expired entries first (the store knows when its first entry expires,
+//!   and once one has, at most once per 64 writes, sweeps the shards whose sweep the writes
+//!   since their last have paid for), then an expired entry or else the least recently used
+//!   of 5 entries sampled at random across the shards, as Redis's `allkeys-lru` does. The
+//!   entry just written is never the one evicted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -105,6 +107,8 @@ pub(super) struct Map {
     /// expires); like [`Table::first_deadline`], possibly early.
     first_deadline: AtomicU64,
     epoch: Instant,
+    /// The write tick of the last store-wide sweep.
+    last_store_sweep: AtomicU64,
 }
 
 impl Map {
@@ -118,6 +122,7 @@ impl Map {
             random: AtomicU64::new(u64::from(std::process::id())),
             first_deadline: AtomicU64::new(u64::MAX),
             epoch: Instant::now(),
+            last_store_sweep: AtomicU64::new(0),
         }
     }
 
@@ -201,7 +206,7 @@ impl Map {
             (added > removed, outcome)
         };
         if grew {
-            self.evict_beyond_bound();
+            self.evict_beyond_bound(key);
         }
         outcome
     }
@@ -274,8 +279,9 @@ impl Map {
         removed
     }
 
-    /// Evict until the store is within its bound.
-    fn evict_beyond_bound(&self) {
+    /// Evict until the store is within its bound, sparing `written`, the key whose write
+    /// passed it.
+    fn evict_beyond_bound(&self, written: &str) {
         let limit = match self.bound {
             None => return,
             Some(Bound::Entries(limit) | Bound::Bytes(limit)) => limit,
@@ -287,7 +293,7 @@ impl Map {
         // race this one cannot keep it here.
         let mut fruitless = 0;
         while self.weight.load(Ordering::Relaxed) > limit && fruitless < SHARDS {
-            if !self.evict_one() {
+            if !self.evict_one(written) {
                 fruitless += 1;
             }
         }
@@ -314,11 +320,29 @@ impl Map {
         if self.first_deadline.load(Ordering::Relaxed) > self.nanos(now) {
             return;
         }
+        // At most once per `SHARDS` writes, by one writer at a time: the others, and this
+        // one in between, find expired entries by sampling.
+        let ticks = self.ticks.load(Ordering::Relaxed);
+        let last = self.last_store_sweep.load(Ordering::Relaxed);
+        if ticks < last.saturating_add(SHARDS as u64)
+            || self
+                .last_store_sweep
+                .compare_exchange(last, ticks, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
         // Deadlines noted during the sweep are kept: the new first is the earliest of both.
         self.first_deadline.store(u64::MAX, Ordering::Relaxed);
         for shard in &self.shards {
-            let mut first = shard.read().first_deadline;
-            if first.is_some_and(|first| first <= now) {
+            let (mut first, paid_for) = {
+                let table = shard.read();
+                let paid_for = table.writes_since_sweep >= table.entries.len();
+                (table.first_deadline, paid_for)
+            };
+            // Only a shard that has taken as many writes as it holds entries since its last
+            // sweep: sweeps stay paid for by the writes before them.
+            if paid_for && first.is_some_and(|first| first <= now) {
                 let mut table = shard.write();
                 let removed = self.sweep(&mut table);
                 self.weight.fetch_sub(removed, Ordering::Relaxed);
@@ -330,9 +354,11 @@ impl Map {
         }
     }
 
-    /// Evict the least recently used of the entries sampled; `false` if nothing was (the
-    /// chosen entry changed before it could be removed, or the store is empty).
-    fn evict_one(&self) -> bool {
+    /// Evict an expired entry or else the least recently used of the entries sampled, never
+    /// `spared`; `false` if nothing was (the chosen entry changed before it could be
+    /// removed, every sample was `spared`, or the store is empty).
+    fn evict_one(&self, spared: &str) -> bool {
+        let mut now = None;
         let mut best: Option<(usize, usize, u64)> = None;
         for _ in 0..EVICTION_SAMPLES {
             let random = self.next_random();
@@ -346,7 +372,17 @@ impl Map {
                 return false;
             };
             let index = (random as u32 as usize) % table.entries.len();
-            let recency = table.entries[index].last_used.load(Ordering::Relaxed);
+            let Some((key, entry)) = table.entries.get_index(index) else {
+                continue;
+            };
+            if &**key == spared {
+                continue;
+            }
+            let recency = if entry.is_live_at(&mut now) {
+                entry.last_used.load(Ordering::Relaxed)
+            } else {
+                0
+            };
             if best.is_none_or(|(_, _, best)| recency < best) {
                 best = Some((shard, index, recency));
             }
@@ -355,10 +391,11 @@ impl Map {
             return false;
         };
         let mut table = self.shards[shard].write();
-        let still_chosen = table
-            .entries
-            .get_index(index)
-            .is_some_and(|(_, entry)| entry.last_used.load(Ordering::Relaxed) == recency);
+        let still_chosen = table.entries.get_index(index).is_some_and(|(key, entry)| {
+            &**key != spared
+                && (!entry.is_live_at(&mut now)
+                    || entry.last_used.load(Ordering::Relaxed) == recency)
+        });
         if !still_chosen {
             return false;
         }
@@ -447,6 +484,17 @@ mod tests {
             .filter(|i| map.get(&format!("long{i}")).is_some())
             .count();
         assert_eq!(long_kept, 50, "the expired entries went first");
+    }
+
+    #[test]
+    fn a_write_never_evicts_what_it_wrote() {
+        let map = Map::new(Some(Bound::Entries(1)));
+        for i in 0..2000 {
+            let key = format!("k{i}");
+            map.insert(&key, entry(b"x", None));
+            assert!(map.get(&key).is_some(), "write {i} evicted its own key");
+            assert_eq!(map.len(), 1);
+        }
     }
 
     #[test]
