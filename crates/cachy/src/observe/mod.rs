@@ -17,10 +17,13 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::SystemTime;
 
-use std::future::Future;
+use crate::error::ErrorKind;
 
-use crate::error::{Error, ErrorKind};
-use crate::store::Ttl;
+#[cfg(feature = "metrics")]
+mod metrics;
+mod observed;
+
+pub(crate) use observed::{error_outcome, found, removed, reporting, written};
 
 /// A repository operation, as spans, metrics and hooks name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -281,7 +284,7 @@ pub(crate) struct Observer {
     /// The manager's hooks, shared by all its repositories.
     manager_hooks: OnceLock<Arc<Hooks>>,
     #[cfg(feature = "metrics")]
-    metrics: metrics_handles::Handles,
+    metrics: metrics::Handles,
 }
 
 impl Default for Observer {
@@ -292,7 +295,7 @@ impl Default for Observer {
             hooks: Hooks::default(),
             manager_hooks: OnceLock::new(),
             #[cfg(feature = "metrics")]
-            metrics: metrics_handles::Handles::default(),
+            metrics: metrics::Handles::default(),
         }
     }
 }
@@ -352,261 +355,5 @@ impl Observer {
     pub(crate) fn timed(&self, store: &str, operation: Operation, seconds: f64) {
         #[cfg(feature = "metrics")]
         self.metrics.duration(store, operation).record(seconds);
-    }
-}
-
-impl crate::Repository {
-    /// Run `work`, the operation `operation` on `key`, observed: in a span, counted, handed
-    /// to the hooks and, with metrics on, timed. `outcome` tells how a success ended; an
-    /// error that is a cache [`Error`] is a failure of its kind, any other (a `remember`
-    /// factory's own) a miss.
-    pub(crate) async fn observed<T, E: 'static>(
-        &self,
-        operation: Operation,
-        key: Option<&str>,
-        outcome: impl FnOnce(&T) -> Outcome,
-        work: impl Future<Output = std::result::Result<T, E>>,
-    ) -> std::result::Result<T, E> {
-        self.observed_each(operation, key, work, reporting(key, outcome))
-            .await
-    }
-
-    /// [`observed`](Self::observed) for an operation on several keys: `report` records one
-    /// outcome per key (or one for the whole call).
-    pub(crate) async fn observed_each<T, E: 'static>(
-        &self,
-        operation: Operation,
-        key: Option<&str>,
-        work: impl Future<Output = std::result::Result<T, E>>,
-        report: impl FnOnce(std::result::Result<&T, &E>, &mut Record<'_>),
-    ) -> std::result::Result<T, E> {
-        let observation = self.start_observation(operation, key);
-        self.observe_until(observation, work, report).await
-    }
-
-    /// The rest of an observation begun with [`start_observation`](Self::start_observation):
-    /// `work`, in its span, then its outcome.
-    pub(crate) async fn observe_until<T, E>(
-        &self,
-        observation: Observation,
-        work: impl Future<Output = std::result::Result<T, E>>,
-        report: impl FnOnce(std::result::Result<&T, &E>, &mut Record<'_>),
-    ) -> std::result::Result<T, E> {
-        #[cfg(feature = "tracing")]
-        let result = match &observation.span {
-            Some(span) => tracing::Instrument::instrument(work, span.clone()).await,
-            None => work.await,
-        };
-        #[cfg(not(feature = "tracing"))]
-        let result = work.await;
-        self.finish_observation(observation, result, report)
-    }
-
-    /// Begin observing `operation` on `key`: its span (if a subscriber wants one) and, with
-    /// metrics on, its start time.
-    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-    pub(crate) fn start_observation(&self, operation: Operation, key: Option<&str>) -> Observation {
-        Observation {
-            operation,
-            started: metrics_enabled().then(std::time::Instant::now),
-            // Without a subscriber that wants `DEBUG` (one atomic load), no span is made at all.
-            #[cfg(feature = "tracing")]
-            span: tracing::level_enabled!(tracing::Level::DEBUG)
-                .then(|| span(self.name(), operation, key)),
-        }
-    }
-
-    /// Record the outcome of an observed operation, as `report` reads it from `result`.
-    pub(crate) fn finish_observation<T, E>(
-        &self,
-        observation: Observation,
-        result: std::result::Result<T, E>,
-        report: impl FnOnce(std::result::Result<&T, &E>, &mut Record<'_>),
-    ) -> std::result::Result<T, E> {
-        let (name, operation) = (self.name(), observation.operation);
-        #[cfg(feature = "tracing")]
-        let mut last = None;
-        report(result.as_ref(), &mut |key, outcome| {
-            self.observer().record(name, operation, key, outcome);
-            #[cfg(feature = "tracing")]
-            {
-                last = Some(outcome);
-            }
-        });
-        #[cfg(feature = "tracing")]
-        if let (Some(span), Some(outcome)) = (&observation.span, last) {
-            span.record("outcome", outcome.name());
-        }
-        if let Some(started) = observation.started {
-            let seconds = started.elapsed().as_secs_f64();
-            self.observer().timed(name, operation, seconds);
-        }
-        result
-    }
-}
-
-/// One operation being observed, between its start and its outcome.
-pub(crate) struct Observation {
-    operation: Operation,
-    /// When it started, if metrics are on.
-    started: Option<std::time::Instant>,
-    #[cfg(feature = "tracing")]
-    span: Option<tracing::Span>,
-}
-
-/// What a report calls with each key's outcome.
-pub(crate) type Record<'a> = dyn FnMut(Option<&str>, Outcome) + 'a;
-
-/// The report of an operation on one `key`: its outcome on success, its error's otherwise.
-pub(crate) fn reporting<T, E: 'static>(
-    key: Option<&str>,
-    outcome: impl FnOnce(&T) -> Outcome,
-) -> impl FnOnce(std::result::Result<&T, &E>, &mut Record<'_>) {
-    move |result, record| record(key, result.map_or_else(error_outcome, outcome))
-}
-
-impl Observation {
-    /// Run `work` inside this observation's span, if it has one.
-    pub(crate) fn in_scope<R>(&self, work: impl FnOnce() -> R) -> R {
-        #[cfg(feature = "tracing")]
-        if let Some(span) = &self.span {
-            return span.in_scope(work);
-        }
-        work()
-    }
-}
-
-/// A read's outcome: whether it found a value.
-pub(crate) fn found<T>(value: &Option<T>) -> Outcome {
-    if value.is_some() {
-        Outcome::Hit
-    } else {
-        Outcome::Miss
-    }
-}
-
-/// A removal's outcome.
-pub(crate) fn removed(removed: &bool) -> Outcome {
-    if *removed {
-        Outcome::Removed
-    } else {
-        Outcome::Unchanged
-    }
-}
-
-/// A write's outcome: a lifetime of zero or less removes instead.
-pub(crate) fn written(ttl: Option<Ttl>) -> Outcome {
-    if ttl.is_some() {
-        Outcome::Written
-    } else {
-        Outcome::Removed
-    }
-}
-
-/// The outcome of an operation that failed with `error`: a cache error's kind, or, for a
-/// `remember` factory's own error, a miss (the value was not there; the cache did not fail).
-pub(crate) fn error_outcome<E: 'static>(error: &E) -> Outcome {
-    match (error as &dyn std::any::Any).downcast_ref::<Error>() {
-        Some(error) => Outcome::Failed(error.kind()),
-        None => Outcome::Miss,
-    }
-}
-
-/// The span of one operation (feature `tracing`).
-#[cfg(feature = "tracing")]
-pub(crate) fn span(store: &str, operation: Operation, key: Option<&str>) -> tracing::Span {
-    let span = tracing::debug_span!(
-        "cache",
-        store,
-        operation = operation.name(),
-        key = tracing::field::Empty,
-        outcome = tracing::field::Empty,
-    );
-    if !span.is_disabled()
-        && let Some(shown) = key.and_then(shown_key)
-    {
-        span.record("key", shown);
-    }
-    span
-}
-
-/// Metric handles, registered on first use of each series.
-#[cfg(feature = "metrics")]
-mod metrics_handles {
-    use std::sync::OnceLock;
-
-    use super::{Operation, Outcome};
-    use crate::error::ErrorKind;
-
-    const OUTCOMES: usize = 8;
-    const OPERATIONS: usize = Operation::Remember as usize + 1;
-
-    #[derive(Default)]
-    pub(super) struct Handles {
-        requests: [[OnceLock<metrics::Counter>; OUTCOMES]; OPERATIONS],
-        errors: std::sync::Mutex<Vec<((Operation, ErrorKind), metrics::Counter)>>,
-        durations: [OnceLock<metrics::Histogram>; OPERATIONS],
-    }
-
-    fn index(operation: Operation) -> usize {
-        operation as usize
-    }
-
-    fn outcome_index(outcome: Outcome) -> usize {
-        match outcome {
-            Outcome::Hit => 0,
-            Outcome::Miss => 1,
-            Outcome::Stale => 2,
-            Outcome::Written => 3,
-            Outcome::Removed => 4,
-            Outcome::Unchanged => 5,
-            Outcome::Done => 6,
-            Outcome::Failed(_) => 7,
-        }
-    }
-
-    impl Handles {
-        pub(super) fn count(&self, store: &str, operation: Operation, outcome: Outcome) {
-            self.requests[index(operation)][outcome_index(outcome)]
-                .get_or_init(|| {
-                    metrics::counter!(
-                        "cachy.requests",
-                        "store" => store.to_owned(),
-                        "operation" => operation.name(),
-                        "outcome" => outcome.name(),
-                    )
-                })
-                .increment(1);
-            if let Outcome::Failed(kind) = outcome {
-                let mut errors = self
-                    .errors
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let counter = match errors.iter().find(|(k, _)| *k == (operation, kind)) {
-                    Some((_, counter)) => counter.clone(),
-                    None => {
-                        let counter = metrics::counter!(
-                            "cachy.errors",
-                            "store" => store.to_owned(),
-                            "operation" => operation.name(),
-                            "error.type" => kind.name(),
-                        );
-                        errors.push(((operation, kind), counter.clone()));
-                        counter
-                    }
-                };
-                counter.increment(1);
-            }
-        }
-
-        pub(super) fn duration(&self, store: &str, operation: Operation) -> &metrics::Histogram {
-            self.durations[index(operation)].get_or_init(|| {
-                metrics::histogram!(
-                    "cachy.operation.duration",
-                    "store" => store.to_owned(),
-                    "operation" => operation.name(),
-                )
-            })
-        }
     }
 }

@@ -1,0 +1,78 @@
+//! Metric handles, registered on first use of each series (feature `metrics`).
+
+use std::sync::OnceLock;
+
+use super::{Operation, Outcome};
+use crate::error::ErrorKind;
+
+const OUTCOMES: usize = 8;
+const OPERATIONS: usize = Operation::Remember as usize + 1;
+
+#[derive(Default)]
+pub(super) struct Handles {
+    requests: [[OnceLock<metrics::Counter>; OUTCOMES]; OPERATIONS],
+    errors: std::sync::Mutex<Vec<((Operation, ErrorKind), metrics::Counter)>>,
+    durations: [OnceLock<metrics::Histogram>; OPERATIONS],
+}
+
+fn index(operation: Operation) -> usize {
+    operation as usize
+}
+
+fn outcome_index(outcome: Outcome) -> usize {
+    match outcome {
+        Outcome::Hit => 0,
+        Outcome::Miss => 1,
+        Outcome::Stale => 2,
+        Outcome::Written => 3,
+        Outcome::Removed => 4,
+        Outcome::Unchanged => 5,
+        Outcome::Done => 6,
+        Outcome::Failed(_) => 7,
+    }
+}
+
+impl Handles {
+    pub(super) fn count(&self, store: &str, operation: Operation, outcome: Outcome) {
+        self.requests[index(operation)][outcome_index(outcome)]
+            .get_or_init(|| {
+                metrics::counter!(
+                    "cachy.requests",
+                    "store" => store.to_owned(),
+                    "operation" => operation.name(),
+                    "outcome" => outcome.name(),
+                )
+            })
+            .increment(1);
+        if let Outcome::Failed(kind) = outcome {
+            let mut errors = self
+                .errors
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let counter = match errors.iter().find(|(k, _)| *k == (operation, kind)) {
+                Some((_, counter)) => counter.clone(),
+                None => {
+                    let counter = metrics::counter!(
+                        "cachy.errors",
+                        "store" => store.to_owned(),
+                        "operation" => operation.name(),
+                        "error.type" => kind.name(),
+                    );
+                    errors.push(((operation, kind), counter.clone()));
+                    counter
+                }
+            };
+            counter.increment(1);
+        }
+    }
+
+    pub(super) fn duration(&self, store: &str, operation: Operation) -> &metrics::Histogram {
+        self.durations[index(operation)].get_or_init(|| {
+            metrics::histogram!(
+                "cachy.operation.duration",
+                "store" => store.to_owned(),
+                "operation" => operation.name(),
+            )
+        })
+    }
+}
