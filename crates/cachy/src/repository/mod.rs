@@ -7,18 +7,21 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec::{decode, encode, incremented_in_format};
+use crate::codec::{decode, encode};
 use crate::envelope;
 use crate::error::{Error, Result};
 use crate::expiry::Expiry;
 use crate::flight::Flights;
 use crate::observe::{
-    Event, Observer, Operation, Outcome, Stats, error_outcome, found, removed, reporting, written,
+    Event, Observer, Operation, Outcome, Stats, found, removed, reporting, written,
 };
 use crate::remember::CacheErrors;
-use crate::serializer::{IntegerFormat, Serializer};
-use crate::store::{Store, Ttl, increment_by_swapping};
+use crate::serializer::Serializer;
+use crate::store::{Store, Ttl};
 use crate::tags;
+
+mod batch;
+mod counters;
 
 /// The default cache time, as in Python cachy: 60 minutes.
 pub const DEFAULT_CACHE_MINUTES: i64 = 60;
@@ -547,102 +550,6 @@ impl Repository {
             .map_err(self.context(key))
     }
 
-    /// Add one to the counter under `key` and return the new value. A missing key starts at 0
-    /// and is kept without expiry; an existing TTL is kept; a value that is not an integer is
-    /// an [`ErrorKind::NotAnInteger`](crate::ErrorKind::NotAnInteger) error.
-    pub async fn increment(&self, key: &str) -> Result<i64> {
-        self.increment_by(key, 1).await
-    }
-
-    /// Add `amount` to the counter under `key` (see [`increment`](Self::increment)).
-    pub async fn increment_by(&self, key: &str, amount: i64) -> Result<i64> {
-        self.count(key, amount, None).await
-    }
-
-    /// Add `amount` to the counter under `key`; a missing counter is created holding
-    /// `amount`, kept until `expiry`, atomically on every store: the counter of a rate
-    /// window, in one call. An existing counter keeps its own expiry. An expiry of zero or
-    /// less is an [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) error.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> cachy::Result<()> {
-    /// use std::time::Duration;
-    ///
-    /// let cache = cachy::CacheManager::from_value(serde_json::json!({
-    ///     "stores": { "dict": { "driver": "dict" } }
-    /// }))?;
-    /// let window = Duration::from_secs(60);
-    /// assert_eq!(cache.increment_expiring("requests:ann", 1, window).await?, 1);
-    /// assert_eq!(cache.increment_expiring("requests:ann", 1, window).await?, 2);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn increment_expiring(
-        &self,
-        key: &str,
-        amount: i64,
-        expiry: impl Into<Expiry>,
-    ) -> Result<i64> {
-        let Some(ttl @ Some(_)) = expiry.into().ttl() else {
-            return Err(Error::new(
-                crate::ErrorKind::InvalidInput,
-                "an expiring counter needs a lifetime above zero",
-            )
-            .with_store(&self.inner.name)
-            .with_key(key));
-        };
-        self.count(key, amount, ttl).await
-    }
-
-    /// Add `amount` to the counter under `key`, creating a missing one for `ttl`.
-    async fn count(&self, key: &str, amount: i64, ttl: Ttl) -> Result<i64> {
-        let work = self.count_stored(key, amount, ttl);
-        self.observed(Operation::Increment, Some(key), |_| Outcome::Done, work)
-            .await
-    }
-
-    async fn count_stored(&self, key: &str, amount: i64, ttl: Ttl) -> Result<i64> {
-        let scope = self.scope().await?;
-        let key = scope.key(key);
-        let store = &**self.store();
-        let counted = if self.inner.serializer.integer_format() == IntegerFormat::Serializer {
-            let serializer = &self.inner.serializer;
-            increment_by_swapping(
-                store,
-                &key,
-                amount,
-                ttl,
-                |current, by| incremented_in_format(serializer, current, by),
-                |next| encode(serializer, &next),
-            )
-            .await
-        } else if ttl.is_some() {
-            store.increment_expiring(&key, amount, ttl).await
-        } else {
-            store.increment(&key, amount).await
-        };
-        counted.map_err(self.context(&key))
-    }
-
-    /// Subtract one from the counter under `key`; counters may go below zero.
-    pub async fn decrement(&self, key: &str) -> Result<i64> {
-        self.decrement_by(key, 1).await
-    }
-
-    /// Subtract `amount` from the counter under `key`.
-    pub async fn decrement_by(&self, key: &str, amount: i64) -> Result<i64> {
-        let negated = amount.checked_neg().ok_or_else(|| {
-            Error::new(
-                crate::ErrorKind::InvalidInput,
-                format!("cannot decrement by {amount}: its negation overflows"),
-            )
-            .with_store(&self.inner.name)
-            .with_key(key)
-        })?;
-        self.increment_by(key, negated).await
-    }
-
     /// The value under `key`; on a miss, run `compute`, store its `Ok` value until `expiry`,
     /// and return it. An `Err` from `compute` is returned and nothing is cached.
     ///
@@ -733,105 +640,6 @@ impl Repository {
                 .map_err(self.context(key)),
             None => self.forget_stored(key).await.map(drop),
         }
-    }
-
-    /// The values under `keys`, in the same order, `None` for each miss. One round trip on
-    /// stores that can (Redis `MGET`, memcached multi-get, one SQL query); under tags, the
-    /// tag ids are read once for all the keys.
-    pub async fn many<T: DeserializeOwned>(
-        &self,
-        keys: &[impl AsRef<str>],
-    ) -> Result<Vec<Option<T>>> {
-        let work = self.many_stored(keys);
-        self.observed_each(Operation::Many, None, work, |result, record| match result {
-            Ok(values) => {
-                for (key, value) in keys.iter().zip(values) {
-                    record(Some(key.as_ref()), found(value));
-                }
-            }
-            Err(e) => record(None, error_outcome(e)),
-        })
-        .await
-    }
-
-    async fn many_stored<T: DeserializeOwned>(
-        &self,
-        keys: &[impl AsRef<str>],
-    ) -> Result<Vec<Option<T>>> {
-        let scope = self.scope().await?;
-        let stored: Vec<Cow<'_, str>> = keys.iter().map(|key| scope.key(key.as_ref())).collect();
-        let stored: Vec<&str> = stored.iter().map(|key| &**key).collect();
-        let values = self
-            .inner
-            .store
-            .get_many(&stored)
-            .await
-            .map_err(|e| e.with_store(&self.inner.name))?;
-        stored
-            .iter()
-            .zip(values)
-            .map(|(key, bytes)| {
-                self.decode_fresh(bytes.as_deref())
-                    .map_err(self.context(key))
-            })
-            .collect()
-    }
-
-    /// Store every `(key, value)` pair until `expiry`, with the same rules as
-    /// [`put`](Self::put).
-    pub async fn put_many<K, T>(&self, items: &[(K, T)], expiry: impl Into<Expiry>) -> Result<()>
-    where
-        K: AsRef<str>,
-        T: Serialize,
-    {
-        let ttl = expiry.into().ttl();
-        let work = self.put_many_stored(items, ttl);
-        self.observed_each(
-            Operation::PutMany,
-            None,
-            work,
-            |result, record| match result {
-                Ok(()) => {
-                    for (key, _) in items {
-                        record(Some(key.as_ref()), written(ttl));
-                    }
-                }
-                Err(e) => record(None, error_outcome(e)),
-            },
-        )
-        .await
-    }
-
-    async fn put_many_stored<K, T>(&self, items: &[(K, T)], ttl: Option<Ttl>) -> Result<()>
-    where
-        K: AsRef<str>,
-        T: Serialize,
-    {
-        let scope = self.scope().await?;
-        let Some(ttl) = ttl else {
-            for (key, _) in items {
-                self.forget_stored(&scope.key(key.as_ref())).await?;
-            }
-            return Ok(());
-        };
-        let keys: Vec<Cow<'_, str>> = items
-            .iter()
-            .map(|(key, _)| scope.key(key.as_ref()))
-            .collect();
-        let encoded = keys
-            .iter()
-            .zip(items)
-            .map(|(key, (_, value))| {
-                encode(&self.inner.serializer, value)
-                    .map(|bytes| (&**key, bytes))
-                    .map_err(self.context(key))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.inner
-            .store
-            .put_many(&encoded, ttl)
-            .await
-            .map_err(|e| e.with_store(&self.inner.name))
     }
 
     /// Remove every item of this store; under tags, invalidate every item stored under any
