@@ -16,6 +16,7 @@
 
 pub mod behaviour;
 pub mod bench;
+pub mod faults;
 pub mod servers;
 
 use std::any::Any;
@@ -126,6 +127,12 @@ macro_rules! behaviour_suite {
             an_expired_lock_can_be_taken,
             acquire_waits_for_the_holder_or_times_out,
             observability_counts_a_known_sequence_exactly,
+            a_store_that_is_down_never_fails_a_resilient_remember,
+            a_store_and_a_source_both_down_give_the_source_error,
+            a_value_that_no_longer_decodes_is_recomputed_and_overwritten,
+            a_value_that_cannot_be_encoded_is_a_failure_observed,
+            a_fallback_is_never_fresh_to_get_has_many_or_remember,
+            a_fallback_is_served_only_within_the_readers_window,
         );
     };
     (@tests $fixture:path; $($behaviour:ident),* $(,)?) => {

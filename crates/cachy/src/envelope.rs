@@ -80,12 +80,15 @@ pub(crate) fn open(bytes: &[u8]) -> Opened<'_> {
 }
 
 /// The payload of `bytes` if the value is fresh now: the bytes themselves without an
-/// envelope, `None` for an enveloped value past its logical expiry. (The clock is read only
-/// for an envelope: plain hits pay one byte comparison.)
+/// envelope, `None` for an enveloped value past its logical expiry and for a fail-safe
+/// fallback (which only a `remember` that asked for fail-safe serves, as stale). (The clock
+/// is read only for an envelope: plain hits pay one byte comparison.)
 pub(crate) fn fresh_payload(bytes: &[u8]) -> Option<&[u8]> {
     match open(bytes) {
         Opened::Plain(payload) => Some(payload),
-        Opened::Enveloped(header, payload) => (now() < header.expires_at).then_some(payload),
+        Opened::Enveloped(header, payload) => {
+            (!header.stale && now() < header.expires_at).then_some(payload)
+        }
     }
 }
 
@@ -125,6 +128,15 @@ mod tests {
         let fresh = wrap(
             &Header {
                 expires_at: u64::MAX,
+                ..header
+            },
+            b"payload",
+        );
+        assert_eq!(fresh_payload(&fresh), None, "a fallback is never fresh");
+        let fresh = wrap(
+            &Header {
+                expires_at: u64::MAX,
+                stale: false,
                 ..header
             },
             b"payload",

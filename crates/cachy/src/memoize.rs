@@ -38,7 +38,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Expiry;
 use crate::flight::ShareErrors;
 use crate::manager::CacheManager;
-use crate::observe::{Operation, Outcome};
+use crate::observe::{Operation, Outcome, Record, error_outcome};
 use crate::remember::options::RememberOptions;
 use crate::remember::{CacheErrors, Remembered};
 use crate::repository::Repository;
@@ -335,6 +335,7 @@ impl Memoizer {
         let (Some(repository), Some(key)) = (&self.repository, key) else {
             return compute().await;
         };
+        let factory_failed = std::sync::atomic::AtomicBool::new(false);
         let remembered = async {
             let remembered = repository
                 .remember_in_process(
@@ -345,6 +346,10 @@ impl Memoizer {
                     compute,
                 )
                 .await;
+            factory_failed.store(
+                matches!(&remembered, Err(e) if e.is_factory_failure()),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             match remembered {
                 Ok(found) => Ok(found),
                 Err(Remembered::Cache(_, compute)) => Ok((compute().await?, Outcome::Miss)),
@@ -355,8 +360,18 @@ impl Memoizer {
                 Err(Remembered::Store(_, value)) => Ok((value, Outcome::Miss)),
             }
         };
+        let report = |result: Result<&(T, Outcome), &E>, record: &mut Record<'_>| {
+            let outcome = match result {
+                Ok((_, outcome)) => *outcome,
+                Err(_) if factory_failed.load(std::sync::atomic::Ordering::Relaxed) => {
+                    Outcome::FactoryFailed
+                }
+                Err(e) => error_outcome(e),
+            };
+            record(Some(&key), outcome);
+        };
         let observed =
-            repository.observed(Operation::Remember, Some(&key), |(_, o)| *o, remembered);
+            repository.observed_each(Operation::Remember, Some(&key), remembered, report);
         Ok(observed.await?.0)
     }
 
@@ -452,7 +467,7 @@ impl Memoizer {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .take()
         };
-        let failed_elsewhere = std::sync::atomic::AtomicBool::new(false);
+        let report = crate::remember::Report::default();
         let remembered = repository
             .remember_entry_reporting(
                 &key,
@@ -465,14 +480,14 @@ impl Memoizer {
                         }
                     }
                 },
-                &failed_elsewhere,
+                &report,
             )
             .await;
         match remembered {
             Ok(entry) => Ok(entry.value),
             // Another call of the function with these arguments failed: its error, as
             // `call_result` gives it, rather than another call of a failing source.
-            Err(e) if failed_elsewhere.into_inner() => Err(e),
+            Err(e) if report.factory_failed.into_inner() => Err(e),
             Err(e) => {
                 let unused = shared
                     .lock()

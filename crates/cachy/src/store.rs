@@ -231,6 +231,15 @@ pub trait Store: std::any::Any + Send + Sync + 'static {
         None
     }
 
+    /// Keep `value` under `key` in this process only, for at most `ttl` (`None`: as long as
+    /// the store keeps in-process copies), after a write of it to this store failed. A
+    /// resilient `remember` calls this, so that a store with an in-process level (the hybrid
+    /// store, whose L1 keeps it up to its `l1_ttl`) goes on serving what this process
+    /// computed while the shared level is down. The default keeps nothing.
+    fn keep_after_failed_write(&self, key: &str, value: &[u8], ttl: Option<std::time::Duration>) {
+        let _ = (key, value, ttl);
+    }
+
     /// Whether the stored bytes never leave this process (the memory store). The manager then
     /// ignores the global `serializer` and uses msgpack, as no other program reads the bytes
     /// (Python cachy's dict store does not serialize at all); a store's own `serializer`

@@ -167,6 +167,9 @@ async fn create_id(key: &str, store: &dyn Store, serializer: &Serializer) -> Res
     }
 }
 
+/// The length of a [`namespace_prefix`]: a SHA-1 in hex and a colon.
+pub(crate) const NAMESPACE_PREFIX_LEN: usize = 41;
+
 /// The prefix of every item key under the tag ids `ids`: `sha1(namespace) + ":"`.
 pub(crate) fn namespace_prefix(ids: &[String]) -> String {
     format!("{}:", hex::encode(Sha1::digest(ids.join("|"))))

@@ -44,6 +44,7 @@ pub(crate) async fn wait_until_missing(repo: &Repository, key: &str, limit: Dura
 }
 
 mod counters;
+mod failures;
 mod locks;
 mod observe;
 mod remember;
@@ -52,6 +53,7 @@ mod tags;
 mod values;
 
 pub use counters::*;
+pub use failures::*;
 pub use locks::*;
 pub use observe::*;
 pub use remember::*;

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use super::{Operation, Outcome};
 use crate::error::ErrorKind;
 
-const OUTCOMES: usize = 8;
+const OUTCOMES: usize = 10;
 const OPERATIONS: usize = Operation::Remember as usize + 1;
 
 #[derive(Default)]
@@ -29,6 +29,8 @@ fn outcome_index(outcome: Outcome) -> usize {
         Outcome::Unchanged => 5,
         Outcome::Done => 6,
         Outcome::Failed(_) => 7,
+        Outcome::Computed => 8,
+        Outcome::FactoryFailed => 9,
     }
 }
 

@@ -23,7 +23,7 @@ use crate::error::ErrorKind;
 mod metrics;
 mod observed;
 
-pub(crate) use observed::{error_outcome, found, removed, reporting, written};
+pub(crate) use observed::{Record, error_outcome, found, removed, reporting, written};
 
 /// A repository operation, as spans, metrics and hooks name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,8 +87,13 @@ impl fmt::Display for Operation {
 pub enum Outcome {
     /// A read found a fresh value.
     Hit,
-    /// A read found nothing (for `remember`: the value was computed).
+    /// A read found nothing. For `remember`: the value was computed and not stored (the
+    /// factory asked for it not to be, or the store failed: that failure is an event of its
+    /// own, see [`Outcome::Failed`]).
     Miss,
+    /// `remember` found nothing, computed the value and stored it: counted as a miss and as
+    /// a write.
+    Computed,
     /// `remember` served a fail-safe fallback: an expired value, because the factory failed
     /// or was too slow.
     Stale,
@@ -100,39 +105,58 @@ pub enum Outcome {
     Unchanged,
     /// Done, neither a read nor a write of one value: a counter changed, a store flushed.
     Done,
-    /// The cache failed with an error of this kind.
+    /// The cache failed with an error of this kind. Inside a `remember` that still returned
+    /// its value (the resilient variants and `#[cached]` compute around a failing cache),
+    /// the failure is an event of its own, with the operation that failed: `get` for a read
+    /// (or a value that did not decode), `put` for a write (or a value that did not encode).
     Failed(ErrorKind),
+    /// `remember`'s factory failed and there was no fallback to serve: the caller got the
+    /// factory's error. Not a cache error.
+    FactoryFailed,
 }
 
 impl Outcome {
-    /// Its name in spans and metric labels: `hit`, `miss`, `stale`, `written`, `removed`,
-    /// `unchanged`, `done`, `error`.
+    /// Its name in spans and metric labels: `hit`, `miss`, `computed`, `stale`, `written`,
+    /// `removed`, `unchanged`, `done`, `error`, `factory_error`.
     pub fn name(self) -> &'static str {
         match self {
             Outcome::Hit => "hit",
             Outcome::Miss => "miss",
+            Outcome::Computed => "computed",
             Outcome::Stale => "stale",
             Outcome::Written => "written",
             Outcome::Removed => "removed",
             Outcome::Unchanged => "unchanged",
             Outcome::Done => "done",
             Outcome::Failed(_) => "error",
+            Outcome::FactoryFailed => "factory_error",
         }
     }
 
-    /// The index of its counter in [`Observer`]'s counts, if it has one.
-    fn counter(self) -> Option<usize> {
+    /// The indexes of the counters in [`Observer`]'s counts it adds one to.
+    fn counters(self) -> &'static [usize] {
         match self {
-            Outcome::Hit => Some(0),
-            Outcome::Miss => Some(1),
-            Outcome::Stale => Some(2),
-            Outcome::Written => Some(3),
-            Outcome::Removed => Some(4),
-            Outcome::Failed(_) => Some(5),
-            Outcome::Unchanged | Outcome::Done => None,
+            Outcome::Hit => &[HITS],
+            Outcome::Miss => &[MISSES],
+            Outcome::Computed => &[MISSES, WRITES],
+            Outcome::Stale => &[STALE_HITS],
+            Outcome::Written => &[WRITES],
+            Outcome::Removed => &[REMOVALS],
+            Outcome::Failed(_) => &[ERRORS],
+            Outcome::FactoryFailed => &[FACTORY_ERRORS],
+            Outcome::Unchanged | Outcome::Done => &[],
         }
     }
 }
+
+const HITS: usize = 0;
+const MISSES: usize = 1;
+const STALE_HITS: usize = 2;
+const WRITES: usize = 3;
+const REMOVALS: usize = 4;
+const ERRORS: usize = 5;
+const FACTORY_ERRORS: usize = 6;
+const COUNTERS: usize = 7;
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -165,12 +189,15 @@ pub struct Stats {
     pub misses: u64,
     /// Fail-safe fallbacks served by `remember`.
     pub stale_hits: u64,
-    /// Values stored.
+    /// Values stored (by `remember` too).
     pub writes: u64,
     /// Values removed.
     pub removals: u64,
-    /// Operations that failed with a cache error.
+    /// Cache failures: operations that failed with a cache error, and the failures a
+    /// resilient `remember` computed around.
     pub errors: u64,
+    /// `remember` calls whose factory failed without a fallback to serve.
+    pub factory_errors: u64,
     /// When counting started (when the repository was built).
     pub since: SystemTime,
 }
@@ -229,7 +256,7 @@ fn shown_key(key: &str) -> Option<String> {
 ///
 /// | metric | kind | labels |
 /// |---|---|---|
-/// | `cachy.requests` | counter | `store`, `operation`, `outcome` (`hit`, `miss`, `stale`, `written`, `removed`, `unchanged`, `done`, `error`) |
+/// | `cachy.requests` | counter | `store`, `operation`, `outcome` (`hit`, `miss`, `computed`, `stale`, `written`, `removed`, `unchanged`, `done`, `error`, `factory_error`) |
 /// | `cachy.errors` | counter | `store`, `operation`, `error.type` (the [`ErrorKind`], e.g. `unavailable`) |
 /// | `cachy.operation.duration` | histogram, seconds | `store`, `operation` |
 /// | `cachy.single_flights` | gauge | `store`: computations in progress that other callers wait for |
@@ -276,9 +303,16 @@ impl Hooks {
     }
 }
 
+/// How often a repository logs the cache failures it computed around, at most.
+const WARNING_INTERVAL_MS: u64 = 10_000;
+
 /// One repository's counters, hooks and metric handles.
 pub(crate) struct Observer {
-    counts: [AtomicU64; 6],
+    counts: [AtomicU64; COUNTERS],
+    /// When the last warning about a failure computed around was logged (ms since the Unix
+    /// epoch), and how many were not logged since.
+    last_warning: AtomicU64,
+    unwarned: AtomicU64,
     since: SystemTime,
     hooks: Hooks,
     /// The manager's hooks, shared by all its repositories.
@@ -291,6 +325,8 @@ impl Default for Observer {
     fn default() -> Self {
         Observer {
             counts: Default::default(),
+            last_warning: AtomicU64::new(0),
+            unwarned: AtomicU64::new(0),
             since: SystemTime::now(),
             hooks: Hooks::default(),
             manager_hooks: OnceLock::new(),
@@ -304,12 +340,13 @@ impl Observer {
     pub(crate) fn stats(&self) -> Stats {
         let count = |i: usize| self.counts[i].load(Ordering::Relaxed);
         Stats {
-            hits: count(0),
-            misses: count(1),
-            stale_hits: count(2),
-            writes: count(3),
-            removals: count(4),
-            errors: count(5),
+            hits: count(HITS),
+            misses: count(MISSES),
+            stale_hits: count(STALE_HITS),
+            writes: count(WRITES),
+            removals: count(REMOVALS),
+            errors: count(ERRORS),
+            factory_errors: count(FACTORY_ERRORS),
             since: self.since,
         }
     }
@@ -331,7 +368,7 @@ impl Observer {
         key: Option<&str>,
         outcome: Outcome,
     ) {
-        if let Some(counter) = outcome.counter() {
+        for &counter in outcome.counters() {
             self.counts[counter].fetch_add(1, Ordering::Relaxed);
         }
         let event = Event {
@@ -347,6 +384,24 @@ impl Observer {
         #[cfg(feature = "metrics")]
         if metrics_enabled() {
             self.metrics.count(store, operation, outcome);
+        }
+    }
+
+    /// Whether to log a cache failure computed around now: at most one a repository every
+    /// ten seconds, with how many were not logged before it (`None`: not this one).
+    pub(crate) fn warning_due(&self) -> Option<u64> {
+        let now = crate::envelope::now();
+        let last = self.last_warning.load(Ordering::Relaxed);
+        let due = now.saturating_sub(last) >= WARNING_INTERVAL_MS
+            && self
+                .last_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        if due {
+            Some(self.unwarned.swap(0, Ordering::Relaxed))
+        } else {
+            self.unwarned.fetch_add(1, Ordering::Relaxed);
+            None
         }
     }
 

@@ -156,11 +156,11 @@ pub(crate) fn written(ttl: Option<Ttl>) -> Outcome {
 }
 
 /// The outcome of an operation that failed with `error`: a cache error's kind, or, for a
-/// `remember` factory's own error, a miss (the value was not there; the cache did not fail).
+/// `remember` factory's own error, [`Outcome::FactoryFailed`].
 pub(crate) fn error_outcome<E: 'static>(error: &E) -> Outcome {
     match (error as &dyn std::any::Any).downcast_ref::<Error>() {
         Some(error) => Outcome::Failed(error.kind()),
-        None => Outcome::Miss,
+        None => Outcome::FactoryFailed,
     }
 }
 

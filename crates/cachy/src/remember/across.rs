@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use super::options::RememberOptions;
 use super::resilient::Cached;
 use crate::envelope;
 use crate::error::Result;
@@ -26,6 +27,7 @@ impl Repository {
     pub(super) async fn lock_across_processes<T: DeserializeOwned>(
         &self,
         key: &str,
+        options: &RememberOptions,
         lock_ttl: Duration,
         wait: Duration,
     ) -> Result<Across<T>> {
@@ -36,7 +38,7 @@ impl Repository {
             if lock.try_acquire().await? {
                 // The holder before may have stored the value and released the lock between
                 // our read and our try.
-                return Ok(match self.read_cached::<T>(key).await? {
+                return Ok(match self.read_cached::<T>(key, options).await? {
                     Some(cached) if cached.is_fresh(envelope::now()) => {
                         let _ = lock.release().await;
                         Across::Stored(cached)
@@ -44,7 +46,7 @@ impl Repository {
                     _ => Across::Locked(lock),
                 });
             }
-            if let Some(cached) = self.read_cached::<T>(key).await?
+            if let Some(cached) = self.read_cached::<T>(key, options).await?
                 && cached.is_fresh(envelope::now())
             {
                 return Ok(Across::Stored(cached));

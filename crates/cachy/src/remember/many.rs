@@ -8,9 +8,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::options::RememberOptions;
-use super::resilient::{Fallback, jittered, store_ttl};
+use super::resilient::{Fallback, jittered, store_ttl, usable};
 use crate::codec::{decode, encode};
-use crate::envelope::{self, Millis, Opened};
+use crate::envelope::{self, Millis};
 use crate::error::{Error, ErrorKind, Result};
 use crate::flight::{self, Failure, Handoff, Leader, Role};
 use crate::observe::error_outcome;
@@ -102,9 +102,9 @@ impl Repository {
         let mut values: Vec<Option<T>> = Vec::with_capacity(keys.len());
         let mut fallbacks: HashMap<usize, Fallback> = HashMap::new();
         let mut missing: Vec<usize> = Vec::new();
-        let read = self.read_batch(&stored_keys).await?;
+        let read = self.read_batch(&stored_keys, options).await?;
         for (i, (key, bytes)) in stored_keys.iter().zip(read).enumerate() {
-            match self.open_fresh::<T>(key, bytes.as_deref())? {
+            match self.open_fresh::<T>(key, bytes, options)? {
                 Ok(value) => values.push(Some(value)),
                 Err(fallback) => {
                     values.push(None);
@@ -134,10 +134,10 @@ impl Repository {
                 .iter()
                 .map(|(i, _)| stored_keys[*i].clone())
                 .collect();
-            let reread = self.read_batch(&led).await?;
+            let reread = self.read_batch(&led, options).await?;
             let mut still_missing = Vec::with_capacity(leaders.len());
             for ((i, leader), bytes) in leaders.into_iter().zip(reread) {
-                match self.open_fresh::<T>(&stored_keys[i], bytes.as_deref())? {
+                match self.open_fresh::<T>(&stored_keys[i], bytes, options)? {
                     Ok(value) => values[i] = Some(value),
                     Err(_) => still_missing.push((i, leader)),
                 }
@@ -187,42 +187,53 @@ impl Repository {
         Ok((values, first_read))
     }
 
-    /// The bytes under `keys`, one per key whatever the store answers.
-    async fn read_batch(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+    /// The bytes under `keys`, one per key whatever the store answers; none at all when the
+    /// store fails (observed), unless the options propagate cache errors.
+    async fn read_batch(
+        &self,
+        keys: &[String],
+        options: &RememberOptions,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let mut read = self
-            .store()
-            .get_many(&refs)
-            .await
-            .map_err(|e| e.with_store(self.name()))?;
+        let mut read = match self.store().get_many(&refs).await {
+            Ok(read) => read,
+            Err(e) if options.propagate_cache_errors => return Err(e.with_store(self.name())),
+            Err(e) => {
+                self.survived(Operation::Many, None, &e.with_store(self.name()));
+                Vec::new()
+            }
+        };
         read.resize(keys.len(), None);
         Ok(read)
     }
 
-    /// A fresh value from stored `bytes`, or why there is none: the fallback, if any.
+    /// A fresh value from stored `bytes`, or why there is none: the fallback, if any, as a
+    /// reader with `options` may use it. Bytes that do not decode are a miss (observed),
+    /// unless the options propagate cache errors.
     #[allow(clippy::type_complexity)]
     fn open_fresh<T: DeserializeOwned>(
         &self,
         key: &str,
-        bytes: Option<&[u8]>,
+        bytes: Option<Vec<u8>>,
+        options: &RememberOptions,
     ) -> Result<std::result::Result<T, Option<Fallback>>> {
         let Some(bytes) = bytes else {
             return Ok(Err(None));
         };
-        let now = envelope::now();
-        match envelope::open(bytes) {
-            Opened::Enveloped(header, payload) if now >= header.expires_at => {
-                Ok(Err((now < header.fail_safe_until).then(|| Fallback {
-                    header,
-                    payload: payload.to_vec(),
-                })))
+        let cached = match self.open_cached::<T>(key, bytes, options) {
+            Ok(cached) => cached,
+            Err(e) if options.propagate_cache_errors => return Err(e),
+            Err(e) => {
+                self.survived(Operation::Many, Some(key), &e);
+                return Ok(Err(None));
             }
-            Opened::Enveloped(_, payload) | Opened::Plain(payload) => {
-                decode(self.serializer(), payload)
-                    .map(Ok)
-                    .map_err(self.context(key))
-            }
+        };
+        if cached.is_fresh(envelope::now()) {
+            return Ok(Ok(cached.into_value()));
         }
+        Ok(Err(
+            usable(Some(cached)).and_then(|cached| cached.fallback())
+        ))
     }
 
     /// Call `load` once for the keys `leaders` lead, store what it returns (one batch per
@@ -276,7 +287,16 @@ impl Repository {
                         continue;
                     };
                     let key = &stored_keys[i];
-                    let payload = encode(self.serializer(), &value).map_err(self.context(key))?;
+                    let payload = match encode(self.serializer(), &value) {
+                        Ok(payload) => payload,
+                        // The caller has its value; the waiters compute their own.
+                        Err(e) => {
+                            self.survived(Operation::PutMany, Some(key), &self.context(key)(e));
+                            drop(leader);
+                            values[i] = Some(value);
+                            continue;
+                        }
+                    };
                     let ttl = jittered(options.ttl, options.jitter);
                     let (bytes, lifetime) = self.stored_form(options, &payload, ttl);
                     batches
@@ -288,7 +308,16 @@ impl Repository {
                 }
                 for (seconds, items) in batches {
                     // The callers have their values whether or not the cache keeps them.
-                    let _ = self.store().put_many(&items, Some(seconds)).await;
+                    if let Err(e) = self.store().put_many(&items, Some(seconds)).await {
+                        self.survived(Operation::PutMany, None, &e.with_store(self.name()));
+                        for (key, bytes) in &items {
+                            self.store().keep_after_failed_write(
+                                key,
+                                bytes,
+                                Some(std::time::Duration::from_secs(seconds)),
+                            );
+                        }
+                    }
                 }
                 Ok(())
             }

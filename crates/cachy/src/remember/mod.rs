@@ -2,12 +2,13 @@
 //! memoizer behind `#[cached]`: read, single flight in this process, compute, store.
 
 use std::future::Future;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::{decode, encode};
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::flight::{self, Failure, Role, ShareErrors};
 use crate::observe::{Operation, Outcome};
 use crate::repository::Repository;
@@ -17,6 +18,8 @@ mod across;
 mod many;
 pub(crate) mod options;
 mod resilient;
+
+pub(crate) use resilient::Report;
 
 /// What `remember_in_process` does when the cache itself fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +52,14 @@ pub(crate) fn reentrant() -> Error {
     )
 }
 
+impl<T, E, F> Remembered<T, E, F> {
+    /// Whether the factory failed (in this caller or in the one it waited for), rather than
+    /// the cache.
+    pub(crate) fn is_factory_failure(&self) -> bool {
+        matches!(self, Remembered::Computed(_) | Remembered::Elsewhere(..))
+    }
+}
+
 impl<T, E: From<Error> + 'static, F> Remembered<T, E, F> {
     /// The error to return; `context` names the store and key of an error from elsewhere.
     pub(crate) fn into_error(self, context: impl FnOnce(Error) -> Error) -> E {
@@ -61,15 +72,28 @@ impl<T, E: From<Error> + 'static, F> Remembered<T, E, F> {
 }
 
 impl Repository {
-    /// A cache failure that `#[cached]` ignores (it computes as if uncached), reported so
-    /// that it is not silent: counted as an error, handed to the hooks, logged at `DEBUG`.
-    fn bypassed(&self, key: &str, error: &Error) {
+    /// A cache failure a `remember` computed around (the caller still gets its value): the
+    /// failure of `operation` (`Get` for a read or a value that did not decode, `Put` for a
+    /// write or a value that did not encode; `Many` and `PutMany` in `remember_many`) on the
+    /// store key `key` (`None`: a batch), observed as every
+    /// failure is (event, stats, metric) and logged at `WARN`, at most once every ten
+    /// seconds a repository.
+    pub(crate) fn survived(&self, operation: Operation, key: Option<&str>, error: &Error) {
         #[cfg(feature = "tracing")]
-        tracing::debug!(store = self.name(), %error, "cache failure ignored: computing without the cache");
+        if let Some(unlogged) = self.observer().warning_due() {
+            tracing::warn!(
+                store = self.name(),
+                operation = operation.name(),
+                kind = error.kind().name(),
+                %error,
+                unlogged,
+                "cache failure: the value was computed without the cache",
+            );
+        }
         self.observer().record(
             self.name(),
-            Operation::Remember,
-            Some(key),
+            operation,
+            key.map(|key| self.given_key(key)),
             Outcome::Failed(error.kind()),
         );
     }
@@ -77,10 +101,11 @@ impl Repository {
     /// The one implementation of `remember`, for the repository's methods and for
     /// `#[cached]`; `key` is the store key (already in the repository's tag namespace).
     ///
-    /// `ttl` is `None` when the value must not be kept (a zero or past expiry). With
-    /// `CacheErrors::Bypass`, a failing cache is treated as a miss and a failing store is
-    /// ignored: the value is computed as if there were no cache. Waiters get copies of a
-    /// failed computation's error as `share` allows.
+    /// `ttl` is `None` when the value must not be kept (a zero or past expiry). A stored
+    /// value that does not decode as `T` is a miss: computed again and overwritten (the
+    /// failure observed). With `CacheErrors::Bypass`, every other cache failure is also
+    /// computed around: a failing read is a miss and a failing write is ignored. Waiters get
+    /// copies of a failed computation's error as `share` allows.
     pub(crate) async fn remember_in_process<T, E, F, Fut>(
         &self,
         key: &str,
@@ -96,11 +121,12 @@ impl Repository {
         Fut: Future<Output = Result<T, E>>,
     {
         let bypass = cache_errors == CacheErrors::Bypass;
+        let survivable = |e: &Error| bypass || e.kind() == ErrorKind::Deserialize;
         loop {
             match self.get_stored::<T>(key).await {
                 Ok(Some(value)) => return Ok((value, Outcome::Hit)),
                 Ok(None) => {}
-                Err(e) if bypass => self.bypassed(key, &e),
+                Err(e) if survivable(&e) => self.survived(Operation::Get, Some(key), &e),
                 Err(e) => return Err(Remembered::Cache(e, compute)),
             }
             if self.flights().is_computing(key) {
@@ -112,8 +138,8 @@ impl Repository {
                     Some(flight::Handoff::Value(bytes) | flight::Handoff::Stale(bytes)) => {
                         match decode(self.serializer(), &bytes) {
                             Ok(value) => return Ok((value, Outcome::Miss)),
-                            Err(e) if bypass => {
-                                self.bypassed(key, &e);
+                            Err(e) if survivable(&e) => {
+                                self.survived(Operation::Get, Some(key), &self.context(key)(e));
                                 continue;
                             }
                             Err(e) => return Err(Remembered::Cache(self.context(key)(e), compute)),
@@ -140,7 +166,7 @@ impl Repository {
                 Ok(bytes) => bytes,
                 // Waiters retry (the leader is dropped) and compute their own copy.
                 Err(e) if bypass => {
-                    self.bypassed(key, &e);
+                    self.survived(Operation::Put, Some(key), &self.context(key)(e));
                     return Ok((value, Outcome::Miss));
                 }
                 Err(e) => {
@@ -149,20 +175,28 @@ impl Repository {
                     return Err(Remembered::Store(e, value));
                 }
             };
-            match self.store_bytes(key, &bytes, ttl).await {
+            let outcome = match self.store_bytes(key, &bytes, ttl).await {
                 Err(e) if !bypass => {
                     leader.finish(flight::Handoff::Failed(Failure::of(&e, None)));
                     return Err(Remembered::Store(e, value));
                 }
-                // Bypassing a failing cache: the waiters still get the value at once.
-                stored => {
-                    if let Err(e) = &stored {
-                        self.bypassed(key, e);
+                Err(e) => {
+                    self.survived(Operation::Put, Some(key), &e);
+                    if let Some(ttl) = ttl {
+                        self.store().keep_after_failed_write(
+                            key,
+                            &bytes,
+                            ttl.map(Duration::from_secs),
+                        );
                     }
-                    leader.finish(flight::Handoff::Value(bytes.into()));
+                    Outcome::Miss
                 }
-            }
-            return Ok((value, Outcome::Miss));
+                Ok(()) if ttl.is_some() => Outcome::Computed,
+                Ok(()) => Outcome::Miss,
+            };
+            // The waiters get the value at once, stored or not.
+            leader.finish(flight::Handoff::Value(bytes.into()));
+            return Ok((value, outcome));
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct RememberOptions {
     pub(crate) distributed: Option<(Duration, Duration)>,
     /// Whether waiters get copies of a failed computation's error.
     pub(crate) share_errors: Option<ShareErrors>,
+    /// Whether a failing cache fails the call instead of being computed around.
+    pub(crate) propagate_cache_errors: bool,
 }
 
 /// How long a fail-safe fallback is served before the source is tried again, unless set.
@@ -53,6 +55,7 @@ impl RememberOptions {
             jitter: None,
             distributed: None,
             share_errors: None,
+            propagate_cache_errors: false,
         }
     }
 
@@ -140,6 +143,22 @@ impl RememberOptions {
     /// ```
     pub fn share_errors<E: Clone + Send + Sync + 'static>(mut self) -> Self {
         self.share_errors = Some(ShareErrors::of::<E>());
+        self
+    }
+
+    /// Return the cache's failures as errors instead of computing around them.
+    ///
+    /// By default a resilient `remember` never fails because of the cache: when the store
+    /// cannot be read, holds a value that no longer decodes as `T`, cannot be written, or
+    /// the value cannot be encoded, the caller gets the factory's value (or the fail-safe
+    /// fallback if the factory fails too); the failure is observed as an
+    /// [`Outcome::Failed`](crate::observe::Outcome::Failed) event of the operation that
+    /// failed, counted in [`Stats::errors`](crate::observe::Stats::errors) and logged at
+    /// `WARN` (at most once every ten seconds a store). With this option, a failing read is
+    /// returned as the error instead, as plain [`remember`](crate::Repository::remember)
+    /// does (a failing write still is not: the caller has its value).
+    pub fn propagate_cache_errors(mut self) -> Self {
+        self.propagate_cache_errors = true;
         self
     }
 

@@ -35,15 +35,47 @@ pub(super) struct Cached<T> {
 }
 
 impl<T> Cached<T> {
+    /// Whether the value is served without calling the factory: fresh, or a fallback the
+    /// fail-safe throttle keeps (for a reader that asked for fail-safe, within its window).
     pub(super) fn is_fresh(&self, now: Millis) -> bool {
-        self.header.is_none_or(|h| now < h.expires_at)
+        self.header
+            .is_none_or(|h| now < h.expires_at && (!h.stale || now < h.fail_safe_until))
+    }
+
+    /// The value as a reader with `options` may use it: its fail-safe window ends no later
+    /// than the reader's own ([`RememberOptions::fail_safe`] past the value's logical expiry;
+    /// for a fallback, whose expiry the throttle replaced, past the time it was computed plus
+    /// the reader's lifetime), and is closed for a reader that did not ask for fail-safe. A
+    /// window the stored envelope claims (written by another version, or by anyone) never
+    /// outlives the reader's.
+    fn bounded_by(mut self, options: &RememberOptions) -> Self {
+        if let Some(header) = &mut self.header {
+            header.fail_safe_until = match options.fail_safe_max {
+                Some(window) => {
+                    let expired_at = if header.stale {
+                        envelope::after(header.written_at, options.ttl)
+                    } else {
+                        header.expires_at
+                    };
+                    header
+                        .fail_safe_until
+                        .min(envelope::after(expired_at, window))
+                }
+                None => 0,
+            };
+        }
+        self
     }
 
     fn can_fall_back(&self, now: Millis) -> bool {
         self.header.is_some_and(|h| now < h.fail_safe_until)
     }
 
-    fn fallback(&self) -> Option<Fallback> {
+    pub(super) fn into_value(self) -> T {
+        self.value
+    }
+
+    pub(super) fn fallback(&self) -> Option<Fallback> {
         self.header.map(|header| Fallback {
             header,
             payload: self.bytes[self.payload_start..].to_vec(),
@@ -77,21 +109,40 @@ pub(super) struct Fallback {
 
 /// How the task computing a key ended, when it did not fail.
 enum Led<T> {
-    /// With this value, fresh for this long (`None`: not cached).
-    Fresh(T, Option<Duration>),
+    /// With this value, fresh for this long (`None`: not cached), and whether the store
+    /// kept it.
+    Fresh(T, Option<Duration>, bool),
     /// With the fallback, the factory having failed.
     FellBack,
 }
 
-/// A `remember` outcome by where its value came from; a fallback also says so at `DEBUG`.
-fn entry_outcome<T>(entry: &Entry<T>) -> Outcome {
-    match entry.source {
-        Source::Cache => Outcome::Hit,
-        Source::Computed => Outcome::Miss,
-        Source::Stale => {
-            #[cfg(feature = "tracing")]
-            tracing::debug!("fail-safe: serving an expired value");
-            Outcome::Stale
+/// What a resilient `remember` call came to beyond its result, for its event: set by the
+/// parts of the call that know.
+#[derive(Default)]
+pub(crate) struct Report {
+    /// The call failed because the factory did (here, or in the caller it waited for), or
+    /// was too slow, rather than the cache.
+    pub(crate) factory_failed: AtomicBool,
+    /// The value this call computed was stored.
+    stored: AtomicBool,
+}
+
+impl Report {
+    fn factory_failed(&self) {
+        self.factory_failed.store(true, Ordering::Relaxed);
+    }
+
+    /// The call's outcome, from its result.
+    fn outcome<T, E: 'static>(&self, result: std::result::Result<&Entry<T>, &E>) -> Outcome {
+        match result {
+            Ok(entry) => match entry.source {
+                Source::Cache => Outcome::Hit,
+                Source::Computed if self.stored.load(Ordering::Relaxed) => Outcome::Computed,
+                Source::Computed => Outcome::Miss,
+                Source::Stale => Outcome::Stale,
+            },
+            Err(_) if self.factory_failed.load(Ordering::Relaxed) => Outcome::FactoryFailed,
+            Err(e) => crate::observe::error_outcome(e),
         }
     }
 }
@@ -211,18 +262,18 @@ impl Repository {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
     {
-        self.remember_entry_reporting(key, options, compute, &AtomicBool::new(false))
+        self.remember_entry_reporting(key, options, compute, &Report::default())
             .await
     }
 
-    /// [`remember_entry`](Self::remember_entry), setting `failed_elsewhere` when the error is
-    /// the failure of another caller's computation (which `#[cached]` must not run again).
+    /// [`remember_entry`](Self::remember_entry), telling `report` what the call came to (a
+    /// factory that failed, here or in another caller, must not run again for `#[cached]`).
     pub(crate) async fn remember_entry_reporting<T, E, F, Fut>(
         &self,
         key: &str,
         options: &RememberOptions,
         compute: F,
-        failed_elsewhere: &AtomicBool,
+        report: &Report,
     ) -> std::result::Result<Entry<T>, E>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
@@ -232,8 +283,24 @@ impl Repository {
     {
         let work = async move {
             options.check().map_err(self.context(key))?;
-            let key = self.store_key(key).await?;
-            let cached = self.read_cached::<T>(&key).await?;
+            let key = match self.store_key(key).await {
+                Ok(key) => key,
+                Err(e) if options.propagate_cache_errors => return Err(e.into()),
+                // The tags' namespace cannot be read: nothing can be cached.
+                Err(e) => {
+                    self.survived(Operation::Get, Some(key), &self.context(key)(e));
+                    return Box::pin(self.compute_uncached(options, compute, report)).await;
+                }
+            };
+            let cached = match self.read_cached::<T>(&key, options).await {
+                Ok(cached) => cached,
+                Err(e) if options.propagate_cache_errors => return Err(e.into()),
+                // A failing read or a value that no longer decodes: computed (and overwritten).
+                Err(e) => {
+                    self.survived(Operation::Get, Some(&key), &e);
+                    None
+                }
+            };
             let now = envelope::now();
             let stale = match cached {
                 Some(cached) if cached.is_fresh(now) => {
@@ -247,33 +314,79 @@ impl Repository {
                 Some(cached) => Some(cached).filter(|c| c.can_fall_back(now)),
                 None => None,
             };
-            self.compute_entry(key.into_owned(), options, compute, stale, failed_elsewhere)
-                .await
+            // Boxed: a miss's future is large and deep, and a hit never makes it.
+            Box::pin(self.compute_entry(key.into_owned(), options, compute, stale, report)).await
         };
-        self.observed(Operation::Remember, Some(key), entry_outcome, work)
-            .await
+        let observation = self.start_observation(Operation::Remember, Some(key));
+        self.observe_until(observation, work, |result, record| {
+            let outcome = report.outcome(result);
+            #[cfg(feature = "tracing")]
+            if outcome == Outcome::Stale {
+                tracing::debug!(store = self.name(), "fail-safe: serving an expired value");
+            }
+            record(Some(key), outcome);
+        })
+        .await
     }
 
-    /// The value under the store key `key`, with its envelope's header.
+    /// The value of `compute`, without the cache (which failed), within the hard timeout.
+    async fn compute_uncached<T, E, F, Fut>(
+        &self,
+        options: &RememberOptions,
+        compute: F,
+        report: &Report,
+    ) -> std::result::Result<Entry<T>, E>
+    where
+        E: From<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<Computed<T>, E>>,
+    {
+        let computed = within_hard_timeout(options, compute()).await;
+        if computed.is_err() {
+            report.factory_failed();
+        }
+        Ok(Entry {
+            value: computed?.value,
+            source: Source::Computed,
+            age: Some(Duration::ZERO),
+            expires_in: None,
+        })
+    }
+
+    /// The value under the store key `key`, with its envelope's header bounded by the
+    /// reader's `options` (see [`Cached::bounded_by`]).
     pub(super) async fn read_cached<T: DeserializeOwned>(
         &self,
         key: &str,
+        options: &RememberOptions,
     ) -> Result<Option<Cached<T>>> {
-        let Some(bytes) = self.store().get(key).await.map_err(self.context(key))? else {
-            return Ok(None);
-        };
+        match self.store().get(key).await.map_err(self.context(key))? {
+            Some(bytes) => self.open_cached(key, bytes, options).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Stored `bytes` of the store key `key`, decoded, with their envelope's header bounded
+    /// by the reader's `options`.
+    pub(super) fn open_cached<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        options: &RememberOptions,
+    ) -> Result<Cached<T>> {
         let (header, payload) = match envelope::open(&bytes) {
             Opened::Plain(payload) => (None, payload),
             Opened::Enveloped(header, payload) => (Some(header), payload),
         };
         let value = decode(self.serializer(), payload).map_err(self.context(key))?;
         let payload_start = bytes.len() - payload.len();
-        Ok(Some(Cached {
+        let cached = Cached {
             value,
             header,
             bytes,
             payload_start,
-        }))
+        };
+        Ok(cached.bounded_by(options))
     }
 
     /// Start one background run of `compute` for `key`, unless one is running or the value
@@ -324,7 +437,7 @@ impl Repository {
         options: &RememberOptions,
         compute: F,
         mut stale: Option<Cached<T>>,
-        failed_elsewhere: &AtomicBool,
+        report: &Report,
     ) -> std::result::Result<Entry<T>, E>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
@@ -342,7 +455,7 @@ impl Repository {
             let slot = match self.flights().join(&key) {
                 Role::Leader(leader) => {
                     // Another caller may have stored the value between our read and our lead.
-                    if let Ok(Some(cached)) = self.read_cached::<T>(&key).await
+                    if let Ok(Some(cached)) = self.read_cached::<T>(&key, options).await
                         && cached.is_fresh(envelope::now())
                     {
                         drop(leader);
@@ -352,17 +465,23 @@ impl Repository {
                     let lock = match options.distributed {
                         Some((lock_ttl, wait)) => {
                             match self
-                                .lock_across_processes::<T>(&key, lock_ttl, wait)
-                                .await?
+                                .lock_across_processes::<T>(&key, options, lock_ttl, wait)
+                                .await
                             {
-                                Across::Locked(lock) => Some(lock),
-                                Across::Stored(cached) => {
+                                Err(e) if options.propagate_cache_errors => return Err(e.into()),
+                                // The lock's store failed: compute in this process alone.
+                                Err(e) => {
+                                    self.survived(Operation::Get, Some(&key), &e);
+                                    None
+                                }
+                                Ok(Across::Locked(lock)) => Some(lock),
+                                Ok(Across::Stored(cached)) => {
                                     drop(leader);
                                     let source = cached.fresh_source();
                                     return Ok(cached.entry(source, envelope::now()));
                                 }
                                 // Waited long enough: the fallback, else compute here.
-                                Across::TimedOut => match usable(stale.take()) {
+                                Ok(Across::TimedOut) => match usable(stale.take()) {
                                     Some(stale) => {
                                         drop(leader);
                                         return Ok(stale.entry(Source::Stale, envelope::now()));
@@ -374,23 +493,66 @@ impl Repository {
                         None => None,
                     };
                     let fallback = stale.as_ref().and_then(Cached::fallback);
-                    let task =
-                        self.clone()
-                            .lead(leader, key, options.clone(), compute, fallback, lock);
-                    return self.follow(tokio::spawn(task), soft_timeout, stale).await;
+                    let task = self.clone().lead(
+                        leader,
+                        key.clone(),
+                        options.clone(),
+                        compute,
+                        fallback,
+                        lock,
+                    );
+                    return self
+                        .follow(tokio::spawn(task), &key, soft_timeout, stale, report)
+                        .await;
                 }
                 Role::Waiter(slot) => slot,
             };
             let outcome = match wait_limit {
                 Some(limit) => match tokio::time::timeout(limit, flight::wait(slot)).await {
                     Ok(outcome) => outcome,
-                    Err(_) => return fall_back(stale, &key, Some(limit)),
+                    Err(_) => return fall_back(stale, &key, Some(limit), report),
                 },
                 None => flight::wait(slot).await,
             };
-            match outcome {
-                Some(Handoff::Value(payload)) => {
-                    let value = decode(self.serializer(), &payload).map_err(self.context(&key))?;
+            let payload = match outcome {
+                Some(Handoff::Value(payload)) => payload,
+                Some(Handoff::Stale(payload)) => {
+                    // This caller's own fallback if it is still usable, else the leader's (for
+                    // a caller that asked for fail-safe).
+                    if let Some(stale) = usable(stale) {
+                        return Ok(stale.entry(Source::Stale, envelope::now()));
+                    }
+                    if options.fail_safe_max.is_none() {
+                        return fall_back(None, &key, None, report);
+                    }
+                    match decode(self.serializer(), &payload) {
+                        Ok(value) => {
+                            return Ok(Entry {
+                                value,
+                                source: Source::Stale,
+                                age: None,
+                                expires_in: None,
+                            });
+                        }
+                        Err(e) => {
+                            self.survived(Operation::Get, Some(&key), &self.context(&key)(e));
+                            return fall_back(None, &key, None, report);
+                        }
+                    }
+                }
+                Some(Handoff::Failed(failure)) => {
+                    return match usable(stale) {
+                        Some(stale) => Ok(stale.entry(Source::Stale, envelope::now())),
+                        None => {
+                            report.factory_failed();
+                            Err(failure.error(self.context(&key)))
+                        }
+                    };
+                }
+                Some(Handoff::Absent) | None => continue,
+            };
+            match decode(self.serializer(), &payload) {
+                Ok(value) => {
                     return Ok(Entry {
                         value,
                         source: Source::Computed,
@@ -398,29 +560,11 @@ impl Repository {
                         expires_in: None,
                     });
                 }
-                Some(Handoff::Stale(payload)) => {
-                    if stale.is_some() {
-                        return fall_back(stale, &key, None);
-                    }
-                    // The leader's fallback: this caller had none of its own.
-                    let value = decode(self.serializer(), &payload).map_err(self.context(&key))?;
-                    return Ok(Entry {
-                        value,
-                        source: Source::Stale,
-                        age: None,
-                        expires_in: None,
-                    });
+                // The leader's value is not a `T` for this caller: it computes its own.
+                Err(e) if !options.propagate_cache_errors => {
+                    self.survived(Operation::Get, Some(&key), &self.context(&key)(e));
                 }
-                Some(Handoff::Failed(failure)) => {
-                    return match usable(stale) {
-                        Some(stale) => Ok(stale.entry(Source::Stale, envelope::now())),
-                        None => {
-                            failed_elsewhere.store(true, Ordering::Relaxed);
-                            Err(failure.error(self.context(&key)))
-                        }
-                    };
-                }
-                Some(Handoff::Absent) | None => {}
+                Err(e) => return Err(self.context(&key)(e).into()),
             }
         }
     }
@@ -429,8 +573,10 @@ impl Repository {
     async fn follow<T, E>(
         &self,
         mut task: tokio::task::JoinHandle<std::result::Result<Led<T>, E>>,
+        key: &str,
         soft_timeout: Option<Duration>,
         stale: Option<Cached<T>>,
+        report: &Report,
     ) -> std::result::Result<Entry<T>, E>
     where
         E: From<Error>,
@@ -439,23 +585,31 @@ impl Repository {
             Some(limit) => match tokio::time::timeout(limit, &mut task).await {
                 Ok(joined) => joined,
                 // The task goes on, and stores its value when it has one.
-                Err(_) => return fall_back(stale, "", None),
+                Err(_) => return fall_back(stale, key, Some(limit), report),
             },
             None => task.await,
         };
         match joined {
-            Ok(Ok(Led::Fresh(value, expires_in))) => Ok(Entry {
-                value,
-                source: Source::Computed,
-                age: Some(Duration::ZERO),
-                expires_in,
-            }),
-            Ok(Ok(Led::FellBack)) => fall_back(stale, "", None),
-            Ok(Err(e)) => Err(e),
+            Ok(Ok(Led::Fresh(value, expires_in, stored))) => {
+                report.stored.store(stored, Ordering::Relaxed);
+                Ok(Entry {
+                    value,
+                    source: Source::Computed,
+                    age: Some(Duration::ZERO),
+                    expires_in,
+                })
+            }
+            Ok(Ok(Led::FellBack)) => fall_back(stale, key, None, report),
+            Ok(Err(e)) => {
+                report.factory_failed();
+                Err(e)
+            }
             Err(e) => Err(Error::new(
                 ErrorKind::Remember,
                 format!("the factory's task ended without a value: {e}"),
             )
+            .with_store(self.name())
+            .with_key(key)
             .into()),
         }
     }
@@ -478,20 +632,7 @@ impl Repository {
         Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
     {
         let computed = leader
-            .compute(async {
-                match options.hard_timeout {
-                    Some(limit) => match tokio::time::timeout(limit, compute()).await {
-                        Ok(computed) => computed,
-                        Err(_) => Err(E::from(Error::new(
-                            ErrorKind::Timeout,
-                            format!(
-                                "the factory did not finish within its hard timeout of {limit:?}"
-                            ),
-                        ))),
-                    },
-                    None => compute().await,
-                }
-            })
+            .compute(async { within_hard_timeout(&options, compute()).await })
             .await;
         let led = self
             .finish_lead(leader, &key, &options, computed, fallback)
@@ -555,9 +696,9 @@ impl Repository {
             Err(e) => {
                 // The caller has its value; the cache cannot keep it, and the waiters, who
                 // would have decoded it, compute their own.
-                drop(e);
+                self.survived(Operation::Put, Some(key), &self.context(key)(e));
                 drop(leader);
-                return Ok(Led::Fresh(value, None));
+                return Ok(Led::Fresh(value, None, false));
             }
         };
         let ttl = match keep {
@@ -565,16 +706,34 @@ impl Repository {
             Keep::For(ttl) => Some(ttl).filter(|ttl| *ttl >= Duration::from_millis(1)),
             Keep::Not => None,
         };
+        let mut stored = false;
         if let Some(ttl) = ttl {
             let (bytes, lifetime) = self.stored_form(options, &payload, ttl);
             // The caller has its value whether or not the cache keeps it.
-            let _ = self
-                .store()
-                .put(key, &bytes, Some(store_ttl(lifetime)))
-                .await;
+            stored = self.put_or_keep(key, &bytes, lifetime).await;
         }
         leader.finish(Handoff::Value(payload.into()));
-        Ok(Led::Fresh(value, ttl))
+        Ok(Led::Fresh(value, ttl, stored))
+    }
+
+    /// Store `bytes` under the store key `key` for `lifetime`; if the store fails, observe
+    /// the failure and keep the bytes in this process if the store can
+    /// ([`Store::keep_after_failed_write`](crate::Store::keep_after_failed_write)). Whether
+    /// the store kept them.
+    pub(super) async fn put_or_keep(&self, key: &str, bytes: &[u8], lifetime: Duration) -> bool {
+        match self
+            .store()
+            .put(key, bytes, Some(store_ttl(lifetime)))
+            .await
+        {
+            Ok(()) => true,
+            Err(e) => {
+                self.survived(Operation::Put, Some(key), &self.context(key)(e));
+                self.store()
+                    .keep_after_failed_write(key, bytes, Some(lifetime));
+                false
+            }
+        }
     }
 
     /// The bytes to store for `payload`, fresh for `ttl`, and how long the store keeps them.
@@ -622,13 +781,7 @@ impl Repository {
         };
         let lifetime = envelope::between(now, fallback.header.fail_safe_until);
         // A failing store only means the next caller tries the factory sooner.
-        let _ = self
-            .store()
-            .put(
-                key,
-                &envelope::wrap(&header, &fallback.payload),
-                Some(store_ttl(lifetime)),
-            )
+        self.put_or_keep(key, &envelope::wrap(&header, &fallback.payload), lifetime)
             .await;
     }
 }
@@ -650,26 +803,45 @@ pub(super) fn usable<T>(stale: Option<Cached<T>>) -> Option<Cached<T>> {
 }
 
 /// The fail-safe fallback, as the entry a caller gets; without one (or once its window has
-/// closed), an error: a timeout if the caller stopped waiting after `waited`.
+/// closed), the factory's failure: a timeout if the caller stopped waiting after `waited`.
 fn fall_back<T, E: From<Error>>(
     stale: Option<Cached<T>>,
     key: &str,
     waited: Option<Duration>,
+    report: &Report,
 ) -> std::result::Result<Entry<T>, E> {
-    match usable(stale) {
-        Some(stale) => Ok(stale.entry(Source::Stale, envelope::now())),
-        None => {
-            let error = match waited {
-                Some(limit) => Error::new(
+    if let Some(stale) = usable(stale) {
+        return Ok(stale.entry(Source::Stale, envelope::now()));
+    }
+    report.factory_failed();
+    let error = match waited {
+        Some(limit) => Error::new(
+            ErrorKind::Timeout,
+            format!("the value was still being computed after {limit:?}, and there is no fallback"),
+        ),
+        None => Error::new(
+            ErrorKind::Remember,
+            "the factory failed and there is no fallback",
+        ),
+    };
+    Err(error.with_key(key).into())
+}
+
+/// `computing`, abandoned with an [`ErrorKind::Timeout`] error after the options' hard
+/// timeout.
+async fn within_hard_timeout<T, E: From<Error>>(
+    options: &RememberOptions,
+    computing: impl Future<Output = std::result::Result<T, E>>,
+) -> std::result::Result<T, E> {
+    match options.hard_timeout {
+        Some(limit) => tokio::time::timeout(limit, computing)
+            .await
+            .unwrap_or_else(|_| {
+                Err(E::from(Error::new(
                     ErrorKind::Timeout,
-                    format!("the value was still being computed after {limit:?}"),
-                ),
-                None => Error::new(
-                    ErrorKind::Remember,
-                    "the factory failed and there is no fallback",
-                ),
-            };
-            Err(error.with_key(key).into())
-        }
+                    format!("the factory did not finish within its hard timeout of {limit:?}"),
+                )))
+            }),
+        None => computing.await,
     }
 }

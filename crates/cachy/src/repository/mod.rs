@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::expiry::Expiry;
 use crate::flight::Flights;
 use crate::observe::{
-    Event, Observer, Operation, Outcome, Stats, found, removed, reporting, written,
+    Event, Observer, Operation, Outcome, Record, Stats, error_outcome, found, removed, reporting,
+    written,
 };
 use crate::remember::CacheErrors;
 use crate::serializer::Serializer;
@@ -310,6 +311,15 @@ impl Repository {
         }
     }
 
+    /// The key a caller gave for the store key `stored` of this repository: `stored` less
+    /// the tags' namespace prefix.
+    pub(crate) fn given_key<'k>(&self, stored: &'k str) -> &'k str {
+        match &self.tags {
+            Some(_) => stored.get(tags::NAMESPACE_PREFIX_LEN..).unwrap_or(stored),
+            None => stored,
+        }
+    }
+
     /// Before storing `key` forever under tags, list it for the tags' flush (on stores that
     /// keep such lists).
     async fn track_if_forever(&self, scope: &Scope, key: &str, ttl: Option<Ttl>) -> Result<()> {
@@ -603,6 +613,8 @@ impl Repository {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        // Set when the call fails because the factory did, here or in the caller it waited for.
+        let factory_failed = std::sync::atomic::AtomicBool::new(false);
         let work = async {
             let scope = self.scope().await?;
             let stored = scope.key(key);
@@ -613,15 +625,26 @@ impl Repository {
             };
             self.remember_in_process(&stored, ttl, CacheErrors::Return, None, compute_and_track)
                 .await
-                .map_err(|e| e.into_error(self.context(&stored)))
+                .map_err(|e| {
+                    factory_failed
+                        .store(e.is_factory_failure(), std::sync::atomic::Ordering::Relaxed);
+                    e.into_error(self.context(&stored))
+                })
         };
-        let observed = self.observed(
-            Operation::Remember,
-            Some(key),
-            |(_, outcome)| *outcome,
-            work,
-        );
-        Ok(observed.await?.0)
+        let report = |result: std::result::Result<&(T, Outcome), &E>, record: &mut Record<'_>| {
+            let outcome = match result {
+                Ok((_, outcome)) => *outcome,
+                Err(_) if factory_failed.load(std::sync::atomic::Ordering::Relaxed) => {
+                    Outcome::FactoryFailed
+                }
+                Err(e) => error_outcome(e),
+            };
+            record(Some(key), outcome);
+        };
+        Ok(self
+            .observed_each(Operation::Remember, Some(key), work, report)
+            .await?
+            .0)
     }
 
     /// Store encoded `bytes` for `ttl`, or remove `key` when `ttl` is `None`.

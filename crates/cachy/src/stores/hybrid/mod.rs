@@ -59,7 +59,10 @@ const STRIPES: usize = 64;
 ///   Whenever the subscription starts again, the process drops its whole L1, since it may
 ///   have missed messages.
 /// - A write to L2 that fails still drops the key from L1 and tells the others (the write
-///   may have reached L2 before failing); the error is returned.
+///   may have reached L2 before failing); the error is returned. A resilient `remember`
+///   (`remember_with`, `#[cached]`) whose write failed then keeps its value in this
+///   process's L1 for at most `l1_ttl` ([`Store::keep_after_failed_write`]), so that a
+///   process whose L2 is down goes on serving what it computed, from memory.
 /// - Writes made to L2 directly, bypassing the hybrid store, are not announced: other
 ///   processes see them when their copies expire (`l1_ttl` at most).
 pub struct HybridStore {
@@ -362,6 +365,16 @@ impl Store for HybridStore {
 
     fn forever_tracker(&self) -> Option<&dyn ForeverTracker> {
         self.levels.l2.forever_tracker()
+    }
+
+    fn keep_after_failed_write(&self, key: &str, value: &[u8], ttl: Option<Duration>) {
+        let lifetime = ttl.map_or(self.levels.l1_ttl, |ttl| ttl.min(self.levels.l1_ttl));
+        if lifetime.is_zero() {
+            return;
+        }
+        let stripe = self.levels.stripe(key);
+        let _guard = stripe.lock();
+        self.levels.l1.keep(key, value, Some(lifetime));
     }
 }
 
