@@ -4,11 +4,22 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::observe::{Operation, Outcome, removed};
 use crate::repository::Repository;
 
 /// How long a waiting [`Lock::acquire`] sleeps at first between tries, and at most.
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 const LONGEST_BACKOFF: Duration = Duration::from_millis(250);
+
+/// Where a lock's item lives: under a prefix of cachy's own, apart from the lock's fencing
+/// counter, so that no lock name makes the key of another lock's state.
+const LOCK_PREFIX: &str = "cachy:lock:";
+/// Where a lock's fencing counter lives.
+const FENCE_PREFIX: &str = "cachy:fence:";
+/// How long a fencing counter lives after it is created (a lock that is not used for this
+/// long leaves nothing behind). A counter created again later starts from the clock, above
+/// every token of the one before.
+const FENCE_TTL_SECONDS: u64 = 24 * 60 * 60;
 
 /// A lock named `name` in a store, shared by every task and process using that store: what
 /// [`Repository::lock`] returns.
@@ -22,6 +33,12 @@ const LONGEST_BACKOFF: Duration = Duration::from_millis(250);
 /// must not, each acquisition also takes a [fencing token](Self::fencing_token), a number
 /// that grows with every acquisition of the lock, to pass to the resource guarded, which
 /// refuses writes carrying a smaller token than one it has seen.
+///
+/// The lock's state lives under keys of cachy's own, `cachy:lock:{name}` and
+/// `cachy:fence:{name}` (keep your own keys out of the `cachy:` prefix): no lock name and no
+/// key of another lock can be the key of a lock's state. Every acquisition, release and
+/// time-out is observed like any operation ([`Operation::Lock`](crate::observe::Operation::Lock),
+/// [`Operation::Unlock`](crate::observe::Operation::Unlock)).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -56,10 +73,10 @@ pub struct Lock {
 }
 
 impl Repository {
-    /// The lock `name` in this store, kept by each holder for `ttl` (at most a second longer:
-    /// stores count whole seconds), with a new random owner token. Nothing is taken until
-    /// [`Lock::try_acquire`] or [`Lock::acquire`]. The lock is the item under `name` (under
-    /// the tags' namespace for a tagged repository): keep lock names apart from cache keys.
+    /// The lock `name` in this store, kept by each holder for `ttl` (up to a second longer on
+    /// stores that count whole seconds), with a new random owner token. Nothing is taken
+    /// until [`Lock::try_acquire`] or [`Lock::acquire`]. The lock is the item
+    /// `cachy:lock:{name}` (under the tags' namespace for a tagged repository).
     pub fn lock(&self, name: impl Into<String>, ttl: Duration) -> Lock {
         self.restore_lock(name, ttl, new_owner())
     }
@@ -102,6 +119,14 @@ impl Lock {
 
     /// The fencing token of this owner's last acquisition: a number greater than that of any
     /// earlier acquisition of the lock (`None` before one).
+    ///
+    /// Tokens come from a counter in the store. When the store loses it (a flush, an
+    /// eviction, a restart without persistence, or the counter's own lifetime of a day
+    /// without use), the next acquisition starts it again from the clock (microseconds since
+    /// the Unix epoch), above every token of the lost counter as long as the wall clocks of
+    /// the processes sharing the lock do not disagree by more than the time between the
+    /// counter's creation and its loss, and fewer than a million acquisitions a second were
+    /// made: any hosts kept in time by NTP.
     pub fn fencing_token(&self) -> Option<i64> {
         Some(self.fencing_token.load(Ordering::Acquire)).filter(|token| *token > 0)
     }
@@ -119,12 +144,31 @@ impl Lock {
     }
 
     async fn store_key(&self) -> Result<String> {
-        self.repository.tagged_key(&self.name).await
+        self.repository
+            .tagged_key(&format!("{LOCK_PREFIX}{}", self.name))
+            .await
+    }
+
+    /// Run `work`, the lock operation `operation`, observed like every repository operation.
+    async fn observed<T>(
+        &self,
+        operation: Operation,
+        outcome: impl FnOnce(&T) -> Outcome,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.repository
+            .observed(operation, Some(&self.name), outcome, work)
+            .await
     }
 
     /// Take the lock if it is free; `true` if this owner now holds it. Of many concurrent
     /// tries, in any number of processes, exactly one wins.
     pub async fn try_acquire(&self) -> Result<bool> {
+        self.observed(Operation::Lock, taken, self.try_acquire_unobserved())
+            .await
+    }
+
+    async fn try_acquire_unobserved(&self) -> Result<bool> {
         let key = self.store_key().await?;
         let store = self.repository.store();
         let taken = store
@@ -134,13 +178,23 @@ impl Lock {
         if !taken {
             return Ok(false);
         }
-        match store.increment(&format!("{key}:fence"), 1).await {
-            Ok(token) => {
-                self.fencing_token.store(token, Ordering::Release);
-                Ok(true)
-            }
+        let fence = self
+            .repository
+            .tagged_key(&format!("{FENCE_PREFIX}{}", self.name))
+            .await;
+        match fence {
+            Ok(fence) => match next_token(&**store, &fence).await {
+                Ok(token) => {
+                    self.fencing_token.store(token, Ordering::Release);
+                    return Ok(true);
+                }
+                Err(e) => {
+                    // Without its token the lock is not usable: give it back.
+                    let _ = store.compare_and_delete(&key, self.owner.as_bytes()).await;
+                    Err(self.context(e))
+                }
+            },
             Err(e) => {
-                // Without its token the lock is not usable: give it back.
                 let _ = store.compare_and_delete(&key, self.owner.as_bytes()).await;
                 Err(self.context(e))
             }
@@ -150,43 +204,53 @@ impl Lock {
     /// Take the lock, waiting up to `wait` for its holder to release it (trying again with
     /// a growing pause, at most 250 ms); an [`ErrorKind::Timeout`] error after that.
     pub async fn acquire(&self, wait: Duration) -> Result<()> {
-        let started = Instant::now();
-        let mut pause = FIRST_BACKOFF;
-        loop {
-            if self.try_acquire().await? {
-                return Ok(());
+        let waiting = async {
+            let started = Instant::now();
+            let mut pause = FIRST_BACKOFF;
+            loop {
+                if self.try_acquire_unobserved().await? {
+                    return Ok(());
+                }
+                let waited = started.elapsed();
+                if waited >= wait {
+                    return Err(self.context(Error::new(
+                        ErrorKind::Timeout,
+                        format!("the lock `{}` was still held after {wait:?}", self.name),
+                    )));
+                }
+                tokio::time::sleep(pause.min(wait - waited)).await;
+                pause = (pause * 2).min(LONGEST_BACKOFF);
             }
-            let waited = started.elapsed();
-            if waited >= wait {
-                return Err(self.context(Error::new(
-                    ErrorKind::Timeout,
-                    format!("the lock `{}` was still held after {wait:?}", self.name),
-                )));
-            }
-            tokio::time::sleep(pause.min(wait - waited)).await;
-            pause = (pause * 2).min(LONGEST_BACKOFF);
-        }
+        };
+        self.observed(Operation::Lock, |()| Outcome::Written, waiting)
+            .await
     }
 
     /// Release the lock if this owner holds it; `false` if it did not (never taken, expired,
     /// or taken by another owner since).
     pub async fn release(&self) -> Result<bool> {
-        let key = self.store_key().await?;
-        self.repository
-            .store()
-            .compare_and_delete(&key, self.owner.as_bytes())
-            .await
-            .map_err(|e| self.context(e))
+        let releasing = async {
+            let key = self.store_key().await?;
+            self.repository
+                .store()
+                .compare_and_delete(&key, self.owner.as_bytes())
+                .await
+                .map_err(|e| self.context(e))
+        };
+        self.observed(Operation::Unlock, removed, releasing).await
     }
 
     /// Release the lock whoever holds it; `true` if it was held.
     pub async fn force_release(&self) -> Result<bool> {
-        let key = self.store_key().await?;
-        self.repository
-            .store()
-            .forget(&key)
-            .await
-            .map_err(|e| self.context(e))
+        let releasing = async {
+            let key = self.store_key().await?;
+            self.repository
+                .store()
+                .forget(&key)
+                .await
+                .map_err(|e| self.context(e))
+        };
+        self.observed(Operation::Unlock, removed, releasing).await
     }
 
     /// Run `work` holding the lock: acquire it (waiting up to `wait`), run `work`, release
@@ -201,4 +265,36 @@ impl Lock {
         self.release().await?;
         Ok(output)
     }
+}
+
+/// An acquisition's outcome: the lock was taken (its item written), or held by another.
+fn taken(taken: &bool) -> Outcome {
+    if *taken {
+        Outcome::Written
+    } else {
+        Outcome::Unchanged
+    }
+}
+
+/// The next fencing token from the counter under `fence`, which lives a day from its
+/// creation. A counter created by this call (lost, expired or never made) starts from the
+/// clock, so that its tokens stay above the lost counter's (see [`Lock::fencing_token`]).
+async fn next_token(store: &dyn crate::Store, fence: &str) -> Result<i64> {
+    let ttl = Some(FENCE_TTL_SECONDS);
+    let token = store.increment_expiring(fence, 1, ttl).await?;
+    // Every counter alive was started from the clock at most a day ago, so a smaller token
+    // is one this call started (a counter that existed holds at least its start).
+    let floor = clock_micros()
+        .saturating_sub(i64::try_from(FENCE_TTL_SECONDS * 1_000_000).unwrap_or(i64::MAX));
+    if token >= floor {
+        return Ok(token);
+    }
+    store.increment_expiring(fence, clock_micros(), ttl).await
+}
+
+/// Microseconds since the Unix epoch.
+fn clock_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }

@@ -103,3 +103,88 @@ pub async fn acquire_waits_for_the_holder_or_times_out(repo: &Repository) {
             .unwrap()
     );
 }
+
+/// A lock's fencing token is greater than every earlier one, across a flush of the store
+/// and the loss of its counter (an eviction, a server restart).
+pub async fn fencing_tokens_grow_across_a_flush_and_a_lost_counter(repo: &Repository) {
+    let mut last = 0;
+    for round in 0..3 {
+        for _ in 0..3 {
+            let lock = repo.lock("job", Duration::from_secs(30));
+            assert!(lock.try_acquire().await.unwrap());
+            let token = lock.fencing_token().expect("a token once acquired");
+            assert!(token > last, "round {round}: {token} after {last}");
+            last = token;
+            assert!(lock.release().await.unwrap());
+        }
+        match round {
+            0 => repo.flush().await.unwrap(),
+            _ => {
+                repo.store().forget("cachy:fence:job").await.unwrap();
+            }
+        }
+    }
+}
+
+/// A lock's state lives apart from cache keys and from other locks' state: the lock `job`
+/// and the lock `job:fence` are both taken, a value under `job` is left alone, and the
+/// fencing counter expires (where the store tells lifetimes).
+pub async fn lock_state_never_collides_with_keys_or_other_locks(repo: &Repository) {
+    repo.put("job", &"a cache value", TEN_MINUTES)
+        .await
+        .unwrap();
+    let job = repo.lock("job", Duration::from_secs(30));
+    assert!(job.try_acquire().await.unwrap());
+    let fence = repo.lock("job:fence", Duration::from_secs(30));
+    assert!(
+        fence.try_acquire().await.unwrap(),
+        "`job:fence` is a lock of its own"
+    );
+    assert!(job.release().await.unwrap());
+    assert!(fence.release().await.unwrap());
+    assert_eq!(
+        repo.get::<String>("job").await.unwrap().as_deref(),
+        Some("a cache value")
+    );
+    if let Some((_, lifetime)) = repo
+        .store()
+        .get_with_lifetime("cachy:fence:job")
+        .await
+        .unwrap()
+    {
+        assert!(
+            !matches!(lifetime, cachy::Lifetime::Forever),
+            "the fencing counter expires"
+        );
+    }
+}
+
+/// Lock operations are observed: taken, held by another, timed out, released, not held.
+pub async fn lock_operations_are_observed(repo: &Repository) {
+    use cachy::observe::{Operation, Outcome};
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<(Operation, Outcome)>>> = Default::default();
+    let sink = seen.clone();
+    repo.on_event(move |event| {
+        if matches!(event.operation, Operation::Lock | Operation::Unlock) {
+            assert_eq!(event.key, Some("job"));
+            sink.lock().unwrap().push((event.operation, event.outcome));
+        }
+    });
+    let holder = repo.lock("job", Duration::from_secs(30));
+    let other = repo.lock("job", Duration::from_secs(30));
+    assert!(holder.try_acquire().await.unwrap());
+    assert!(!other.try_acquire().await.unwrap());
+    other.acquire(Duration::from_millis(50)).await.unwrap_err();
+    assert!(holder.release().await.unwrap());
+    assert!(!holder.release().await.unwrap());
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            (Operation::Lock, Outcome::Written),
+            (Operation::Lock, Outcome::Unchanged),
+            (Operation::Lock, Outcome::Failed(ErrorKind::Timeout)),
+            (Operation::Unlock, Outcome::Removed),
+            (Operation::Unlock, Outcome::Unchanged),
+        ]
+    );
+}

@@ -6,7 +6,7 @@ use super::{Operation, Outcome};
 use crate::error::ErrorKind;
 
 const OUTCOMES: usize = 10;
-const OPERATIONS: usize = Operation::Remember as usize + 1;
+const OPERATIONS: usize = Operation::Unlock as usize + 1;
 
 #[derive(Default)]
 pub(super) struct Handles {

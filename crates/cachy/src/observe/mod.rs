@@ -53,6 +53,12 @@ pub enum Operation {
     Flush,
     /// `remember` and its variants.
     Remember,
+    /// A lock's `try_acquire` and `acquire`: `written` when taken, `unchanged` when held by
+    /// another, an error of kind `timeout` when `acquire` waited in vain.
+    Lock,
+    /// A lock's `release` and `force_release`: `removed` when released, `unchanged` when it
+    /// was not held.
+    Unlock,
 }
 
 impl Operation {
@@ -71,6 +77,8 @@ impl Operation {
             Operation::Increment => "increment",
             Operation::Flush => "flush",
             Operation::Remember => "remember",
+            Operation::Lock => "lock",
+            Operation::Unlock => "unlock",
         }
     }
 }
