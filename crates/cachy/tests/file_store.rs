@@ -553,3 +553,32 @@ async fn flush_removes_what_an_interrupted_flush_left_and_links_named_like_folde
     assert_eq!(left, [".cachy-lock"]);
     assert!(outside.path().join("keep").exists());
 }
+
+/// An item expires at its lifetime, to the millisecond, not at the next whole second of
+/// the header (which stays whole seconds, rounded up, for Python cachy); a lock of one
+/// second is free again after its store lifetime of two seconds, not three.
+#[tokio::test]
+async fn items_expire_at_their_lifetime_not_the_next_whole_second() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let cache = manager(dir.path(), serde_json::json!({}));
+    for _ in 0..3 {
+        cache.put("k", "v", Duration::from_secs(1)).await.unwrap();
+        let written = Instant::now();
+        tokio::time::sleep(Duration::from_millis(1150)).await;
+        let read: Option<String> = cache.get("k").await.unwrap();
+        if written.elapsed() < Duration::from_millis(1900) {
+            assert_eq!(read, None, "still there 1.15 s after a put of 1 s");
+        }
+    }
+    let lock = cache.lock("job", Duration::from_secs(1)).unwrap();
+    assert!(lock.try_acquire().await.unwrap());
+    let taken = Instant::now();
+    let next = cache.lock("job", Duration::from_secs(1)).unwrap();
+    next.acquire(Duration::from_secs(5)).await.unwrap();
+    let blocked = taken.elapsed();
+    assert!(
+        blocked < Duration::from_millis(2500),
+        "a lock of 1 s held others off for {blocked:?}"
+    );
+}

@@ -2,6 +2,7 @@
 //! it without following links, the lock file, and folders.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use super::*;
 
@@ -25,6 +26,14 @@ pub(super) fn now_seconds() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// When an item expires, since the Unix epoch, to the nanosecond. The header keeps it in
+/// whole seconds, rounded up (Python cachy's layout, which Python reads); the file's
+/// modification time keeps it exactly (see [`deadline_of`]).
+pub(super) type Deadline = Duration;
+
+/// The deadline of an item kept forever.
+pub(super) const NEVER: Deadline = Duration::from_secs(FOREVER);
+
 /// What a cache file holds, once its header is read.
 pub(super) enum Content {
     Missing,
@@ -33,7 +42,7 @@ pub(super) enum Content {
     Corrupt,
     Expired,
     Live {
-        expiry: u64,
+        expiry: Deadline,
         value: Vec<u8>,
     },
 }
@@ -213,10 +222,11 @@ impl Layout {
         };
         let mut content = Vec::with_capacity(first as usize);
         (&mut file).take(first).read_to_end(&mut content)?;
-        let Some(expiry) = content.get(..HEADER).and_then(parse_expiry) else {
+        let Some(header) = content.get(..HEADER).and_then(parse_expiry) else {
             return Ok(Content::Corrupt);
         };
-        if expiry as f64 <= now_seconds() {
+        let expiry = deadline_of(header, &meta);
+        if expiry <= now() {
             return Ok(Content::Expired);
         }
         let rest = length - first;
@@ -255,7 +265,7 @@ impl Layout {
     }
 
     /// Read `path`, removing it if it has expired or is corrupted.
-    pub(super) fn read_live(&self, path: &Path) -> io::Result<Option<(u64, Vec<u8>)>> {
+    pub(super) fn read_live(&self, path: &Path) -> io::Result<Option<(Deadline, Vec<u8>)>> {
         match self.read(path)? {
             Content::Live { expiry, value } => Ok(Some((expiry, value))),
             Content::Missing => Ok(None),
@@ -278,7 +288,7 @@ impl Layout {
         Ok(())
     }
 
-    pub(super) fn write(&self, path: &Path, expiry: u64, value: &[u8]) -> io::Result<()> {
+    pub(super) fn write(&self, path: &Path, expiry: Deadline, value: &[u8]) -> io::Result<()> {
         let mut attempts = 1;
         loop {
             match self.try_write(path, expiry, value) {
@@ -298,7 +308,7 @@ impl Layout {
         }
     }
 
-    pub(super) fn try_write(&self, path: &Path, expiry: u64, value: &[u8]) -> io::Result<()> {
+    pub(super) fn try_write(&self, path: &Path, expiry: Deadline, value: &[u8]) -> io::Result<()> {
         self.make_folders(path)?;
         let folder = path.parent().unwrap_or(&self.root);
         let mut file = tempfile::Builder::new()
@@ -306,9 +316,12 @@ impl Layout {
             .tempfile_in(folder)?;
         set_mode(file.as_file(), self.file_mode)?;
         let mut content = Vec::with_capacity(HEADER + value.len());
-        content.extend_from_slice(format!("{expiry:010}").as_bytes());
+        content.extend_from_slice(format!("{:010}", header_of(expiry)).as_bytes());
         content.extend_from_slice(value);
         file.write_all(&content)?;
+        if expiry < NEVER {
+            file.as_file().set_modified(UNIX_EPOCH + expiry)?;
+        }
         // The rename replaces a file, a link (not its target) or a FIFO, but not a folder.
         match file.persist(path) {
             Ok(_) => Ok(()),
@@ -481,10 +494,57 @@ pub(super) fn parse_expiry(header: &[u8]) -> Option<u64> {
         .and_then(|header| std::str::from_utf8(header).ok()?.parse::<u64>().ok())
 }
 
-pub(super) fn expiry_of(ttl: Ttl) -> u64 {
+/// Now, since the Unix epoch.
+fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// The deadline of an item stored now for `ttl`.
+pub(super) fn expiry_of(ttl: Ttl) -> Deadline {
     match ttl {
-        None => FOREVER,
-        Some(seconds) => ((now_seconds() + seconds as f64).ceil() as u64).min(FOREVER),
+        None => NEVER,
+        Some(seconds) => now()
+            .saturating_add(Duration::from_secs(seconds))
+            .min(NEVER),
+    }
+}
+
+/// The header of an item expiring at `expiry`: whole seconds, rounded up, so that a reader
+/// of the header alone (Python cachy) never drops an item early.
+fn header_of(expiry: Deadline) -> u64 {
+    (expiry.as_secs() + u64::from(expiry.subsec_nanos() > 0)).min(FOREVER)
+}
+
+/// The exact deadline of a file whose header says `header` seconds: its modification time
+/// when that lies within the second before (where this store puts it), else the header.
+/// A file another program wrote (Python cachy writes it at least a minute before its
+/// expiry) keeps its header's deadline, and a modification time changed by someone else
+/// moves the deadline by less than a second.
+fn deadline_of(header: u64, meta: &fs::Metadata) -> Deadline {
+    let whole = Duration::from_secs(header);
+    if header >= FOREVER {
+        return NEVER;
+    }
+    match meta
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+    {
+        Some(modified) if modified <= whole && modified + Duration::from_secs(1) > whole => {
+            modified
+        }
+        _ => whole,
+    }
+}
+
+/// How long an item expiring at `expiry` has left.
+pub(super) fn lifetime_of(expiry: Deadline) -> Lifetime {
+    if expiry >= NEVER {
+        Lifetime::Forever
+    } else {
+        Lifetime::Remaining(expiry.saturating_sub(now()))
     }
 }
 

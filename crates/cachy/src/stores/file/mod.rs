@@ -323,7 +323,7 @@ impl Store for FileStore {
         self.read(key, |layout, path| {
             Ok(layout
                 .read_live(path)?
-                .map(|(expiry, value)| (value, Lifetime::until_unix(expiry, FOREVER))))
+                .map(|(expiry, value)| (value, lifetime_of(expiry))))
         })
         .await
     }
@@ -380,7 +380,7 @@ impl Store for FileStore {
             let _lock = layout.lock()?;
             let (expiry, current) = match layout.read(path)? {
                 Content::Live { expiry, value } => (expiry, Some(value)),
-                _ => (FOREVER, None),
+                _ => (NEVER, None),
             };
             let next = incremented(current.as_deref(), by);
             if let Ok(next) = &next {
@@ -403,7 +403,7 @@ impl Store for FileStore {
             let expiry = match (layout.read(path)?, current) {
                 (Content::Live { expiry, value }, Some(current)) if value == current => expiry,
                 (Content::Live { .. }, _) | (_, Some(_)) => return Ok(false),
-                (_, None) => FOREVER,
+                (_, None) => NEVER,
             };
             layout.write(path, expiry, &new)?;
             Ok(true)
