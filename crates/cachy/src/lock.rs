@@ -178,23 +178,20 @@ impl Lock {
         if !taken {
             return Ok(false);
         }
-        let fence = self
-            .repository
-            .tagged_key(&format!("{FENCE_PREFIX}{}", self.name))
-            .await;
-        match fence {
-            Ok(fence) => match next_token(&**store, &fence).await {
-                Ok(token) => {
-                    self.fencing_token.store(token, Ordering::Release);
-                    return Ok(true);
-                }
-                Err(e) => {
-                    // Without its token the lock is not usable: give it back.
-                    let _ = store.compare_and_delete(&key, self.owner.as_bytes()).await;
-                    Err(self.context(e))
-                }
-            },
+        let token = async {
+            let fence = self
+                .repository
+                .tagged_key(&format!("{FENCE_PREFIX}{}", self.name))
+                .await?;
+            next_token(&**store, &fence).await
+        };
+        match token.await {
+            Ok(token) => {
+                self.fencing_token.store(token, Ordering::Release);
+                Ok(true)
+            }
             Err(e) => {
+                // Without its token the lock is not usable: give it back.
                 let _ = store.compare_and_delete(&key, self.owner.as_bytes()).await;
                 Err(self.context(e))
             }

@@ -25,7 +25,7 @@ use std::time::{Instant, SystemTime};
 use cachy_testkit::servers::{RedisServer, TestServer, free_port, is_ci};
 
 /// The examples this file runs.
-const EXAMPLES: [&str; 3] = ["service", "blocking_cli", "interop"];
+const EXAMPLES: [&str; 4] = ["service", "outage", "blocking_cli", "interop"];
 
 /// The package's features this test was built with, so that the examples are built with the
 /// same ones (and the library is not rebuilt with others).
@@ -36,6 +36,7 @@ fn features() -> String {
         ("chrono", cfg!(feature = "chrono")),
         ("redis", cfg!(feature = "redis")),
         ("redis-tls", cfg!(feature = "redis-tls")),
+        ("hybrid", cfg!(feature = "hybrid")),
         ("memcached", cfg!(feature = "memcached")),
         ("database", cfg!(feature = "database")),
         ("database-sqlite", cfg!(feature = "database-sqlite")),
@@ -282,6 +283,58 @@ fn service_without_redis_says_how_to_start_one() {
         assert!(stderr.contains(text), "no {text:?} in:\n{stderr}");
     }
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// `outage` keeps answering every request while Redis is killed under it: from its L1 for
+/// the products it held, from its database (once each) for the others.
+#[test]
+fn outage_answers_every_request_while_redis_is_killed() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let mut child = Command::new(example("outage"))
+        .env("REDIS_URL", redis.address())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the example starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut output = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the example ended before asking for Redis to stop:\n{output}"
+        );
+        output.push_str(&line);
+        if line.starts_with("stop Redis now") {
+            break;
+        }
+    }
+    redis.kill();
+    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    std::io::Read::read_to_string(&mut stdout, &mut output).unwrap();
+    let rest = child.wait_with_output().expect("the example ends");
+    let stderr = String::from_utf8_lossy(&rest.stderr);
+    assert!(rest.status.success(), "{output}\n{stderr}");
+    eprintln!("{output}");
+    assert_lines(
+        &output,
+        "outage",
+        &["before the outage: 20 requests, 0 failed, 10 database queries"],
+    );
+    let during = output
+        .lines()
+        .find(|line| line.starts_with("during the outage:"))
+        .unwrap_or_else(|| panic!("no outage line in:\n{output}"));
+    assert!(
+        during.ends_with(", 0 failed, 10 database queries"),
+        "every request answered, each new product asked of the database once: {during}"
+    );
+    assert!(!output.contains("cache errors observed: 0 "), "{output}");
 }
 
 #[test]

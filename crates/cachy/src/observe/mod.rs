@@ -312,15 +312,23 @@ impl Hooks {
 }
 
 /// How often a repository logs the cache failures it computed around, at most.
+#[cfg(feature = "tracing")]
 const WARNING_INTERVAL_MS: u64 = 10_000;
+
+/// When the last warning about a failure computed around was logged (ms since the Unix
+/// epoch), and how many were not logged since.
+#[cfg(feature = "tracing")]
+#[derive(Default)]
+struct Warnings {
+    last: AtomicU64,
+    unlogged: AtomicU64,
+}
 
 /// One repository's counters, hooks and metric handles.
 pub(crate) struct Observer {
     counts: [AtomicU64; COUNTERS],
-    /// When the last warning about a failure computed around was logged (ms since the Unix
-    /// epoch), and how many were not logged since.
-    last_warning: AtomicU64,
-    unwarned: AtomicU64,
+    #[cfg(feature = "tracing")]
+    warnings: Warnings,
     since: SystemTime,
     hooks: Hooks,
     /// The manager's hooks, shared by all its repositories.
@@ -333,8 +341,8 @@ impl Default for Observer {
     fn default() -> Self {
         Observer {
             counts: Default::default(),
-            last_warning: AtomicU64::new(0),
-            unwarned: AtomicU64::new(0),
+            #[cfg(feature = "tracing")]
+            warnings: Warnings::default(),
             since: SystemTime::now(),
             hooks: Hooks::default(),
             manager_hooks: OnceLock::new(),
@@ -397,18 +405,20 @@ impl Observer {
 
     /// Whether to log a cache failure computed around now: at most one a repository every
     /// ten seconds, with how many were not logged before it (`None`: not this one).
+    #[cfg(feature = "tracing")]
     pub(crate) fn warning_due(&self) -> Option<u64> {
+        let warnings = &self.warnings;
         let now = crate::envelope::now();
-        let last = self.last_warning.load(Ordering::Relaxed);
+        let last = warnings.last.load(Ordering::Relaxed);
         let due = now.saturating_sub(last) >= WARNING_INTERVAL_MS
-            && self
-                .last_warning
+            && warnings
+                .last
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok();
         if due {
-            Some(self.unwarned.swap(0, Ordering::Relaxed))
+            Some(warnings.unlogged.swap(0, Ordering::Relaxed))
         } else {
-            self.unwarned.fetch_add(1, Ordering::Relaxed);
+            warnings.unlogged.fetch_add(1, Ordering::Relaxed);
             None
         }
     }
