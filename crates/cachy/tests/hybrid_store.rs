@@ -493,3 +493,48 @@ async fn while_redis_as_l2_is_down_cached_keys_are_still_served() {
     })
     .await;
 }
+
+/// Past 10,000 keys (the backplane's bound), the invalidations queued while Redis is
+/// unreachable become one flush, however many more keys change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_backplane_is_unreachable_the_queue_stays_bounded() {
+    const BOUND: usize = 10_000;
+    let config = json!({
+        "default": "hybrid",
+        "stores": {
+            // Nothing listens there: every publish fails, at once.
+            "redis": { "driver": "redis", "url": "redis://127.0.0.1:1" },
+            "dict": { "driver": "dict" },
+            "hybrid": { "driver": "hybrid", "l2": "dict", "backplane": "redis" }
+        }
+    });
+    let cache = CacheManager::from_value(config)
+        .unwrap()
+        .store(None)
+        .unwrap();
+    let hybrid = (&**cache.store() as &dyn std::any::Any)
+        .downcast_ref::<HybridStore>()
+        .unwrap();
+    let started = Instant::now();
+    for i in 0..3 * BOUND {
+        cache.put(&format!("key {i}"), &i, 600).await.unwrap();
+        let queued = hybrid.unsent_invalidations();
+        assert!(
+            queued <= BOUND + 1,
+            "{queued} queued after {} writes",
+            i + 1
+        );
+    }
+    eprintln!("{} writes in {:?}", 3 * BOUND, started.elapsed());
+    // The publisher may hold the queue for a moment, while it tries to send it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while hybrid.unsent_invalidations() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "{} queued",
+            hybrid.unsent_invalidations()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!hybrid.is_subscribed());
+}

@@ -3,6 +3,7 @@
 //! as long as the process, whichever runtime the store is used from): one publishes what
 //! this process changed, one listens for what the others changed.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -21,6 +22,12 @@ const MIN_PAUSE: Duration = Duration::from_millis(50);
 const MAX_PAUSE: Duration = Duration::from_secs(1);
 /// Keys per message, so that one message stays small.
 const KEYS_PER_MESSAGE: usize = 500;
+/// Distinct keys queued at most while Redis is unreachable; one more and the queue becomes a
+/// single flush, so that an outage costs bounded memory and a bounded burst of messages when
+/// Redis is back. A flush costs the receivers their whole L1, which past this many changed
+/// keys is little more than the keys would have cost: it is the default L1 size
+/// (`l1.max_entries`). At this size the queue is about a megabyte, and is sent in 20 messages.
+const MAX_QUEUED_KEYS: usize = 10_000;
 
 pub(super) struct Backplane {
     redis: Arc<RedisStore>,
@@ -29,10 +36,16 @@ pub(super) struct Backplane {
     instance: String,
     /// Changes not yet announced: one entry per key, however often it changed.
     pending: Mutex<Pending>,
+    /// Something was queued. Only an idle publisher waits for it: one that is pausing after a
+    /// failure must not retry on every write, or each write would cost a failed send.
     wake: Notify,
+    /// The subscription started: Redis answers again, so a pausing publisher retries now.
+    resubscribed: Notify,
     subscribed: AtomicBool,
 }
 
+/// Changes not yet announced. Once `flush` is set, `keys` stays empty: the flush goes out after
+/// the changes to those keys were made, and drops them from every L1 as well.
 #[derive(Default)]
 struct Pending {
     flush: bool,
@@ -43,16 +56,62 @@ impl Pending {
     fn is_empty(&self) -> bool {
         !self.flush && self.keys.is_empty()
     }
+
+    /// The number of messages' worth of entries: one per key, one for a flush.
+    fn len(&self) -> usize {
+        self.keys.len() + usize::from(self.flush)
+    }
+
+    /// Queue `key`. Returns the keys this made redundant, to be freed outside the lock.
+    fn insert(&mut self, key: &str) -> HashSet<String> {
+        if !self.flush {
+            self.keys.insert(key.to_owned());
+        }
+        self.bound()
+    }
+
+    /// Queue a flush. Returns the keys this made redundant, to be freed outside the lock.
+    fn insert_flush(&mut self) -> HashSet<String> {
+        self.flush = true;
+        self.bound()
+    }
+
+    /// Queue `other` too. The smaller key set goes into the larger, so that putting back a
+    /// large queue that failed to send costs what was queued meanwhile, not the queue's size.
+    /// Returns the keys this made redundant, to be freed outside the lock.
+    fn merge(&mut self, mut other: Pending) -> HashSet<String> {
+        if other.keys.len() > self.keys.len() {
+            std::mem::swap(&mut self.keys, &mut other.keys);
+        }
+        self.flush |= other.flush;
+        if !self.flush {
+            self.keys.extend(other.keys);
+        }
+        self.bound()
+    }
+
+    /// Collapse to a flush past `MAX_QUEUED_KEYS`, and keep no key beside a flush.
+    fn bound(&mut self) -> HashSet<String> {
+        if self.keys.len() > MAX_QUEUED_KEYS {
+            self.flush = true;
+        }
+        if self.flush {
+            std::mem::take(&mut self.keys)
+        } else {
+            HashSet::new()
+        }
+    }
 }
 
-/// An invalidation: keys that changed, or everything (a flush). Never a value.
+/// An invalidation: keys that changed, or everything (a flush). Never a value. Borrowed when
+/// sent, so that sending does not copy the queued keys.
 #[derive(Serialize, Deserialize)]
-struct Message {
-    from: String,
+struct Message<'a> {
+    from: Cow<'a, str>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     flush: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    keys: Vec<String>,
+    keys: Vec<Cow<'a, str>>,
 }
 
 impl Backplane {
@@ -63,6 +122,7 @@ impl Backplane {
             instance: crate::lock::new_owner(),
             pending: Mutex::default(),
             wake: Notify::new(),
+            resubscribed: Notify::new(),
             subscribed: AtomicBool::new(false),
         }
     }
@@ -77,19 +137,28 @@ impl Backplane {
 
     /// Tell the other processes that `key` changed.
     pub(super) fn announce(&self, key: &str) {
-        self.pending().keys.insert(key.to_owned());
+        let redundant = self.pending().insert(key);
+        #[cfg(feature = "tracing")]
+        if !redundant.is_empty() {
+            tracing::warn!(
+                channel = %self.channel,
+                "hybrid store: more than {MAX_QUEUED_KEYS} invalidations queued; they become \
+                 one flush, which drops all of L1 in the other processes"
+            );
+        }
+        drop(redundant);
         self.wake.notify_one();
     }
 
     /// Tell the other processes that everything changed.
     pub(super) fn announce_flush(&self) {
-        self.pending().flush = true;
+        let redundant = self.pending().insert_flush();
+        drop(redundant);
         self.wake.notify_one();
     }
 
     pub(super) fn unsent(&self) -> usize {
-        let pending = self.pending();
-        pending.keys.len() + usize::from(pending.flush)
+        self.pending().len()
     }
 
     fn take(&self) -> Pending {
@@ -98,38 +167,46 @@ impl Backplane {
 
     /// Queue `unsent` again, merged with what was queued meanwhile.
     fn put_back(&self, unsent: Pending) {
-        let mut pending = self.pending();
-        pending.flush |= unsent.flush;
-        pending.keys.extend(unsent.keys);
+        let redundant = self.pending().merge(unsent);
+        drop(redundant);
     }
 
+    /// Publish `changes`, the flush first. Each message is built only when its turn comes, so
+    /// that a send failing at once (Redis marked down) costs one message, not the queue.
     async fn send(&self, changes: &Pending) -> Result<()> {
-        let keys: Vec<&String> = changes.keys.iter().collect();
-        let mut batches: Vec<Message> = keys
-            .chunks(KEYS_PER_MESSAGE)
-            .map(|keys| Message {
-                from: self.instance.clone(),
-                flush: false,
-                keys: keys.iter().map(|key| (*key).clone()).collect(),
-            })
-            .collect();
         if changes.flush {
-            batches.insert(
-                0,
-                Message {
-                    from: self.instance.clone(),
-                    flush: true,
-                    keys: Vec::new(),
-                },
-            );
+            self.publish_one(&Message {
+                from: Cow::Borrowed(&self.instance),
+                flush: true,
+                keys: Vec::new(),
+            })
+            .await?;
         }
-        for message in batches {
-            let payload = serde_json::to_vec(&message).expect("a message serializes");
-            let _: i64 = self
-                .redis
-                .query(redis::cmd("PUBLISH").arg(&self.channel).arg(payload))
-                .await?;
+        let mut keys = changes.keys.iter();
+        loop {
+            let batch: Vec<Cow<'_, str>> = keys
+                .by_ref()
+                .take(KEYS_PER_MESSAGE)
+                .map(|key| Cow::Borrowed(key.as_str()))
+                .collect();
+            if batch.is_empty() {
+                return Ok(());
+            }
+            self.publish_one(&Message {
+                from: Cow::Borrowed(&self.instance),
+                flush: false,
+                keys: batch,
+            })
+            .await?;
         }
+    }
+
+    async fn publish_one(&self, message: &Message<'_>) -> Result<()> {
+        let payload = serde_json::to_vec(message).expect("a message serializes");
+        let _: i64 = self
+            .redis
+            .query(redis::cmd("PUBLISH").arg(&self.channel).arg(payload))
+            .await?;
         Ok(())
     }
 
@@ -218,16 +295,18 @@ async fn publish(backplane: Arc<Backplane>, mut running: watch::Receiver<()>) {
                 return;
             }
             () = tokio::time::sleep(pause) => {}
-            // A new subscription means Redis answers again.
-            () = backplane.wake.notified() => {}
+            // Not `wake`: changes queued meanwhile wait for the next try.
+            () = backplane.resubscribed.notified() => {}
         }
         pause = (pause * 2).min(MAX_PAUSE);
     }
 }
 
 /// Listen for the other processes' changes, subscribing again whenever the connection
-/// drops. Each (re)subscription drops all of L1: messages sent while this process was not
-/// listening are lost, so any copy may be stale.
+/// drops. Each subscription, the first included, drops all of L1: messages sent while this
+/// process was not listening are lost, so any copy may be stale. Before the first one too: a
+/// copy read from L2 before it (or a read under way) may predate a change whose message
+/// went out before this process listened, and nothing else would ever drop it.
 async fn listen(backplane: Arc<Backplane>, levels: Weak<Levels>, mut running: watch::Receiver<()>) {
     let mut pause = MIN_PAUSE;
     loop {
@@ -245,7 +324,7 @@ async fn listen(backplane: Arc<Backplane>, levels: Weak<Levels>, mut running: wa
             #[cfg(feature = "tracing")]
             tracing::info!(channel = %backplane.channel, "hybrid store: subscribed; L1 emptied");
             backplane.subscribed.store(true, Ordering::Release);
-            backplane.wake.notify_one();
+            backplane.resubscribed.notify_one();
             pause = MIN_PAUSE;
             loop {
                 let payload = tokio::select! {
@@ -272,5 +351,141 @@ async fn listen(backplane: Arc<Backplane>, levels: Weak<Levels>, mut running: wa
             () = tokio::time::sleep(pause) => {}
         }
         pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreConfig;
+
+    fn keys(range: std::ops::Range<usize>) -> impl Iterator<Item = String> {
+        range.map(|i| format!("key {i}"))
+    }
+
+    /// A backplane whose tasks never start: what it queues stays queued.
+    fn idle_backplane() -> Backplane {
+        // Nothing connects until a call, and none is made.
+        let config = StoreConfig::new("redis").with("url", "redis://127.0.0.1:1");
+        let redis = RedisStore::from_config(&config).unwrap();
+        Backplane::new(Arc::new(redis), "test".to_owned())
+    }
+
+    #[test]
+    fn the_queue_collapses_to_a_flush_past_the_bound() {
+        let mut pending = Pending::default();
+        for key in keys(0..MAX_QUEUED_KEYS) {
+            assert!(pending.insert(&key).is_empty());
+        }
+        // Keys already queued do not count twice.
+        for key in keys(0..MAX_QUEUED_KEYS) {
+            assert!(pending.insert(&key).is_empty());
+        }
+        assert_eq!(pending.len(), MAX_QUEUED_KEYS);
+        assert!(!pending.flush);
+
+        let mut collapsed = 0;
+        for key in keys(MAX_QUEUED_KEYS..4 * MAX_QUEUED_KEYS) {
+            if !pending.insert(&key).is_empty() {
+                collapsed += 1;
+            }
+            assert!(pending.len() <= MAX_QUEUED_KEYS + 1, "{}", pending.len());
+        }
+        assert_eq!(collapsed, 1);
+        assert!(pending.flush);
+        assert!(pending.keys.is_empty());
+        assert_eq!(pending.len(), 1);
+    }
+
+    #[test]
+    fn a_flush_makes_queued_keys_redundant() {
+        let mut pending = Pending::default();
+        pending.insert("a");
+        assert_eq!(pending.insert_flush().len(), 1);
+        pending.insert("b");
+        assert!(pending.flush);
+        assert!(pending.keys.is_empty());
+    }
+
+    #[test]
+    fn putting_back_keeps_the_bound() {
+        let mut taken = Pending::default();
+        for key in keys(0..MAX_QUEUED_KEYS) {
+            taken.insert(&key);
+        }
+        // Queued meanwhile: a key already in the taken queue, which keeps it at the bound...
+        let mut meanwhile = Pending::default();
+        meanwhile.insert("key 0");
+        meanwhile.merge(std::mem::take(&mut taken));
+        assert_eq!(meanwhile.len(), MAX_QUEUED_KEYS);
+        assert!(!meanwhile.flush);
+        for key in keys(0..MAX_QUEUED_KEYS) {
+            taken.insert(&key);
+        }
+        // ...then one that is not, which tips it over.
+        let mut meanwhile = Pending::default();
+        meanwhile.insert("new");
+        assert_eq!(meanwhile.merge(taken).len(), MAX_QUEUED_KEYS + 1);
+        assert!(meanwhile.flush);
+        assert_eq!(meanwhile.len(), 1);
+
+        // A flush put back drops what was queued meanwhile, and the other way round.
+        let mut meanwhile = Pending::default();
+        meanwhile.insert("a");
+        let mut flush = Pending::default();
+        flush.insert_flush();
+        meanwhile.merge(flush);
+        assert_eq!((meanwhile.flush, meanwhile.keys.len()), (true, 0));
+        let mut taken = Pending::default();
+        taken.insert("a");
+        meanwhile.merge(taken);
+        assert_eq!((meanwhile.flush, meanwhile.keys.len()), (true, 0));
+    }
+
+    #[test]
+    fn unsent_counts_one_after_the_collapse() {
+        let backplane = idle_backplane();
+        for key in keys(0..MAX_QUEUED_KEYS) {
+            backplane.announce(&key);
+        }
+        assert_eq!(backplane.unsent(), MAX_QUEUED_KEYS);
+        for key in keys(MAX_QUEUED_KEYS..3 * MAX_QUEUED_KEYS) {
+            backplane.announce(&key);
+            assert!(backplane.unsent() <= MAX_QUEUED_KEYS + 1);
+        }
+        assert_eq!(backplane.unsent(), 1);
+
+        // As the publisher does when a send fails.
+        let taken = backplane.take();
+        backplane.announce("meanwhile");
+        backplane.put_back(taken);
+        assert_eq!(backplane.unsent(), 1);
+    }
+
+    #[test]
+    fn messages_keep_their_wire_format() {
+        let keys = Message {
+            from: Cow::Borrowed("me"),
+            flush: false,
+            keys: vec![Cow::Borrowed("a"), Cow::Borrowed("b")],
+        };
+        assert_eq!(
+            serde_json::to_string(&keys).unwrap(),
+            r#"{"from":"me","keys":["a","b"]}"#
+        );
+        let flush = Message {
+            from: Cow::Borrowed("me"),
+            flush: true,
+            keys: Vec::new(),
+        };
+        assert_eq!(
+            serde_json::to_string(&flush).unwrap(),
+            r#"{"from":"me","flush":true}"#
+        );
+        let read: Message = serde_json::from_str(r#"{"from":"you","keys":["a"]}"#).unwrap();
+        assert_eq!(
+            (&*read.from, read.flush, read.keys.len()),
+            ("you", false, 1)
+        );
     }
 }

@@ -55,9 +55,11 @@ const STRIPES: usize = 64;
 ///   tell it gets copies that live `l1_ttl`), and never lives longer than `l1_ttl`.
 /// - While the backplane is unreachable, each process keeps serving its L1 copies, which may
 ///   miss changes made elsewhere meanwhile: for at most `l1_ttl`. Invalidations this
-///   process could not send are queued (one per key) and sent when Redis answers again.
-///   Whenever the subscription starts again, the process drops its whole L1, since it may
-///   have missed messages.
+///   process could not send are queued (one per key) and sent when Redis answers again;
+///   past 10,000 keys they become one flush, and every other process drops its whole L1.
+///   Whenever the subscription starts, the first time included (shortly after the store is
+///   built), the process drops its whole L1, since it may have missed messages: copies
+///   taken before the first subscription were read while it could not hear of changes.
 /// - A write to L2 that fails still drops the key from L1 and tells the others (the write
 ///   may have reached L2 before failing); the error is returned. A resilient `remember`
 ///   (`remember_with`, `#[cached]`) whose write failed then keeps its value in this
