@@ -183,7 +183,9 @@ impl Lock {
                 .repository
                 .tagged_key(&format!("{FENCE_PREFIX}{}", self.name))
                 .await?;
-            next_token(&**store, &fence).await
+            let token = next_token(&**store, &fence).await?;
+            store.catch_up().await?;
+            Ok(token)
         };
         match token.await {
             Ok(token) => {
@@ -191,7 +193,8 @@ impl Lock {
                 Ok(true)
             }
             Err(e) => {
-                // Without its token the lock is not usable: give it back.
+                // Without its token, or unsure to read what the last holder wrote, the lock is
+                // not usable: give it back.
                 let _ = store.compare_and_delete(&key, self.owner.as_bytes()).await;
                 Err(self.context(e))
             }
@@ -225,11 +228,17 @@ impl Lock {
 
     /// Release the lock if this owner holds it; `false` if it did not (never taken, expired,
     /// or taken by another owner since).
+    ///
+    /// On a store whose processes keep copies of items (the hybrid store), what this process
+    /// changed is announced to the others first, so that the next holder reads it; if that
+    /// cannot be done (the backplane is unreachable), the error is returned and the lock is
+    /// left to expire.
     pub async fn release(&self) -> Result<bool> {
         let releasing = async {
             let key = self.store_key().await?;
-            self.repository
-                .store()
+            let store = self.repository.store();
+            store.publish_changes().await.map_err(|e| self.context(e))?;
+            store
                 .compare_and_delete(&key, self.owner.as_bytes())
                 .await
                 .map_err(|e| self.context(e))
@@ -241,11 +250,9 @@ impl Lock {
     pub async fn force_release(&self) -> Result<bool> {
         let releasing = async {
             let key = self.store_key().await?;
-            self.repository
-                .store()
-                .forget(&key)
-                .await
-                .map_err(|e| self.context(e))
+            let store = self.repository.store();
+            store.publish_changes().await.map_err(|e| self.context(e))?;
+            store.forget(&key).await.map_err(|e| self.context(e))
         };
         self.observed(Operation::Unlock, removed, releasing).await
     }

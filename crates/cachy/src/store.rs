@@ -231,6 +231,25 @@ pub trait Store: std::any::Any + Send + Sync + 'static {
         None
     }
 
+    /// Make every change this process made through this store known to the other processes
+    /// sharing it before returning: called before a [`Lock`](crate::Lock) in this store is
+    /// released, so that the next holder, in any process, reads what this one wrote. A store
+    /// whose processes keep copies of its items (the hybrid store) sends its pending
+    /// invalidations; the default has nothing to send.
+    async fn publish_changes(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Hear of every change another process made known (with
+    /// [`publish_changes`](Self::publish_changes)) before this call, before returning: called
+    /// after a [`Lock`](crate::Lock) in this store is taken, so that the holder never reads a
+    /// copy older than what the previous holder wrote. The hybrid store waits for a marker it
+    /// sends on its backplane to come back (the changes sent before it arrive first), or, if it
+    /// does not come back in time, drops its whole first level. The default has nothing to do.
+    async fn catch_up(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Keep `value` under `key` in this process only, for at most `ttl` (`None`: as long as
     /// the store keeps in-process copies), after a write of it to this store failed. A
     /// resilient `remember` calls this, so that a store with an in-process level (the hybrid

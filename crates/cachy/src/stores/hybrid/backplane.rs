@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
 use super::{Levels, cannot_start};
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::stores::RedisStore;
 
 /// The first pause after a failed publish or subscription; it doubles up to `MAX_PAUSE`.
@@ -42,6 +42,13 @@ pub(super) struct Backplane {
     /// The subscription started: Redis answers again, so a pausing publisher retries now.
     resubscribed: Notify,
     subscribed: AtomicBool,
+    /// Held while changes taken from `pending` are being sent, so that a caller who must know
+    /// every change was sent ([`Backplane::publish_now`]) waits for a send under way.
+    sending: tokio::sync::Mutex<()>,
+    /// The last marker this process sent, and the last one it heard back (see
+    /// [`Backplane::catch_up`]).
+    markers_sent: AtomicU64,
+    markers_heard: watch::Sender<u64>,
 }
 
 /// Changes not yet announced. Once `flush` is set, `keys` stays empty: the flush goes out after
@@ -112,6 +119,10 @@ struct Message<'a> {
     flush: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     keys: Vec<Cow<'a, str>>,
+    /// A marker its sender waits to hear back: every message sent before it has then
+    /// reached the sender too. Other processes ignore it (as versions before it do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    marker: Option<u64>,
 }
 
 impl Backplane {
@@ -124,6 +135,9 @@ impl Backplane {
             wake: Notify::new(),
             resubscribed: Notify::new(),
             subscribed: AtomicBool::new(false),
+            sending: tokio::sync::Mutex::new(()),
+            markers_sent: AtomicU64::new(0),
+            markers_heard: watch::Sender::new(0),
         }
     }
 
@@ -171,6 +185,50 @@ impl Backplane {
         drop(redundant);
     }
 
+    /// Send every change queued so far, and every change being sent, before returning.
+    pub(super) async fn publish_now(&self) -> Result<()> {
+        let _sending = self.sending.lock().await;
+        let changes = self.take();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let sent = self.send(&changes).await;
+        if sent.is_err() {
+            self.put_back(changes);
+        }
+        sent
+    }
+
+    /// Wait until every message sent on the channel before this call has reached this
+    /// process (and been applied), by sending a marker and waiting to hear it back, up to
+    /// `limit`. Messages of one channel reach a subscriber in the order Redis took them.
+    pub(super) async fn catch_up(&self, limit: Duration) -> Result<()> {
+        let unheard = || {
+            Error::new(
+                ErrorKind::Unavailable,
+                "the hybrid store's backplane did not echo its marker: changes made elsewhere \
+                 may not have arrived",
+            )
+        };
+        if !self.is_subscribed() {
+            return Err(unheard());
+        }
+        let marker = self.markers_sent.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut heard = self.markers_heard.subscribe();
+        self.publish_one(&Message {
+            from: Cow::Borrowed(&self.instance),
+            flush: false,
+            keys: Vec::new(),
+            marker: Some(marker),
+        })
+        .await?;
+        tokio::time::timeout(limit, heard.wait_for(|heard| *heard >= marker))
+            .await
+            .map_err(|_| unheard())?
+            .map_err(|_| unheard())?;
+        Ok(())
+    }
+
     /// Publish `changes`, the flush first. Each message is built only when its turn comes, so
     /// that a send failing at once (Redis marked down) costs one message, not the queue.
     async fn send(&self, changes: &Pending) -> Result<()> {
@@ -179,6 +237,7 @@ impl Backplane {
                 from: Cow::Borrowed(&self.instance),
                 flush: true,
                 keys: Vec::new(),
+                marker: None,
             })
             .await?;
         }
@@ -196,6 +255,7 @@ impl Backplane {
                 from: Cow::Borrowed(&self.instance),
                 flush: false,
                 keys: batch,
+                marker: None,
             })
             .await?;
         }
@@ -214,7 +274,15 @@ impl Backplane {
     /// a message this version reads may still announce a change, so it drops all of L1.
     fn apply(&self, payload: &[u8], levels: &Levels) {
         match serde_json::from_slice::<Message>(payload) {
-            Ok(message) if message.from == self.instance => {}
+            Ok(message) if message.from == self.instance => {
+                if let Some(marker) = message.marker {
+                    self.markers_heard.send_if_modified(|heard| {
+                        let later = marker > *heard;
+                        *heard = (*heard).max(marker);
+                        later
+                    });
+                }
+            }
             Ok(message) => {
                 if message.flush {
                     levels.changed_all();
@@ -270,8 +338,10 @@ async fn stopped(running: &mut watch::Receiver<()>) {
 async fn publish(backplane: Arc<Backplane>, mut running: watch::Receiver<()>) {
     let mut pause = MIN_PAUSE;
     loop {
+        let sending = backplane.sending.lock().await;
         let changes = backplane.take();
         if changes.is_empty() {
+            drop(sending);
             tokio::select! {
                 () = stopped(&mut running) => return,
                 () = backplane.wake.notified() => continue,
@@ -282,6 +352,7 @@ async fn publish(backplane: Arc<Backplane>, mut running: watch::Receiver<()>) {
             continue;
         }
         backplane.put_back(changes);
+        drop(sending);
         #[cfg(feature = "tracing")]
         tracing::debug!(
             channel = %backplane.channel,
@@ -468,6 +539,7 @@ mod tests {
             from: Cow::Borrowed("me"),
             flush: false,
             keys: vec![Cow::Borrowed("a"), Cow::Borrowed("b")],
+            marker: None,
         };
         assert_eq!(
             serde_json::to_string(&keys).unwrap(),
@@ -477,6 +549,7 @@ mod tests {
             from: Cow::Borrowed("me"),
             flush: true,
             keys: Vec::new(),
+            marker: None,
         };
         assert_eq!(
             serde_json::to_string(&flush).unwrap(),

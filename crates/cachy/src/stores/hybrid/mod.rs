@@ -23,6 +23,9 @@ use crate::stores::{MemoryStore, RedisStore};
 const DEFAULT_L1_TTL: Duration = Duration::from_secs(60);
 /// How many items the first level holds at most, unless `l1.max_entries` says otherwise.
 const DEFAULT_L1_MAX_ENTRIES: u64 = 10_000;
+/// How long a lock's new holder waits to hear its marker back on the backplane before it
+/// drops its whole L1 instead.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(1);
 /// Independent locks guarding the first level's copies, by key hash.
 const STRIPES: usize = 64;
 
@@ -367,6 +370,18 @@ impl Store for HybridStore {
 
     fn forever_tracker(&self) -> Option<&dyn ForeverTracker> {
         self.levels.l2.forever_tracker()
+    }
+
+    async fn publish_changes(&self) -> Result<()> {
+        self.backplane.publish_now().await
+    }
+
+    async fn catch_up(&self) -> Result<()> {
+        // Copies this process cannot vouch for are dropped: the holder reads from L2.
+        if self.backplane.catch_up(CATCH_UP_LIMIT).await.is_err() {
+            self.levels.changed_all();
+        }
+        Ok(())
     }
 
     fn keep_after_failed_write(&self, key: &str, value: &[u8], ttl: Option<Duration>) {
