@@ -313,3 +313,161 @@ fn every_decoder_survives_a_hundred_thousand_hostile_inputs() {
         assert!(started.elapsed() < Duration::from_secs(60));
     });
 }
+
+/// A protocol 2 pickle calling the builtin `callable` (`module\nname\n`) `calls` times on
+/// one memoized argument tuple (pushed by the opcodes `arguments`), and returning the list
+/// of results: Python copies the argument at every call, and so must a reader.
+fn repeated_calls(callable: &[u8], arguments: &[u8], calls: usize) -> Vec<u8> {
+    let mut pickle = b"\x80\x02c".to_vec();
+    pickle.extend(callable);
+    pickle.extend(b"q\x00");
+    pickle.extend(arguments);
+    pickle.extend(b"q\x01](");
+    for _ in 0..calls {
+        pickle.extend(b"h\x00h\x01R");
+    }
+    pickle.extend(b"e.");
+    pickle
+}
+
+/// The arguments `(text, 'latin1')`.
+fn latin1_text(text: &str) -> Vec<u8> {
+    let mut arguments = b"X".to_vec();
+    arguments.extend(u32::try_from(text.len()).unwrap().to_le_bytes());
+    arguments.extend(text.as_bytes());
+    arguments.extend(b"X\x06\x00\x00\x00latin1\x86");
+    arguments
+}
+
+/// The arguments `(list,)`, the list holding `items` small integers.
+fn list_of(items: usize) -> Vec<u8> {
+    let mut arguments = b"](".to_vec();
+    arguments.extend(std::iter::repeat_n(&b"K\x00"[..], items).flatten());
+    arguments.extend(b"e\x85");
+    arguments
+}
+
+/// The arguments `(bytes,)`, the bytes made by `_codecs.encode(text, 'latin1')` (so held by
+/// the reader, not lent from the pickle).
+fn encoded_bytes(text: &str) -> Vec<u8> {
+    let mut arguments = b"c_codecs\nencode\n".to_vec();
+    arguments.extend(latin1_text(text));
+    arguments.extend(b"R\x85");
+    arguments
+}
+
+/// Every way a pickle can make the reader copy a memoized value: each case below is 100 to
+/// 150 KB and would copy 600 MiB or more, far beyond its 16 MiB budget.
+fn copy_bombs() -> Vec<(&'static str, Vec<u8>)> {
+    let ascii = "x".repeat(32 << 10);
+    let accented = "\u{e9}".repeat(16 << 10);
+    let bytearray = b"__builtin__\nbytearray\n";
+    vec![
+        (
+            "bytearray(text, 'latin1')",
+            repeated_calls(bytearray, &latin1_text(&ascii), 20_000),
+        ),
+        (
+            "bytearray(accented text, 'latin1')",
+            repeated_calls(bytearray, &latin1_text(&accented), 20_000),
+        ),
+        (
+            "_codecs.encode(text, 'latin1')",
+            repeated_calls(b"_codecs\nencode\n", &latin1_text(&ascii), 20_000),
+        ),
+        (
+            "bytearray(bytes)",
+            repeated_calls(bytearray, &encoded_bytes(&ascii), 20_000),
+        ),
+        (
+            "list(list)",
+            repeated_calls(b"__builtin__\nlist\n", &list_of(20_000), 12_000),
+        ),
+        (
+            "set(list)",
+            repeated_calls(b"builtins\nset\n", &list_of(20_000), 12_000),
+        ),
+        (
+            "frozenset(list)",
+            repeated_calls(b"builtins\nfrozenset\n", &list_of(20_000), 12_000),
+        ),
+    ]
+}
+
+#[test]
+fn a_pickle_copying_a_memoized_value_many_times_is_refused_within_the_budget() {
+    on_worker_stack(|| {
+        for (why, pickle) in copy_bombs() {
+            assert!(pickle.len() < 150_000, "{why}: {} bytes", pickle.len());
+            let started = Instant::now();
+            let error = Serializer::pickle()
+                .deserialize::<IgnoredAny>(&pickle)
+                .unwrap_err();
+            assert!(error.to_string().contains("decode limit"), "{why}: {error}");
+            every_read_fails(&Serializer::pickle(), &pickle, why);
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{why}: refusing took {:?}",
+                started.elapsed()
+            );
+        }
+    });
+}
+
+#[tokio::test]
+async fn a_copy_bomb_in_a_store_is_a_deserialize_error() {
+    let repo = cachy::CacheManager::from_value(serde_json::json!({
+        "stores": { "dict": { "driver": "dict", "serializer": "pickle" } }
+    }))
+    .unwrap()
+    .store(None)
+    .unwrap();
+    for (why, pickle) in copy_bombs() {
+        repo.store().put("k", &pickle, None).await.unwrap();
+        let started = Instant::now();
+        let error = repo.get::<Vec<Vec<u8>>>("k").await.unwrap_err();
+        assert_eq!(
+            error.kind(),
+            cachy::ErrorKind::Deserialize,
+            "{why}: {error}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{why}: reading took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn copies_within_the_budget_still_read() {
+    // pickle.dumps([bytearray(b'\x00\x7f\x80\xe9\xff'), b'caf\xe9', [1, 2], frozenset([3])],
+    // protocol=2): every builtin call Python writes, latin-1 beyond ASCII included.
+    let python = b"\x80\x02]q\x00(c__builtin__\nbytearray\nq\x01c_codecs\nencode\nq\x02X\x08\x00\x00\x00\x00\x7f\xc2\x80\xc3\xa9\xc3\xbfq\x03X\x06\x00\x00\x00latin1q\x04\x86q\x05Rq\x06\x85q\x07Rq\x08h\x02X\x05\x00\x00\x00caf\xc3\xa9q\th\x04\x86q\nRq\x0b]q\x0c(K\x01K\x02ec__builtin__\nfrozenset\nq\r]q\x0eK\x03a\x85q\x0fRq\x10e.";
+    let read: (
+        serde_bytes::ByteBuf,
+        serde_bytes::ByteBuf,
+        Vec<i64>,
+        Vec<i64>,
+    ) = Serializer::pickle().deserialize(python).unwrap();
+    assert_eq!(read.0.as_ref(), b"\x00\x7f\x80\xe9\xff");
+    assert_eq!(read.1.as_ref(), b"caf\xe9");
+    assert_eq!((read.2, read.3), (vec![1, 2], vec![3]));
+    // A thousand copies of 1 KiB: 1 MiB in all.
+    let kib = "x".repeat(1 << 10);
+    let bytearray = b"__builtin__\nbytearray\n";
+    for arguments in [latin1_text(&kib), encoded_bytes(&kib)] {
+        let pickle = repeated_calls(bytearray, &arguments, 1_000);
+        let read: Vec<serde_bytes::ByteBuf> = Serializer::pickle().deserialize(&pickle).unwrap();
+        assert_eq!(read.len(), 1_000);
+        assert!(read.iter().all(|bytes| bytes.as_ref() == kib.as_bytes()));
+    }
+    let pickle = repeated_calls(b"__builtin__\nlist\n", &list_of(100), 1_000);
+    let read: Vec<Vec<i64>> = Serializer::pickle().deserialize(&pickle).unwrap();
+    assert_eq!(read, vec![vec![0; 100]; 1_000]);
+    // One copy of a large value reads too, though charged twice: copied, then read.
+    let large = "x".repeat(8 << 20);
+    let pickle = repeated_calls(b"_codecs\nencode\n", &latin1_text(&large), 1);
+    let read: Vec<serde_bytes::ByteBuf> = Serializer::pickle().deserialize(&pickle).unwrap();
+    assert_eq!(read[0].as_ref(), large.as_bytes());
+}

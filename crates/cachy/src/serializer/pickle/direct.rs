@@ -300,16 +300,16 @@ mod tests {
     /// What the direct path reads from `bytes` (`None`: declined), and what the tree gives.
     fn both<T: de::DeserializeOwned>(bytes: &[u8]) -> (Option<T>, Option<T>) {
         let limits = DecodeLimits::default();
-        let arena = unpickler::run(bytes).unwrap();
+        let arena = unpickler::run(bytes, &limits).unwrap();
         let direct = Reader {
             objects: &arena.objects,
-            budget: limits.budget(bytes.len()),
+            budget: arena.budget,
             max_depth: limits.max_depth(),
         }
         .read(arena.root)
         .ok();
         let tree = arena
-            .tree(&limits, bytes.len())
+            .tree(&limits)
             .ok()
             .and_then(|value| serde_pickle::from_value(value).ok());
         (direct, tree)

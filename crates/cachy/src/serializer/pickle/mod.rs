@@ -28,14 +28,14 @@ pub(super) fn deserialize<T: DeserializeOwned>(
     bytes: &[u8],
     limits: &DecodeLimits,
 ) -> Result<T, BoxError> {
-    let arena = unpickler::run(bytes)?;
+    let arena = unpickler::run(bytes, limits)?;
     let mut direct = direct::Reader {
         objects: &arena.objects,
-        budget: limits.budget(bytes.len()),
+        budget: arena.budget,
         max_depth: limits.max_depth(),
     };
     if let Ok(value) = direct.read(arena.root) {
         return Ok(value);
     }
-    Ok(serde_pickle::from_value(arena.tree(limits, bytes.len())?)?)
+    Ok(serde_pickle::from_value(arena.tree(limits)?)?)
 }

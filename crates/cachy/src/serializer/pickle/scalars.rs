@@ -44,9 +44,23 @@ pub(super) fn utf8(bytes: &[u8]) -> Outcome<&str> {
 }
 
 pub(super) fn latin1(text: &str) -> Outcome<Vec<u8>> {
-    text.chars()
-        .map(|c| u8::try_from(u32::from(c)).map_err(|_| "text outside latin-1".to_owned()))
-        .collect()
+    // Bytes pickled as text are mostly ASCII, whose UTF-8 is already latin-1: one copy
+    // instead of decoding every character.
+    if text.is_ascii() {
+        return Ok(text.as_bytes().to_vec());
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(byte) = bytes.next() {
+        out.push(match byte {
+            0x00..=0x7f => byte,
+            // U+0080 to U+00FF: the lead byte holds the top two bits, and valid UTF-8 (a
+            // `str`) always has the continuation byte after it.
+            0xc2 | 0xc3 => (byte << 6) | (bytes.next().unwrap_or(0) & 0x3f),
+            _ => return Err("text outside latin-1".to_owned()),
+        });
+    }
+    Ok(out)
 }
 
 /// Protocol 0's `repr`-quoted byte strings.
