@@ -127,6 +127,21 @@ pub async fn a_store_that_is_down_never_fails_a_resilient_remember(repo: &Reposi
         "computed and stored: one event"
     );
     assert_eq!(repo.get::<i64>("x").await.unwrap(), Some(8));
+    taken(&seen);
+    let many: Vec<Option<i64>> = repo
+        .remember_many(&["x", "y"], &options, |missing| async move {
+            Ok::<_, cachy::Error>(missing.into_iter().map(|key| (key, 9)).collect())
+        })
+        .await
+        .unwrap();
+    assert_eq!(many, [Some(8), Some(9)]);
+    assert_eq!(
+        taken(&seen),
+        [
+            event(Operation::Remember, "x", Outcome::Hit),
+            event(Operation::Remember, "y", Outcome::Computed),
+        ]
+    );
 }
 
 /// With the store down and the factory failing, the caller gets the factory's error (there

@@ -247,7 +247,7 @@ pub fn record_keys(recording: KeyRecording) {
 
 /// The key as spans show it, or `None`.
 #[cfg(feature = "tracing")]
-fn shown_key(key: &str) -> Option<String> {
+pub(crate) fn shown_key(key: &str) -> Option<String> {
     match KEY_RECORDING.load(Ordering::Relaxed) {
         1 => Some(key.to_owned()),
         2 => {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -60,17 +61,20 @@ impl Repository {
         F: FnOnce(Vec<String>) -> Fut,
         Fut: Future<Output = std::result::Result<HashMap<String, T>, E>>,
     {
-        let work = self.remember_many_unobserved(keys, options, load);
+        let factory_failed = AtomicBool::new(false);
+        let work = self.remember_many_unobserved(keys, options, load, &factory_failed);
         self.observed_each(
             Operation::Remember,
             None,
             work,
             |result, record| match result {
-                Ok((_, first_read)) => {
-                    for (key, found) in keys.iter().zip(first_read) {
-                        let outcome = if *found { Outcome::Hit } else { Outcome::Miss };
-                        record(Some(key.as_ref()), outcome);
+                Ok((_, outcomes)) => {
+                    for (key, outcome) in keys.iter().zip(outcomes) {
+                        record(Some(key.as_ref()), *outcome);
                     }
+                }
+                Err(_) if factory_failed.load(Ordering::Relaxed) => {
+                    record(None, Outcome::FactoryFailed);
                 }
                 Err(e) => record(None, error_outcome(e)),
             },
@@ -79,13 +83,15 @@ impl Repository {
         .map(|(values, _)| values)
     }
 
-    /// `remember_many`, with whether each key was found by the first read.
+    /// `remember_many`, with each key's outcome; `factory_failed` is set when the error is
+    /// the loader's (here or in the caller this one waited for).
     async fn remember_many_unobserved<T, E, F, Fut>(
         &self,
         keys: &[impl AsRef<str>],
         options: &RememberOptions,
         load: F,
-    ) -> std::result::Result<(Vec<Option<T>>, Vec<bool>), E>
+        factory_failed: &AtomicBool,
+    ) -> std::result::Result<(Vec<Option<T>>, Vec<Outcome>), E>
     where
         T: Serialize + DeserializeOwned,
         E: From<Error> + std::fmt::Display + 'static,
@@ -115,7 +121,13 @@ impl Repository {
                 }
             }
         }
-        let first_read: Vec<bool> = values.iter().map(Option::is_some).collect();
+        let mut outcomes: Vec<Outcome> = values
+            .iter()
+            .map(|value| match value {
+                Some(_) => Outcome::Hit,
+                None => Outcome::Miss,
+            })
+            .collect();
         let mut leaders: Vec<(usize, Leader)> = Vec::new();
         let mut waiters = Vec::new();
         for i in missing {
@@ -138,7 +150,10 @@ impl Repository {
             let mut still_missing = Vec::with_capacity(leaders.len());
             for ((i, leader), bytes) in leaders.into_iter().zip(reread) {
                 match self.open_fresh::<T>(&stored_keys[i], bytes, options)? {
-                    Ok(value) => values[i] = Some(value),
+                    Ok(value) => {
+                        values[i] = Some(value);
+                        outcomes[i] = Outcome::Hit;
+                    }
                     Err(_) => still_missing.push((i, leader)),
                 }
             }
@@ -152,9 +167,10 @@ impl Repository {
                 load,
                 leaders,
                 &mut fallbacks,
-                &mut values,
+                (&mut values, &mut outcomes),
             )
-            .await?;
+            .await
+            .inspect_err(|_| factory_failed.store(true, Ordering::Relaxed))?;
         }
         for (i, slot) in waiters {
             let key = &stored_keys[i];
@@ -166,7 +182,10 @@ impl Repository {
                     Some(fallback) if now_before(fallback.header.fail_safe_until) => Some(
                         decode(self.serializer(), &fallback.payload).map_err(self.context(key))?,
                     ),
-                    _ => return Err(failure.error(self.context(key))),
+                    _ => {
+                        factory_failed.store(true, Ordering::Relaxed);
+                        return Err(failure.error(self.context(key)));
+                    }
                 },
                 // Loaded without a value: nothing to cache, `None`.
                 Some(Handoff::Absent) => None,
@@ -184,7 +203,7 @@ impl Repository {
                 },
             };
         }
-        Ok((values, first_read))
+        Ok((values, outcomes))
     }
 
     /// The bytes under `keys`, one per key whatever the store answers; none at all when the
@@ -237,7 +256,8 @@ impl Repository {
     }
 
     /// Call `load` once for the keys `leaders` lead, store what it returns (one batch per
-    /// lifetime in whole seconds) and hand each key's outcome to its waiters.
+    /// lifetime in whole seconds) and hand each key's outcome to its waiters; the only error
+    /// it returns is the loader's.
     #[allow(clippy::too_many_arguments)]
     async fn load_for<T, E, F, Fut>(
         &self,
@@ -247,7 +267,7 @@ impl Repository {
         load: F,
         leaders: Vec<(usize, Leader)>,
         fallbacks: &mut HashMap<usize, Fallback>,
-        values: &mut [Option<T>],
+        (values, outcomes): (&mut [Option<T>], &mut [Outcome]),
     ) -> std::result::Result<(), E>
     where
         T: Serialize + DeserializeOwned,
@@ -280,7 +300,9 @@ impl Repository {
         let loaded = flight::computing(&leaders, loading).await;
         match loaded {
             Ok(mut loaded) => {
-                let mut batches: HashMap<u64, Vec<(&str, Vec<u8>)>> = HashMap::new();
+                // Per lifetime: the keys' indexes, and the items to store.
+                #[allow(clippy::type_complexity)]
+                let mut batches: HashMap<u64, (Vec<usize>, Vec<(&str, Vec<u8>)>)> = HashMap::new();
                 for (i, leader) in indexes.into_iter().zip(leaders) {
                     let Some(value) = loaded.remove(keys[i].as_ref()) else {
                         leader.finish(Handoff::Absent);
@@ -299,23 +321,29 @@ impl Repository {
                     };
                     let ttl = jittered(options.ttl, options.jitter);
                     let (bytes, lifetime) = self.stored_form(options, &payload, ttl);
-                    batches
-                        .entry(store_ttl(lifetime))
-                        .or_default()
-                        .push((key.as_str(), bytes));
+                    let batch = batches.entry(store_ttl(lifetime)).or_default();
+                    batch.0.push(i);
+                    batch.1.push((key.as_str(), bytes));
                     leader.finish(Handoff::Value(payload.into()));
                     values[i] = Some(value);
                 }
-                for (seconds, items) in batches {
+                for (seconds, (indexes, items)) in batches {
                     // The callers have their values whether or not the cache keeps them.
-                    if let Err(e) = self.store().put_many(&items, Some(seconds)).await {
-                        self.survived(Operation::PutMany, None, &e.with_store(self.name()));
-                        for (key, bytes) in &items {
-                            self.store().keep_after_failed_write(
-                                key,
-                                bytes,
-                                Some(std::time::Duration::from_secs(seconds)),
-                            );
+                    match self.store().put_many(&items, Some(seconds)).await {
+                        Ok(()) => {
+                            for i in indexes {
+                                outcomes[i] = Outcome::Computed;
+                            }
+                        }
+                        Err(e) => {
+                            self.survived(Operation::PutMany, None, &e.with_store(self.name()));
+                            for (key, bytes) in &items {
+                                self.store().keep_after_failed_write(
+                                    key,
+                                    bytes,
+                                    Some(std::time::Duration::from_secs(seconds)),
+                                );
+                            }
                         }
                     }
                 }
@@ -337,6 +365,7 @@ impl Repository {
                                     .map_err(self.context(&stored_keys[i]))?,
                             );
                             leader.finish(Handoff::Stale(fallback.payload.into()));
+                            outcomes[i] = Outcome::Stale;
                         }
                         None => {
                             unserved = true;

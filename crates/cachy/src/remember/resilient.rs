@@ -322,7 +322,11 @@ impl Repository {
             let outcome = report.outcome(result);
             #[cfg(feature = "tracing")]
             if outcome == Outcome::Stale {
-                tracing::debug!(store = self.name(), "fail-safe: serving an expired value");
+                tracing::debug!(
+                    store = self.name(),
+                    key = crate::observe::shown_key(key),
+                    "fail-safe: serving an expired value"
+                );
             }
             record(Some(key), outcome);
         })
