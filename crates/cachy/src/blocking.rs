@@ -53,12 +53,6 @@ pub(crate) struct Driver {
     runtime: tokio::runtime::Runtime,
 }
 
-thread_local! {
-    /// Whether this thread is inside a blocking call, so that a nested one (from a blocking
-    /// `remember` closure) is refused with an error saying so instead of a generic one.
-    static IN_BLOCKING_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
 impl Driver {
     /// The process's driver, started on first use.
     fn shared() -> Result<&'static Self> {
@@ -84,15 +78,9 @@ impl Driver {
         &self,
         work: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
-        if IN_BLOCKING_CALL.get() {
-            return Err(Error::new(
-                ErrorKind::Runtime,
-                "the blocking API was called from inside a blocking call (a blocking `remember` \
-                 closure); it would wait for itself, so compute the value without the cache \
-                 there",
-            )
-            .into());
-        }
+        // A call from inside a blocking `remember` closure runs within the outer call's
+        // `block_on` on the driver's runtime: `InPlace`, as `block_in_place` leaves that
+        // runtime's context for the nested `block_on`.
         match Blocking::here() {
             Blocking::Free => Ok(self.run(work)?),
             Blocking::InPlace => Ok(tokio::task::block_in_place(|| self.run(work))?),
@@ -108,8 +96,6 @@ impl Driver {
 
     /// Drive `work` to completion on this thread, where [`Blocking::here`] allows it.
     pub(crate) fn run<T>(&self, work: impl Future<Output = T>) -> T {
-        IN_BLOCKING_CALL.set(true);
-        let _reset = ResetOnDrop;
         self.runtime.block_on(work)
     }
 }
@@ -155,15 +141,6 @@ impl Blocking {
                 _ => Blocking::InPlace,
             },
         }
-    }
-}
-
-/// Clears [`IN_BLOCKING_CALL`] when a blocking call ends, even by a panic.
-struct ResetOnDrop;
-
-impl Drop for ResetOnDrop {
-    fn drop(&mut self) {
-        IN_BLOCKING_CALL.set(false);
     }
 }
 

@@ -45,8 +45,8 @@ pub enum ErrorKind {
     /// The backend failed otherwise: a protocol error, a refused command, a file system
     /// error, a counter that kept changing under compare and swap.
     Backend,
-    /// The blocking API was called where it must not block (a current-thread runtime, or from
-    /// inside a blocking `remember` closure), or its runtime could not start.
+    /// The blocking API was called where it must not block (a current-thread runtime), or
+    /// its runtime could not start.
     Runtime,
     /// `remember` waited for another caller computing the same key, and that computation
     /// failed (the message is its error's).

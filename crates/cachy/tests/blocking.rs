@@ -153,3 +153,30 @@ fn locks_work_from_threads() {
         7
     );
 }
+
+/// A blocking `remember` closure may use the blocking API itself (another key, a lock, a
+/// counter); a `remember` of its own key from inside is an error, not a hang.
+#[test]
+fn a_blocking_remember_closure_may_call_the_blocking_api() {
+    let cache = cachy::blocking::CacheManager::from_value(serde_json::json!({
+        "stores": { "dict": { "driver": "dict" } }
+    }))
+    .unwrap();
+    cache.put("base", &40, 10).unwrap();
+    let total: i64 = cache
+        .remember("total", 10, || {
+            let base: i64 = cache.get("base")?.unwrap_or(0);
+            let inner: i64 = cache.remember("inner", 10, || Ok::<_, cachy::Error>(2))?;
+            cache.increment("computed")?;
+            Ok::<_, cachy::Error>(base + inner)
+        })
+        .unwrap();
+    assert_eq!(total, 42);
+    assert_eq!(cache.get::<i64>("computed").unwrap(), Some(1));
+    let error = cache
+        .remember("again", 10, || {
+            cache.remember("again", 10, || Ok::<_, cachy::Error>(1))
+        })
+        .unwrap_err();
+    assert_eq!(error.kind(), cachy::ErrorKind::Remember, "{error}");
+}
