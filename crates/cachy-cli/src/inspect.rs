@@ -108,26 +108,31 @@ pub(crate) async fn stats(repository: &Repository, out: &Output) -> Result<(), F
             bar.finish_and_clear();
             let files = counted.map_err(|e| e.with_store(name))?;
             let tally = |(files, bytes): (u64, u64)| json!({ "files": files, "bytes": bytes });
-            let (live, expired, corrupt) = (
+            let (live, expired, corrupt, abandoned) = (
                 (files.live.files, files.live.bytes),
                 (files.expired.files, files.expired.bytes),
                 (files.corrupt.files, files.corrupt.bytes),
+                (files.abandoned.files, files.abandoned.bytes),
             );
             (
                 format!(
                     "store `{name}` (file, {})\nlive files: {} ({} bytes)\n\
-                     expired files: {} ({} bytes)\ncorrupt files: {} ({} bytes)",
+                     expired files: {} ({} bytes)\ncorrupt files: {} ({} bytes)\n\
+                     abandoned temporary files: {} ({} bytes)",
                     store.root().display(),
                     live.0,
                     live.1,
                     expired.0,
                     expired.1,
                     corrupt.0,
-                    corrupt.1
+                    corrupt.1,
+                    abandoned.0,
+                    abandoned.1
                 ),
                 json!({
                     "store": name, "driver": "file", "path": store.root(),
                     "live": tally(live), "expired": tally(expired), "corrupt": tally(corrupt),
+                    "abandoned": tally(abandoned),
                 }),
             )
         }

@@ -98,7 +98,8 @@ enum Command {
     Flush,
     /// Create the cache table of a `database` store.
     CreateTable,
-    /// Delete the expired rows of a `database` store (prints how many).
+    /// Delete the expired rows of a `database` store, or the temporary files that writes
+    /// killed mid-way left in a `file` store over a minute ago (prints how many).
     Prune,
 }
 
@@ -254,17 +255,40 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode, Failure> {
                 .map_err(|e| e.with_store(name))?;
             out.print("", json!({ "store": name, "table_exists": true }))?;
         }
-        Command::Prune => {
-            let store = database(&repository)?;
-            let spinner = out.spinner("deleting expired rows".to_owned());
-            let pruned = store.prune().await;
-            spinner.finish_and_clear();
-            let pruned = pruned.map_err(|e| e.with_store(name))?;
-            out.print(
-                &pruned.to_string(),
-                json!({ "store": name, "pruned": pruned }),
-            )?;
-        }
+        Command::Prune => match inspect::backend(&repository) {
+            Backend::File(store) => {
+                let spinner = out.spinner("removing abandoned temporary files".to_owned());
+                let pruned = store.prune().await;
+                spinner.finish_and_clear();
+                let pruned = pruned.map_err(|e| e.with_store(name))?;
+                out.print(
+                    &pruned.files.to_string(),
+                    json!({ "store": name, "pruned": pruned.files, "bytes": pruned.bytes }),
+                )?;
+            }
+            Backend::Database(store) => {
+                let spinner = out.spinner("deleting expired rows".to_owned());
+                let pruned = store.prune().await;
+                spinner.finish_and_clear();
+                let pruned = pruned.map_err(|e| e.with_store(name))?;
+                out.print(
+                    &pruned.to_string(),
+                    json!({ "store": name, "pruned": pruned }),
+                )?;
+            }
+            Backend::Opaque(why) => {
+                return Err(unsupported(name, format!("cannot prune: {why}")));
+            }
+            Backend::Redis(_) | Backend::Memcached(_) => {
+                return Err(unsupported(
+                    name,
+                    format!(
+                        "store `{name}` is neither a `database` nor a `file` store; \
+                         prune needs one (Redis and memcached expire items themselves)"
+                    ),
+                ));
+            }
+        },
     }
     Ok(ExitCode::SUCCESS)
 }

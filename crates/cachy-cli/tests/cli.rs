@@ -598,3 +598,57 @@ fn postgres_and_mariadb_stats_and_keys() {
         assert!(left > 3500.0 && left <= 3600.0, "{store}: {left}");
     }
 }
+
+#[test]
+fn file_store_prune_removes_abandoned_temporary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with(dir.path(), "[stores.dict]\ndriver = \"dict\"\n");
+    assert_eq!(cachy(&config, &["put", "a", "1", "--forever"]).0, 0);
+    // What a writer killed mid-put leaves: a temporary file in the value's folder, here
+    // aged past the minute prune waits; and a write in progress, new.
+    let store = FileStore::new(dir.path().join("files"), HashType::Sha256);
+    let folder = store.path_of("a").parent().unwrap().to_owned();
+    let abandoned = folder.join(".tmpAbC123");
+    std::fs::write(&abandoned, "9999999999half").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&abandoned)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(120))
+        .unwrap();
+    let fresh = folder.join(".tmpXyZ789");
+    std::fs::write(&fresh, "9999999999in progress").unwrap();
+
+    let (code, stats, err) = cachy_json(&config, &["stats"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        stats["abandoned"],
+        serde_json::json!({ "files": 1, "bytes": 14 })
+    );
+    assert_eq!(stats["corrupt"]["files"], 0, "{stats}");
+    let (_, text, _) = cachy(&config, &["stats"]);
+    assert!(
+        text.contains("abandoned temporary files: 1 (14 bytes)"),
+        "{text}"
+    );
+
+    let (code, pruned, err) = cachy_json(&config, &["prune"]);
+    assert_eq!(
+        (code, &pruned["pruned"], &pruned["bytes"]),
+        (0, &1.into(), &14.into()),
+        "{err}"
+    );
+    assert!(!abandoned.exists() && fresh.exists());
+    assert_eq!(
+        cachy(&config, &["prune"]),
+        (0, "0".to_owned(), String::new())
+    );
+    assert_eq!(cachy(&config, &["get", "a"]).1, "1");
+
+    let (code, out, err) = cachy(&config, &["--store", "dict", "prune"]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(
+        err.contains("cannot prune") && err.contains("another process"),
+        "{err}"
+    );
+}

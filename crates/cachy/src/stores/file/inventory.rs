@@ -1,5 +1,6 @@
 //! Counting what a cache folder holds, for [`FileStore::inventory`]: a read-only walk of the
-//! digest folders that never follows a link and reads only each file's header.
+//! digest folders that never follows a link and reads only each file's header; and the same
+//! walk removing the temporary files killed writers left, for [`FileStore::prune`].
 
 use super::*;
 
@@ -30,6 +31,11 @@ pub struct Inventory {
     /// Entries named as values that are not cache files (a truncated or foreign header, a
     /// link or a folder): reads take them for misses and remove them.
     pub corrupt: Tally,
+    /// Temporary files of writes that never finished (a writer killed before renaming its
+    /// file into place), untouched for over a minute: nothing reads them, and
+    /// [`FileStore::prune`] removes them. Younger ones, which may be writes in progress,
+    /// are not counted.
+    pub abandoned: Tally,
 }
 
 /// How far [`FileStore::inventory`] has got, as its progress callback sees it.
@@ -50,20 +56,74 @@ pub type OnInventoryProgress = Box<dyn FnMut(&InventoryProgress) + Send>;
 type OnProgress<'a> = &'a mut dyn FnMut(&InventoryProgress);
 
 impl Layout {
-    /// Count the value files below the root, by what reading them would find.
+    /// Count the value files below the root, by what reading them would find, and the
+    /// abandoned temporary files.
     pub(super) fn inventory(&self, on_progress: OnProgress<'_>) -> Result<Inventory> {
         let now = now_seconds();
+        let now_time = SystemTime::now();
+        let digest_length = self.hash.digest_length();
         let mut inventory = Inventory::default();
         let mut progress = InventoryProgress::default();
         let folders = self.entry_folders(&self.root)?;
         progress.folders = folders.len() as u64;
         on_progress(&progress);
         for folder in folders {
-            self.count_below(&folder, 1, now, &mut inventory, &mut progress, on_progress)?;
+            self.walk_below(&folder, 1, &mut |entry| {
+                let path = entry.path();
+                if let Some(bytes) =
+                    abandoned_size(entry, now_time).map_err(|e| io_error(&path, e))?
+                {
+                    inventory.abandoned.add(bytes);
+                    return Ok(());
+                }
+                // Temporary files of writes in progress, and anything else the store never
+                // reads.
+                let is_value_name = entry.file_name().to_str().is_some_and(|n| {
+                    n.len() == digest_length
+                        && n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                });
+                if !is_value_name {
+                    return Ok(());
+                }
+                let Some((expiry, bytes)) = read_header(&path).map_err(|e| io_error(&path, e))?
+                else {
+                    return Ok(());
+                };
+                match expiry {
+                    None => inventory.corrupt.add(bytes),
+                    Some(expiry) if expiry as f64 <= now => inventory.expired.add(bytes),
+                    Some(_) => inventory.live.add(bytes),
+                }
+                progress.files += 1;
+                on_progress(&progress);
+                Ok(())
+            })?;
             progress.folders_done += 1;
             on_progress(&progress);
         }
         Ok(inventory)
+    }
+
+    /// Remove the abandoned temporary files below the root (see [`FileStore::prune`]);
+    /// what was removed.
+    pub(super) fn prune(&self) -> Result<Tally> {
+        let now = SystemTime::now();
+        let mut removed = Tally::default();
+        for folder in self.entry_folders(&self.root)? {
+            self.walk_below(&folder, 1, &mut |entry| {
+                let path = entry.path();
+                let found = abandoned_size(entry, now).map_err(|e| io_error(&path, e))?;
+                if let Some(bytes) = found
+                    && self
+                        .remove_in_place(&path)
+                        .map_err(|e| io_error(&path, e))?
+                {
+                    removed.add(bytes);
+                }
+                Ok(())
+            })?;
+        }
+        Ok(removed)
     }
 
     /// The two-hex-digit folders in `folder`, sorted; none if it is gone. Links are left out:
@@ -87,19 +147,17 @@ impl Layout {
         Ok(folders)
     }
 
-    /// Count the value files below `folder`, which is `depth` levels below the root.
-    fn count_below(
+    /// Call `visit` with every entry of the innermost digest folders below `folder`, which is
+    /// `depth` levels below the root: where the store writes values and their temporary files.
+    fn walk_below(
         &self,
         folder: &Path,
         depth: usize,
-        now: f64,
-        inventory: &mut Inventory,
-        progress: &mut InventoryProgress,
-        on_progress: OnProgress<'_>,
+        visit: &mut dyn FnMut(&fs::DirEntry) -> Result<()>,
     ) -> Result<()> {
         if depth < self.hash.folder_levels() {
             for child in self.entry_folders(folder)? {
-                self.count_below(&child, depth + 1, now, inventory, progress, on_progress)?;
+                self.walk_below(&child, depth + 1, visit)?;
             }
             return Ok(());
         }
@@ -108,29 +166,8 @@ impl Layout {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(io_error(folder, e)),
         };
-        let digest_length = self.hash.digest_length();
         for entry in entries {
-            let entry = entry.map_err(|e| io_error(folder, e))?;
-            let name = entry.file_name();
-            // Temporary files of writes in progress, and anything else the store never reads.
-            let is_value_name = name.to_str().is_some_and(|n| {
-                n.len() == digest_length
-                    && n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            });
-            if !is_value_name {
-                continue;
-            }
-            let path = entry.path();
-            let Some((expiry, bytes)) = read_header(&path).map_err(|e| io_error(&path, e))? else {
-                continue;
-            };
-            match expiry {
-                None => inventory.corrupt.add(bytes),
-                Some(expiry) if expiry as f64 <= now => inventory.expired.add(bytes),
-                Some(_) => inventory.live.add(bytes),
-            }
-            progress.files += 1;
-            on_progress(progress);
+            visit(&entry.map_err(|e| io_error(folder, e))?)?;
         }
         Ok(())
     }

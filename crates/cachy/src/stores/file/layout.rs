@@ -311,9 +311,7 @@ impl Layout {
     pub(super) fn try_write(&self, path: &Path, expiry: Deadline, value: &[u8]) -> io::Result<()> {
         self.make_folders(path)?;
         let folder = path.parent().unwrap_or(&self.root);
-        let mut file = tempfile::Builder::new()
-            .prefix(".tmp")
-            .tempfile_in(folder)?;
+        let mut file = temporary_file(folder)?;
         set_mode(file.as_file(), self.file_mode)?;
         let mut content = Vec::with_capacity(HEADER + value.len());
         content.extend_from_slice(format!("{:010}", header_of(expiry)).as_bytes());
@@ -330,6 +328,36 @@ impl Layout {
                 e.file.persist(path).map(drop).map_err(|e| e.error)
             }
             Err(e) => Err(e.error),
+        }
+    }
+
+    /// Remove the file `path` of a digest folder, reached through no link: unlinking never
+    /// follows a link at the file's own name, but one planted where a digest folder belongs
+    /// would lead out of the store. On Linux the folder is opened following no link and the
+    /// file unlinked relative to it, so a folder swapped for a link after the check is never
+    /// gone through; elsewhere the folders are checked, then the path unlinked. Whether the
+    /// file was there to remove (not renamed or removed meanwhile, nor behind a link).
+    pub(super) fn remove_in_place(&self, path: &Path) -> io::Result<bool> {
+        #[cfg(target_os = "linux")]
+        if let (Some(folder), Some(name)) = (path.parent(), path.file_name()) {
+            use rustix::fs::{AtFlags, OFlags};
+            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            // A failed open (a link on the way, the folder gone) is told apart below.
+            if let Some(Ok(folder)) = self.open_following_no_link(folder, flags) {
+                return match rustix::fs::unlinkat(&folder, name, AtFlags::empty()) {
+                    Ok(()) => Ok(true),
+                    Err(rustix::io::Errno::NOENT) => Ok(false),
+                    Err(e) => Err(e.into()),
+                };
+            }
+        }
+        if !self.folders_are_real(path)? {
+            return Ok(false);
+        }
+        match fs::remove_file(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -571,6 +599,70 @@ pub(super) fn remove_entry(path: &Path) -> io::Result<bool> {
 pub(super) fn is_entry_folder(name: &std::ffi::OsStr) -> bool {
     name.to_str()
         .is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A new temporary file in `folder`, named [`TEMP_PREFIX`] and [`TEMP_RANDOM`] random letters
+/// and digits: the names [`is_temporary_name`] recognises.
+pub(super) fn temporary_file(folder: &Path) -> io::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .rand_bytes(TEMP_RANDOM)
+        .tempfile_in(folder)
+}
+
+/// Whether `name` is one [`temporary_file`] gives: [`TEMP_PREFIX`] then [`TEMP_RANDOM`] ASCII
+/// letters or digits, as `tempfile` draws them. Nothing else is taken for the store's own.
+pub(super) fn is_temporary_name(name: &std::ffi::OsStr) -> bool {
+    name.to_str()
+        .and_then(|n| n.strip_prefix(TEMP_PREFIX))
+        .is_some_and(|random| {
+            random.len() == TEMP_RANDOM && random.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+}
+
+/// The size of `entry`, found in a digest folder, if it is a temporary file of the store whose
+/// write is over: a regular file (a link or folder by that name is not the store's) untouched
+/// for longer than [`ABANDONED_AFTER`]. `None` for anything else, or if it is gone.
+pub(super) fn abandoned_size(entry: &fs::DirEntry, now: SystemTime) -> io::Result<Option<u64>> {
+    if !is_temporary_name(&entry.file_name()) {
+        return Ok(None);
+    }
+    // Describes a link rather than following it (an `lstat`, not a `stat`).
+    let meta = match entry.metadata() {
+        Ok(meta) => meta,
+        // Renamed into place or removed since the folder was listed.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let abandoned = meta.is_file()
+        && earliest_time(&meta)
+            .and_then(|time| now.duration_since(time).ok())
+            .is_some_and(|age| age > ABANDONED_AFTER);
+    Ok(abandoned.then_some(meta.len()))
+}
+
+/// The earliest of a file's modification, change and creation times, as far as the platform
+/// keeps them. A write sets each of them to the time it runs, or later (it moves the
+/// modification time to the value's expiry, in the future, just before the rename), so every
+/// time of a temporary file whose write is still going is at least the write's start, and
+/// any one older than a minute shows the write is over. The modification time alone would
+/// keep a file whose writer died just after moving it to a far-off expiry until then; the
+/// change time, which nothing can set back, covers that. The modification time still counts
+/// so that a copy made with its times (a restored backup, a test) need not wait a minute more.
+fn earliest_time(meta: &fs::Metadata) -> Option<SystemTime> {
+    #[cfg(unix)]
+    let changed = {
+        use std::os::unix::fs::MetadataExt;
+        u64::try_from(meta.ctime())
+            .ok()
+            .map(|seconds| UNIX_EPOCH + Duration::new(seconds, meta.ctime_nsec() as u32))
+    };
+    #[cfg(not(unix))]
+    let changed = None;
+    [meta.modified().ok(), meta.created().ok(), changed]
+        .into_iter()
+        .flatten()
+        .min()
 }
 
 /// Open an existing file to read, refusing a link at its name (a read could otherwise return

@@ -2,7 +2,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use sha2::Digest;
@@ -29,6 +29,19 @@ const LOCK_FILE: &str = ".cachy-lock";
 /// `flush` renames each entry folder to a name starting with this before removing it. The
 /// leading dot keeps it out of the two-hex-digit names the store reads and writes.
 const TRASH_PREFIX: &str = ".cachy-trash-";
+/// Writes go to a temporary file named this and [`TEMP_RANDOM`] random letters and digits,
+/// in the value's folder, then renamed into place. The leading dot keeps it out of the digest
+/// names the store reads.
+const TEMP_PREFIX: &str = ".tmp";
+/// How many random letters and digits follow [`TEMP_PREFIX`]: set, not left to `tempfile`'s
+/// default, so that [`FileStore::prune`] takes exactly the names writes create for the
+/// store's own.
+const TEMP_RANDOM: usize = 6;
+/// How long a temporary file must have been left untouched before [`FileStore::prune`] takes
+/// it for abandoned by a writer killed mid-write. A live write keeps its temporary file for
+/// microseconds to milliseconds before renaming it into place, so a minute is far beyond any
+/// write, while a younger file may belong to a write in progress in another process.
+const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 /// Modes of the files the store creates unless told otherwise: owner only.
 const DEFAULT_PERMISSIONS: u32 = 0o600;
 /// How many times an operation starts over when its folders change under it: removed by
@@ -90,7 +103,8 @@ impl HashType {
 /// microseconds, less than handing the call to tokio's blocking pool; once reads take over
 /// a millisecond four times in a row (a slow disk, a network file system), the store reads on
 /// the blocking pool, as it always writes. Writes go to a temporary file renamed into place, so a reader never
-/// sees half a value. An
+/// sees half a value; a writer killed before the rename leaves its temporary file behind
+/// (`.tmp` and 6 letters or digits), which [`prune`](Self::prune) removes. An
 /// expired file is removed when read; a corrupted or truncated one is a miss and is removed.
 /// `add` and `increment` hold a lock file (`.cachy-lock` in the folder) and are atomic across
 /// threads and processes using this crate. `flush` removes only the two-hex-digit folders the
@@ -209,6 +223,40 @@ impl FileStore {
         let layout = Arc::clone(&self.inner);
         let mut on_progress = on_progress.unwrap_or_else(|| Box::new(|_| {}));
         tokio::task::spawn_blocking(move || layout.inventory(&mut *on_progress))
+            .await
+            .map_err(|e| Error::backend("the file store's worker thread failed", e))?
+    }
+
+    /// Remove the temporary files that writes killed before they finished left behind, and
+    /// say how many, with their bytes. A write renames its temporary file into place; a
+    /// process killed meanwhile leaves it, and nothing else ever removes it.
+    ///
+    /// Only files untouched for over a minute are removed: a younger one may belong to a
+    /// write in progress in another process. Only regular files named as the store names
+    /// them (`.tmp` and 6 letters or digits) in the innermost digest folders are taken, never
+    /// links, folders or any other file; links are not followed. Expired and corrupt values
+    /// are left: a read of their key removes them, and `flush`. A walk of the digest folders
+    /// on a blocking thread, like [`inventory`](Self::inventory), whose
+    /// [`abandoned`](Inventory::abandoned) counts the same files without removing them.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> cachy::Result<()> {
+    /// use cachy::Store;
+    /// use cachy::stores::{FileStore, HashType};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = FileStore::new(dir.path(), HashType::Md5);
+    /// store.put("a", b"1", None).await?;
+    /// // Every write finished: no temporary file is left, and the value is kept.
+    /// assert_eq!(store.prune().await?.files, 0);
+    /// assert_eq!(store.get("a").await?, Some(b"1".to_vec()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn prune(&self) -> Result<Tally> {
+        let layout = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || layout.prune())
             .await
             .map_err(|e| Error::backend("the file store's worker thread failed", e))?
     }
@@ -465,6 +513,31 @@ mod tests {
                  2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
             )
         );
+    }
+
+    #[test]
+    fn the_temporary_files_writes_create_are_the_names_prune_takes() {
+        let dir = tempfile::tempdir().unwrap();
+        // Many, so that a letter or digit `tempfile` might draw outside ASCII would show.
+        for _ in 0..200 {
+            let file = temporary_file(dir.path()).unwrap();
+            let name = file.path().file_name().unwrap();
+            assert!(is_temporary_name(name), "{name:?}");
+        }
+        for other in [
+            ".tmp",
+            ".tmpAbC12",
+            ".tmpAbC1234",
+            ".tmpAb-123",
+            ".tmpAbé12",
+            "tmpAbC123",
+            "x.tmpAbC12",
+            ".TMPAbC123",
+            ".cachy-lock",
+            "acbd18db4cc2f85cedef654fccc4a4d8",
+        ] {
+            assert!(!is_temporary_name(other.as_ref()), "{other}");
+        }
     }
 
     #[test]
