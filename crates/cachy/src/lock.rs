@@ -37,8 +37,8 @@ const FENCE_TTL_SECONDS: u64 = 24 * 60 * 60;
 /// The lock's state lives under keys of cachy's own, `cachy:lock:{name}` and
 /// `cachy:fence:{name}` (keep your own keys out of the `cachy:` prefix): no lock name and no
 /// key of another lock can be the key of a lock's state. Every acquisition, release and
-/// time-out is observed like any operation ([`Operation::Lock`](crate::observe::Operation::Lock),
-/// [`Operation::Unlock`](crate::observe::Operation::Unlock)).
+/// time-out is observed like any operation ([`Operation::Lock`],
+/// [`Operation::Unlock`]).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
