@@ -363,21 +363,33 @@ impl Map {
         for _ in 0..EVICTION_SAMPLES {
             let random = self.next_random();
             let start = (random >> 32) as usize;
-            // From a random shard on to the first that holds anything.
+            // From a random shard on to the first that holds anything but `spared`: a sample
+            // that could land on it again and again would leave the store over its bound.
             let Some((shard, table)) = (0..SHARDS)
                 .map(|offset| start.wrapping_add(offset) % SHARDS)
                 .map(|shard| (shard, self.shards[shard].read()))
-                .find(|(_, table)| !table.entries.is_empty())
+                .find(|(_, table)| match table.entries.len() {
+                    0 => false,
+                    1 => table
+                        .entries
+                        .get_index(0)
+                        .is_some_and(|(key, _)| &**key != spared),
+                    _ => true,
+                })
             else {
                 return false;
             };
-            let index = (random as u32 as usize) % table.entries.len();
+            let mut index = (random as u32 as usize) % table.entries.len();
+            if table
+                .entries
+                .get_index(index)
+                .is_some_and(|(key, _)| &**key == spared)
+            {
+                index = (index + 1) % table.entries.len();
+            }
             let Some((key, entry)) = table.entries.get_index(index) else {
                 continue;
             };
-            if &**key == spared {
-                continue;
-            }
             let recency = if entry.is_live_at(&mut now) {
                 entry.last_used.load(Ordering::Relaxed)
             } else {
