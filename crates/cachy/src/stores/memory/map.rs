@@ -387,7 +387,7 @@ impl Map {
             {
                 index = (index + 1) % table.entries.len();
             }
-            let Some((key, entry)) = table.entries.get_index(index) else {
+            let Some((_, entry)) = table.entries.get_index(index) else {
                 continue;
             };
             let recency = if entry.is_live_at(&mut now) {
