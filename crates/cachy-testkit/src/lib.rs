@@ -132,6 +132,7 @@ macro_rules! behaviour_suite {
             observability_counts_a_known_sequence_exactly,
             a_store_that_is_down_never_fails_a_resilient_remember,
             a_store_and_a_source_both_down_give_the_source_error,
+            a_cache_failure_is_counted_as_one_whatever_the_error_type,
             a_value_that_no_longer_decodes_is_recomputed_and_overwritten,
             a_value_that_cannot_be_encoded_is_a_failure_observed,
             a_fallback_is_never_fresh_to_get_has_many_or_remember,

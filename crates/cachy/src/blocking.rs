@@ -109,12 +109,14 @@ where
     E: From<Error> + Send + 'static,
     F: FnOnce() -> Result<T, E> + Send + 'static,
 {
-    tokio::task::spawn_blocking(compute).await.map_err(|e| {
-        Error::new(
-            ErrorKind::Remember,
-            format!("the factory ended without a value: {e}"),
-        )
-    })?
+    tokio::task::spawn_blocking(crate::flight::carry_computing(compute))
+        .await
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Remember,
+                format!("the factory ended without a value: {e}"),
+            )
+        })?
 }
 
 /// Whether, and how, the calling thread may block on the blocking API's runtime.

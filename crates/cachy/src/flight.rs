@@ -252,6 +252,14 @@ impl Leader {
     }
 }
 
+/// Run the sync `compute` marked as computing what the task calling this computes: for a
+/// blocking factory moved to a thread of its own, so that a `remember` of its own key from
+/// inside it is still an error rather than a wait for itself.
+pub(crate) fn carry_computing<T>(compute: impl FnOnce() -> T) -> impl FnOnce() -> T {
+    let keys = COMPUTING.try_with(Vec::clone).unwrap_or_default();
+    move || COMPUTING.sync_scope(keys, compute)
+}
+
 /// Run `work` marked as computing the keys of every one of `leaders` (a batch load).
 pub(crate) async fn computing<F: Future>(leaders: &[Leader], work: F) -> F::Output {
     let mut keys = leaders

@@ -38,9 +38,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Expiry;
 use crate::flight::ShareErrors;
 use crate::manager::CacheManager;
-use crate::observe::{Operation, Outcome, Record, error_outcome};
+use crate::observe::{Operation, Outcome, Record};
 use crate::remember::options::RememberOptions;
-use crate::remember::{CacheErrors, Remembered};
+use crate::remember::{CacheErrors, Failed, Remembered};
 use crate::repository::Repository;
 use crate::store::Ttl;
 
@@ -335,7 +335,6 @@ impl Memoizer {
         let (Some(repository), Some(key)) = (&self.repository, key) else {
             return compute().await;
         };
-        let factory_failed = std::sync::atomic::AtomicBool::new(false);
         let remembered = async {
             let remembered = repository
                 .remember_in_process(
@@ -346,33 +345,26 @@ impl Memoizer {
                     compute,
                 )
                 .await;
-            factory_failed.store(
-                matches!(&remembered, Err(e) if e.is_factory_failure()),
-                std::sync::atomic::Ordering::Relaxed,
-            );
             match remembered {
                 Ok(found) => Ok(found),
-                Err(Remembered::Cache(_, compute)) => Ok((compute().await?, Outcome::Miss)),
-                Err(Remembered::Elsewhere(failure, _)) => {
-                    Err(failure.error(repository.context(&key)))
-                }
-                Err(Remembered::Computed(e)) => Err(e),
+                // Memoization never breaks the function: the cache failed, run it.
+                Err(Remembered::Cache(_, compute)) => match compute().await {
+                    Ok(value) => Ok((value, Outcome::Miss)),
+                    Err(e) => Err(Failed::Factory(e)),
+                },
                 Err(Remembered::Store(_, value)) => Ok((value, Outcome::Miss)),
+                Err(failed) => Err(failed.into_failed(repository.context(&key))),
             }
         };
-        let report = |result: Result<&(T, Outcome), &E>, record: &mut Record<'_>| {
-            let outcome = match result {
-                Ok((_, outcome)) => *outcome,
-                Err(_) if factory_failed.load(std::sync::atomic::Ordering::Relaxed) => {
-                    Outcome::FactoryFailed
-                }
-                Err(e) => error_outcome(e),
-            };
-            record(Some(&key), outcome);
+        let report = |result: Result<&(T, Outcome), &Failed<E>>, record: &mut Record<'_>| {
+            record(Some(&key), result.map_or_else(Failed::outcome, |(_, o)| *o));
         };
         let observed =
             repository.observed_each(Operation::Remember, Some(&key), remembered, report);
-        Ok(observed.await?.0)
+        observed
+            .await
+            .map(|(value, _)| value)
+            .map_err(Failed::into_error)
     }
 
     /// [`call`](Self::call) from synchronous code, driving the async core on the blocking
@@ -511,7 +503,7 @@ impl Memoizer {
     {
         drive(compute, |compute| {
             self.call_resilient(key, move || async move {
-                tokio::task::spawn_blocking(compute)
+                tokio::task::spawn_blocking(crate::flight::carry_computing(compute))
                     .await
                     .unwrap_or_else(|e| panic!("{e}"))
             })

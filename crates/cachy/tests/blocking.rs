@@ -180,3 +180,26 @@ fn a_blocking_remember_closure_may_call_the_blocking_api() {
         .unwrap_err();
     assert_eq!(error.kind(), cachy::ErrorKind::Remember, "{error}");
 }
+
+/// A blocking `remember_with` of a key from inside its own factory (which runs on a thread
+/// of its own) is an error, as in async code, not a wait for itself.
+#[test]
+fn a_blocking_remember_with_of_its_own_key_is_an_error_not_a_hang() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let cache = cachy::blocking::CacheManager::from_value(serde_json::json!({
+            "stores": { "dict": { "driver": "dict" } }
+        }))
+        .unwrap();
+        let options = cachy::RememberOptions::new(std::time::Duration::from_secs(60));
+        let (inner, nested) = (cache.clone(), options.clone());
+        let result: Result<i64, cachy::Error> = cache.remember_with("k", &options, move || {
+            inner.remember_with("k", &nested, || Ok::<_, cachy::Error>(5))
+        });
+        done.send(result).unwrap();
+    });
+    let result = finished
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("finished instead of waiting for itself");
+    assert_eq!(result.unwrap_err().kind(), ErrorKind::Remember);
+}

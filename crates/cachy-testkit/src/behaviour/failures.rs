@@ -144,6 +144,64 @@ pub async fn a_store_that_is_down_never_fails_a_resilient_remember(repo: &Reposi
     );
 }
 
+/// An error type of the caller's own, as services have (cachy's errors convert into it).
+#[derive(Debug)]
+pub struct AppError(pub String);
+
+impl From<cachy::Error> for AppError {
+    fn from(e: cachy::Error) -> Self {
+        AppError(e.to_string())
+    }
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A cache failure is a cache failure whatever the caller's error type: counted in
+/// `errors`, reported with its kind, never as the factory's.
+pub async fn a_cache_failure_is_counted_as_one_whatever_the_error_type(repo: &Repository) {
+    let (repo, switch) = faulty(repo);
+    let seen = watch(&repo);
+    switch.down();
+    let strict: Result<i64, AppError> = repo.remember("p", TEN_MINUTES, || async { Ok(1) }).await;
+    assert!(strict.is_err());
+    let options = RememberOptions::new(Duration::from_secs(60)).propagate_cache_errors();
+    let propagated: Result<i64, AppError> =
+        repo.remember_with("q", &options, || async { Ok(1) }).await;
+    assert!(propagated.is_err());
+    let many: Result<Vec<Option<i64>>, AppError> = repo
+        .remember_many(&["m"], &options, |_| async {
+            Ok(std::collections::HashMap::new())
+        })
+        .await;
+    assert!(many.is_err());
+    let unavailable = Outcome::Failed(ErrorKind::Unavailable);
+    assert_eq!(
+        taken(&seen),
+        [
+            event(Operation::Remember, "p", unavailable),
+            event(Operation::Remember, "q", unavailable),
+            (Operation::Remember, None, unavailable),
+        ]
+    );
+    let stats = repo.stats();
+    assert_eq!((stats.errors, stats.factory_errors), (3, 0));
+    switch.up();
+    let failing: Result<i64, AppError> = repo
+        .remember("f", TEN_MINUTES, || async {
+            Err(AppError("the source".into()))
+        })
+        .await;
+    assert!(failing.is_err());
+    assert_eq!(
+        taken(&seen),
+        [event(Operation::Remember, "f", Outcome::FactoryFailed)]
+    );
+}
+
 /// With the store down and the factory failing, the caller gets the factory's error (there
 /// is nothing to fall back to), observed as a factory failure, not a cache error.
 pub async fn a_store_and_a_source_both_down_give_the_source_error(repo: &Repository) {
@@ -224,6 +282,13 @@ pub async fn a_value_that_no_longer_decodes_is_recomputed_and_overwritten(repo: 
         4,
         "one failed `get` and three failed reads inside `remember`"
     );
+}
+
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 /// A value that cannot be encoded.
@@ -332,12 +397,23 @@ pub async fn a_fallback_is_served_only_within_the_readers_window(repo: &Reposito
     let error = repo.remember_entry("k", &short, failing).await.unwrap_err();
     assert!(error.to_string().contains("down"), "{error}");
 
+    // A fallback from the future (a clock ahead, or crafted): never served, the source asked.
+    let mut future = stored.clone();
+    let later = now_millis() + 10 * 24 * 3600 * 1000;
+    future[4..12].copy_from_slice(&later.to_be_bytes());
+    future[12..20].copy_from_slice(&later.to_be_bytes());
+    future[20..28].copy_from_slice(&u64::MAX.to_be_bytes());
+    future[28] = 1;
+    repo.store().put("k", &future, Some(600)).await.unwrap();
+    let computed = repo
+        .remember_entry("k", &short, || ok(cachy::Computed::new(2i64)))
+        .await
+        .unwrap();
+    assert_eq!((computed.value, computed.source), (2, Source::Computed));
+
     // Expired ten seconds ago, fallback forever: served, and kept for the throttle no longer
     // than what is left of the reader's window (50 s).
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let now = now_millis();
     crafted[4..12].copy_from_slice(&(now - 10_000).to_be_bytes());
     crafted[12..20].copy_from_slice(&(now - 11_000).to_be_bytes());
     repo.store().put("k", &crafted, Some(600)).await.unwrap();

@@ -3,18 +3,17 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::Failed;
 use super::options::RememberOptions;
 use super::resilient::{Fallback, jittered, store_ttl, usable};
 use crate::codec::{decode, encode};
 use crate::envelope::{self, Millis};
 use crate::error::{Error, ErrorKind, Result};
 use crate::flight::{self, Failure, Handoff, Leader, Role};
-use crate::observe::error_outcome;
 use crate::observe::{Operation, Outcome};
 use crate::repository::Repository;
 
@@ -61,8 +60,7 @@ impl Repository {
         F: FnOnce(Vec<String>) -> Fut,
         Fut: Future<Output = std::result::Result<HashMap<String, T>, E>>,
     {
-        let factory_failed = AtomicBool::new(false);
-        let work = self.remember_many_unobserved(keys, options, load, &factory_failed);
+        let work = self.remember_many_unobserved(keys, options, load);
         self.observed_each(
             Operation::Remember,
             None,
@@ -73,25 +71,21 @@ impl Repository {
                         record(Some(key.as_ref()), *outcome);
                     }
                 }
-                Err(_) if factory_failed.load(Ordering::Relaxed) => {
-                    record(None, Outcome::FactoryFailed);
-                }
-                Err(e) => record(None, error_outcome(e)),
+                Err(failed) => record(None, failed.outcome()),
             },
         )
         .await
         .map(|(values, _)| values)
+        .map_err(Failed::into_error)
     }
 
-    /// `remember_many`, with each key's outcome; `factory_failed` is set when the error is
-    /// the loader's (here or in the caller this one waited for).
+    /// `remember_many`, with each key's outcome.
     async fn remember_many_unobserved<T, E, F, Fut>(
         &self,
         keys: &[impl AsRef<str>],
         options: &RememberOptions,
         load: F,
-        factory_failed: &AtomicBool,
-    ) -> std::result::Result<(Vec<Option<T>>, Vec<Outcome>), E>
+    ) -> std::result::Result<(Vec<Option<T>>, Vec<Outcome>), Failed<E>>
     where
         T: Serialize + DeserializeOwned,
         E: From<Error> + std::fmt::Display + 'static,
@@ -169,8 +163,7 @@ impl Repository {
                 &mut fallbacks,
                 (&mut values, &mut outcomes),
             )
-            .await
-            .inspect_err(|_| factory_failed.store(true, Ordering::Relaxed))?;
+            .await?;
         }
         for (i, slot) in waiters {
             let key = &stored_keys[i];
@@ -182,10 +175,7 @@ impl Repository {
                     Some(fallback) if now_before(fallback.header.fail_safe_until) => Some(
                         decode(self.serializer(), &fallback.payload).map_err(self.context(key))?,
                     ),
-                    _ => {
-                        factory_failed.store(true, Ordering::Relaxed);
-                        return Err(failure.error(self.context(key)));
-                    }
+                    _ => return Err(Failed::Factory(failure.error(self.context(key)))),
                 },
                 // Loaded without a value: nothing to cache, `None`.
                 Some(Handoff::Absent) => None,
@@ -268,7 +258,7 @@ impl Repository {
         leaders: Vec<(usize, Leader)>,
         fallbacks: &mut HashMap<usize, Fallback>,
         (values, outcomes): (&mut [Option<T>], &mut [Outcome]),
-    ) -> std::result::Result<(), E>
+    ) -> std::result::Result<(), Failed<E>>
     where
         T: Serialize + DeserializeOwned,
         E: From<Error> + std::fmt::Display + 'static,
@@ -373,7 +363,11 @@ impl Repository {
                         }
                     }
                 }
-                if unserved { Err(e) } else { Ok(()) }
+                if unserved {
+                    Err(Failed::Factory(e))
+                } else {
+                    Ok(())
+                }
             }
         }
     }

@@ -43,6 +43,39 @@ pub(crate) enum Remembered<T, E, F> {
     Elsewhere(Failure, F),
 }
 
+/// Why a `remember` failed: the cache (cachy's own error, whatever the caller's error type:
+/// its kind is what the call's event reports) or the factory (here, or in the caller this
+/// one waited for). A cachy [`Error`] converts into the first, so `?` on a cache operation
+/// says where the failure came from.
+pub(crate) enum Failed<E> {
+    Cache(Error),
+    Factory(E),
+}
+
+impl<E> From<Error> for Failed<E> {
+    fn from(error: Error) -> Self {
+        Failed::Cache(error)
+    }
+}
+
+impl<E: From<Error>> Failed<E> {
+    /// The outcome of a call that failed so.
+    pub(crate) fn outcome(&self) -> Outcome {
+        match self {
+            Failed::Cache(e) => Outcome::Failed(e.kind()),
+            Failed::Factory(_) => Outcome::FactoryFailed,
+        }
+    }
+
+    /// The error the caller gets.
+    pub(crate) fn into_error(self) -> E {
+        match self {
+            Failed::Cache(e) => e.into(),
+            Failed::Factory(e) => e,
+        }
+    }
+}
+
 /// The error of a `remember` of a key from inside its own computation.
 pub(crate) fn reentrant() -> Error {
     Error::new(
@@ -52,21 +85,13 @@ pub(crate) fn reentrant() -> Error {
     )
 }
 
-impl<T, E, F> Remembered<T, E, F> {
-    /// Whether the factory failed (in this caller or in the one it waited for), rather than
-    /// the cache.
-    pub(crate) fn is_factory_failure(&self) -> bool {
-        matches!(self, Remembered::Computed(_) | Remembered::Elsewhere(..))
-    }
-}
-
 impl<T, E: From<Error> + 'static, F> Remembered<T, E, F> {
-    /// The error to return; `context` names the store and key of an error from elsewhere.
-    pub(crate) fn into_error(self, context: impl FnOnce(Error) -> Error) -> E {
+    /// Why the call failed; `context` names the store and key of an error from elsewhere.
+    pub(crate) fn into_failed(self, context: impl FnOnce(Error) -> Error) -> Failed<E> {
         match self {
-            Remembered::Cache(e, _) | Remembered::Store(e, _) => e.into(),
-            Remembered::Computed(e) => e,
-            Remembered::Elsewhere(failure, _) => failure.error(context),
+            Remembered::Cache(e, _) | Remembered::Store(e, _) => Failed::Cache(e),
+            Remembered::Computed(e) => Failed::Factory(e),
+            Remembered::Elsewhere(failure, _) => Failed::Factory(failure.error(context)),
         }
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::Failed;
 use super::across::Across;
 use super::options::{Computed, Entry, Keep, RememberOptions, Source};
 use crate::codec::{decode, encode};
@@ -50,6 +51,13 @@ impl<T> Cached<T> {
     /// outlives the reader's.
     fn bounded_by(mut self, options: &RememberOptions) -> Self {
         if let Some(header) = &mut self.header {
+            // Written in the future (a clock ahead, or crafted bytes): nothing in it can be
+            // trusted to bound how long it serves, so it is not served at all.
+            if header.written_at > envelope::now() {
+                header.expires_at = 0;
+                header.fail_safe_until = 0;
+                return self;
+            }
             header.fail_safe_until = match options.fail_safe_max {
                 Some(window) => {
                     let expired_at = if header.stale {
@@ -116,24 +124,23 @@ enum Led<T> {
     FellBack,
 }
 
-/// What a resilient `remember` call came to beyond its result, for its event: set by the
-/// parts of the call that know.
+/// What a resilient `remember` call came to beyond its result: whether the value it
+/// computed was stored (for its event), and whether it failed because the factory did.
 #[derive(Default)]
 pub(crate) struct Report {
     /// The call failed because the factory did (here, or in the caller it waited for), or
-    /// was too slow, rather than the cache.
+    /// was too slow, rather than the cache: `#[cached]` must not run the function again.
     pub(crate) factory_failed: AtomicBool,
     /// The value this call computed was stored.
     stored: AtomicBool,
 }
 
 impl Report {
-    fn factory_failed(&self) {
-        self.factory_failed.store(true, Ordering::Relaxed);
-    }
-
     /// The call's outcome, from its result.
-    fn outcome<T, E: 'static>(&self, result: std::result::Result<&Entry<T>, &E>) -> Outcome {
+    fn outcome<T, E: From<Error>>(
+        &self,
+        result: std::result::Result<&Entry<T>, &Failed<E>>,
+    ) -> Outcome {
         match result {
             Ok(entry) => match entry.source {
                 Source::Cache => Outcome::Hit,
@@ -141,8 +148,7 @@ impl Report {
                 Source::Computed => Outcome::Miss,
                 Source::Stale => Outcome::Stale,
             },
-            Err(_) if self.factory_failed.load(Ordering::Relaxed) => Outcome::FactoryFailed,
-            Err(e) => crate::observe::error_outcome(e),
+            Err(failed) => failed.outcome(),
         }
     }
 }
@@ -289,7 +295,7 @@ impl Repository {
                 // The tags' namespace cannot be read: nothing can be cached.
                 Err(e) => {
                     self.survived(Operation::Get, Some(key), &self.context(key)(e));
-                    return Box::pin(self.compute_uncached(options, compute, report)).await;
+                    return Box::pin(self.compute_uncached(options, compute)).await;
                 }
             };
             let cached = match self.read_cached::<T>(&key, options).await {
@@ -318,7 +324,7 @@ impl Repository {
             Box::pin(self.compute_entry(key.into_owned(), options, compute, stale, report)).await
         };
         let observation = self.start_observation(Operation::Remember, Some(key));
-        self.observe_until(observation, work, |result, record| {
+        let observed = self.observe_until(observation, work, |result, record| {
             let outcome = report.outcome(result);
             #[cfg(feature = "tracing")]
             if outcome == Outcome::Stale {
@@ -329,8 +335,13 @@ impl Repository {
                 );
             }
             record(Some(key), outcome);
+        });
+        observed.await.map_err(|failed| {
+            if let Failed::Factory(_) = failed {
+                report.factory_failed.store(true, Ordering::Relaxed);
+            }
+            failed.into_error()
         })
-        .await
     }
 
     /// The value of `compute`, without the cache (which failed), within the hard timeout.
@@ -338,19 +349,15 @@ impl Repository {
         &self,
         options: &RememberOptions,
         compute: F,
-        report: &Report,
-    ) -> std::result::Result<Entry<T>, E>
+    ) -> std::result::Result<Entry<T>, Failed<E>>
     where
         E: From<Error>,
         F: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<Computed<T>, E>>,
     {
         let computed = within_hard_timeout(options, compute()).await;
-        if computed.is_err() {
-            report.factory_failed();
-        }
         Ok(Entry {
-            value: computed?.value,
+            value: computed.map_err(Failed::Factory)?.value,
             source: Source::Computed,
             age: Some(Duration::ZERO),
             expires_in: None,
@@ -442,7 +449,7 @@ impl Repository {
         compute: F,
         mut stale: Option<Cached<T>>,
         report: &Report,
-    ) -> std::result::Result<Entry<T>, E>
+    ) -> std::result::Result<Entry<T>, Failed<E>>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
         E: From<Error> + std::fmt::Display + Send + 'static,
@@ -514,7 +521,7 @@ impl Repository {
             let outcome = match wait_limit {
                 Some(limit) => match tokio::time::timeout(limit, flight::wait(slot)).await {
                     Ok(outcome) => outcome,
-                    Err(_) => return fall_back(stale, &key, Some(limit), report),
+                    Err(_) => return fall_back(stale, &key, Some(limit)),
                 },
                 None => flight::wait(slot).await,
             };
@@ -527,7 +534,7 @@ impl Repository {
                         return Ok(stale.entry(Source::Stale, envelope::now()));
                     }
                     if options.fail_safe_max.is_none() {
-                        return fall_back(None, &key, None, report);
+                        return fall_back(None, &key, None);
                     }
                     match decode(self.serializer(), &payload) {
                         Ok(value) => {
@@ -540,17 +547,14 @@ impl Repository {
                         }
                         Err(e) => {
                             self.survived(Operation::Get, Some(&key), &self.context(&key)(e));
-                            return fall_back(None, &key, None, report);
+                            return fall_back(None, &key, None);
                         }
                     }
                 }
                 Some(Handoff::Failed(failure)) => {
                     return match usable(stale) {
                         Some(stale) => Ok(stale.entry(Source::Stale, envelope::now())),
-                        None => {
-                            report.factory_failed();
-                            Err(failure.error(self.context(&key)))
-                        }
+                        None => Err(Failed::Factory(failure.error(self.context(&key)))),
                     };
                 }
                 Some(Handoff::Absent) | None => continue,
@@ -581,7 +585,7 @@ impl Repository {
         soft_timeout: Option<Duration>,
         stale: Option<Cached<T>>,
         report: &Report,
-    ) -> std::result::Result<Entry<T>, E>
+    ) -> std::result::Result<Entry<T>, Failed<E>>
     where
         E: From<Error>,
     {
@@ -589,7 +593,7 @@ impl Repository {
             Some(limit) => match tokio::time::timeout(limit, &mut task).await {
                 Ok(joined) => joined,
                 // The task goes on, and stores its value when it has one.
-                Err(_) => return fall_back(stale, key, Some(limit), report),
+                Err(_) => return fall_back(stale, key, Some(limit)),
             },
             None => task.await,
         };
@@ -603,18 +607,18 @@ impl Repository {
                     expires_in,
                 })
             }
-            Ok(Ok(Led::FellBack)) => fall_back(stale, key, None, report),
-            Ok(Err(e)) => {
-                report.factory_failed();
-                Err(e)
-            }
-            Err(e) => Err(Error::new(
-                ErrorKind::Remember,
-                format!("the factory's task ended without a value: {e}"),
-            )
-            .with_store(self.name())
-            .with_key(key)
-            .into()),
+            Ok(Ok(Led::FellBack)) => fall_back(stale, key, None),
+            Ok(Err(e)) => Err(Failed::Factory(e)),
+            // The factory panicked or was cancelled.
+            Err(e) => Err(Failed::Factory(
+                Error::new(
+                    ErrorKind::Remember,
+                    format!("the factory's task ended without a value: {e}"),
+                )
+                .with_store(self.name())
+                .with_key(key)
+                .into(),
+            )),
         }
     }
 
@@ -812,12 +816,10 @@ fn fall_back<T, E: From<Error>>(
     stale: Option<Cached<T>>,
     key: &str,
     waited: Option<Duration>,
-    report: &Report,
-) -> std::result::Result<Entry<T>, E> {
+) -> std::result::Result<Entry<T>, Failed<E>> {
     if let Some(stale) = usable(stale) {
         return Ok(stale.entry(Source::Stale, envelope::now()));
     }
-    report.factory_failed();
     let error = match waited {
         Some(limit) => Error::new(
             ErrorKind::Timeout,
@@ -828,7 +830,7 @@ fn fall_back<T, E: From<Error>>(
             "the factory failed and there is no fallback",
         ),
     };
-    Err(error.with_key(key).into())
+    Err(Failed::Factory(error.with_key(key).into()))
 }
 
 /// `computing`, abandoned with an [`ErrorKind::Timeout`] error after the options' hard

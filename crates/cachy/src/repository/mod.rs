@@ -13,10 +13,9 @@ use crate::error::{Error, Result};
 use crate::expiry::Expiry;
 use crate::flight::Flights;
 use crate::observe::{
-    Event, Observer, Operation, Outcome, Record, Stats, error_outcome, found, removed, reporting,
-    written,
+    Event, Observer, Operation, Outcome, Record, Stats, found, removed, reporting, written,
 };
-use crate::remember::CacheErrors;
+use crate::remember::{CacheErrors, Failed};
 use crate::serializer::Serializer;
 use crate::store::{Store, Ttl};
 use crate::tags;
@@ -613,8 +612,6 @@ impl Repository {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        // Set when the call fails because the factory did, here or in the caller it waited for.
-        let factory_failed = std::sync::atomic::AtomicBool::new(false);
         let work = async {
             let scope = self.scope().await?;
             let stored = scope.key(key);
@@ -625,26 +622,16 @@ impl Repository {
             };
             self.remember_in_process(&stored, ttl, CacheErrors::Return, None, compute_and_track)
                 .await
-                .map_err(|e| {
-                    factory_failed
-                        .store(e.is_factory_failure(), std::sync::atomic::Ordering::Relaxed);
-                    e.into_error(self.context(&stored))
-                })
+                .map_err(|e| e.into_failed(self.context(&stored)))
         };
-        let report = |result: std::result::Result<&(T, Outcome), &E>, record: &mut Record<'_>| {
-            let outcome = match result {
-                Ok((_, outcome)) => *outcome,
-                Err(_) if factory_failed.load(std::sync::atomic::Ordering::Relaxed) => {
-                    Outcome::FactoryFailed
-                }
-                Err(e) => error_outcome(e),
-            };
-            record(Some(key), outcome);
+        let report = |result: std::result::Result<&(T, Outcome), &Failed<E>>,
+                      record: &mut Record<'_>| {
+            record(Some(key), result.map_or_else(Failed::outcome, |(_, o)| *o));
         };
-        Ok(self
-            .observed_each(Operation::Remember, Some(key), work, report)
-            .await?
-            .0)
+        self.observed_each(Operation::Remember, Some(key), work, report)
+            .await
+            .map(|(value, _)| value)
+            .map_err(Failed::into_error)
     }
 
     /// Store encoded `bytes` for `ttl`, or remove `key` when `ttl` is `None`.
