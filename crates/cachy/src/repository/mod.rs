@@ -570,7 +570,10 @@ impl Repository {
     /// [`ErrorKind::Remember`](crate::ErrorKind::Remember) error carrying its message (to give
     /// them copies of your own `Clone` error, use [`remember_with`](Self::remember_with) and
     /// [`RememberOptions::share_errors`](crate::RememberOptions::share_errors)). Callers in
-    /// other processes are not coordinated.
+    /// other processes are not coordinated. A `remember` of a key from inside its own
+    /// computation is an [`ErrorKind::Remember`](crate::ErrorKind::Remember) error; two keys
+    /// whose computations `remember` each other from two tasks wait for each other (use
+    /// [`remember_with`](Self::remember_with) with a hard timeout where that can happen).
     ///
     /// The error type is yours, as long as a cachy [`Error`] converts into it and it can be
     /// displayed (`cachy::Error` itself, `anyhow::Error`, or your own enum with a `From`).

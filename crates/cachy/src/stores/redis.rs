@@ -859,18 +859,20 @@ return redis.call('INCRBY', KEYS[1], ARGV[1])
 /// `ERR` and a fixed text: the text is all there is to tell them apart.
 fn counter_error(e: Error) -> Error {
     let message = e.to_string();
-    let kind = if message.contains("would overflow") {
-        ErrorKind::Overflow
+    let (kind, what) = if message.contains("would overflow") {
+        (
+            ErrorKind::Overflow,
+            "the result would overflow a 64-bit counter; the counter is left as it was",
+        )
     } else if message.contains("not an integer") {
-        ErrorKind::NotAnInteger
+        (
+            ErrorKind::NotAnInteger,
+            "the stored value is not an integer; it is left as it was",
+        )
     } else {
         return e;
     };
-    Error::new(
-        kind,
-        "the stored value is not an integer, or the result overflows a 64-bit counter",
-    )
-    .with_source(e)
+    Error::new(kind, what).with_source(e)
 }
 
 fn set_command(key: String, value: &[u8], ttl: Ttl) -> Cmd {

@@ -18,10 +18,12 @@ use super::DecodeLimits;
 use crate::error::BoxError;
 
 pub(super) fn serialize<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, BoxError> {
-    Ok(serde_pickle::to_vec(
-        &value,
-        serde_pickle::SerOptions::new(),
-    )?)
+    serde_pickle::to_vec(&value, serde_pickle::SerOptions::new()).map_err(|e| {
+        // serde_pickle words a value it cannot write as a "decoding error": say what it is.
+        let message = e.to_string();
+        let reason = message.strip_prefix("decoding error: ").unwrap_or(&message);
+        format!("pickle cannot write this value: {reason}").into()
+    })
 }
 
 pub(super) fn deserialize<T: DeserializeOwned>(
