@@ -109,7 +109,7 @@ impl std::fmt::Debug for Serializer {
 }
 
 impl Serializer {
-    /// Python's pickle, the default (see the `pickle` module notes in the README): reads
+    /// Python's pickle, the default (see `docs/python.md` and `docs/security.md`): reads
     /// protocols 0 to 5, writes protocol 3. Only plain data is read (None, bool, int, float,
     /// str, bytes, list, tuple, dict, set, frozenset): a pickled instance of a Python class
     /// is a `Deserialize` error naming the class, and nothing from a pickle is ever run.

@@ -52,7 +52,7 @@ const STRIPES: usize = 64;
 ///
 /// - After a write or removal through a hybrid store, the writing process reads the new
 ///   value at once; other processes read it once the invalidation reaches them (well under
-///   a millisecond on a local network; measured in the README).
+///   a millisecond on a local network; measured in the performance guide, `docs/performance.md`).
 /// - An L1 copy never outlives the L2 item it copies (its remaining lifetime is read with the
 ///   value, [`Store::get_with_lifetime`], on every built-in store; a custom store that cannot
 ///   tell it gets copies that live `l1_ttl`), and never lives longer than `l1_ttl`.

@@ -43,7 +43,7 @@ const MAX_WEIGHT: u64 = 100;
 
 /// The memcached store (driver `memcached`): a pool of servers, keys spread over them by
 /// consistent hashing (ketama), spoken to with memcached's meta protocol by a small client of
-/// our own (see the README for why).
+/// our own (`docs/stores.md` says why).
 ///
 /// - A key that memcached cannot take (over 250 bytes with its prefix, or with spaces or
 ///   control characters), or that starts with `cachy:sha1:`, is stored as
