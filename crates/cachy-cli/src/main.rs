@@ -8,13 +8,15 @@
 //! cachy --config cache.toml --store redis stats --json
 //! cachy --config cache.toml --store sql keys 'user:*'
 //! cachy --config cache.toml ttl session:42
+//! CACHY_CONFIG=cache.toml cachy flush --yes
 //! ```
 //!
 //! Values are JSON on the command line and on output (a `put` value that is not valid JSON is
 //! stored as a string). With `--json` every command prints one JSON document on stdout, and
 //! an error is one JSON document on stderr. Progress bars go to stderr only, and only when
 //! it is a terminal unless `--progress always`. Exit codes: 0 done, 1 a miss (`get`, `has`,
-//! `ttl`), 2 an error, which is printed with what was wrong.
+//! `ttl`, which also says so on stderr in text mode), 2 an error, which is printed with what
+//! was wrong. `flush` asks first when its input is a terminal, unless `--yes`.
 
 #![warn(missing_docs)]
 
@@ -38,7 +40,7 @@ use output::{Output, ProgressMode, unsupported};
 #[command(name = "cachy", version)]
 struct Cli {
     /// The configuration file (TOML, JSON or YAML, by its extension).
-    #[arg(short, long, default_value = "cache.toml")]
+    #[arg(short, long, env = "CACHY_CONFIG", default_value = "cache.toml")]
     config: PathBuf,
     /// The store to use (default: the configuration's default store).
     #[arg(short, long)]
@@ -56,17 +58,26 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Print the value under KEY as JSON (exit code 1 on a miss).
-    Get { key: String },
+    Get {
+        /// The key, as the application uses it.
+        key: String,
+    },
     /// Whether KEY holds a value (exit code 1 if not).
-    Has { key: String },
+    Has {
+        /// The key, as the application uses it.
+        key: String,
+    },
     /// Store VALUE (JSON, else taken as a string) under KEY.
     Put {
+        /// The key, as the application uses it.
         key: String,
+        /// The value: JSON (`42`, `"text"`, `{"a": 1}`), else taken as a string.
         value: String,
-        /// Keep it this many minutes (the default: the store's default cache time).
+        /// Keep it this many minutes, at least 1 (the default: the store's default cache
+        /// time).
         #[arg(long, conflicts_with_all = ["seconds", "forever"])]
         minutes: Option<i64>,
-        /// Keep it this many seconds.
+        /// Keep it this many seconds, at least 1.
         #[arg(long, conflicts_with = "forever")]
         seconds: Option<i64>,
         /// Keep it until it is forgotten or flushed.
@@ -74,16 +85,24 @@ enum Command {
         forever: bool,
     },
     /// Remove KEY (prints whether something was removed).
-    Forget { key: String },
+    Forget {
+        /// The key, as the application uses it.
+        key: String,
+    },
     /// Add BY (default 1) to the counter under KEY and print the result.
     Increment {
+        /// The counter's key.
         key: String,
+        /// What to add (negative to subtract).
         #[arg(default_value_t = 1, allow_negative_numbers = true)]
         by: i64,
     },
     /// Print how long KEY has left: seconds (`42.5`), `forever`, or `unknown` where the
     /// store cannot tell (exit code 1 on a miss).
-    Ttl { key: String },
+    Ttl {
+        /// The key, as the application uses it.
+        key: String,
+    },
     /// Print what the store holds: keys (Redis), live and expired rows (database) or files
     /// (file), with their bytes; memcached's counters per server.
     Stats,
@@ -91,11 +110,16 @@ enum Command {
     /// `\` before a character taken as itself), sorted: Redis and database stores. Keys
     /// over 250 bytes show as the database stores them, `cachy:sha1:` and a digest.
     Keys {
+        /// The glob the keys must match (default: every key).
         #[arg(default_value = "*")]
         pattern: String,
     },
-    /// Remove every item of the store.
-    Flush,
+    /// Remove every item of the store. On a terminal it asks first, unless `--yes`.
+    Flush {
+        /// Flush without asking.
+        #[arg(long, short)]
+        yes: bool,
+    },
     /// Create the cache table of a `database` store.
     CreateTable,
     /// Delete the expired rows of a `database` store, or the temporary files that writes
@@ -127,6 +151,22 @@ fn database(repository: &Repository) -> Result<&DatabaseStore, Failure> {
     }
 }
 
+/// Whether the person at the terminal answers yes to `question`; `true` without one (a
+/// script, a pipe), where there is nobody to ask.
+fn confirmed(question: &str) -> Result<bool, Failure> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Ok(true);
+    }
+    let mut stderr = std::io::stderr();
+    let mut answer = String::new();
+    write!(stderr, "{question} [y/N] ")
+        .and_then(|()| stderr.flush())
+        .and_then(|()| std::io::stdin().lock().read_line(&mut answer))
+        .map_err(|e| Failure(cachy::Error::backend("cannot ask at the terminal", e)))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES"))
+}
+
 /// Seconds with millisecond precision, as printed (`42.5`).
 fn seconds(duration: Duration) -> f64 {
     duration.as_millis() as f64 / 1000.0
@@ -152,6 +192,9 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode, Failure> {
                 None => json!({ "store": name, "key": key, "found": false }),
             };
             out.print(&text, document)?;
+            if value.is_none() {
+                out.note(&format!("no value under `{key}` in store `{name}`"));
+            }
             return Ok(miss(value.is_some()));
         }
         Command::Has { key } => {
@@ -166,6 +209,21 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode, Failure> {
             seconds,
             forever,
         } => {
+            if let Some((flag, amount)) = [("--minutes", minutes), ("--seconds", seconds)]
+                .into_iter()
+                .find_map(|(flag, amount)| amount.filter(|n| *n <= 0).map(|n| (flag, n)))
+            {
+                return Err(Failure(
+                    cachy::Error::new(
+                        cachy::ErrorKind::InvalidInput,
+                        format!(
+                            "`{flag} {amount}` would remove `{key}` instead of storing it; \
+                             give a lifetime of at least 1, or use `cachy forget {key}`"
+                        ),
+                    )
+                    .with_store(name),
+                ));
+            }
             let value = serde_json::from_str(&value).unwrap_or(serde_json::Value::String(value));
             let stored = if forever {
                 repository.forever(&key, &value).await?;
@@ -206,6 +264,7 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode, Failure> {
                 .map_err(|e| e.with_store(name).with_key(&key))?;
             let Some((_, lifetime)) = found else {
                 out.print("", json!({ "store": name, "key": key, "found": false }))?;
+                out.note(&format!("no value under `{key}` in store `{name}`"));
                 return Ok(miss(false));
             };
             let (text, kind, left) = match lifetime {
@@ -225,7 +284,16 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode, Failure> {
         }
         Command::Stats => inspect::stats(&repository, out).await?,
         Command::Keys { pattern } => inspect::keys(&repository, &pattern, out).await?,
-        Command::Flush => {
+        Command::Flush { yes } => {
+            if !yes && !confirmed(&format!("remove every item of store `{name}`?"))? {
+                return Err(Failure(
+                    cachy::Error::new(
+                        cachy::ErrorKind::InvalidInput,
+                        "not flushed: the answer was not yes (`--yes` flushes without asking)",
+                    )
+                    .with_store(name),
+                ));
+            }
             match inspect::backend(&repository) {
                 Backend::File(store) => {
                     let bar = out.bar(0, "{bar:30} {pos}/{len} folders removed [{elapsed}]");
@@ -246,7 +314,10 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode, Failure> {
                     flushed?;
                 }
             }
-            out.print("", json!({ "store": name, "flushed": true }))?;
+            out.print(
+                &format!("flushed store `{name}`: every item removed"),
+                json!({ "store": name, "flushed": true }),
+            )?;
         }
         Command::CreateTable => {
             database(&repository)?

@@ -56,6 +56,14 @@ impl Output {
         }
     }
 
+    /// Tell a person what a result means, on stderr, in text mode only (`--json` output
+    /// says it in its document): a miss, say, which prints nothing on stdout.
+    pub(crate) fn note(&self, text: &str) {
+        if !self.json {
+            eprintln!("{text}");
+        }
+    }
+
     /// Print `error` on stderr: a line of text, or with `--json` one JSON document.
     pub(crate) fn error(&self, error: &Error) {
         if self.json {

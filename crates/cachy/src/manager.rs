@@ -243,10 +243,20 @@ impl CacheManager {
     }
 
     fn build(&self, name: &str) -> Result<Repository> {
-        let config = self.inner.config.stores().get(name).ok_or_else(|| {
+        let stores = self.inner.config.stores();
+        let config = stores.get(name).ok_or_else(|| {
+            let names = || stores.keys().map(String::as_str);
+            let hint = match crate::config::nearest(name, names()) {
+                Some(candidate) => format!("; did you mean `{candidate}`?"),
+                None => String::new(),
+            };
             Error::new(
                 ErrorKind::UnknownStore,
-                format!("cache store `{name}` is not defined in the configuration"),
+                format!(
+                    "cache store `{name}` is not defined in the configuration{hint} (its \
+                     stores: {})",
+                    names().collect::<Vec<_>>().join(", ")
+                ),
             )
             .with_store(name)
         })?;

@@ -358,12 +358,8 @@ impl StoreConfig {
         else {
             return Ok(());
         };
-        let nearest = valid()
-            .map(|candidate| (edit_distance(unknown, candidate), candidate))
-            .filter(|(distance, candidate)| *distance <= candidate.len().max(3) / 3 + 1)
-            .min();
-        let hint = match nearest {
-            Some((_, candidate)) => format!("; did you mean `{candidate}`?"),
+        let hint = match nearest(unknown, valid()) {
+            Some(candidate) => format!("; did you mean `{candidate}`?"),
             None => {
                 let mut names: Vec<&str> = valid().collect();
                 names.sort_unstable();
@@ -421,6 +417,19 @@ impl std::fmt::Debug for StoreConfig {
 
 /// Store options the manager reads for every driver.
 const COMMON_FIELDS: &[&str] = &["integers", "decode_max_depth", "decode_max_expansion"];
+
+/// Of `candidates`, the one `name` is most likely a typo of, if any is close enough: for
+/// "did you mean" hints.
+pub(crate) fn nearest<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .map(|candidate| (edit_distance(name, candidate), candidate))
+        .filter(|(distance, candidate)| *distance <= candidate.len().max(3) / 3 + 1)
+        .min()
+        .map(|(_, candidate)| candidate)
+}
 
 /// The Levenshtein distance between two names, for "did you mean" hints.
 fn edit_distance(a: &str, b: &str) -> usize {
