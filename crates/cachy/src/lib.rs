@@ -57,11 +57,9 @@ mod error;
 mod expiry;
 mod facade;
 mod flight;
-mod lock;
 mod manager;
 pub mod memoize;
 pub mod observe;
-mod remember;
 mod repository;
 pub mod serializer;
 mod store;
@@ -72,9 +70,9 @@ pub use config::{CacheConfig, Count, Seconds, StoreConfig};
 pub use driver::{Created, DriverFactory};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use expiry::{Expiry, MAX_TTL_SECONDS};
-pub use lock::Lock;
 pub use manager::CacheManager;
 pub use memoize::{Memoizer, global, set_global};
+pub use repository::lock::Lock;
 
 /// Memoize a function's results in a cache store: Python cachy's decorator, done right.
 ///
@@ -148,7 +146,7 @@ pub use memoize::{Memoizer, global, set_global};
 /// ```
 #[cfg(feature = "macros")]
 pub use cachy_macros::cached;
-pub use remember::options::{Computed, Entry, RememberOptions, Source};
+pub use repository::remember::options::{Computed, Entry, RememberOptions, Source};
 pub use repository::{DEFAULT_CACHE_MINUTES, Repository};
 pub use store::{ForeverTracker, Lifetime, Store, Ttl, increment_counter};
 pub use tags::{TagNames, TaggedCache};

@@ -39,9 +39,9 @@ use crate::expiry::Expiry;
 use crate::flight::ShareErrors;
 use crate::manager::CacheManager;
 use crate::observe::{Operation, Outcome, Record};
-use crate::remember::options::RememberOptions;
-use crate::remember::{CacheErrors, Failed, Remembered};
 use crate::repository::Repository;
+use crate::repository::remember::options::RememberOptions;
+use crate::repository::remember::{CacheErrors, Failed, Remembered};
 use crate::store::Ttl;
 
 static GLOBAL: OnceLock<CacheManager> = OnceLock::new();
@@ -459,7 +459,7 @@ impl Memoizer {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .take()
         };
-        let report = crate::remember::Report::default();
+        let report = crate::repository::remember::Report::default();
         let remembered = repository
             .remember_entry_reporting(
                 &key,

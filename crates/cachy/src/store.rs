@@ -288,9 +288,9 @@ pub enum Lifetime {
 
 impl Lifetime {
     /// The lifetime of an item that expires at the unix time `expiry` (seconds), where
-    /// `forever` (Python cachy's `9999999999`) and beyond mean never: the file and SQL stores'
+    /// `forever` (Python cachy's `9999999999`) and beyond mean never: the SQL stores'
     /// layout.
-    #[cfg(any(feature = "file", feature = "database"))]
+    #[cfg(feature = "database")]
     pub(crate) fn until_unix(expiry: u64, forever: u64) -> Lifetime {
         if expiry >= forever {
             return Lifetime::Forever;

@@ -21,9 +21,11 @@ use crate::error::ErrorKind;
 
 #[cfg(feature = "metrics")]
 mod metrics;
-mod observed;
+mod report;
 
-pub(crate) use observed::{Record, error_outcome, found, removed, reporting, written};
+#[cfg(feature = "tracing")]
+pub(crate) use report::span;
+pub(crate) use report::{Record, error_outcome, found, removed, reporting, written};
 
 /// A repository operation, as spans, metrics and hooks name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

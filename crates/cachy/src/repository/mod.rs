@@ -15,13 +15,16 @@ use crate::flight::Flights;
 use crate::observe::{
     Event, Observer, Operation, Outcome, Record, Stats, found, removed, reporting, written,
 };
-use crate::remember::{CacheErrors, Failed};
 use crate::serializer::Serializer;
 use crate::store::{Store, Ttl};
 use crate::tags;
+use remember::{CacheErrors, Failed};
 
 mod batch;
 mod counters;
+pub(crate) mod lock;
+mod observed;
+pub(crate) mod remember;
 
 /// The default cache time, as in Python cachy: 60 minutes.
 pub const DEFAULT_CACHE_MINUTES: i64 = 60;

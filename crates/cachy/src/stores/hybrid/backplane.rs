@@ -130,7 +130,7 @@ impl Backplane {
         Backplane {
             redis,
             channel,
-            instance: crate::lock::new_owner(),
+            instance: crate::repository::lock::new_owner(),
             pending: Mutex::default(),
             wake: Notify::new(),
             resubscribed: Notify::new(),

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use super::cached::Cached;
 use super::options::RememberOptions;
-use super::resilient::Cached;
 use crate::envelope;
 use crate::error::Result;
 use crate::repository::Repository;

@@ -15,6 +15,7 @@ use crate::repository::Repository;
 use crate::store::Ttl;
 
 mod across;
+mod cached;
 mod many;
 pub(crate) mod options;
 mod resilient;

@@ -8,8 +8,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Failed;
+use super::cached::Fallback;
 use super::options::RememberOptions;
-use super::resilient::{Fallback, jittered, store_ttl, usable};
+use super::resilient::{jittered, store_ttl, usable};
 use crate::codec::{decode, encode};
 use crate::envelope::{self, Millis};
 use crate::error::{Error, ErrorKind, Result};
