@@ -49,6 +49,11 @@ pub struct CacheManager {
 struct Inner {
     config: CacheConfig,
     default: RwLock<Option<String>>,
+    /// The default store's repository once resolved, so that an operation on the manager's
+    /// face costs neither a lock nor an allocation to find it; unused once the default was
+    /// changed with `set_default_driver` (then it is looked up each time).
+    default_repository: std::sync::OnceLock<Repository>,
+    default_changed: std::sync::atomic::AtomicBool,
     stores: Mutex<HashMap<String, Repository>>,
     /// One lock per store name, held while that store is built, so it is built once even
     /// when first used from many threads, without holding `stores` meanwhile.
@@ -89,6 +94,8 @@ impl CacheManager {
         let manager = CacheManager {
             inner: Arc::new(Inner {
                 default: RwLock::new(config.default_name().map(str::to_owned)),
+                default_repository: std::sync::OnceLock::new(),
+                default_changed: std::sync::atomic::AtomicBool::new(false),
                 config,
                 stores: Mutex::new(HashMap::new()),
                 builds: Mutex::new(HashMap::new()),
@@ -191,6 +198,9 @@ impl CacheManager {
     /// Make `name` the default store.
     pub fn set_default_driver(&self, name: impl Into<String>) {
         *write(&self.inner.default) = Some(name.into());
+        self.inner
+            .default_changed
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Register a custom driver: stores whose `driver` is `driver` are built by `factory`,
@@ -343,7 +353,19 @@ impl CacheManager {
 
     /// The default store's repository.
     fn default_repository(&self) -> Result<Repository> {
-        self.store(None)
+        use std::sync::atomic::Ordering;
+        let changed = || self.inner.default_changed.load(Ordering::Acquire);
+        if changed() {
+            return self.store(None);
+        }
+        if let Some(repository) = self.inner.default_repository.get() {
+            return Ok(repository.clone());
+        }
+        let repository = self.store(None)?;
+        if !changed() {
+            let _ = self.inner.default_repository.set(repository.clone());
+        }
+        Ok(repository)
     }
 
     /// [`Repository::tags`] on the default store.

@@ -94,6 +94,31 @@ fn several_stores_without_a_default_is_a_config_error() {
     assert_eq!(cache.store(None).unwrap().name(), "b");
 }
 
+#[tokio::test]
+async fn the_default_store_can_change_after_it_was_used() {
+    let cache = CacheManager::from_value(json!({
+        "default": "a",
+        "stores": { "a": { "driver": "dict" }, "b": { "driver": "dict" } }
+    }))
+    .unwrap();
+    cache.put("k", &1, 10).await.unwrap();
+    cache.set_default_driver("b");
+    assert_eq!(
+        cache.get::<i32>("k").await.unwrap(),
+        None,
+        "b is the default now"
+    );
+    cache.put("k", &2, 10).await.unwrap();
+    assert_eq!(
+        cache.store("a").unwrap().get::<i32>("k").await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        cache.store("b").unwrap().get::<i32>("k").await.unwrap(),
+        Some(2)
+    );
+}
+
 #[test]
 fn a_default_that_names_no_store_is_a_config_error() {
     let err = CacheManager::from_value(
