@@ -1,0 +1,162 @@
+//! Connecting, subscribing, and every call bounded in time and guarded by the breaker.
+
+use std::future::Future;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{Cmd, FromRedisValue};
+
+use super::*;
+use crate::error::{Error, ErrorKind, Result};
+
+impl RedisStore {
+    /// A connection of its own subscribed to `channel` (one server, not a cluster), and its
+    /// messages' payloads; the stream ends when the connection drops. Subscribing closes the
+    /// circuit breaker: the server answered.
+    #[cfg(feature = "hybrid")]
+    pub(crate) async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> Result<impl futures_util::Stream<Item = Vec<u8>> + Send + 'static> {
+        let Target::Single { client, .. } = &self.target else {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "a Redis Cluster store cannot subscribe to a channel: use a single server",
+            ));
+        };
+        let subscribe = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = bounded(self.call_timeout, subscribe)
+            .await?
+            .map_err(|e| redis_error("cannot subscribe to the Redis channel", e))?;
+        // The server is back: calls need not wait out `retry_after` to find out.
+        self.breaker.answered();
+        Ok(futures_util::StreamExt::map(
+            pubsub.into_on_message(),
+            |message| message.get_payload_bytes().to_vec(),
+        ))
+    }
+
+    pub(super) async fn connection(&self) -> Result<Connection> {
+        self.connection
+            .get_or_try_init(|| async {
+                match &self.target {
+                    Target::Single { client, config } => {
+                        ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                            .map(Connection::Single)
+                            .map_err(|e| redis_error("cannot set up the Redis connection", e))
+                    }
+                    Target::Cluster(client) => {
+                        bounded(self.call_timeout, client.get_async_connection())
+                            .await?
+                            .map(Connection::Cluster)
+                            .map_err(|e| redis_error("cannot connect to the Redis Cluster", e))
+                    }
+                }
+            })
+            .await
+            .cloned()
+    }
+
+    /// Run `call` past the circuit breaker: at once an error while the server is marked
+    /// down; else the call, whose outcome the breaker learns from.
+    ///
+    /// A call refused at connection is made once more first: after a failure, redis-rs
+    /// reconnects in the background and hands the outcome to the next call, so a refusal may
+    /// be that of an attempt made while the server was still down, and one stale error must
+    /// not mark a server that is back down for `retry_after`. A refused connection carried
+    /// no command, so nothing is sent twice.
+    pub(super) async fn guarded<T, F>(&self, call: impl Fn() -> F) -> Result<T>
+    where
+        F: Future<Output = Result<T>>,
+    {
+        let pass = self.breaker.admit()?;
+        let mut outcome = call().await;
+        if self.breaker.is_enabled() && outcome.as_ref().is_err_and(is_refusal) {
+            outcome = call().await;
+        }
+        pass.finish(&outcome);
+        outcome
+    }
+
+    /// Run one command on the shared connection, bounded by the call timeout and behind the
+    /// circuit breaker. Keys in `cmd` are used as given: add [`prefix`](Self::prefix)
+    /// yourself. This is the hook for features above the store (tags keep their forever-key
+    /// lists with it).
+    pub async fn query<T: FromRedisValue>(&self, command: &Cmd) -> Result<T> {
+        self.guarded(|| async {
+            let value = match self.connection().await? {
+                Connection::Single(mut c) => {
+                    bounded(self.call_timeout, command.query_async(&mut c)).await?
+                }
+                Connection::Cluster(mut c) => {
+                    bounded(self.call_timeout, command.query_async(&mut c)).await?
+                }
+            };
+            value.map_err(|e| redis_error("the Redis command failed", e))
+        })
+        .await
+    }
+
+    pub(super) async fn query_pipeline<T: FromRedisValue>(
+        &self,
+        pipeline: &redis::Pipeline,
+    ) -> Result<T> {
+        self.guarded(|| async {
+            let value = match self.connection().await? {
+                Connection::Single(mut c) => {
+                    bounded(self.call_timeout, pipeline.query_async(&mut c)).await?
+                }
+                Connection::Cluster(mut c) => {
+                    bounded(self.call_timeout, pipeline.query_async(&mut c)).await?
+                }
+            };
+            value.map_err(|e| redis_error("the Redis transaction failed", e))
+        })
+        .await
+    }
+}
+
+/// Await `work`, or fail with a clear error after `limit`.
+pub(super) async fn bounded<T>(limit: Duration, work: impl Future<Output = T>) -> Result<T> {
+    tokio::time::timeout(limit, work).await.map_err(|_| {
+        Error::new(
+            ErrorKind::Timeout,
+            format!("Redis did not answer within {limit:?} (is the server down or unreachable?)"),
+        )
+    })
+}
+
+/// Whether `error` is a connection refused by redis-rs: no command reached the server.
+pub(super) fn is_refusal(error: &Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<redis::RedisError>())
+        .is_some_and(redis::RedisError::is_connection_refusal)
+}
+
+pub(super) fn redis_error(context: &str, e: redis::RedisError) -> Error {
+    let auth_failed = e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"));
+    let (kind, detail) = if auth_failed {
+        let detail = "authentication failed (check `username` and `password`)";
+        (ErrorKind::Backend, detail)
+    } else if e.is_connection_refusal() {
+        let detail = "connection refused (is the server running?)";
+        (ErrorKind::Unavailable, detail)
+    } else if e.is_timeout() {
+        (ErrorKind::Timeout, "timed out")
+    } else if e.is_connection_dropped() {
+        (ErrorKind::Unavailable, "the connection failed")
+    } else {
+        (ErrorKind::Backend, "")
+    };
+    let message = if detail.is_empty() {
+        context.to_owned()
+    } else {
+        format!("{context}: {detail}")
+    };
+    Error::new(kind, message).with_source(e)
+}
