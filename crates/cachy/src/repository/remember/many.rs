@@ -9,8 +9,9 @@ use serde::de::DeserializeOwned;
 
 use super::Failed;
 use super::cached::Fallback;
+use super::lead::usable;
 use super::options::RememberOptions;
-use super::resilient::{jittered, store_ttl, usable};
+use super::resilient::{jittered, store_ttl};
 use crate::codec::{decode, encode};
 use crate::envelope::{self, Millis};
 use crate::error::{Error, ErrorKind, Result};

@@ -16,6 +16,7 @@ use crate::store::Ttl;
 
 mod across;
 mod cached;
+mod lead;
 mod many;
 pub(crate) mod options;
 mod resilient;

@@ -1,0 +1,132 @@
+use std::time::Duration;
+
+use super::*;
+
+fn entry(value: &[u8], deadline: Option<Instant>) -> Entry {
+    Entry::new(value.into(), deadline)
+}
+
+impl Map {
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| shard.read().entries.len())
+            .sum()
+    }
+
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.read(key, |entry| entry.value.to_vec())
+    }
+}
+
+#[test]
+fn expired_entries_are_never_read_and_are_swept_by_later_writes() {
+    let map = Map::new(None);
+    let past = Instant::now();
+    for i in 0..1000 {
+        map.insert(&format!("old{i}"), entry(b"x", Some(past)));
+    }
+    assert_eq!(map.get("old1"), None);
+    for i in 0..10_000 {
+        map.insert(&format!("new{i}"), entry(b"y", None));
+    }
+    assert_eq!(map.len(), 10_000, "the expired entries were swept");
+}
+
+#[test]
+fn the_entry_bound_is_exact_and_expired_entries_go_first() {
+    let map = Map::new(Some(Bound::Entries(100)));
+    let soon = Instant::now() + Duration::from_millis(50);
+    for i in 0..50 {
+        map.insert(&format!("short{i}"), entry(b"x", Some(soon)));
+    }
+    for i in 0..50 {
+        map.insert(&format!("long{i}"), entry(b"x", None));
+    }
+    std::thread::sleep(Duration::from_millis(60));
+    for i in 0..50 {
+        map.insert(&format!("more{i}"), entry(b"x", None));
+    }
+    assert_eq!(map.len(), 100);
+    assert_eq!(map.weight.load(Ordering::Relaxed), 100);
+    let long_kept = (0..50)
+        .filter(|i| map.get(&format!("long{i}")).is_some())
+        .count();
+    assert_eq!(long_kept, 50, "the expired entries went first");
+}
+
+#[test]
+fn a_write_never_evicts_what_it_wrote() {
+    let map = Map::new(Some(Bound::Entries(1)));
+    for i in 0..2000 {
+        let key = format!("k{i}");
+        map.insert(&key, entry(b"x", None));
+        assert!(map.get(&key).is_some(), "write {i} evicted its own key");
+        assert_eq!(map.len(), 1);
+    }
+}
+
+#[test]
+fn a_recently_read_entry_outlives_the_others() {
+    let map = Map::new(Some(Bound::Entries(100)));
+    map.insert("hot", entry(b"h", None));
+    for i in 0..5000 {
+        map.insert(&format!("k{i}"), entry(b"x", None));
+        assert!(map.get("hot").is_some(), "evicted after {i} writes");
+    }
+    assert_eq!(map.len(), 100);
+}
+
+#[test]
+fn the_byte_bound_counts_keys_and_values_and_refuses_what_cannot_fit() {
+    let map = Map::new(Some(Bound::Bytes(1000)));
+    map.insert("a", entry(&[1; 400], None));
+    map.insert("b", entry(&[2; 400], None));
+    assert_eq!(map.weight.load(Ordering::Relaxed), 802);
+    map.insert("a", entry(&[3; 100], None));
+    assert_eq!(
+        map.weight.load(Ordering::Relaxed),
+        502,
+        "a replaced value is uncounted"
+    );
+    map.insert("c", entry(&[4; 600], None));
+    assert!(map.weight.load(Ordering::Relaxed) <= 1000);
+    map.insert("b", entry(&[5; 2000], None));
+    assert_eq!(
+        map.get("b"),
+        None,
+        "neither the old value nor the one too large"
+    );
+    map.update("c", |_| (Change::Remove, ()));
+    map.update("a", |_| (Change::Remove, ()));
+    assert_eq!(map.weight.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn many_threads_keep_the_bound_and_the_count_exact() {
+    let map = Arc::new(Map::new(Some(Bound::Entries(500))));
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let map = Arc::clone(&map);
+            std::thread::spawn(move || {
+                for i in 0..20_000 {
+                    // Every thread writes and removes the same keys.
+                    let key = format!("k{}", (i * (t + 1)) % 3000);
+                    if i % 7 == 0 {
+                        map.update(&key, |_| (Change::Remove, ()));
+                    } else {
+                        map.insert(&key, entry(b"v", None));
+                    }
+                    map.get(&format!("k{}", i % 11));
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    assert!(map.len() <= 500, "{} entries", map.len());
+    assert_eq!(map.weight.load(Ordering::Relaxed), map.len() as u64);
+    map.clear();
+    assert_eq!((map.len(), map.weight.load(Ordering::Relaxed)), (0, 0));
+}
