@@ -1,5 +1,7 @@
+mod flags;
 mod protocol;
 mod servers;
+mod store;
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -7,31 +9,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use md5::{Digest, Md5};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use self::protocol::{
-    Batch, Command, Connection, Duplex, Failure, Prefix, Reply, SetMode, WireKey,
-};
+use self::protocol::{Batch, Command, Connection, Duplex, Failure, Prefix, Reply, WireKey};
 use crate::codec::{incremented, parse_integer};
 use crate::config::{Count, Seconds, StoreConfig};
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::{Lifetime, Store, Ttl};
+use crate::store::Ttl;
 use servers::*;
 
 /// Relative TTLs above this are taken by memcached as absolute unix times.
 const MAX_RELATIVE_TTL: u64 = 60 * 60 * 24 * 30;
 /// Points on the ring per server (per unit of weight), as ketama.
 const POINTS_PER_SERVER: usize = 160;
-/// python-memcached's flags (version 1.62).
-const FLAG_PICKLE: u32 = 1;
-const FLAG_INTEGER: u32 = 1 << 1;
-const FLAG_LONG: u32 = 1 << 2;
-const FLAG_COMPRESSED: u32 = 1 << 3;
-const FLAG_TEXT: u32 = 1 << 4;
-
 /// The default `max_value_size`: memcached's default item size limit (`-I 1m`).
 const DEFAULT_MAX_VALUE_SIZE: u64 = 1024 * 1024;
 /// The largest `max_value_size`: memcached's largest item size limit (`-I 1024m`).
@@ -475,256 +467,6 @@ impl MemcachedStore {
                 ),
             ));
         }
-        Ok(())
-    }
-
-    /// Flags and bytes for a value, in python-memcached's layout under pickle.
-    fn encode_wire(&self, value: &[u8]) -> (u32, Vec<u8>) {
-        if parse_integer(value).is_some() {
-            return (FLAG_INTEGER, value.to_vec());
-        }
-        if !self.python_flags {
-            return (0, value.to_vec());
-        }
-        match serde_pickle::value_from_slice(value, serde_pickle::DeOptions::new()) {
-            Ok(serde_pickle::Value::String(text)) => (FLAG_TEXT, text.into_bytes()),
-            Ok(serde_pickle::Value::Bytes(bytes)) => (0, bytes),
-            Ok(serde_pickle::Value::I64(integer)) => {
-                (FLAG_INTEGER, integer.to_string().into_bytes())
-            }
-            _ => (FLAG_PICKLE, value.to_vec()),
-        }
-    }
-
-    /// The bytes the serializer reads, from flags and stored bytes.
-    fn decode_wire(&self, flags: u32, data: Vec<u8>) -> Result<Vec<u8>> {
-        if flags & FLAG_COMPRESSED != 0 {
-            return Err(Error::new(
-                ErrorKind::Deserialize,
-                "the value was stored compressed (python-memcached's min_compress_len), which this store does not read",
-            ));
-        }
-        if flags & (FLAG_INTEGER | FLAG_LONG) != 0 {
-            // A counter that memcached's own incr or decr rewrote in place is padded with
-            // spaces: the number is what is read.
-            let digits = data.trim_ascii();
-            if parse_integer(digits).is_some() {
-                return Ok(digits.to_vec());
-            }
-            return Ok(data);
-        }
-        if !self.python_flags || flags & FLAG_PICKLE != 0 {
-            return Ok(data);
-        }
-        let value = if flags & FLAG_TEXT != 0 {
-            let text = String::from_utf8(data).map_err(|e| {
-                Error::new(ErrorKind::Deserialize, "a text value is not UTF-8").with_source(e)
-            })?;
-            serde_pickle::Value::String(text)
-        } else {
-            serde_pickle::Value::Bytes(data)
-        };
-        serde_pickle::value_to_vec(&value, serde_pickle::SerOptions::new()).map_err(|e| {
-            Error::new(
-                ErrorKind::Deserialize,
-                "cannot re-encode a python-memcached value",
-            )
-            .with_source(e)
-        })
-    }
-}
-
-#[async_trait]
-impl Store for MemcachedStore {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let key = self.wire_key(key);
-        match stored_value(self.one(&key, Command::get(&key, "v f")).await?)? {
-            Some((flags, data)) => self.decode_wire(flags, data).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    async fn get_with_lifetime(&self, key: &str) -> Result<Option<(Vec<u8>, Lifetime)>> {
-        let key = self.wire_key(key);
-        let reply = self.one(&key, Command::get(&key, "v f t")).await?;
-        if reply.code() != "VA" {
-            return Ok(None);
-        }
-        // `t` is the whole seconds left, -1 for none.
-        let lifetime = match reply.number_flag::<i64>('t')? {
-            -1 => Lifetime::Forever,
-            seconds => Lifetime::Remaining(Duration::from_secs(seconds.max(0).unsigned_abs())),
-        };
-        match stored_value(reply)? {
-            Some((flags, data)) => Ok(Some((self.decode_wire(flags, data)?, lifetime))),
-            None => Ok(None),
-        }
-    }
-
-    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
-        let mut by_server: BTreeMap<usize, Vec<(usize, WireKey)>> = BTreeMap::new();
-        for (position, key) in keys.iter().enumerate() {
-            let key = self.wire_key(key);
-            by_server
-                .entry(self.server_of(&key))
-                .or_default()
-                .push((position, key));
-        }
-        let requests = by_server.into_iter().map(|(server, keys)| async move {
-            let commands = keys
-                .iter()
-                .map(|(_, key)| Command::quiet_get(key, "v f"))
-                .collect();
-            let replies = self.exchange(server, commands).await?;
-            Ok::<_, Error>(keys.into_iter().map(|(position, _)| position).zip(replies))
-        });
-        let mut values = vec![None; keys.len()];
-        for replies in futures_util::future::try_join_all(requests).await? {
-            for (position, reply) in replies {
-                if let Some((flags, data)) = reply.map(stored_value).transpose()?.flatten() {
-                    values[position] = Some(self.decode_wire(flags, data)?);
-                }
-            }
-        }
-        Ok(values)
-    }
-
-    async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
-        let key = self.wire_key(key);
-        let (flags, data) = self.encode_wire(value);
-        self.check_size(&data)?;
-        let set = Command::set(&key, flags, &data, ttl_argument(ttl), SetMode::Plain);
-        match self.one(&key, set).await?.code() {
-            "HD" => Ok(()),
-            other => Err(protocol_error(format!(
-                "memcached did not store the value: {other}"
-            ))),
-        }
-    }
-
-    async fn add(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
-        let key = self.wire_key(key);
-        let (flags, data) = self.encode_wire(value);
-        self.check_size(&data)?;
-        let add = Command::set(&key, flags, &data, ttl_argument(ttl), SetMode::Add);
-        Ok(self.one(&key, add).await?.code() == "HD")
-    }
-
-    async fn increment(&self, key: &str, by: i64) -> Result<i64> {
-        // Read, then write the sum back with compare-and-swap, retried while the counter
-        // changes in between. memcached's own arithmetic would not do: it wraps at 2^64,
-        // takes negative numbers for text, and an overflow taken back with a decrement
-        // leaves the number padded with a space.
-        let key = self.wire_key(key);
-        let started = Instant::now();
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let reply = self.one(&key, Command::get(&key, "v c t f")).await?;
-            let (next, written) = match &reply {
-                Reply::Value { data, .. } => {
-                    let next = incremented_counter(data, by)?;
-                    let cas = reply.number_flag('c')?;
-                    let flags = reply.number_flag('f')?;
-                    // `t` is the seconds left, -1 for none; one in its last second still expires.
-                    let ttl = u64::try_from(reply.number_flag::<i64>('t')?)
-                        .ok()
-                        .map(|seconds| seconds.max(1));
-                    let text = next.to_string();
-                    let swap = Command::set(
-                        &key,
-                        flags,
-                        text.as_bytes(),
-                        ttl_argument(ttl),
-                        SetMode::CompareAndSwap(cas),
-                    );
-                    (next, self.one(&key, swap).await?)
-                }
-                Reply::Status { .. } | Reply::Stats(_) => {
-                    // Missing: create it, unless another caller does first.
-                    let text = by.to_string();
-                    let create = Command::set(&key, FLAG_INTEGER, text.as_bytes(), 0, SetMode::Add);
-                    (by, self.one(&key, create).await?)
-                }
-            };
-            if written.code() == "HD" {
-                return Ok(next);
-            }
-            if started.elapsed() >= self.timeout {
-                return Err(Error::new(
-                    ErrorKind::Backend,
-                    format!(
-                        "the counter kept changing: {attempts} compare-and-swap attempts failed within {:?}",
-                        self.timeout
-                    ),
-                ));
-            }
-        }
-    }
-
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        current: Option<&[u8]>,
-        new: &[u8],
-    ) -> Result<bool> {
-        let key = self.wire_key(key);
-        let (flags, data) = self.encode_wire(new);
-        self.check_size(&data)?;
-        let Some(current) = current else {
-            let create = Command::set(&key, flags, &data, 0, SetMode::Add);
-            return Ok(self.one(&key, create).await?.code() == "HD");
-        };
-        let reply = self.one(&key, Command::get(&key, "v c t f")).await?;
-        let Reply::Value { data: stored, .. } = &reply else {
-            return Ok(false);
-        };
-        if self.decode_wire(reply.number_flag('f')?, stored.clone())? != current {
-            return Ok(false);
-        }
-        let cas = reply.number_flag('c')?;
-        // `t` is the seconds left, -1 for none; one in its last second still expires.
-        let ttl = u64::try_from(reply.number_flag::<i64>('t')?)
-            .ok()
-            .map(|seconds| seconds.max(1));
-        let swap = Command::set(
-            &key,
-            flags,
-            &data,
-            ttl_argument(ttl),
-            SetMode::CompareAndSwap(cas),
-        );
-        Ok(self.one(&key, swap).await?.code() == "HD")
-    }
-
-    async fn compare_and_delete(&self, key: &str, expected: &[u8]) -> Result<bool> {
-        let key = self.wire_key(key);
-        let reply = self.one(&key, Command::get(&key, "v c f")).await?;
-        let Reply::Value { data: stored, .. } = &reply else {
-            return Ok(false);
-        };
-        if self.decode_wire(reply.number_flag('f')?, stored.clone())? != expected {
-            return Ok(false);
-        }
-        let cas = reply.number_flag('c')?;
-        Ok(self.one(&key, Command::delete_if(&key, cas)).await?.code() == "HD")
-    }
-
-    async fn touch(&self, key: &str, ttl: Ttl) -> Result<bool> {
-        let key = self.wire_key(key);
-        let touch = Command::touch(&key, ttl_argument(ttl));
-        Ok(self.one(&key, touch).await?.code() == "HD")
-    }
-
-    async fn forget(&self, key: &str) -> Result<bool> {
-        let key = self.wire_key(key);
-        Ok(self.one(&key, Command::delete(&key)).await?.code() == "HD")
-    }
-
-    async fn flush(&self) -> Result<()> {
-        let flushes =
-            (0..self.servers.len()).map(|index| self.exchange(index, vec![Command::flush_all()]));
-        futures_util::future::try_join_all(flushes).await?;
         Ok(())
     }
 }

@@ -1,0 +1,65 @@
+//! python-memcached's flags: how a value's bytes and flags are laid out so that Python
+//! cachy (through python-memcached) and this store read each other's values.
+
+use crate::codec::parse_integer;
+use crate::error::{Error, ErrorKind, Result};
+
+/// python-memcached's flags (version 1.62).
+const FLAG_PICKLE: u32 = 1;
+pub(super) const FLAG_INTEGER: u32 = 1 << 1;
+const FLAG_LONG: u32 = 1 << 2;
+const FLAG_COMPRESSED: u32 = 1 << 3;
+const FLAG_TEXT: u32 = 1 << 4;
+
+/// Flags and bytes for a value, in python-memcached's layout under pickle.
+pub(super) fn encode_wire(python_flags: bool, value: &[u8]) -> (u32, Vec<u8>) {
+    if parse_integer(value).is_some() {
+        return (FLAG_INTEGER, value.to_vec());
+    }
+    if !python_flags {
+        return (0, value.to_vec());
+    }
+    match serde_pickle::value_from_slice(value, serde_pickle::DeOptions::new()) {
+        Ok(serde_pickle::Value::String(text)) => (FLAG_TEXT, text.into_bytes()),
+        Ok(serde_pickle::Value::Bytes(bytes)) => (0, bytes),
+        Ok(serde_pickle::Value::I64(integer)) => (FLAG_INTEGER, integer.to_string().into_bytes()),
+        _ => (FLAG_PICKLE, value.to_vec()),
+    }
+}
+
+/// The bytes the serializer reads, from flags and stored bytes.
+pub(super) fn decode_wire(python_flags: bool, flags: u32, data: Vec<u8>) -> Result<Vec<u8>> {
+    if flags & FLAG_COMPRESSED != 0 {
+        return Err(Error::new(
+            ErrorKind::Deserialize,
+            "the value was stored compressed (python-memcached's min_compress_len), which this store does not read",
+        ));
+    }
+    if flags & (FLAG_INTEGER | FLAG_LONG) != 0 {
+        // A counter that memcached's own incr or decr rewrote in place is padded with
+        // spaces: the number is what is read.
+        let digits = data.trim_ascii();
+        if parse_integer(digits).is_some() {
+            return Ok(digits.to_vec());
+        }
+        return Ok(data);
+    }
+    if !python_flags || flags & FLAG_PICKLE != 0 {
+        return Ok(data);
+    }
+    let value = if flags & FLAG_TEXT != 0 {
+        let text = String::from_utf8(data).map_err(|e| {
+            Error::new(ErrorKind::Deserialize, "a text value is not UTF-8").with_source(e)
+        })?;
+        serde_pickle::Value::String(text)
+    } else {
+        serde_pickle::Value::Bytes(data)
+    };
+    serde_pickle::value_to_vec(&value, serde_pickle::SerOptions::new()).map_err(|e| {
+        Error::new(
+            ErrorKind::Deserialize,
+            "cannot re-encode a python-memcached value",
+        )
+        .with_source(e)
+    })
+}
