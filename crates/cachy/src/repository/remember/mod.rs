@@ -9,8 +9,9 @@ use serde::de::DeserializeOwned;
 
 use crate::codec::{decode, encode};
 use crate::error::{Error, ErrorKind};
+use crate::expiry::Expiry;
 use crate::flight::{self, Failure, Role, ShareErrors};
-use crate::observe::{Operation, Outcome};
+use crate::observe::{Operation, Outcome, Record};
 use crate::repository::Repository;
 use crate::store::Ttl;
 
@@ -225,5 +226,83 @@ impl Repository {
             leader.finish(flight::Handoff::Value(bytes.into()));
             return Ok((value, outcome));
         }
+    }
+
+    /// The value under `key`; on a miss, run `compute`, store its `Ok` value until `expiry`,
+    /// and return it. An `Err` from `compute` is returned and nothing is cached.
+    ///
+    /// Stampede-safe: while one caller in this process computes a missing key, the other
+    /// callers of `remember` on the same key (through any clone of this repository, from
+    /// tasks or from threads through the blocking API) wait and get its value; `compute` runs
+    /// once. If it fails, nothing is cached and every waiter gets the same error when it is a
+    /// cachy [`Error`]; an error of another type reaches the waiters as an
+    /// [`ErrorKind::Remember`](crate::ErrorKind::Remember) error carrying its message (to give
+    /// them copies of your own `Clone` error, use [`remember_with`](Self::remember_with) and
+    /// [`RememberOptions::share_errors`](crate::RememberOptions::share_errors)). Callers in
+    /// other processes are not coordinated. A `remember` of a key from inside its own
+    /// computation is an [`ErrorKind::Remember`](crate::ErrorKind::Remember) error; two keys
+    /// whose computations `remember` each other from two tasks wait for each other (use
+    /// [`remember_with`](Self::remember_with) with a hard timeout where that can happen).
+    ///
+    /// The error type is yours, as long as a cachy [`Error`] converts into it and it can be
+    /// displayed (`cachy::Error` itself, `anyhow::Error`, or your own enum with a `From`).
+    pub async fn remember<T, E, F, Fut>(
+        &self,
+        key: &str,
+        expiry: impl Into<Expiry>,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error> + std::fmt::Display + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.remember_ttl(key, expiry.into().ttl(), compute).await
+    }
+
+    /// Like [`remember`](Self::remember), storing the computed value forever.
+    pub async fn remember_forever<T, E, F, Fut>(&self, key: &str, compute: F) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error> + std::fmt::Display + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.remember_ttl(key, Some(None), compute).await
+    }
+
+    async fn remember_ttl<T, E, F, Fut>(
+        &self,
+        key: &str,
+        ttl: Option<Ttl>,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error> + std::fmt::Display + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let work = async {
+            let scope = self.scope().await?;
+            let stored = scope.key(key);
+            let compute_and_track = || async {
+                let value = compute().await?;
+                self.track_if_forever(&scope, &stored, ttl).await?;
+                Ok::<T, E>(value)
+            };
+            self.remember_in_process(&stored, ttl, CacheErrors::Return, None, compute_and_track)
+                .await
+                .map_err(|e| e.into_failed(self.context(&stored)))
+        };
+        let report = |result: std::result::Result<&(T, Outcome), &Failed<E>>,
+                      record: &mut Record<'_>| {
+            record(Some(key), result.map_or_else(Failed::outcome, |(_, o)| *o));
+        };
+        self.observed_each(Operation::Remember, Some(key), work, report)
+            .await
+            .map(|(value, _)| value)
+            .map_err(Failed::into_error)
     }
 }

@@ -1,0 +1,127 @@
+//! Reading one key: `get` and its variants, `has`, `pull`.
+
+use std::future::Future;
+
+use serde::de::DeserializeOwned;
+
+use super::Repository;
+use crate::codec::decode;
+use crate::envelope;
+use crate::error::Result;
+
+use crate::observe::{Operation, Outcome, found, reporting};
+
+impl Repository {
+    /// The value under `key`, or `None` if there is none.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let observation = self.start_observation(Operation::Get, Some(key));
+        // An in-process hit is answered here, without making (and moving) the futures of the
+        // general path.
+        if self.tags.is_none() {
+            let in_process = observation.in_scope(|| {
+                let shared = self.inner.store.get_in_process(key)?;
+                Some(
+                    self.decode_fresh(shared.as_deref())
+                        .map_err(self.context(key)),
+                )
+            });
+            if let Some(result) = in_process {
+                return self.finish_observation(observation, result, reporting(Some(key), found));
+            }
+        }
+        let work = async {
+            let scope = self.scope().await?;
+            self.get_stored(&scope.key(key)).await
+        };
+        self.observe_until(observation, work, reporting(Some(key), found))
+            .await
+    }
+
+    /// The value under the store key `key`.
+    pub(crate) async fn get_stored<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let context = self.context(key);
+        if let Some(shared) = self.inner.store.get_in_process(key) {
+            return self.decode_fresh(shared.as_deref()).map_err(context);
+        }
+        let stored = self.inner.store.get(key).await.map_err(&context)?;
+        self.decode_fresh(stored.as_deref()).map_err(context)
+    }
+
+    /// The value in `stored` bytes, `None` for none or for a value past its logical expiry
+    /// (see [`crate::envelope`]).
+    pub(super) fn decode_fresh<T: DeserializeOwned>(
+        &self,
+        stored: Option<&[u8]>,
+    ) -> Result<Option<T>> {
+        match stored.and_then(|bytes| envelope::fresh_payload(bytes)) {
+            Some(payload) => decode(&self.inner.serializer, payload).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The value under `key`, or `default` if there is none.
+    pub async fn get_or<T: DeserializeOwned>(&self, key: &str, default: T) -> Result<T> {
+        Ok(self.get(key).await?.unwrap_or(default))
+    }
+
+    /// The value under `key`, or what `default` returns if there is none (only then is it
+    /// called). Nothing is stored; see [`remember`](Self::remember) for that.
+    pub async fn get_or_else<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        default: impl FnOnce() -> T,
+    ) -> Result<T> {
+        Ok(self.get(key).await?.unwrap_or_else(default))
+    }
+
+    /// The value under `key`, or what the async `default` resolves to if there is none.
+    pub async fn get_or_else_async<T, F, Fut>(&self, key: &str, default: F) -> Result<T>
+    where
+        T: DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        match self.get(key).await? {
+            Some(value) => Ok(value),
+            None => Ok(default().await),
+        }
+    }
+
+    /// Whether a live item is stored under `key`, whatever its type.
+    pub async fn has(&self, key: &str) -> Result<bool> {
+        let outcome = |has: &bool| if *has { Outcome::Hit } else { Outcome::Miss };
+        self.observed(Operation::Has, Some(key), outcome, async {
+            let scope = self.scope().await?;
+            let key = scope.key(key);
+            let fresh = |bytes: &[u8]| envelope::fresh_payload(bytes).is_some();
+            if let Some(shared) = self.inner.store.get_in_process(&key) {
+                return Ok(shared.is_some_and(|bytes| fresh(&bytes)));
+            }
+            let stored = self
+                .inner
+                .store
+                .get(&key)
+                .await
+                .map_err(self.context(&key))?;
+            Ok(stored.is_some_and(|bytes| fresh(&bytes)))
+        })
+        .await
+    }
+
+    /// The value under `key`, removed from the cache. Not atomic: a value written between the
+    /// read and the removal is removed too.
+    ///
+    /// A value of the wrong type is an error and is left in the cache.
+    pub async fn pull<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.observed(Operation::Pull, Some(key), found, async {
+            let scope = self.scope().await?;
+            let key = scope.key(key);
+            let value = self.get_stored(&key).await?;
+            if value.is_some() {
+                self.forget_stored(&key).await?;
+            }
+            Ok(value)
+        })
+        .await
+    }
+}
