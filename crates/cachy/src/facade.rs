@@ -6,7 +6,7 @@
 //! `repository_operations!(async, resolve)` or `repository_operations!(blocking, resolve)`,
 //! where `resolve` is a macro of its own, `resolve!(self, repository => call)`, that finds
 //! the repository and runs the call on it (awaiting it, or blocking on it). An operation added
-//! here reaches every face, and `tests/api_parity.rs` calls every operation on every face.
+//! here reaches every face, and `tests/it/api_parity.rs` calls every operation on every face.
 
 /// Every data operation of [`Repository`](crate::Repository), forwarded by a face.
 macro_rules! repository_operations {

@@ -381,7 +381,7 @@ fn blocking_cli_shares_a_file_cache_across_processes() {
 }
 
 /// The python of the Python cachy virtualenv; `None` (a skip) outside CI when it cannot be
-/// made, a failure under CI (the rule of `tests/interop_python.rs`).
+/// made, a failure under CI (the rule of `tests/it/interop_python.rs`).
 fn python() -> Option<String> {
     let python = cachy_testkit::bench::python_cachy();
     if python.is_none() {

@@ -204,7 +204,13 @@ struct Watcher {
 impl Watcher {
     fn spawn(config: &Value, watched: &[(&str, &str)]) -> Self {
         let mut process = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "watcher", "--nocapture", "--test-threads", "1"])
+            .args([
+                "--exact",
+                "hybrid_store::watcher",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
             .env(WATCHER_CONFIG, config.to_string())
             .env(WATCHED, serde_json::to_string(watched).unwrap())
             .stdin(Stdio::piped())

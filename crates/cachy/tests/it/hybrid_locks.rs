@@ -77,7 +77,13 @@ async fn locked_increments_through_hybrid_stores_lose_nothing() {
     let children: Vec<_> = (0..PROCESSES)
         .map(|_| {
             Command::new(&binary)
-                .args(["--exact", "child", "--nocapture", "--test-threads", "1"])
+                .args([
+                    "--exact",
+                    "hybrid_locks::child",
+                    "--nocapture",
+                    "--test-threads",
+                    "1",
+                ])
                 .env(CHILD_REDIS, &url)
                 .spawn()
                 .expect("the test binary runs")

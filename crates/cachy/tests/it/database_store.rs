@@ -360,7 +360,7 @@ async fn sqlite_counts_every_increment_of_several_processes() {
             std::process::Command::new(std::env::current_exe().unwrap())
                 .args([
                     "--exact",
-                    "sqlite_child",
+                    "database_store::sqlite_child",
                     "--nocapture",
                     "--test-threads",
                     "1",

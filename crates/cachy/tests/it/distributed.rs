@@ -62,7 +62,13 @@ async fn one_factory_run_across_processes(store: Value) {
     let children: Vec<_> = (0..PROCESSES)
         .map(|_| {
             Command::new(&binary)
-                .args(["--exact", "child", "--nocapture", "--test-threads", "1"])
+                .args([
+                    "--exact",
+                    "distributed::child",
+                    "--nocapture",
+                    "--test-threads",
+                    "1",
+                ])
                 .env(CHILD_CONFIG, store.to_string())
                 .spawn()
                 .expect("the test binary runs")
@@ -139,7 +145,13 @@ async fn a_killed_holder_s_lock_is_taken_after_its_ttl() {
     };
     let store = json!({ "driver": "redis", "url": server.url() });
     let mut holder = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "holder", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "distributed::holder",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(HOLDER_CONFIG, store.to_string())
         .stdout(std::process::Stdio::piped())
         .spawn()
