@@ -53,8 +53,15 @@ fn factory<S: Into<Created> + 'static>(build: fn(&StoreConfig) -> Result<S>) -> 
     Arc::new(move |config| build(config).map(Into::into))
 }
 
-/// A driver built over other stores of its manager (the manager hands itself in).
-pub(crate) type CompositeFactory = fn(&crate::CacheManager, &StoreConfig) -> Result<Created>;
+/// The other stores of a configuration, by name: what a composite driver builds on. The
+/// manager hands itself in as one, so that no store depends on the manager.
+pub(crate) trait StoreResolver {
+    /// The repository of the store `name`, built on first use.
+    fn resolve(&self, name: &str) -> Result<crate::Repository>;
+}
+
+/// A driver built over other stores of its configuration.
+pub(crate) type CompositeFactory = fn(&dyn StoreResolver, &StoreConfig) -> Result<Created>;
 
 /// Every driver compiled in that builds on other stores, by name.
 pub(crate) fn composite() -> Vec<(&'static str, CompositeFactory)> {

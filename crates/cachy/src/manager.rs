@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::config::{CacheConfig, StoreConfig};
-use crate::driver::{Created, DriverFactory};
+use crate::driver::{Created, DriverFactory, StoreResolver};
 use crate::error::{Error, ErrorKind, Result};
 use crate::repository::Repository;
 use crate::serializer::{self, CustomSerializer, DecodeLimits, IntegerFormat, Serializer};
@@ -111,7 +111,7 @@ impl CacheManager {
                 let inner = weak.upgrade().ok_or_else(|| {
                     Error::new(ErrorKind::Config, "the cache manager was dropped")
                 })?;
-                build(&CacheManager { inner }, config)
+                build(&CacheManager { inner } as &dyn StoreResolver, config)
             });
             write(&manager.inner.drivers).insert(name.to_owned(), factory);
         }
@@ -398,6 +398,12 @@ impl CacheManager {
     pub fn set_default_cache_time(&self, expiry: impl Into<crate::Expiry>) -> Result<()> {
         self.default_repository()?.set_default_cache_time(expiry);
         Ok(())
+    }
+}
+
+impl StoreResolver for CacheManager {
+    fn resolve(&self, name: &str) -> Result<Repository> {
+        self.store(name)
     }
 }
 

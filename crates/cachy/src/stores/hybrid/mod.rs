@@ -12,9 +12,8 @@ use async_trait::async_trait;
 
 use self::backplane::Backplane;
 use crate::config::{Count, Seconds, StoreConfig};
-use crate::driver::Created;
+use crate::driver::{Created, StoreResolver};
 use crate::error::{Error, ErrorKind, Result};
-use crate::manager::CacheManager;
 use crate::repository::Repository;
 use crate::store::{ForeverTracker, Lifetime, Store, Ttl};
 use crate::stores::{MemoryStore, RedisStore};
@@ -161,17 +160,17 @@ struct L1Options {
 }
 
 impl HybridStore {
-    /// Build the store `config` describes, over the stores of `manager` it names: `l2`
+    /// Build the store `config` describes, over the stores of its configuration it names (through `stores`): `l2`
     /// (required: any configured store but another hybrid one), `backplane` (a Redis store
     /// on one server; default: `l2` when it is a Redis store), `l1_ttl` (seconds, default
     /// 60), `l1.max_entries` (default 10,000) and `channel` (default: the backplane's prefix,
     /// then `cachy:hybrid:` and this store's name; every process sharing the store must use
     /// the same). Values are encoded with the serializer of `l2`, so they read the same
     /// through either store.
-    pub(crate) fn build(manager: &CacheManager, config: &StoreConfig) -> Result<Created> {
+    pub(crate) fn build(stores: &dyn StoreResolver, config: &StoreConfig) -> Result<Created> {
         let options: HybridOptions = config.parse()?;
         let store_named = |field: &str, name: &str| {
-            manager.store(name).map_err(|e| {
+            stores.resolve(name).map_err(|e| {
                 let message = format!("`{field}` names store `{name}`, which failed: {e}");
                 Error::new(e.kind(), message).with_field(config.field_path(field))
             })
