@@ -26,6 +26,10 @@ use serde_json::{Map, Value};
 use crate::error::{Error, ErrorKind, Result};
 
 mod options;
+mod redact;
+
+pub use redact::redact_url;
+use redact::redacted;
 
 pub use options::{Count, Seconds};
 
@@ -453,55 +457,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// and small enough that sums of such fields never overflow.
 pub const MAX_CONFIG_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
-/// Whether an option's name says it holds a secret.
-fn is_secret_field(field: &str) -> bool {
-    let field = field.to_ascii_lowercase();
-    ["password", "passwd", "secret", "token", "credential"]
-        .iter()
-        .any(|word| field.contains(word))
-}
-
-/// `value` with secrets hidden, for Debug output.
-fn redacted(field: &str, value: &Value) -> Value {
-    match value {
-        _ if is_secret_field(field) => Value::String("<redacted>".to_owned()),
-        Value::String(text) => Value::String(redact_url(text)),
-        Value::Array(items) => Value::Array(items.iter().map(|v| redacted(field, v)).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(key, v)| (key.clone(), redacted(key, v)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-/// `text` with the password of a `scheme://user:password@host` URL (or anything shaped
-/// like one) replaced by `<redacted>`, so that config errors and Debug output can show
-/// where a store connects without showing how it authenticates.
-pub fn redact_url(text: &str) -> String {
-    let Some(scheme_end) = text.find("://") else {
-        return text.to_owned();
-    };
-    let authority_start = scheme_end + 3;
-    let rest = &text[authority_start..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return text.to_owned();
-    };
-    let user = rest[..at].split(':').next().unwrap_or_default();
-    let password_given = rest[..at].contains(':');
-    let user_info = if password_given {
-        format!("{user}:<redacted>")
-    } else if user.is_empty() {
-        String::new()
-    } else {
-        // A URL with only one part before `@` (`redis://secret@host`) gives a password.
-        "<redacted>".to_owned()
-    };
-    format!("{}{user_info}{}", &text[..authority_start], &rest[at..])
-}
-
 fn optional_string(map: &mut Map<String, Value>, key: &str, field: &str) -> Result<Option<String>> {
     match map.remove(key) {
         None | Some(Value::Null) => Ok(None),
@@ -525,28 +480,4 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn url_passwords_are_redacted_and_the_rest_kept() {
-        assert_eq!(
-            redact_url("redis://user:hunter2@host:6379/0"),
-            "redis://user:<redacted>@host:6379/0"
-        );
-        assert_eq!(
-            redact_url("redis://:hunter2@host"),
-            "redis://:<redacted>@host"
-        );
-        assert_eq!(
-            redact_url("redis://hunter2@host"),
-            "redis://<redacted>@host"
-        );
-        assert_eq!(redact_url("redis://host/0?a=b@c"), "redis://host/0?a=b@c");
-        assert_eq!(redact_url("not a url"), "not a url");
-        assert_eq!(
-            redact_url("postgres://u:p@ss:w@rd@db/x"),
-            "postgres://u:<redacted>@db/x"
-        );
-    }
-}
+mod tests;

@@ -28,6 +28,10 @@ use super::tree::Builder;
 use crate::serializer::DecodeLimits;
 
 pub(super) type Id = usize;
+mod call;
+
+use call::Call;
+
 pub(super) type Outcome<T> = Result<T, String>;
 
 /// The objects one pickle made, and which of them it returned.
@@ -535,86 +539,6 @@ fn global(module: &[u8], name: &[u8]) -> Outcome<Global> {
     })
 }
 
-/// A call to one of the allowed builtins, resolved to the objects it reads but not yet made,
-/// so what it will allocate is known (and charged) first.
-enum Call<'o, 'a> {
-    /// `set`, `frozenset` or `list` (the container to make) of a sequence's items (none for
-    /// a call without arguments).
-    Items(fn(Vec<Id>) -> Object<'a>, &'o [Id]),
-    /// `bytearray()` and `bytearray(b)`.
-    Bytes(&'o Cow<'a, [u8]>),
-    /// `bytearray(s, 'latin1')` and `_codecs.encode(s, 'latin1')`.
-    Latin1(&'o str),
-}
-
-impl<'o, 'a> Call<'o, 'a> {
-    fn resolve(objects: &'o [Object<'a>], callable: Id, arguments: Id) -> Outcome<Self> {
-        const EMPTY: &Cow<'_, [u8]> = &Cow::Borrowed(&[]);
-        let Object::Global(global) = objects[callable] else {
-            return Err("REDUCE calls something that is not a known builtin".to_owned());
-        };
-        let Object::Tuple(arguments) = &objects[arguments] else {
-            return Err("REDUCE needs a tuple of arguments".to_owned());
-        };
-        let items = |argument: Option<&Id>| -> Outcome<&'o [Id]> {
-            match argument.map(|&id| &objects[id]) {
-                None => Ok(&[]),
-                Some(
-                    Object::List(items)
-                    | Object::Tuple(items)
-                    | Object::Set(items)
-                    | Object::FrozenSet(items),
-                ) => Ok(items),
-                Some(_) => Err("a builtin is called with something that is not a sequence".into()),
-            }
-        };
-        Ok(match (global, arguments.as_slice()) {
-            (Global::Set, [] | [_]) => Call::Items(Object::Set, items(arguments.first())?),
-            (Global::FrozenSet, [] | [_]) => {
-                Call::Items(Object::FrozenSet, items(arguments.first())?)
-            }
-            (Global::List, [] | [_]) => Call::Items(Object::List, items(arguments.first())?),
-            (Global::ByteArray, []) => Call::Bytes(EMPTY),
-            (Global::ByteArray, [bytes]) => match &objects[*bytes] {
-                Object::Bytes(bytes) => Call::Bytes(bytes),
-                _ => return Err("bytearray() of something that is not bytes".to_owned()),
-            },
-            (Global::ByteArray | Global::CodecsEncode, [text, encoding]) => {
-                match (&objects[*text], &objects[*encoding]) {
-                    (Object::Str(text), Object::Str(encoding))
-                        if encoding == "latin1" || encoding == "latin-1" =>
-                    {
-                        Call::Latin1(text)
-                    }
-                    _ => return Err("only latin-1 text can be encoded to bytes".to_owned()),
-                }
-            }
-            _ => return Err("a builtin is called with unexpected arguments".to_owned()),
-        })
-    }
-
-    /// The bytes the call will allocate (and, as it copies them one by one, a bound on its
-    /// work).
-    fn cost(&self) -> usize {
-        match self {
-            Call::Items(_, items) => size_of_val(*items),
-            // Bytes lent from the pickle are shared by the new object, not copied.
-            Call::Bytes(Cow::Borrowed(_)) => 0,
-            Call::Bytes(Cow::Owned(bytes)) => bytes.len(),
-            // At most one byte per character, and characters take a byte or more.
-            Call::Latin1(text) => text.len(),
-        }
-    }
-
-    fn make(self) -> Outcome<Object<'a>> {
-        Ok(match self {
-            Call::Items(container, items) => container(items.to_vec()),
-            Call::Bytes(bytes) => Object::Bytes(bytes.clone()),
-            Call::Latin1(text) => Object::Bytes(latin1(text)?.into()),
-        })
-    }
-}
-
 fn pairs(items: Vec<Id>) -> Outcome<Vec<(Id, Id)>> {
     if !items.len().is_multiple_of(2) {
         return Err("a pickled dict has a key without a value".to_owned());
@@ -626,88 +550,4 @@ fn pairs(items: Vec<Id>) -> Outcome<Vec<(Id, Id)>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `callable` (`module\nname\n`) called `calls` times on the memoized argument tuple the
-    /// opcodes `arguments` push, the results in a list.
-    fn repeated_calls(callable: &[u8], arguments: &[u8], calls: usize) -> Vec<u8> {
-        let mut pickle = b"\x80\x02c".to_vec();
-        pickle.extend(callable);
-        pickle.extend(b"q\x00");
-        pickle.extend(arguments);
-        pickle.extend(b"q\x01](");
-        pickle.extend(std::iter::repeat_n(&b"h\x00h\x01R"[..], calls).flatten());
-        pickle.extend(b"e.");
-        pickle
-    }
-
-    /// The arguments `(text, 'latin1')`.
-    fn latin1_text(text: &str) -> Vec<u8> {
-        let mut arguments = b"X".to_vec();
-        arguments.extend(u32::try_from(text.len()).unwrap().to_le_bytes());
-        arguments.extend(text.as_bytes());
-        arguments.extend(b"X\x06\x00\x00\x00latin1\x86");
-        arguments
-    }
-
-    /// How much of a default reader's budget the machine spent on `pickle`.
-    fn spent(pickle: &[u8]) -> Outcome<usize> {
-        let limits = DecodeLimits::default();
-        let arena = run(pickle, &limits)?;
-        Ok(limits.budget(pickle.len()) - arena.budget)
-    }
-
-    #[test]
-    fn each_copy_is_charged_what_it_allocates() {
-        // list((0, 1, 2)) five times: five copies of three ids.
-        let pickle = repeated_calls(b"builtins\nlist\n", b"(K\x00K\x01K\x02t\x85", 5);
-        assert_eq!(spent(&pickle), Ok(5 * 3 * size_of::<Id>()));
-        // bytearray('abc', 'latin1') four times: four new 3-byte strings.
-        let pickle = repeated_calls(b"builtins\nbytearray\n", &latin1_text("abc"), 4);
-        assert_eq!(spent(&pickle), Ok(4 * 3));
-        // bytearray(b'abc') lends the pickle's bytes: nothing is copied.
-        let pickle = repeated_calls(b"builtins\nbytearray\n", b"C\x03abc\x85", 4);
-        assert_eq!(spent(&pickle), Ok(0));
-    }
-
-    #[test]
-    fn memo_references_and_dup_copy_nothing() {
-        // A 1 KiB string memoized, then referenced 1,000 times and DUPed 1,000 times.
-        let mut pickle = b"\x80\x02X\x00\x04\x00\x00".to_vec();
-        pickle.extend([b'x'; 1 << 10]);
-        pickle.extend(b"q\x00](");
-        pickle.extend(std::iter::repeat_n(&b"h\x002"[..], 1_000).flatten());
-        pickle.extend(b"e.");
-        assert_eq!(spent(&pickle), Ok(0));
-    }
-
-    #[test]
-    fn the_copy_beyond_the_budget_is_refused_before_it_is_made() {
-        // A 1 MiB string copied 100 times: 100 MiB against a 16 MiB budget.
-        let text = "x".repeat(1 << 20);
-        let pickle = repeated_calls(b"_codecs\nencode\n", &latin1_text(&text), 100);
-        let error = spent(&pickle).unwrap_err();
-        assert!(error.contains("decode limit"), "{error}");
-    }
-
-    #[test]
-    fn copies_and_the_value_read_share_one_budget() {
-        // One 9 MiB copy fits a 16 MiB budget, but reading it then needs 9 MiB more.
-        let limits = DecodeLimits::default().with_max_expansion(1);
-        let text = "x".repeat(9 << 20);
-        let pickle = repeated_calls(b"_codecs\nencode\n", &latin1_text(&text), 1);
-        let arena = run(&pickle, &limits).unwrap();
-        assert_eq!(arena.budget, limits.budget(pickle.len()) - (9 << 20));
-        let error = arena.tree(&limits).unwrap_err();
-        assert!(error.contains("decode limit"), "{error}");
-    }
-
-    #[test]
-    fn latin1_text_becomes_its_bytes() {
-        let every: String = (0..=255u8).map(char::from).collect();
-        assert_eq!(latin1(&every), Ok((0..=255u8).collect()));
-        assert!(latin1("\u{100}").is_err());
-        assert!(latin1("x\u{20ac}").is_err());
-    }
-}
+mod tests;
