@@ -1,147 +1,83 @@
-//! `stats` and `keys`: looking into a store through the methods only its backend has.
-
-use std::any::Any;
+//! `stats`, `keys`, `prune`, `flush` and `create-table`: looking into a store and maintaining
+//! it through what its backend offers ([`Inspect`]), whichever backend it is.
 
 use cachy::Repository;
-use cachy::stores::{
-    DatabaseStore, FileStore, HybridStore, MemcachedStore, MemoryStore, NullStore, RedisStore,
-};
-use serde_json::{Value, json};
+use cachy::inspect::{Census, Inspect, Location, Tally};
+use serde_json::{Map, Value, json};
 
 use crate::Failure;
 use crate::output::{Output, unsupported};
 
-/// The concrete store under a repository, for what only some backends can do.
-pub(crate) enum Backend<'a> {
-    Redis(&'a RedisStore),
-    Database(&'a DatabaseStore),
-    File(&'a FileStore),
-    Memcached(&'a MemcachedStore),
-    /// A store nothing can be looked up in from here, and why.
-    Opaque(&'static str),
+/// What looks into `repository`'s store (the manager's own, not a second one), or a failure
+/// saying why `operation` cannot be done on it.
+fn inspector<'a>(repository: &'a Repository, operation: &str) -> Result<&'a dyn Inspect, Failure> {
+    repository
+        .store()
+        .inspector()
+        .map_err(|why| unsupported(repository.name(), format!("cannot {operation}: {why}")))
 }
 
-/// The backend of `repository`'s store (the manager's own, not a second one).
-pub(crate) fn backend(repository: &Repository) -> Backend<'_> {
-    let store: &dyn Any = &**repository.store();
-    if let Some(store) = store.downcast_ref() {
-        return Backend::Redis(store);
-    }
-    if let Some(store) = store.downcast_ref() {
-        return Backend::Database(store);
-    }
-    if let Some(store) = store.downcast_ref() {
-        return Backend::File(store);
-    }
-    if let Some(store) = store.downcast_ref() {
-        return Backend::Memcached(store);
-    }
-    Backend::Opaque(if store.is::<MemoryStore>() {
-        "it is an in-process memory store: its items live in the memory of each application \
-         process, and this command, another process, cannot see them"
-    } else if store.is::<HybridStore>() {
-        "it is a hybrid store: its in-process level lives in each application process, which \
-         this command, another process, cannot see; run the command on the store under it"
-    } else if store.is::<NullStore>() {
-        "it is the null store, which keeps nothing"
-    } else {
-        "it is a store of a custom driver, which this command does not know"
-    })
+/// Run `work` with a progress display saying `what`.
+async fn shown<T>(
+    out: &Output,
+    what: &str,
+    work: impl AsyncFnOnce(cachy::inspect::OnProgress) -> cachy::Result<T>,
+) -> cachy::Result<T> {
+    let shown = out.progress(what);
+    let result = work(shown.on_progress()).await;
+    shown.finish();
+    result
 }
 
 /// `cachy stats`: what the store holds, as far as its backend can tell.
 pub(crate) async fn stats(repository: &Repository, out: &Output) -> Result<(), Failure> {
     let name = repository.name();
-    let (text, document) = match backend(repository) {
-        Backend::Redis(store) => {
-            let counter = out.counter("keys scanned");
-            let (mut keys, mut bytes) = (0u64, 0u64);
-            let scanned = store
-                .scan_prefix("*", true, |_, size| {
-                    keys += 1;
-                    bytes += size.unwrap_or(0);
-                    counter.inc(1);
-                })
-                .await;
-            counter.finish_and_clear();
-            scanned.map_err(|e| e.with_store(name))?;
-            let prefix = store.prefix();
-            (
-                format!(
-                    "store `{name}` (redis, prefix {prefix:?})\nkeys: {keys}\nvalue bytes: {bytes}"
-                ),
-                json!({
-                    "store": name, "driver": "redis", "prefix": prefix,
-                    "keys": keys, "bytes": bytes,
-                }),
-            )
+    let store = inspector(repository, "show stats")?;
+    let census = shown(out, "counting", async |progress| {
+        store.census(progress).await
+    })
+    .await
+    .map_err(|e| e.with_store(name))?;
+    let driver = store.driver();
+    let (place, mut document) = located(store.location());
+    document.insert("store".to_owned(), name.into());
+    document.insert("driver".to_owned(), driver.into());
+    let mut text = format!("store `{name}` ({driver}{place})");
+    match census {
+        Census::Keys { keys, bytes } => {
+            text.push_str(&format!("\nkeys: {keys}\nvalue bytes: {bytes}"));
+            document.insert("keys".to_owned(), keys.into());
+            document.insert("bytes".to_owned(), bytes.into());
         }
-        Backend::Database(store) => {
-            let spinner = out.spinner("counting rows".to_owned());
-            let counted = store.count_rows().await;
-            spinner.finish_and_clear();
-            let rows = counted.map_err(|e| e.with_store(name))?;
-            let prefix = store.prefix();
-            (
-                format!(
-                    "store `{name}` (database, prefix {prefix:?})\n\
-                     live rows: {} ({} value bytes)\nexpired rows: {} ({} value bytes)",
-                    rows.live, rows.live_bytes, rows.expired, rows.expired_bytes
-                ),
-                json!({
-                    "store": name, "driver": "database", "prefix": prefix,
-                    "live": { "rows": rows.live, "bytes": rows.live_bytes },
-                    "expired": { "rows": rows.expired, "bytes": rows.expired_bytes },
-                }),
-            )
-        }
-        Backend::File(store) => {
-            let bar = out.bar(0, "{bar:30} {pos}/{len} folders, {msg} [{elapsed}]");
-            let shown = bar.clone();
-            let counted = store
-                .inventory(Some(Box::new(move |progress| {
-                    shown.set_length(progress.folders);
-                    shown.set_position(progress.folders_done);
-                    shown.set_message(format!("{} files", progress.files));
-                })))
-                .await;
-            bar.finish_and_clear();
-            let files = counted.map_err(|e| e.with_store(name))?;
-            let tally = |(files, bytes): (u64, u64)| json!({ "files": files, "bytes": bytes });
-            let (live, expired, corrupt, abandoned) = (
-                (files.live.files, files.live.bytes),
-                (files.expired.files, files.expired.bytes),
-                (files.corrupt.files, files.corrupt.bytes),
-                (files.abandoned.files, files.abandoned.bytes),
+        Census::Rows(rows) => {
+            text.push_str(&format!(
+                "\nlive rows: {} ({} value bytes)\nexpired rows: {} ({} value bytes)",
+                rows.live, rows.live_bytes, rows.expired, rows.expired_bytes
+            ));
+            document.insert(
+                "live".to_owned(),
+                json!({ "rows": rows.live, "bytes": rows.live_bytes }),
             );
-            (
-                format!(
-                    "store `{name}` (file, {})\nlive files: {} ({} bytes)\n\
-                     expired files: {} ({} bytes)\ncorrupt files: {} ({} bytes)\n\
-                     abandoned temporary files: {} ({} bytes)",
-                    store.root().display(),
-                    live.0,
-                    live.1,
-                    expired.0,
-                    expired.1,
-                    corrupt.0,
-                    corrupt.1,
-                    abandoned.0,
-                    abandoned.1
-                ),
-                json!({
-                    "store": name, "driver": "file", "path": store.root(),
-                    "live": tally(live), "expired": tally(expired), "corrupt": tally(corrupt),
-                    "abandoned": tally(abandoned),
-                }),
-            )
+            document.insert(
+                "expired".to_owned(),
+                json!({ "rows": rows.expired, "bytes": rows.expired_bytes }),
+            );
         }
-        Backend::Memcached(store) => {
-            let spinner = out.spinner("asking the servers".to_owned());
-            let asked = store.server_stats().await;
-            spinner.finish_and_clear();
-            let servers = asked.map_err(|e| e.with_store(name))?;
-            let mut text = format!("store `{name}` (memcached)");
+        Census::Files(files) => {
+            for (label, field, tally) in [
+                ("live files", "live", files.live),
+                ("expired files", "expired", files.expired),
+                ("corrupt files", "corrupt", files.corrupt),
+                ("abandoned temporary files", "abandoned", files.abandoned),
+            ] {
+                text.push_str(&format!(
+                    "\n{label}: {} ({} bytes)",
+                    tally.files, tally.bytes
+                ));
+                document.insert(field.to_owned(), tally_json(tally));
+            }
+        }
+        Census::Servers(servers) => {
             for s in &servers {
                 text.push_str(&format!(
                     "\n{}: {} items, {} of {} bytes, {} hits, {} misses, {} evictions",
@@ -164,16 +100,45 @@ pub(crate) async fn stats(repository: &Repository, out: &Output) -> Result<(), F
                     })
                 })
                 .collect();
-            (
-                text,
-                json!({ "store": name, "driver": "memcached", "servers": servers }),
-            )
+            document.insert("servers".to_owned(), servers.into());
         }
-        Backend::Opaque(why) => {
-            return Err(unsupported(name, format!("cannot show stats: {why}")));
+        other => {
+            return Err(unsupported(
+                name,
+                format!("cannot show stats: this command does not know the census {other:?}"),
+            ));
         }
+    }
+    out.print(&text, Value::Object(document))
+}
+
+/// Where the store keeps its items: a phrase for the text (`, prefix "app:"`) and the same
+/// as the first fields of the JSON document.
+fn located(location: Location) -> (String, Map<String, Value>) {
+    let mut document = Map::new();
+    let place = match location {
+        Location::Prefix(prefix) => {
+            let place = format!(", prefix {prefix:?}");
+            document.insert("prefix".to_owned(), prefix.into());
+            place
+        }
+        Location::Path(path) => {
+            let place = format!(", {}", path.display());
+            document.insert("path".to_owned(), json!(path));
+            place
+        }
+        Location::Servers(servers) => {
+            let place = format!(", {}", servers.join(", "));
+            document.insert("addresses".to_owned(), json!(servers));
+            place
+        }
+        other => format!(", {other:?}"),
     };
-    out.print(&text, document)
+    (place, document)
+}
+
+fn tally_json(tally: Tally) -> Value {
+    json!({ "files": tally.files, "bytes": tally.bytes })
 }
 
 /// `cachy keys PATTERN`: the keys of the store that match `pattern`, sorted.
@@ -183,47 +148,59 @@ pub(crate) async fn keys(
     out: &Output,
 ) -> Result<(), Failure> {
     let name = repository.name();
-    let keys = match backend(repository) {
-        Backend::Redis(store) => {
-            let counter = out.counter("keys scanned");
-            let mut keys = Vec::new();
-            let scanned = store
-                .scan_prefix(pattern, false, |key, _| {
-                    keys.push(key.to_owned());
-                    counter.inc(1);
-                })
-                .await;
-            counter.finish_and_clear();
-            scanned.map_err(|e| e.with_store(name))?;
-            keys.sort_unstable();
-            keys
-        }
-        Backend::Database(store) => {
-            let spinner = out.spinner("listing keys".to_owned());
-            let listed = store.keys(pattern).await;
-            spinner.finish_and_clear();
-            listed.map_err(|e| e.with_store(name))?
-        }
-        Backend::File(_) => {
-            return Err(unsupported(
-                name,
-                "cannot list keys: a file store names each file by a hash of its key, so \
-                 the keys themselves are stored nowhere"
-                    .to_owned(),
-            ));
-        }
-        Backend::Memcached(_) => {
-            return Err(unsupported(
-                name,
-                "cannot list keys: memcached has no command that lists them".to_owned(),
-            ));
-        }
-        Backend::Opaque(why) => {
-            return Err(unsupported(name, format!("cannot list keys: {why}")));
-        }
-    };
+    let store = inspector(repository, "list keys")?;
+    let keys = shown(out, "listing keys", async |progress| {
+        store.list_keys(pattern, progress).await
+    })
+    .await
+    .map_err(|e| e.with_store(name))?;
     out.print(
         &keys.join("\n"),
         json!({ "store": name, "pattern": pattern, "keys": keys }),
     )
+}
+
+/// `cachy prune`: remove what the store keeps but will never serve again.
+pub(crate) async fn prune(repository: &Repository, out: &Output) -> Result<(), Failure> {
+    let name = repository.name();
+    let store = inspector(repository, "prune")?;
+    let pruned = shown(out, "pruning", async |progress| store.prune(progress).await)
+        .await
+        .map_err(|e| e.with_store(name))?;
+    let mut document = json!({ "store": name, "pruned": pruned.items });
+    if let Some(bytes) = pruned.bytes {
+        document["bytes"] = bytes.into();
+    }
+    out.print(&pruned.items.to_string(), document)
+}
+
+/// `cachy flush`: remove every item, with progress where the backend reports it.
+pub(crate) async fn flush(repository: &Repository, out: &Output) -> Result<(), Failure> {
+    let name = repository.name();
+    let what = format!("flushing store `{name}`");
+    let flushed = match repository.store().inspector() {
+        Ok(store) => {
+            shown(out, &what, async |progress| {
+                store.flush_with_progress(progress).await
+            })
+            .await
+        }
+        Err(_) => shown(out, &what, async |_| repository.flush().await).await,
+    };
+    flushed.map_err(|e| e.with_store(name))?;
+    out.print(
+        &format!("flushed store `{name}`: every item removed"),
+        json!({ "store": name, "flushed": true }),
+    )
+}
+
+/// `cachy create-table`: create what the store needs before first use.
+pub(crate) async fn create_table(repository: &Repository, out: &Output) -> Result<(), Failure> {
+    let name = repository.name();
+    let store = inspector(repository, "create a table")?;
+    store
+        .create_schema()
+        .await
+        .map_err(|e| e.with_store(name))?;
+    out.print("", json!({ "store": name, "table_exists": true }))
 }

@@ -27,13 +27,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cachy::stores::DatabaseStore;
-use cachy::{CacheManager, Expiry, Lifetime, Repository};
+use cachy::{CacheManager, Expiry, Lifetime};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use inspect::Backend;
-use output::{Output, ProgressMode, unsupported};
+use output::{Output, ProgressMode};
 
 /// Read, write, inspect and maintain the stores of a cachy configuration.
 #[derive(Parser)]
@@ -133,21 +131,6 @@ struct Failure(cachy::Error);
 impl From<cachy::Error> for Failure {
     fn from(e: cachy::Error) -> Self {
         Failure(e)
-    }
-}
-
-/// The database store under the manager's own repository of a store (no second store, nor
-/// connection pool, is built for a command); an error if the store has another driver.
-fn database(repository: &Repository) -> Result<&DatabaseStore, Failure> {
-    match inspect::backend(repository) {
-        Backend::Database(store) => Ok(store),
-        _ => Err(unsupported(
-            repository.name(),
-            format!(
-                "store `{}` is not a `database` store; this command needs one",
-                repository.name()
-            ),
-        )),
     }
 }
 
@@ -294,72 +277,10 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode, Failure> {
                     .with_store(name),
                 ));
             }
-            match inspect::backend(&repository) {
-                Backend::File(store) => {
-                    let bar = out.bar(0, "{bar:30} {pos}/{len} folders removed [{elapsed}]");
-                    let shown = bar.clone();
-                    let flushed = store
-                        .flush_with_progress(Box::new(move |done, total| {
-                            shown.set_length(total);
-                            shown.set_position(done);
-                        }))
-                        .await;
-                    bar.finish_and_clear();
-                    flushed.map_err(|e| e.with_store(name))?;
-                }
-                _ => {
-                    let spinner = out.spinner(format!("flushing store `{name}`"));
-                    let flushed = repository.flush().await;
-                    spinner.finish_and_clear();
-                    flushed?;
-                }
-            }
-            out.print(
-                &format!("flushed store `{name}`: every item removed"),
-                json!({ "store": name, "flushed": true }),
-            )?;
+            inspect::flush(&repository, out).await?;
         }
-        Command::CreateTable => {
-            database(&repository)?
-                .create_table()
-                .await
-                .map_err(|e| e.with_store(name))?;
-            out.print("", json!({ "store": name, "table_exists": true }))?;
-        }
-        Command::Prune => match inspect::backend(&repository) {
-            Backend::File(store) => {
-                let spinner = out.spinner("removing abandoned temporary files".to_owned());
-                let pruned = store.prune().await;
-                spinner.finish_and_clear();
-                let pruned = pruned.map_err(|e| e.with_store(name))?;
-                out.print(
-                    &pruned.files.to_string(),
-                    json!({ "store": name, "pruned": pruned.files, "bytes": pruned.bytes }),
-                )?;
-            }
-            Backend::Database(store) => {
-                let spinner = out.spinner("deleting expired rows".to_owned());
-                let pruned = store.prune().await;
-                spinner.finish_and_clear();
-                let pruned = pruned.map_err(|e| e.with_store(name))?;
-                out.print(
-                    &pruned.to_string(),
-                    json!({ "store": name, "pruned": pruned }),
-                )?;
-            }
-            Backend::Opaque(why) => {
-                return Err(unsupported(name, format!("cannot prune: {why}")));
-            }
-            Backend::Redis(_) | Backend::Memcached(_) => {
-                return Err(unsupported(
-                    name,
-                    format!(
-                        "store `{name}` is neither a `database` nor a `file` store; \
-                         prune needs one (Redis and memcached expire items themselves)"
-                    ),
-                ));
-            }
-        },
+        Command::CreateTable => inspect::create_table(&repository, out).await?,
+        Command::Prune => inspect::prune(&repository, out).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,8 +2,10 @@
 //! progress on stderr.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
+use cachy::inspect::{OnProgress, Progress};
 use cachy::{Error, ErrorKind};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -83,38 +85,22 @@ impl Output {
         }
     }
 
-    /// A bar of `length` steps drawn with `template` (indicatif's).
-    pub(crate) fn bar(&self, length: u64, template: &str) -> ProgressBar {
-        let style = ProgressStyle::with_template(template)
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-        ProgressBar::with_draw_target(Some(length), self.target()).with_style(style)
-    }
-
-    /// A spinner counting `what` (`{pos} keys scanned`), for a walk of unknown length.
-    pub(crate) fn counter(&self, what: &str) -> ProgressBar {
-        self.ticking(
-            &format!("{{spinner}} {{pos}} {what} [{{elapsed}}]"),
-            String::new(),
-        )
-    }
-
-    /// A spinner showing `message`, for work that gives no progress of its own.
-    pub(crate) fn spinner(&self, message: String) -> ProgressBar {
-        self.ticking("{spinner} {msg} [{elapsed}]", message)
-    }
-
-    fn ticking(&self, template: &str, message: String) -> ProgressBar {
-        let style = ProgressStyle::with_template(template)
+    /// A spinner showing `what` until the work reports progress: then a bar where the work
+    /// knows its length, else a count of the items seen.
+    pub(crate) fn progress(&self, what: &str) -> Shown {
+        let style = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
-        let spinner = ProgressBar::with_draw_target(None, self.target())
+        let bar = ProgressBar::with_draw_target(None, self.target())
             .with_style(style)
-            .with_message(message);
+            .with_message(what.to_owned());
         // Drawn at once, not at the first tick: the work may be done before it.
-        spinner.tick();
+        bar.tick();
         // Ticks keep the spinner turning while the store is busy and nothing advances it.
-        spinner.enable_steady_tick(Duration::from_millis(100));
-        spinner
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Shown {
+            bar,
+            what: what.to_owned(),
+        }
     }
 
     fn target(&self) -> ProgressDrawTarget {
@@ -131,4 +117,36 @@ impl Output {
 /// A failure for the store `store`, which cannot do what `message` says.
 pub(crate) fn unsupported(store: &str, message: String) -> Failure {
     Failure(Error::new(ErrorKind::InvalidInput, message).with_store(store))
+}
+
+/// Progress drawn on stderr while a store works, from its [`Progress`] reports.
+pub(crate) struct Shown {
+    bar: ProgressBar,
+    what: String,
+}
+
+impl Shown {
+    /// The callback the store reports its progress to.
+    pub(crate) fn on_progress(&self) -> OnProgress {
+        let (bar, what) = (self.bar.clone(), self.what.clone());
+        Arc::new(move |progress: Progress| {
+            bar.set_message(format!("{what}: {} seen", progress.items));
+            if let Some(total) = progress.total {
+                if bar.length().is_none() {
+                    let style =
+                        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} [{elapsed}]")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> ");
+                    bar.set_style(style);
+                }
+                bar.set_length(total);
+                bar.set_position(progress.done);
+            }
+        })
+    }
+
+    /// Erase the progress: the work is done.
+    pub(crate) fn finish(self) {
+        self.bar.finish_and_clear();
+    }
 }

@@ -57,6 +57,10 @@ fn factory<S: Into<Created> + 'static>(build: fn(&StoreConfig) -> Result<S>) -> 
 /// manager hands itself in as one, so that no store depends on the manager.
 pub(crate) trait StoreResolver {
     /// The repository of the store `name`, built on first use.
+    #[cfg_attr(
+        not(feature = "hybrid"),
+        expect(dead_code, reason = "the hybrid store is the one composite driver")
+    )]
     fn resolve(&self, name: &str) -> Result<crate::Repository>;
 }
 

@@ -57,6 +57,7 @@ mod error;
 mod expiry;
 mod facade;
 mod flight;
+pub mod inspect;
 mod manager;
 pub mod memoize;
 pub mod observe;
@@ -149,6 +150,8 @@ pub use cachy_macros::cached;
 pub use repository::remember::options::{Computed, Entry, RememberOptions, Source};
 pub use repository::{DEFAULT_CACHE_MINUTES, Repository};
 pub use store::{ForeverTracker, Lifetime, Store, Ttl, increment_counter};
+#[cfg(feature = "hybrid")]
+pub use store::{PubSub, Subscription};
 pub use tags::{TagNames, TaggedCache};
 
 /// The attribute for implementing [`Store`], re-exported so its version always matches.

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::inspect::Inspect;
 
 /// How long a stored item lives: `None` is forever, `Some(seconds)` is at least one second.
 ///
@@ -273,7 +274,45 @@ pub trait Store: std::any::Any + Send + Sync + 'static {
     fn forever_tracker(&self) -> Option<&dyn ForeverTracker> {
         None
     }
+
+    /// The store as an operator's tools look into it (counting, listing keys, pruning), or
+    /// why it cannot be looked into from another process. The default says its driver
+    /// offers no inspection.
+    fn inspector(&self) -> std::result::Result<&dyn Inspect, &'static str> {
+        Err("it is a store of a custom driver, which offers no inspection")
+    }
+
+    /// The store as a channel between processes, for a hybrid store's backplane, or why it
+    /// cannot be one. The default cannot.
+    #[cfg(feature = "hybrid")]
+    fn pubsub(
+        self: std::sync::Arc<Self>,
+    ) -> std::result::Result<std::sync::Arc<dyn PubSub>, &'static str> {
+        Err("it is a store of a custom driver, which carries no messages")
+    }
 }
+
+/// Messages between processes through a store's server: what a hybrid store's backplane
+/// needs, offered by [`Store::pubsub`] (the Redis store on one server).
+#[cfg(feature = "hybrid")]
+#[async_trait]
+pub trait PubSub: Send + Sync {
+    /// The prefix of the store's keys, which a hybrid store puts in front of its default
+    /// channel name so that two applications sharing a server do not hear each other.
+    fn prefix(&self) -> &str;
+
+    /// Send `payload` to every subscriber of `channel`.
+    async fn publish(&self, channel: &str, payload: &[u8]) -> Result<()>;
+
+    /// A connection of its own subscribed to `channel`, as a stream of the payloads sent to
+    /// it; the stream ends when the connection drops.
+    async fn subscribe(&self, channel: &str) -> Result<Subscription>;
+}
+
+/// The messages of a [`PubSub::subscribe`].
+#[cfg(feature = "hybrid")]
+pub type Subscription =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Vec<u8>> + Send + 'static>>;
 
 /// How long a stored item has left, as [`Store::get_with_lifetime`] reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

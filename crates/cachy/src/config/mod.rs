@@ -26,9 +26,8 @@ use serde_json::{Map, Value};
 use crate::error::{Error, ErrorKind, Result};
 
 mod options;
-mod redact;
+pub(crate) mod redact;
 
-pub use redact::redact_url;
 use redact::redacted;
 
 pub use options::{Count, Seconds};

@@ -1,3 +1,4 @@
+use super::redact::redact_url;
 use super::*;
 
 #[test]

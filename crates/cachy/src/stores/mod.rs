@@ -26,13 +26,19 @@ mod null;
 mod redis;
 
 #[cfg(feature = "database")]
-pub use database::{DatabaseStore, RowCounts};
+pub use crate::inspect::RowCounts;
+#[cfg(feature = "memcached")]
+pub use crate::inspect::ServerStats;
 #[cfg(feature = "file")]
-pub use file::{FileStore, HashType, Inventory, InventoryProgress, OnInventoryProgress, Tally};
+pub use crate::inspect::{Inventory, Tally};
+#[cfg(feature = "database")]
+pub use database::DatabaseStore;
+#[cfg(feature = "file")]
+pub use file::{FileStore, HashType, InventoryProgress, OnInventoryProgress};
 #[cfg(feature = "hybrid")]
 pub use hybrid::HybridStore;
 #[cfg(feature = "memcached")]
-pub use memcached::{MemcachedStore, ServerStats};
+pub use memcached::MemcachedStore;
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
 pub use null::NullStore;

@@ -1,24 +1,10 @@
 //! Looking into the table from outside the application: how many rows, how large, and which
-//! keys (what `cachy stats` and `cachy keys` show).
+//! keys, as [`Inspect`] offers them (what `cachy stats` and `cachy keys` show).
 
 use super::glob::{Glob, LIKE_ESCAPE, push_like_literal};
 use super::statements::KeyRange;
 use super::*;
-
-/// The rows of a database store's table under its prefix, as
-/// [`DatabaseStore::count_rows`] counts them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RowCounts {
-    /// Rows that have not expired: what reads can return.
-    pub live: u64,
-    /// The bytes of the live rows' values.
-    pub live_bytes: u64,
-    /// Rows past their expiration, which reads ignore and [`DatabaseStore::prune`] (or the
-    /// prune lottery on writes) deletes.
-    pub expired: u64,
-    /// The bytes of the expired rows' values.
-    pub expired_bytes: u64,
-}
+use crate::inspect::{Census, Inspect, Location, OnProgress, Pruned, RowCounts};
 
 impl DatabaseStore {
     /// The prefix put in front of every key (empty by default).
@@ -98,5 +84,40 @@ impl DatabaseStore {
             .filter(|key| glob.matches(key))
             .map(|key| String::from_utf8_lossy(key).into_owned())
             .collect())
+    }
+}
+
+#[async_trait]
+impl Inspect for DatabaseStore {
+    fn driver(&self) -> &'static str {
+        "database"
+    }
+
+    fn location(&self) -> Location {
+        Location::Prefix(self.prefix.clone())
+    }
+
+    async fn census(&self, _: OnProgress) -> Result<Census> {
+        Ok(Census::Rows(self.count_rows().await?))
+    }
+
+    async fn list_keys(&self, pattern: &str, _: OnProgress) -> Result<Vec<String>> {
+        self.keys(pattern).await
+    }
+
+    async fn prune(&self, _: OnProgress) -> Result<Pruned> {
+        let rows = DatabaseStore::prune(self).await?;
+        Ok(Pruned {
+            items: rows,
+            bytes: None,
+        })
+    }
+
+    async fn flush_with_progress(&self, _: OnProgress) -> Result<()> {
+        Store::flush(self).await
+    }
+
+    async fn create_schema(&self) -> Result<()> {
+        self.create_table().await
     }
 }

@@ -93,8 +93,6 @@ enum ConnectOptions {
 
 mod inspect;
 
-pub use inspect::RowCounts;
-
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -186,7 +184,7 @@ impl DatabaseStore {
                 format!("table name {table:?} must be letters, digits and `_`"),
             ));
         }
-        let shown = crate::config::redact_url(url);
+        let shown = crate::config::redact::redact_url(url);
         let bad_url = |e: &dyn std::fmt::Display| {
             config.error(
                 "url",

@@ -1,41 +1,18 @@
 //! Counting what a cache folder holds, for [`FileStore::inventory`]: a read-only walk of the
 //! digest folders that never follows a link and reads only each file's header; and the same
-//! walk removing the temporary files killed writers left, for [`FileStore::prune`].
+//! walk removing the temporary files killed writers left, for [`FileStore::prune`]; what
+//! [`Inspect`] offers of a file store.
 
 use super::*;
+use crate::inspect::{
+    Census, Inspect, Inventory, Location, OnProgress as OnInspectProgress, Progress, Pruned, Tally,
+    unsupported,
+};
 
-/// A number of files and their size.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tally {
-    /// How many files.
-    pub files: u64,
-    /// Their sizes added up, in bytes, headers included (what they take on disk, before the
-    /// file system's rounding up to blocks).
-    pub bytes: u64,
-}
-
-impl Tally {
-    fn add(&mut self, bytes: u64) {
-        self.files += 1;
-        self.bytes += bytes;
-    }
-}
-
-/// What a file store's folder holds, as [`FileStore::inventory`] counts it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Inventory {
-    /// Values that reads would return.
-    pub live: Tally,
-    /// Values past their expiry: a read or `forget` of their key removes them, `flush` too.
-    pub expired: Tally,
-    /// Entries named as values that are not cache files (a truncated or foreign header, a
-    /// link or a folder): reads take them for misses and remove them.
-    pub corrupt: Tally,
-    /// Temporary files of writes that never finished (a writer killed before renaming its
-    /// file into place), untouched for over a minute: nothing reads them, and
-    /// [`FileStore::prune`] removes them. Younger ones, which may be writes in progress,
-    /// are not counted.
-    pub abandoned: Tally,
+/// Count one more file of `bytes` in `tally`.
+fn count(tally: &mut Tally, bytes: u64) {
+    tally.files += 1;
+    tally.bytes += bytes;
 }
 
 /// How far [`FileStore::inventory`] has got, as its progress callback sees it.
@@ -73,7 +50,7 @@ impl Layout {
                 if let Some(bytes) =
                     abandoned_size(entry, now_time).map_err(|e| io_error(&path, e))?
                 {
-                    inventory.abandoned.add(bytes);
+                    count(&mut inventory.abandoned, bytes);
                     return Ok(());
                 }
                 // Temporary files of writes in progress, and anything else the store never
@@ -90,9 +67,9 @@ impl Layout {
                     return Ok(());
                 };
                 match expiry {
-                    None => inventory.corrupt.add(bytes),
-                    Some(expiry) if expiry as f64 <= now => inventory.expired.add(bytes),
-                    Some(_) => inventory.live.add(bytes),
+                    None => count(&mut inventory.corrupt, bytes),
+                    Some(expiry) if expiry as f64 <= now => count(&mut inventory.expired, bytes),
+                    Some(_) => count(&mut inventory.live, bytes),
                 }
                 progress.files += 1;
                 on_progress(&progress);
@@ -118,7 +95,7 @@ impl Layout {
                         .remove_in_place(&path)
                         .map_err(|e| io_error(&path, e))?
                 {
-                    removed.add(bytes);
+                    count(&mut removed, bytes);
                 }
                 Ok(())
             })?;
@@ -193,4 +170,49 @@ fn read_header(path: &Path) -> io::Result<Option<(Option<u64>, u64)>> {
     let mut header = Vec::with_capacity(HEADER);
     file.take(HEADER as u64).read_to_end(&mut header)?;
     Ok(Some((parse_expiry(&header), meta.len())))
+}
+
+#[async_trait]
+impl Inspect for FileStore {
+    fn driver(&self) -> &'static str {
+        "file"
+    }
+
+    fn location(&self) -> Location {
+        Location::Path(self.root().to_owned())
+    }
+
+    async fn census(&self, progress: OnInspectProgress) -> Result<Census> {
+        let on_progress = Box::new(move |walked: &InventoryProgress| {
+            progress(Progress::new(
+                walked.folders_done,
+                Some(walked.folders),
+                walked.files,
+            ));
+        });
+        Ok(Census::Files(self.inventory(Some(on_progress)).await?))
+    }
+
+    async fn list_keys(&self, _: &str, _: OnInspectProgress) -> Result<Vec<String>> {
+        Err(unsupported(
+            "list keys",
+            "a file store names each file by a hash of its key, so the keys themselves are \
+             stored nowhere",
+        ))
+    }
+
+    async fn prune(&self, _: OnInspectProgress) -> Result<Pruned> {
+        let removed = FileStore::prune(self).await?;
+        Ok(Pruned {
+            items: removed.files,
+            bytes: Some(removed.bytes),
+        })
+    }
+
+    async fn flush_with_progress(&self, progress: OnInspectProgress) -> Result<()> {
+        let on_progress = Box::new(move |done, total| {
+            progress(Progress::new(done, Some(total), done));
+        });
+        FileStore::flush_with_progress(self, on_progress).await
+    }
 }

@@ -16,7 +16,8 @@ use crate::stores::inline::InlineWhileFast;
 mod inventory;
 mod layout;
 
-pub use inventory::{Inventory, InventoryProgress, OnInventoryProgress, Tally};
+use crate::inspect::{Inventory, Tally};
+pub use inventory::{InventoryProgress, OnInventoryProgress};
 use layout::*;
 
 /// The expiry Python cachy writes for items stored forever.
@@ -360,6 +361,9 @@ fn io_error(path: &Path, e: io::Error) -> Error {
 
 #[async_trait]
 impl Store for FileStore {
+    fn inspector(&self) -> std::result::Result<&dyn crate::inspect::Inspect, &'static str> {
+        Ok(self)
+    }
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.read(key, |layout, path| {
             Ok(layout.read_live(path)?.map(|(_, value)| value))

@@ -15,7 +15,7 @@ use tokio::sync::{Notify, watch};
 
 use super::{Levels, cannot_start};
 use crate::error::{Error, ErrorKind, Result};
-use crate::stores::RedisStore;
+use crate::store::PubSub;
 
 /// The first pause after a failed publish or subscription; it doubles up to `MAX_PAUSE`.
 const MIN_PAUSE: Duration = Duration::from_millis(50);
@@ -30,7 +30,7 @@ const KEYS_PER_MESSAGE: usize = 500;
 const MAX_QUEUED_KEYS: usize = 10_000;
 
 pub(super) struct Backplane {
-    redis: Arc<RedisStore>,
+    pubsub: Arc<dyn PubSub>,
     channel: String,
     /// This store's id in messages, so that it ignores its own.
     instance: String,
@@ -126,9 +126,9 @@ struct Message<'a> {
 }
 
 impl Backplane {
-    pub(super) fn new(redis: Arc<RedisStore>, channel: String) -> Self {
+    pub(super) fn new(pubsub: Arc<dyn PubSub>, channel: String) -> Self {
         Backplane {
-            redis,
+            pubsub,
             channel,
             instance: crate::repository::lock::new_owner(),
             pending: Mutex::default(),
@@ -263,11 +263,7 @@ impl Backplane {
 
     async fn publish_one(&self, message: &Message<'_>) -> Result<()> {
         let payload = serde_json::to_vec(message).expect("a message serializes");
-        let _: i64 = self
-            .redis
-            .query(redis::cmd("PUBLISH").arg(&self.channel).arg(payload))
-            .await?;
-        Ok(())
+        self.pubsub.publish(&self.channel, &payload).await
     }
 
     /// Act on a message from the channel. Anything on it is untrusted: a payload that is not
@@ -383,7 +379,7 @@ async fn listen(backplane: Arc<Backplane>, levels: Weak<Levels>, mut running: wa
     loop {
         let subscription = tokio::select! {
             () = stopped(&mut running) => return,
-            subscription = backplane.redis.subscribe(&backplane.channel) => subscription,
+            subscription = backplane.pubsub.subscribe(&backplane.channel) => subscription,
         };
         if let Ok(messages) = subscription {
             let mut messages = std::pin::pin!(messages);

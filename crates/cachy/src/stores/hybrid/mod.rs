@@ -16,7 +16,7 @@ use crate::driver::{Created, StoreResolver};
 use crate::error::{Error, ErrorKind, Result};
 use crate::repository::Repository;
 use crate::store::{ForeverTracker, Lifetime, Store, Ttl};
-use crate::stores::{MemoryStore, RedisStore};
+use crate::stores::MemoryStore;
 
 /// How long a first-level copy lives at most, unless `l1_ttl` says otherwise.
 const DEFAULT_L1_TTL: Duration = Duration::from_secs(60);
@@ -187,24 +187,21 @@ impl HybridStore {
             None => ("l2", options.l2.as_str()),
         };
         let backplane_store = store_named(backplane_field, backplane_name)?;
-        let any: Arc<dyn std::any::Any + Send + Sync> = backplane_store.store().clone();
-        let redis = any
-            .downcast::<RedisStore>()
-            .ok()
-            .filter(|redis| !redis.is_cluster())
-            .ok_or_else(|| {
+        let pubsub = Arc::clone(backplane_store.store())
+            .pubsub()
+            .map_err(|why| {
                 config.error(
                     "backplane",
                     format!(
-                        "a hybrid store needs a Redis store on one server as its `backplane` \
-                         (to tell other processes what changed), and `{backplane_name}` is not \
-                         one"
+                        "a hybrid store needs a store that carries messages between processes (a \
+                     Redis store on one server) as its `backplane`, and `{backplane_name}` \
+                     cannot: {why}"
                     ),
                 )
             })?;
         let channel = options
             .channel
-            .unwrap_or_else(|| format!("{}cachy:hybrid:{}", redis.prefix(), config.name()));
+            .unwrap_or_else(|| format!("{}cachy:hybrid:{}", pubsub.prefix(), config.name()));
         let max_entries = options
             .l1
             .and_then(|l1| l1.max_entries)
@@ -216,7 +213,7 @@ impl HybridStore {
             stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
             hasher: Default::default(),
         });
-        let backplane = Arc::new(Backplane::new(redis, channel));
+        let backplane = Arc::new(Backplane::new(pubsub, channel));
         let (running, stopped) = tokio::sync::watch::channel(());
         backplane::start(&backplane, &levels, stopped)?;
         let store = HybridStore {
@@ -257,6 +254,12 @@ fn may_have_written(outcome: &Result<bool>) -> bool {
 
 #[async_trait]
 impl Store for HybridStore {
+    fn inspector(&self) -> std::result::Result<&dyn crate::inspect::Inspect, &'static str> {
+        Err(
+            "it is a hybrid store: its in-process level lives in each application process, \
+             which another process cannot see; look into the store under it",
+        )
+    }
     fn get_in_process(&self, key: &str) -> Option<Option<Arc<[u8]>>> {
         self.levels.l1.value(key).map(Some)
     }

@@ -1,4 +1,5 @@
 mod flags;
+mod inspect;
 mod protocol;
 mod servers;
 mod store;
@@ -79,54 +80,6 @@ impl std::fmt::Debug for MemcachedStore {
             )
             .field("prefix", &self.prefix.as_str())
             .finish_non_exhaustive()
-    }
-}
-
-/// One memcached server's counters, from its `stats` command (see
-/// [`MemcachedStore::server_stats`]). They cover everything on the server, whichever
-/// program or prefix wrote it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerStats {
-    /// The server, as configured (`host:port` or `unix:/path`).
-    pub address: String,
-    /// Items stored now (`curr_items`).
-    pub curr_items: u64,
-    /// Bytes those items take (`bytes`).
-    pub bytes: u64,
-    /// The most bytes the server keeps (`limit_maxbytes`, its `-m`).
-    pub limit_maxbytes: u64,
-    /// Reads that found their key, since the server started (`get_hits`).
-    pub get_hits: u64,
-    /// Reads that did not (`get_misses`).
-    pub get_misses: u64,
-    /// Live items removed to make room for others (`evictions`).
-    pub evictions: u64,
-}
-
-impl ServerStats {
-    /// The counters of the server at `address` from its `stats` lines; an error names the
-    /// one missing or malformed.
-    fn parse(address: String, stats: &[(String, String)]) -> Result<Self> {
-        let number = |name: &str| {
-            stats
-                .iter()
-                .find(|(stat, _)| stat == name)
-                .and_then(|(_, value)| value.parse::<u64>().ok())
-                .ok_or_else(|| {
-                    protocol_error(format!(
-                        "memcached server {address} sent no valid `{name}` in its stats"
-                    ))
-                })
-        };
-        Ok(ServerStats {
-            curr_items: number("curr_items")?,
-            bytes: number("bytes")?,
-            limit_maxbytes: number("limit_maxbytes")?,
-            get_hits: number("get_hits")?,
-            get_misses: number("get_misses")?,
-            evictions: number("evictions")?,
-            address,
-        })
     }
 }
 
@@ -420,29 +373,6 @@ impl MemcachedStore {
                 ))
             }
         }
-    }
-
-    /// The counters of every server, in the configured order: one `stats` command each, all
-    /// at once. Fails if any server fails (the error names it), as a server marked down
-    /// does until `retry_after` has passed.
-    pub async fn server_stats(&self) -> Result<Vec<ServerStats>> {
-        let requests = self
-            .servers
-            .iter()
-            .enumerate()
-            .map(|(index, server)| async move {
-                let reply = self.exchange(index, vec![Command::stats()]).await?;
-                match reply.into_iter().next().flatten() {
-                    Some(Reply::Stats(stats)) => {
-                        ServerStats::parse(server.address.to_string(), &stats)
-                    }
-                    _ => Err(protocol_error(format!(
-                        "memcached server {} sent no stats",
-                        server.address
-                    ))),
-                }
-            });
-        futures_util::future::try_join_all(requests).await
     }
 
     /// Send `command` about `key` to its server: its reply.

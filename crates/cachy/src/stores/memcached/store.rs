@@ -13,6 +13,9 @@ use crate::store::{Lifetime, Store, Ttl};
 
 #[async_trait]
 impl Store for MemcachedStore {
+    fn inspector(&self) -> std::result::Result<&dyn crate::inspect::Inspect, &'static str> {
+        Ok(self)
+    }
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let key = self.wire_key(key);
         match stored_value(self.one(&key, Command::get(&key, "v f")).await?)? {

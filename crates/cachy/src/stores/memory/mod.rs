@@ -116,6 +116,12 @@ impl Default for MemoryStore {
 
 #[async_trait]
 impl Store for MemoryStore {
+    fn inspector(&self) -> std::result::Result<&dyn crate::inspect::Inspect, &'static str> {
+        Err(
+            "it is an in-process memory store: its items live in the memory of each \
+             application process, which another process cannot see",
+        )
+    }
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.map.read(key, |entry| entry.value.to_vec()))
     }

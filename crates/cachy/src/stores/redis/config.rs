@@ -289,7 +289,7 @@ pub(super) fn parse_url(config: &StoreConfig, field: &str, url: &str) -> Result<
             field,
             format!(
                 "{:?} is not a Redis URL: {e}",
-                crate::config::redact_url(url)
+                crate::config::redact::redact_url(url)
             ),
         )
     })

@@ -14,7 +14,7 @@ impl RedisStore {
     /// messages' payloads; the stream ends when the connection drops. Subscribing closes the
     /// circuit breaker: the server answered.
     #[cfg(feature = "hybrid")]
-    pub(crate) async fn subscribe(
+    pub(super) async fn subscribe_to(
         &self,
         channel: &str,
     ) -> Result<impl futures_util::Stream<Item = Vec<u8>> + Send + 'static> {

@@ -1,4 +1,5 @@
-//! Cluster nodes, scanning a prefix (keys, flush) and value sizes.
+//! Cluster nodes, scanning a prefix (keys, flush) and value sizes: what [`Inspect`] offers
+//! of a Redis store.
 
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
@@ -7,6 +8,8 @@ use redis::{Cmd, FromRedisValue, cmd};
 use super::connection::*;
 use super::*;
 use crate::error::{Error, ErrorKind, Result};
+use crate::inspect::{Census, Inspect, Location, OnProgress, Progress, Pruned, unsupported};
+use crate::store::Store;
 
 impl RedisStore {
     /// The primaries of the cluster, as `(host, port)`, from `CLUSTER NODES`.
@@ -268,4 +271,68 @@ pub(super) fn glob_escape(prefix: &str) -> String {
         escaped.push(c);
     }
     escaped
+}
+
+#[async_trait::async_trait]
+impl Inspect for RedisStore {
+    fn driver(&self) -> &'static str {
+        "redis"
+    }
+
+    fn location(&self) -> Location {
+        Location::Prefix(self.prefix.clone())
+    }
+
+    /// Every key under the prefix and the bytes of its value: a
+    /// [`scan_prefix`](RedisStore::scan_prefix) of `*` with sizes.
+    async fn census(&self, progress: OnProgress) -> Result<Census> {
+        let (mut keys, mut bytes) = (0u64, 0u64);
+        self.scan_prefix("*", true, |_, size| {
+            keys += 1;
+            bytes += size.unwrap_or(0);
+            progress(Progress::new(keys, None, keys));
+        })
+        .await?;
+        Ok(Census::Keys { keys, bytes })
+    }
+
+    async fn list_keys(&self, pattern: &str, progress: OnProgress) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        self.scan_prefix(pattern, false, |key, _| {
+            keys.push(key.to_owned());
+            let found = keys.len() as u64;
+            progress(Progress::new(found, None, found));
+        })
+        .await?;
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
+    async fn prune(&self, _: OnProgress) -> Result<Pruned> {
+        Err(unsupported(
+            "prune",
+            "Redis removes expired items itself; there is nothing to prune",
+        ))
+    }
+
+    async fn flush_with_progress(&self, _: OnProgress) -> Result<()> {
+        Store::flush(self).await
+    }
+}
+
+#[cfg(feature = "hybrid")]
+#[async_trait::async_trait]
+impl crate::store::PubSub for RedisStore {
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    async fn publish(&self, channel: &str, payload: &[u8]) -> Result<()> {
+        let _: i64 = self.query(cmd("PUBLISH").arg(channel).arg(payload)).await?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<crate::store::Subscription> {
+        Ok(Box::pin(self.subscribe_to(channel).await?))
+    }
 }

@@ -8,6 +8,7 @@ use redis::cmd;
 use super::scripts::*;
 use super::*;
 use crate::error::Result;
+use crate::inspect::Inspect;
 use crate::store::{ForeverTracker, Lifetime, Store, Ttl};
 
 /// Python cachy's lists: `{prefix}{tag id}:forever` holds the full keys (with the prefix)
@@ -166,6 +167,23 @@ impl Store for RedisStore {
 
     fn forever_tracker(&self) -> Option<&dyn ForeverTracker> {
         Some(self)
+    }
+
+    fn inspector(&self) -> std::result::Result<&dyn Inspect, &'static str> {
+        Ok(self)
+    }
+
+    #[cfg(feature = "hybrid")]
+    fn pubsub(
+        self: std::sync::Arc<Self>,
+    ) -> std::result::Result<std::sync::Arc<dyn crate::store::PubSub>, &'static str> {
+        if self.is_cluster() {
+            return Err(
+                "it is a Redis Cluster store, and a hybrid store's backplane needs a \
+                        Redis store on one server",
+            );
+        }
+        Ok(self)
     }
 
     async fn flush(&self) -> Result<()> {
