@@ -1,10 +1,19 @@
 //! The file store's layout on disk: where a key's file is, its header, reading and writing
 //! it without following links, the lock file, and folders.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::*;
+
+mod in_place;
+mod lock;
+mod temporary;
+
+pub(super) use temporary::{abandoned_size, temporary_file};
+// Outside this module only the store's tests need it, to check that every name
+// `temporary_file` gives is one prune takes.
+#[cfg(test)]
+pub(super) use temporary::is_temporary_name;
 
 #[derive(Debug, Clone)]
 pub(super) struct Layout {
@@ -87,111 +96,6 @@ impl Layout {
             }
         }
         Ok(true)
-    }
-
-    /// Whether the opened `file` is `path` itself, reached through no link in its digest
-    /// folders: its real path (one `readlink` of `/proc/self/fd`, on Linux) is the real root
-    /// followed by the digest path. One system call instead of a `lstat` per folder; when it
-    /// cannot tell (another system, no `/proc`, a root replaced meanwhile), the folders are
-    /// checked one by one.
-    fn opened_in_place(&self, file: &File, path: &Path) -> bool {
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::fd::AsRawFd;
-            self.real_path(path).is_some_and(|expected| {
-                fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-                    .is_ok_and(|real| real == expected)
-            })
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = (file, path);
-            false
-        }
-    }
-
-    /// `path` (under the root) under the root's real path, once the root exists.
-    #[cfg(target_os = "linux")]
-    fn real_path(&self, path: &Path) -> Option<PathBuf> {
-        let relative = path.strip_prefix(&self.root).ok()?;
-        let real_root = match self.real_root.get() {
-            Some(root) => root,
-            None => {
-                let root = fs::canonicalize(&self.root).ok()?;
-                self.real_root.get_or_init(|| root)
-            }
-        };
-        Some(real_root.join(relative))
-    }
-
-    /// Whether the digest folders of `path` all exist as real folders, told by one `openat2`
-    /// of the innermost that follows no link (see
-    /// [`open_following_no_link`](Self::open_following_no_link));
-    /// false where that cannot tell, and the folders are then checked one by one.
-    fn folders_in_place(&self, path: &Path) -> bool {
-        #[cfg(target_os = "linux")]
-        {
-            use rustix::fs::OFlags;
-            let Some(folder) = path.parent().filter(|folder| *folder != self.root) else {
-                return false;
-            };
-            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            matches!(self.open_following_no_link(folder, flags), Some(Ok(_)))
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = path;
-            false
-        }
-    }
-
-    /// Open `path` for reading in one system call that follows no link at all, which checks
-    /// before opening what [`opened_in_place`](Self::opened_in_place) checks after. `None`
-    /// where that cannot tell (see [`open_following_no_link`](Self::open_following_no_link))
-    /// or when the open failed for another reason than a missing file: a link on the way,
-    /// say, which the slower path then tells from a missing file.
-    fn open_in_place(&self, path: &Path) -> Option<io::Result<File>> {
-        #[cfg(target_os = "linux")]
-        {
-            use rustix::fs::OFlags;
-            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-            match self.open_following_no_link(path, flags)? {
-                Ok(fd) => Some(Ok(File::from(fd))),
-                Err(rustix::io::Errno::NOENT) => Some(Err(io::ErrorKind::NotFound.into())),
-                Err(_) => None,
-            }
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = path;
-            None
-        }
-    }
-
-    /// `openat2` of `path` (under the root) at its real path with `RESOLVE_NO_SYMLINKS`: a
-    /// link anywhere on the way makes it fail. `None` where it cannot be used: a root not
-    /// there yet, or no `openat2` (a kernel before 5.6, a sandbox refusing it; remembered
-    /// for the process).
-    #[cfg(target_os = "linux")]
-    fn open_following_no_link(
-        &self,
-        path: &Path,
-        flags: rustix::fs::OFlags,
-    ) -> Option<rustix::io::Result<std::os::fd::OwnedFd>> {
-        use rustix::fs::{CWD, Mode, ResolveFlags, openat2};
-        use std::sync::atomic::AtomicBool;
-        static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
-        if UNSUPPORTED.load(Ordering::Relaxed) {
-            return None;
-        }
-        let real = self.real_path(path)?;
-        match openat2(CWD, &real, flags, Mode::empty(), ResolveFlags::NO_SYMLINKS) {
-            Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {
-                UNSUPPORTED.store(true, Ordering::Relaxed);
-                None
-            }
-            opened => Some(opened),
-        }
     }
 
     pub(super) fn read(&self, path: &Path) -> io::Result<Content> {
@@ -331,36 +235,6 @@ impl Layout {
         }
     }
 
-    /// Remove the file `path` of a digest folder, reached through no link: unlinking never
-    /// follows a link at the file's own name, but one planted where a digest folder belongs
-    /// would lead out of the store. On Linux the folder is opened following no link and the
-    /// file unlinked relative to it, so a folder swapped for a link after the check is never
-    /// gone through; elsewhere the folders are checked, then the path unlinked. Whether the
-    /// file was there to remove (not renamed or removed meanwhile, nor behind a link).
-    pub(super) fn remove_in_place(&self, path: &Path) -> io::Result<bool> {
-        #[cfg(target_os = "linux")]
-        if let (Some(folder), Some(name)) = (path.parent(), path.file_name()) {
-            use rustix::fs::{AtFlags, OFlags};
-            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            // A failed open (a link on the way, the folder gone) is told apart below.
-            if let Some(Ok(folder)) = self.open_following_no_link(folder, flags) {
-                return match rustix::fs::unlinkat(&folder, name, AtFlags::empty()) {
-                    Ok(()) => Ok(true),
-                    Err(rustix::io::Errno::NOENT) => Ok(false),
-                    Err(e) => Err(e.into()),
-                };
-            }
-        }
-        if !self.folders_are_real(path)? {
-            return Ok(false);
-        }
-        match fs::remove_file(path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Make the digest folders of `path`, replacing whatever else sits where one belongs:
     /// writing through a planted link could put the file anywhere.
     pub(super) fn make_folders(&self, path: &Path) -> io::Result<()> {
@@ -400,118 +274,6 @@ impl Layout {
             result => result,
         }
     }
-
-    /// The lock for changes that read before they write (`add`, `increment`, `forget`,
-    /// removing a dead file, `flush`): exclusive.
-    pub(super) fn lock(&self) -> io::Result<File> {
-        let file = self.lock_file()?;
-        file.lock()?;
-        Ok(file)
-    }
-
-    /// The lock for a plain write: shared, so writers of different keys never wait for each
-    /// other, yet a removal of a dead file cannot delete a value written meanwhile, nor a
-    /// flush move a folder away between its making and the rename into it.
-    pub(super) fn lock_shared(&self) -> io::Result<File> {
-        let file = self.lock_file()?;
-        file.lock_shared()?;
-        Ok(file)
-    }
-
-    pub(super) fn lock_file(&self) -> io::Result<File> {
-        self.make_root()?;
-        let path = self.root.join(LOCK_FILE);
-        for _ in 0..ATTEMPTS {
-            // The lock file nearly always exists: open it first. Read-only is enough for
-            // flock, and lets readers of a shared folder lock it.
-            match open_no_follow(&path) {
-                Ok(file) if file.metadata()?.is_file() => return Ok(file),
-                // A folder or FIFO planted at the lock's name.
-                Ok(_) => {
-                    remove_entry(&path)?;
-                }
-                // Not made yet, or removed meanwhile: create it below.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                // A link, refused by O_NOFOLLOW: remove it, never its target.
-                Err(_) if !fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_file()) => {
-                    remove_entry(&path)?;
-                }
-                Err(e) => return Err(e),
-            }
-            // O_EXCL never follows a link: a dangling one planted here does not create its
-            // target.
-            match File::options().write(true).create_new(true).open(&path) {
-                Ok(file) => {
-                    set_mode(&file, self.file_mode)?;
-                    return Ok(file);
-                }
-                // Made meanwhile by another writer: open that one.
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Err(io::Error::other(format!(
-            "{} keeps being replaced by something that is not a file",
-            path.display()
-        )))
-    }
-
-    /// Remove every entry folder; `on_progress` is told how many of the folders taken out of
-    /// the namespace have been removed, and of how many.
-    pub(super) fn flush(&self, on_progress: &mut dyn FnMut(u64, u64)) -> io::Result<()> {
-        let entries = match fs::read_dir(&self.root) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let mut trash = Vec::new();
-        {
-            // Writes hold the lock shared from making their folders to renaming their file
-            // into place, so none loses its folder halfway; writes after this block start
-            // fresh folders, and a write issued after `flush` returns is kept.
-            let _lock = self.lock()?;
-            for entry in entries {
-                let entry = entry?;
-                let name = entry.file_name();
-                let kind = entry.file_type()?;
-                if is_entry_folder(&name) && (kind.is_dir() || kind.is_symlink()) {
-                    // One atomic rename takes the whole folder out of the namespace, so no
-                    // write adds files to it while it is being removed.
-                    let to = self.root.join(trash_name());
-                    match fs::rename(entry.path(), &to) {
-                        Ok(()) => trash.push(to),
-                        // Taken by a concurrent flush.
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(e),
-                    }
-                } else if name.to_str().is_some_and(|n| n.starts_with(TRASH_PREFIX)) {
-                    // Left by an interrupted flush, or being removed by a concurrent one
-                    // (removal tolerates that).
-                    trash.push(entry.path());
-                }
-            }
-        }
-        let total = trash.len() as u64;
-        on_progress(0, total);
-        for (done, folder) in (1..).zip(&trash) {
-            remove_entry(folder)?;
-            on_progress(done, total);
-        }
-        Ok(())
-    }
-}
-
-/// A name no other flush uses, in this process or another.
-pub(super) fn trash_name() -> String {
-    static COUNT: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{TRASH_PREFIX}{}-{}-{nanos}",
-        std::process::id(),
-        COUNT.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// The expiry in a file's first bytes: exactly [`HEADER`] ASCII digits, else `None` (not a
@@ -599,70 +361,6 @@ pub(super) fn remove_entry(path: &Path) -> io::Result<bool> {
 pub(super) fn is_entry_folder(name: &std::ffi::OsStr) -> bool {
     name.to_str()
         .is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// A new temporary file in `folder`, named [`TEMP_PREFIX`] and [`TEMP_RANDOM`] random letters
-/// and digits: the names [`is_temporary_name`] recognises.
-pub(super) fn temporary_file(folder: &Path) -> io::Result<tempfile::NamedTempFile> {
-    tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .rand_bytes(TEMP_RANDOM)
-        .tempfile_in(folder)
-}
-
-/// Whether `name` is one [`temporary_file`] gives: [`TEMP_PREFIX`] then [`TEMP_RANDOM`] ASCII
-/// letters or digits, as `tempfile` draws them. Nothing else is taken for the store's own.
-pub(super) fn is_temporary_name(name: &std::ffi::OsStr) -> bool {
-    name.to_str()
-        .and_then(|n| n.strip_prefix(TEMP_PREFIX))
-        .is_some_and(|random| {
-            random.len() == TEMP_RANDOM && random.bytes().all(|b| b.is_ascii_alphanumeric())
-        })
-}
-
-/// The size of `entry`, found in a digest folder, if it is a temporary file of the store whose
-/// write is over: a regular file (a link or folder by that name is not the store's) untouched
-/// for longer than [`ABANDONED_AFTER`]. `None` for anything else, or if it is gone.
-pub(super) fn abandoned_size(entry: &fs::DirEntry, now: SystemTime) -> io::Result<Option<u64>> {
-    if !is_temporary_name(&entry.file_name()) {
-        return Ok(None);
-    }
-    // Describes a link rather than following it (an `lstat`, not a `stat`).
-    let meta = match entry.metadata() {
-        Ok(meta) => meta,
-        // Renamed into place or removed since the folder was listed.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let abandoned = meta.is_file()
-        && earliest_time(&meta)
-            .and_then(|time| now.duration_since(time).ok())
-            .is_some_and(|age| age > ABANDONED_AFTER);
-    Ok(abandoned.then_some(meta.len()))
-}
-
-/// The earliest of a file's modification, change and creation times, as far as the platform
-/// keeps them. A write sets each of them to the time it runs, or later (it moves the
-/// modification time to the value's expiry, in the future, just before the rename), so every
-/// time of a temporary file whose write is still going is at least the write's start, and
-/// any one older than a minute shows the write is over. The modification time alone would
-/// keep a file whose writer died just after moving it to a far-off expiry until then; the
-/// change time, which nothing can set back, covers that. The modification time still counts
-/// so that a copy made with its times (a restored backup, a test) need not wait a minute more.
-fn earliest_time(meta: &fs::Metadata) -> Option<SystemTime> {
-    #[cfg(unix)]
-    let changed = {
-        use std::os::unix::fs::MetadataExt;
-        u64::try_from(meta.ctime())
-            .ok()
-            .map(|seconds| UNIX_EPOCH + Duration::new(seconds, meta.ctime_nsec() as u32))
-    };
-    #[cfg(not(unix))]
-    let changed = None;
-    [meta.modified().ok(), meta.created().ok(), changed]
-        .into_iter()
-        .flatten()
-        .min()
 }
 
 /// Open an existing file to read, refusing a link at its name (a read could otherwise return
