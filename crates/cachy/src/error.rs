@@ -177,6 +177,12 @@ impl Error {
         self
     }
 
+    /// The same error about `field`, replacing the field it named.
+    pub(crate) fn relocated(mut self, field: String) -> Self {
+        self.field = Some(field);
+        self
+    }
+
     /// Whether the same call may succeed if tried again later: the server was
     /// [`Unavailable`](ErrorKind::Unavailable) or [`Timeout`](ErrorKind::Timeout). Decided by
     /// the kind alone, never by the message.

@@ -30,6 +30,7 @@ pub(crate) mod redact;
 
 use redact::redacted;
 
+pub(crate) use options::fields;
 pub use options::{Count, Seconds};
 
 /// The whole cache configuration: named stores, the default store and the serializer.

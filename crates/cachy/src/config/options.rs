@@ -129,6 +129,63 @@ impl StoreConfig {
     }
 }
 
+impl StoreConfig {
+    /// Parse the driver's typed config `T` and build a store from it with `new`, which
+    /// names a bad field by its own name: the error then names it as
+    /// `stores.<name>.<field>`, for this store. The one way each driver's `from_config`
+    /// works, so that a store built from a config file and one built in code check the
+    /// same things.
+    pub(crate) fn build<T: DeserializeOwned, S>(
+        &self,
+        new: impl FnOnce(T) -> Result<S>,
+    ) -> Result<S> {
+        new(self.parse()?).map_err(|e| match e.field() {
+            Some(field) if !field.starts_with("stores.") => {
+                let path = self.field_path(field);
+                e.relocated(path).with_store(self.name())
+            }
+            _ => e.with_store(self.name()),
+        })
+    }
+}
+
+/// serde helpers for the typed configs' fields: durations written as seconds, counts that
+/// may be quoted.
+pub(crate) mod fields {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    use super::{Count, Seconds};
+    use crate::error::{Error, Result};
+
+    /// An optional duration written as [`Seconds`].
+    pub(crate) fn seconds<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Option<Duration>, D::Error> {
+        Ok(Option::<Seconds>::deserialize(deserializer)?.map(Seconds::duration))
+    }
+
+    /// An optional count written as a [`Count`].
+    pub(crate) fn count<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Option<u64>, D::Error> {
+        Ok(Option::<Count>::deserialize(deserializer)?.map(|count| count.0))
+    }
+
+    /// `duration` if it is one a config could give (above zero, at most a year), else an
+    /// error naming `field`: a config built in code is checked as a file's is.
+    pub(crate) fn checked(field: &str, duration: Option<Duration>) -> Result<Option<Duration>> {
+        match duration {
+            Some(d) if Seconds::from_f64(d.as_secs_f64()).is_none() => Err(Error::config(
+                field,
+                format!("`{field}` must be {}, not {d:?}", Seconds::rule()),
+            )),
+            other => Ok(other),
+        }
+    }
+}
+
 /// serde's own messages (`invalid type: ...`) read after a field name with "is"; ours start
 /// with "must".
 fn with_verb(message: &str) -> String {

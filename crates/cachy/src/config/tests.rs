@@ -1,5 +1,4 @@
 use super::redact::redact_url;
-use super::*;
 
 #[test]
 fn url_passwords_are_redacted_and_the_rest_kept() {

@@ -33,17 +33,29 @@ pub use crate::inspect::ServerStats;
 pub use crate::inspect::{Inventory, Tally};
 #[cfg(feature = "database")]
 pub use database::DatabaseStore;
+#[cfg(feature = "database")]
+pub use database::config::{DatabaseConfig, Synchronous};
+#[cfg(feature = "file")]
+pub use file::config::FileConfig;
 #[cfg(feature = "file")]
 pub use file::{FileStore, HashType, InventoryProgress, OnInventoryProgress};
 #[cfg(feature = "hybrid")]
 pub use hybrid::HybridStore;
+#[cfg(feature = "hybrid")]
+pub use hybrid::config::{HybridConfig, L1Config};
 #[cfg(feature = "memcached")]
 pub use memcached::MemcachedStore;
+#[cfg(feature = "memcached")]
+pub use memcached::config::{MemcachedConfig, MemcachedServer};
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
+#[cfg(feature = "memory")]
+pub use memory::config::MemoryConfig;
 pub use null::NullStore;
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
+#[cfg(feature = "redis")]
+pub use redis::config::RedisConfig;
 
 /// The longest key (with its prefix) that memcached and the database store keep as it is;
 /// longer keys are stored as their digest (see [`backend_key`]).

@@ -27,6 +27,7 @@ impl Store for NullStore {
     fn inspector(&self) -> std::result::Result<&dyn crate::inspect::Inspect, &'static str> {
         Err("it is the null store, which keeps nothing")
     }
+
     async fn get(&self, _: &str) -> Result<Option<Vec<u8>>> {
         Ok(None)
     }

@@ -14,10 +14,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
-use crate::config::{Count, Seconds, StoreConfig};
+use crate::config::StoreConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{Lifetime, Store, Ttl};
 
+pub(super) mod config;
 mod glob;
 mod pool;
 #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
@@ -28,7 +29,7 @@ mod statements;
 mod store;
 
 use pool::{DbError, Param, Pool};
-use statements::{Dialect, Statements};
+use statements::Statements;
 
 /// Connections per pool unless `max_connections` says otherwise (sqlx's own default).
 const DEFAULT_MAX_CONNECTIONS: u32 = 10;
@@ -141,158 +142,11 @@ fn create_parent_folder(file: &std::path::Path) -> Result<()> {
     })
 }
 
-/// The `database` driver's options.
-#[derive(serde::Deserialize)]
-struct DatabaseOptions {
-    url: String,
-    table: Option<String>,
-    prefix: Option<String>,
-    create_table: Option<bool>,
-    prune_lottery: Option<[u64; 2]>,
-    timeout: Option<Seconds>,
-    max_connections: Option<Count>,
-    synchronous: Option<String>,
-}
-
 impl DatabaseStore {
-    /// Build from configuration (nothing connects until the first call):
-    ///
-    /// - `url`: `sqlite://path/to/file.db` (created if missing), `sqlite::memory:`,
-    ///   `postgres://user:password@host/db`, `mysql://user:password@host/db` (required);
-    /// - `table` (default `cache`; letters, digits and `_`), `prefix` (default empty);
-    /// - `create_table`: create the table on first use (default false);
-    /// - `prune_lottery`: `[chances, out_of]`, the odds that a write also prunes expired rows
-    ///   (default `[2, 100]`; `[0, 1]` turns it off);
-    /// - `timeout`: seconds to wait for a connection (default 5);
-    /// - `max_connections` (default 10; always 1 for `sqlite::memory:`);
-    /// - `synchronous` (SQLite only): `"normal"` (the default), `"full"`, `"extra"` or `"off"`,
-    ///   SQLite's `PRAGMA synchronous` in WAL mode. With `normal`, a commit does not wait for
-    ///   the disk: an application crash loses nothing, a power loss or an OS crash may lose
-    ///   the last writes (the database stays consistent), which suits a cache; `full` waits
-    ///   for the disk on every commit, several times slower.
+    /// Build from a store's configuration: the fields of
+    /// [`DatabaseConfig`](config::DatabaseConfig).
     pub fn from_config(config: &StoreConfig) -> Result<Self> {
-        let options: DatabaseOptions = config.parse()?;
-        let url = options.url.as_str();
-        let table = options.table.unwrap_or_else(|| "cache".to_owned());
-        if table.is_empty()
-            || !table
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(config.error(
-                "table",
-                format!("table name {table:?} must be letters, digits and `_`"),
-            ));
-        }
-        let shown = crate::config::redact::redact_url(url);
-        let bad_url = |e: &dyn std::fmt::Display| {
-            config.error(
-                "url",
-                format!("{shown:?} is not a usable database URL: {e}"),
-            )
-        };
-        if options.synchronous.is_some() && !url.starts_with("sqlite:") {
-            return Err(config.error(
-                "synchronous",
-                "`synchronous` is a SQLite setting; this store's `url` is not SQLite",
-            ));
-        }
-        let connect = if url.starts_with("sqlite:") {
-            #[cfg(feature = "database-sqlite")]
-            {
-                let synchronous = match options.synchronous.as_deref() {
-                    None | Some("normal") => "NORMAL",
-                    Some("full") => "FULL",
-                    Some("extra") => "EXTRA",
-                    Some("off") => "OFF",
-                    Some(other) => {
-                        return Err(config.error(
-                            "synchronous",
-                            format!(
-                                "`synchronous` must be \"normal\", \"full\", \"extra\" or \"off\", not {other:?}"
-                            ),
-                        ));
-                    }
-                };
-                ConnectOptions::Sqlite(
-                    sqlite::Target::parse(url).map_err(|e| bad_url(&e))?,
-                    synchronous,
-                )
-            }
-            #[cfg(not(feature = "database-sqlite"))]
-            return Err(config.error(
-                "url",
-                "SQLite needs cachy's `database-sqlite` cargo feature",
-            ));
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            #[cfg(feature = "database-postgres")]
-            {
-                ConnectOptions::Postgres(url.parse().map_err(|e| bad_url(&e))?)
-            }
-            #[cfg(not(feature = "database-postgres"))]
-            return Err(config.error(
-                "url",
-                "PostgreSQL needs cachy's `database-postgres` cargo feature",
-            ));
-        } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
-            #[cfg(feature = "database-mysql")]
-            {
-                let url = url.replacen("mariadb:", "mysql:", 1);
-                ConnectOptions::MySql(url.parse().map_err(|e| bad_url(&e))?)
-            }
-            #[cfg(not(feature = "database-mysql"))]
-            return Err(config.error(
-                "url",
-                "MySQL/MariaDB needs cachy's `database-mysql` cargo feature",
-            ));
-        } else {
-            return Err(config.error(
-                "url",
-                format!("{shown:?} is not sqlite:, postgres: or mysql:"),
-            ));
-        };
-        let dialect = match &connect {
-            #[cfg(feature = "database-sqlite")]
-            ConnectOptions::Sqlite(..) => Dialect::Sqlite,
-            #[cfg(feature = "database-postgres")]
-            ConnectOptions::Postgres(_) => Dialect::Postgres,
-            #[cfg(feature = "database-mysql")]
-            ConnectOptions::MySql(_) => Dialect::MySql,
-        };
-        let lottery = match options.prune_lottery {
-            None => (2, 100),
-            Some([chances, out_of]) if out_of > 0 => (chances, out_of),
-            Some(_) => {
-                return Err(config.error(
-                    "prune_lottery",
-                    "`prune_lottery` must be [chances, out_of], out_of > 0",
-                ));
-            }
-        };
-        let max_connections = match options.max_connections.map(|c| c.0) {
-            None => DEFAULT_MAX_CONNECTIONS,
-            Some(n @ 1..=1000) => n as u32,
-            Some(n) => {
-                return Err(config.error(
-                    "max_connections",
-                    format!("`max_connections` must be from 1 to 1000, not {n}"),
-                ));
-            }
-        };
-        Ok(DatabaseStore {
-            statements: Statements::new(dialect, &table),
-            options: connect,
-            pool: OnceCell::new(),
-            prefix: options.prefix.unwrap_or_default(),
-            table,
-            create_table: options.create_table.unwrap_or(false),
-            lottery,
-            max_connections,
-            timeout: options
-                .timeout
-                .map_or(Duration::from_secs(5), Seconds::duration),
-            seed: AtomicU64::new(now() as u64 | 1),
-        })
+        config.build(Self::with_config)
     }
 
     async fn pool(&self) -> Result<&Pool> {

@@ -7,6 +7,7 @@ impl Store for DatabaseStore {
     fn inspector(&self) -> std::result::Result<&dyn crate::inspect::Inspect, &'static str> {
         Ok(self)
     }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.live_row(key).await?.map(|(value, _)| value))
     }

@@ -13,6 +13,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::store::{Lifetime, Store, Ttl};
 use crate::stores::inline::InlineWhileFast;
 
+pub(super) mod config;
 mod inventory;
 mod layout;
 
@@ -157,32 +158,10 @@ impl FileStore {
         })
     }
 
-    /// Build from configuration: `path` (required), `hash_type` (`md5`, `sha1`, `sha256`)
-    /// and `permissions` (an octal string such as `"0640"`; see
-    /// [`with_permissions`](Self::with_permissions)).
+    /// Build from a store's configuration: the fields of
+    /// [`FileConfig`](config::FileConfig).
     pub fn from_config(config: &StoreConfig) -> Result<Self> {
-        let options: FileOptions = config.parse()?;
-        let root = PathBuf::from(options.path);
-        if root.exists() && !root.is_dir() {
-            return Err(config.error(
-                "path",
-                format!("{} exists and is not a folder", root.display()),
-            ));
-        }
-        let hash = options.hash_type.unwrap_or(HashType::Sha256);
-        let file_mode = match options.permissions {
-            None => DEFAULT_PERMISSIONS,
-            Some(text) => parse_mode(&text).map_err(|msg| config.error("permissions", msg))?,
-        };
-        Ok(FileStore {
-            inner: Arc::new(Layout {
-                root,
-                hash,
-                file_mode,
-                real_root: std::sync::OnceLock::new(),
-            }),
-            inline_reads: Arc::default(),
-        })
+        config.build(Self::with_config)
     }
 
     /// The folder the store writes to.
@@ -318,29 +297,6 @@ impl FileStore {
     }
 }
 
-/// The `file` driver's options.
-#[derive(serde::Deserialize)]
-struct FileOptions {
-    path: String,
-    hash_type: Option<HashType>,
-    permissions: Option<String>,
-}
-
-/// Parse an octal mode such as `"0640"`, `"640"` or `"0o640"`.
-fn parse_mode(text: &str) -> std::result::Result<u32, String> {
-    let digits = text.strip_prefix("0o").unwrap_or(text);
-    if !(3..=4).contains(&digits.len()) || !digits.bytes().all(|b| matches!(b, b'0'..=b'7')) {
-        return Err(format!(
-            "`permissions` must be an octal mode such as \"0640\", not \"{text}\""
-        ));
-    }
-    checked_mode(
-        digits
-            .bytes()
-            .fold(0, |mode, digit| mode * 8 + u32::from(digit - b'0')),
-    )
-}
-
 fn checked_mode(mode: u32) -> std::result::Result<u32, String> {
     if mode & !0o777 != 0 {
         Err(format!(
@@ -364,6 +320,7 @@ impl Store for FileStore {
     fn inspector(&self) -> std::result::Result<&dyn crate::inspect::Inspect, &'static str> {
         Ok(self)
     }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.read(key, |layout, path| {
             Ok(layout.read_live(path)?.map(|(_, value)| value))

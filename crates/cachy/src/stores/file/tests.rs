@@ -46,9 +46,15 @@ fn the_temporary_files_writes_create_are_the_names_prune_takes() {
 
 #[test]
 fn modes_parse_as_octal_and_folders_get_search_bits() {
-    assert_eq!(parse_mode("0640"), Ok(0o640));
-    assert_eq!(parse_mode("660"), Ok(0o660));
-    assert_eq!(parse_mode("0o600"), Ok(0o600));
+    let mode = |text: &str| {
+        let config = crate::config::StoreConfig::new("file")
+            .with("path", "/cache")
+            .with("permissions", text);
+        FileStore::from_config(&config).map(|store| store.inner.file_mode)
+    };
+    assert_eq!(mode("0640").ok(), Some(0o640));
+    assert_eq!(mode("660").ok(), Some(0o660));
+    assert_eq!(mode("0o600").ok(), Some(0o600));
     for bad in [
         "",
         "64",
@@ -59,7 +65,11 @@ fn modes_parse_as_octal_and_folders_get_search_bits() {
         "0800",
         "4755",
     ] {
-        assert!(parse_mode(bad).is_err(), "{bad}");
+        let error = mode(bad).unwrap_err();
+        assert!(
+            error.field().is_some_and(|f| f.ends_with(".permissions")),
+            "{bad}: {error}"
+        );
     }
     let folder_mode = |mode| {
         let store = FileStore::new("/cache", HashType::Md5)

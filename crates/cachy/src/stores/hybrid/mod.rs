@@ -2,6 +2,7 @@
 //! kept coherent across processes by invalidation messages on Redis.
 
 mod backplane;
+pub(super) mod config;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,10 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use self::backplane::Backplane;
-use crate::config::{Count, Seconds, StoreConfig};
-use crate::driver::{Created, StoreResolver};
 use crate::error::{Error, ErrorKind, Result};
-use crate::repository::Repository;
 use crate::store::{ForeverTracker, Lifetime, Store, Ttl};
 use crate::stores::MemoryStore;
 
@@ -142,92 +140,7 @@ impl Levels {
     }
 }
 
-/// The `hybrid` driver's options.
-#[derive(serde::Deserialize)]
-struct HybridOptions {
-    l2: String,
-    backplane: Option<String>,
-    l1_ttl: Option<Seconds>,
-    l1: Option<L1Options>,
-    channel: Option<String>,
-}
-
-/// The first level's options.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct L1Options {
-    max_entries: Option<Count>,
-}
-
 impl HybridStore {
-    /// Build the store `config` describes, over the stores of its configuration it names (through `stores`): `l2`
-    /// (required: any configured store but another hybrid one), `backplane` (a Redis store
-    /// on one server; default: `l2` when it is a Redis store), `l1_ttl` (seconds, default
-    /// 60), `l1.max_entries` (default 10,000) and `channel` (default: the backplane's prefix,
-    /// then `cachy:hybrid:` and this store's name; every process sharing the store must use
-    /// the same). Values are encoded with the serializer of `l2`, so they read the same
-    /// through either store.
-    pub(crate) fn build(stores: &dyn StoreResolver, config: &StoreConfig) -> Result<Created> {
-        let options: HybridOptions = config.parse()?;
-        let store_named = |field: &str, name: &str| {
-            stores.resolve(name).map_err(|e| {
-                let message = format!("`{field}` names store `{name}`, which failed: {e}");
-                Error::new(e.kind(), message).with_field(config.field_path(field))
-            })
-        };
-        let l2 = store_named("l2", &options.l2)?;
-        if (&**l2.store() as &dyn std::any::Any).is::<HybridStore>() {
-            return Err(config.error(
-                "l2",
-                format!("`l2` names store `{}`, which is itself hybrid", options.l2),
-            ));
-        }
-        let (backplane_field, backplane_name) = match &options.backplane {
-            Some(name) => ("backplane", name.as_str()),
-            None => ("l2", options.l2.as_str()),
-        };
-        let backplane_store = store_named(backplane_field, backplane_name)?;
-        let pubsub = Arc::clone(backplane_store.store())
-            .pubsub()
-            .map_err(|why| {
-                config.error(
-                    "backplane",
-                    format!(
-                        "a hybrid store needs a store that carries messages between processes (a \
-                     Redis store on one server) as its `backplane`, and `{backplane_name}` \
-                     cannot: {why}"
-                    ),
-                )
-            })?;
-        let channel = options
-            .channel
-            .unwrap_or_else(|| format!("{}cachy:hybrid:{}", pubsub.prefix(), config.name()));
-        let max_entries = options
-            .l1
-            .and_then(|l1| l1.max_entries)
-            .map_or(DEFAULT_L1_MAX_ENTRIES, |count| count.0);
-        let levels = Arc::new(Levels {
-            l1: MemoryStore::with_max_entries(max_entries),
-            l2: Arc::clone(l2.store()),
-            l1_ttl: options.l1_ttl.map_or(DEFAULT_L1_TTL, Seconds::duration),
-            stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
-            hasher: Default::default(),
-        });
-        let backplane = Arc::new(Backplane::new(pubsub, channel));
-        let (running, stopped) = tokio::sync::watch::channel(());
-        backplane::start(&backplane, &levels, stopped)?;
-        let store = HybridStore {
-            levels,
-            backplane,
-            _running: running,
-        };
-        Ok(Created::Repository(Repository::new(
-            config.name(),
-            Arc::new(store),
-            l2.serializer().clone(),
-        )))
-    }
-
     /// Whether this process is subscribed to the backplane now (and so hears of changes
     /// made elsewhere).
     pub fn is_subscribed(&self) -> bool {
@@ -260,6 +173,7 @@ impl Store for HybridStore {
              which another process cannot see; look into the store under it",
         )
     }
+
     fn get_in_process(&self, key: &str) -> Option<Option<Arc<[u8]>>> {
         self.levels.l1.value(key).map(Some)
     }

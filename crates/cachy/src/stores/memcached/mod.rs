@@ -1,3 +1,4 @@
+pub(super) mod config;
 mod flags;
 mod inspect;
 mod protocol;
@@ -5,7 +6,6 @@ mod servers;
 mod store;
 
 use std::collections::BTreeMap;
-use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 
 use self::protocol::{Batch, Command, Connection, Duplex, Failure, Prefix, Reply, WireKey};
 use crate::codec::{incremented, parse_integer};
-use crate::config::{Count, Seconds, StoreConfig};
+use crate::config::StoreConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::Ttl;
 use servers::*;
@@ -125,142 +125,13 @@ fn incremented_counter(data: &[u8], by: i64) -> Result<i64> {
     incremented(Some(digits), by)
 }
 
-/// The `memcached` driver's options. `servers` entries are checked one by one, for messages
-/// that name the entry.
-#[derive(serde::Deserialize)]
-struct MemcachedOptions {
-    servers: Option<Vec<serde_json::Value>>,
-    prefix: Option<String>,
-    timeout: Option<Seconds>,
-    retry_after: Option<Seconds>,
-    max_connections: Option<Count>,
-    max_value_size: Option<Count>,
-}
-
 impl MemcachedStore {
-    /// Build from configuration (nothing connects until the first call):
-    ///
-    /// - `servers`: a list of `"host:port"`, `"unix:/path/to/socket"`, or
-    ///   `{"address": "host:port", "weight": 2}` (weights from 1 to 100, default 1);
-    /// - `prefix` (default empty; no spaces or control characters, at most 199 bytes);
-    /// - `timeout` (seconds per call, default 2) and `retry_after` (seconds a failed server
-    ///   stays marked down, default 5), each above 0 and at most a year;
-    /// - `max_connections` (per server, opened as needed, default 64, at most 65536);
-    /// - `max_value_size` (bytes, default 1048576, at most 1 GiB): the largest value
-    ///   written or read; set it to the servers' item size limit (memcached's `-I`).
+    /// Build from a store's configuration: the fields of
+    /// [`MemcachedConfig`](config::MemcachedConfig), with python-memcached's flags when the
+    /// store's serializer is pickle.
     pub fn from_config(config: &StoreConfig) -> Result<Self> {
-        let options: MemcachedOptions = config.parse()?;
-        let servers = options.servers.filter(|s| !s.is_empty()).ok_or_else(|| {
-            config.error(
-                "servers",
-                "`servers` must be a non-empty list of \"host:port\"",
-            )
-        })?;
-        let mut addresses = Vec::new();
-        let mut weights = Vec::new();
-        for server in &servers {
-            let (address, weight) = match server {
-                serde_json::Value::String(address) => (address.as_str(), 1),
-                serde_json::Value::Object(entry) => {
-                    let weight = match entry.get("weight") {
-                        None => 1,
-                        Some(weight) => weight
-                            .as_u64()
-                            .filter(|w| (1..=MAX_WEIGHT).contains(w))
-                            .and_then(|w| usize::try_from(w).ok())
-                            .ok_or_else(|| {
-                                config.error(
-                                    "servers",
-                                    format!(
-                                        "{server}: `weight` must be a whole number from 1 to {MAX_WEIGHT}"
-                                    ),
-                                )
-                            })?,
-                    };
-                    let address = entry.get("address").and_then(|a| a.as_str());
-                    (address.unwrap_or_default(), weight)
-                }
-                _ => ("", 1),
-            };
-            let address = if let Some(path) = address.strip_prefix("unix:") {
-                #[cfg(unix)]
-                {
-                    Address::Unix(path.to_owned())
-                }
-                #[cfg(not(unix))]
-                return Err(config.error(
-                    "servers",
-                    format!("unix:{path}: unix sockets are only available on unix systems"),
-                ));
-            } else if address
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
-            {
-                Address::Tcp(address.to_owned())
-            } else {
-                return Err(config.error("servers", format!("{server} is not \"host:port\", \"unix:/path\" or {{\"address\", \"weight\"}}")));
-            };
-            addresses.push(address);
-            weights.push(weight);
-        }
-        let count = |field: &str,
-                     value: Option<Count>,
-                     default: u64,
-                     range: RangeInclusive<u64>|
-         -> Result<usize> {
-            let value = value.map_or(default, |c| c.0);
-            usize::try_from(value)
-                .ok()
-                .filter(|_| range.contains(&value))
-                .ok_or_else(|| {
-                    config.error(
-                        field,
-                        format!(
-                            "`{field}` must be from {} to {}, not {value}",
-                            range.start(),
-                            range.end()
-                        ),
-                    )
-                })
-        };
-        let timeout = options
-            .timeout
-            .map_or(Duration::from_secs(2), Seconds::duration);
-        let retry_after = options
-            .retry_after
-            .map_or(Duration::from_secs(5), Seconds::duration);
-        let max_connections = count(
-            "max_connections",
-            options.max_connections,
-            64,
-            1..=MAX_CONNECTIONS,
-        )?;
-        let max_value_size = count(
-            "max_value_size",
-            options.max_value_size,
-            DEFAULT_MAX_VALUE_SIZE,
-            1..=MAX_VALUE_SIZE,
-        )?;
-        let prefix = Prefix::new(options.prefix.as_deref().unwrap_or_default())
-            .map_err(|message| config.error("prefix", message))?;
-        Ok(MemcachedStore {
-            ring: ketama_ring(&weights),
-            servers: addresses
-                .into_iter()
-                .map(|address| Server {
-                    address,
-                    idle: Mutex::new(Vec::new()),
-                    slots: Semaphore::new(max_connections),
-                    down_until: Mutex::new(None),
-                    retry_after,
-                })
-                .collect(),
-            prefix,
-            python_flags: config.effective_serializer() == "pickle",
-            timeout,
-            max_value_size,
-            next_token: AtomicU64::new(0),
-        })
+        let python_flags = config.effective_serializer() == "pickle";
+        config.build(|options| Ok(Self::with_config(options)?.with_python_flags(python_flags)))
     }
 
     fn wire_key(&self, key: &str) -> WireKey {

@@ -16,6 +16,7 @@ impl Store for MemcachedStore {
     fn inspector(&self) -> std::result::Result<&dyn crate::inspect::Inspect, &'static str> {
         Ok(self)
     }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let key = self.wire_key(key);
         match stored_value(self.one(&key, Command::get(&key, "v f")).await?)? {

@@ -1,3 +1,4 @@
+pub(super) mod config;
 mod map;
 
 use std::sync::Arc;
@@ -58,22 +59,9 @@ impl MemoryStore {
         }
     }
 
-    /// Build from configuration: the optional `max_entries` bounds the entry count, or
-    /// `max_bytes` the bytes of keys and values (one or the other).
+    /// Build from a store's configuration: the fields of [`MemoryConfig`](config::MemoryConfig).
     pub fn from_config(config: &StoreConfig) -> Result<Self> {
-        let options: MemoryOptions = config.parse()?;
-        let bound = match (options.max_entries, options.max_bytes) {
-            (Some(_), Some(_)) => {
-                return Err(config.error(
-                    "max_bytes",
-                    "give `max_entries` or `max_bytes`, not both: the store is bounded by one",
-                ));
-            }
-            (Some(entries), None) => Some(Bound::Entries(entries.0)),
-            (None, Some(bytes)) => Some(Bound::Bytes(bytes.0)),
-            (None, None) => None,
-        };
-        Ok(Self::build(bound))
+        config.build(Self::with_config)
     }
 
     /// The live value under `key`, shared with the store.
@@ -101,13 +89,6 @@ impl MemoryStore {
     }
 }
 
-/// The `dict` driver's options.
-#[derive(serde::Deserialize)]
-struct MemoryOptions {
-    max_entries: Option<crate::Count>,
-    max_bytes: Option<crate::Count>,
-}
-
 impl Default for MemoryStore {
     fn default() -> Self {
         Self::new()
@@ -122,6 +103,7 @@ impl Store for MemoryStore {
              application process, which another process cannot see",
         )
     }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.map.read(key, |entry| entry.value.to_vec()))
     }

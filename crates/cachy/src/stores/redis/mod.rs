@@ -4,7 +4,7 @@
 //! `Store` implementation (`store.rs`) and the circuit breaker (`breaker.rs`).
 
 mod breaker;
-mod config;
+pub(super) mod config;
 mod connection;
 mod inspect;
 mod scripts;

@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::StoreConfig;
+use crate::stores::RedisStore;
 
 fn keys(range: std::ops::Range<usize>) -> impl Iterator<Item = String> {
     range.map(|i| format!("key {i}"))
