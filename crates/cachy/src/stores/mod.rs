@@ -9,6 +9,8 @@
 //! | `memcached` | [`MemcachedStore`] (server pools) | `memcached` |
 //! | `database` | `DatabaseStore` (SQLite, PostgreSQL, MySQL/MariaDB) | `database-sqlite`, `database-postgres`, `database-mysql` |
 
+#[cfg(any(feature = "redis", feature = "memcached"))]
+mod breaker;
 #[cfg(feature = "database")]
 mod database;
 #[cfg(feature = "file")]

@@ -14,6 +14,7 @@ use super::servers::{Address, Server, ketama_ring};
 use super::{DEFAULT_MAX_VALUE_SIZE, MAX_CONNECTIONS, MAX_VALUE_SIZE, MAX_WEIGHT, MemcachedStore};
 use crate::config::fields;
 use crate::error::{Error, Result};
+use crate::stores::breaker::Breaker;
 
 /// How a [`MemcachedStore`] is built: the options of the `memcached` driver, as read from a
 /// config file or written in code. Nothing connects until the first call.
@@ -191,11 +192,13 @@ impl MemcachedStore {
             servers: addresses
                 .into_iter()
                 .map(|address| Server {
+                    breaker: Breaker::new(
+                        Some(retry_after),
+                        format!("the memcached server {address}"),
+                    ),
                     address,
                     idle: Mutex::new(Vec::new()),
                     slots: Semaphore::new(max_connections),
-                    down_until: Mutex::new(None),
-                    retry_after,
                 })
                 .collect(),
             prefix,

@@ -19,6 +19,7 @@ use crate::codec::{incremented, parse_integer};
 use crate::config::StoreConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::Ttl;
+use crate::stores::breaker::bounded;
 use servers::*;
 
 /// Relative TTLs above this are taken by memcached as absolute unix times.
@@ -53,8 +54,10 @@ const MAX_WEIGHT: u64 = 100;
 ///   stale one), a reply line over 4 KiB or a value over `max_value_size` (default 1 MiB)
 ///   is a protocol error ([`ErrorKind::Backend`]) and the connection is dropped.
 /// - A server that fails or times out is marked down for `retry_after` seconds: calls on its
-///   keys fail at once with a clear error (keys of the other servers keep working), then it
-///   is tried again. A pooled connection that fails before any byte of a reply is replaced
+///   keys fail at once with an [`ErrorKind::Unavailable`] error (keys of the other servers
+///   keep working); then one call at a time tries it again, the others still failing at
+///   once, until it answers. This is the circuit breaker the Redis store has, one per
+///   server. A pooled connection that fails before any byte of a reply is replaced
 ///   and the request sent again only for gets, plain sets and `flush`: an add, a
 ///   compare-and-swap or a delete may already have been applied.
 /// - With the pickle serializer, values use python-memcached's flags (text, int, bytes,
@@ -169,15 +172,7 @@ impl MemcachedStore {
         commands: Vec<Command<'_>>,
     ) -> Result<Vec<Option<Reply>>> {
         let server = &self.servers[index];
-        if server.is_down() {
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "memcached server {} is marked down after a failure; it is retried later",
-                    server.address
-                ),
-            ));
-        }
+        let pass = server.breaker.admit()?;
         // Waiting for a free connection is not the server's fault: it is outside the timeout.
         let _slot = server
             .slots
@@ -217,33 +212,26 @@ impl MemcachedStore {
             }
             outcome
         };
-        match tokio::time::timeout(self.timeout, work).await {
-            Ok(Ok(Ok(replies))) => Ok(replies),
-            Ok(Ok(Err(refused))) => Err(refused),
+        let what = || format!("memcached server {}", server.address);
+        let outcome = match bounded(self.timeout, what, work).await {
+            Ok(Ok(answer)) => answer,
             // The server answers, out of step: dropping the connection is enough. Marking the
             // server down would let one bad value (say, over max_value_size) fail all its keys.
             Ok(Err(Failure::Garbled(reason))) => Err(protocol_error(format!(
                 "memcached protocol error from {}: {reason}; the connection was dropped",
                 server.address
             ))),
-            Ok(Err(Failure::Io { error, .. })) => {
-                server.mark_down();
-                Err(Error::new(
-                    ErrorKind::Unavailable,
-                    format!("memcached server {} failed: {error}", server.address),
-                ))
-            }
-            Err(_) => {
-                server.mark_down();
-                Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "memcached server {} did not answer within {:?}",
-                        server.address, self.timeout
-                    ),
-                ))
-            }
+            Ok(Err(Failure::Io { error, .. })) => Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("memcached server {} failed: {error}", server.address),
+            )),
+            Err(timeout) => Err(timeout),
+        };
+        if outcome.as_ref().is_err_and(Error::is_temporary) {
+            server.drop_idle();
         }
+        pass.finish(&outcome);
+        outcome
     }
 
     /// Send `command` about `key` to its server: its reply.

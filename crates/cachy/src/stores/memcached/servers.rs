@@ -1,7 +1,9 @@
-//! The servers of a memcached store: their addresses, connection pools and health (marked
-//! down for `retry_after` after a failure), and the ketama ring that spreads keys over them.
+//! The servers of a memcached store: their addresses, connection pools and circuit breakers
+//! (marked down for `retry_after` after a failure), and the ketama ring that spreads keys
+//! over them.
 
 use super::*;
+use crate::stores::breaker::Breaker;
 
 /// Where a server listens.
 #[derive(Debug, Clone)]
@@ -40,39 +42,13 @@ pub(super) struct Server {
     pub(super) address: Address,
     pub(super) idle: Mutex<Vec<Connection>>,
     pub(super) slots: Semaphore,
-    pub(super) down_until: Mutex<Option<Instant>>,
-    pub(super) retry_after: Duration,
+    /// Marks the server down for `retry_after` after a failure.
+    pub(super) breaker: Breaker,
 }
 
 impl Server {
-    pub(super) fn is_down(&self) -> bool {
-        let mut down = self
-            .down_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match *down {
-            Some(until) if Instant::now() < until => true,
-            Some(_) => {
-                *down = None;
-                #[cfg(feature = "tracing")]
-                tracing::info!(server = %self.address, "memcached server: retrying it after `retry_after`");
-                false
-            }
-            None => false,
-        }
-    }
-
-    pub(super) fn mark_down(&self) {
-        #[cfg(feature = "tracing")]
-        tracing::warn!(
-            server = %self.address,
-            retry_after = ?self.retry_after,
-            "memcached server marked down after a failure"
-        );
-        *self
-            .down_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + self.retry_after);
+    /// Close the idle connections: after a failure they are likely dead too.
+    pub(super) fn drop_idle(&self) {
         self.idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

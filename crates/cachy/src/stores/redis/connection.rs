@@ -122,12 +122,7 @@ impl RedisStore {
 
 /// Await `work`, or fail with a clear error after `limit`.
 pub(super) async fn bounded<T>(limit: Duration, work: impl Future<Output = T>) -> Result<T> {
-    tokio::time::timeout(limit, work).await.map_err(|_| {
-        Error::new(
-            ErrorKind::Timeout,
-            format!("Redis did not answer within {limit:?} (is the server down or unreachable?)"),
-        )
-    })
+    crate::stores::breaker::bounded(limit, || "Redis".to_owned(), work).await
 }
 
 /// Whether `error` is a connection refused by redis-rs: no command reached the server.

@@ -1,9 +1,9 @@
 //! The Redis store: the store and its connection target here; its options, TLS and URL
 //! parsing (`config.rs`), connecting and bounding calls (`connection.rs`), scanning,
-//! flushing a prefix and cluster nodes (`inspect.rs`), its Lua scripts (`scripts.rs`), the
-//! `Store` implementation (`store.rs`) and the circuit breaker (`breaker.rs`).
+//! flushing a prefix and cluster nodes (`inspect.rs`), its Lua scripts (`scripts.rs`) and
+//! the `Store` implementation (`store.rs`). Its circuit breaker is the one every server
+//! store shares (`stores/breaker.rs`).
 
-mod breaker;
 pub(super) mod config;
 mod connection;
 mod inspect;
@@ -16,7 +16,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use tokio::sync::OnceCell;
 
-use self::breaker::Breaker;
+use crate::stores::breaker::Breaker;
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -1,4 +1,5 @@
-//! The Redis store's circuit breaker.
+//! Guarding the calls to a server: the circuit breaker and the time bound shared by the
+//! Redis store (one breaker per store) and the memcached store (one per server).
 //!
 //! A call that fails with a temporary error (connection refused or dropped, timeout) opens
 //! the breaker: for `retry_after`, calls fail at once with an [`ErrorKind::Unavailable`]
@@ -16,6 +17,24 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
+
+/// Await `work`, or fail with an [`ErrorKind::Timeout`] error after `limit`, saying that
+/// `what()` (formatted only then) did not answer.
+pub(super) async fn bounded<T>(
+    limit: Duration,
+    what: impl FnOnce() -> String,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T> {
+    tokio::time::timeout(limit, work).await.map_err(|_| {
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "{} did not answer within {limit:?} (is the server down or unreachable?)",
+                what()
+            ),
+        )
+    })
+}
 
 /// The state, in the two low bits of [`Breaker::word`].
 const CLOSED: u64 = 0;
@@ -36,8 +55,8 @@ pub(super) struct Breaker {
     word: AtomicU64,
     /// Since when and why the server is marked down, while the breaker is not closed.
     down: Mutex<Down>,
-    /// What is marked down, for messages: "the Redis server host:port" or "the Redis
-    /// Cluster".
+    /// What is marked down, for messages: "the Redis server host:port", "the memcached
+    /// server host:port".
     what: String,
 }
 
@@ -78,6 +97,7 @@ impl Breaker {
     }
 
     /// Whether the breaker can open (it was not turned off).
+    #[cfg(feature = "redis")]
     pub(super) fn is_enabled(&self) -> bool {
         self.retry_after.is_some()
     }
@@ -153,7 +173,7 @@ impl Breaker {
         }
         #[cfg(feature = "tracing")]
         if word & STATE == CLOSED {
-            tracing::warn!(server = %self.what, %cause, ?retry_after, "Redis marked down after a failure");
+            tracing::warn!(server = %self.what, %cause, ?retry_after, "marked down after a failure");
         }
         down.until = Instant::now() + retry_after;
         down.cause = cause;
@@ -174,7 +194,7 @@ impl Breaker {
         let word = self.word.load(Ordering::Acquire);
         #[cfg(feature = "tracing")]
         if word & STATE != CLOSED {
-            tracing::info!(server = %self.what, "Redis answers again");
+            tracing::info!(server = %self.what, "answers again");
         }
         self.word
             .store((word & !STATE).wrapping_add(NEXT_EPOCH), Ordering::Release);
