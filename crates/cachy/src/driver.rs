@@ -1,5 +1,6 @@
 //! Drivers: how a store's configuration becomes a store. The built-in drivers are listed
-//! here, one line each; [`CacheManager::extend`](crate::CacheManager::extend) adds more.
+//! in `stores/mod.rs`, next to their modules, one line each;
+//! [`CacheManager::extend`](crate::CacheManager::extend) adds more.
 
 use std::sync::Arc;
 
@@ -7,17 +8,6 @@ use crate::config::StoreConfig;
 use crate::error::Result;
 use crate::repository::Repository;
 use crate::store::Store;
-#[cfg(feature = "database")]
-use crate::stores::DatabaseStore;
-#[cfg(feature = "file")]
-use crate::stores::FileStore;
-#[cfg(feature = "memcached")]
-use crate::stores::MemcachedStore;
-#[cfg(feature = "memory")]
-use crate::stores::MemoryStore;
-use crate::stores::NullStore;
-#[cfg(feature = "redis")]
-use crate::stores::RedisStore;
 
 /// What a driver factory builds: a bare store (the manager wraps it in a repository with the
 /// configured serializer) or a ready repository (used as it is), as Python cachy allows both.
@@ -49,7 +39,10 @@ impl From<Repository> for Created {
 /// A driver factory: builds a store from its configuration.
 pub type DriverFactory = Arc<dyn Fn(&StoreConfig) -> Result<Created> + Send + Sync>;
 
-fn factory<S: Into<Created> + 'static>(build: fn(&StoreConfig) -> Result<S>) -> DriverFactory {
+/// A driver factory from a store's `from_config`.
+pub(crate) fn factory<S: Into<Created> + 'static>(
+    build: fn(&StoreConfig) -> Result<S>,
+) -> DriverFactory {
     Arc::new(move |config| build(config).map(Into::into))
 }
 
@@ -66,30 +59,3 @@ pub(crate) trait StoreResolver {
 
 /// A driver built over other stores of its configuration.
 pub(crate) type CompositeFactory = fn(&dyn StoreResolver, &StoreConfig) -> Result<Created>;
-
-/// Every driver compiled in that builds on other stores, by name.
-pub(crate) fn composite() -> Vec<(&'static str, CompositeFactory)> {
-    vec![
-        #[cfg(feature = "hybrid")]
-        ("hybrid", crate::stores::HybridStore::build),
-    ]
-}
-
-/// Every driver compiled in, by name: one line per backend.
-pub(crate) fn builtin() -> Vec<(&'static str, DriverFactory)> {
-    vec![
-        #[cfg(feature = "memory")]
-        ("dict", factory(MemoryStore::from_config)),
-        #[cfg(feature = "memory")]
-        ("memory", factory(MemoryStore::from_config)),
-        #[cfg(feature = "file")]
-        ("file", factory(FileStore::from_config)),
-        ("null", factory(NullStore::from_config)),
-        #[cfg(feature = "redis")]
-        ("redis", factory(RedisStore::from_config)),
-        #[cfg(feature = "memcached")]
-        ("memcached", factory(MemcachedStore::from_config)),
-        #[cfg(feature = "database")]
-        ("database", factory(DatabaseStore::from_config)),
-    ]
-}

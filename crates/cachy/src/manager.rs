@@ -83,7 +83,7 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 impl CacheManager {
     /// A manager over `config`. Nothing is connected or created until a store is used.
     pub fn new(config: CacheConfig) -> Result<Self> {
-        let drivers = crate::driver::builtin()
+        let drivers = crate::stores::builtin()
             .into_iter()
             .map(|(name, factory)| (name.to_owned(), factory))
             .collect();
@@ -104,7 +104,7 @@ impl CacheManager {
                 hooks: Arc::default(),
             }),
         };
-        for (name, build) in crate::driver::composite() {
+        for (name, build) in crate::stores::composite() {
             // A weak reference: the manager owns its drivers.
             let weak = Arc::downgrade(&manager.inner);
             let factory: DriverFactory = Arc::new(move |config| {

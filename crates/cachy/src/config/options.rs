@@ -130,15 +130,33 @@ impl StoreConfig {
 }
 
 impl StoreConfig {
-    /// Parse the driver's typed config `T` and build a store from it with `new`, which
-    /// names a bad field by its own name: the error then names it as
-    /// `stores.<name>.<field>`, for this store. The one way each driver's `from_config`
-    /// works, so that a store built from a config file and one built in code check the
-    /// same things.
-    pub(crate) fn build<T: DeserializeOwned, S>(
-        &self,
-        new: impl FnOnce(T) -> Result<S>,
-    ) -> Result<S> {
+    /// Parse the driver's typed config `T` (as [`parse`](Self::parse) does) and build a
+    /// store from it with `new`, the store's constructor for code, which names a bad field
+    /// by its own name (`Error::config("path", …)`): the error then names it as
+    /// `stores.<name>.<field>`, for this store. This is how every built-in driver's
+    /// `from_config` works, so that a store built from a config file and one built in code
+    /// check the same things; a custom driver can do the same.
+    ///
+    /// ```
+    /// use cachy::{Error, Result, StoreConfig, stores::NullStore};
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct MongoConfig {
+    ///     collection: String,
+    /// }
+    ///
+    /// fn mongo(config: MongoConfig) -> Result<NullStore> {
+    ///     if config.collection.is_empty() {
+    ///         return Err(Error::config("collection", "`collection` must not be empty"));
+    ///     }
+    ///     Ok(NullStore) // a real driver would keep the config and connect on first use
+    /// }
+    ///
+    /// let config = StoreConfig::new("mongo").with("collection", "");
+    /// let error = config.build(mongo).unwrap_err();
+    /// assert!(error.field().is_some_and(|field| field.ends_with(".collection")));
+    /// ```
+    pub fn build<T: DeserializeOwned, S>(&self, new: impl FnOnce(T) -> Result<S>) -> Result<S> {
         new(self.parse()?).map_err(|e| match e.field() {
             Some(field) if !field.starts_with("stores.") => {
                 let path = self.field_path(field);

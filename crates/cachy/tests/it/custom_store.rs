@@ -1,107 +1,152 @@
-//! The behaviour suite on a store registered through `extend`, returned both as a bare store
-//! and as a ready repository (Python cachy accepts both).
+//! A store from outside the crate, written to the recipe every store follows (see
+//! CONTRIBUTING.md): a module with the store and its typed config, `with_config` for code
+//! and a `from_config` that only parses and calls it, one registration line and one
+//! behaviour-suite line. The suite runs on it returned both as a bare store and as a ready
+//! repository (Python cachy accepts both).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use cachy::{CacheManager, ErrorKind, Repository, Result, Store, StoreConfig, Ttl};
+use cachy::{CacheManager, ErrorKind, Repository, StoreConfig};
 use cachy_testkit::Fixture;
 
-/// A deliberately plain store: one map behind one lock. It leaves `increment` to the trait's
-/// default (read, add, compare and swap), so the behaviour suite checks that default too.
-#[derive(Default)]
-struct MapStore(Mutex<Map>);
+use map::MapStore;
 
-type Map = HashMap<String, (Vec<u8>, Option<Instant>)>;
+/// The store's own module: what a built-in store keeps in `stores/<name>/`.
+mod map {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
 
-impl MapStore {
-    fn live<'a>(map: &'a Map, key: &str) -> Option<&'a (Vec<u8>, Option<Instant>)> {
-        map.get(key)
-            .filter(|(_, deadline)| deadline.is_none_or(|d| d > Instant::now()))
+    use cachy::{Error, Result, Store, StoreConfig, Ttl};
+
+    /// The store's options, the one list of them: a misspelt option in a config file is an
+    /// error naming `stores.<name>.<field>` and the nearest field.
+    #[derive(Debug, Default, serde::Deserialize)]
+    pub struct MapConfig {
+        /// Put in front of every key.
+        #[serde(default)]
+        pub prefix: String,
     }
 
-    fn deadline(ttl: Ttl) -> Option<Instant> {
-        ttl.map(|s| Instant::now() + Duration::from_secs(s))
+    /// A deliberately plain store: one map behind one lock. It leaves `increment` to the
+    /// trait's default (read, add, compare and swap), so the behaviour suite checks that
+    /// default too.
+    pub struct MapStore {
+        prefix: String,
+        map: Mutex<Map>,
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, Map> {
-        self.0.lock().unwrap()
-    }
-}
+    type Map = HashMap<String, (Vec<u8>, Option<Instant>)>;
 
-#[cachy::async_trait]
-impl Store for MapStore {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(Self::live(&self.map(), key).map(|(v, _)| v.clone()))
-    }
-
-    async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
-        self.map()
-            .insert(key.to_owned(), (value.to_vec(), Self::deadline(ttl)));
-        Ok(())
-    }
-
-    async fn add(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
-        let mut map = self.map();
-        if Self::live(&map, key).is_some() {
-            return Ok(false);
+    impl MapStore {
+        /// A store as `config` describes it; an error names the field that is wrong.
+        pub fn with_config(config: MapConfig) -> Result<Self> {
+            if config.prefix.contains(char::is_whitespace) {
+                return Err(Error::config("prefix", "`prefix` must not contain spaces"));
+            }
+            Ok(MapStore {
+                prefix: config.prefix,
+                map: Mutex::default(),
+            })
         }
-        map.insert(key.to_owned(), (value.to_vec(), Self::deadline(ttl)));
-        Ok(true)
-    }
 
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        current: Option<&[u8]>,
-        new: &[u8],
-    ) -> Result<bool> {
-        let mut map = self.map();
-        let live = Self::live(&map, key);
-        if live.map(|(bytes, _)| bytes.as_slice()) != current {
-            return Ok(false);
+        /// Build from a store's configuration: the fields of [`MapConfig`].
+        pub fn from_config(config: &StoreConfig) -> Result<Self> {
+            config.build(Self::with_config)
         }
-        let deadline = live.and_then(|(_, deadline)| *deadline);
-        map.insert(key.to_owned(), (new.to_vec(), deadline));
-        Ok(true)
-    }
 
-    async fn compare_and_delete(&self, key: &str, expected: &[u8]) -> Result<bool> {
-        let mut map = self.map();
-        if Self::live(&map, key).map(|(bytes, _)| bytes.as_slice()) != Some(expected) {
-            return Ok(false);
+        fn live<'a>(map: &'a Map, key: &str) -> Option<&'a (Vec<u8>, Option<Instant>)> {
+            map.get(key)
+                .filter(|(_, deadline)| deadline.is_none_or(|d| d > Instant::now()))
         }
-        map.remove(key);
-        Ok(true)
+
+        fn deadline(ttl: Ttl) -> Option<Instant> {
+            ttl.map(|s| Instant::now() + Duration::from_secs(s))
+        }
+
+        fn key(&self, key: &str) -> String {
+            format!("{}{key}", self.prefix)
+        }
+
+        fn map(&self) -> std::sync::MutexGuard<'_, Map> {
+            self.map.lock().unwrap()
+        }
     }
 
-    async fn forget(&self, key: &str) -> Result<bool> {
-        let mut map = self.map();
-        let live = Self::live(&map, key).is_some();
-        map.remove(key);
-        Ok(live)
-    }
+    #[cachy::async_trait]
+    impl Store for MapStore {
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+            Ok(Self::live(&self.map(), &self.key(key)).map(|(v, _)| v.clone()))
+        }
 
-    async fn flush(&self) -> Result<()> {
-        self.map().clear();
-        Ok(())
+        async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
+            self.map()
+                .insert(self.key(key), (value.to_vec(), Self::deadline(ttl)));
+            Ok(())
+        }
+
+        async fn add(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
+            let (mut map, key) = (self.map(), self.key(key));
+            if Self::live(&map, &key).is_some() {
+                return Ok(false);
+            }
+            map.insert(key, (value.to_vec(), Self::deadline(ttl)));
+            Ok(true)
+        }
+
+        async fn compare_and_swap(
+            &self,
+            key: &str,
+            current: Option<&[u8]>,
+            new: &[u8],
+        ) -> Result<bool> {
+            let (mut map, key) = (self.map(), self.key(key));
+            let live = Self::live(&map, &key);
+            if live.map(|(bytes, _)| bytes.as_slice()) != current {
+                return Ok(false);
+            }
+            let deadline = live.and_then(|(_, deadline)| *deadline);
+            map.insert(key, (new.to_vec(), deadline));
+            Ok(true)
+        }
+
+        async fn compare_and_delete(&self, key: &str, expected: &[u8]) -> Result<bool> {
+            let (mut map, key) = (self.map(), self.key(key));
+            if Self::live(&map, &key).map(|(bytes, _)| bytes.as_slice()) != Some(expected) {
+                return Ok(false);
+            }
+            map.remove(&key);
+            Ok(true)
+        }
+
+        async fn forget(&self, key: &str) -> Result<bool> {
+            let (mut map, key) = (self.map(), self.key(key));
+            let live = Self::live(&map, &key).is_some();
+            map.remove(&key);
+            Ok(live)
+        }
+
+        async fn flush(&self) -> Result<()> {
+            self.map().clear();
+            Ok(())
+        }
     }
 }
 
 fn manager() -> CacheManager {
     let manager = CacheManager::from_value(serde_json::json!({
         "stores": {
-            "as-store": { "driver": "map" },
+            "as-store": { "driver": "map", "prefix": "app:" },
             "as-repository": { "driver": "map-repository", "serializer": "json" }
         }
     }))
     .unwrap();
-    manager.extend("map", |_: &StoreConfig| Ok(MapStore::default()));
+    // The one registration line.
+    manager.extend("map", MapStore::from_config);
     manager.extend("map-repository", |config: &StoreConfig| {
         Ok(Repository::new(
             config.name(),
-            Arc::new(MapStore::default()),
+            Arc::new(MapStore::from_config(config)?),
             cachy::serializer::Serializer::msgpack(),
         ))
     });
@@ -128,6 +173,24 @@ mod returned_as_a_repository {
     cachy_testkit::behaviour_suite!(custom);
 }
 
+#[test]
+fn a_config_mistake_names_the_store_and_field() {
+    let manager = CacheManager::from_value(serde_json::json!({
+        "stores": {
+            "spaced": { "driver": "map", "prefix": "a b" },
+            "misspelt": { "driver": "map", "prefx": "a" }
+        }
+    }))
+    .unwrap();
+    manager.extend("map", MapStore::from_config);
+    let err = manager.store("spaced").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert_eq!(err.field(), Some("stores.spaced.prefix"), "{err}");
+    let err = manager.store("misspelt").unwrap_err();
+    assert_eq!(err.field(), Some("stores.misspelt.prefx"), "{err}");
+    assert!(err.to_string().contains("did you mean `prefix`"), "{err}");
+}
+
 #[tokio::test]
 async fn a_factory_error_names_the_store_and_field() {
     let manager = CacheManager::from_value(serde_json::json!({
@@ -136,7 +199,7 @@ async fn a_factory_error_names_the_store_and_field() {
     .unwrap();
     manager.extend("mongo", |config: &StoreConfig| {
         config.required_str("collection")?;
-        Ok(MapStore::default())
+        MapStore::from_config(config)
     });
     let err = manager.store("mongo").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
