@@ -5,8 +5,7 @@ use cachy::Repository;
 use cachy::inspect::{Census, Inspect, Location, Tally};
 use serde_json::{Map, Value, json};
 
-use crate::Failure;
-use crate::output::{Output, unsupported};
+use crate::output::{Failure, Output, unsupported};
 
 /// What looks into `repository`'s store (the manager's own, not a second one), or a failure
 /// saying why `operation` cannot be done on it.

@@ -31,7 +31,7 @@ use cachy::{CacheManager, Expiry, Lifetime};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use output::{Output, ProgressMode};
+use output::{Failure, Output, ProgressMode};
 
 /// Read, write, inspect and maintain the stores of a cachy configuration.
 #[derive(Parser)]
@@ -123,15 +123,6 @@ enum Command {
     /// Delete the expired rows of a `database` store, or the temporary files that writes
     /// killed mid-way left in a `file` store over a minute ago (prints how many).
     Prune,
-}
-
-/// A failure, printed on stderr with exit code 2.
-struct Failure(cachy::Error);
-
-impl From<cachy::Error> for Failure {
-    fn from(e: cachy::Error) -> Self {
-        Failure(e)
-    }
 }
 
 /// Whether the person at the terminal answers yes to `question`; `true` without one (a

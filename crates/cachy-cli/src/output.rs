@@ -11,7 +11,14 @@ use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::Failure;
+/// A failure, printed on stderr with exit code 2.
+pub(crate) struct Failure(pub(crate) cachy::Error);
+
+impl From<cachy::Error> for Failure {
+    fn from(e: cachy::Error) -> Self {
+        Failure(e)
+    }
+}
 
 /// When progress bars are drawn, always on stderr.
 #[derive(Clone, Copy, Default, PartialEq, Eq, ValueEnum)]

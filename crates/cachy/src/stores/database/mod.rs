@@ -21,6 +21,7 @@ use crate::store::{Lifetime, Store, Ttl};
 pub(super) mod config;
 mod glob;
 mod pool;
+mod query;
 #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
 mod server;
 #[cfg(feature = "database-sqlite")]
@@ -28,7 +29,8 @@ mod sqlite;
 mod statements;
 mod store;
 
-use pool::{DbError, Param, Pool};
+use pool::Pool;
+use query::{DbError, Param};
 use statements::Statements;
 
 /// Connections per pool unless `max_connections` says otherwise (sqlx's own default).
@@ -267,7 +269,7 @@ impl DatabaseStore {
         context: &str,
         sql: &str,
         params: &[Param<'_>],
-        read: pool::ReadRow<T>,
+        read: query::ReadRow<T>,
     ) -> Result<Vec<T>> {
         let pool = self.pool().await?;
         pool.fetch(sql, params, read)

@@ -2,7 +2,7 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::pool::{DbError, Param, ReadRow, RowRead};
+use super::query::{DbError, Param, ReadRow, RowRead};
 use crate::ErrorKind;
 
 /// A sqlx pool to a database server.

@@ -13,7 +13,7 @@ use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::pool::{DbError, Param, ReadRow, RowRead};
+use super::query::{DbError, Param, ReadRow, RowRead};
 use crate::ErrorKind;
 use crate::stores::inline::InlineWhileFast;
 
