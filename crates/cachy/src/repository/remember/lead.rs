@@ -13,7 +13,7 @@ use super::Failed;
 use super::across::Across;
 use super::cached::{Cached, Fallback};
 use super::options::{Computed, Entry, Keep, RememberOptions, Source};
-use super::resilient::{Report, jittered, store_ttl};
+use super::resilient::{Report, jittered, store_ttl, within_hard_timeout};
 use crate::codec::{decode, encode};
 use crate::envelope::{self, Header};
 use crate::error::{Error, ErrorKind};
@@ -412,23 +412,4 @@ pub(super) fn fall_back<T, E: From<Error>>(
         ),
     };
     Err(Failed::Factory(error.with_key(key).into()))
-}
-
-/// `computing`, abandoned with an [`ErrorKind::Timeout`] error after the options' hard
-/// timeout.
-pub(super) async fn within_hard_timeout<T, E: From<Error>>(
-    options: &RememberOptions,
-    computing: impl Future<Output = std::result::Result<T, E>>,
-) -> std::result::Result<T, E> {
-    match options.hard_timeout {
-        Some(limit) => tokio::time::timeout(limit, computing)
-            .await
-            .unwrap_or_else(|_| {
-                Err(E::from(Error::new(
-                    ErrorKind::Timeout,
-                    format!("the factory did not finish within its hard timeout of {limit:?}"),
-                )))
-            }),
-        None => computing.await,
-    }
 }

@@ -17,11 +17,10 @@ use serde::de::DeserializeOwned;
 use super::Failed;
 
 use super::cached::Cached;
-use super::lead::within_hard_timeout;
 use super::options::{Computed, Entry, RememberOptions, Source};
 use crate::codec::decode;
 use crate::envelope::{self, Millis, Opened};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::MAX_TTL_SECONDS;
 use crate::flight::Role;
 use crate::observe::{Operation, Outcome};
@@ -353,4 +352,23 @@ fn refresh_is_due<T>(cached: &Cached<T>, options: &RememberOptions, now: Millis)
     now >= header
         .written_at
         .saturating_add((lifetime * fraction) as u64)
+}
+
+/// `computing`, abandoned with an [`ErrorKind::Timeout`] error after the options' hard
+/// timeout.
+pub(super) async fn within_hard_timeout<T, E: From<Error>>(
+    options: &RememberOptions,
+    computing: impl Future<Output = std::result::Result<T, E>>,
+) -> std::result::Result<T, E> {
+    match options.hard_timeout {
+        Some(limit) => tokio::time::timeout(limit, computing)
+            .await
+            .unwrap_or_else(|_| {
+                Err(E::from(Error::new(
+                    ErrorKind::Timeout,
+                    format!("the factory did not finish within its hard timeout of {limit:?}"),
+                )))
+            }),
+        None => computing.await,
+    }
 }
