@@ -156,3 +156,41 @@ pub use tags::{TagNames, TaggedCache};
 
 /// The attribute for implementing [`Store`], re-exported so its version always matches.
 pub use async_trait::async_trait;
+
+// The user-facing Markdown, included only for doctests, so that its examples are compiled and run.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+mod readme {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../ARCHITECTURE.md")]
+mod architecture {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../CONTRIBUTING.md")]
+mod contributing {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/cli.md")]
+mod docs_cli {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/configuration.md")]
+mod docs_configuration {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/observability.md")]
+mod docs_observability {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/performance.md")]
+mod docs_performance {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/python.md")]
+mod docs_python {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/resilience.md")]
+mod docs_resilience {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/security.md")]
+mod docs_security {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/stores.md")]
+mod docs_stores {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/usage.md")]
+mod docs_usage {}

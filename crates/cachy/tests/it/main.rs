@@ -8,6 +8,7 @@ mod blocking;
 mod custom_store;
 mod database_store;
 mod distributed;
+mod docs;
 mod examples;
 mod file_store;
 mod hardening;
