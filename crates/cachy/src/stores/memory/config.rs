@@ -13,10 +13,9 @@ use crate::error::{Error, Result};
 /// ```
 /// use cachy::stores::{MemoryConfig, MemoryStore};
 ///
-/// let store = MemoryStore::with_config(MemoryConfig {
-///     max_entries: Some(10_000),
-///     ..MemoryConfig::default()
-/// })?;
+/// let mut config = MemoryConfig::default();
+/// config.max_entries = Some(10_000);
+/// let store = MemoryStore::with_config(config)?;
 /// # Ok::<(), cachy::Error>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
