@@ -148,11 +148,11 @@ pub use repository::lock::Lock;
 #[cfg(feature = "macros")]
 pub use cachy_macros::cached;
 pub use repository::remember::options::{Computed, Entry, RememberOptions, Source};
-pub use repository::{DEFAULT_CACHE_MINUTES, Repository};
+pub use repository::{DEFAULT_CACHE_MINUTES, Repository, TaggedCache};
 pub use store::{ForeverTracker, Lifetime, Store, Ttl, increment_counter};
 #[cfg(feature = "hybrid")]
 pub use store::{PubSub, Subscription};
-pub use tags::{TagNames, TaggedCache};
+pub use tags::TagNames;
 
 /// The attribute for implementing [`Store`], re-exported so its version always matches.
 pub use async_trait::async_trait;

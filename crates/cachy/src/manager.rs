@@ -369,7 +369,10 @@ impl CacheManager {
     }
 
     /// [`Repository::tags`] on the default store.
-    pub fn tags(&self, names: impl crate::tags::TagNames) -> Result<crate::tags::TaggedCache> {
+    pub fn tags(
+        &self,
+        names: impl crate::tags::TagNames,
+    ) -> Result<crate::repository::TaggedCache> {
         Ok(self.default_repository()?.tags(names))
     }
 

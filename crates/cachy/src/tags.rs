@@ -79,35 +79,6 @@ tuple_tag_names!(A, B, C, D);
 tuple_tag_names!(A, B, C, D, E);
 tuple_tag_names!(A, B, C, D, E, G);
 
-/// A repository over a set of tags: what [`Repository::tags`](crate::Repository::tags) and
-/// [`CacheManager::tags`](crate::CacheManager::tags) return.
-///
-/// It is a [`Repository`](crate::Repository), with every operation, whose keys live in the
-/// tags' namespace and whose [`flush`](crate::Repository::flush) invalidates the tags instead
-/// of emptying the store.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> cachy::Result<()> {
-/// use cachy::CacheManager;
-///
-/// let cache = CacheManager::from_value(serde_json::json!({
-///     "stores": { "dict": { "driver": "dict" } }
-/// }))?;
-/// cache.tags(("people", "artists"))?.put("John", &"john", 10).await?;
-/// cache.tags(["people", "authors"])?.put("Anne", &"anne", 10).await?;
-///
-/// cache.tags("authors")?.flush().await?;
-/// assert_eq!(cache.tags(("people", "artists"))?.get::<String>("John").await?.as_deref(), Some("john"));
-/// assert_eq!(cache.tags(("people", "authors"))?.get::<String>("Anne").await?, None);
-///
-/// cache.tags(("people", "authors"))?.flush().await?;
-/// assert_eq!(cache.tags(("people", "artists"))?.get::<String>("John").await?, None);
-/// # Ok(())
-/// # }
-/// ```
-pub type TaggedCache = crate::Repository;
-
 /// The key that holds a tag's id.
 fn tag_key(name: &str) -> String {
     format!("tag:{name}:key")

@@ -18,9 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -326,20 +324,6 @@ impl StoreConfig {
         })
     }
 
-    /// The non-negative integer option `field`, if set (integers written as strings are
-    /// accepted, as config files often quote them).
-    pub fn u64(&self, field: &str) -> Result<Option<u64>> {
-        match self.options.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(value) => Count::from_value(value).map(|c| Some(c.0)).ok_or_else(|| {
-                self.error(
-                    field,
-                    format!("`{field}` must be a non-negative integer, not {value}"),
-                )
-            }),
-        }
-    }
-
     /// Fail if an option is neither one of `known` (the driver's own fields) nor one the
     /// manager reads for every store (`integers`, `decode_max_depth`,
     /// `decode_max_expansion`): the error names `stores.<name>.<field>` and the nearest
@@ -377,17 +361,6 @@ impl StoreConfig {
                 self.driver
             ),
         ))
-    }
-
-    /// The option `field` as a duration in seconds, if set: a positive, finite number of at
-    /// most a year (fractions allowed, strings of a number accepted); see [`Seconds`].
-    pub fn seconds(&self, field: &str) -> Result<Option<Duration>> {
-        match self.options.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(value) => Seconds::deserialize(value)
-                .map(|s| Some(s.duration()))
-                .map_err(|e| self.error(field, format!("`{field}` {e}"))),
-        }
     }
 
     /// The boolean option `field`, if set.

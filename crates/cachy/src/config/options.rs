@@ -93,6 +93,31 @@ impl Count {
 }
 
 impl StoreConfig {
+    /// The non-negative integer option `field`, if set (integers written as strings are
+    /// accepted, as config files often quote them).
+    pub fn u64(&self, field: &str) -> Result<Option<u64>> {
+        match self.options.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => Count::from_value(value).map(|c| Some(c.0)).ok_or_else(|| {
+                self.error(
+                    field,
+                    format!("`{field}` must be a non-negative integer, not {value}"),
+                )
+            }),
+        }
+    }
+
+    /// The option `field` as a duration in seconds, if set: a positive, finite number of at
+    /// most a year (fractions allowed, strings of a number accepted); see [`Seconds`].
+    pub fn seconds(&self, field: &str) -> Result<Option<Duration>> {
+        match self.options.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => Seconds::deserialize(value)
+                .map(|s| Some(s.duration()))
+                .map_err(|e| self.error(field, format!("`{field}` {e}"))),
+        }
+    }
+
     /// The driver's options as `T`, a struct deriving `Deserialize` (make optional fields
     /// `Option`s; use [`Seconds`] and [`Count`] for durations and counts). An option that
     /// is not a field of `T` (nor one the manager reads for every store) is an error naming

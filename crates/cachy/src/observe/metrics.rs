@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use super::{Operation, Outcome};
+use super::operation::{Operation, Outcome};
 use crate::error::ErrorKind;
 
 const OUTCOMES: usize = 10;

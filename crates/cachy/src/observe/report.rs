@@ -1,7 +1,7 @@
 //! How an operation's result reads as outcomes: the helpers every observed operation
 //! reports with, and its span.
 
-use super::Outcome;
+use super::operation::Outcome;
 use crate::error::Error;
 use crate::store::Ttl;
 

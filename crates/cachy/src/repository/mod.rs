@@ -74,6 +74,35 @@ pub struct Repository {
     tags: Option<Arc<[String]>>,
 }
 
+/// A repository over a set of tags: what [`Repository::tags`](crate::Repository::tags) and
+/// [`CacheManager::tags`](crate::CacheManager::tags) return.
+///
+/// It is a [`Repository`](crate::Repository), with every operation, whose keys live in the
+/// tags' namespace and whose [`flush`](crate::Repository::flush) invalidates the tags instead
+/// of emptying the store.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> cachy::Result<()> {
+/// use cachy::CacheManager;
+///
+/// let cache = CacheManager::from_value(serde_json::json!({
+///     "stores": { "dict": { "driver": "dict" } }
+/// }))?;
+/// cache.tags(("people", "artists"))?.put("John", &"john", 10).await?;
+/// cache.tags(["people", "authors"])?.put("Anne", &"anne", 10).await?;
+///
+/// cache.tags("authors")?.flush().await?;
+/// assert_eq!(cache.tags(("people", "artists"))?.get::<String>("John").await?.as_deref(), Some("john"));
+/// assert_eq!(cache.tags(("people", "authors"))?.get::<String>("Anne").await?, None);
+///
+/// cache.tags(("people", "authors"))?.flush().await?;
+/// assert_eq!(cache.tags(("people", "artists"))?.get::<String>("John").await?, None);
+/// # Ok(())
+/// # }
+/// ```
+pub type TaggedCache = Repository;
+
 struct Inner {
     name: String,
     store: Arc<dyn Store>,
@@ -185,7 +214,7 @@ impl Repository {
     /// The same store under the tags `names` (see [`crate::tags`]): one name, an array, a
     /// `Vec` or a tuple of names. On a repository that already has tags, `names` are added
     /// after them.
-    pub fn tags(&self, names: impl crate::tags::TagNames) -> crate::tags::TaggedCache {
+    pub fn tags(&self, names: impl crate::tags::TagNames) -> TaggedCache {
         let mut all: Vec<String> = self.tag_names().to_vec();
         all.extend(names.into_names());
         Repository {

@@ -65,6 +65,8 @@ pub use redis::config::RedisConfig;
 
 // What several backends share.
 
+#[cfg(any(feature = "memcached", feature = "database"))]
+mod backend_key;
 #[cfg(any(feature = "redis", feature = "memcached"))]
 mod breaker;
 #[cfg(any(feature = "file", feature = "database-sqlite"))]
@@ -97,25 +99,4 @@ pub(crate) fn composite() -> Vec<(&'static str, CompositeFactory)> {
         #[cfg(feature = "hybrid")]
         ("hybrid", HybridStore::build),
     ]
-}
-
-/// The longest key (with its prefix) that memcached and the database store keep as it is;
-/// longer keys are stored as their digest (see [`backend_key`]).
-#[cfg(any(feature = "memcached", feature = "database"))]
-const MAX_PLAIN_KEY: usize = 250;
-
-/// The key a backend that cannot take every key stores `key` under: `prefix` + `key` when
-/// `fits` accepts it, else `prefix` + `cachy:sha1:` + the key's SHA-1. A key that itself
-/// starts with the marker is always hashed, so no plain key can equal another key's
-/// stand-in: two distinct keys never share an item.
-#[cfg(any(feature = "memcached", feature = "database"))]
-fn backend_key(prefix: &str, key: &str, fits: impl Fn(&str) -> bool) -> String {
-    use sha1::Digest;
-    const MARKER: &str = "cachy:sha1:";
-    let full = format!("{prefix}{key}");
-    if fits(&full) && !key.starts_with(MARKER) {
-        full
-    } else {
-        format!("{prefix}{MARKER}{}", hex::encode(sha1::Sha1::digest(key)))
-    }
 }

@@ -17,6 +17,7 @@ use tokio::sync::OnceCell;
 use crate::config::StoreConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{Lifetime, Store, Ttl};
+use crate::stores::backend_key::{MAX_PLAIN_KEY, backend_key};
 
 pub(super) mod config;
 mod glob;
@@ -223,8 +224,7 @@ impl DatabaseStore {
 
     /// The key stored in the table for `key`.
     pub fn stored_key(&self, key: &str) -> Vec<u8> {
-        super::backend_key(&self.prefix, key, |full| full.len() <= super::MAX_PLAIN_KEY)
-            .into_bytes()
+        backend_key(&self.prefix, key, |full| full.len() <= MAX_PLAIN_KEY).into_bytes()
     }
 
     /// Create the cache table (and its index on `expiration`) if it does not exist.

@@ -7,14 +7,11 @@ mod store;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use md5::{Digest, Md5};
-use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
 
-use self::protocol::{Batch, Command, Connection, Duplex, Failure, Prefix, Reply, WireKey};
+use self::protocol::{Batch, Command, Failure, Prefix, Reply, WireKey};
 use crate::codec::{incremented, parse_integer};
 use crate::config::StoreConfig;
 use crate::error::{Error, ErrorKind, Result};
@@ -24,8 +21,6 @@ use servers::*;
 
 /// Relative TTLs above this are taken by memcached as absolute unix times.
 const MAX_RELATIVE_TTL: u64 = 60 * 60 * 24 * 30;
-/// Points on the ring per server (per unit of weight), as ketama.
-const POINTS_PER_SERVER: usize = 160;
 /// The default `max_value_size`: memcached's default item size limit (`-I 1m`).
 const DEFAULT_MAX_VALUE_SIZE: u64 = 1024 * 1024;
 /// The largest `max_value_size`: memcached's largest item size limit (`-I 1024m`).

@@ -9,7 +9,7 @@
 //! with [`Failure::Garbled`] and the connection is not used again.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::stores::{MAX_PLAIN_KEY, backend_key};
+use crate::stores::backend_key::{MAX_PLAIN_KEY, backend_key};
 
 mod connection;
 mod replies;

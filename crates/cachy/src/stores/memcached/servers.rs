@@ -2,8 +2,18 @@
 //! (marked down for `retry_after` after a failure), and the ketama ring that spreads keys
 //! over them.
 
-use super::*;
+use std::sync::{Mutex, PoisonError};
+
+use md5::{Digest, Md5};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use super::protocol::{Connection, Duplex, Failure};
+use crate::error::Error;
 use crate::stores::breaker::Breaker;
+
+/// Points on the ring per server (per unit of weight), as ketama.
+const POINTS_PER_SERVER: usize = 160;
 
 /// Where a server listens.
 #[derive(Debug, Clone)]
