@@ -23,12 +23,11 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorKind, Result};
 
-mod options;
+pub(crate) mod options;
 pub(crate) mod redact;
 
 use redact::redacted;
 
-pub(crate) use options::fields;
 pub use options::{Count, Seconds};
 
 /// The whole cache configuration: named stores, the default store and the serializer.

@@ -195,36 +195,59 @@ impl StoreConfig {
 /// serde helpers for the typed configs' fields: durations written as seconds, counts that
 /// may be quoted.
 pub(crate) mod fields {
-    use std::time::Duration;
+    #[cfg(any(
+        feature = "redis",
+        feature = "memcached",
+        feature = "database",
+        feature = "hybrid"
+    ))]
+    pub(crate) use durations::{checked, seconds};
 
-    use serde::{Deserialize, Deserializer};
-
-    use super::{Count, Seconds};
-    use crate::error::{Error, Result};
-
-    /// An optional duration written as [`Seconds`].
-    pub(crate) fn seconds<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> std::result::Result<Option<Duration>, D::Error> {
-        Ok(Option::<Seconds>::deserialize(deserializer)?.map(Seconds::duration))
-    }
-
-    /// An optional count written as a [`Count`].
-    pub(crate) fn count<'de, D: Deserializer<'de>>(
+    /// An optional count written as a [`Count`](super::Count).
+    #[cfg(any(
+        feature = "memory",
+        feature = "redis",
+        feature = "memcached",
+        feature = "database"
+    ))]
+    pub(crate) fn count<'de, D: serde::Deserializer<'de>>(
         deserializer: D,
     ) -> std::result::Result<Option<u64>, D::Error> {
-        Ok(Option::<Count>::deserialize(deserializer)?.map(|count| count.0))
+        use serde::Deserialize;
+        Ok(Option::<super::Count>::deserialize(deserializer)?.map(|count| count.0))
     }
 
-    /// `duration` if it is one a config could give (above zero, at most a year), else an
-    /// error naming `field`: a config built in code is checked as a file's is.
-    pub(crate) fn checked(field: &str, duration: Option<Duration>) -> Result<Option<Duration>> {
-        match duration {
-            Some(d) if Seconds::from_f64(d.as_secs_f64()).is_none() => Err(Error::config(
-                field,
-                format!("`{field}` must be {}, not {d:?}", Seconds::rule()),
-            )),
-            other => Ok(other),
+    #[cfg(any(
+        feature = "redis",
+        feature = "memcached",
+        feature = "database",
+        feature = "hybrid"
+    ))]
+    mod durations {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer};
+
+        use super::super::Seconds;
+        use crate::error::{Error, Result};
+
+        /// An optional duration written as [`Seconds`].
+        pub(crate) fn seconds<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> std::result::Result<Option<Duration>, D::Error> {
+            Ok(Option::<Seconds>::deserialize(deserializer)?.map(Seconds::duration))
+        }
+
+        /// `duration` if it is one a config could give (above zero, at most a year), else
+        /// an error naming `field`: a config built in code is checked as a file's is.
+        pub(crate) fn checked(field: &str, duration: Option<Duration>) -> Result<Option<Duration>> {
+            match duration {
+                Some(d) if Seconds::from_f64(d.as_secs_f64()).is_none() => Err(Error::config(
+                    field,
+                    format!("`{field}` must be {}, not {d:?}", Seconds::rule()),
+                )),
+                other => Ok(other),
+            }
         }
     }
 }

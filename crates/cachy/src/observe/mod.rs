@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::SystemTime;
 
-
 #[cfg(feature = "metrics")]
 mod metrics;
 mod operation;

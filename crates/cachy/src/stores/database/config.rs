@@ -8,7 +8,7 @@ use tokio::sync::OnceCell;
 
 use super::statements::{Dialect, Statements};
 use super::{ConnectOptions, DEFAULT_MAX_CONNECTIONS, DatabaseStore, now};
-use crate::config::fields;
+use crate::config::options::fields;
 use crate::error::{Error, Result};
 
 /// How a [`DatabaseStore`] is built: the options of the `database` driver, as read from a

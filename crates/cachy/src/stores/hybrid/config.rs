@@ -7,7 +7,8 @@ use serde::Deserialize;
 
 use super::backplane::{self, Backplane};
 use super::{DEFAULT_L1_MAX_ENTRIES, DEFAULT_L1_TTL, HybridStore, Levels, STRIPES, Stripe};
-use crate::config::{StoreConfig, fields};
+use crate::config::StoreConfig;
+use crate::config::options::fields;
 use crate::driver::{Created, StoreResolver};
 use crate::error::{Error, Result};
 use crate::repository::Repository;

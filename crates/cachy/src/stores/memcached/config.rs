@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use super::protocol::Prefix;
 use super::servers::{Address, Server, ketama_ring};
 use super::{DEFAULT_MAX_VALUE_SIZE, MAX_CONNECTIONS, MAX_VALUE_SIZE, MAX_WEIGHT, MemcachedStore};
-use crate::config::fields;
+use crate::config::options::fields;
 use crate::error::{Error, Result};
 use crate::stores::breaker::Breaker;
 

@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::MemoryStore;
 use super::map::Bound;
-use crate::config::fields;
+use crate::config::options::fields;
 use crate::error::{Error, Result};
 
 /// How a [`MemoryStore`] is built: the options of the `dict` driver (alias `memory`), as

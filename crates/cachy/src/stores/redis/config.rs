@@ -9,7 +9,8 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use super::*;
-use crate::config::{StoreConfig, fields};
+use crate::config::StoreConfig;
+use crate::config::options::fields;
 use crate::error::{Error, Result};
 
 /// How a [`RedisStore`] is built: the options of the `redis` driver, as read from a config
