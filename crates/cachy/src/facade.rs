@@ -163,7 +163,7 @@ macro_rules! repository_operations {
             F: FnOnce() -> ::std::result::Result<T, E> + Send + 'static,
         {
             $resolve!(self, repository => repository.remember_with(key, options, move || {
-                $crate::blocking::off_the_runtime(compute)
+                $crate::runtime::off_the_runtime(compute)
             }))
         }
 
@@ -181,7 +181,7 @@ macro_rules! repository_operations {
             F: FnOnce() -> ::std::result::Result<$crate::Computed<T>, E> + Send + 'static,
         {
             $resolve!(self, repository => repository.remember_entry(key, options, move || {
-                $crate::blocking::off_the_runtime(compute)
+                $crate::runtime::off_the_runtime(compute)
             }))
         }
 

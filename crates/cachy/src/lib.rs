@@ -62,6 +62,7 @@ mod manager;
 pub mod memoize;
 pub mod observe;
 mod repository;
+mod runtime;
 pub mod serializer;
 mod store;
 pub mod stores;

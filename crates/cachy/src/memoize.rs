@@ -33,7 +33,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha1::{Digest, Sha1};
 
-use crate::blocking::Blocking;
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Expiry;
 use crate::flight::ShareErrors;
@@ -42,6 +41,7 @@ use crate::observe::{Operation, Outcome, Record};
 use crate::repository::Repository;
 use crate::repository::remember::options::RememberOptions;
 use crate::repository::remember::{CacheErrors, Failed, Remembered};
+use crate::runtime::Blocking;
 use crate::store::Ttl;
 
 mod resilient;
@@ -404,7 +404,7 @@ where
     F: FnOnce() -> T,
     Fut: Future<Output = T>,
 {
-    let Some(driver) = crate::blocking::shared_driver() else {
+    let Some(driver) = crate::runtime::shared_driver() else {
         return compute();
     };
     match Blocking::here() {

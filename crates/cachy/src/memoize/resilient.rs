@@ -137,7 +137,7 @@ impl Memoizer {
         F: FnOnce() -> std::result::Result<T, E> + Send + 'static,
     {
         drive(compute, |compute| {
-            self.call_result_resilient(key, move || crate::blocking::off_the_runtime(compute))
+            self.call_result_resilient(key, move || crate::runtime::off_the_runtime(compute))
         })
     }
 }

@@ -13,8 +13,8 @@
 
 use serde::de::{self, DeserializeSeed, Visitor};
 
+use super::objects::{Id, Object};
 use super::tree::NODE_COST;
-use super::unpickler::{Id, Object};
 
 /// Why the direct path stopped; the tree path then decides.
 #[derive(Debug)]

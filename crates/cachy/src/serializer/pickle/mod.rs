@@ -7,6 +7,7 @@
 //! object than plain data) are a `Deserialize` error naming the class.
 
 mod direct;
+mod objects;
 mod scalars;
 mod tree;
 mod unpickler;

@@ -1,7 +1,7 @@
 //! The scalar arguments of pickle opcodes: integer text, two's complement integers and
 //! protocol 0's escaped strings, each checked before any costly work.
 
-use super::unpickler::Outcome;
+use super::objects::Outcome;
 
 /// Longer integer text is outside 64 bits whatever it says, so it is refused unparsed.
 const MAX_INTEGER_TEXT: usize = 24;

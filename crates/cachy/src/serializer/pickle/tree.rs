@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_pickle::{HashableValue, Value};
 
-use super::unpickler::{Id, Object, Outcome};
+use super::objects::{Id, Object, Outcome};
 
 /// What one node of the decoded value costs against the budget, besides its payload.
 pub(super) const NODE_COST: usize = 32;

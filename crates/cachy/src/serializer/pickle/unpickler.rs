@@ -16,24 +16,19 @@
 //! object (class instances, functions, extensions, persistent ids, out-of-band buffers) is
 //! an error: nothing in a pickle is ever run.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde_pickle::Value;
 
-use super::scalars::{
-    escaped_string, integer_text, latin1, raw_unicode_escape, twos_complement, utf8,
-};
+use super::objects::{Id, Object, Outcome};
+use super::scalars::{escaped_string, integer_text, raw_unicode_escape, twos_complement, utf8};
 use super::tree::Builder;
 use crate::serializer::DecodeLimits;
 
-pub(super) type Id = usize;
 mod call;
 mod opcodes;
 
 use call::Call;
-
-pub(super) type Outcome<T> = Result<T, String>;
 
 /// The objects one pickle made, and which of them it returned.
 pub(super) struct Arena<'a> {
@@ -75,33 +70,6 @@ impl Arena<'_> {
         }
         .value(self.root, 0)
     }
-}
-
-/// One object the pickle made; strings and bytes are lent from the pickle where it holds
-/// them as they are.
-pub(super) enum Object<'a> {
-    None,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Bytes(Cow<'a, [u8]>),
-    Str(Cow<'a, str>),
-    List(Vec<Id>),
-    Tuple(Vec<Id>),
-    Set(Vec<Id>),
-    FrozenSet(Vec<Id>),
-    Dict(Vec<(Id, Id)>),
-    Global(Global),
-}
-
-/// The builtins older protocols call to make plain values.
-#[derive(Clone, Copy)]
-pub(super) enum Global {
-    Set,
-    FrozenSet,
-    ByteArray,
-    List,
-    CodecsEncode,
 }
 
 struct Machine<'a> {

@@ -15,20 +15,6 @@ fn count(tally: &mut Tally, bytes: u64) {
     tally.bytes += bytes;
 }
 
-/// How far [`FileStore::inventory`] has got, as its progress callback sees it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct InventoryProgress {
-    /// Value files looked at so far.
-    pub files: u64,
-    /// Top-level digest folders done so far.
-    pub folders_done: u64,
-    /// Top-level digest folders in all (at most 256): the walk's length.
-    pub folders: u64,
-}
-
-/// The progress callback [`FileStore::inventory`] takes.
-pub type OnInventoryProgress = Box<dyn FnMut(&InventoryProgress) + Send>;
-
 /// A callback told how far a walk of the cache folder has got.
 type OnProgress<'a> = &'a mut dyn FnMut(&InventoryProgress);
 

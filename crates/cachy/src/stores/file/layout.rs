@@ -1,9 +1,14 @@
 //! The file store's layout on disk: where a key's file is, its header, reading and writing
 //! it without following links, the lock file, and folders.
 
-use std::time::Duration;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::*;
+use crate::store::{Lifetime, Ttl};
+
+use super::shared::*;
 
 mod in_place;
 mod lock;

@@ -1,11 +1,10 @@
-use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::fs;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
-use sha2::Digest;
 
 use crate::codec::incremented;
 use crate::config::StoreConfig;
@@ -16,82 +15,12 @@ use crate::stores::inline::InlineWhileFast;
 pub(super) mod config;
 mod inventory;
 mod layout;
+mod shared;
 
 use crate::inspect::{Inventory, Tally};
-pub use inventory::{InventoryProgress, OnInventoryProgress};
 use layout::*;
-
-/// The expiry Python cachy writes for items stored forever.
-const FOREVER: u64 = 9_999_999_999;
-/// Every file starts with the expiry as 10 ASCII digits.
-const HEADER: usize = 10;
-/// Held while `add` and `increment` read and write, so they are atomic across threads and
-/// processes sharing the folder. Python cachy never takes it (it has no atomic `add`).
-const LOCK_FILE: &str = ".cachy-lock";
-/// `flush` renames each entry folder to a name starting with this before removing it. The
-/// leading dot keeps it out of the two-hex-digit names the store reads and writes.
-const TRASH_PREFIX: &str = ".cachy-trash-";
-/// Writes go to a temporary file named this and [`TEMP_RANDOM`] random letters and digits,
-/// in the value's folder, then renamed into place. The leading dot keeps it out of the digest
-/// names the store reads.
-const TEMP_PREFIX: &str = ".tmp";
-/// How many random letters and digits follow [`TEMP_PREFIX`]: set, not left to `tempfile`'s
-/// default, so that [`FileStore::prune`] takes exactly the names writes create for the
-/// store's own.
-const TEMP_RANDOM: usize = 6;
-/// How long a temporary file must have been left untouched before [`FileStore::prune`] takes
-/// it for abandoned by a writer killed mid-write. A live write keeps its temporary file for
-/// microseconds to milliseconds before renaming it into place, so a minute is far beyond any
-/// write, while a younger file may belong to a write in progress in another process.
-const ABANDONED_AFTER: Duration = Duration::from_secs(60);
-/// Modes of the files the store creates unless told otherwise: owner only.
-const DEFAULT_PERMISSIONS: u32 = 0o600;
-/// How many times an operation starts over when its folders change under it: removed by
-/// another program's flush, or a link or folder planted where the store writes.
-const ATTEMPTS: usize = 16;
-/// Writes of a `put_many` under one hold of the shared lock: few enough that an `add` or
-/// `increment` of another process does not wait long behind a large batch.
-const WRITES_PER_LOCK: usize = 256;
-
-/// The digest that names a key's file; it also decides how many folder levels there are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HashType {
-    /// MD5: two folder levels.
-    Md5,
-    /// SHA-1: four folder levels.
-    Sha1,
-    /// SHA-256 (the default): eight folder levels.
-    #[default]
-    Sha256,
-}
-
-impl HashType {
-    fn hex_digest(self, key: &str) -> String {
-        match self {
-            HashType::Md5 => hex::encode(md5::Md5::digest(key)),
-            HashType::Sha1 => hex::encode(sha1::Sha1::digest(key)),
-            HashType::Sha256 => hex::encode(sha2::Sha256::digest(key)),
-        }
-    }
-
-    /// The length of a hex digest: the length of every value file's name.
-    fn digest_length(self) -> usize {
-        match self {
-            HashType::Md5 => 32,
-            HashType::Sha1 => 40,
-            HashType::Sha256 => 64,
-        }
-    }
-
-    fn folder_levels(self) -> usize {
-        match self {
-            HashType::Md5 => 2,
-            HashType::Sha1 => 4,
-            HashType::Sha256 => 8,
-        }
-    }
-}
+use shared::*;
+pub use shared::{HashType, InventoryProgress, OnInventoryProgress};
 
 /// A store of one file per key (driver `file`), in exactly Python cachy's layout, so both
 /// can share a cache folder.
@@ -309,10 +238,6 @@ fn checked_mode(mode: u32) -> std::result::Result<u32, String> {
     } else {
         Ok(mode)
     }
-}
-
-fn io_error(path: &Path, e: io::Error) -> Error {
-    Error::backend(format!("file store I/O failed on {}", path.display()), e)
 }
 
 #[async_trait]

@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
-use super::{Levels, cannot_start};
+use super::levels::{Levels, cannot_start};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::PubSub;
 
@@ -314,7 +314,7 @@ pub(super) fn start(
     levels: &Arc<Levels>,
     running: watch::Receiver<()>,
 ) -> Result<()> {
-    let runtime = crate::blocking::background().map_err(cannot_start)?;
+    let runtime = crate::runtime::background().map_err(cannot_start)?;
     runtime.spawn(publish(Arc::clone(backplane), running.clone()));
     runtime.spawn(listen(
         Arc::clone(backplane),

@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::backplane::{self, Backplane};
-use super::{DEFAULT_L1_MAX_ENTRIES, DEFAULT_L1_TTL, HybridStore, Levels, STRIPES, Stripe};
+use super::levels::{Levels, Stripe};
+use super::{DEFAULT_L1_MAX_ENTRIES, DEFAULT_L1_TTL, HybridStore, STRIPES};
 use crate::config::StoreConfig;
 use crate::config::options::fields;
 use crate::driver::{Created, StoreResolver};

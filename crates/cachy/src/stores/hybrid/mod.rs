@@ -3,18 +3,18 @@
 
 mod backplane;
 pub(super) mod config;
+mod levels;
 
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use self::backplane::Backplane;
-use crate::error::{Error, ErrorKind, Result};
-use crate::store::{ForeverTracker, Lifetime, Store, Ttl};
-use crate::stores::MemoryStore;
+use self::levels::Levels;
+use crate::error::Result;
+use crate::store::{ForeverTracker, Store, Ttl};
 
 /// How long a first-level copy lives at most, unless `l1_ttl` says otherwise.
 const DEFAULT_L1_TTL: Duration = Duration::from_secs(60);
@@ -72,72 +72,6 @@ pub struct HybridStore {
     backplane: Arc<Backplane>,
     /// Dropped with the store, which stops its background tasks.
     _running: tokio::sync::watch::Sender<()>,
-}
-
-/// The two levels, and the locks that keep L1 from taking a copy older than a change it
-/// already saw.
-struct Levels {
-    l1: MemoryStore,
-    l2: Arc<dyn Store>,
-    l1_ttl: Duration,
-    stripes: Box<[Stripe]>,
-    hasher: std::collections::hash_map::RandomState,
-}
-
-/// A key's generation (bumped by every change to one of its keys) and the lock under which
-/// a change and a copy into L1 happen.
-#[derive(Default)]
-struct Stripe {
-    generation: AtomicU64,
-    lock: Mutex<()>,
-}
-
-impl Stripe {
-    fn lock(&self) -> MutexGuard<'_, ()> {
-        self.lock.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Levels {
-    fn stripe(&self, key: &str) -> &Stripe {
-        let hash = self.hasher.hash_one(key) as usize;
-        &self.stripes[hash % self.stripes.len()]
-    }
-
-    /// `key` changed (here or elsewhere): drop it from L1, and make copies being read
-    /// meanwhile stale.
-    fn changed(&self, key: &str) {
-        let stripe = self.stripe(key);
-        let _guard = stripe.lock();
-        stripe.generation.fetch_add(1, Ordering::AcqRel);
-        self.l1.drop_key(key);
-    }
-
-    /// Anything may have changed: drop all of L1.
-    fn changed_all(&self) {
-        let _guards: Vec<_> = self.stripes.iter().map(Stripe::lock).collect();
-        for stripe in &self.stripes {
-            stripe.generation.fetch_add(1, Ordering::AcqRel);
-        }
-        self.l1.drop_all();
-    }
-
-    /// Keep a copy of `value`, read from L2 when the key's stripe was at `generation`,
-    /// unless the key may have changed since.
-    fn keep(&self, key: &str, value: &[u8], lifetime: Lifetime, generation: u64) {
-        let lifetime = match lifetime {
-            Lifetime::Remaining(left) => left.min(self.l1_ttl),
-            Lifetime::Forever | Lifetime::Unknown => self.l1_ttl,
-        };
-        if lifetime.is_zero() {
-            return;
-        }
-        let stripe = self.stripe(key);
-        let _guard = stripe.lock();
-        if stripe.generation.load(Ordering::Acquire) == generation {
-            self.l1.keep(key, value, Some(lifetime));
-        }
-    }
 }
 
 impl HybridStore {
@@ -318,12 +252,4 @@ impl std::fmt::Debug for HybridStore {
             .field("backplane", &self.backplane)
             .finish_non_exhaustive()
     }
-}
-
-/// The error of a hybrid store whose background tasks cannot start.
-fn cannot_start(e: Error) -> Error {
-    Error::new(
-        ErrorKind::Runtime,
-        format!("the hybrid store cannot start listening for changes: {e}"),
-    )
 }

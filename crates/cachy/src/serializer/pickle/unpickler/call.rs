@@ -3,7 +3,8 @@
 
 use std::borrow::Cow;
 
-use super::*;
+use crate::serializer::pickle::objects::{Global, Id, Object, Outcome};
+use crate::serializer::pickle::scalars::latin1;
 
 /// A call to one of the allowed builtins, resolved to the objects it reads but not yet made,
 /// so what it will allocate is known (and charged) first.

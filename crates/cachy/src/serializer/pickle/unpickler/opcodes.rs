@@ -2,6 +2,7 @@
 //! objects, with the builtins a pickle may name and the pairs of a pickled dict.
 
 use super::*;
+use crate::serializer::pickle::objects::Global;
 
 impl<'a> Machine<'a> {
     pub(super) fn run(&mut self) -> Outcome<Id> {

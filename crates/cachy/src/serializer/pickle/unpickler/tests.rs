@@ -1,4 +1,5 @@
 use super::*;
+use crate::serializer::pickle::scalars::latin1;
 
 /// `callable` (`module\nname\n`) called `calls` times on the memoized argument tuple the
 /// opcodes `arguments` push, the results in a list.

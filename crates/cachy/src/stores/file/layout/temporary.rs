@@ -1,7 +1,12 @@
 //! The temporary files writes go through, and how an abandoned one (its writer killed
 //! mid-write) is told from a write in progress.
 
-use super::*;
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::super::shared::*;
 
 /// A new temporary file in `folder`, named [`TEMP_PREFIX`] and [`TEMP_RANDOM`] random letters
 /// and digits: the names [`is_temporary_name`] recognises.
