@@ -177,6 +177,14 @@ pub(crate) async fn prune(repository: &Repository, out: &Output) -> Result<(), F
 pub(crate) async fn flush(repository: &Repository, out: &Output) -> Result<(), Failure> {
     let name = repository.name();
     let what = format!("flushing store `{name}`");
+    if repository.store().is_process_local() {
+        // This process's own copy of the store is not the one the application fills.
+        let why = repository.store().inspector().err().unwrap_or(
+            "its items live in the memory of each application process, which this command \
+             cannot reach",
+        );
+        return Err(unsupported(name, format!("cannot flush: {why}")));
+    }
     let flushed = match repository.store().inspector() {
         Ok(store) => {
             shown(out, &what, async |progress| {

@@ -439,11 +439,11 @@ fn memcached_stats_and_ttl() {
 }
 
 #[test]
-fn stores_of_other_processes_cannot_be_inspected() {
+fn stores_of_other_processes_cannot_be_inspected_or_flushed() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_with(dir.path(), "[stores.dict]\ndriver = \"dict\"\n");
-    for command in ["stats", "keys"] {
-        let (code, out, err) = cachy(&config, &["--store", "dict", command]);
+    for command in [&["stats"][..], &["keys"], &["flush", "--yes"]] {
+        let (code, out, err) = cachy(&config, &[&["--store", "dict"][..], command].concat());
         assert_eq!((code, out.as_str()), (2, ""));
         assert!(
             err.contains("store `dict`") && err.contains("another process"),

@@ -279,7 +279,7 @@ pub trait Store: std::any::Any + Send + Sync + 'static {
     /// why it cannot be looked into from another process. The default says its driver
     /// offers no inspection.
     fn inspector(&self) -> std::result::Result<&dyn Inspect, &'static str> {
-        Err("it is a store of a custom driver, which offers no inspection")
+        Err("its driver offers no way to look into it from another process")
     }
 
     /// The store as a channel between processes, for a hybrid store's backplane, or why it
@@ -288,7 +288,7 @@ pub trait Store: std::any::Any + Send + Sync + 'static {
     fn pubsub(
         self: std::sync::Arc<Self>,
     ) -> std::result::Result<std::sync::Arc<dyn PubSub>, &'static str> {
-        Err("it is a store of a custom driver, which carries no messages")
+        Err("it cannot carry messages between processes")
     }
 }
 

@@ -16,6 +16,18 @@ impl MemcachedServer {
     pub fn port(&self) -> u16 {
         self.port
     }
+
+    /// The process id of the running server (from its pid file), e.g. to pause it with
+    /// `kill -STOP` as a hung server would, and resume it with `kill -CONT`; `None` after
+    /// [`kill`](TestServer::kill).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref()?;
+        std::fs::read_to_string(self.dir.path().join("memcached.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
 }
 
 impl TestServer for MemcachedServer {
@@ -39,7 +51,10 @@ impl TestServer for MemcachedServer {
     /// Start the server again on the same port, and wait until it answers.
     fn restart(&mut self) {
         ServerProcess::kill_slot(&mut self.process);
+        let pid_file = self.dir.path().join("memcached.pid");
         let args: Vec<String> = [
+            "-P",
+            &pid_file.to_string_lossy(),
             "-l",
             "127.0.0.1",
             "-p",

@@ -253,6 +253,91 @@ async fn integer_options_out_of_range_are_config_errors_naming_the_field() {
     }
 }
 
+/// Settings a store could be built with but never work, or that would be silently
+/// ignored, are config errors naming the field: from a config file and from code alike.
+#[tokio::test]
+async fn settings_that_cannot_work_or_would_be_ignored_are_config_errors() {
+    let redis = "redis://127.0.0.1:1";
+    for (store, field) in [
+        (
+            serde_json::json!({ "driver": "dict", "max_entries": 0 }),
+            "max_entries",
+        ),
+        (
+            serde_json::json!({ "driver": "dict", "max_bytes": 0 }),
+            "max_bytes",
+        ),
+        (serde_json::json!({ "driver": "file", "path": "" }), "path"),
+        (
+            serde_json::json!({ "driver": "database", "url": "sqlite::memory:", "table": "select" }),
+            "table",
+        ),
+        (
+            serde_json::json!({ "driver": "database", "url": "sqlite::memory:", "table": "1abc" }),
+            "table",
+        ),
+        (
+            serde_json::json!({ "driver": "memcached", "servers": ["h:0"] }),
+            "servers",
+        ),
+        (
+            serde_json::json!({ "driver": "memcached", "servers": ["h:+80"] }),
+            "servers",
+        ),
+        (
+            serde_json::json!({ "driver": "memcached", "servers": ["unix:"] }),
+            "servers",
+        ),
+        (
+            serde_json::json!({ "driver": "memcached", "servers": ["a b:1"] }),
+            "servers",
+        ),
+        (
+            serde_json::json!({ "driver": "memcached", "servers": [{ "address": "h:1", "wieght": 2 }] }),
+            "servers",
+        ),
+        (
+            serde_json::json!({ "driver": "redis", "url": redis, "host": "h" }),
+            "host",
+        ),
+        (
+            serde_json::json!({ "driver": "redis", "cluster": [redis], "url": redis }),
+            "url",
+        ),
+        (
+            serde_json::json!({ "driver": "hybrid", "l2": "r", "serializer": "json" }),
+            "serializer",
+        ),
+        (
+            serde_json::json!({ "driver": "hybrid", "l2": "r", "integers": "bytes" }),
+            "integers",
+        ),
+        (
+            serde_json::json!({ "driver": "hybrid", "l2": "r", "channel": "" }),
+            "channel",
+        ),
+    ] {
+        let cache = manager(serde_json::json!({
+            "s": store,
+            "r": { "driver": "redis", "url": redis }
+        }));
+        let error = cache.store(Some("s")).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Config, "{store}: {error}");
+        assert_eq!(
+            error.field(),
+            Some(format!("stores.s.{field}").as_str()),
+            "{store}: {error}"
+        );
+    }
+    let quoted = manager(serde_json::json!({
+        "s": { "driver": "memcached", "servers": [{ "address": "h:1", "weight": "2" }] }
+    }));
+    assert!(
+        quoted.store(Some("s")).is_ok(),
+        "a quoted weight is a number, as every count"
+    );
+}
+
 #[test]
 fn a_misspelt_store_option_is_an_error_naming_it_and_the_nearest_field() {
     for (store, field, suggestion) in [

@@ -1,8 +1,8 @@
 //! The behaviour suite on memcached (started here), a 3-server pool with one server killed,
 //! python-memcached's value layout, and bad input.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use cachy::stores::MemcachedStore;
@@ -292,6 +292,96 @@ fn malformed_server_lists_are_config_errors() {
             "{servers}: {err}"
         );
     }
+}
+
+/// A server that stops answering (paused, as a hung one) while callers queue for its few
+/// connections: once the first call marks it down, the queued ones fail at once instead of
+/// each waiting out its own timeout in turn.
+#[tokio::test]
+async fn callers_queued_for_a_hung_server_fail_at_once_once_it_is_marked_down() {
+    let (Some(hung), Some(live)) = (MemcachedServer::start(), MemcachedServer::start()) else {
+        return;
+    };
+    let store = Arc::new(
+        MemcachedStore::from_config(
+            &StoreConfig::new("memcached")
+                .with("servers", json!([hung.address(), live.address()]))
+                .with("max_connections", 2)
+                .with("timeout", 0.5)
+                .with("retry_after", 30),
+        )
+        .unwrap(),
+    );
+    let hung_keys: Vec<String> = (0..200)
+        .map(|i| format!("key{i}"))
+        .filter(|key| store.server_for(key) == hung.address())
+        .take(16)
+        .collect();
+    let pid = hung.pid().expect("the server runs").to_string();
+    let pause = |signal: &str| {
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}");
+    };
+    pause("-STOP");
+    let calls: Vec<_> = hung_keys
+        .into_iter()
+        .map(|key| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let outcome = store.get(&key).await;
+                (started.elapsed(), outcome.map(|_| ()).map_err(|e| e.kind()))
+            })
+        })
+        .collect();
+    let mut slowest = Duration::ZERO;
+    for call in calls {
+        let (took, outcome) = call.await.unwrap();
+        assert!(
+            matches!(outcome, Err(ErrorKind::Timeout | ErrorKind::Unavailable)),
+            "{outcome:?}"
+        );
+        slowest = slowest.max(took);
+    }
+    pause("-CONT");
+    assert!(
+        slowest < Duration::from_millis(1500),
+        "16 callers on 2 connections to a hung server: the slowest took {slowest:?}, not one \
+         timeout (0.5 s) and a little"
+    );
+}
+
+/// A flush with one server dead still flushes the others, and says it failed.
+#[tokio::test]
+async fn a_flush_with_one_server_dead_flushes_the_others() {
+    let (Some(mut dead), Some(live)) = (MemcachedServer::start(), MemcachedServer::start()) else {
+        return;
+    };
+    let store = MemcachedStore::from_config(
+        &StoreConfig::new("memcached")
+            .with("servers", json!([dead.address(), live.address()]))
+            .with("timeout", 0.5),
+    )
+    .unwrap();
+    let live_key = (0..200)
+        .map(|i| format!("key{i}"))
+        .find(|key| store.server_for(key) == live.address())
+        .unwrap();
+    store.put(&live_key, b"1", None).await.unwrap();
+    dead.kill();
+    let flushed = store.flush().await;
+    assert!(
+        flushed.is_err(),
+        "the dead server's flush failed: {flushed:?}"
+    );
+    assert_eq!(
+        store.get(&live_key).await.unwrap(),
+        None,
+        "the live server was flushed"
+    );
 }
 
 #[tokio::test]

@@ -84,6 +84,105 @@ impl std::fmt::Debug for DatabaseConfig {
     }
 }
 
+/// SQL keywords reserved by SQLite, PostgreSQL or MySQL that a table name could plausibly
+/// be: the statements name the table unquoted.
+const RESERVED: &[&str] = &[
+    "all",
+    "alter",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "between",
+    "both",
+    "by",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "column",
+    "constraint",
+    "create",
+    "cross",
+    "current_user",
+    "default",
+    "delete",
+    "desc",
+    "distinct",
+    "do",
+    "drop",
+    "else",
+    "end",
+    "escape",
+    "exists",
+    "explain",
+    "fetch",
+    "for",
+    "foreign",
+    "from",
+    "full",
+    "grant",
+    "group",
+    "having",
+    "if",
+    "in",
+    "index",
+    "inner",
+    "insert",
+    "into",
+    "is",
+    "join",
+    "key",
+    "leading",
+    "left",
+    "like",
+    "limit",
+    "lock",
+    "match",
+    "natural",
+    "not",
+    "null",
+    "of",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "outer",
+    "primary",
+    "range",
+    "read",
+    "references",
+    "release",
+    "replace",
+    "returning",
+    "right",
+    "rows",
+    "select",
+    "session_user",
+    "set",
+    "some",
+    "table",
+    "then",
+    "to",
+    "trailing",
+    "trigger",
+    "union",
+    "unique",
+    "update",
+    "user",
+    "using",
+    "values",
+    "view",
+    "when",
+    "where",
+    "window",
+    "with",
+    "write",
+];
+
 fn default_table() -> String {
     "cache".to_owned()
 }
@@ -112,14 +211,26 @@ impl DatabaseStore {
     pub fn with_config(options: DatabaseConfig) -> Result<Self> {
         let url = options.url.as_str();
         let table = options.table;
-        if table.is_empty()
+        if !table.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
             || !table
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_')
         {
             return Err(Error::config(
                 "table",
-                format!("table name {table:?} must be letters, digits and `_`"),
+                format!(
+                    "table name {table:?} must be letters, digits and `_`, starting with a \
+                     letter or `_`"
+                ),
+            ));
+        }
+        if RESERVED.contains(&table.to_ascii_lowercase().as_str()) {
+            return Err(Error::config(
+                "table",
+                format!(
+                    "table name {table:?} is an SQL keyword, which the statements would read as \
+                     one: choose another name"
+                ),
             ));
         }
         let shown = crate::config::redact::redact_url(url);

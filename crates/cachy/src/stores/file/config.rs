@@ -55,6 +55,12 @@ impl FileStore {
     /// A file store as `config` describes it; an error names the field that is wrong.
     pub fn with_config(config: FileConfig) -> Result<Self> {
         let root = config.path;
+        if root.as_os_str().is_empty() {
+            return Err(Error::config(
+                "path",
+                "`path` must name a folder, not be empty",
+            ));
+        }
         if root.exists() && !root.is_dir() {
             return Err(Error::config(
                 "path",

@@ -365,7 +365,8 @@ pub(super) fn remove_entry(path: &Path) -> io::Result<bool> {
 
 pub(super) fn is_entry_folder(name: &std::ffi::OsStr) -> bool {
     name.to_str()
-        .is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+        // Digests are lower-case hex: `AB/` is not a folder the store (or Python cachy) writes.
+        .is_some_and(|n| n.len() == 2 && n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
 }
 
 /// Open an existing file to read, refusing a link at its name (a read could otherwise return

@@ -78,9 +78,13 @@ impl HybridStore {
         backplane: Arc<dyn Store>,
     ) -> Result<Self> {
         if (&*l2 as &dyn std::any::Any).is::<HybridStore>() {
+            let named = match config.l2.as_str() {
+                "" => String::new(),
+                name => format!(" (`{name}`)"),
+            };
             return Err(Error::config(
                 "l2",
-                format!("`l2` names store `{}`, which is itself hybrid", config.l2),
+                format!("`l2`{named} is itself a hybrid store; a hybrid store's l2 cannot be"),
             ));
         }
         let pubsub = backplane.pubsub().map_err(|why| {
@@ -96,6 +100,9 @@ impl HybridStore {
                 ),
             )
         })?;
+        if config.channel.as_deref() == Some("") {
+            return Err(Error::config("channel", "`channel` must not be empty"));
+        }
         let channel = config.channel.ok_or_else(|| {
             Error::config(
                 "channel",
@@ -132,6 +139,31 @@ impl HybridStore {
                 Error::new(e.kind(), message).with_field(field)
             })
         };
+        // The store reads and writes through `l2`'s repository: settings of its own for the
+        // encoding would silently do nothing.
+        if config.serializer_name().is_some() {
+            return Err(config.error(
+                "serializer",
+                format!(
+                    "a hybrid store encodes values as its `l2` does: set `serializer` on store \
+                     `{}` instead",
+                    config
+                        .options()
+                        .get("l2")
+                        .and_then(|l2| l2.as_str())
+                        .unwrap_or("l2")
+                ),
+            ));
+        }
+        if let Some(field) = ["integers", "decode_max_depth", "decode_max_expansion"]
+            .into_iter()
+            .find(|field| config.options().contains_key(*field))
+        {
+            return Err(config.error(
+                field,
+                format!("a hybrid store decodes values as its `l2` does: set `{field}` there"),
+            ));
+        }
         let mut serializer = None;
         let store = config.build(|mut options: HybridConfig| {
             if options.l2.is_empty() {

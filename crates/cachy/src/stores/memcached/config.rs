@@ -94,6 +94,14 @@ impl<'de> Deserialize<'de> for MemcachedServer {
         match &value {
             Value::String(address) => Ok(MemcachedServer::new(address.as_str())),
             Value::Object(entry) => {
+                if let Some(unknown) = entry
+                    .keys()
+                    .find(|k| !["address", "weight"].contains(&k.as_str()))
+                {
+                    return Err(bad(format!(
+                        "a server has an `address` and a `weight`, not `{unknown}`"
+                    )));
+                }
                 let address = entry
                     .get("address")
                     .and_then(Value::as_str)
@@ -102,11 +110,13 @@ impl<'de> Deserialize<'de> for MemcachedServer {
                     })?;
                 let weight = match entry.get("weight") {
                     None => 1,
-                    Some(weight) => weight.as_u64().ok_or_else(|| {
-                        bad(format!(
-                            "`weight` must be a whole number from 1 to {MAX_WEIGHT}"
-                        ))
-                    })?,
+                    Some(weight) => crate::config::Count::from_value(weight)
+                        .map(|count| count.0)
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "`weight` must be a whole number from 1 to {MAX_WEIGHT}"
+                            ))
+                        })?,
                 };
                 Ok(MemcachedServer {
                     address: address.to_owned(),
@@ -152,6 +162,9 @@ impl MemcachedStore {
                     ))
                 })?;
             let address = if let Some(path) = server.address.strip_prefix("unix:") {
+                if path.is_empty() {
+                    return Err(bad("`unix:` needs the socket's path"));
+                }
                 #[cfg(unix)]
                 {
                     Address::Unix(path.to_owned())
@@ -160,14 +173,17 @@ impl MemcachedStore {
                 return Err(bad(&format!(
                     "unix:{path}: unix sockets are only available on unix systems"
                 )));
-            } else if server
-                .address
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
-            {
+            } else if server.address.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty()
+                    && !host.contains(char::is_whitespace)
+                    && port.bytes().all(|b| b.is_ascii_digit())
+                    && port.parse::<u16>().is_ok_and(|port| port > 0)
+            }) {
                 Address::Tcp(server.address.clone())
             } else {
-                return Err(bad("the address is not \"host:port\" or \"unix:/path\""));
+                return Err(bad(
+                    "the address is not \"host:port\" (a port from 1 to 65535) or \"unix:/path\"",
+                ));
             };
             addresses.push(address);
             weights.push(weight);

@@ -167,13 +167,16 @@ impl MemcachedStore {
         commands: Vec<Command<'_>>,
     ) -> Result<Vec<Option<Reply>>> {
         let server = &self.servers[index];
-        let pass = server.breaker.admit()?;
         // Waiting for a free connection is not the server's fault: it is outside the timeout.
         let _slot = server
             .slots
             .acquire()
             .await
             .map_err(|e| Error::backend("the connection pool is closed", e))?;
+        // Asked once a connection is free, not before: callers queued behind calls to a
+        // server that stopped answering then fail at once when the first of those calls
+        // marks it down, instead of each waiting out its own timeout.
+        let pass = server.breaker.admit()?;
         let first_token = self
             .next_token
             .fetch_add(commands.len() as u64, Ordering::Relaxed);

@@ -206,9 +206,15 @@ impl Store for MemcachedStore {
     }
 
     async fn flush(&self) -> Result<()> {
+        // Every server is flushed, even when one fails: stopping at the first failure would
+        // leave the others' items in place behind the error.
         let flushes =
             (0..self.servers.len()).map(|index| self.exchange(index, vec![Command::flush_all()]));
-        futures_util::future::try_join_all(flushes).await?;
+        let outcomes = futures_util::future::join_all(flushes).await;
+        outcomes
+            .into_iter()
+            .find(Result::is_err)
+            .unwrap_or(Ok(Vec::new()))?;
         Ok(())
     }
 }

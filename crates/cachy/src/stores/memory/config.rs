@@ -40,10 +40,20 @@ impl MemoryStore {
                     "give `max_entries` or `max_bytes`, not both: the store is bounded by one",
                 ));
             }
+            (Some(0), None) => return Err(at_least_one("max_entries")),
+            (None, Some(0)) => return Err(at_least_one("max_bytes")),
             (Some(entries), None) => Some(Bound::Entries(entries)),
             (None, Some(bytes)) => Some(Bound::Bytes(bytes)),
             (None, None) => None,
         };
         Ok(Self::build(bound))
     }
+}
+
+/// A bound of zero would keep nothing: an error, not a store that silently never hits.
+fn at_least_one(field: &str) -> Error {
+    Error::config(
+        field,
+        format!("`{field}` must be at least 1 (a store bounded at 0 keeps nothing)"),
+    )
 }

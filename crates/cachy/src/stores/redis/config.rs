@@ -40,7 +40,7 @@ pub struct RedisConfig {
     /// Its port (default 6379).
     #[serde(default, deserialize_with = "fields::count")]
     pub port: Option<u64>,
-    /// The database number (default 0).
+    /// The database number (default 0; with `url`, it overrides the URL's).
     #[serde(default, deserialize_with = "fields::count")]
     pub db: Option<u64>,
     /// The URLs of some nodes of a Redis Cluster, instead of one server.
@@ -136,6 +136,32 @@ impl RedisStore {
             }
             info.set_redis_settings(settings)
         };
+        // Settings that the chosen way of naming the server would silently ignore.
+        let given = |field: &str| match field {
+            "url" => options.url.is_some(),
+            "host" => options.host.is_some(),
+            "port" => options.port.is_some(),
+            _ => options.db.is_some(),
+        };
+        let ignored = if options.cluster.is_some() {
+            ["url", "host", "port", "db"]
+                .into_iter()
+                .find(|f| given(f))
+                .map(|f| (f, "cluster"))
+        } else if options.url.is_some() {
+            ["host", "port"]
+                .into_iter()
+                .find(|f| given(f))
+                .map(|f| (f, "url"))
+        } else {
+            None
+        };
+        if let Some((field, over)) = ignored {
+            return Err(Error::config(
+                field,
+                format!("give `{over}` or `{field}`, not both: `{over}` names the server"),
+            ));
+        }
         let target = if let Some(urls) = &options.cluster {
             if urls.is_empty() {
                 return Err(Error::config(
