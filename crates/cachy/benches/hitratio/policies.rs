@@ -12,8 +12,11 @@ pub trait Policy {
     fn access(&mut self, key: u64) -> bool;
 }
 
-/// The policies measured, in table order, each made for a capacity.
-pub fn all() -> Vec<(&'static str, fn(u64) -> Box<dyn Policy>)> {
+/// Makes a policy of a capacity.
+pub type Make = fn(u64) -> Box<dyn Policy>;
+
+/// The policies measured, in table order.
+pub fn all() -> Vec<(&'static str, Make)> {
     vec![
         ("cachy memory", |c| Box::new(Cachy::new(c))),
         ("exact LRU", |c| Box::new(Lru::new(c))),
