@@ -9,22 +9,24 @@
 //! - The bound (entries, or bytes of keys and values) is kept by evicting, after each write
 //!   that passed it: expired entries first (the store knows when its first entry expires,
 //!   and once one has, at most once per 64 writes, sweeps the shards whose sweep the writes
-//!   since their last have paid for), then an expired entry or else the least recently used
-//!   of 5 entries sampled at random across the shards, as Redis's `allkeys-lru` does. The
-//!   entry just written is never the one evicted.
+//!   since their last have paid for), then the entries the policy chooses (S3-FIFO, see
+//!   `policy.rs`). The entry just written is never the one evicted.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use foldhash::fast::RandomState;
 use indexmap::IndexMap;
 
+use super::policy::{Found, Policy, Queue, Queued};
+
 /// Shards per store: enough that callers on different threads rarely share one.
 const SHARDS: usize = 64;
 
-/// Entries sampled to choose one to evict.
-const EVICTION_SAMPLES: usize = 5;
+/// The most reads an entry's count remembers: a key read this often survives that many
+/// rounds of the main queue unread.
+const MAX_READS: u8 = 3;
 
 /// Writes to a shard before its expired entries are swept, at least.
 const MIN_WRITES_PER_SWEEP: usize = 64;
@@ -34,9 +36,11 @@ pub(super) struct Entry {
     pub(super) value: Arc<[u8]>,
     /// `None`: until removed or evicted.
     pub(super) deadline: Option<Instant>,
-    /// The store's write tick when it was last written or read (kept for bounded stores
-    /// only): the recency that eviction compares.
-    last_used: AtomicU64,
+    /// Which insertion of its key this is, for the policy's queues (a `put` over a live
+    /// entry keeps it: the key keeps its place).
+    id: u64,
+    /// Reads since it last passed a queue's front, up to [`MAX_READS`] (bounded stores only).
+    reads: AtomicU8,
 }
 
 impl Entry {
@@ -44,7 +48,17 @@ impl Entry {
         Entry {
             value,
             deadline,
-            last_used: AtomicU64::new(0),
+            id: 0,
+            reads: AtomicU8::new(0),
+        }
+    }
+
+    /// Count a read. Written only when it changes, so a hot entry read on several cores is
+    /// not written back and forth between them.
+    fn read(&self) {
+        let reads = self.reads.load(Ordering::Relaxed);
+        if reads < MAX_READS {
+            self.reads.store(reads + 1, Ordering::Relaxed);
         }
     }
 
@@ -79,7 +93,7 @@ struct Shard(RwLock<Table>);
 
 #[derive(Default)]
 struct Table {
-    entries: IndexMap<Box<str>, Entry, RandomState>,
+    entries: IndexMap<Arc<str>, Entry, RandomState>,
     writes_since_sweep: usize,
     /// No entry expires before this (it may be earlier than the first that does: removals
     /// leave it alone, and a sweep sets it exactly).
@@ -99,10 +113,12 @@ pub(super) struct Map {
     bound: Option<Bound>,
     /// The bound's measure of everything stored: entries, or bytes of keys and values.
     weight: AtomicU64,
-    /// Advances on every write; see [`Entry::last_used`].
+    /// Advances on every write of a bounded store: the pace of the store-wide sweeps.
     ticks: AtomicU64,
-    /// The state of the eviction's sampling (a Weyl sequence, mixed).
-    random: AtomicU64,
+    /// Which entries a bounded store keeps.
+    policy: Option<Policy>,
+    /// The id of the next insertion.
+    next_id: AtomicU64,
     /// No entry expires before this many nanoseconds after `epoch` (`u64::MAX`: none
     /// expires); like [`Table::first_deadline`], possibly early.
     first_deadline: AtomicU64,
@@ -119,7 +135,12 @@ impl Map {
             bound,
             weight: AtomicU64::new(0),
             ticks: AtomicU64::new(0),
-            random: AtomicU64::new(u64::from(std::process::id())),
+            policy: bound.map(|bound| match bound {
+                Bound::Entries(limit) => Policy::new(limit, limit),
+                // About as many entries as values of 256 bytes would make.
+                Bound::Bytes(limit) => Policy::new(limit, limit / 256),
+            }),
+            next_id: AtomicU64::new(1),
             first_deadline: AtomicU64::new(u64::MAX),
             epoch: Instant::now(),
             last_store_sweep: AtomicU64::new(0),
@@ -136,13 +157,8 @@ impl Map {
     pub(super) fn read<R>(&self, key: &str, read: impl FnOnce(&Entry) -> R) -> Option<R> {
         let table = self.shard(key).read();
         let entry = table.entries.get(key).filter(|entry| entry.is_live())?;
-        if self.bound.is_some() {
-            let now = self.ticks.load(Ordering::Relaxed);
-            // Written only when it changes, so hot entries read on several cores are not
-            // written back and forth between them.
-            if entry.last_used.load(Ordering::Relaxed) != now {
-                entry.last_used.store(now, Ordering::Relaxed);
-            }
+        if self.policy.is_some() {
+            entry.read();
         }
         Some(read(entry))
     }
@@ -159,21 +175,24 @@ impl Map {
         key: &str,
         decide: impl FnOnce(Option<&Entry>) -> (Change, R),
     ) -> R {
-        let (grew, outcome) = {
+        let (grew, written, admitted, outcome) = {
             let mut table = self.shard(key).write();
             let index = table.entries.get_index_of(key);
             let live = index
                 .map(|i| &table.entries[i])
                 .filter(|entry| entry.is_live());
+            let kept = live.map(|entry| (entry.id, entry.reads.load(Ordering::Relaxed)));
             let (change, outcome) = decide(live);
             let (mut added, mut removed) = (0, 0);
+            // The entry this write stored, and the new insertion for the policy to queue.
+            let (mut written, mut admitted) = (0, None);
             match change {
                 Change::Keep => {}
                 // It could never be kept; what it replaces must not be read instead.
                 Change::Put(entry) if self.exceeds_bound_alone(key, &entry) => {
                     removed = self.remove_at(&mut table, index);
                 }
-                Change::Put(entry) => {
+                Change::Put(mut entry) => {
                     added = self.weight_of(key, &entry);
                     if let Some(deadline) = entry.deadline {
                         table.first_deadline = Some(
@@ -182,13 +201,26 @@ impl Map {
                                 .map_or(deadline, |first| first.min(deadline)),
                         );
                     }
-                    if self.bound.is_some() {
-                        let tick = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
-                        entry.last_used.store(tick, Ordering::Relaxed);
+                    if self.policy.is_some() {
+                        self.ticks.fetch_add(1, Ordering::Relaxed);
                         if let Some(deadline) = entry.deadline {
                             self.note_deadline(deadline);
                         }
                     }
+                    // A write over a live entry is a use of its key, which keeps its place
+                    // in the queues; any other write is a new insertion.
+                    let new_insertion = match kept {
+                        Some((id, reads)) => {
+                            entry.id = id;
+                            entry.reads = AtomicU8::new(reads.saturating_add(1).min(MAX_READS));
+                            false
+                        }
+                        None => {
+                            entry.id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                            true
+                        }
+                    };
+                    written = entry.id;
                     if let Some(i) = index {
                         let old = std::mem::replace(&mut table.entries[i], entry);
                         removed = self.weight_of(key, &old);
@@ -196,6 +228,13 @@ impl Map {
                         table.entries.insert(key.into(), entry);
                     }
                     removed += self.sweep_if_due(&mut table);
+                    if new_insertion && self.policy.is_some() {
+                        // The sweep may have taken it already, if it expired at once.
+                        if let Some((stored, _)) = table.entries.get_key_value(key) {
+                            let hash = std::hash::BuildHasher::hash_one(&self.hasher, key);
+                            admitted = Some((Arc::clone(stored), written, added, hash));
+                        }
+                    }
                 }
                 Change::Remove => removed = self.remove_at(&mut table, index),
             }
@@ -203,12 +242,25 @@ impl Map {
             // another writer of the key takes it away: the total never wraps.
             self.weight.fetch_add(added, Ordering::Relaxed);
             self.weight.fetch_sub(removed, Ordering::Relaxed);
-            (added > removed, outcome)
+            (added > removed, written, admitted, outcome)
         };
+        // The queues are locked only once the shard is not: evictions lock them first.
+        if let (Some(policy), Some((key, id, weight, hash))) = (&self.policy, admitted) {
+            policy.admit(key, id, weight, hash, |item| self.is_queued(item));
+        }
         if grew {
-            self.evict_beyond_bound(key);
+            self.evict_beyond_bound(written);
         }
         outcome
+    }
+
+    /// Whether the entry `item` was queued for is still in the store.
+    fn is_queued(&self, item: &Queued) -> bool {
+        let table = self.shard(&item.key).read();
+        table
+            .entries
+            .get(&*item.key)
+            .is_some_and(|entry| entry.id == item.id)
     }
 
     /// Remove every entry.
@@ -279,24 +331,43 @@ impl Map {
         removed
     }
 
-    /// Evict until the store is within its bound, sparing `written`, the key whose write
-    /// passed it.
-    fn evict_beyond_bound(&self, written: &str) {
-        let limit = match self.bound {
-            None => return,
-            Some(Bound::Entries(limit) | Bound::Bytes(limit)) => limit,
+    /// Evict until the store is within its bound, sparing the entry `written` (its id), whose
+    /// write passed it: expired entries first, then those the policy chooses.
+    fn evict_beyond_bound(&self, written: u64) {
+        let (Some(policy), Some(Bound::Entries(limit) | Bound::Bytes(limit))) =
+            (&self.policy, self.bound)
+        else {
+            return;
         };
         if self.weight.load(Ordering::Relaxed) > limit {
             self.sweep_everywhere_if_expired();
         }
-        // Every try that finds nothing to evict counts, so a store whose other writers
-        // race this one cannot keep it here.
-        let mut fruitless = 0;
-        while self.weight.load(Ordering::Relaxed) > limit && fruitless < SHARDS {
-            if !self.evict_one(written) {
-                fruitless += 1;
-            }
-        }
+        policy.evict(
+            || self.weight.load(Ordering::Relaxed) > limit,
+            |item, queue| {
+                let mut table = self.shard(&item.key).write();
+                let Some(index) = table.entries.get_index_of(&*item.key) else {
+                    return Found::Gone;
+                };
+                let entry = &table.entries[index];
+                if entry.id != item.id {
+                    return Found::Gone;
+                }
+                if entry.id == written {
+                    return Found::Spared;
+                }
+                let reads = entry.reads.load(Ordering::Relaxed);
+                if reads > 0 && entry.is_live() {
+                    // Out of the small queue with a clean count; a round less in the main.
+                    let left = if queue == Queue::Small { 0 } else { reads - 1 };
+                    entry.reads.store(left, Ordering::Relaxed);
+                    return Found::Read;
+                }
+                let removed = self.remove_at(&mut table, Some(index));
+                self.weight.fetch_sub(removed, Ordering::Relaxed);
+                Found::Evicted
+            },
+        );
     }
 
     /// The nanoseconds from `epoch` to `deadline`.
@@ -352,79 +423,6 @@ impl Map {
                 self.note_deadline(first);
             }
         }
-    }
-
-    /// Evict an expired entry or else the least recently used of the entries sampled, never
-    /// `spared`; `false` if nothing was (the chosen entry changed before it could be
-    /// removed, every sample was `spared`, or the store is empty).
-    fn evict_one(&self, spared: &str) -> bool {
-        let mut now = None;
-        let mut best: Option<(usize, usize, u64)> = None;
-        for _ in 0..EVICTION_SAMPLES {
-            let random = self.next_random();
-            let start = (random >> 32) as usize;
-            // From a random shard on to the first that holds anything but `spared`: a sample
-            // that could land on it again and again would leave the store over its bound.
-            let Some((shard, table)) = (0..SHARDS)
-                .map(|offset| start.wrapping_add(offset) % SHARDS)
-                .map(|shard| (shard, self.shards[shard].read()))
-                .find(|(_, table)| match table.entries.len() {
-                    0 => false,
-                    1 => table
-                        .entries
-                        .get_index(0)
-                        .is_some_and(|(key, _)| &**key != spared),
-                    _ => true,
-                })
-            else {
-                return false;
-            };
-            let mut index = (random as u32 as usize) % table.entries.len();
-            if table
-                .entries
-                .get_index(index)
-                .is_some_and(|(key, _)| &**key == spared)
-            {
-                index = (index + 1) % table.entries.len();
-            }
-            let Some((_, entry)) = table.entries.get_index(index) else {
-                continue;
-            };
-            let recency = if entry.is_live_at(&mut now) {
-                entry.last_used.load(Ordering::Relaxed)
-            } else {
-                0
-            };
-            if best.is_none_or(|(_, _, best)| recency < best) {
-                best = Some((shard, index, recency));
-            }
-        }
-        let Some((shard, index, recency)) = best else {
-            return false;
-        };
-        let mut table = self.shards[shard].write();
-        let still_chosen = table.entries.get_index(index).is_some_and(|(key, entry)| {
-            &**key != spared
-                && (!entry.is_live_at(&mut now)
-                    || entry.last_used.load(Ordering::Relaxed) == recency)
-        });
-        if !still_chosen {
-            return false;
-        }
-        let removed = self.remove_at(&mut table, Some(index));
-        self.weight.fetch_sub(removed, Ordering::Relaxed);
-        true
-    }
-
-    fn next_random(&self) -> u64 {
-        // splitmix64
-        let mut z = self
-            .random
-            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
-            .wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
     }
 }
 

@@ -1,0 +1,248 @@
+//! Which entries a bounded memory store keeps: S3-FIFO (Yang et al., "FIFO queues are all
+//! you need for cache eviction", SOSP 2023).
+//!
+//! - A new key enters a small FIFO queue (a tenth of the bound). When it reaches the queue's
+//!   front, it moves to the main queue if it was read meanwhile; else it is evicted, and
+//!   remembered in a ghost table. One-hit wonders and scans pass through the small queue
+//!   without pushing the hot set out.
+//! - A key the ghost table remembers enters the main queue at once: it was evicted too early.
+//! - At the main queue's front, a key read since it last passed there goes round again (its
+//!   read count, at most 3, goes down by one); else it is evicted. A key read often survives
+//!   several rounds.
+//!
+//! Reads never touch the queues: they raise a counter in the entry (see `Entry::read`), so a
+//! hit takes no lock but its shard's read lock. Writes of new keys and evictions take the
+//! queues' one lock, after their shard's lock is released. The queues hold keys, not
+//! entries: an item whose entry was removed or replaced by a new insertion meanwhile is
+//! skipped when it reaches the front, and the queues are compacted when such items pile up.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// Which queue an item is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Queue {
+    Small,
+    Main,
+}
+
+/// What the store found of an item at a queue's front.
+pub(super) enum Found {
+    /// Its entry is gone, or is another insertion of the key: the item is dropped.
+    Gone,
+    /// The entry was read since it last passed the front (the store lowered its count): it
+    /// stays, in the main queue.
+    Read,
+    /// The entry was evicted.
+    Evicted,
+    /// The entry is the one the current write stored, which is never evicted for it.
+    Spared,
+}
+
+/// One key in a queue, as it was when it was queued.
+pub(super) struct Queued {
+    pub(super) key: Arc<str>,
+    /// Which insertion of the key this is (an entry replaced by a later `put` keeps it).
+    pub(super) id: u64,
+    pub(super) weight: u64,
+    hash: u64,
+}
+
+pub(super) struct Policy {
+    queues: Mutex<Queues>,
+    /// The small queue's share of the bound.
+    small_limit: u64,
+}
+
+struct Queues {
+    small: VecDeque<Queued>,
+    main: VecDeque<Queued>,
+    /// The weights queued in each, as they were when queued (gone items included until
+    /// they are dropped).
+    small_weight: u64,
+    main_weight: u64,
+    ghost: Ghost,
+    /// The queues' length after the last compaction: they are compacted again once they
+    /// hold twice as many items.
+    compacted_at: usize,
+    /// The small queue's front was the entry the current write stored: the main queue's
+    /// front goes next.
+    evict_from_main_next: bool,
+}
+
+impl Policy {
+    /// The policy of a store bounded at `limit`, expected to hold about `entries` entries.
+    pub(super) fn new(limit: u64, entries: u64) -> Self {
+        Policy {
+            queues: Mutex::new(Queues {
+                small: VecDeque::new(),
+                main: VecDeque::new(),
+                small_weight: 0,
+                main_weight: 0,
+                ghost: Ghost::new(entries),
+                compacted_at: 0,
+                evict_from_main_next: false,
+            }),
+            small_limit: (limit / 10).max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queues> {
+        // Nothing panics while the queues are locked; poisoned queues are whole.
+        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queue a new insertion of `key`: in the main queue if the ghost table remembers it,
+    /// else in the small one. `live` says whether a queued item's entry is still there, for
+    /// compaction.
+    pub(super) fn admit(
+        &self,
+        key: Arc<str>,
+        id: u64,
+        weight: u64,
+        hash: u64,
+        live: impl Fn(&Queued) -> bool,
+    ) {
+        let mut queues = self.lock();
+        let item = Queued {
+            key,
+            id,
+            weight,
+            hash,
+        };
+        if queues.ghost.take(hash) {
+            queues.main_weight += weight;
+            queues.main.push_back(item);
+        } else {
+            queues.small_weight += weight;
+            queues.small.push_back(item);
+        }
+        let queued = queues.small.len() + queues.main.len();
+        if queued > (2 * queues.compacted_at).max(1024) {
+            queues.compact(&live);
+        }
+    }
+
+    /// Evict while `over` says the store is beyond its bound, showing each item at a
+    /// queue's front to `visit`, which looks at its entry and says what became of it. Gives
+    /// up once every queued item has been shown without the store getting within its bound
+    /// (every one was spared, or is read between rounds by other threads).
+    pub(super) fn evict(
+        &self,
+        over: impl Fn() -> bool,
+        mut visit: impl FnMut(&Queued, Queue) -> Found,
+    ) {
+        let mut queues = self.lock();
+        let mut shown = 0;
+        while over() {
+            let Some((queue, item)) = queues.front(self.small_limit) else {
+                return;
+            };
+            shown += 1;
+            if shown > 4 * (queues.small.len() + queues.main.len()) + 16 {
+                queues.put_back(queue, item);
+                return;
+            }
+            match (visit(&item, queue), queue) {
+                (Found::Gone | Found::Evicted, Queue::Main) => {}
+                (Found::Gone, Queue::Small) => {}
+                (Found::Evicted, Queue::Small) => queues.ghost.insert(item.hash),
+                (Found::Read, _) => queues.put_back(Queue::Main, item),
+                (Found::Spared, Queue::Small) => {
+                    // The new entry waits its turn; the main queue gives way instead.
+                    queues.small_weight += item.weight;
+                    queues.small.push_back(item);
+                    if queues.main.is_empty() {
+                        return;
+                    }
+                    queues.evict_from_main_next = true;
+                }
+                (Found::Spared, Queue::Main) => queues.put_back(Queue::Main, item),
+            }
+        }
+    }
+}
+
+impl Queues {
+    /// The item to look at next, taken off its queue: the small queue's front while that
+    /// queue holds over its share (or the main queue is empty), else the main queue's.
+    fn front(&mut self, small_limit: u64) -> Option<(Queue, Queued)> {
+        let from_small = !std::mem::take(&mut self.evict_from_main_next)
+            && (self.small_weight > small_limit || self.main.is_empty());
+        if from_small {
+            let item = self.small.pop_front()?;
+            self.small_weight -= item.weight;
+            Some((Queue::Small, item))
+        } else {
+            let item = self.main.pop_front()?;
+            self.main_weight -= item.weight;
+            Some((Queue::Main, item))
+        }
+    }
+
+    fn put_back(&mut self, queue: Queue, item: Queued) {
+        match queue {
+            Queue::Small => {
+                self.small_weight += item.weight;
+                self.small.push_back(item);
+            }
+            Queue::Main => {
+                self.main_weight += item.weight;
+                self.main.push_back(item);
+            }
+        }
+    }
+
+    /// Drop the items whose entries are gone, keeping the others in order.
+    fn compact(&mut self, live: &impl Fn(&Queued) -> bool) {
+        for (queue, weight) in [
+            (&mut self.small, &mut self.small_weight),
+            (&mut self.main, &mut self.main_weight),
+        ] {
+            queue.retain(|item| {
+                let keep = live(item);
+                if !keep {
+                    *weight -= item.weight;
+                }
+                keep
+            });
+        }
+        self.compacted_at = self.small.len() + self.main.len();
+    }
+}
+
+/// Keys evicted from the small queue lately, by hash: a table of about as many slots as the
+/// store holds entries, where a newer key takes the slot of an older one. A key found here
+/// was evicted too soon, and goes to the main queue when it comes back.
+struct Ghost {
+    slots: Box<[u64]>,
+}
+
+impl Ghost {
+    fn new(entries: u64) -> Self {
+        let slots = (entries * 4).clamp(64, 1 << 22).next_power_of_two() as usize;
+        Ghost {
+            slots: vec![0; slots].into_boxed_slice(),
+        }
+    }
+
+    fn slot(&self, hash: u64) -> usize {
+        // The low bits pick the slot; the whole hash (never 0 once marked) is the fingerprint.
+        hash as usize & (self.slots.len() - 1)
+    }
+
+    fn insert(&mut self, hash: u64) {
+        let slot = self.slot(hash);
+        self.slots[slot] = hash | 1;
+    }
+
+    /// Whether `hash` is remembered; it is forgotten if so.
+    fn take(&mut self, hash: u64) -> bool {
+        let slot = self.slot(hash);
+        let found = self.slots[slot] == hash | 1;
+        if found {
+            self.slots[slot] = 0;
+        }
+        found
+    }
+}
