@@ -5,6 +5,7 @@
 //! `./scripts/bench-hitratio` decompresses the ARC traces of `bench/traces/` and runs this
 //! in release, writing `bench/results/hitratio.md`. Without `--bench` (`cargo test --bench
 //! hitratio`) each trace is cut to its first 100,000 requests, to check that it runs.
+//! `CACHY_HITRATIO_ONLY=<part of a trace's name>` replays only the matching traces.
 
 mod policies;
 mod traces;
@@ -38,6 +39,10 @@ fn main() {
         None => eprintln!("CACHY_TRACES is not set: the ARC traces are skipped"),
     }
     all.extend(traces::synthetic());
+    // `CACHY_HITRATIO_ONLY=loop` replays only the traces whose name holds `loop`.
+    if let Ok(only) = std::env::var("CACHY_HITRATIO_ONLY") {
+        all.retain(|trace| trace.name.contains(&only));
+    }
     if !measuring {
         for trace in &mut all {
             trace.keys.truncate(100_000);

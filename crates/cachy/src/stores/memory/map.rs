@@ -361,7 +361,7 @@ impl Map {
                     // Out of the small queue with a clean count; a round less in the main.
                     let left = if queue == Queue::Small { 0 } else { reads - 1 };
                     entry.reads.store(left, Ordering::Relaxed);
-                    return Found::Read;
+                    return Found::Read(reads);
                 }
                 let removed = self.remove_at(&mut table, Some(index));
                 self.weight.fetch_sub(removed, Ordering::Relaxed);

@@ -30,9 +30,9 @@ pub(super) enum Queue {
 pub(super) enum Found {
     /// Its entry is gone, or is another insertion of the key: the item is dropped.
     Gone,
-    /// The entry was read since it last passed the front (the store lowered its count): it
-    /// stays, in the main queue.
-    Read,
+    /// The entry was read this many times since it last passed the front (the store lowered
+    /// its count): it stays, in the main queue.
+    Read(u8),
     /// The entry was evicted.
     Evicted,
     /// The entry is the one the current write stored, which is never evicted for it.
@@ -62,6 +62,8 @@ struct Queues {
     small_weight: u64,
     main_weight: u64,
     ghost: Ghost,
+    /// How often each key was used lately.
+    sketch: Sketch,
     /// The queues' length after the last compaction: they are compacted again once they
     /// hold twice as many items.
     compacted_at: usize,
@@ -80,6 +82,7 @@ impl Policy {
                 small_weight: 0,
                 main_weight: 0,
                 ghost: Ghost::new(entries),
+                sketch: Sketch::new(entries),
                 compacted_at: 0,
                 evict_from_main_next: false,
             }),
@@ -110,7 +113,15 @@ impl Policy {
             weight,
             hash,
         };
-        if queues.ghost.take(hash) {
+        queues.sketch.add(hash, 1);
+        // A key evicted too soon goes to the main queue, unless it is used less than the key
+        // it would push out there: a loop a little larger than the store then keeps part of
+        // itself instead of none.
+        let worthy = queues
+            .main
+            .front()
+            .is_none_or(|front| queues.sketch.estimate(hash) > queues.sketch.estimate(front.hash));
+        if worthy && queues.ghost.take(hash) {
             queues.main_weight += weight;
             queues.main.push_back(item);
         } else {
@@ -147,7 +158,10 @@ impl Policy {
                 (Found::Gone | Found::Evicted, Queue::Main) => {}
                 (Found::Gone, Queue::Small) => {}
                 (Found::Evicted, Queue::Small) => queues.ghost.insert(item.hash),
-                (Found::Read, _) => queues.put_back(Queue::Main, item),
+                (Found::Read(reads), _) => {
+                    queues.sketch.add(item.hash, reads);
+                    queues.put_back(Queue::Main, item);
+                }
                 (Found::Spared, Queue::Small) => {
                     // The new entry waits its turn; the main queue gives way instead.
                     queues.small_weight += item.weight;
@@ -244,5 +258,54 @@ impl Ghost {
             self.slots[slot] = 0;
         }
         found
+    }
+}
+
+/// How often keys were used lately, by hash: a count-min sketch of 4-bit counts (Cormode and
+/// Muthukrishnan), halved once it has counted ten times as many uses as it has counters, so
+/// that old popularity fades (as TinyLFU's, Einziger et al.). Counted under the queues' lock
+/// when a key is written (a miss) and when a queue's front shows how often it was read.
+struct Sketch {
+    counts: Box<[u8]>,
+    added: u64,
+}
+
+impl Sketch {
+    fn new(entries: u64) -> Self {
+        let counts = (entries * 2).clamp(64, 1 << 24).next_power_of_two() as usize;
+        Sketch {
+            counts: vec![0; counts].into_boxed_slice(),
+            added: 0,
+        }
+    }
+
+    fn slots(&self, hash: u64) -> [usize; 4] {
+        let mask = self.counts.len() - 1;
+        std::array::from_fn(|i| {
+            let mixed = (hash ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                .wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            (mixed >> 32) as usize & mask
+        })
+    }
+
+    fn add(&mut self, hash: u64, uses: u8) {
+        for slot in self.slots(hash) {
+            self.counts[slot] = self.counts[slot].saturating_add(uses).min(15);
+        }
+        self.added += u64::from(uses);
+        if self.added >= 10 * self.counts.len() as u64 {
+            for count in &mut self.counts {
+                *count /= 2;
+            }
+            self.added /= 2;
+        }
+    }
+
+    fn estimate(&self, hash: u64) -> u8 {
+        self.slots(hash)
+            .into_iter()
+            .map(|slot| self.counts[slot])
+            .min()
+            .unwrap_or(0)
     }
 }
