@@ -19,7 +19,7 @@ use std::time::Instant;
 use foldhash::fast::RandomState;
 use indexmap::IndexMap;
 
-use super::policy::{Found, Policy, Queue, Queued};
+use super::policy::{Found, Policy, Queue, Queued, Traffic};
 
 /// Shards per store: enough that callers on different threads rarely share one.
 const SHARDS: usize = 64;
@@ -89,7 +89,14 @@ pub(super) enum Change {
 }
 
 #[repr(align(128))]
-struct Shard(RwLock<Table>);
+struct Shard {
+    table: RwLock<Table>,
+    /// Reads of the shard's keys, and how many found one (bounded stores only): the policy
+    /// sizes its queues by the hit ratio. Beside the lock, whose line every read writes
+    /// anyway.
+    reads: AtomicU64,
+    hits: AtomicU64,
+}
 
 #[derive(Default)]
 struct Table {
@@ -130,7 +137,13 @@ pub(super) struct Map {
 impl Map {
     pub(super) fn new(bound: Option<Bound>) -> Self {
         Map {
-            shards: (0..SHARDS).map(|_| Shard(RwLock::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Shard {
+                    table: RwLock::default(),
+                    reads: AtomicU64::new(0),
+                    hits: AtomicU64::new(0),
+                })
+                .collect(),
             hasher: RandomState::default(),
             bound,
             weight: AtomicU64::new(0),
@@ -155,12 +168,17 @@ impl Map {
 
     /// `read` of the live entry under `key`.
     pub(super) fn read<R>(&self, key: &str, read: impl FnOnce(&Entry) -> R) -> Option<R> {
-        let table = self.shard(key).read();
-        let entry = table.entries.get(key).filter(|entry| entry.is_live())?;
+        let shard = self.shard(key);
+        let table = shard.read();
+        let entry = table.entries.get(key).filter(|entry| entry.is_live());
         if self.policy.is_some() {
-            entry.read();
+            shard.reads.fetch_add(1, Ordering::Relaxed);
+            if let Some(entry) = entry {
+                shard.hits.fetch_add(1, Ordering::Relaxed);
+                entry.read();
+            }
         }
-        Some(read(entry))
+        entry.map(read)
     }
 
     /// Store `entry` under `key`, replacing what was there.
@@ -344,6 +362,14 @@ impl Map {
         }
         policy.evict(
             || self.weight.load(Ordering::Relaxed) > limit,
+            || {
+                self.shards
+                    .iter()
+                    .fold(Traffic::default(), |total, shard| Traffic {
+                        reads: total.reads + shard.reads.load(Ordering::Relaxed),
+                        hits: total.hits + shard.hits.load(Ordering::Relaxed),
+                    })
+            },
             |item, queue| {
                 let mut table = self.shard(&item.key).write();
                 let Some(index) = table.entries.get_index_of(&*item.key) else {
@@ -429,11 +455,11 @@ impl Map {
 impl Shard {
     fn read(&self) -> RwLockReadGuard<'_, Table> {
         // Nothing panics while a shard is locked; a poisoned lock's table is whole.
-        self.0.read().unwrap_or_else(PoisonError::into_inner)
+        self.table.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Table> {
-        self.0.write().unwrap_or_else(PoisonError::into_inner)
+        self.table.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

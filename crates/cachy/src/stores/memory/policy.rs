@@ -1,20 +1,27 @@
 //! Which entries a bounded memory store keeps: S3-FIFO (Yang et al., "FIFO queues are all
-//! you need for cache eviction", SOSP 2023).
+//! you need for cache eviction", SOSP 2023), with TinyLFU's frequency sketch and Caffeine's
+//! hill climbing.
 //!
-//! - A new key enters a small FIFO queue (a tenth of the bound). When it reaches the queue's
-//!   front, it moves to the main queue if it was read meanwhile; else it is evicted, and
-//!   remembered in a ghost table. One-hit wonders and scans pass through the small queue
-//!   without pushing the hot set out.
-//! - A key the ghost table remembers enters the main queue at once: it was evicted too early.
+//! - A new key enters a small FIFO queue. When it reaches the queue's front, it moves to
+//!   the main queue if it was read meanwhile; else it is evicted, and remembered in a ghost
+//!   table. One-hit wonders and scans pass through the small queue without pushing the hot
+//!   set out.
+//! - A key the ghost table remembers was evicted too soon: it enters the main queue at once
+//!   if the main queue has room, or if a frequency sketch says it is used more often than
+//!   the key it would push out there (as TinyLFU admits). A loop a little larger than the
+//!   store then keeps most of itself instead of nothing.
 //! - At the main queue's front, a key read since it last passed there goes round again (its
-//!   read count, at most 3, goes down by one); else it is evicted. A key read often survives
-//!   several rounds.
+//!   read count, at most 3, goes down by one); else it is evicted.
+//! - The small queue's share of the bound starts at a tenth and moves, after each sample of
+//!   reads, the way that raised the hit ratio (hill climbing, from 1% to 80%).
 //!
-//! Reads never touch the queues: they raise a counter in the entry (see `Entry::read`), so a
-//! hit takes no lock but its shard's read lock. Writes of new keys and evictions take the
-//! queues' one lock, after their shard's lock is released. The queues hold keys, not
-//! entries: an item whose entry was removed or replaced by a new insertion meanwhile is
-//! skipped when it reaches the front, and the queues are compacted when such items pile up.
+//! Reads never touch the queues: they raise a counter in the entry (see `Entry::read`) and
+//! the shard's read counts, so a hit takes no lock but its shard's read lock. Writes of new
+//! keys and evictions take the queues' one lock, after their shard's lock is released; the
+//! sketch counts a key's uses there, on a miss and when a queue's front shows its reads.
+//! The queues hold keys, not entries: an item whose entry was removed or replaced by a new
+//! insertion meanwhile is skipped when it reaches the front, and the queues are compacted
+//! when such items pile up.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -50,8 +57,7 @@ pub(super) struct Queued {
 
 pub(super) struct Policy {
     queues: Mutex<Queues>,
-    /// The small queue's share of the bound.
-    small_limit: u64,
+    limit: u64,
 }
 
 struct Queues {
@@ -70,6 +76,9 @@ struct Queues {
     /// The small queue's front was the entry the current write stored: the main queue's
     /// front goes next.
     evict_from_main_next: bool,
+    /// The small queue's share of the bound, which the climber moves.
+    small_limit: u64,
+    climber: Climber,
 }
 
 impl Policy {
@@ -85,8 +94,10 @@ impl Policy {
                 sketch: Sketch::new(entries),
                 compacted_at: 0,
                 evict_from_main_next: false,
+                small_limit: (limit / 10).max(1),
+                climber: Climber::new(limit, entries),
             }),
-            small_limit: (limit / 10).max(1),
+            limit,
         }
     }
 
@@ -117,10 +128,11 @@ impl Policy {
         // A key evicted too soon goes to the main queue, unless it is used less than the key
         // it would push out there: a loop a little larger than the store then keeps part of
         // itself instead of none.
-        let worthy = queues
-            .main
-            .front()
-            .is_none_or(|front| queues.sketch.estimate(hash) > queues.sketch.estimate(front.hash));
+        let main_has_room = queues.main_weight + weight <= self.limit - queues.small_limit;
+        let worthy = main_has_room
+            || queues.main.front().is_none_or(|front| {
+                queues.sketch.estimate(hash) > queues.sketch.estimate(front.hash)
+            });
         if worthy && queues.ghost.take(hash) {
             queues.main_weight += weight;
             queues.main.push_back(item);
@@ -141,12 +153,17 @@ impl Policy {
     pub(super) fn evict(
         &self,
         over: impl Fn() -> bool,
+        traffic: impl Fn() -> Traffic,
         mut visit: impl FnMut(&Queued, Queue) -> Found,
     ) {
         let mut queues = self.lock();
+        let queues = &mut *queues;
+        if let Some(limit) = queues.climber.climb(queues.small_limit, traffic) {
+            queues.small_limit = limit;
+        }
         let mut shown = 0;
         while over() {
-            let Some((queue, item)) = queues.front(self.small_limit) else {
+            let Some((queue, item)) = queues.front() else {
                 return;
             };
             shown += 1;
@@ -177,12 +194,21 @@ impl Policy {
     }
 }
 
+#[cfg(test)]
+impl Policy {
+    /// How many items the queues hold, gone ones included.
+    pub(super) fn queued(&self) -> usize {
+        let queues = self.lock();
+        queues.small.len() + queues.main.len()
+    }
+}
+
 impl Queues {
     /// The item to look at next, taken off its queue: the small queue's front while that
     /// queue holds over its share (or the main queue is empty), else the main queue's.
-    fn front(&mut self, small_limit: u64) -> Option<(Queue, Queued)> {
+    fn front(&mut self) -> Option<(Queue, Queued)> {
         let from_small = !std::mem::take(&mut self.evict_from_main_next)
-            && (self.small_weight > small_limit || self.main.is_empty());
+            && (self.small_weight > self.small_limit || self.main.is_empty());
         if from_small {
             let item = self.small.pop_front()?;
             self.small_weight -= item.weight;
@@ -307,5 +333,80 @@ impl Sketch {
             .map(|slot| self.counts[slot])
             .min()
             .unwrap_or(0)
+    }
+}
+
+/// Reads of a store so far, and how many found their key.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Traffic {
+    pub(super) reads: u64,
+    pub(super) hits: u64,
+}
+
+/// Moves the small queue's share of the bound towards the best hit ratio, by hill climbing
+/// as Caffeine sizes its window: after each sample of reads, a step the same way if the hit
+/// ratio rose, the other way if it fell, the steps shrinking as it settles. A loop a little
+/// larger than the store wants a small queue of almost nothing; a workload of one-hit
+/// wonders, a larger one.
+struct Climber {
+    limit: u64,
+    /// Reads per sample.
+    sample: u64,
+    /// Evictions until the reads are counted again (counting reads every eviction would
+    /// cost a pass over the shards each time).
+    countdown: u32,
+    /// The traffic at the start of the current sample, and the previous sample's hit ratio.
+    start: Traffic,
+    previous: Option<f64>,
+    /// The next step, in units of the bound: positive grows the small queue.
+    step: f64,
+}
+
+impl Climber {
+    fn new(limit: u64, entries: u64) -> Self {
+        Climber {
+            limit,
+            sample: (entries * 2).max(1024),
+            countdown: 0,
+            start: Traffic::default(),
+            previous: None,
+            step: -0.0625,
+        }
+    }
+
+    /// The small queue's new share of the bound, if the end of a sample moves it.
+    fn climb(&mut self, small_limit: u64, traffic: impl Fn() -> Traffic) -> Option<u64> {
+        if self.countdown > 0 {
+            self.countdown -= 1;
+            return None;
+        }
+        self.countdown = 64;
+        let now = traffic();
+        let reads = now.reads.saturating_sub(self.start.reads);
+        if reads < self.sample {
+            return None;
+        }
+        let ratio = now.hits.saturating_sub(self.start.hits) as f64 / reads as f64;
+        self.start = now;
+        let Some(previous) = self.previous.replace(ratio) else {
+            return self.moved(small_limit);
+        };
+        // A hit ratio that did not move says nothing of the way to go (a scan, a store
+        // nobody reads): the share stays.
+        if (ratio - previous).abs() < 0.002 {
+            return None;
+        }
+        if ratio < previous {
+            self.step = -self.step;
+        }
+        self.step *= 0.98;
+        self.moved(small_limit)
+    }
+
+    /// `small_limit` moved by the step, within 1% and 80% of the bound.
+    fn moved(&self, small_limit: u64) -> Option<u64> {
+        let share = small_limit as f64 / self.limit as f64 + self.step;
+        let share = share.clamp(0.01, 0.8);
+        Some(((share * self.limit as f64) as u64).max(1))
     }
 }
