@@ -103,12 +103,22 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// The expiration to write for a lifetime of `ttl`: from the next whole second, so that an
+/// item lives at least its TTL (from 100.9 s, a TTL of 1 s written as 101 would end 0.1 s
+/// later).
 fn expiration(ttl: Ttl) -> i64 {
     match ttl {
         None => FOREVER,
-        Some(seconds) => now()
-            .saturating_add(i64::try_from(seconds).unwrap_or(FOREVER))
-            .min(FOREVER),
+        Some(seconds) => {
+            let since_epoch = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            let next_second =
+                since_epoch.as_secs() as i64 + i64::from(since_epoch.subsec_nanos() > 0);
+            next_second
+                .saturating_add(i64::try_from(seconds).unwrap_or(FOREVER))
+                .min(FOREVER)
+        }
     }
 }
 
