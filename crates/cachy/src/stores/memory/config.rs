@@ -24,8 +24,9 @@ pub struct MemoryConfig {
     /// The most entries the store holds (default: unbounded).
     #[serde(default, deserialize_with = "fields::count")]
     pub max_entries: Option<u64>,
-    /// The most bytes of keys and values it holds (default: unbounded). One bound or the
-    /// other, not both.
+    /// The most memory its entries take, in bytes (default: unbounded): keys, values and
+    /// about 200 bytes of bookkeeping per entry, so that a store filled past its bound grows
+    /// the process by about the bound. One bound or the other, not both.
     #[serde(default, deserialize_with = "fields::count")]
     pub max_bytes: Option<u64>,
 }

@@ -24,6 +24,13 @@ use super::policy::{Found, Policy, Queue, Queued, Traffic};
 /// Shards per store: enough that callers on different threads rarely share one.
 const SHARDS: usize = 64;
 
+/// What an entry costs beyond its key and value, in bytes, for a store bounded by bytes:
+/// its slot in the table and the index, the headers of its key's and value's allocations,
+/// its item in the eviction queues and its share of the ghost table and the sketch.
+/// Measured: 400,000 entries of 8-byte values grew a process by 205 bytes each, 17 of them
+/// key and value.
+pub(super) const ENTRY_OVERHEAD: u64 = 192;
+
 /// The most reads an entry's count remembers: a key read this often survives that many
 /// rounds of the main queue unread.
 const MAX_READS: u8 = 3;
@@ -150,8 +157,9 @@ impl Map {
             ticks: AtomicU64::new(0),
             policy: bound.map(|bound| match bound {
                 Bound::Entries(limit) => Policy::new(limit, limit),
-                // About as many entries as values of 256 bytes would make.
-                Bound::Bytes(limit) => Policy::new(limit, limit / 256),
+                // About as many entries as values of 512 bytes would make: the ghost table
+                // and the sketch then take about a sixteenth of the bound.
+                Bound::Bytes(limit) => Policy::new(limit, limit / 512),
             }),
             next_id: AtomicU64::new(1),
             first_deadline: AtomicU64::new(u64::MAX),
@@ -313,7 +321,7 @@ impl Map {
         match self.bound {
             None => 0,
             Some(Bound::Entries(_)) => 1,
-            Some(Bound::Bytes(_)) => (key.len() + entry.value.len()) as u64,
+            Some(Bound::Bytes(_)) => (key.len() + entry.value.len()) as u64 + ENTRY_OVERHEAD,
         }
     }
 

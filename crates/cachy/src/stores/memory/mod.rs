@@ -16,7 +16,8 @@ use crate::store::{Lifetime, Store, Ttl};
 /// The in-process store (driver `dict`, alias `memory`).
 ///
 /// Thread-safe, with a per-entry TTL and an optional bound on the number of entries
-/// (`max_entries`) or on their size (`max_bytes`: keys and values). Beyond the bound it
+/// (`max_entries`) or on the memory they take (`max_bytes`: keys, values and about 200 bytes
+/// of bookkeeping per entry, so that the process grows by about the bound). Beyond the bound it
 /// evicts expired entries first, then what S3-FIFO chooses: a new key waits in a small queue
 /// and is evicted from there unless it is read again, so a scan or one-hit wonders never
 /// push out the keys read often; the hit ratio is measured against moka, quick_cache and an

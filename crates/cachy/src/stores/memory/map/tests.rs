@@ -78,19 +78,19 @@ fn a_recently_read_entry_outlives_the_others() {
 }
 
 #[test]
-fn the_byte_bound_counts_keys_and_values_and_refuses_what_cannot_fit() {
-    let map = Map::new(Some(Bound::Bytes(1000)));
+fn the_byte_bound_counts_keys_values_and_bookkeeping_and_refuses_what_cannot_fit() {
+    let map = Map::new(Some(Bound::Bytes(1400)));
     map.insert("a", entry(&[1; 400], None));
     map.insert("b", entry(&[2; 400], None));
-    assert_eq!(map.weight.load(Ordering::Relaxed), 802);
+    assert_eq!(map.weight.load(Ordering::Relaxed), 802 + 2 * ENTRY_OVERHEAD);
     map.insert("a", entry(&[3; 100], None));
     assert_eq!(
         map.weight.load(Ordering::Relaxed),
-        502,
+        502 + 2 * ENTRY_OVERHEAD,
         "a replaced value is uncounted"
     );
     map.insert("c", entry(&[4; 600], None));
-    assert!(map.weight.load(Ordering::Relaxed) <= 1000);
+    assert!(map.weight.load(Ordering::Relaxed) <= 1400);
     map.insert("b", entry(&[5; 2000], None));
     assert_eq!(
         map.get("b"),
