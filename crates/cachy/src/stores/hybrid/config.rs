@@ -164,8 +164,7 @@ impl HybridStore {
                 format!("a hybrid store decodes values as its `l2` does: set `{field}` there"),
             ));
         }
-        let mut serializer = None;
-        let store = config.build(|mut options: HybridConfig| {
+        let (store, serializer) = config.build(|mut options: HybridConfig| {
             if options.l2.is_empty() {
                 return Err(Error::config("l2", "the `hybrid` driver needs `l2`"));
             }
@@ -184,14 +183,13 @@ impl HybridStore {
                     .unwrap_or_default();
                 options.channel = Some(format!("{prefix}cachy:hybrid:{}", config.name()));
             }
-            serializer = Some(l2.serializer().clone());
-            HybridStore::with_config(
+            let store = HybridStore::with_config(
                 options,
                 Arc::clone(l2.store()),
                 Arc::clone(backplane.store()),
-            )
+            )?;
+            Ok((store, l2.serializer().clone()))
         })?;
-        let serializer = serializer.expect("set before the store is built");
         Ok(Created::Repository(Repository::new(
             config.name(),
             Arc::new(store),
