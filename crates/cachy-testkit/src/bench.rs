@@ -29,6 +29,47 @@ pub fn user() -> User {
     }
 }
 
+/// A realistic cached struct: eight fields, strings and a vector, about 300 bytes encoded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// A number.
+    pub id: u64,
+    /// A name.
+    pub name: String,
+    /// An address.
+    pub email: String,
+    /// A paragraph.
+    pub bio: String,
+    /// A flag.
+    pub active: bool,
+    /// A float.
+    pub score: f64,
+    /// A list of short strings.
+    pub roles: Vec<String>,
+    /// A timestamp as text.
+    pub created_at: String,
+}
+
+/// The one `Profile` value the benchmarks use.
+pub fn profile() -> Profile {
+    Profile {
+        id: 1_234_567,
+        name: "Anne Example".to_owned(),
+        email: "anne.example@example.com".to_owned(),
+        bio: "Writes about caches, queues and the databases behind them; has opinions on \
+              eviction policies and prefers measuring to guessing, usually on two cores."
+            .to_owned(),
+        active: true,
+        score: 87.25,
+        roles: vec![
+            "admin".to_owned(),
+            "editor".to_owned(),
+            "reviewer".to_owned(),
+        ],
+        created_at: "2026-12-06T13:00:00Z".to_owned(),
+    }
+}
+
 /// Operations per second of `tasks` tokio tasks looping over `op` for `duration`.
 pub fn throughput<F, Fut>(
     runtime: &tokio::runtime::Runtime,

@@ -108,6 +108,7 @@ macro_rules! behaviour_suite {
             odd_keys_are_distinct_and_round_trip,
             a_one_mebibyte_value_round_trips,
             reading_the_wrong_type_is_an_error_and_keeps_the_value,
+            get_shared_answers_what_get_does,
             tags_flushing_people_and_authors_removes_john_and_anne,
             tags_flushing_authors_keeps_john,
             tagged_items_are_apart_from_untagged_and_other_tags,

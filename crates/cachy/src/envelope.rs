@@ -84,11 +84,15 @@ pub(crate) fn open(bytes: &[u8]) -> Opened<'_> {
 /// fallback (which only a `remember` that asked for fail-safe serves, as stale). (The clock
 /// is read only for an envelope: plain hits pay one byte comparison.)
 pub(crate) fn fresh_payload(bytes: &[u8]) -> Option<&[u8]> {
+    fresh_payload_until(bytes).map(|(payload, _)| payload)
+}
+
+/// [`fresh_payload`], with when it stops being fresh (`None`: while it is stored).
+pub(crate) fn fresh_payload_until(bytes: &[u8]) -> Option<(&[u8], Option<Millis>)> {
     match open(bytes) {
-        Opened::Plain(payload) => Some(payload),
-        Opened::Enveloped(header, payload) => {
-            (!header.stale && now() < header.expires_at).then_some(payload)
-        }
+        Opened::Plain(payload) => Some((payload, None)),
+        Opened::Enveloped(header, payload) => (!header.stale && now() < header.expires_at)
+            .then_some((payload, Some(header.expires_at))),
     }
 }
 

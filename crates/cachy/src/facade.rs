@@ -212,6 +212,18 @@ macro_rules! repository_operations {
             $resolve!(self, repository => repository.get(key))
         }
 
+        /// [`Repository::get_shared`](crate::Repository::get_shared): the value under `key`,
+        /// shared, which an in-process store answers without decoding it again.
+        pub $($asyncness)? fn get_shared<T>(
+            &self,
+            key: &str,
+        ) -> $crate::Result<Option<::std::sync::Arc<T>>>
+        where
+            T: ::serde::de::DeserializeOwned + Send + Sync + 'static,
+        {
+            $resolve!(self, repository => repository.get_shared(key))
+        }
+
         /// [`Repository::get_or`](crate::Repository::get_or): the value under `key`, or
         /// `default` if there is none.
         pub $($asyncness)? fn get_or<T: ::serde::de::DeserializeOwned>(

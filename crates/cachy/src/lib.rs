@@ -51,6 +51,7 @@
 pub mod blocking;
 mod codec;
 mod config;
+mod decoded;
 mod driver;
 mod envelope;
 mod error;
@@ -69,6 +70,7 @@ pub mod stores;
 pub mod tags;
 
 pub use config::{CacheConfig, Count, Seconds, StoreConfig};
+pub use decoded::Decoded;
 pub use driver::{Created, DriverFactory};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use expiry::{Expiry, MAX_TTL_SECONDS};

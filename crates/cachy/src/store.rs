@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use crate::decoded::Decoded;
 use crate::error::{Error, ErrorKind, Result};
 use crate::inspect::Inspect;
 
@@ -230,6 +231,29 @@ pub trait Store: std::any::Any + Send + Sync + 'static {
     fn get_in_process(&self, key: &str) -> Option<Option<std::sync::Arc<[u8]>>> {
         let _ = key;
         None
+    }
+
+    /// The value decoded from the live bytes under `key` as a `type_id` by a serializer
+    /// reading like `serializer`, if this store keeps one beside them
+    /// ([`keep_decoded`](Self::keep_decoded)) and it is fresh: see [`Decoded::value_for`].
+    /// Read by [`Repository::get_shared`](crate::Repository::get_shared) before the bytes.
+    /// The default keeps none.
+    fn get_decoded_in_process(
+        &self,
+        key: &str,
+        type_id: std::any::TypeId,
+        serializer: &crate::serializer::Serializer,
+    ) -> Option<std::sync::Arc<dyn std::any::Any + Send + Sync>> {
+        let _ = (key, type_id, serializer);
+        None
+    }
+
+    /// Keep `decoded`, a value decoded from `bytes` (as [`get_in_process`](Self::get_in_process)
+    /// gave them), beside them, if `key` still holds those very bytes (the same allocation):
+    /// the memory and hybrid stores keep the first one decoded per stored value, and count
+    /// its [`weight`](Decoded::weight) against `max_bytes`. The default keeps nothing.
+    fn keep_decoded(&self, key: &str, bytes: &std::sync::Arc<[u8]>, decoded: Decoded) {
+        let _ = (key, bytes, decoded);
     }
 
     /// Make every change this process made through this store known to the other processes

@@ -343,6 +343,12 @@ pub async fn a_fallback_is_never_fresh_to_get_has_many_or_remember(repo: &Reposi
         .fail_safe_throttle(Duration::from_secs(30));
     let first: i64 = repo.remember_with("k", &options, || ok(1)).await.unwrap();
     assert_eq!(first, 1);
+    // Read while fresh: an in-process store keeps the decoded copy, which must stop
+    // answering with the logical expiry.
+    assert_eq!(
+        repo.get_shared::<i64>("k").await.unwrap().as_deref(),
+        Some(&1)
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     let stale = repo
         .remember_entry("k", &options, || async {
@@ -352,6 +358,11 @@ pub async fn a_fallback_is_never_fresh_to_get_has_many_or_remember(repo: &Reposi
         .unwrap();
     assert_eq!((stale.value, stale.source), (1, Source::Stale));
     assert_eq!(repo.get::<i64>("k").await.unwrap(), None, "`get`");
+    assert_eq!(
+        repo.get_shared::<i64>("k").await.unwrap(),
+        None,
+        "`get_shared`"
+    );
     assert!(!repo.has("k").await.unwrap(), "`has`");
     assert_eq!(repo.many::<i64>(&["k"]).await.unwrap(), [None], "`many`");
     let throttled = repo

@@ -388,3 +388,64 @@ pub async fn reading_the_wrong_type_is_an_error_and_keeps_the_value(repo: &Repos
         ErrorKind::Deserialize
     );
 }
+
+/// `get_shared` answers what `get` does, read after read: a missing key, a value, a value
+/// replaced, removed or expired, and a read of the wrong type (an error, the value kept)
+/// after the value was read as its own type.
+pub async fn get_shared_answers_what_get_does(repo: &Repository) {
+    assert_eq!(repo.get_shared::<User>("user").await.unwrap(), None);
+    repo.put("user", &ann(), TEN_MINUTES).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            repo.get_shared::<User>("user").await.unwrap().as_deref(),
+            Some(&ann())
+        );
+    }
+    let err = repo.get_shared::<Vec<i64>>("user").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Deserialize, "{err}");
+    assert_eq!(err.key(), Some("user"));
+    let err = repo.get::<Vec<i64>>("user").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Deserialize, "{err}");
+    assert_eq!(repo.get::<User>("user").await.unwrap(), Some(ann()));
+
+    let renamed = User {
+        name: "Bob".to_owned(),
+        ..ann()
+    };
+    repo.put("user", &renamed, TEN_MINUTES).await.unwrap();
+    assert_eq!(
+        repo.get_shared::<User>("user").await.unwrap().as_deref(),
+        Some(&renamed),
+        "a put replaces what a read kept"
+    );
+    repo.put("user", "text", TEN_MINUTES).await.unwrap();
+    assert_eq!(
+        repo.get_shared::<User>("user").await.unwrap_err().kind(),
+        ErrorKind::Deserialize,
+        "a value of another type written over it"
+    );
+    assert_eq!(
+        repo.get_shared::<String>("user")
+            .await
+            .unwrap()
+            .as_deref()
+            .map(String::as_str),
+        Some("text")
+    );
+    assert!(repo.forget("user").await.unwrap());
+    assert_eq!(repo.get_shared::<String>("user").await.unwrap(), None);
+
+    repo.put("short", &5i64, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.get_shared::<i64>("short").await.unwrap().as_deref(),
+        Some(&5)
+    );
+    wait_until_missing(repo, "short", Duration::from_secs(5)).await;
+    assert_eq!(
+        repo.get_shared::<i64>("short").await.unwrap(),
+        None,
+        "expired"
+    );
+}

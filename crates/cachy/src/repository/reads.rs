@@ -1,11 +1,14 @@
 //! Reading one key: `get` and its variants, `has`, `pull`.
 
+use std::any::TypeId;
 use std::future::Future;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
 use super::Repository;
 use crate::codec::decode;
+use crate::decoded::Decoded;
 use crate::envelope;
 use crate::error::Result;
 
@@ -35,6 +38,68 @@ impl Repository {
         };
         self.observe_until(observation, work, reporting(Some(key), found))
             .await
+    }
+
+    /// The value under `key`, shared: as [`get`](Self::get), but an `Arc<T>`, which lets an
+    /// in-process store keep it.
+    ///
+    /// On the memory store and a hybrid store's first level, the value the first read
+    /// decodes is kept beside the stored bytes, and later reads of the same type (with the
+    /// same serializer) answer it without decoding again: a hit costs a lookup, whatever the
+    /// format and the size of the value. The bytes stay the truth: a read of another type
+    /// decodes them (and fails on a mismatch), a write replaces both, a value past its
+    /// logical expiry is not answered, and `max_bytes` counts the kept copy (about its
+    /// encoded size plus `size_of::<T>()`). Only the first type read is kept per stored
+    /// value. On other stores this is `get` wrapped in an `Arc`.
+    pub async fn get_shared<T>(&self, key: &str) -> Result<Option<Arc<T>>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let observation = self.start_observation(Operation::Get, Some(key));
+        if self.tags.is_none() {
+            let in_process = observation.in_scope(|| {
+                self.get_shared_in_process(key)
+                    .map(|result| result.map_err(self.context(key)))
+            });
+            if let Some(result) = in_process {
+                return self.finish_observation(observation, result, reporting(Some(key), found));
+            }
+        }
+        let work = async {
+            let scope = self.scope().await?;
+            let key = scope.key(key);
+            if let Some(result) = self.get_shared_in_process(&key) {
+                return result.map_err(self.context(&key));
+            }
+            Ok(self.get_stored::<T>(&key).await?.map(Arc::new))
+        };
+        self.observe_until(observation, work, reporting(Some(key), found))
+            .await
+    }
+
+    /// The value under the store key `key` if the store has it in process: the copy it
+    /// keeps decoded, or its bytes decoded now (and the copy handed to it to keep).
+    fn get_shared_in_process<T>(&self, key: &str) -> Option<Result<Option<Arc<T>>>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let (store, serializer) = (&self.inner.store, &self.inner.serializer);
+        let kept = store.get_decoded_in_process(key, TypeId::of::<T>(), serializer);
+        if let Some(Ok(value)) = kept.map(|kept| kept.downcast::<T>()) {
+            return Some(Ok(Some(value)));
+        }
+        let Some(bytes) = store.get_in_process(key)? else {
+            return Some(Ok(None));
+        };
+        let Some((payload, fresh_until)) = envelope::fresh_payload_until(&bytes) else {
+            return Some(Ok(None));
+        };
+        Some(decode::<T>(serializer, payload).map(|value| {
+            let value = Arc::new(value);
+            let kept = Decoded::new(Arc::clone(&value), serializer, fresh_until, payload.len());
+            store.keep_decoded(key, &bytes, kept);
+            Some(value)
+        }))
     }
 
     /// The value under the store key `key`.

@@ -171,6 +171,19 @@ impl Serializer {
         self
     }
 
+    /// Whether `other` reads every stored value as this one does: the same format (the same
+    /// custom one), integers and limits.
+    pub(crate) fn reads_like(&self, other: &Serializer) -> bool {
+        let same_format = match (&self.kind, &other.kind) {
+            (Kind::Pickle, Kind::Pickle)
+            | (Kind::Json, Kind::Json)
+            | (Kind::MsgPack, Kind::MsgPack) => true,
+            (Kind::Custom(one), Kind::Custom(other)) => Arc::ptr_eq(one, other),
+            _ => false,
+        };
+        same_format && self.integers == other.integers && self.limits == other.limits
+    }
+
     /// The bounds on reading one value.
     pub fn limits(&self) -> &DecodeLimits {
         &self.limits

@@ -17,6 +17,10 @@ macro_rules! exercise_async {
         assert!(face.add("b", &2i64, 5).await.unwrap());
         face.forever("c", &3i64).await.unwrap();
         assert_eq!(face.get::<i64>("a").await.unwrap(), Some(1));
+        assert_eq!(
+            face.get_shared::<i64>("a").await.unwrap().as_deref(),
+            Some(&1)
+        );
         assert_eq!(face.get_or("missing", 7i64).await.unwrap(), 7);
         assert_eq!(face.get_or_else("missing", || 8i64).await.unwrap(), 8);
         assert_eq!(
@@ -61,6 +65,7 @@ macro_rules! exercise_blocking {
         assert!(face.add("b", &2i64, 5).unwrap());
         face.forever("c", &3i64).unwrap();
         assert_eq!(face.get::<i64>("a").unwrap(), Some(1));
+        assert_eq!(face.get_shared::<i64>("a").unwrap().as_deref(), Some(&1));
         assert_eq!(face.get_or("missing", 7i64).unwrap(), 7);
         assert_eq!(face.get_or_else("missing", || 8i64).unwrap(), 8);
         assert!(face.has("b").unwrap());

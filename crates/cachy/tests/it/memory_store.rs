@@ -69,3 +69,85 @@ fn max_entries_and_max_bytes_together_are_an_error_naming_the_field() {
     .unwrap_err();
     assert_eq!(error.field(), Some("stores.m.max_bytes"), "{error}");
 }
+
+/// A value read again with `get_shared` as the same type is the copy the first read decoded
+/// (the same allocation), on the memory store and on a hybrid store's first level; a write
+/// or another serializer never gets that copy.
+#[tokio::test]
+async fn get_shared_decodes_once_per_stored_value() {
+    let manager = CacheManager::from_value(serde_json::json!({
+        "stores": {
+            "dict": { "driver": "dict" },
+            "pickled": { "driver": "dict", "serializer": "pickle" },
+        }
+    }))
+    .unwrap();
+    for name in ["dict", "pickled"] {
+        let repo = manager.store(name).unwrap();
+        repo.put("k", &vec!["a".to_owned(), "b".to_owned()], 10)
+            .await
+            .unwrap();
+        let first = repo.get_shared::<Vec<String>>("k").await.unwrap().unwrap();
+        let again = repo.get_shared::<Vec<String>>("k").await.unwrap().unwrap();
+        assert!(
+            std::sync::Arc::ptr_eq(&first, &again),
+            "{name}: decoded again"
+        );
+        repo.put("k", &vec!["c".to_owned()], 10).await.unwrap();
+        let written = repo.get_shared::<Vec<String>>("k").await.unwrap().unwrap();
+        assert_eq!(*written, ["c"], "{name}");
+    }
+
+    // Two repositories over one store, with serializers that read differently: the copy
+    // one of them kept is never the other's answer.
+    let store = manager.store("dict").unwrap().store().clone();
+    let msgpack =
+        cachy::Repository::new("m", store.clone(), cachy::serializer::Serializer::msgpack());
+    let json = cachy::Repository::new("j", store, cachy::serializer::Serializer::json());
+    msgpack.put("shared", &7i64, 10).await.unwrap();
+    assert_eq!(
+        msgpack
+            .get_shared::<i64>("shared")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&7)
+    );
+    msgpack.put("text", "x", 10).await.unwrap();
+    assert_eq!(
+        msgpack
+            .get_shared::<String>("text")
+            .await
+            .unwrap()
+            .as_deref()
+            .map(String::as_str),
+        Some("x")
+    );
+    let err = json.get_shared::<String>("text").await.unwrap_err();
+    assert_eq!(err.kind(), cachy::ErrorKind::Deserialize, "{err}");
+}
+
+/// A store bounded by bytes counts the copies `get_shared` keeps: reading every value makes
+/// room by evicting, instead of growing past the bound.
+#[tokio::test]
+async fn decoded_copies_count_against_max_bytes() {
+    let manager = CacheManager::from_value(serde_json::json!({
+        "stores": { "small": { "driver": "memory", "max_bytes": 200_000 } }
+    }))
+    .unwrap();
+    let repo = manager.store("small").unwrap();
+    let value = "x".repeat(1000);
+    for i in 0..150 {
+        repo.put(&format!("k{i}"), &value, 10).await.unwrap();
+    }
+    let before = stored_after_evictions::<String>(&repo, 150).await;
+    assert_eq!(before, 150, "150 values of about 1.2 KB fit in 200 KB");
+    for i in 0..150 {
+        repo.get_shared::<String>(&format!("k{i}")).await.unwrap();
+    }
+    let after = stored_after_evictions::<String>(&repo, 150).await;
+    assert!(
+        (70..150).contains(&after),
+        "{after} of 150 values kept once each has a decoded copy of its size"
+    );
+}

@@ -5,6 +5,7 @@ mod backplane;
 pub(super) mod config;
 mod levels;
 
+use std::any::{Any, TypeId};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -13,7 +14,9 @@ use async_trait::async_trait;
 
 use self::backplane::Backplane;
 use self::levels::Levels;
+use crate::decoded::Decoded;
 use crate::error::Result;
+use crate::serializer::Serializer;
 use crate::store::{ForeverTracker, Store, Ttl};
 
 /// How long a first-level copy lives at most, unless `l1_ttl` says otherwise.
@@ -110,6 +113,19 @@ impl Store for HybridStore {
 
     fn get_in_process(&self, key: &str) -> Option<Option<Arc<[u8]>>> {
         self.levels.l1.value(key).map(Some)
+    }
+
+    fn get_decoded_in_process(
+        &self,
+        key: &str,
+        type_id: TypeId,
+        serializer: &Serializer,
+    ) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.levels.l1.decoded(key, type_id, serializer)
+    }
+
+    fn keep_decoded(&self, key: &str, bytes: &Arc<[u8]>, decoded: Decoded) {
+        self.levels.l1.keep_decoded_copy(key, bytes, decoded);
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {

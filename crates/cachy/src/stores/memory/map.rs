@@ -13,13 +13,14 @@
 //!   `policy.rs`). The entry just written is never the one evicted.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use foldhash::fast::RandomState;
 use indexmap::IndexMap;
 
 use super::policy::{Found, Policy, Queue, Queued, Traffic};
+use crate::decoded::Decoded;
 
 /// Shards per store: enough that callers on different threads rarely share one.
 const SHARDS: usize = 64;
@@ -35,6 +36,9 @@ pub(super) const ENTRY_OVERHEAD: u64 = 192;
 /// rounds of the main queue unread.
 const MAX_READS: u8 = 3;
 
+/// No entry's id: what [`Map::evict_beyond_bound`] spares when no write passed the bound.
+const NO_ENTRY: u64 = 0;
+
 /// Writes to a shard before its expired entries are swept, at least.
 const MIN_WRITES_PER_SWEEP: usize = 64;
 
@@ -48,6 +52,8 @@ pub(super) struct Entry {
     id: u64,
     /// Reads since it last passed a queue's front, up to [`MAX_READS`] (bounded stores only).
     reads: AtomicU8,
+    /// The first value decoded from `value` and kept (boxed: most entries never have one).
+    pub(super) decoded: OnceLock<Box<Decoded>>,
 }
 
 impl Entry {
@@ -57,6 +63,7 @@ impl Entry {
             deadline,
             id: 0,
             reads: AtomicU8::new(0),
+            decoded: OnceLock::new(),
         }
     }
 
@@ -187,6 +194,48 @@ impl Map {
             }
         }
         entry.map(read)
+    }
+
+    /// What `read` finds in the live entry under `key`, counted as a read (a hit) only if it
+    /// finds something: a caller that then reads the entry otherwise is counted once.
+    pub(super) fn read_if<R>(
+        &self,
+        key: &str,
+        read: impl FnOnce(&Entry) -> Option<R>,
+    ) -> Option<R> {
+        let shard = self.shard(key);
+        let table = shard.read();
+        let entry = table.entries.get(key).filter(|entry| entry.is_live())?;
+        let found = read(entry)?;
+        if self.policy.is_some() {
+            shard.reads.fetch_add(1, Ordering::Relaxed);
+            shard.hits.fetch_add(1, Ordering::Relaxed);
+            entry.read();
+        }
+        Some(found)
+    }
+
+    /// Keep `decoded` beside the entry under `key` if it still holds `bytes` (the same
+    /// allocation) and keeps no decoded value yet; a store bounded by bytes counts it.
+    pub(super) fn keep_decoded(&self, key: &str, bytes: &Arc<[u8]>, decoded: Decoded) {
+        let weight = decoded.weight();
+        let kept = {
+            let table = self.shard(key).read();
+            let kept = table
+                .entries
+                .get(key)
+                .filter(|entry| Arc::ptr_eq(&entry.value, bytes))
+                .is_some_and(|entry| entry.decoded.set(Box::new(decoded)).is_ok());
+            // Under the shard's lock, which a removal of the entry waits for: its weight is
+            // added before anyone can take it away.
+            if kept && matches!(self.bound, Some(Bound::Bytes(_))) {
+                self.weight.fetch_add(weight, Ordering::Relaxed);
+            }
+            kept
+        };
+        if kept {
+            self.evict_beyond_bound(NO_ENTRY);
+        }
     }
 
     /// Store `entry` under `key`, replacing what was there.
@@ -321,7 +370,10 @@ impl Map {
         match self.bound {
             None => 0,
             Some(Bound::Entries(_)) => 1,
-            Some(Bound::Bytes(_)) => (key.len() + entry.value.len()) as u64 + ENTRY_OVERHEAD,
+            Some(Bound::Bytes(_)) => {
+                let decoded = entry.decoded.get().map_or(0, |decoded| decoded.weight());
+                (key.len() + entry.value.len()) as u64 + ENTRY_OVERHEAD + decoded
+            }
         }
     }
 

@@ -2,6 +2,7 @@ pub(super) mod config;
 mod map;
 mod policy;
 
+use std::any::{Any, TypeId};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,9 @@ use async_trait::async_trait;
 use self::map::{Bound, Change, Entry, Map};
 use crate::codec::incremented;
 use crate::config::StoreConfig;
+use crate::decoded::Decoded;
 use crate::error::Result;
+use crate::serializer::Serializer;
 use crate::store::{Lifetime, Store, Ttl};
 
 /// The in-process store (driver `dict`, alias `memory`).
@@ -73,6 +76,24 @@ impl MemoryStore {
         self.map.read(key, |entry| Arc::clone(&entry.value))
     }
 
+    /// The value decoded from the live bytes under `key` and kept beside them, if it answers
+    /// a read of `type_id` with `serializer`.
+    pub(crate) fn decoded(
+        &self,
+        key: &str,
+        type_id: TypeId,
+        serializer: &Serializer,
+    ) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.map.read_if(key, |entry| {
+            entry.decoded.get()?.value_for(type_id, serializer)
+        })
+    }
+
+    /// Keep `decoded` beside `bytes`, if `key` still holds them.
+    pub(crate) fn keep_decoded_copy(&self, key: &str, bytes: &Arc<[u8]>, decoded: Decoded) {
+        self.map.keep_decoded(key, bytes, decoded);
+    }
+
     /// Keep `value` under `key` for `lifetime` (`None`: until evicted), to the nanosecond.
     #[cfg(feature = "hybrid")]
     pub(crate) fn keep(&self, key: &str, value: &[u8], lifetime: Option<Duration>) {
@@ -114,6 +135,19 @@ impl Store for MemoryStore {
 
     fn get_in_process(&self, key: &str) -> Option<Option<Arc<[u8]>>> {
         Some(self.value(key))
+    }
+
+    fn get_decoded_in_process(
+        &self,
+        key: &str,
+        type_id: TypeId,
+        serializer: &Serializer,
+    ) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.decoded(key, type_id, serializer)
+    }
+
+    fn keep_decoded(&self, key: &str, bytes: &Arc<[u8]>, decoded: Decoded) {
+        self.keep_decoded_copy(key, bytes, decoded);
     }
 
     async fn get_with_lifetime(&self, key: &str) -> Result<Option<(Vec<u8>, Lifetime)>> {

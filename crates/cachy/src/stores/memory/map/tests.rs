@@ -188,3 +188,37 @@ fn writes_and_removals_under_the_bound_do_not_grow_the_queues() {
     let queued = map.policy.as_ref().unwrap().queued();
     assert!(queued <= 2048, "{queued} items queued for an empty store");
 }
+
+#[test]
+fn a_decoded_copy_is_weighed_while_kept_and_only_beside_its_own_bytes() {
+    let map = Map::new(Some(Bound::Bytes(1 << 20)));
+    let serializer = crate::serializer::Serializer::msgpack();
+    let copy = || crate::decoded::Decoded::new(Arc::new(1u64), &serializer, None, 100);
+    map.insert("k", entry(b"v", None));
+    let alone = map.weight.load(Ordering::Relaxed);
+    let stale: Arc<[u8]> = b"v".as_slice().into();
+    map.keep_decoded("k", &stale, copy());
+    assert_eq!(
+        map.weight.load(Ordering::Relaxed),
+        alone,
+        "other bytes: not kept"
+    );
+    let bytes = map.read("k", |entry| Arc::clone(&entry.value)).unwrap();
+    map.keep_decoded("k", &bytes, copy());
+    let weight = copy().weight();
+    assert_eq!(map.weight.load(Ordering::Relaxed), alone + weight);
+    map.keep_decoded("k", &bytes, copy());
+    assert_eq!(
+        map.weight.load(Ordering::Relaxed),
+        alone + weight,
+        "one copy per value"
+    );
+    map.insert("k", entry(b"w", None));
+    assert_eq!(
+        map.weight.load(Ordering::Relaxed),
+        alone,
+        "replaced with its copy"
+    );
+    map.update("k", |_| (Change::Remove, ()));
+    assert_eq!(map.weight.load(Ordering::Relaxed), 0);
+}
