@@ -152,7 +152,9 @@ pub use repository::lock::Lock;
 pub use cachy_macros::cached;
 pub use repository::remember::options::{Computed, Entry, RememberOptions, Source};
 pub use repository::{DEFAULT_CACHE_MINUTES, Repository, TaggedCache};
-pub use store::{ForeverTracker, Lifetime, Store, Ttl, increment_counter};
+pub use store::{
+    EvictionCallback, EvictionListener, ForeverTracker, Lifetime, Store, Ttl, increment_counter,
+};
 #[cfg(feature = "hybrid")]
 pub use store::{PubSub, Subscription};
 pub use tags::TagNames;

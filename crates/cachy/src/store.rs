@@ -13,6 +13,13 @@ use crate::inspect::Inspect;
 /// TTL, so a store never receives `Some(0)`.
 pub type Ttl = Option<u64>;
 
+/// What [`Store::listen_evictions`] calls with the key of an entry the store dropped, and
+/// why; kept weakly.
+pub type EvictionListener = std::sync::Weak<EvictionCallback>;
+
+/// The function behind an [`EvictionListener`].
+pub type EvictionCallback = dyn Fn(&str, crate::observe::EvictionCause) + Send + Sync;
+
 /// A cache backend over bytes: keys in, `Option<Vec<u8>>` out.
 ///
 /// Object safe, so stores live behind `Arc<dyn Store>` and custom drivers can be registered
@@ -254,6 +261,16 @@ pub trait Store: std::any::Any + Send + Sync + 'static {
     /// its [`weight`](Decoded::weight) against `max_bytes`. The default keeps nothing.
     fn keep_decoded(&self, key: &str, bytes: &std::sync::Arc<[u8]>, decoded: Decoded) {
         let _ = (key, bytes, decoded);
+    }
+
+    /// Tell `listener` of every entry this store drops, with its key and why, for as long as
+    /// the listener lives (the store keeps it weakly). An in-process store (the memory store,
+    /// a hybrid store's first level) calls it after the drop, outside its locks; a
+    /// [`Repository`](crate::Repository) registers one to count evictions in its
+    /// [`Stats`](crate::observe::Stats) and report them as events. The default drops nothing
+    /// itself (a server's own evictions are not seen from here).
+    fn listen_evictions(&self, listener: EvictionListener) {
+        let _ = listener;
     }
 
     /// Make every change this process made through this store known to the other processes

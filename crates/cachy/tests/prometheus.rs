@@ -14,9 +14,17 @@ async fn the_prometheus_exporter_shows_the_names_the_readme_queries() {
     cachy::observe::enable_metrics();
 
     let cache = CacheManager::from_value(serde_json::json!({
-        "stores": { "dict": { "driver": "dict" } }
+        "default": "dict",
+        "stores": {
+            "dict": { "driver": "dict" },
+            "small": { "driver": "dict", "max_entries": 2 },
+        }
     }))
     .unwrap();
+    let small = cache.store("small").unwrap();
+    for key in ["x", "y", "z"] {
+        small.put(key, &1, 10).await.unwrap();
+    }
     cache.put("a", &1, 10).await.unwrap();
     let _: Option<i64> = cache.get("a").await.unwrap();
     let _: Option<i64> = cache.get("b").await.unwrap();
@@ -30,6 +38,7 @@ async fn the_prometheus_exporter_shows_the_names_the_readme_queries() {
         r#"cachy_errors{store="dict",operation="increment",error_type="not_an_integer"} 1"#,
         r#"cachy_operation_duration_count{store="dict",operation="get"} 2"#,
         "# TYPE cachy_operation_duration summary",
+        r#"cachy_evictions{store="small",cause="size"} 1"#,
     ] {
         assert!(
             shown.lines().any(|shown| shown == line),

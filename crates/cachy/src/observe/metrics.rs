@@ -2,17 +2,19 @@
 
 use std::sync::OnceLock;
 
-use super::operation::{Operation, Outcome};
+use super::operation::{EvictionCause, Operation, Outcome};
 use crate::error::ErrorKind;
 
-const OUTCOMES: usize = 10;
-const OPERATIONS: usize = Operation::Unlock as usize + 1;
+const OUTCOMES: usize = 11;
+const OPERATIONS: usize = Operation::Evict as usize + 1;
+const CAUSES: usize = 4;
 
 #[derive(Default)]
 pub(super) struct Handles {
     requests: [[OnceLock<metrics::Counter>; OUTCOMES]; OPERATIONS],
     errors: std::sync::Mutex<Vec<((Operation, ErrorKind), metrics::Counter)>>,
     durations: [OnceLock<metrics::Histogram>; OPERATIONS],
+    evictions: [OnceLock<metrics::Counter>; CAUSES],
 }
 
 fn index(operation: Operation) -> usize {
@@ -31,6 +33,7 @@ fn outcome_index(outcome: Outcome) -> usize {
         Outcome::Failed(_) => 7,
         Outcome::Computed => 8,
         Outcome::FactoryFailed => 9,
+        Outcome::Evicted(_) => 10,
     }
 }
 
@@ -66,6 +69,24 @@ impl Handles {
             };
             counter.increment(1);
         }
+    }
+
+    pub(super) fn evicted(&self, store: &str, cause: EvictionCause) {
+        let index = match cause {
+            EvictionCause::Size => 0,
+            EvictionCause::Expired => 1,
+            EvictionCause::Replaced => 2,
+            EvictionCause::Removed => 3,
+        };
+        self.evictions[index]
+            .get_or_init(|| {
+                metrics::counter!(
+                    "cachy.evictions",
+                    "store" => store.to_owned(),
+                    "cause" => cause.name(),
+                )
+            })
+            .increment(1);
     }
 
     pub(super) fn duration(&self, store: &str, operation: Operation) -> &metrics::Histogram {

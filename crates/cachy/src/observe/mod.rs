@@ -21,7 +21,7 @@ mod metrics;
 mod operation;
 mod report;
 
-pub use operation::{Operation, Outcome};
+pub use operation::{EvictionCause, Operation, Outcome};
 #[cfg(feature = "tracing")]
 pub(crate) use report::span;
 pub(crate) use report::{Record, error_outcome, found, removed, reporting, written};
@@ -38,7 +38,8 @@ impl Outcome {
             Outcome::Removed => &[REMOVALS],
             Outcome::Failed(_) => &[ERRORS],
             Outcome::FactoryFailed => &[FACTORY_ERRORS],
-            Outcome::Unchanged | Outcome::Done => &[],
+            Outcome::Evicted(cause) if cause.is_eviction() => &[EVICTIONS],
+            Outcome::Unchanged | Outcome::Done | Outcome::Evicted(_) => &[],
         }
     }
 }
@@ -50,7 +51,8 @@ const WRITES: usize = 3;
 const REMOVALS: usize = 4;
 const ERRORS: usize = 5;
 const FACTORY_ERRORS: usize = 6;
-const COUNTERS: usize = 7;
+const EVICTIONS: usize = 7;
+const COUNTERS: usize = 8;
 
 /// One observed operation, as event hooks receive it.
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +88,10 @@ pub struct Stats {
     pub errors: u64,
     /// `remember` calls whose factory failed without a fallback to serve.
     pub factory_errors: u64,
+    /// Entries an in-process store dropped for room or because they expired (see
+    /// [`EvictionCause::is_eviction`]); every drop is also an event
+    /// ([`Operation::Evict`]).
+    pub evictions: u64,
     /// When counting started (when the repository was built).
     pub since: SystemTime,
 }
@@ -148,6 +154,7 @@ pub(crate) fn shown_key(key: &str) -> Option<String> {
 /// | `cachy.errors` | counter | `store`, `operation`, `error.type` (the [`ErrorKind`], e.g. `unavailable`) |
 /// | `cachy.operation.duration` | histogram, seconds | `store`, `operation` |
 /// | `cachy.single_flights` | gauge | `store`: computations in progress that other callers wait for |
+/// | `cachy.evictions` | counter | `store`, `cause` (`size`, `expired`, `replaced`, `removed`): entries an in-process store dropped |
 #[cfg(feature = "metrics")]
 pub fn enable_metrics() {
     METRICS.store(true, Ordering::Release);
@@ -243,6 +250,7 @@ impl Observer {
             removals: count(REMOVALS),
             errors: count(ERRORS),
             factory_errors: count(FACTORY_ERRORS),
+            evictions: count(EVICTIONS),
             since: self.since,
         }
     }
@@ -280,6 +288,28 @@ impl Observer {
         #[cfg(feature = "metrics")]
         if metrics_enabled() {
             self.metrics.count(store, operation, outcome);
+        }
+    }
+
+    /// Count, hand to the hooks and to metrics an entry the store dropped.
+    pub(crate) fn record_eviction(&self, store: &str, key: &str, cause: EvictionCause) {
+        let outcome = Outcome::Evicted(cause);
+        for &counter in outcome.counters() {
+            self.counts[counter].fetch_add(1, Ordering::Relaxed);
+        }
+        let event = Event {
+            store,
+            operation: Operation::Evict,
+            key: Some(key),
+            outcome,
+        };
+        self.hooks.fire(&event);
+        if let Some(hooks) = self.manager_hooks.get() {
+            hooks.fire(&event);
+        }
+        #[cfg(feature = "metrics")]
+        if metrics_enabled() {
+            self.metrics.evicted(store, cause);
         }
     }
 

@@ -38,6 +38,12 @@ pub enum Operation {
     /// A lock's `release` and `force_release`: `removed` when released, `unchanged` when it
     /// was not held.
     Unlock,
+    /// An in-process store (the memory store, a hybrid store's first level) dropped an
+    /// entry, for the [`EvictionCause`] in [`Outcome::Evicted`]. Its key is the store key
+    /// (under tags, the tags' namespace and the key). Not a request: counted in
+    /// [`Stats::evictions`](super::Stats::evictions) and the `cachy.evictions` metric, not in
+    /// `cachy.requests`.
+    Evict,
 }
 
 impl Operation {
@@ -58,6 +64,7 @@ impl Operation {
             Operation::Remember => "remember",
             Operation::Lock => "lock",
             Operation::Unlock => "unlock",
+            Operation::Evict => "evict",
         }
     }
 }
@@ -100,11 +107,13 @@ pub enum Outcome {
     /// `remember`'s factory failed and there was no fallback to serve: the caller got the
     /// factory's error. Not a cache error.
     FactoryFailed,
+    /// An in-process store dropped an entry ([`Operation::Evict`]), for this cause.
+    Evicted(EvictionCause),
 }
 
 impl Outcome {
     /// Its name in spans and metric labels: `hit`, `miss`, `computed`, `stale`, `written`,
-    /// `removed`, `unchanged`, `done`, `error`, `factory_error`.
+    /// `removed`, `unchanged`, `done`, `error`, `factory_error`, `evicted`.
     pub fn name(self) -> &'static str {
         match self {
             Outcome::Hit => "hit",
@@ -117,11 +126,52 @@ impl Outcome {
             Outcome::Done => "done",
             Outcome::Failed(_) => "error",
             Outcome::FactoryFailed => "factory_error",
+            Outcome::Evicted(_) => "evicted",
         }
     }
 }
 
 impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why an in-process store dropped an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EvictionCause {
+    /// The store was beyond its `max_entries` or `max_bytes`, and its policy chose the entry.
+    Size,
+    /// Its lifetime was over.
+    Expired,
+    /// A write stored another value under its key.
+    Replaced,
+    /// It was removed: `forget`, `pull`, a compare-and-delete, or a hybrid store's
+    /// invalidation from another process. (A `flush` is one `flush` event, not one per entry.)
+    Removed,
+}
+
+impl EvictionCause {
+    /// Its name in metric labels: `size`, `expired`, `replaced`, `removed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EvictionCause::Size => "size",
+            EvictionCause::Expired => "expired",
+            EvictionCause::Replaced => "replaced",
+            EvictionCause::Removed => "removed",
+        }
+    }
+
+    /// Whether the store chose to drop the entry (for room, or because it expired), rather
+    /// than a caller's write or removal: what [`Stats::evictions`](super::Stats::evictions)
+    /// counts.
+    pub fn is_eviction(self) -> bool {
+        matches!(self, EvictionCause::Size | EvictionCause::Expired)
+    }
+}
+
+impl fmt::Display for EvictionCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }

@@ -8,7 +8,7 @@ use crate::expiry::Expiry;
 use crate::flight::Flights;
 use crate::observe::{Event, Observer, Stats};
 use crate::serializer::Serializer;
-use crate::store::{Store, Ttl};
+use crate::store::{EvictionCallback, Store, Ttl};
 use crate::tags;
 
 mod batch;
@@ -110,7 +110,10 @@ struct Inner {
     /// The default lifetime of `#[cached]` values (Python cachy's default cache time).
     default_expiry: std::sync::RwLock<Expiry>,
     flights: Flights,
-    observer: Observer,
+    observer: Arc<Observer>,
+    /// Told by the store of the entries it drops; the store keeps it weakly, so it lives
+    /// as long as this repository.
+    _eviction_listener: Arc<EvictionCallback>,
 }
 
 /// Where a repository's keys live in its store for one operation: the store's own keyspace,
@@ -151,6 +154,12 @@ impl Repository {
     /// A repository named `name` over `store`, writing values with `serializer`.
     pub fn new(name: impl Into<String>, store: Arc<dyn Store>, serializer: Serializer) -> Self {
         let name = name.into();
+        let observer = Arc::new(Observer::default());
+        let eviction_listener: Arc<EvictionCallback> = {
+            let (observer, name) = (Arc::clone(&observer), name.clone());
+            Arc::new(move |key, cause| observer.record_eviction(&name, key, cause))
+        };
+        store.listen_evictions(Arc::downgrade(&eviction_listener));
         Repository {
             inner: Arc::new(Inner {
                 flights: Flights::new(&name),
@@ -158,7 +167,8 @@ impl Repository {
                 store,
                 serializer,
                 default_expiry: std::sync::RwLock::new(Expiry::Minutes(DEFAULT_CACHE_MINUTES)),
-                observer: Observer::default(),
+                observer,
+                _eviction_listener: eviction_listener,
             }),
             tags: None,
         }

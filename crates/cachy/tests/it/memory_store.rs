@@ -151,3 +151,78 @@ async fn decoded_copies_count_against_max_bytes() {
         "{after} of 150 values kept once each has a decoded copy of its size"
     );
 }
+
+/// Every entry the store drops is an event with its cause, to the repository's hooks and the
+/// manager's; those it chose to drop (for room, or expired) are counted in `stats()`.
+#[tokio::test]
+async fn evictions_are_events_with_their_cause_and_counted() {
+    use cachy::observe::{EvictionCause, Operation, Outcome};
+    use std::sync::{Arc, Mutex};
+
+    let manager = CacheManager::from_value(serde_json::json!({
+        "stores": { "small": { "driver": "memory", "max_entries": 10 } }
+    }))
+    .unwrap();
+    let seen: Arc<Mutex<Vec<(String, EvictionCause)>>> = Arc::default();
+    let manager_seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&manager_seen);
+    manager.on_event(move |event| {
+        if event.operation == Operation::Evict {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let repo = manager.store("small").unwrap();
+    let recorded = Arc::clone(&seen);
+    repo.on_event(move |event| {
+        if let Outcome::Evicted(cause) = event.outcome {
+            assert_eq!(event.operation, Operation::Evict);
+            assert_eq!(event.store, "small");
+            let key = event.key.expect("an eviction names its key").to_owned();
+            recorded.lock().unwrap().push((key, cause));
+        }
+    });
+    let causes = |cause: EvictionCause| {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, seen)| *seen == cause)
+            .count()
+    };
+
+    for i in 0..200 {
+        repo.put(&format!("k{i}"), &i, 10).await.unwrap();
+    }
+    assert_eq!(causes(EvictionCause::Size), 190);
+    assert_eq!(repo.stats().evictions, 190);
+
+    repo.put("k199", &0, 10).await.unwrap();
+    assert_eq!(
+        seen.lock().unwrap().last().unwrap(),
+        &("k199".to_owned(), EvictionCause::Replaced)
+    );
+    assert!(repo.forget("k199").await.unwrap());
+    assert_eq!(
+        seen.lock().unwrap().last().unwrap(),
+        &("k199".to_owned(), EvictionCause::Removed)
+    );
+
+    repo.put("short", &1, std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    repo.put("short", &2, 10).await.unwrap();
+    assert_eq!(
+        seen.lock().unwrap().last().unwrap(),
+        &("short".to_owned(), EvictionCause::Expired)
+    );
+    assert_eq!(
+        repo.stats().evictions,
+        191,
+        "size and expiry are evictions; replaced and removed are the caller's own"
+    );
+    assert_eq!(
+        manager_seen.load(std::sync::atomic::Ordering::Relaxed),
+        seen.lock().unwrap().len(),
+        "the manager's hooks see every one"
+    );
+}

@@ -17,7 +17,7 @@ use self::levels::Levels;
 use crate::decoded::Decoded;
 use crate::error::Result;
 use crate::serializer::Serializer;
-use crate::store::{ForeverTracker, Store, Ttl};
+use crate::store::{EvictionListener, ForeverTracker, Store, Ttl};
 
 /// How long a first-level copy lives at most, unless `l1_ttl` says otherwise.
 const DEFAULT_L1_TTL: Duration = Duration::from_secs(60);
@@ -126,6 +126,10 @@ impl Store for HybridStore {
 
     fn keep_decoded(&self, key: &str, bytes: &Arc<[u8]>, decoded: Decoded) {
         self.levels.l1.keep_decoded_copy(key, bytes, decoded);
+    }
+
+    fn listen_evictions(&self, listener: EvictionListener) {
+        self.levels.l1.listen(listener);
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {

@@ -19,8 +19,11 @@ use std::time::Instant;
 use foldhash::fast::RandomState;
 use indexmap::IndexMap;
 
+use super::listeners::{Dropped, Listeners};
 use super::policy::{Found, Policy, Queue, Queued, Traffic};
 use crate::decoded::Decoded;
+use crate::observe::EvictionCause;
+use crate::store::EvictionListener;
 
 /// Shards per store: enough that callers on different threads rarely share one.
 const SHARDS: usize = 64;
@@ -146,6 +149,8 @@ pub(super) struct Map {
     epoch: Instant,
     /// The write tick of the last store-wide sweep.
     last_store_sweep: AtomicU64,
+    /// Who hears of dropped entries.
+    listeners: Listeners,
 }
 
 impl Map {
@@ -172,6 +177,7 @@ impl Map {
             first_deadline: AtomicU64::new(u64::MAX),
             epoch: Instant::now(),
             last_store_sweep: AtomicU64::new(0),
+            listeners: Listeners::default(),
         }
     }
 
@@ -250,6 +256,7 @@ impl Map {
         key: &str,
         decide: impl FnOnce(Option<&Entry>) -> (Change, R),
     ) -> R {
+        let mut dropped = self.listeners.collect();
         let (grew, written, admitted, outcome) = {
             let mut table = self.shard(key).write();
             let index = table.entries.get_index_of(key);
@@ -265,7 +272,8 @@ impl Map {
                 Change::Keep => {}
                 // It could never be kept; what it replaces must not be read instead.
                 Change::Put(entry) if self.exceeds_bound_alone(key, &entry) => {
-                    removed = self.remove_at(&mut table, index);
+                    removed =
+                        self.remove_at(&mut table, index, EvictionCause::Replaced, &mut dropped);
                 }
                 Change::Put(mut entry) => {
                     added = self.weight_of(key, &entry);
@@ -299,10 +307,12 @@ impl Map {
                     if let Some(i) = index {
                         let old = std::mem::replace(&mut table.entries[i], entry);
                         removed = self.weight_of(key, &old);
+                        let (stored, _) = table.entries.get_index(i).expect("just replaced");
+                        dropped.note(stored, cause_of(&old, EvictionCause::Replaced));
                     } else {
                         table.entries.insert(key.into(), entry);
                     }
-                    removed += self.sweep_if_due(&mut table);
+                    removed += self.sweep_if_due(&mut table, &mut dropped);
                     if new_insertion && self.policy.is_some() {
                         // The sweep may have taken it already, if it expired at once.
                         if let Some((stored, _)) = table.entries.get_key_value(key) {
@@ -311,7 +321,10 @@ impl Map {
                         }
                     }
                 }
-                Change::Remove => removed = self.remove_at(&mut table, index),
+                Change::Remove => {
+                    removed =
+                        self.remove_at(&mut table, index, EvictionCause::Removed, &mut dropped);
+                }
             }
             // Under the shard's lock, so that an entry's weight is always added before
             // another writer of the key takes it away: the total never wraps.
@@ -319,6 +332,7 @@ impl Map {
             self.weight.fetch_sub(removed, Ordering::Relaxed);
             (added > removed, written, admitted, outcome)
         };
+        self.listeners.tell(dropped);
         // The queues are locked only once the shard is not: evictions lock them first.
         if let (Some(policy), Some((key, id, weight, hash))) = (&self.policy, admitted) {
             policy.admit(key, id, weight, hash, |item| self.is_queued(item));
@@ -352,11 +366,24 @@ impl Map {
         }
     }
 
-    /// Remove the entry at `index`, if any; the weight removed.
-    fn remove_at(&self, table: &mut Table, index: Option<usize>) -> u64 {
-        index
-            .and_then(|i| table.entries.swap_remove_index(i))
-            .map_or(0, |(key, old)| self.weight_of(&key, &old))
+    /// Remove the entry at `index`, if any, for `cause` (if it is live); the weight removed.
+    fn remove_at(
+        &self,
+        table: &mut Table,
+        index: Option<usize>,
+        cause: EvictionCause,
+        dropped: &mut Dropped,
+    ) -> u64 {
+        let Some((key, old)) = index.and_then(|i| table.entries.swap_remove_index(i)) else {
+            return 0;
+        };
+        dropped.note(&key, cause_of(&old, cause));
+        self.weight_of(&key, &old)
+    }
+
+    /// Tell the listeners of every entry the store drops from now on.
+    pub(super) fn listen(&self, listener: EvictionListener) {
+        self.listeners.add(listener);
     }
 
     fn exceeds_bound_alone(&self, key: &str, entry: &Entry) -> bool {
@@ -377,38 +404,6 @@ impl Map {
         }
     }
 
-    /// Drop the shard's expired entries, if it has any, once it has taken as many writes as
-    /// it holds entries; the weight removed.
-    fn sweep_if_due(&self, table: &mut Table) -> u64 {
-        table.writes_since_sweep += 1;
-        if table.writes_since_sweep < table.entries.len().max(MIN_WRITES_PER_SWEEP)
-            || !table.has_expired()
-        {
-            return 0;
-        }
-        self.sweep(table)
-    }
-
-    /// Drop the shard's expired entries; the weight removed.
-    fn sweep(&self, table: &mut Table) -> u64 {
-        table.writes_since_sweep = 0;
-        let now = Instant::now();
-        let (mut removed, mut first) = (0, None::<Instant>);
-        table.entries.retain(|key, entry| match entry.deadline {
-            Some(deadline) if deadline <= now => {
-                removed += self.weight_of(key, entry);
-                false
-            }
-            Some(deadline) => {
-                first = Some(first.map_or(deadline, |first| first.min(deadline)));
-                true
-            }
-            None => true,
-        });
-        table.first_deadline = first;
-        removed
-    }
-
     /// Evict until the store is within its bound, sparing the entry `written` (its id), whose
     /// write passed it: expired entries first, then those the policy chooses.
     fn evict_beyond_bound(&self, written: u64) {
@@ -417,8 +412,9 @@ impl Map {
         else {
             return;
         };
+        let mut dropped = self.listeners.collect();
         if self.weight.load(Ordering::Relaxed) > limit {
-            self.sweep_everywhere_if_expired();
+            self.sweep_everywhere_if_expired(&mut dropped);
         }
         policy.evict(
             || self.weight.load(Ordering::Relaxed) > limit,
@@ -449,66 +445,23 @@ impl Map {
                     entry.reads.store(left, Ordering::Relaxed);
                     return Found::Read(reads);
                 }
-                let removed = self.remove_at(&mut table, Some(index));
+                let removed =
+                    self.remove_at(&mut table, Some(index), EvictionCause::Size, &mut dropped);
                 self.weight.fetch_sub(removed, Ordering::Relaxed);
                 Found::Evicted
             },
         );
+        self.listeners.tell(dropped);
     }
+}
 
-    /// The nanoseconds from `epoch` to `deadline`.
-    fn nanos(&self, deadline: Instant) -> u64 {
-        u64::try_from(deadline.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
-    }
-
-    fn note_deadline(&self, deadline: Instant) {
-        let nanos = self.nanos(deadline);
-        // A load first: the first deadline is nearly always earlier already, and then no
-        // write contends for the line.
-        if nanos < self.first_deadline.load(Ordering::Relaxed) {
-            self.first_deadline.fetch_min(nanos, Ordering::Relaxed);
-        }
-    }
-
-    /// Sweep every shard holding an expired entry, if any entry has expired since the last
-    /// time.
-    fn sweep_everywhere_if_expired(&self) {
-        let now = Instant::now();
-        if self.first_deadline.load(Ordering::Relaxed) > self.nanos(now) {
-            return;
-        }
-        // At most once per `SHARDS` writes, by one writer at a time: the others, and this
-        // one in between, find expired entries by sampling.
-        let ticks = self.ticks.load(Ordering::Relaxed);
-        let last = self.last_store_sweep.load(Ordering::Relaxed);
-        if ticks < last.saturating_add(SHARDS as u64)
-            || self
-                .last_store_sweep
-                .compare_exchange(last, ticks, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
-        }
-        // Deadlines noted during the sweep are kept: the new first is the earliest of both.
-        self.first_deadline.store(u64::MAX, Ordering::Relaxed);
-        for shard in &self.shards {
-            let (mut first, paid_for) = {
-                let table = shard.read();
-                let paid_for = table.writes_since_sweep >= table.entries.len();
-                (table.first_deadline, paid_for)
-            };
-            // Only a shard that has taken as many writes as it holds entries since its last
-            // sweep: sweeps stay paid for by the writes before them.
-            if paid_for && first.is_some_and(|first| first <= now) {
-                let mut table = shard.write();
-                let removed = self.sweep(&mut table);
-                self.weight.fetch_sub(removed, Ordering::Relaxed);
-                first = table.first_deadline;
-            }
-            if let Some(first) = first {
-                self.note_deadline(first);
-            }
-        }
+/// Why `entry` is dropped, if `cause` is the reason for a live one: an expired entry is
+/// always dropped as expired.
+fn cause_of(entry: &Entry, cause: EvictionCause) -> EvictionCause {
+    if entry.is_live() {
+        cause
+    } else {
+        EvictionCause::Expired
     }
 }
 
@@ -523,5 +476,6 @@ impl Shard {
     }
 }
 
+mod expiry;
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,5 @@
 pub(super) mod config;
+mod listeners;
 mod map;
 mod policy;
 
@@ -14,7 +15,7 @@ use crate::config::StoreConfig;
 use crate::decoded::Decoded;
 use crate::error::Result;
 use crate::serializer::Serializer;
-use crate::store::{Lifetime, Store, Ttl};
+use crate::store::{EvictionListener, Lifetime, Store, Ttl};
 
 /// The in-process store (driver `dict`, alias `memory`).
 ///
@@ -94,6 +95,11 @@ impl MemoryStore {
         self.map.keep_decoded(key, bytes, decoded);
     }
 
+    /// Tell `listener` of every entry dropped from now on.
+    pub(crate) fn listen(&self, listener: EvictionListener) {
+        self.map.listen(listener);
+    }
+
     /// Keep `value` under `key` for `lifetime` (`None`: until evicted), to the nanosecond.
     #[cfg(feature = "hybrid")]
     pub(crate) fn keep(&self, key: &str, value: &[u8], lifetime: Option<Duration>) {
@@ -148,6 +154,10 @@ impl Store for MemoryStore {
 
     fn keep_decoded(&self, key: &str, bytes: &Arc<[u8]>, decoded: Decoded) {
         self.keep_decoded_copy(key, bytes, decoded);
+    }
+
+    fn listen_evictions(&self, listener: EvictionListener) {
+        self.listen(listener);
     }
 
     async fn get_with_lifetime(&self, key: &str) -> Result<Option<(Vec<u8>, Lifetime)>> {
