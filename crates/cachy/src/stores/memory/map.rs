@@ -12,12 +12,13 @@
 //!   since their last have paid for), then the entries the policy chooses (S3-FIFO, see
 //!   `policy.rs`). The entry just written is never the one evicted.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use foldhash::fast::RandomState;
 use indexmap::IndexMap;
+use once_cell::race::OnceBox;
 
 use super::listeners::{Dropped, Listeners};
 use super::policy::{Found, Policy, Queue, Queued, Traffic};
@@ -39,6 +40,10 @@ pub(super) const ENTRY_OVERHEAD: u64 = 192;
 /// rounds of the main queue unread.
 const MAX_READS: u8 = 3;
 
+/// The low bits of an entry's `meta` that count its reads.
+const READ_BITS: u32 = 8;
+const READS_MASK: u64 = (1 << READ_BITS) - 1;
+
 /// No entry's id: what [`Map::evict_beyond_bound`] spares when no write passed the bound.
 const NO_ENTRY: u64 = 0;
 
@@ -50,13 +55,14 @@ pub(super) struct Entry {
     pub(super) value: Arc<[u8]>,
     /// `None`: until removed or evicted.
     pub(super) deadline: Option<Instant>,
-    /// Which insertion of its key this is, for the policy's queues (a `put` over a live
-    /// entry keeps it: the key keeps its place).
-    id: u64,
-    /// Reads since it last passed a queue's front, up to [`MAX_READS`] (bounded stores only).
-    reads: AtomicU8,
-    /// The first value decoded from `value` and kept (boxed: most entries never have one).
-    pub(super) decoded: OnceLock<Box<Decoded>>,
+    /// Two numbers in one word, as every byte of an entry counts: which insertion of its
+    /// key this is, for the policy's queues (a `put` over a live entry keeps it: the key
+    /// keeps its place), above the low [`READ_BITS`]; and below them, the reads since it
+    /// last passed a queue's front, up to [`MAX_READS`] (bounded stores only).
+    meta: AtomicU64,
+    /// The first value decoded from `value` and kept (boxed, in one word: most entries
+    /// never have one).
+    pub(super) decoded: OnceBox<Decoded>,
 }
 
 impl Entry {
@@ -64,18 +70,40 @@ impl Entry {
         Entry {
             value,
             deadline,
-            id: 0,
-            reads: AtomicU8::new(0),
-            decoded: OnceLock::new(),
+            meta: AtomicU64::new(0),
+            decoded: OnceBox::new(),
         }
     }
 
+    /// Which insertion of its key this is.
+    fn id(&self) -> u64 {
+        self.meta.load(Ordering::Relaxed) >> READ_BITS
+    }
+
+    /// Reads since it last passed a queue's front.
+    fn reads(&self) -> u8 {
+        (self.meta.load(Ordering::Relaxed) & READS_MASK) as u8
+    }
+
+    /// Mark it as insertion `id` of its key, read `reads` times.
+    fn set_meta(&mut self, id: u64, reads: u8) {
+        *self.meta.get_mut() = id << READ_BITS | u64::from(reads);
+    }
+
+    /// Set its reads, under the shard's write lock (the id changes only under it too).
+    fn set_reads(&self, reads: u8) {
+        let meta = self.meta.load(Ordering::Relaxed);
+        self.meta
+            .store(meta & !READS_MASK | u64::from(reads), Ordering::Relaxed);
+    }
+
     /// Count a read. Written only when it changes, so a hot entry read on several cores is
-    /// not written back and forth between them.
+    /// not written back and forth between them; a read counted by two readers at once may
+    /// count once.
     fn read(&self) {
-        let reads = self.reads.load(Ordering::Relaxed);
-        if reads < MAX_READS {
-            self.reads.store(reads + 1, Ordering::Relaxed);
+        let meta = self.meta.load(Ordering::Relaxed);
+        if meta & READS_MASK < u64::from(MAX_READS) {
+            self.meta.store(meta + 1, Ordering::Relaxed);
         }
     }
 
@@ -263,7 +291,7 @@ impl Map {
             let live = index
                 .map(|i| &table.entries[i])
                 .filter(|entry| entry.is_live());
-            let kept = live.map(|entry| (entry.id, entry.reads.load(Ordering::Relaxed)));
+            let kept = live.map(|entry| (entry.id(), entry.reads()));
             let (change, outcome) = decide(live);
             let (mut added, mut removed) = (0, 0);
             // The entry this write stored, and the new insertion for the policy to queue.
@@ -294,16 +322,15 @@ impl Map {
                     // in the queues; any other write is a new insertion.
                     let new_insertion = match kept {
                         Some((id, reads)) => {
-                            entry.id = id;
-                            entry.reads = AtomicU8::new(reads.saturating_add(1).min(MAX_READS));
+                            entry.set_meta(id, reads.saturating_add(1).min(MAX_READS));
                             false
                         }
                         None => {
-                            entry.id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                            entry.set_meta(self.next_id.fetch_add(1, Ordering::Relaxed), 0);
                             true
                         }
                     };
-                    written = entry.id;
+                    written = entry.id();
                     if let Some(i) = index {
                         let old = std::mem::replace(&mut table.entries[i], entry);
                         removed = self.weight_of(key, &old);
@@ -349,7 +376,7 @@ impl Map {
         table
             .entries
             .get(&*item.key)
-            .is_some_and(|entry| entry.id == item.id)
+            .is_some_and(|entry| entry.id() == item.id)
     }
 
     /// Remove every entry.
@@ -432,17 +459,17 @@ impl Map {
                     return Found::Gone;
                 };
                 let entry = &table.entries[index];
-                if entry.id != item.id {
+                if entry.id() != item.id {
                     return Found::Gone;
                 }
-                if entry.id == written {
+                if entry.id() == written {
                     return Found::Spared;
                 }
-                let reads = entry.reads.load(Ordering::Relaxed);
+                let reads = entry.reads();
                 if reads > 0 && entry.is_live() {
                     // Out of the small queue with a clean count; a round less in the main.
                     let left = if queue == Queue::Small { 0 } else { reads - 1 };
-                    entry.reads.store(left, Ordering::Relaxed);
+                    entry.set_reads(left);
                     return Found::Read(reads);
                 }
                 let removed =

@@ -5,7 +5,7 @@
 //! - A new key enters a small FIFO queue. When it reaches the queue's front, it moves to
 //!   the main queue if it was read meanwhile; else it is evicted, and remembered in a ghost
 //!   table. One-hit wonders and scans pass through the small queue without pushing the hot
-//!   set out. Until the first eviction, keys leaving the small queue fill the main one.
+//!   set out. Until the first eviction, new keys fill the main queue first.
 //! - A key the ghost table remembers was evicted too soon: it enters the main queue at once
 //!   if the main queue has room, or if a frequency sketch says it is used more often than
 //!   the key it would push out there (as TinyLFU admits). A loop a little larger than the
@@ -137,7 +137,11 @@ impl Policy {
             || queues.main.front().is_none_or(|front| {
                 queues.sketch.estimate(hash) > queues.sketch.estimate(front.hash)
             });
-        if worthy && queues.ghost.take(hash) {
+        // Until the first eviction, new keys fill the main queue, and the small one only once
+        // it is full: the store keeps what it was given first, as any policy would, instead
+        // of cycling it all through the small queue (a loop a little larger than the store
+        // would then miss twice round before its keys came back).
+        if (queues.filling && main_has_room) || (worthy && queues.ghost.take(hash)) {
             queues.main_weight += weight;
             queues.main.push_back(item);
         } else {
@@ -166,6 +170,9 @@ impl Policy {
             queues.small_limit = limit;
         }
         let mut shown = 0;
+        if over() {
+            queues.filling = false;
+        }
         while over() {
             let Some((queue, item)) = queues.front() else {
                 return;
@@ -175,16 +182,7 @@ impl Policy {
                 queues.put_back(queue, item);
                 return;
             }
-            // Until the first eviction, a key leaving the small queue takes the main queue's
-            // room instead of being evicted: the store fills with what it was given, as any
-            // policy would, instead of cycling it all through the small queue (a loop a little
-            // larger than the store would then miss twice round before its keys came back).
-            let main_has_room = queues.main_weight + item.weight + queues.small_limit <= self.limit;
-            if queues.filling && queue == Queue::Small && main_has_room {
-                queues.put_back(Queue::Main, item);
-                continue;
-            }
-            queues.filling = false;
+
             match (visit(&item, queue), queue) {
                 (Found::Gone | Found::Evicted, Queue::Main) => {}
                 (Found::Gone, Queue::Small) => {}
