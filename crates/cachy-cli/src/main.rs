@@ -9,6 +9,7 @@
 //! cachy --config cache.toml --store sql keys 'user:*'
 //! cachy --config cache.toml ttl session:42
 //! CACHY_CONFIG=cache.toml cachy flush --yes
+//! cachy simulate keys.log --capacities 1000,10000,100000
 //! ```
 //!
 //! Values are JSON on the command line and on output (a `put` value that is not valid JSON is
@@ -22,6 +23,7 @@
 
 mod inspect;
 mod output;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -123,6 +125,17 @@ enum Command {
     /// Delete the expired rows of a `database` store, or the temporary files that writes
     /// killed mid-way left in a `file` store over a minute ago (prints how many).
     Prune,
+    /// Replay TRACE (one key per line, as your application reads them; `-` for standard
+    /// input) through the memory store's eviction policy at several capacities and print
+    /// the hit ratio of each, to size a cache from your own logs. Needs no configuration.
+    Simulate {
+        /// The trace: one key per line (`-`: standard input).
+        trace: PathBuf,
+        /// The capacities to try, in entries, comma-separated (default: 1%, 2%, 5%, 10%,
+        /// 20% and 50% of the trace's distinct keys).
+        #[arg(long, value_delimiter = ',')]
+        capacities: Vec<u64>,
+    },
 }
 
 /// Whether the person at the terminal answers yes to `question`; `true` without one (a
@@ -147,6 +160,10 @@ fn seconds(duration: Duration) -> f64 {
 }
 
 async fn run(cli: Cli, out: &Output) -> Result<ExitCode, Failure> {
+    if let Command::Simulate { trace, capacities } = &cli.command {
+        simulate::simulate(trace, capacities, out).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let manager = CacheManager::from_file(&cli.config)?;
     let repository = manager.store(cli.store.as_deref())?;
     let name = repository.name();
@@ -272,6 +289,7 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode, Failure> {
         }
         Command::CreateTable => inspect::create_table(&repository, out).await?,
         Command::Prune => inspect::prune(&repository, out).await?,
+        Command::Simulate { .. } => unreachable!("answered before the configuration is read"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -255,3 +255,54 @@ fn every_argument_has_help_text() {
         }
     }
 }
+
+/// `simulate` replays a trace of keys at several capacities without any configuration: ten
+/// keys read ten times each hit 90% of the time once the store holds them all, never more,
+/// and less in a store of five.
+#[test]
+fn simulate_replays_a_trace_at_several_capacities() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_config = dir.path().join("none.toml");
+    let trace = dir.path().join("keys.log");
+    let keys: Vec<String> = (0..100).map(|i| format!("user:{}", i % 10)).collect();
+    std::fs::write(&trace, keys.join("\n") + "\n\n").unwrap();
+    let path = trace.to_str().unwrap();
+
+    let (code, document, _) =
+        cachy_json(&no_config, &["simulate", path, "--capacities", "10,5,1000"]);
+    assert_eq!(code, 0, "{document}");
+    assert_eq!(document["requests"], 100);
+    assert_eq!(document["distinct_keys"], 10);
+    assert_eq!(document["ceiling"], 0.9);
+    let ratios: Vec<(u64, f64)> = document["capacities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["entries"].as_u64().unwrap(),
+                row["hit_ratio"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ratios[0].0, 5, "sorted: {ratios:?}");
+    assert!(ratios[0].1 < 0.9, "{ratios:?}");
+    assert_eq!(&ratios[1..], [(10, 0.9), (1000, 0.9)]);
+
+    let (code, text, _) = cachy(&no_config, &["simulate", path]);
+    assert_eq!(code, 0);
+    assert!(text.starts_with("100 requests, 10 distinct keys"), "{text}");
+
+    let empty = dir.path().join("empty.log");
+    std::fs::write(&empty, "\n").unwrap();
+    let (code, _, err) = cachy(&no_config, &["simulate", empty.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("holds no key"), "{err}");
+    let (code, _, err) = cachy(&no_config, &["simulate", path, "--capacities", "0"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("at least 1"), "{err}");
+    let missing = dir.path().join("missing.log");
+    let (code, _, err) = cachy(&no_config, &["simulate", missing.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read the trace"), "{err}");
+}
