@@ -174,15 +174,34 @@ async fn prune_removes_expired_rows_and_the_lottery_runs_it() {
         assert_eq!(store.prune().await.unwrap(), 1, "{url}");
         assert_eq!(store.get("long").await.unwrap().as_deref(), Some(&b"v"[..]));
 
+        // More expired rows than one batch deletes: `prune` goes on to the end.
+        let items: Vec<(String, Vec<u8>)> = (0..2500)
+            .map(|i| (format!("old{i}"), b"v".to_vec()))
+            .collect();
+        let items: Vec<(&str, Vec<u8>)> =
+            items.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        store.put_many(&items, Some(1)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(store.prune().await.unwrap(), 2500, "{url}");
+
+        // The lottery's winner does not wait for the prune: it runs in the background, a
+        // batch at a time, until no expired row is left.
         let always = self::store(&url, json!({ "prune_lottery": [1, 1] }));
         always.create_table().await.unwrap();
-        always.put("short", b"v", Some(1)).await.unwrap();
+        always.put_many(&items, Some(1)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(2100)).await;
         always.put("other", b"v", Some(600)).await.unwrap();
+        let started = std::time::Instant::now();
+        while always.count_rows().await.unwrap().expired > 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{url}: the background prune left expired rows"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         assert_eq!(
-            always.prune().await.unwrap(),
-            0,
-            "{url}: the lottery already pruned"
+            always.get("other").await.unwrap().as_deref(),
+            Some(&b"v"[..])
         );
     }
 }

@@ -1,5 +1,6 @@
 //! The `database` driver's config.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -324,6 +325,7 @@ impl DatabaseStore {
             statements: Statements::new(dialect, &table),
             options: connect,
             pool: OnceCell::new(),
+            pruning: Arc::default(),
             prefix: options.prefix,
             table,
             create_table: options.create_table,

@@ -8,7 +8,8 @@ compile_error!(
      `database-postgres` or `database-mysql`"
 );
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -32,7 +33,7 @@ mod store;
 
 use pool::Pool;
 use query::{DbError, Param};
-use statements::Statements;
+use statements::{PRUNE_BATCH, Statements};
 
 /// Connections per pool unless `max_connections` says otherwise (sqlx's own default).
 const DEFAULT_MAX_CONNECTIONS: u32 = 10;
@@ -65,7 +66,8 @@ const FOREVER: i64 = 9_999_999_999;
 ///   or `create_table = true` in the config.
 pub struct DatabaseStore {
     options: ConnectOptions,
-    pool: OnceCell<Pool>,
+    /// Shared with the background prunes.
+    pool: OnceCell<Arc<Pool>>,
     statements: Statements,
     prefix: String,
     table: String,
@@ -74,6 +76,8 @@ pub struct DatabaseStore {
     max_connections: u32,
     timeout: Duration,
     seed: AtomicU64,
+    /// A background prune is running: the lottery's next winners leave it be.
+    pruning: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for DatabaseStore {
@@ -162,7 +166,7 @@ impl DatabaseStore {
         config.build(Self::with_config)
     }
 
-    async fn pool(&self) -> Result<&Pool> {
+    async fn pool(&self) -> Result<&Arc<Pool>> {
         self.pool
             .get_or_try_init(|| async {
                 let pool = match self.options.clone() {
@@ -202,7 +206,7 @@ impl DatabaseStore {
                 if self.create_table {
                     self.create_in(&pool).await?;
                 }
-                Ok(pool)
+                Ok(Arc::new(pool))
             })
             .await
     }
@@ -287,15 +291,25 @@ impl DatabaseStore {
             .map_err(|e| self.error(context, e))
     }
 
-    /// Delete every expired row; the number deleted.
+    /// Delete every expired row, a batch of at most 1,000 at a time (each its own short
+    /// transaction, so writers get in between); the number deleted.
     pub async fn prune(&self) -> Result<u64> {
-        self.execute("prune", &self.statements.prune, &[Param::Int(now())])
-            .await
+        let mut deleted = 0;
+        loop {
+            let batch = self
+                .execute("prune", &self.statements.prune, &[Param::Int(now())])
+                .await?;
+            deleted += batch;
+            if batch < PRUNE_BATCH {
+                return Ok(deleted);
+            }
+        }
     }
 
-    /// Run the prune lottery: with the configured odds, prune expired rows. Best effort: a
-    /// failed prune (a lock wait, a deadlock with writers) must not turn the write that ran
-    /// the lottery, already committed, into an error; the next draw tries again.
+    /// Run the prune lottery: with the configured odds, start pruning expired rows in a
+    /// background task, a batch at a time, unless one is running; the write that won never
+    /// waits for it, whatever the backlog. Best effort: a failed batch (a lock wait, a
+    /// deadlock with writers) ends that prune quietly, and a later draw starts another.
     async fn maybe_prune(&self) {
         let (chances, out_of) = self.lottery;
         // xorshift: cheap, and only the odds matter.
@@ -304,9 +318,23 @@ impl DatabaseStore {
         x ^= x >> 7;
         x ^= x << 17;
         self.seed.store(x, Ordering::Relaxed);
-        if x % out_of < chances {
-            let _ = self.prune().await;
+        if x % out_of >= chances || self.pruning.swap(true, Ordering::Acquire) {
+            return;
         }
+        let (Ok(pool), Ok(runtime)) = (
+            self.pool().await.map(Arc::clone),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            self.pruning.store(false, Ordering::Release);
+            return;
+        };
+        let (sql, pruning) = (self.statements.prune.clone(), Arc::clone(&self.pruning));
+        runtime.spawn(async move {
+            while let Ok(PRUNE_BATCH) = pool.execute(&sql, &[Param::Int(now())]).await {
+                tokio::task::yield_now().await;
+            }
+            pruning.store(false, Ordering::Release);
+        });
     }
 
     /// The live row under `key`: its value and expiration.

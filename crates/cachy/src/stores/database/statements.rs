@@ -1,6 +1,9 @@
 //! The SQL of the database store: one dialect abstraction for SQLite, PostgreSQL and
 //! MySQL/MariaDB (quoting, placeholders, upserts), and every statement for one table.
 
+/// The most expired rows one prune statement deletes.
+pub(super) const PRUNE_BATCH: u64 = 1000;
+
 /// The SQL of every operation, for one database and table.
 pub(super) struct Statements {
     pub(super) dialect: Dialect,
@@ -125,7 +128,17 @@ impl Statements {
             flush_all: format!("DELETE FROM {t}"),
             flush_range: format!("DELETE FROM {t} WHERE {key} >= {p1} AND {key} < {p2}"),
             flush_from: format!("DELETE FROM {t} WHERE {key} >= {p1}"),
-            prune: format!("DELETE FROM {t} WHERE expiration <= {p1}"),
+            // A batch at a time: each a short transaction, so that writers (SQLite's one
+            // writer above all) get in between, whatever the backlog.
+            prune: match dialect {
+                Dialect::MySql => {
+                    format!("DELETE FROM {t} WHERE expiration <= {p1} LIMIT {PRUNE_BATCH}")
+                }
+                Dialect::Sqlite | Dialect::Postgres => format!(
+                    "DELETE FROM {t} WHERE {key} IN \
+                     (SELECT {key} FROM {t} WHERE expiration <= {p1} LIMIT {PRUNE_BATCH})"
+                ),
+            },
             create,
             table: t.to_owned(),
         }
