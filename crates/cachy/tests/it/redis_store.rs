@@ -453,6 +453,50 @@ async fn tags_use_python_cachys_layout_and_flush_deletes_forever_items() {
     assert_eq!(list_exists, 0);
 }
 
+/// A tag with more items stored forever than one page of its list (500) loses them all on a
+/// flush, on one node and on a cluster.
+#[tokio::test]
+async fn a_tag_flush_deletes_every_forever_item_page_by_page() {
+    let Some(server) = server() else { return };
+    let mut stores =
+        vec![json!({ "driver": "redis", "url": server.url(), "prefix": unique_prefix() })];
+    if let Some(cluster) = CLUSTER.get_or_init(RedisCluster::start).as_ref() {
+        stores.push(
+            json!({ "driver": "redis", "cluster": cluster.urls(), "prefix": unique_prefix() }),
+        );
+    }
+    for store in stores {
+        let cache = manager(store.clone());
+        let tagged = cache.tags("bulk").unwrap();
+        let keys: Vec<String> = (0..1234).map(|i| format!("item{i}")).collect();
+        for key in &keys {
+            tagged.forever(key, &1).await.unwrap();
+        }
+        let tagged_keys: Vec<String> = {
+            let ids: Vec<Option<String>> = cache.many(&["tag:bulk:key"]).await.unwrap();
+            let id = ids[0].clone().expect("the tag's id");
+            keys.iter()
+                .map(|key| format!("{}:{key}", sha1_hex(&id)))
+                .collect()
+        };
+        let stored = |keys: Vec<String>| {
+            let cache = &cache;
+            async move {
+                cache
+                    .many::<i64>(&keys)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .flatten()
+                    .count()
+            }
+        };
+        assert_eq!(stored(tagged_keys.clone()).await, 1234, "{store}");
+        tagged.flush().await.unwrap();
+        assert_eq!(stored(tagged_keys).await, 0, "{store}: every item deleted");
+    }
+}
+
 #[tokio::test]
 async fn a_tagged_get_takes_two_round_trips_whatever_the_number_of_tags() {
     let Some(server) = RedisServer::start() else {

@@ -29,12 +29,34 @@ impl ForeverTracker for RedisStore {
         Ok(())
     }
 
+    /// A page of the list at a time, each page's `DEL` sent with the read of the next: the
+    /// memory a flush takes and the time it holds the server stay those of one page,
+    /// however many items the tag has.
     async fn delete_tracked(&self, tag_ids: &[String]) -> Result<()> {
         for id in tag_ids {
             let list = self.key(&format!("{id}:forever"));
-            let keys: Vec<Vec<u8>> = self.query(cmd("LRANGE").arg(&list).arg(0).arg(-1)).await?;
-            for batch in keys.chunks(FLUSH_BATCH) {
-                let _: i64 = self.query(cmd("DEL").arg(batch)).await?;
+            let page_from = |start: usize| {
+                cmd("LRANGE")
+                    .arg(&list)
+                    .arg(start)
+                    .arg(start + FLUSH_BATCH - 1)
+                    .clone()
+            };
+            let mut start = 0;
+            let mut page: Vec<Vec<u8>> = self.query(&page_from(start)).await?;
+            while !page.is_empty() {
+                start += page.len();
+                let delete = cmd("DEL").arg(&page).clone();
+                if page.len() < FLUSH_BATCH {
+                    let _: i64 = self.query(&delete).await?;
+                    break;
+                }
+                let (_, next): (i64, Vec<Vec<u8>>) = futures_util::future::try_join(
+                    self.query(&delete),
+                    self.query(&page_from(start)),
+                )
+                .await?;
+                page = next;
             }
             let _: i64 = self.query(cmd("DEL").arg(&list)).await?;
         }
