@@ -153,10 +153,11 @@ pub(crate) async fn keys(
     })
     .await
     .map_err(|e| e.with_store(name))?;
-    out.print(
-        &keys.join("\n"),
-        json!({ "store": name, "pattern": pattern, "keys": keys }),
-    )
+    let head = serde_json::Map::from_iter([
+        ("store".to_owned(), name.into()),
+        ("pattern".to_owned(), pattern.into()),
+    ]);
+    out.print_list(&keys, head, "keys")
 }
 
 /// `cachy prune`: remove what the store keeps but will never serve again.

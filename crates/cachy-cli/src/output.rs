@@ -65,6 +65,41 @@ impl Output {
         }
     }
 
+    /// Print `items` one per line, or with `--json` the object `head` with `items` under
+    /// `field`, written as they go: neither the whole text nor a copy of the items as JSON
+    /// values is built first (a million keys would take that much memory again).
+    pub(crate) fn print_list(
+        &self,
+        items: &[String],
+        head: serde_json::Map<String, Value>,
+        field: &str,
+    ) -> Result<(), Failure> {
+        let mut stdout = io::BufWriter::new(io::stdout().lock());
+        let write = || -> io::Result<()> {
+            if self.json {
+                let head = Value::Object(head).to_string();
+                let open = head.strip_suffix('}').unwrap_or(&head);
+                let comma = if open.len() > 1 { "," } else { "" };
+                write!(stdout, "{open}{comma}{}:[", Value::from(field))?;
+                for (i, item) in items.iter().enumerate() {
+                    let comma = if i > 0 { "," } else { "" };
+                    write!(stdout, "{comma}{}", Value::from(item.as_str()))?;
+                }
+                writeln!(stdout, "]}}")?;
+            } else {
+                for item in items {
+                    writeln!(stdout, "{item}")?;
+                }
+            }
+            stdout.flush()
+        };
+        match write() {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) => Err(Failure(Error::backend("cannot write to stdout", e))),
+            Ok(()) => Ok(()),
+        }
+    }
+
     /// Tell a person what a result means, on stderr, in text mode only (`--json` output
     /// says it in its document): a miss, say, which prints nothing on stdout.
     pub(crate) fn note(&self, text: &str) {

@@ -86,9 +86,11 @@ impl RedisStore {
     /// one pipeline per page of keys; 0 for a key that is not a string, such as the lists
     /// tags keep, or that expired meanwhile), else `None`.
     ///
-    /// `SCAN` may return a key twice while Redis resizes its table: the walk remembers the
-    /// keys it has given so as to give each once, so its memory grows with their number.
-    /// Keys written or deleted during the walk may or may not be given. A key that is not
+    /// The walk takes the memory of one page, however many keys there are: so it does not
+    /// remember what it gave, and a key may be given twice when Redis resizes its table
+    /// during the walk (`SCAN`'s own guarantee; [`Inspect::list_keys`] sorts and drops the
+    /// repeats, a census may count them). Keys written or deleted during the walk may or may
+    /// not be given. A key that is not
     /// UTF-8 (written by another program) is given with its invalid bytes replaced by
     /// U+FFFD. A malformed pattern (an unclosed `[`, a trailing `\`) is an
     /// [`ErrorKind::InvalidInput`] error.
@@ -100,18 +102,14 @@ impl RedisStore {
     ) -> Result<()> {
         Self::check_glob(pattern)?;
         let pattern = format!("{}{pattern}", glob_escape(&self.prefix));
-        let mut seen = std::collections::HashSet::new();
         if !self.is_cluster() {
-            return self
-                .scan_node(None, &pattern, sizes, &mut seen, &mut found)
-                .await;
+            return self.scan_node(None, &pattern, sizes, &mut found).await;
         }
         let primaries = self.cluster_primaries().await?;
         if let Connection::Cluster(connection) = self.connection().await? {
             for (host, port) in &primaries {
                 let node = Some((&connection, host.as_str(), *port));
-                self.scan_node(node, &pattern, sizes, &mut seen, &mut found)
-                    .await?;
+                self.scan_node(node, &pattern, sizes, &mut found).await?;
             }
         }
         Ok(())
@@ -143,13 +141,12 @@ impl RedisStore {
     }
 
     /// [`scan_prefix`](Self::scan_prefix) for the full-key `pattern` on the one node, or on
-    /// the cluster node `node`, skipping the keys in `seen`.
+    /// the cluster node `node`.
     pub(super) async fn scan_node(
         &self,
         node: Option<(&ClusterConnection, &str, u16)>,
         pattern: &str,
         sizes: bool,
-        seen: &mut std::collections::HashSet<Vec<u8>>,
         found: &mut (dyn FnMut(&str, Option<u64>) + Send),
     ) -> Result<()> {
         let mut cursor = 0u64;
@@ -162,10 +159,6 @@ impl RedisStore {
                 .arg("COUNT")
                 .arg(1000);
             let (next, keys): (u64, Vec<Vec<u8>>) = self.on_node(node, &scan).await?;
-            let keys: Vec<Vec<u8>> = keys
-                .into_iter()
-                .filter(|key| seen.insert(key.clone()))
-                .collect();
             let lengths = if sizes && !keys.is_empty() {
                 Some(self.value_lengths(node, &keys).await?)
             } else {
@@ -284,7 +277,9 @@ impl Inspect for RedisStore {
     }
 
     /// Every key under the prefix and the bytes of its value: a
-    /// [`scan_prefix`](RedisStore::scan_prefix) of `*` with sizes.
+    /// [`scan_prefix`](RedisStore::scan_prefix) of `*` with sizes, in the memory of one page
+    /// of keys. A key `SCAN` gives twice (while Redis resizes its table) is counted twice:
+    /// exact on a store whose size does not change meanwhile.
     async fn census(&self, progress: OnProgress) -> Result<Census> {
         let (mut keys, mut bytes) = (0u64, 0u64);
         self.scan_prefix("*", true, |_, size| {
@@ -305,6 +300,7 @@ impl Inspect for RedisStore {
         })
         .await?;
         keys.sort_unstable();
+        keys.dedup();
         Ok(keys)
     }
 
