@@ -24,26 +24,21 @@ pub struct Decoded {
     serializer: Serializer,
     /// `None`: as long as the bytes are stored (they carry no logical expiry).
     fresh_until: Option<Millis>,
-    weight: u64,
 }
 
 impl Decoded {
-    /// `value`, decoded with `serializer` from a payload of `payload_len` bytes that stays
-    /// fresh until `fresh_until` (milliseconds since the Unix epoch; `None`: while stored).
+    /// `value`, decoded with `serializer` from a payload that stays fresh until
+    /// `fresh_until` (milliseconds since the Unix epoch; `None`: while stored).
     pub(crate) fn new<T: Send + Sync + 'static>(
         value: Arc<T>,
         serializer: &Serializer,
         fresh_until: Option<Millis>,
-        payload_len: usize,
     ) -> Self {
         Decoded {
             value,
             type_id: TypeId::of::<T>(),
             serializer: serializer.clone(),
             fresh_until,
-            // The value itself, and its heap parts, which take about what their encoding
-            // does (strings and byte strings alike; numbers less).
-            weight: (std::mem::size_of::<T>() + payload_len) as u64,
         }
     }
 
@@ -58,11 +53,6 @@ impl Decoded {
         (self.type_id == type_id && fresh && self.serializer.reads_like(serializer))
             .then(|| Arc::clone(&self.value))
     }
-
-    /// About the memory it takes, in bytes: what a store bounded by bytes counts for it.
-    pub fn weight(&self) -> u64 {
-        self.weight
-    }
 }
 
 impl std::fmt::Debug for Decoded {
@@ -70,7 +60,6 @@ impl std::fmt::Debug for Decoded {
         f.debug_struct("Decoded")
             .field("serializer", &self.serializer)
             .field("fresh_until", &self.fresh_until)
-            .field("weight", &self.weight)
             .finish_non_exhaustive()
     }
 }

@@ -257,8 +257,9 @@ pub trait Store: std::any::Any + Send + Sync + 'static {
 
     /// Keep `decoded`, a value decoded from `bytes` (as [`get_in_process`](Self::get_in_process)
     /// gave them), beside them, if `key` still holds those very bytes (the same allocation):
-    /// the memory and hybrid stores keep the first one decoded per stored value, and count
-    /// its [`weight`](Decoded::weight) against `max_bytes`. The default keeps nothing.
+    /// the memory and hybrid stores keep the first one decoded per stored value (none when
+    /// bounded by `max_bytes`: a decoded value's memory cannot be known from outside it).
+    /// The default keeps nothing.
     fn keep_decoded(&self, key: &str, bytes: &std::sync::Arc<[u8]>, decoded: Decoded) {
         let _ = (key, bytes, decoded);
     }

@@ -1,8 +1,8 @@
 //! `max_bytes` bounds the memory a store really takes: filled far past its bound with tiny,
-//! medium or large values (and with values kept decoded beside their bytes), a store bounded
-//! at 64 MiB grows its process by at most 1.3 times that. Each kind of value is measured in a process of its own (this binary run again), so
-//! that neither another test's allocations nor what the allocator keeps of an earlier phase
-//! is counted.
+//! medium or large values (and read back with `get_shared`), a store bounded at 64 MiB grows
+//! its process by at most 1.3 times that. Each kind of value is measured in a process of its
+//! own (this binary run again), so that neither another test's allocations nor what the
+//! allocator keeps of an earlier phase is counted.
 
 use cachy::Store;
 use cachy::stores::{MemoryConfig, MemoryStore};
@@ -35,7 +35,8 @@ async fn fill(count: usize, size: usize) -> u64 {
 }
 
 /// Fill a store bounded at [`BOUND`] with `count` strings of `size` bytes, each read back
-/// with `get_shared`, which keeps a decoded copy beside the bytes; how much the process grew.
+/// with `get_shared` (which keeps no decoded copy in a store bounded by bytes); how much the
+/// process grew.
 async fn fill_and_read_shared(count: usize, size: usize) -> u64 {
     let before = resident();
     let mut config = MemoryConfig::default();

@@ -141,14 +141,18 @@ impl fmt::Display for Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EvictionCause {
-    /// The store was beyond its `max_entries` or `max_bytes`, and its policy chose the entry.
+    /// The store was beyond its `max_entries` or `max_bytes`, and its policy chose the entry;
+    /// or a value too large for the whole bound was written over it.
     Size,
     /// Its lifetime was over.
     Expired,
-    /// A write stored another value under its key.
+    /// A write stored another value under its key (a `touch`, which keeps the value, is
+    /// not one).
     Replaced,
-    /// It was removed: `forget`, `pull`, a compare-and-delete, or a hybrid store's
-    /// invalidation from another process. (A `flush` is one `flush` event, not one per entry.)
+    /// It was removed: `forget`, `pull`, a compare-and-delete; on a hybrid store, any change
+    /// to the key, here or in another process, which drops the first level's copy. (A
+    /// `flush` drops every entry without an event each: the `flush` operation is the
+    /// event, in the process that called it.)
     Removed,
 }
 

@@ -47,10 +47,16 @@ impl Repository {
     /// decodes is kept beside the stored bytes, and later reads of the same type (with the
     /// same serializer) answer it without decoding again: a hit costs a lookup, whatever the
     /// format and the size of the value. The bytes stay the truth: a read of another type
-    /// decodes them (and fails on a mismatch), a write replaces both, a value past its
-    /// logical expiry is not answered, and `max_bytes` counts the kept copy (about its
-    /// encoded size plus `size_of::<T>()`). Only the first type read is kept per stored
-    /// value. On other stores this is `get` wrapped in an `Arc`.
+    /// decodes them (and fails on a mismatch), a write replaces both, and a value past its
+    /// logical expiry is not answered. Only the first type read is kept per stored value. A
+    /// store bounded by `max_bytes` keeps no decoded value (what one takes in memory cannot
+    /// be known from outside it, and the bound must hold): there, as on the other stores,
+    /// this is `get` wrapped in an `Arc`.
+    ///
+    /// Every reader shares the kept value: a `T` that can change behind a shared reference
+    /// (a `Mutex`, an atomic, a `Cell`-like type) changed by one reader is what the next
+    /// readers get, until the key is written again. Read such types with `get`, which
+    /// decodes a value of the caller's own.
     pub async fn get_shared<T>(&self, key: &str) -> Result<Option<Arc<T>>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
@@ -96,7 +102,7 @@ impl Repository {
         };
         Some(decode::<T>(serializer, payload).map(|value| {
             let value = Arc::new(value);
-            let kept = Decoded::new(Arc::clone(&value), serializer, fresh_until, payload.len());
+            let kept = Decoded::new(Arc::clone(&value), serializer, fresh_until);
             store.keep_decoded(key, &bytes, kept);
             Some(value)
         }))

@@ -289,3 +289,38 @@ async fn propagates(
         })
         .collect()
 }
+
+/// A hook that reads the cache again when the first level drops a key (to warm it back)
+/// runs after the hybrid store's own locks are released: a local write, which drops the
+/// key's copy, returns.
+#[test]
+fn an_eviction_hook_may_read_the_cache_again() {
+    let Some(server) = server() else { return };
+    let cache = cachy::blocking::CacheManager::from_value(over_redis(&server.url())).unwrap();
+    let repo = cache.store(None).unwrap();
+    let reader = repo.clone();
+    let dropped = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&dropped);
+    repo.as_async().on_event(move |event| {
+        if event.operation == cachy::observe::Operation::Evict {
+            counted.fetch_add(1, Ordering::Relaxed);
+            let _ = reader.get::<String>(event.key.unwrap());
+        }
+    });
+    repo.put("k", "v1", 10).unwrap();
+    assert_eq!(repo.get::<String>("k").unwrap().as_deref(), Some("v1"));
+    let (done, finished) = mpsc::channel();
+    let writer = repo.clone();
+    std::thread::spawn(move || {
+        writer.put("k", "v2", 10).unwrap();
+        done.send(()).unwrap();
+    });
+    finished
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the write returned: no deadlock");
+    assert!(
+        dropped.load(Ordering::Relaxed) >= 1,
+        "the copy's drop was told"
+    );
+    assert_eq!(repo.get::<String>("k").unwrap().as_deref(), Some("v2"));
+}

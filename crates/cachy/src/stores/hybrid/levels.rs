@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::error::{Error, ErrorKind};
 use crate::store::{Lifetime, Store};
 use crate::stores::MemoryStore;
+pub(super) use crate::stores::memory::listeners::defer;
 
 /// The two levels, and the locks that keep L1 from taking a copy older than a change it
 /// already saw.
@@ -43,6 +44,7 @@ impl Levels {
     /// meanwhile stale.
     pub(super) fn changed(&self, key: &str) {
         let stripe = self.stripe(key);
+        let _told_after = defer();
         let _guard = stripe.lock();
         stripe.generation.fetch_add(1, Ordering::AcqRel);
         self.l1.drop_key(key);
@@ -68,6 +70,7 @@ impl Levels {
             return;
         }
         let stripe = self.stripe(key);
+        let _told_after = defer();
         let _guard = stripe.lock();
         if stripe.generation.load(Ordering::Acquire) == generation {
             self.l1.keep(key, value, Some(lifetime));

@@ -260,6 +260,7 @@ impl Store for HybridStore {
             return;
         }
         let stripe = self.levels.stripe(key);
+        let _told_after = levels::defer();
         let _guard = stripe.lock();
         self.levels.l1.keep(key, value, Some(lifetime));
     }

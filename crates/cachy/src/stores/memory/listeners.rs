@@ -2,6 +2,7 @@
 //! for them: listeners are called only once every lock is released, so a listener may use
 //! the store.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -35,16 +36,70 @@ impl Listeners {
         }
     }
 
-    /// Tell every listener of the `dropped` entries.
+    /// Tell every listener of the `dropped` entries, now or, while this thread defers
+    /// (see [`defer`]), once it stops.
     pub(super) fn tell(&self, dropped: Dropped) {
-        let Some(first) = dropped.first else {
+        if dropped.first.is_none() {
             return;
-        };
+        }
         let list = Arc::clone(&self.list.read().unwrap_or_else(PoisonError::into_inner));
-        for (key, cause) in std::iter::once(first).chain(dropped.rest) {
-            for listener in list.iter().filter_map(|listener| listener.upgrade()) {
-                listener(&key, cause);
+        let pending = DEFERRED.with(|deferred| match deferred.borrow_mut().as_mut() {
+            Some(pending) => {
+                pending.push((list, dropped));
+                None
             }
+            None => Some((list, dropped)),
+        });
+        if let Some((list, dropped)) = pending {
+            tell_now(&list, dropped);
+        }
+    }
+}
+
+fn tell_now(list: &[EvictionListener], dropped: Dropped) {
+    for (key, cause) in dropped.first.into_iter().chain(dropped.rest) {
+        for listener in list.iter().filter_map(|listener| listener.upgrade()) {
+            listener(&key, cause);
+        }
+    }
+}
+
+/// Drops held back, with the listeners to tell of them.
+type Pending = Vec<(Arc<[EvictionListener]>, Dropped)>;
+
+thread_local! {
+    /// The drops this thread holds back, while it defers.
+    static DEFERRED: RefCell<Option<Pending>> = const { RefCell::new(None) };
+}
+
+/// Hold back the listeners' calls made on this thread until the returned guard is dropped:
+/// for a caller that holds a lock of its own around the store's writes (the hybrid store's
+/// stripes), so that a listener using the store again cannot wait for that lock. Declare the
+/// guard before the lock, so that it is dropped after it.
+pub(crate) fn defer() -> Deferral {
+    let outermost = DEFERRED.with(|deferred| {
+        let mut deferred = deferred.borrow_mut();
+        deferred.is_none() && {
+            *deferred = Some(Vec::new());
+            true
+        }
+    });
+    Deferral { outermost }
+}
+
+/// See [`defer`].
+pub(crate) struct Deferral {
+    outermost: bool,
+}
+
+impl Drop for Deferral {
+    fn drop(&mut self) {
+        if !self.outermost {
+            return;
+        }
+        let pending = DEFERRED.with(|deferred| deferred.borrow_mut().take());
+        for (list, dropped) in pending.into_iter().flatten() {
+            tell_now(&list, dropped);
         }
     }
 }

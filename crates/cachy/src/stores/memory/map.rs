@@ -44,9 +44,6 @@ const MAX_READS: u8 = 3;
 const READ_BITS: u32 = 8;
 const READS_MASK: u64 = (1 << READ_BITS) - 1;
 
-/// No entry's id: what [`Map::evict_beyond_bound`] spares when no write passed the bound.
-const NO_ENTRY: u64 = 0;
-
 /// Writes to a shard before its expired entries are swept, at least.
 const MIN_WRITES_PER_SWEEP: usize = 64;
 
@@ -250,25 +247,21 @@ impl Map {
     }
 
     /// Keep `decoded` beside the entry under `key` if it still holds `bytes` (the same
-    /// allocation) and keeps no decoded value yet; a store bounded by bytes counts it.
+    /// allocation) and keeps no decoded value yet. A store bounded by bytes keeps none: what
+    /// a decoded value takes in memory (its own allocations, each string's and list's)
+    /// cannot be known from outside it, and the bound must hold.
     pub(super) fn keep_decoded(&self, key: &str, bytes: &Arc<[u8]>, decoded: Decoded) {
-        let weight = decoded.weight();
-        let kept = {
-            let table = self.shard(key).read();
-            let kept = table
-                .entries
-                .get(key)
-                .filter(|entry| Arc::ptr_eq(&entry.value, bytes))
-                .is_some_and(|entry| entry.decoded.set(Box::new(decoded)).is_ok());
-            // Under the shard's lock, which a removal of the entry waits for: its weight is
-            // added before anyone can take it away.
-            if kept && matches!(self.bound, Some(Bound::Bytes(_))) {
-                self.weight.fetch_add(weight, Ordering::Relaxed);
-            }
-            kept
-        };
-        if kept {
-            self.evict_beyond_bound(NO_ENTRY);
+        if matches!(self.bound, Some(Bound::Bytes(_))) {
+            return;
+        }
+        let table = self.shard(key).read();
+        if let Some(entry) = table
+            .entries
+            .get(key)
+            .filter(|entry| Arc::ptr_eq(&entry.value, bytes))
+        {
+            // Only the first value decoded is kept: a later one is dropped.
+            let _ = entry.decoded.set(Box::new(decoded));
         }
     }
 
@@ -298,10 +291,10 @@ impl Map {
             let (mut written, mut admitted) = (0, None);
             match change {
                 Change::Keep => {}
-                // It could never be kept; what it replaces must not be read instead.
+                // It could never be kept; what it replaces must not be read instead, and goes
+                // for the new value's size.
                 Change::Put(entry) if self.exceeds_bound_alone(key, &entry) => {
-                    removed =
-                        self.remove_at(&mut table, index, EvictionCause::Replaced, &mut dropped);
+                    removed = self.remove_at(&mut table, index, EvictionCause::Size, &mut dropped);
                 }
                 Change::Put(mut entry) => {
                     added = self.weight_of(key, &entry);
@@ -334,8 +327,11 @@ impl Map {
                     if let Some(i) = index {
                         let old = std::mem::replace(&mut table.entries[i], entry);
                         removed = self.weight_of(key, &old);
-                        let (stored, _) = table.entries.get_index(i).expect("just replaced");
-                        dropped.note(stored, cause_of(&old, EvictionCause::Replaced));
+                        let (stored, new) = table.entries.get_index(i).expect("just replaced");
+                        // A `touch` keeps the value (the same allocation): nothing was dropped.
+                        if !Arc::ptr_eq(&old.value, &new.value) || !old.is_live() {
+                            dropped.note(stored, cause_of(&old, EvictionCause::Replaced));
+                        }
                     } else {
                         table.entries.insert(key.into(), entry);
                     }
@@ -364,7 +360,9 @@ impl Map {
         if let (Some(policy), Some((key, id, weight, hash))) = (&self.policy, admitted) {
             policy.admit(key, id, weight, hash, |item| self.is_queued(item));
         }
-        if grew {
+        // Not only after a write that grew the store: one that found it over its bound
+        // (evictions gave up while readers kept every entry busy) brings it back.
+        if grew || self.is_over_bound() {
             self.evict_beyond_bound(written);
         }
         outcome
@@ -413,6 +411,15 @@ impl Map {
         self.listeners.add(listener);
     }
 
+    fn is_over_bound(&self) -> bool {
+        match self.bound {
+            Some(Bound::Entries(limit) | Bound::Bytes(limit)) => {
+                self.weight.load(Ordering::Relaxed) > limit
+            }
+            None => false,
+        }
+    }
+
     fn exceeds_bound_alone(&self, key: &str, entry: &Entry) -> bool {
         match self.bound {
             Some(Bound::Entries(limit) | Bound::Bytes(limit)) => self.weight_of(key, entry) > limit,
@@ -424,10 +431,7 @@ impl Map {
         match self.bound {
             None => 0,
             Some(Bound::Entries(_)) => 1,
-            Some(Bound::Bytes(_)) => {
-                let decoded = entry.decoded.get().map_or(0, |decoded| decoded.weight());
-                (key.len() + entry.value.len()) as u64 + ENTRY_OVERHEAD + decoded
-            }
+            Some(Bound::Bytes(_)) => (key.len() + entry.value.len()) as u64 + ENTRY_OVERHEAD,
         }
     }
 
@@ -453,7 +457,7 @@ impl Map {
                         hits: total.hits + shard.hits.load(Ordering::Relaxed),
                     })
             },
-            |item, queue| {
+            |item, queue, force| {
                 let mut table = self.shard(&item.key).write();
                 let Some(index) = table.entries.get_index_of(&*item.key) else {
                     return Found::Gone;
@@ -466,7 +470,7 @@ impl Map {
                     return Found::Spared;
                 }
                 let reads = entry.reads();
-                if reads > 0 && entry.is_live() {
+                if reads > 0 && entry.is_live() && !force {
                     // Out of the small queue with a clean count; a round less in the main.
                     let left = if queue == Queue::Small { 0 } else { reads - 1 };
                     entry.set_reads(left);

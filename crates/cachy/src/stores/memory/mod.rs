@@ -1,5 +1,5 @@
 pub(super) mod config;
-mod listeners;
+pub(crate) mod listeners;
 mod map;
 mod policy;
 

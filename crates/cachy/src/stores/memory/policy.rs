@@ -74,9 +74,9 @@ struct Queues {
     /// The queues' length after the last compaction: they are compacted again once they
     /// hold twice as many items.
     compacted_at: usize,
-    /// The small queue's front was the entry the current write stored: the main queue's
-    /// front goes next.
-    evict_from_main_next: bool,
+    /// The front just looked at was the entry the current write stored, which is spared:
+    /// the other queue's front goes next (if it has one).
+    turn_to: Option<Queue>,
     /// The small queue's share of the bound, which the climber moves.
     small_limit: u64,
     climber: Climber,
@@ -96,7 +96,7 @@ impl Policy {
                 ghost: Ghost::new(entries),
                 sketch: Sketch::new(entries),
                 compacted_at: 0,
-                evict_from_main_next: false,
+                turn_to: None,
                 small_limit: (limit / 10).max(1),
                 climber: Climber::new(limit, entries),
                 filling: true,
@@ -155,14 +155,16 @@ impl Policy {
     }
 
     /// Evict while `over` says the store is beyond its bound, showing each item at a
-    /// queue's front to `visit`, which looks at its entry and says what became of it. Gives
-    /// up once every queued item has been shown without the store getting within its bound
-    /// (every one was spared, or is read between rounds by other threads).
+    /// queue's front to `visit`, which looks at its entry and says what became of it. Once
+    /// every queued item has been shown a few times without the store getting within its
+    /// bound (other threads read them again between rounds), `visit` is told to evict
+    /// whatever it is shown but the entry being written (`force`); after one more round of
+    /// that, it gives up (only the written entry is left).
     pub(super) fn evict(
         &self,
         over: impl Fn() -> bool,
         traffic: impl Fn() -> Traffic,
-        mut visit: impl FnMut(&Queued, Queue) -> Found,
+        mut visit: impl FnMut(&Queued, Queue, bool) -> Found,
     ) {
         let mut queues = self.lock();
         let queues = &mut *queues;
@@ -178,12 +180,13 @@ impl Policy {
                 return;
             };
             shown += 1;
-            if shown > 4 * (queues.small.len() + queues.main.len()) + 16 {
+            let queued = queues.small.len() + queues.main.len();
+            let force = shown > 4 * queued + 16;
+            if shown > 5 * queued + 32 {
                 queues.put_back(queue, item);
                 return;
             }
-
-            match (visit(&item, queue), queue) {
+            match (visit(&item, queue, force), queue) {
                 (Found::Gone | Found::Evicted, Queue::Main) => {}
                 (Found::Gone, Queue::Small) => {}
                 (Found::Evicted, Queue::Small) => queues.ghost.insert(item.hash),
@@ -191,16 +194,15 @@ impl Policy {
                     queues.sketch.add(item.hash, reads);
                     queues.put_back(Queue::Main, item);
                 }
+                // The new entry waits its turn; the other queue gives way instead.
                 (Found::Spared, Queue::Small) => {
-                    // The new entry waits its turn; the main queue gives way instead.
-                    queues.small_weight += item.weight;
-                    queues.small.push_back(item);
-                    if queues.main.is_empty() {
-                        return;
-                    }
-                    queues.evict_from_main_next = true;
+                    queues.put_back(Queue::Small, item);
+                    queues.turn_to = Some(Queue::Main);
                 }
-                (Found::Spared, Queue::Main) => queues.put_back(Queue::Main, item),
+                (Found::Spared, Queue::Main) => {
+                    queues.put_back(Queue::Main, item);
+                    queues.turn_to = Some(Queue::Small);
+                }
             }
         }
     }
@@ -217,10 +219,14 @@ impl Policy {
 
 impl Queues {
     /// The item to look at next, taken off its queue: the small queue's front while that
-    /// queue holds over its share (or the main queue is empty), else the main queue's.
+    /// queue holds over its share (or the main queue is empty), else the main queue's;
+    /// after a spared front, the other queue's, if it has any.
     fn front(&mut self) -> Option<(Queue, Queued)> {
-        let from_small = !std::mem::take(&mut self.evict_from_main_next)
-            && (self.small_weight > self.small_limit || self.main.is_empty());
+        let from_small = match self.turn_to.take() {
+            Some(Queue::Small) if !self.small.is_empty() => true,
+            Some(Queue::Main) if !self.main.is_empty() => false,
+            _ => self.small_weight > self.small_limit || self.main.is_empty(),
+        };
         if from_small {
             let item = self.small.pop_front()?;
             self.small_weight -= item.weight;
@@ -272,7 +278,10 @@ struct Ghost {
 
 impl Ghost {
     fn new(entries: u64) -> Self {
-        let slots = (entries * 4).clamp(64, 1 << 22).next_power_of_two() as usize;
+        let slots = entries
+            .saturating_mul(4)
+            .clamp(64, 1 << 22)
+            .next_power_of_two() as usize;
         Ghost {
             slots: vec![0; slots].into_boxed_slice(),
         }
@@ -312,11 +321,14 @@ struct Sketch {
 
 impl Sketch {
     fn new(entries: u64) -> Self {
-        let counts = (entries * 2).clamp(64, 1 << 24).next_power_of_two() as usize;
+        let counts = entries
+            .saturating_mul(2)
+            .clamp(64, 1 << 24)
+            .next_power_of_two() as usize;
         Sketch {
             counts: vec![0; counts].into_boxed_slice(),
             added: 0,
-            period: 10 * entries.max(32),
+            period: entries.max(32).saturating_mul(10),
         }
     }
 
@@ -385,7 +397,7 @@ impl Climber {
             limit,
             // Four reads per entry: shorter samples let noise steer (the P12 trace at
             // 131,072 entries ranged over 3 points from run to run at two per entry).
-            sample: (entries * 4).max(1024),
+            sample: entries.saturating_mul(4).max(1024),
             countdown: 0,
             start: Traffic::default(),
             previous: None,

@@ -190,35 +190,90 @@ fn writes_and_removals_under_the_bound_do_not_grow_the_queues() {
 }
 
 #[test]
-fn a_decoded_copy_is_weighed_while_kept_and_only_beside_its_own_bytes() {
-    let map = Map::new(Some(Bound::Bytes(1 << 20)));
+fn a_decoded_copy_is_kept_only_beside_its_own_bytes_and_never_when_bounded_by_bytes() {
     let serializer = crate::serializer::Serializer::msgpack();
-    let copy = || crate::decoded::Decoded::new(Arc::new(1u64), &serializer, None, 100);
-    map.insert("k", entry(b"v", None));
-    let alone = map.weight.load(Ordering::Relaxed);
-    let stale: Arc<[u8]> = b"v".as_slice().into();
-    map.keep_decoded("k", &stale, copy());
-    assert_eq!(
-        map.weight.load(Ordering::Relaxed),
-        alone,
-        "other bytes: not kept"
-    );
-    let bytes = map.read("k", |entry| Arc::clone(&entry.value)).unwrap();
-    map.keep_decoded("k", &bytes, copy());
-    let weight = copy().weight();
-    assert_eq!(map.weight.load(Ordering::Relaxed), alone + weight);
-    map.keep_decoded("k", &bytes, copy());
-    assert_eq!(
-        map.weight.load(Ordering::Relaxed),
-        alone + weight,
-        "one copy per value"
-    );
-    map.insert("k", entry(b"w", None));
-    assert_eq!(
-        map.weight.load(Ordering::Relaxed),
-        alone,
-        "replaced with its copy"
-    );
-    map.update("k", |_| (Change::Remove, ()));
-    assert_eq!(map.weight.load(Ordering::Relaxed), 0);
+    let copy = || crate::decoded::Decoded::new(Arc::new(1u64), &serializer, None);
+    let kept = |map: &Map| {
+        map.read("k", |entry| entry.decoded.get().is_some())
+            .unwrap()
+    };
+    for (bound, keeps) in [
+        (None, true),
+        (Some(Bound::Entries(10)), true),
+        (Some(Bound::Bytes(1 << 20)), false),
+    ] {
+        let map = Map::new(bound);
+        map.insert("k", entry(b"v", None));
+        let other: Arc<[u8]> = b"v".as_slice().into();
+        map.keep_decoded("k", &other, copy());
+        assert!(!kept(&map), "beside other bytes");
+        let bytes = map.read("k", |entry| Arc::clone(&entry.value)).unwrap();
+        map.keep_decoded("k", &bytes, copy());
+        assert_eq!(kept(&map), keeps);
+        map.insert("k", entry(b"w", None));
+        assert!(!kept(&map), "a write drops the copy");
+    }
+}
+
+#[test]
+fn one_entry_is_one_entry_whatever_the_order_of_writes() {
+    let map = Map::new(Some(Bound::Entries(1)));
+    for key in ["a", "b", "a", "b", "b", "a", "c", "a"] {
+        map.insert(key, entry(b"v", None));
+        assert_eq!(map.len(), 1, "after writing {key}");
+    }
+}
+
+#[test]
+fn a_value_grown_in_place_makes_room_at_once() {
+    let map = Map::new(Some(Bound::Bytes(767)));
+    map.insert("k7", entry(&[1; 413], None));
+    map.insert("k3", entry(b"", None));
+    map.insert("k10", entry(&[1; 168], None));
+    map.insert("k3", entry(&[1; 545], None));
+    assert!(map.weight.load(Ordering::Relaxed) <= 767);
+    assert!(map.get("k3").is_some(), "the value written is kept");
+}
+
+#[test]
+fn readers_keeping_every_entry_busy_do_not_lift_the_bound() {
+    let map = Arc::new(Map::new(Some(Bound::Entries(100))));
+    let keys: Vec<String> = (0..150).map(|i| format!("k{i}")).collect();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (map, keys, done) = (Arc::clone(&map), keys.clone(), Arc::clone(&done));
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    for key in &keys {
+                        map.get(key);
+                    }
+                }
+            })
+        })
+        .collect();
+    for _ in 0..50 {
+        for key in &keys {
+            map.insert(key, entry(b"v", None));
+            assert!(map.len() <= 100, "{} entries after a write", map.len());
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    for reader in readers {
+        reader.join().unwrap();
+    }
+}
+
+#[test]
+fn a_bound_near_the_largest_integer_is_no_bound_and_no_panic() {
+    for map in [
+        Map::new(Some(Bound::Entries(u64::MAX))),
+        Map::new(Some(Bound::Bytes(u64::MAX))),
+        Map::new(Some(Bound::Entries(1 << 62))),
+    ] {
+        for i in 0..100 {
+            map.insert(&format!("k{i}"), entry(b"v", None));
+        }
+        assert_eq!(map.len(), 100);
+    }
 }
