@@ -122,8 +122,9 @@ enum Command {
     },
     /// Create the cache table of a `database` store.
     CreateTable,
-    /// Delete the expired rows of a `database` store, or the temporary files that writes
-    /// killed mid-way left in a `file` store over a minute ago (prints how many).
+    /// Delete the expired rows of a `database` store, or the expired values and the
+    /// temporary files that writes killed mid-way left over a minute ago in a `file` store
+    /// (prints how many).
     Prune,
     /// Replay TRACE (one key per line, as your application reads them; `-` for standard
     /// input) through the memory store's eviction policy at several capacities and print

@@ -67,24 +67,54 @@ impl Layout {
         Ok(inventory)
     }
 
-    /// Remove the abandoned temporary files below the root (see [`FileStore::prune`]);
-    /// what was removed.
-    pub(super) fn prune(&self) -> Result<Tally> {
-        let now = SystemTime::now();
+    /// Remove the abandoned temporary files, and the expired and corrupt values, below the
+    /// root (see [`FileStore::prune`]), telling `on_progress` as each top-level folder is
+    /// done; what was removed.
+    pub(super) fn prune(&self, on_progress: OnProgress<'_>) -> Result<Tally> {
+        let now = now_seconds();
+        let now_time = SystemTime::now();
+        let digest_length = self.hash.digest_length();
         let mut removed = Tally::default();
-        for folder in self.entry_folders(&self.root)? {
+        let mut progress = InventoryProgress::default();
+        let folders = self.entry_folders(&self.root)?;
+        progress.folders = folders.len() as u64;
+        on_progress(&progress);
+        for folder in folders {
             self.walk_below(&folder, 1, &mut |entry| {
                 let path = entry.path();
-                let found = abandoned_size(entry, now).map_err(|e| io_error(&path, e))?;
+                let found = abandoned_size(entry, now_time).map_err(|e| io_error(&path, e))?;
                 if let Some(bytes) = found
                     && self
                         .remove_in_place(&path)
                         .map_err(|e| io_error(&path, e))?
                 {
                     count(&mut removed, bytes);
+                    return Ok(());
+                }
+                let is_value_name = entry.file_name().to_str().is_some_and(|n| {
+                    n.len() == digest_length
+                        && n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                });
+                if !is_value_name {
+                    return Ok(());
+                }
+                let Some((expiry, bytes)) = read_header(&path).map_err(|e| io_error(&path, e))?
+                else {
+                    return Ok(());
+                };
+                progress.files += 1;
+                if expiry.is_none_or(|expiry| expiry as f64 <= now) {
+                    // Checked again under the store's lock, as a read does: a value written
+                    // meanwhile by `add` or `increment` is kept.
+                    self.remove_dead(&path).map_err(|e| io_error(&path, e))?;
+                    if !path.exists() {
+                        count(&mut removed, bytes);
+                    }
                 }
                 Ok(())
             })?;
+            progress.folders_done += 1;
+            on_progress(&progress);
         }
         Ok(removed)
     }
@@ -187,8 +217,15 @@ impl Inspect for FileStore {
         ))
     }
 
-    async fn prune(&self, _: OnInspectProgress) -> Result<Pruned> {
-        let removed = FileStore::prune(self).await?;
+    async fn prune(&self, progress: OnInspectProgress) -> Result<Pruned> {
+        let on_progress = Box::new(move |done: &InventoryProgress| {
+            progress(Progress::new(
+                done.folders_done,
+                Some(done.folders),
+                done.files,
+            ));
+        });
+        let removed = FileStore::prune_with_progress(self, on_progress).await?;
         Ok(Pruned {
             items: removed.files,
             bytes: Some(removed.bytes),

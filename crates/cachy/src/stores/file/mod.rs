@@ -136,17 +136,19 @@ impl FileStore {
             .map_err(|e| Error::backend("the file store's worker thread failed", e))?
     }
 
-    /// Remove the temporary files that writes killed before they finished left behind, and
-    /// say how many, with their bytes. A write renames its temporary file into place; a
-    /// process killed meanwhile leaves it, and nothing else ever removes it.
+    /// Remove what the store keeps but will never serve again, and say how many files, with
+    /// their bytes: expired and corrupt values (which otherwise stay until a read of their
+    /// key or a `flush`), and the temporary files that writes killed before they finished
+    /// left behind (a write renames its temporary file into place; a process killed
+    /// meanwhile leaves it, and nothing else ever removes it).
     ///
-    /// Only files untouched for over a minute are removed: a younger one may belong to a
-    /// write in progress in another process. Only regular files named as the store names
-    /// them (`.tmp` and 6 letters or digits) in the innermost digest folders are taken, never
-    /// links, folders or any other file; links are not followed. Expired and corrupt values
-    /// are left: a read of their key removes them, and `flush`. A walk of the digest folders
-    /// on a blocking thread, like [`inventory`](Self::inventory), whose
-    /// [`abandoned`](Inventory::abandoned) counts the same files without removing them.
+    /// An expired value is checked again under the store's lock before it goes, as a read
+    /// does. Only temporary files untouched for over a minute are removed: a younger one may
+    /// belong to a write in progress in another process. Only regular files named as the
+    /// store names them, in the innermost digest folders, are taken, never links, folders
+    /// or any other file; links are not followed. A walk of the digest folders on a blocking
+    /// thread, a file at a time, like [`inventory`](Self::inventory); see
+    /// [`prune_with_progress`](Self::prune_with_progress) to follow it.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -164,8 +166,14 @@ impl FileStore {
     /// # }
     /// ```
     pub async fn prune(&self) -> Result<Tally> {
+        self.prune_with_progress(Box::new(|_| {})).await
+    }
+
+    /// [`prune`](Self::prune), telling `on_progress` how far the walk has got (top-level
+    /// folders done of how many, value files read), as [`inventory`](Self::inventory) does.
+    pub async fn prune_with_progress(&self, mut on_progress: OnInventoryProgress) -> Result<Tally> {
         let layout = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || layout.prune())
+        tokio::task::spawn_blocking(move || layout.prune(&mut *on_progress))
             .await
             .map_err(|e| Error::backend("the file store's worker thread failed", e))?
     }

@@ -136,7 +136,8 @@ fn set_modified(path: &std::path::Path, when: SystemTime) {
 /// name `tempfile` gives, in the value's folder; a unit test checks the names match) and
 /// aged by setting its modification time back.
 #[tokio::test]
-async fn prune_removes_temporary_files_abandoned_over_a_minute_ago_and_nothing_else() {
+async fn prune_removes_expired_values_and_temporary_files_abandoned_over_a_minute_ago_and_nothing_else()
+ {
     use cachy::Store;
     use cachy::stores::{FileStore, HashType, Tally};
     use std::time::Duration;
@@ -213,12 +214,22 @@ async fn prune_removes_temporary_files_abandoned_over_a_minute_ago_and_nothing_e
     };
     assert_eq!(inventory.abandoned, half_written, "{inventory:?}");
 
-    assert_eq!(store.prune().await.unwrap(), half_written);
+    let expired_value = Tally {
+        files: 1,
+        bytes: 13,
+    };
+    assert_eq!(
+        store.prune().await.unwrap(),
+        Tally {
+            files: half_written.files + expired_value.files,
+            bytes: half_written.bytes + expired_value.bytes,
+        }
+    );
     assert!(!abandoned.exists());
+    assert!(!expired.exists(), "an expired value is pruned");
     for kept in [
         &fresh,
         &expiring,
-        &expired,
         &named_folder.join("inside"),
         &outside_file,
     ]
@@ -236,8 +247,8 @@ async fn prune_removes_temporary_files_abandoned_over_a_minute_ago_and_nothing_e
     let inventory = store.inventory(None).await.unwrap();
     assert_eq!(
         (inventory.live.files, inventory.expired.files),
-        (1, 1),
-        "values, expired ones too, are left to reads and flush"
+        (1, 0),
+        "live values are kept"
     );
     assert_eq!(inventory.abandoned, Tally::default());
     assert_eq!(store.prune().await.unwrap(), Tally::default());
