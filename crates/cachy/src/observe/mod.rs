@@ -151,7 +151,7 @@ pub(crate) fn shown_key(key: &str) -> Option<String> {
 /// | metric | kind | labels |
 /// |---|---|---|
 /// | `cachy.requests` | counter | `store`, `operation`, `outcome` (`hit`, `miss`, `computed`, `stale`, `written`, `removed`, `unchanged`, `done`, `error`, `factory_error`) |
-/// | `cachy.errors` | counter | `store`, `operation`, `error.type` (the [`ErrorKind`], e.g. `unavailable`) |
+/// | `cachy.errors` | counter | `store`, `operation`, `error.type` (the [`ErrorKind`](crate::ErrorKind), e.g. `unavailable`) |
 /// | `cachy.operation.duration` | histogram, seconds | `store`, `operation` |
 /// | `cachy.single_flights` | gauge | `store`: computations in progress that other callers wait for |
 /// | `cachy.evictions` | counter | `store`, `cause` (`size`, `expired`, `replaced`, `removed`): entries an in-process store dropped |

@@ -39,7 +39,7 @@ const FLUSH_BATCH: usize = 500;
 /// A circuit breaker keeps a server that is down or hung from costing that time on every
 /// call: after a call fails with a temporary error (connection refused or dropped, timeout),
 /// the server is marked down for `retry_after` seconds (default 5), and calls fail at once
-/// with an [`ErrorKind::Unavailable`] error naming the failure, without any network I/O.
+/// with an [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) error naming the failure, without any network I/O.
 /// Then one call at a time tries the server (the others keep failing at once): if it
 /// answers, calls go through again; if not, it stays marked down for another `retry_after`.
 /// Errors from a server that answers (a wrong type, a script error, a value that is not an
