@@ -1,0 +1,101 @@
+//! What the database store's prune lottery costs the write that wins it, with a backlog of
+//! expired rows: a SQLite file holding `PRUNE_ROWS` rows (default 1,000,000), a tenth of
+//! them expired, written by a store whose every write wins the lottery (`prune_lottery =
+//! [1, 1]`). Each put is timed; next to it, the same put followed by a full `prune()` on
+//! the caller, which is what the lottery's winner used to wait for. Prints the median and
+//! the slowest of each.
+//!
+//! `cargo bench -p cachy-rs --bench prune_latency` (`PRUNE_ROWS`, `PRUNE_PUTS`, default 200).
+//! Run by `cargo test` (without `--bench`), it only checks that it works: 20,000 rows, 20
+//! puts.
+
+use std::time::{Duration, Instant};
+
+use cachy::Store;
+use cachy::stores::DatabaseStore;
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn store(file: &std::path::Path) -> DatabaseStore {
+    let config = cachy::StoreConfig::new("database")
+        .with("url", format!("sqlite://{}", file.display()))
+        .with("create_table", true)
+        .with("prune_lottery", serde_json::json!([1, 1]));
+    DatabaseStore::from_config(&config).unwrap()
+}
+
+/// The median and the slowest of `times`.
+fn summary(times: &mut [Duration]) -> (Duration, Duration) {
+    times.sort();
+    (times[times.len() / 2], times[times.len() - 1])
+}
+
+fn main() {
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let (rows, puts) = if measuring {
+        (
+            env_number("PRUNE_ROWS", 1_000_000),
+            env_number("PRUNE_PUTS", 200),
+        )
+    } else {
+        (20_000, 20)
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let fill = |file: &std::path::Path| {
+        let store = store(file);
+        runtime.block_on(async {
+            let value = vec![7u8; 100];
+            for (batch, start) in (0..rows).step_by(10_000).enumerate() {
+                // A tenth of the rows expire in a second, the others in an hour.
+                let ttl = if batch % 10 == 0 { 1 } else { 3600 };
+                let items: Vec<(String, Vec<u8>)> = (start..(start + 10_000).min(rows))
+                    .map(|i| (format!("row{i}"), value.clone()))
+                    .collect();
+                let items: Vec<(&str, Vec<u8>)> =
+                    items.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+                store.put_many(&items, Some(ttl)).await.unwrap();
+            }
+        });
+    };
+    let (lottery_file, inline_file) = (
+        folder.path().join("lottery.db"),
+        folder.path().join("inline.db"),
+    );
+    fill(&lottery_file);
+    fill(&inline_file);
+    std::thread::sleep(Duration::from_millis(2100));
+
+    let (lottery, inline) = (store(&lottery_file), store(&inline_file));
+    let (mut with_lottery, mut with_inline_prune) = (Vec::new(), Vec::new());
+    runtime.block_on(async {
+        for i in 0..puts {
+            let key = format!("new{i}");
+            let started = Instant::now();
+            lottery.put(&key, b"v", Some(3600)).await.unwrap();
+            with_lottery.push(started.elapsed());
+
+            let started = Instant::now();
+            inline.put(&key, b"v", Some(3600)).await.unwrap();
+            inline.prune().await.unwrap();
+            with_inline_prune.push(started.elapsed());
+        }
+    });
+    let (median, slowest) = summary(&mut with_lottery);
+    let (inline_median, inline_slowest) = summary(&mut with_inline_prune);
+    println!(
+        "{rows} rows, {} expired, {puts} puts each winning the lottery:\n\
+         put (the prune in the background): median {median:?}, slowest {slowest:?}\n\
+         put then a full prune on the caller (the lottery before): median {inline_median:?}, slowest {inline_slowest:?}",
+        rows / 10
+    );
+}
