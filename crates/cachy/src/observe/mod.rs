@@ -272,19 +272,12 @@ impl Observer {
         key: Option<&str>,
         outcome: Outcome,
     ) {
-        for &counter in outcome.counters() {
-            self.counts[counter].fetch_add(1, Ordering::Relaxed);
-        }
-        let event = Event {
+        self.count_and_fire(&Event {
             store,
             operation,
             key,
             outcome,
-        };
-        self.hooks.fire(&event);
-        if let Some(hooks) = self.manager_hooks.get() {
-            hooks.fire(&event);
-        }
+        });
         #[cfg(feature = "metrics")]
         if metrics_enabled() {
             self.metrics.count(store, operation, outcome);
@@ -293,23 +286,27 @@ impl Observer {
 
     /// Count, hand to the hooks and to metrics an entry the store dropped.
     pub(crate) fn record_eviction(&self, store: &str, key: &str, cause: EvictionCause) {
-        let outcome = Outcome::Evicted(cause);
-        for &counter in outcome.counters() {
-            self.counts[counter].fetch_add(1, Ordering::Relaxed);
-        }
-        let event = Event {
+        self.count_and_fire(&Event {
             store,
             operation: Operation::Evict,
             key: Some(key),
-            outcome,
-        };
-        self.hooks.fire(&event);
-        if let Some(hooks) = self.manager_hooks.get() {
-            hooks.fire(&event);
-        }
+            outcome: Outcome::Evicted(cause),
+        });
         #[cfg(feature = "metrics")]
         if metrics_enabled() {
             self.metrics.evicted(store, cause);
+        }
+    }
+
+    /// Add `event`'s outcome to the counters and hand it to this repository's hooks and the
+    /// manager's.
+    fn count_and_fire(&self, event: &Event<'_>) {
+        for &counter in event.outcome.counters() {
+            self.counts[counter].fetch_add(1, Ordering::Relaxed);
+        }
+        self.hooks.fire(event);
+        if let Some(hooks) = self.manager_hooks.get() {
+            hooks.fire(event);
         }
     }
 

@@ -74,10 +74,18 @@ impl Repository {
         let work = async {
             let scope = self.scope().await?;
             let key = scope.key(key);
-            if let Some(result) = self.get_shared_in_process(&key) {
+            // Untagged, the store was asked above already.
+            if self.tags.is_some()
+                && let Some(result) = self.get_shared_in_process(&key)
+            {
                 return result.map_err(self.context(&key));
             }
-            Ok(self.get_stored::<T>(&key).await?.map(Arc::new))
+            let context = self.context(&key);
+            let stored = self.inner.store.get(&key).await.map_err(&context)?;
+            Ok(self
+                .decode_fresh(stored.as_deref())
+                .map_err(context)?
+                .map(Arc::new))
         };
         self.observe_until(observation, work, reporting(Some(key), found))
             .await

@@ -18,104 +18,105 @@ fn count(tally: &mut Tally, bytes: u64) {
 /// A callback told how far a walk of the cache folder has got.
 type OnProgress<'a> = &'a mut dyn FnMut(&InventoryProgress);
 
+/// What a walk of the cache folder finds in one file it looks at.
+enum Found {
+    /// A temporary file a killed writer left over a minute ago, of this many bytes.
+    Abandoned(u64),
+    /// A value file: the expiry its header says (`None`: a corrupt header), and its bytes.
+    Value { expiry: Option<u64>, bytes: u64 },
+}
+
 impl Layout {
+    /// Walk the digest folders below the root, showing `visit` every abandoned temporary
+    /// file and every value file (read only as far as its header), and telling
+    /// `on_progress` how far the walk has got. Temporary files of writes in progress, and
+    /// anything else the store never reads, are not shown.
+    fn survey(
+        &self,
+        on_progress: OnProgress<'_>,
+        visit: &mut dyn FnMut(&Path, Found) -> Result<()>,
+    ) -> Result<()> {
+        let now = SystemTime::now();
+        let digest_length = self.hash.digest_length();
+        let mut progress = InventoryProgress::default();
+        let folders = self.entry_folders(&self.root)?;
+        progress.folders = folders.len() as u64;
+        on_progress(&progress);
+        for folder in folders {
+            self.walk_below(&folder, 1, &mut |entry| {
+                let path = entry.path();
+                if let Some(bytes) = abandoned_size(entry, now).map_err(|e| io_error(&path, e))? {
+                    return visit(&path, Found::Abandoned(bytes));
+                }
+                let is_value_name = entry.file_name().to_str().is_some_and(|n| {
+                    n.len() == digest_length
+                        && n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                });
+                if !is_value_name {
+                    return Ok(());
+                }
+                let Some((expiry, bytes)) = read_header(&path).map_err(|e| io_error(&path, e))?
+                else {
+                    return Ok(());
+                };
+                progress.files += 1;
+                on_progress(&progress);
+                visit(&path, Found::Value { expiry, bytes })
+            })?;
+            progress.folders_done += 1;
+            on_progress(&progress);
+        }
+        Ok(())
+    }
+
     /// Count the value files below the root, by what reading them would find, and the
     /// abandoned temporary files.
     pub(super) fn inventory(&self, on_progress: OnProgress<'_>) -> Result<Inventory> {
         let now = now_seconds();
-        let now_time = SystemTime::now();
-        let digest_length = self.hash.digest_length();
         let mut inventory = Inventory::default();
-        let mut progress = InventoryProgress::default();
-        let folders = self.entry_folders(&self.root)?;
-        progress.folders = folders.len() as u64;
-        on_progress(&progress);
-        for folder in folders {
-            self.walk_below(&folder, 1, &mut |entry| {
-                let path = entry.path();
-                if let Some(bytes) =
-                    abandoned_size(entry, now_time).map_err(|e| io_error(&path, e))?
-                {
-                    count(&mut inventory.abandoned, bytes);
-                    return Ok(());
-                }
-                // Temporary files of writes in progress, and anything else the store never
-                // reads.
-                let is_value_name = entry.file_name().to_str().is_some_and(|n| {
-                    n.len() == digest_length
-                        && n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-                });
-                if !is_value_name {
-                    return Ok(());
-                }
-                let Some((expiry, bytes)) = read_header(&path).map_err(|e| io_error(&path, e))?
-                else {
-                    return Ok(());
-                };
-                match expiry {
-                    None => count(&mut inventory.corrupt, bytes),
-                    Some(expiry) if expiry as f64 <= now => count(&mut inventory.expired, bytes),
-                    Some(_) => count(&mut inventory.live, bytes),
-                }
-                progress.files += 1;
-                on_progress(&progress);
-                Ok(())
-            })?;
-            progress.folders_done += 1;
-            on_progress(&progress);
-        }
+        self.survey(on_progress, &mut |_, found| {
+            match found {
+                Found::Abandoned(bytes) => count(&mut inventory.abandoned, bytes),
+                Found::Value {
+                    expiry: None,
+                    bytes,
+                } => count(&mut inventory.corrupt, bytes),
+                Found::Value {
+                    expiry: Some(expiry),
+                    bytes,
+                } if expiry as f64 <= now => count(&mut inventory.expired, bytes),
+                Found::Value { bytes, .. } => count(&mut inventory.live, bytes),
+            }
+            Ok(())
+        })?;
         Ok(inventory)
     }
 
     /// Remove the abandoned temporary files, and the expired and corrupt values, below the
-    /// root (see [`FileStore::prune`]), telling `on_progress` as each top-level folder is
-    /// done; what was removed.
+    /// root (see [`FileStore::prune`]), telling `on_progress` how far it has got; what was
+    /// removed.
     pub(super) fn prune(&self, on_progress: OnProgress<'_>) -> Result<Tally> {
         let now = now_seconds();
-        let now_time = SystemTime::now();
-        let digest_length = self.hash.digest_length();
         let mut removed = Tally::default();
-        let mut progress = InventoryProgress::default();
-        let folders = self.entry_folders(&self.root)?;
-        progress.folders = folders.len() as u64;
-        on_progress(&progress);
-        for folder in folders {
-            self.walk_below(&folder, 1, &mut |entry| {
-                let path = entry.path();
-                let found = abandoned_size(entry, now_time).map_err(|e| io_error(&path, e))?;
-                if let Some(bytes) = found
-                    && self
-                        .remove_in_place(&path)
-                        .map_err(|e| io_error(&path, e))?
-                {
-                    count(&mut removed, bytes);
-                    return Ok(());
+        self.survey(on_progress, &mut |path, found| {
+            match found {
+                Found::Abandoned(bytes) => {
+                    if self.remove_in_place(path).map_err(|e| io_error(path, e))? {
+                        count(&mut removed, bytes);
+                    }
                 }
-                let is_value_name = entry.file_name().to_str().is_some_and(|n| {
-                    n.len() == digest_length
-                        && n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-                });
-                if !is_value_name {
-                    return Ok(());
-                }
-                let Some((expiry, bytes)) = read_header(&path).map_err(|e| io_error(&path, e))?
-                else {
-                    return Ok(());
-                };
-                progress.files += 1;
-                if expiry.is_none_or(|expiry| expiry as f64 <= now) {
+                Found::Value { expiry, bytes } if expiry.is_none_or(|at| at as f64 <= now) => {
                     // Checked again under the store's lock, as a read does: a value written
                     // meanwhile by `add` or `increment` is kept.
-                    self.remove_dead(&path).map_err(|e| io_error(&path, e))?;
+                    self.remove_dead(path).map_err(|e| io_error(path, e))?;
                     if !path.exists() {
                         count(&mut removed, bytes);
                     }
                 }
-                Ok(())
-            })?;
-            progress.folders_done += 1;
-            on_progress(&progress);
-        }
+                Found::Value { .. } => {}
+            }
+            Ok(())
+        })?;
         Ok(removed)
     }
 

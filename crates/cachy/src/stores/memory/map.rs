@@ -21,7 +21,7 @@ use indexmap::IndexMap;
 use once_cell::race::OnceBox;
 
 use super::listeners::{Dropped, Listeners};
-use super::policy::{Found, Policy, Queue, Queued, Traffic};
+use super::policy::Policy;
 use crate::decoded::Decoded;
 use crate::observe::EvictionCause;
 use crate::store::EvictionListener;
@@ -368,15 +368,6 @@ impl Map {
         outcome
     }
 
-    /// Whether the entry `item` was queued for is still in the store.
-    fn is_queued(&self, item: &Queued) -> bool {
-        let table = self.shard(&item.key).read();
-        table
-            .entries
-            .get(&*item.key)
-            .is_some_and(|entry| entry.id() == item.id)
-    }
-
     /// Remove every entry.
     pub(super) fn clear(&self) {
         for shard in &self.shards {
@@ -411,15 +402,6 @@ impl Map {
         self.listeners.add(listener);
     }
 
-    fn is_over_bound(&self) -> bool {
-        match self.bound {
-            Some(Bound::Entries(limit) | Bound::Bytes(limit)) => {
-                self.weight.load(Ordering::Relaxed) > limit
-            }
-            None => false,
-        }
-    }
-
     fn exceeds_bound_alone(&self, key: &str, entry: &Entry) -> bool {
         match self.bound {
             Some(Bound::Entries(limit) | Bound::Bytes(limit)) => self.weight_of(key, entry) > limit,
@@ -433,56 +415,6 @@ impl Map {
             Some(Bound::Entries(_)) => 1,
             Some(Bound::Bytes(_)) => (key.len() + entry.value.len()) as u64 + ENTRY_OVERHEAD,
         }
-    }
-
-    /// Evict until the store is within its bound, sparing the entry `written` (its id), whose
-    /// write passed it: expired entries first, then those the policy chooses.
-    fn evict_beyond_bound(&self, written: u64) {
-        let (Some(policy), Some(Bound::Entries(limit) | Bound::Bytes(limit))) =
-            (&self.policy, self.bound)
-        else {
-            return;
-        };
-        let mut dropped = self.listeners.collect();
-        if self.weight.load(Ordering::Relaxed) > limit {
-            self.sweep_everywhere_if_expired(&mut dropped);
-        }
-        policy.evict(
-            || self.weight.load(Ordering::Relaxed) > limit,
-            || {
-                self.shards
-                    .iter()
-                    .fold(Traffic::default(), |total, shard| Traffic {
-                        reads: total.reads + shard.reads.load(Ordering::Relaxed),
-                        hits: total.hits + shard.hits.load(Ordering::Relaxed),
-                    })
-            },
-            |item, queue, force| {
-                let mut table = self.shard(&item.key).write();
-                let Some(index) = table.entries.get_index_of(&*item.key) else {
-                    return Found::Gone;
-                };
-                let entry = &table.entries[index];
-                if entry.id() != item.id {
-                    return Found::Gone;
-                }
-                if entry.id() == written {
-                    return Found::Spared;
-                }
-                let reads = entry.reads();
-                if reads > 0 && entry.is_live() && !force {
-                    // Out of the small queue with a clean count; a round less in the main.
-                    let left = if queue == Queue::Small { 0 } else { reads - 1 };
-                    entry.set_reads(left);
-                    return Found::Read(reads);
-                }
-                let removed =
-                    self.remove_at(&mut table, Some(index), EvictionCause::Size, &mut dropped);
-                self.weight.fetch_sub(removed, Ordering::Relaxed);
-                Found::Evicted
-            },
-        );
-        self.listeners.tell(dropped);
     }
 }
 
@@ -507,6 +439,7 @@ impl Shard {
     }
 }
 
+mod evict;
 mod expiry;
 #[cfg(test)]
 mod tests;

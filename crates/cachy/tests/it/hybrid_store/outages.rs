@@ -89,9 +89,25 @@ async fn while_redis_as_l2_is_down_cached_keys_are_still_served() {
     cache.put("cached", "c1", 600).await.unwrap();
     let watched = [("", "cached"), ("", "never read before")];
     let mut watchers = two_watchers(&config, &watched, "c1");
+    for _ in 0..2 {
+        // The first read copies the value into L1, the second keeps it decoded.
+        let shared = cache.get_shared::<String>("cached").await.unwrap();
+        assert_eq!(shared.as_deref().map(String::as_str), Some("c1"));
+    }
     server.kill();
     // A key the watchers never had in L1 fails; the cached one keeps being served.
     cache.forget("never read before").await.unwrap_err();
+    let shared = cache.get_shared::<String>("cached").await.unwrap();
+    assert_eq!(
+        shared.as_deref().map(String::as_str),
+        Some("c1"),
+        "from L1, decoded"
+    );
+    let error = cache
+        .get_shared::<String>("never read before")
+        .await
+        .unwrap_err();
+    assert!(error.is_temporary(), "{error}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     for watcher in &mut watchers {
         assert_eq!(watcher.current(0), value("c1"));
