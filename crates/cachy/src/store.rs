@@ -335,7 +335,7 @@ pub trait Store: std::any::Any + Send + Sync + 'static {
 }
 
 /// Messages between processes through a store's server: what a hybrid store's backplane
-/// needs, offered by [`Store::pubsub`] (the Redis store on one server).
+/// needs, offered by [`Store::pubsub`] (the Redis store, on one server or a cluster).
 #[cfg(feature = "hybrid")]
 #[async_trait]
 pub trait PubSub: Send + Sync {

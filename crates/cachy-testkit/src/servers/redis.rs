@@ -189,7 +189,8 @@ impl TestServer for RedisServer {
 
 /// A 3-primary Redis Cluster on free loopback ports, created with `redis-cli --cluster create`.
 ///
-/// Not a [`TestServer`]: it has no single address, and no test crashes it.
+/// Not a [`TestServer`]: it has no single address; [`kill`](Self::kill) and
+/// [`restart`](Self::restart) take the node.
 #[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
@@ -236,19 +237,48 @@ impl RedisCluster {
             "redis-cli --cluster create failed: {}",
             String::from_utf8_lossy(&output.stdout)
         );
-        for node in &nodes {
+        let cluster = RedisCluster { nodes };
+        cluster.wait_ok();
+        Some(cluster)
+    }
+
+    /// The nodes, e.g. to pause one (see [`RedisServer::pid`]).
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+
+    /// Kill node `index`, as a crash would: its slots go unserved until it is back.
+    pub fn kill(&mut self, index: usize) {
+        self.nodes[index].kill();
+    }
+
+    /// Start node `index` again on its port (it rejoins with its saved cluster config and
+    /// slots, its data lost), and wait until every node reports the cluster ok.
+    pub fn restart(&mut self, index: usize) {
+        self.nodes[index].restart();
+        self.wait_ok();
+    }
+
+    /// The index of the node serving `key`: the one that does not redirect a `GET` of it.
+    pub fn node_of(&self, key: &str) -> usize {
+        let request = format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len());
+        self.nodes
+            .iter()
+            .position(|node| {
+                exchange(node.port, request.as_bytes())
+                    .is_some_and(|reply| !reply.starts_with("-MOVED"))
+            })
+            .expect("a node serves every key")
+    }
+
+    fn wait_ok(&self) {
+        for node in &self.nodes {
             let port = node.port;
             wait_for("the Redis Cluster", Duration::from_secs(20), || {
                 exchange(port, b"CLUSTER INFO\r\n")
                     .is_some_and(|info| info.contains("cluster_state:ok"))
             });
         }
-        Some(RedisCluster { nodes })
-    }
-
-    /// The nodes, e.g. to pause one (see [`RedisServer::pid`]).
-    pub fn nodes(&self) -> &[RedisServer] {
-        &self.nodes
     }
 
     /// The node URLs, for the `cluster` config field.

@@ -1,7 +1,8 @@
 //! The hybrid store: the behaviour suite (memory over Redis, memory over SQLite), its
 //! config errors, and coherence across OS processes: this test binary is spawned as the other
-//! processes, which watch keys and report every value they read (`across.rs`); and what it
-//! serves while Redis is down (`outages.rs`).
+//! processes, which watch keys and report every value they read (`across.rs`, and on a Redis
+//! Cluster through a primary's crash in `cluster.rs`); and what it serves while Redis is down
+//! (`outages.rs`).
 
 #![cfg(all(feature = "hybrid", feature = "database-sqlite"))]
 
@@ -19,6 +20,7 @@ use cachy_testkit::servers::{RedisServer, TestServer};
 use serde_json::{Value, json};
 
 mod across;
+mod cluster;
 mod outages;
 
 static SERVER: OnceLock<Option<RedisServer>> = OnceLock::new();

@@ -26,7 +26,7 @@ pub struct HybridConfig {
     #[serde(default)]
     pub l2: String,
     /// The configured store whose server carries the invalidations between processes: a
-    /// Redis store on one server (default: `l2`, when it is one).
+    /// Redis store, on one server or a Redis Cluster (default: `l2`, when it is one).
     pub backplane: Option<String>,
     /// How long a first-level copy is kept at most (default 60 s; in a config file,
     /// seconds).
@@ -53,7 +53,7 @@ pub struct L1Config {
 
 impl HybridStore {
     /// A hybrid store over `l2`, announcing its changes through `backplane` (a store whose
-    /// [`Store::pubsub`] works: a Redis store on one server), as `config` describes; its
+    /// [`Store::pubsub`] works: a Redis store), as `config` describes; its
     /// `l2` and `backplane` names are not used here, and its `channel` is required. Values
     /// must be encoded as they are through `l2`, so give its repository the same serializer.
     /// Must be called within a tokio runtime or with cachy's background runtime available.
@@ -92,7 +92,7 @@ impl HybridStore {
                 "backplane",
                 format!(
                     "a hybrid store needs a store that carries messages between processes (a \
-                     Redis store on one server) as its `backplane`, and {} cannot: {why}",
+                     Redis store) as its `backplane`, and {} cannot: {why}",
                     config
                         .backplane
                         .as_deref()

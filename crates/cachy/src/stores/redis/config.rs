@@ -173,6 +173,10 @@ impl RedisStore {
                 .iter()
                 .map(|url| parse_url("cluster", url).map(with_credentials))
                 .collect::<Result<Vec<_>>>()?;
+            let nodes = infos
+                .iter()
+                .map(|info| tls::client(&options, info.clone()))
+                .collect::<Result<Vec<_>>>()?;
             let client = tls::cluster_builder(&options, infos)?
                 .connection_timeout(connect_timeout)
                 .response_timeout(response_timeout)
@@ -181,7 +185,11 @@ impl RedisStore {
                 .map_err(|e| {
                     Error::config("cluster", format!("invalid cluster configuration: {e}"))
                 })?;
-            Target::Cluster(client)
+            Target::Cluster {
+                client,
+                nodes,
+                next_node: Default::default(),
+            }
         } else {
             let info = match &options.url {
                 Some(url) => parse_url("url", url)?,
@@ -232,7 +240,7 @@ impl RedisStore {
             Target::Single { client, .. } => {
                 format!("the Redis server {}", client.get_connection_info().addr())
             }
-            Target::Cluster(_) => "the Redis Cluster".to_owned(),
+            Target::Cluster { .. } => "the Redis Cluster".to_owned(),
         };
         Ok(RedisStore {
             target,

@@ -10,34 +10,53 @@ use super::*;
 use crate::error::{Error, ErrorKind, Result};
 
 impl RedisStore {
-    /// A connection of its own subscribed to `channel` (one server, not a cluster), and its
-    /// messages' payloads; the stream ends when the connection drops. Subscribing closes the
-    /// circuit breaker: the server answered.
+    /// A connection of its own subscribed to `channel`, and its messages' payloads; the
+    /// stream ends when the connection drops. On a cluster it is one node's connection, tried
+    /// in turn from the node after the last one subscribed to: a message published on any
+    /// node reaches the subscribers of every node. Subscribing closes the circuit breaker:
+    /// the server answered.
     #[cfg(feature = "hybrid")]
     pub(super) async fn subscribe_to(
         &self,
         channel: &str,
     ) -> Result<impl futures_util::Stream<Item = Vec<u8>> + Send + 'static> {
-        let Target::Single { client, .. } = &self.target else {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                "a Redis Cluster store cannot subscribe to a channel: use a single server",
-            ));
+        let (clients, first) = match &self.target {
+            Target::Single { client, .. } => (std::slice::from_ref(client), 0),
+            Target::Cluster {
+                nodes, next_node, ..
+            } => (
+                nodes.as_slice(),
+                next_node.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ),
         };
-        let subscribe = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(channel).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        };
-        let pubsub = bounded(self.call_timeout, subscribe)
-            .await?
-            .map_err(|e| redis_error("cannot subscribe to the Redis channel", e))?;
-        // The server is back: calls need not wait out `retry_after` to find out.
-        self.breaker.answered();
-        Ok(futures_util::StreamExt::map(
-            pubsub.into_on_message(),
-            |message| message.get_payload_bytes().to_vec(),
-        ))
+        let mut refused = None;
+        for client in clients
+            .iter()
+            .cycle()
+            .skip(first % clients.len())
+            .take(clients.len())
+        {
+            let subscribe = async {
+                let mut pubsub = client.get_async_pubsub().await?;
+                pubsub.subscribe(channel).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            };
+            match bounded(self.call_timeout, subscribe).await {
+                Ok(Ok(pubsub)) => {
+                    // The server is back: calls need not wait out `retry_after` to find out.
+                    self.breaker.answered();
+                    return Ok(futures_util::StreamExt::map(
+                        pubsub.into_on_message(),
+                        |message| message.get_payload_bytes().to_vec(),
+                    ));
+                }
+                Ok(Err(e)) => {
+                    refused = Some(redis_error("cannot subscribe to the Redis channel", e))
+                }
+                Err(timeout) => refused = Some(timeout),
+            }
+        }
+        Err(refused.expect("a store has at least one node"))
     }
 
     pub(super) async fn connection(&self) -> Result<Connection> {
@@ -49,7 +68,7 @@ impl RedisStore {
                             .map(Connection::Single)
                             .map_err(|e| redis_error("cannot set up the Redis connection", e))
                     }
-                    Target::Cluster(client) => {
+                    Target::Cluster { client, .. } => {
                         bounded(self.call_timeout, client.get_async_connection())
                             .await?
                             .map(Connection::Cluster)

@@ -70,7 +70,16 @@ enum Target {
         client: redis::Client,
         config: ConnectionManagerConfig,
     },
-    Cluster(redis::cluster::ClusterClient),
+    Cluster {
+        client: redis::cluster::ClusterClient,
+        /// A client per configured node, for the one thing a cluster connection does not
+        /// carry: a subscription. Classic pub/sub reaches every node of a cluster, so any
+        /// node that answers will do.
+        nodes: Vec<redis::Client>,
+        /// The node the next subscription tries first, so that one lost with its node is
+        /// taken up on the next.
+        next_node: std::sync::atomic::AtomicUsize,
+    },
 }
 
 #[derive(Clone)]
@@ -82,7 +91,7 @@ enum Connection {
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("cluster", &matches!(self.target, Target::Cluster(_)))
+            .field("cluster", &matches!(self.target, Target::Cluster { .. }))
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
@@ -96,7 +105,7 @@ impl RedisStore {
 
     /// Whether this store talks to a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
-        matches!(self.target, Target::Cluster(_))
+        matches!(self.target, Target::Cluster { .. })
     }
 
     pub(super) fn key(&self, key: &str) -> String {

@@ -199,12 +199,6 @@ impl Store for RedisStore {
     fn pubsub(
         self: std::sync::Arc<Self>,
     ) -> std::result::Result<std::sync::Arc<dyn crate::store::PubSub>, &'static str> {
-        if self.is_cluster() {
-            return Err(
-                "it is a Redis Cluster store, and a hybrid store's backplane needs a \
-                        Redis store on one server",
-            );
-        }
         Ok(self)
     }
 
