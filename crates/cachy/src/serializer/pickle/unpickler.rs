@@ -39,24 +39,59 @@ pub(super) struct Arena<'a> {
     pub(super) budget: usize,
 }
 
+/// The machine's working stacks and memo, kept between pickles on a thread: a cache hit
+/// decodes a small value, and allocating these again for each was a measurable part of it.
+#[derive(Default)]
+struct Scratch {
+    stack: Vec<Id>,
+    marks: Vec<usize>,
+    memo: HashMap<u32, Id>,
+}
+
+/// Entries a thread's [`Scratch`] keeps room for at most between pickles, so that one large
+/// (or hostile) pickle does not leave its memory behind.
+const SCRATCH_KEPT: usize = 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::default();
+}
+
 /// Run the pickle machine over `bytes`, charging its copies to the budget `limits` give a
 /// pickle of this size.
 pub(super) fn run<'a>(bytes: &'a [u8], limits: &DecodeLimits) -> Outcome<Arena<'a>> {
+    let scratch = SCRATCH.take();
     let mut machine = Machine {
         input: bytes,
         pos: 0,
         // A pickle makes at most one object per opcode, and an opcode takes a byte or more.
         objects: Vec::with_capacity(bytes.len().min(64)),
-        stack: Vec::with_capacity(16),
-        marks: Vec::new(),
-        memo: HashMap::new(),
+        stack: scratch.stack,
+        marks: scratch.marks,
+        memo: scratch.memo,
         budget: limits.budget(bytes.len()),
     };
-    let root = machine.run()?;
+    let root = machine.run();
+    let Machine {
+        objects,
+        mut stack,
+        mut marks,
+        mut memo,
+        budget,
+        ..
+    } = machine;
+    if stack.capacity() <= SCRATCH_KEPT
+        && marks.capacity() <= SCRATCH_KEPT
+        && memo.capacity() <= SCRATCH_KEPT
+    {
+        stack.clear();
+        marks.clear();
+        memo.clear();
+        SCRATCH.set(Scratch { stack, marks, memo });
+    }
     Ok(Arena {
-        objects: machine.objects,
-        root,
-        budget: machine.budget,
+        objects,
+        root: root?,
+        budget,
     })
 }
 
@@ -111,9 +146,34 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// Close the innermost MARK: the items pushed since, taken off the stack.
     fn pop_mark(&mut self) -> Outcome<Vec<Id>> {
+        self.close_mark_with(|items| Ok(items.to_vec()))
+    }
+
+    /// Close the innermost MARK: `take` reads the items pushed since, which then leave the
+    /// stack.
+    fn close_mark_with<T>(&mut self, take: impl FnOnce(&[Id]) -> Outcome<T>) -> Outcome<T> {
         let height = self.marks.pop().ok_or("the pickle has no MARK to pop to")?;
-        Ok(self.stack.split_off(height))
+        let taken = take(&self.stack[height..])?;
+        self.stack.truncate(height);
+        Ok(taken)
+    }
+
+    /// Close the innermost MARK and hand the items pushed since to the object under them
+    /// (`APPENDS`, `SETITEMS`, `ADDITEMS`), straight from the stack.
+    fn extend_below_mark(
+        &mut self,
+        extend: impl FnOnce(&mut Object<'a>, &[Id]) -> Outcome<()>,
+    ) -> Outcome<()> {
+        let height = self.marks.pop().ok_or("the pickle has no MARK to pop to")?;
+        let target = match height.checked_sub(1) {
+            Some(below) if below >= self.floor() => self.stack[below],
+            _ => return Err("the pickle stack underflowed".to_owned()),
+        };
+        extend(&mut self.objects[target], &self.stack[height..])?;
+        self.stack.truncate(height);
+        Ok(())
     }
 
     fn memoize(&mut self, id: u32) -> Outcome<()> {
@@ -129,26 +189,6 @@ impl<'a> Machine<'a> {
             .ok_or_else(|| format!("the pickle refers to memo entry {id}, which was never set"))?;
         self.stack.push(object);
         Ok(())
-    }
-
-    fn extend_list(&mut self, list: Id, items: Vec<Id>) -> Outcome<()> {
-        match &mut self.objects[list] {
-            Object::List(existing) => {
-                existing.extend(items);
-                Ok(())
-            }
-            _ => Err("APPEND on something that is not a list".to_owned()),
-        }
-    }
-
-    fn extend_dict(&mut self, dict: Id, items: Vec<(Id, Id)>) -> Outcome<()> {
-        match &mut self.objects[dict] {
-            Object::Dict(existing) => {
-                existing.extend(items);
-                Ok(())
-            }
-            _ => Err("SETITEM on something that is not a dict".to_owned()),
-        }
     }
 
     /// Call one of the allowed builtins. Every call that copies goes through here, and the

@@ -226,11 +226,13 @@ impl RedisStore {
                 None => info,
             };
             let client = tls::client(&options, with_credentials(info))?;
+            // These bound every call on one server (see `RedisStore::query`): one connection
+            // attempt of at most `connect_timeout`, then at most `response_timeout` for the
+            // answer.
             let manager_config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(connect_timeout))
                 .set_response_timeout(Some(response_timeout))
-                .set_number_of_retries(1)
-                .set_max_delay(Duration::from_millis(500));
+                .set_number_of_retries(0);
             Target::Single {
                 client,
                 config: manager_config,

@@ -108,7 +108,33 @@ impl RedisStore {
         matches!(self.target, Target::Cluster { .. })
     }
 
-    pub(super) fn key(&self, key: &str) -> String {
-        format!("{}{key}", self.prefix)
+    pub(super) fn key<'a>(&'a self, key: &'a str) -> Prefixed<'a> {
+        Prefixed {
+            prefix: &self.prefix,
+            key,
+        }
+    }
+}
+
+/// A key behind the store's prefix, written into a command's arguments as one argument
+/// without first joining the two into a string of its own (an allocation on every call).
+#[derive(Clone, Copy)]
+pub(super) struct Prefixed<'a> {
+    prefix: &'a str,
+    key: &'a str,
+}
+
+impl redis::ToRedisArgs for Prefixed<'_> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        let mut argument = out.writer_for_next_arg();
+        // Writing into the command's buffer cannot fail.
+        let _ = std::io::Write::write_all(&mut argument, self.prefix.as_bytes());
+        let _ = std::io::Write::write_all(&mut argument, self.key.as_bytes());
+    }
+}
+
+impl std::fmt::Display for Prefixed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.prefix, self.key)
     }
 }

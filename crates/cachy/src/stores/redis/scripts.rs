@@ -61,7 +61,7 @@ pub(super) fn counter_error(e: Error) -> Error {
     Error::new(kind, what).with_source(e)
 }
 
-pub(super) fn set_command(key: String, value: &[u8], ttl: Ttl) -> Cmd {
+pub(super) fn set_command(key: impl redis::ToRedisArgs, value: &[u8], ttl: Ttl) -> Cmd {
     let mut set = cmd("SET");
     set.arg(key).arg(value);
     if let Some(seconds) = ttl {

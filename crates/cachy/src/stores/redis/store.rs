@@ -22,7 +22,7 @@ impl ForeverTracker for RedisStore {
                 .query(
                     cmd("LPUSH")
                         .arg(self.key(&format!("{id}:forever")))
-                        .arg(&full_key),
+                        .arg(full_key),
                 )
                 .await?;
         }
@@ -34,7 +34,7 @@ impl ForeverTracker for RedisStore {
     /// however many items the tag has.
     async fn delete_tracked(&self, tag_ids: &[String]) -> Result<()> {
         for id in tag_ids {
-            let list = self.key(&format!("{id}:forever"));
+            let list = self.key(&format!("{id}:forever")).to_string();
             let page_from = |start: usize| {
                 cmd("LRANGE")
                     .arg(&list)
@@ -74,14 +74,14 @@ impl Store for RedisStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        let keys: Vec<Prefixed<'_>> = keys.iter().map(|k| self.key(k)).collect();
         self.query(cmd("MGET").arg(&keys)).await
     }
 
     async fn get_with_lifetime(&self, key: &str) -> Result<Option<(Vec<u8>, Lifetime)>> {
         let key = self.key(key);
         let mut pipeline = redis::pipe();
-        pipeline.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
+        pipeline.cmd("GET").arg(key).cmd("PTTL").arg(key);
         let (value, millis): (Option<Vec<u8>>, i64) = self.query_pipeline(&pipeline).await?;
         let lifetime = match millis {
             -1 => Lifetime::Forever,

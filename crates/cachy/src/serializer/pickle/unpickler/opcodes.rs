@@ -31,13 +31,13 @@ impl<'a> Machine<'a> {
                 b'(' => self.marks.push(self.stack.len()),
                 b'0' => {
                     if self.stack.len() == self.floor() && !self.marks.is_empty() {
-                        self.pop_mark()?;
+                        self.close_mark_with(|_| Ok(()))?;
                     } else {
                         self.pop()?;
                     }
                 }
                 b'1' => {
-                    self.pop_mark()?;
+                    self.close_mark_with(|_| Ok(()))?;
                 }
                 b'2' => {
                     let top = self.top()?;
@@ -188,39 +188,30 @@ impl<'a> Machine<'a> {
                 b'a' => {
                     let item = self.pop()?;
                     let list = self.top()?;
-                    self.extend_list(list, vec![item])?;
+                    extend_list(&mut self.objects[list], &[item])?;
                 }
-                b'e' => {
-                    let items = self.pop_mark()?;
-                    let list = self.top()?;
-                    self.extend_list(list, items)?;
-                }
+                b'e' => self.extend_below_mark(extend_list)?,
                 b'}' => self.push(Object::Dict(Vec::new())),
                 b'd' => {
-                    let items = self.pop_mark()?;
-                    let pairs = pairs(items)?;
-                    self.push(Object::Dict(pairs));
+                    let mut dict = Object::Dict(Vec::new());
+                    self.close_mark_with(|items| extend_dict(&mut dict, items))?;
+                    self.push(dict);
                 }
                 b's' => {
                     let value = self.pop()?;
                     let key = self.pop()?;
                     let dict = self.top()?;
-                    self.extend_dict(dict, vec![(key, value)])?;
+                    extend_dict(&mut self.objects[dict], &[key, value])?;
                 }
-                b'u' => {
-                    let items = self.pop_mark()?;
-                    let dict = self.top()?;
-                    self.extend_dict(dict, pairs(items)?)?;
-                }
+                b'u' => self.extend_below_mark(extend_dict)?,
                 0x8f => self.push(Object::Set(Vec::new())),
-                0x90 => {
-                    let items = self.pop_mark()?;
-                    let set = self.top()?;
-                    match &mut self.objects[set] {
-                        Object::Set(members) => members.extend(items),
-                        _ => return Err("ADDITEMS on something that is not a set".to_owned()),
+                0x90 => self.extend_below_mark(|set, items| match set {
+                    Object::Set(members) => {
+                        members.extend_from_slice(items);
+                        Ok(())
                     }
-                }
+                    _ => Err("ADDITEMS on something that is not a set".to_owned()),
+                })?,
                 0x91 => {
                     let items = self.pop_mark()?;
                     self.push(Object::FrozenSet(items));
@@ -292,12 +283,27 @@ fn global(module: &[u8], name: &[u8]) -> Outcome<Global> {
     })
 }
 
-fn pairs(items: Vec<Id>) -> Outcome<Vec<(Id, Id)>> {
+/// `APPEND`(S): `items` at the end of `list`.
+fn extend_list(list: &mut Object<'_>, items: &[Id]) -> Outcome<()> {
+    match list {
+        Object::List(existing) => {
+            existing.extend_from_slice(items);
+            Ok(())
+        }
+        _ => Err("APPEND on something that is not a list".to_owned()),
+    }
+}
+
+/// `SETITEM`(S) and `DICT`: `items`, keys and values in turn, at the end of `dict`.
+fn extend_dict(dict: &mut Object<'_>, items: &[Id]) -> Outcome<()> {
     if !items.len().is_multiple_of(2) {
         return Err("a pickled dict has a key without a value".to_owned());
     }
-    Ok(items
-        .chunks_exact(2)
-        .map(|pair| (pair[0], pair[1]))
-        .collect())
+    match dict {
+        Object::Dict(existing) => {
+            existing.extend(items.chunks_exact(2).map(|pair| (pair[0], pair[1])));
+            Ok(())
+        }
+        _ => Err("SETITEM on something that is not a dict".to_owned()),
+    }
 }
