@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::query::{DbError, Param, ReadRow, RowRead};
 use crate::ErrorKind;
@@ -114,8 +114,8 @@ pub(super) struct Connections {
     target: Target,
     /// `PRAGMA synchronous`: `NORMAL`, `FULL`, `EXTRA` or `OFF`.
     synchronous: &'static str,
-    idle: Arc<Mutex<Vec<Connection>>>,
-    /// One permit per connection that may be open.
+    idle: Arc<Idle>,
+    /// One permit per connection that may be open, held by the connection while it is.
     permits: Arc<Semaphore>,
     /// How long a call waits for a free connection.
     timeout: Duration,
@@ -123,28 +123,61 @@ pub(super) struct Connections {
     /// the disk, while reads still come from memory.
     inline_reads: InlineWhileFast,
     inline_writes: InlineWhileFast,
+    /// Held by a write on a caller's thread. SQLite takes one writer at a time: a second
+    /// one waiting here, for a statement that never waits for a lock itself, costs far less
+    /// than finding the database locked and moving to the blocking pool. Writes on the
+    /// blocking pool do not take it: they may wait for another process's lock for seconds,
+    /// which no caller's thread must wait for.
+    inline_writer: Mutex<()>,
 }
 
-/// A connection taken from the pool, with the permit that allows it. It goes back with
-/// [`Lease::end`]: the connection first, then the permit, so that whoever gets the permit
-/// next finds the connection (in memory, opening another would open another, empty,
-/// database).
+/// What a statement does, which decides where it runs: reads and writes prove slow apart,
+/// and writes take turns.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Work {
+    Reads,
+    Writes,
+}
+
+/// An open connection, with the permit that allows it to be open.
 struct Lease {
     connection: Connection,
-    permit: OwnedSemaphorePermit,
+    _permit: OwnedSemaphorePermit,
 }
 
-impl Lease {
-    fn end(self, idle: &Mutex<Vec<Connection>>) {
-        give_back(idle, self.connection);
-        drop(self.permit);
+/// The open connections not in use, and a signal when one comes back or closes.
+///
+/// A call takes an idle connection without queueing: with a fair queue in front of every
+/// call (a semaphore per use), the first burst of callers left a queue that never drained,
+/// and every later call handed its connection to a waiter and waited in turn, a task switch
+/// per statement. Callers wait only when every connection that may be open is in use.
+#[derive(Default)]
+struct Idle {
+    leases: Mutex<Vec<Lease>>,
+    changed: Notify,
+}
+
+impl Idle {
+    fn take(&self) -> Option<Lease> {
+        self.leases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
     }
-}
 
-fn give_back(idle: &Mutex<Vec<Connection>>, connection: Connection) {
-    idle.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(connection);
+    fn give_back(&self, lease: Lease) {
+        self.leases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(lease);
+        self.changed.notify_one();
+    }
+
+    /// Close `lease`'s connection: its permit lets another be opened.
+    fn close(&self, lease: Lease) {
+        drop(lease);
+        self.changed.notify_one();
+    }
 }
 
 impl Connections {
@@ -165,12 +198,13 @@ impl Connections {
             timeout,
             inline_reads: InlineWhileFast::default(),
             inline_writes: InlineWhileFast::default(),
+            inline_writer: Mutex::default(),
         }
     }
 
     pub(super) async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, DbError> {
         self.run(
-            &self.inline_writes,
+            Work::Writes,
             sql,
             params,
             |connection: &mut Connection, sql: &str, params: &[Param<'_>]| {
@@ -188,7 +222,7 @@ impl Connections {
         read: ReadRow<T>,
     ) -> Result<Vec<T>, DbError> {
         self.run(
-            &self.inline_reads,
+            Work::Reads,
             sql,
             params,
             move |connection: &mut Connection, sql: &str, params: &[Param<'_>]| {
@@ -211,7 +245,7 @@ impl Connections {
         width: usize,
     ) -> Result<(), DbError> {
         self.run(
-            &self.inline_writes,
+            Work::Writes,
             sql,
             params,
             move |connection: &mut Connection, sql: &str, params: &[Param<'_>]| {
@@ -236,7 +270,7 @@ impl Connections {
     /// SQLite's busy handler may wait for the lock.
     async fn run<T, J>(
         &self,
-        inline: &InlineWhileFast,
+        work: Work,
         sql: &str,
         params: &[Param<'_>],
         job: J,
@@ -246,18 +280,29 @@ impl Connections {
         J: Fn(&mut Connection, &str, &[Param<'_>]) -> Result<T, DbError> + Send + 'static,
     {
         let mut lease = self.lease().await?;
+        let inline = match work {
+            Work::Reads => &self.inline_reads,
+            Work::Writes => &self.inline_writes,
+        };
         if inline.allowed() {
             let started = Instant::now();
-            match job(&mut lease.connection, sql, params) {
+            let writing = (work == Work::Writes).then(|| {
+                self.inline_writer
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+            });
+            let done = job(&mut lease.connection, sql, params);
+            drop(writing);
+            match done {
                 // A statement that found the database locked did nothing; it waits below.
                 Err(e) if is_busy(&e) => {}
                 done => {
-                    lease.end(&self.idle);
+                    self.idle.give_back(lease);
                     if inline.record(started.elapsed()) {
                         #[cfg(feature = "tracing")]
                         tracing::info!(
                             database = ?self.target,
-                            reads = std::ptr::eq(inline, &self.inline_reads),
+                            reads = (work == Work::Reads),
                             "SQLite store: statements take over 1 ms; running them on tokio's blocking pool (trying the caller's thread now and then)"
                         );
                     }
@@ -280,7 +325,9 @@ impl Connections {
             // A connection that would keep waiting for locks must not serve the caller's
             // thread again: it is closed instead.
             if lease.connection.busy_timeout(Duration::ZERO).is_ok() {
-                lease.end(&idle);
+                idle.give_back(lease);
+            } else {
+                idle.close(lease);
             }
             done
         })
@@ -288,33 +335,33 @@ impl Connections {
         .map_err(|e| DbError::Worker(format!("the SQLite worker thread failed: {e}")))?
     }
 
-    /// A free connection: an idle one, or a new one if fewer than the maximum are open.
+    /// A free connection: an idle one, or a new one if fewer than the maximum are open, or
+    /// the first to come free within the store's `timeout`.
     async fn lease(&self) -> Result<Lease, DbError> {
-        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => tokio::time::timeout(self.timeout, Arc::clone(&self.permits).acquire_owned())
-                .await
-                .map_err(|_| DbError::NoConnection(self.timeout))?
-                .map_err(|_| DbError::Worker("the SQLite connection pool was closed".into()))?,
-        };
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        let connection = match idle {
-            Some(connection) => connection,
-            None => {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            // Made before looking: a connection given back after the look still wakes it.
+            let changed = self.idle.changed.notified();
+            if let Some(lease) = self.idle.take() {
+                return Ok(lease);
+            }
+            if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
                 let target = self.target.clone();
                 let synchronous = self.synchronous;
-                tokio::task::spawn_blocking(move || open(&target, synchronous))
+                let connection = tokio::task::spawn_blocking(move || open(&target, synchronous))
                     .await
                     .map_err(|e| {
                         DbError::Worker(format!("opening a SQLite connection failed: {e}"))
-                    })??
+                    })??;
+                return Ok(Lease {
+                    connection,
+                    _permit: permit,
+                });
             }
-        };
-        Ok(Lease { connection, permit })
+            tokio::time::timeout_at(deadline, changed)
+                .await
+                .map_err(|_| DbError::NoConnection(self.timeout))?;
+        }
     }
 }
 
