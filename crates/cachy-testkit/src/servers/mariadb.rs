@@ -14,6 +14,11 @@ pub struct MariaDbServer {
 }
 
 impl MariaDbServer {
+    /// The folder holding the server's data, e.g. to measure what a table costs on disk.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// `mysql://root@127.0.0.1:<port>/cachy`.
     pub fn url(&self) -> String {
         format!("mysql://root@127.0.0.1:{}/cachy", self.port)

@@ -8,10 +8,25 @@ use super::{ServerProcess, TestServer, exchange, free_port, require, wait_for_se
 pub struct MemcachedServer {
     port: u16,
     dir: tempfile::TempDir,
+    megabytes: u32,
     process: Option<ServerProcess>,
 }
 
 impl MemcachedServer {
+    /// Start a server that keeps up to `megabytes` of items (the default is 64); `None` if
+    /// `memcached` is missing outside CI.
+    pub fn start_with_memory(megabytes: u32) -> Option<Self> {
+        require("memcached")?;
+        let mut server = MemcachedServer {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("a temporary folder"),
+            megabytes,
+            process: None,
+        };
+        server.restart();
+        Some(server)
+    }
+
     /// The loopback port it listens on.
     pub fn port(&self) -> u16 {
         self.port
@@ -33,14 +48,7 @@ impl MemcachedServer {
 impl TestServer for MemcachedServer {
     /// Start a server; `None` if `memcached` is missing outside CI.
     fn start() -> Option<Self> {
-        require("memcached")?;
-        let mut server = MemcachedServer {
-            port: free_port(),
-            dir: tempfile::tempdir().expect("a temporary folder"),
-            process: None,
-        };
-        server.restart();
-        Some(server)
+        Self::start_with_memory(64)
     }
 
     /// Kill the server, as a crash would.
@@ -64,7 +72,7 @@ impl TestServer for MemcachedServer {
             "-I",
             "2m",
             "-m",
-            "64",
+            &self.megabytes.to_string(),
             "-u",
             "root",
         ]

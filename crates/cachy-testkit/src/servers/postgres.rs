@@ -44,6 +44,11 @@ pub struct PostgresServer {
 }
 
 impl PostgresServer {
+    /// The folder holding the server's data, e.g. to measure what a table costs on disk.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// `postgres://postgres@127.0.0.1:<port>/postgres`.
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
