@@ -429,6 +429,42 @@ async fn sqlite_writes_wait_for_another_connection_s_lock_and_reads_do_not() {
     assert_eq!(cache.get::<i64>("during").await.unwrap(), Some(2));
 }
 
+/// Writes waiting for another connection's lock wait for their turn without holding a
+/// connection: reads, which WAL lets through, still find one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writes_waiting_for_a_lock_leave_connections_for_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("waiting.db");
+    let cache = manager(
+        &format!("sqlite://{}", file.display()),
+        json!({ "table": "waiting", "max_connections": 2, "timeout": 5 }),
+    );
+    cache.put("before", &1i64, 5).await.unwrap();
+    let holder = rusqlite::Connection::open(&file).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.put(&format!("w{i}"), &i, 5).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(cache.get::<i64>("before").await.unwrap(), Some(1));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "reads waited {:?} behind writes waiting for the lock",
+        started.elapsed()
+    );
+    holder.execute_batch("COMMIT").unwrap();
+    for writer in writers {
+        writer.await.unwrap().unwrap();
+    }
+    assert_eq!(cache.get::<i64>("w7").await.unwrap(), Some(7));
+}
+
 #[tokio::test]
 async fn sqlite_rows_another_program_wrote_read_as_bytes_or_a_typed_error() {
     let dir = tempfile::tempdir().unwrap();

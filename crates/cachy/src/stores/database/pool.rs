@@ -39,7 +39,7 @@ impl DbError {
             #[cfg(feature = "database-sqlite")]
             DbError::Sqlite(e) => super::sqlite::kind_of(e),
             #[cfg(feature = "database-sqlite")]
-            DbError::NoConnection(_) => crate::ErrorKind::Timeout,
+            DbError::NoConnection(_) | DbError::NoWriteTurn(_) => crate::ErrorKind::Timeout,
             #[cfg(feature = "database-sqlite")]
             DbError::Column(_) | DbError::Worker(_) => crate::ErrorKind::Backend,
         }

@@ -47,6 +47,9 @@ pub(super) enum DbError {
     /// No connection came free within the store's `timeout`.
     #[cfg(feature = "database-sqlite")]
     NoConnection(Duration),
+    /// Other writes of this process kept the database locked past the store's `timeout`.
+    #[cfg(feature = "database-sqlite")]
+    NoWriteTurn(Duration),
     /// A column held something this store never writes (another program's row).
     #[cfg(feature = "database-sqlite")]
     Column(String),
@@ -66,6 +69,13 @@ impl std::fmt::Display for DbError {
             DbError::NoConnection(waited) => write!(
                 f,
                 "no connection came free within {:.1} s",
+                waited.as_secs_f64()
+            ),
+            #[cfg(feature = "database-sqlite")]
+            DbError::NoWriteTurn(waited) => write!(
+                f,
+                "other writes waiting for the database's lock kept this one waiting for over \
+                 {:.1} s",
                 waited.as_secs_f64()
             ),
             #[cfg(feature = "database-sqlite")]

@@ -129,6 +129,9 @@ pub(super) struct Connections {
     /// blocking pool do not take it: they may wait for another process's lock for seconds,
     /// which no caller's thread must wait for.
     inline_writer: Mutex<()>,
+    /// Held by the one write of this store waiting on the blocking pool for the database's
+    /// lock; the others wait for it without a connection.
+    waiting_writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What a statement does, which decides where it runs: reads and writes prove slow apart,
@@ -139,10 +142,27 @@ enum Work {
     Writes,
 }
 
-/// An open connection, with the permit that allows it to be open.
+/// An open connection, with its slot.
 struct Lease {
     connection: Connection,
-    _permit: OwnedSemaphorePermit,
+    _slot: Slot,
+}
+
+/// Leave for one connection to be open. Dropped, when its connection closes or its opening
+/// is cancelled, it wakes a caller waiting for a connection, who may then open one.
+struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    idle: std::sync::Weak<Idle>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // The permit first: the caller woken must find it free.
+        drop(self.permit.take());
+        if let Some(idle) = self.idle.upgrade() {
+            idle.changed.notify_one();
+        }
+    }
 }
 
 /// The open connections not in use, and a signal when one comes back or closes.
@@ -172,12 +192,6 @@ impl Idle {
             .push(lease);
         self.changed.notify_one();
     }
-
-    /// Close `lease`'s connection: its permit lets another be opened.
-    fn close(&self, lease: Lease) {
-        drop(lease);
-        self.changed.notify_one();
-    }
 }
 
 impl Connections {
@@ -199,6 +213,7 @@ impl Connections {
             inline_reads: InlineWhileFast::default(),
             inline_writes: InlineWhileFast::default(),
             inline_writer: Mutex::default(),
+            waiting_writer: Arc::default(),
         }
     }
 
@@ -310,12 +325,30 @@ impl Connections {
                 }
             }
         }
+        // A write that must wait for the lock waits for its turn without a connection: SQLite
+        // lets one writer in at a time, and writes holding connections while they waited left
+        // none for reads, which WAL lets through.
+        let turn = match work {
+            Work::Reads => None,
+            Work::Writes => {
+                self.idle.give_back(lease);
+                let turn = tokio::time::timeout(
+                    self.timeout,
+                    Arc::clone(&self.waiting_writer).lock_owned(),
+                )
+                .await
+                .map_err(|_| DbError::NoWriteTurn(self.timeout))?;
+                lease = self.lease().await?;
+                Some(turn)
+            }
+        };
         let sql = sql.to_owned();
         let params: Vec<Param<'static>> = params.iter().cloned().map(Param::into_owned).collect();
         let idle = Arc::clone(&self.idle);
         // The lease ends on the worker thread, so a caller that stops waiting neither loses
         // the connection nor lets another be opened while it is in use.
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let mut lease = lease;
             let done = lease
                 .connection
@@ -326,8 +359,6 @@ impl Connections {
             // thread again: it is closed instead.
             if lease.connection.busy_timeout(Duration::ZERO).is_ok() {
                 idle.give_back(lease);
-            } else {
-                idle.close(lease);
             }
             done
         })
@@ -346,6 +377,10 @@ impl Connections {
                 return Ok(lease);
             }
             if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
+                let slot = Slot {
+                    permit: Some(permit),
+                    idle: Arc::downgrade(&self.idle),
+                };
                 let target = self.target.clone();
                 let synchronous = self.synchronous;
                 let connection = tokio::task::spawn_blocking(move || open(&target, synchronous))
@@ -355,7 +390,7 @@ impl Connections {
                     })??;
                 return Ok(Lease {
                     connection,
-                    _permit: permit,
+                    _slot: slot,
                 });
             }
             tokio::time::timeout_at(deadline, changed)
