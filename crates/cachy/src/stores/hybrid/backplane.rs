@@ -20,6 +20,12 @@ use crate::store::PubSub;
 /// The first pause after a failed publish or subscription; it doubles up to `MAX_PAUSE`.
 const MIN_PAUSE: Duration = Duration::from_millis(50);
 const MAX_PAUSE: Duration = Duration::from_secs(1);
+/// How often a subscribed process checks that its subscription still delivers: it sends a
+/// marker and must hear it back within `HEARTBEAT_LIMIT`. A server (or a cluster node) that
+/// stalls keeps its connection open, so the stream alone would never end, and invalidations
+/// would silently stop.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+const HEARTBEAT_LIMIT: Duration = Duration::from_secs(2);
 /// Keys per message, so that one message stays small.
 const KEYS_PER_MESSAGE: usize = 500;
 /// Distinct keys queued at most while Redis is unreachable; one more and the queue becomes a
@@ -369,8 +375,19 @@ async fn publish(backplane: Arc<Backplane>, mut running: watch::Receiver<()>) {
     }
 }
 
+/// Resolves once the subscription stops delivering: a marker sent every `HEARTBEAT` did not
+/// come back within `HEARTBEAT_LIMIT`.
+async fn heartbeat(backplane: &Backplane) {
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        if backplane.catch_up(HEARTBEAT_LIMIT).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Listen for the other processes' changes, subscribing again whenever the connection
-/// drops. Each subscription, the first included, drops all of L1: messages sent while this
+/// drops or stops delivering. Each subscription, the first included, drops all of L1: messages sent while this
 /// process was not listening are lost, so any copy may be stale. Before the first one too: a
 /// copy read from L2 before it (or a read under way) may predate a change whose message
 /// went out before this process listened, and nothing else would ever drop it.
@@ -393,9 +410,11 @@ async fn listen(backplane: Arc<Backplane>, levels: Weak<Levels>, mut running: wa
             backplane.subscribed.store(true, Ordering::Release);
             backplane.resubscribed.notify_one();
             pause = MIN_PAUSE;
+            let mut alive = std::pin::pin!(heartbeat(&backplane));
             loop {
                 let payload = tokio::select! {
                     () = stopped(&mut running) => return,
+                    () = &mut alive => None,
                     payload = messages.next() => payload,
                 };
                 let Some(payload) = payload else {

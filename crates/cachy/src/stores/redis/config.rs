@@ -189,6 +189,7 @@ impl RedisStore {
                 client,
                 nodes,
                 next_node: Default::default(),
+                next_publish: Default::default(),
             }
         } else {
             let info = match &options.url {

@@ -316,6 +316,16 @@ impl Inspect for RedisStore {
     }
 }
 
+/// The host and port a configured node's client connects to.
+#[cfg(feature = "hybrid")]
+fn node_address(client: &redis::Client) -> (String, u16) {
+    match client.get_connection_info().addr() {
+        redis::ConnectionAddr::Tcp(host, port)
+        | redis::ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), *port),
+        other => (other.to_string(), 0),
+    }
+}
+
 #[cfg(feature = "hybrid")]
 #[async_trait::async_trait]
 impl crate::store::PubSub for RedisStore {
@@ -323,9 +333,38 @@ impl crate::store::PubSub for RedisStore {
         &self.prefix
     }
 
+    /// On a cluster, `PUBLISH` goes to one configured node, the next one after a failure,
+    /// and not through the circuit breaker: any node relays a message to every other, while
+    /// redis-rs would route it by the channel's slot, making the node that serves the slot
+    /// the one way out for every invalidation, and a node that stalls would mark the whole
+    /// store down for its data calls.
     async fn publish(&self, channel: &str, payload: &[u8]) -> Result<()> {
-        let _: i64 = self.query(cmd("PUBLISH").arg(channel).arg(payload)).await?;
-        Ok(())
+        let command = cmd("PUBLISH").arg(channel).arg(payload).clone();
+        let (
+            Target::Cluster {
+                nodes,
+                next_publish,
+                ..
+            },
+            Connection::Cluster(mut connection),
+        ) = (&self.target, self.connection().await?)
+        else {
+            let _: i64 = self.query(&command).await?;
+            return Ok(());
+        };
+        let tried = next_publish.load(std::sync::atomic::Ordering::Relaxed);
+        let (host, port) = node_address(&nodes[tried % nodes.len()]);
+        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+        let sent = bounded(
+            self.call_timeout,
+            connection.route_command(command, routing),
+        )
+        .await
+        .and_then(|sent| sent.map_err(|e| redis_error("cannot publish on the Redis channel", e)));
+        if sent.is_err() {
+            next_publish.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        sent.map(drop)
     }
 
     async fn subscribe(&self, channel: &str) -> Result<crate::store::Subscription> {

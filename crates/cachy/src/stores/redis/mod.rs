@@ -79,6 +79,8 @@ enum Target {
         /// The node the next subscription tries first, so that one lost with its node is
         /// taken up on the next.
         next_node: std::sync::atomic::AtomicUsize,
+        /// The node invalidations are published on, until a publish there fails.
+        next_publish: std::sync::atomic::AtomicUsize,
     },
 }
 

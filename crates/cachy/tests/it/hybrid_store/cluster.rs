@@ -1,5 +1,6 @@
 //! The hybrid store on a Redis Cluster of its own (L2 and backplane), across three OS
-//! processes, through the crash and return of the primary every process subscribed on.
+//! processes: through the crash and return of the primary every process subscribed on, and
+//! through its stall.
 
 use cachy_testkit::servers::RedisCluster;
 
@@ -11,19 +12,8 @@ async fn on_a_cluster_invalidations_survive_a_primary_s_crash() {
         return;
     };
     let prefix = unique_prefix();
-    let config = json!({
-        "default": "hybrid",
-        "stores": {
-            "redis": { "driver": "redis", "cluster": cluster.urls(), "prefix": prefix },
-            "hybrid": { "driver": "hybrid", "l2": "redis", "l1_ttl": 30 }
-        }
-    });
-    let key_on = |node: usize| {
-        (0..)
-            .map(|i| format!("k{i}"))
-            .find(|key| cluster.node_of(&format!("{prefix}{key}")) == node)
-            .unwrap()
-    };
+    let config = over_cluster(&cluster, &prefix, json!({}));
+    let key_on = |node: usize| key_on(&cluster, &prefix, node);
     // Every process subscribes on the first node it is given: node 0.
     let (dead, live) = (key_on(0), key_on(1));
     let cache = CacheManager::from_value(config.clone())
@@ -80,6 +70,81 @@ async fn on_a_cluster_invalidations_survive_a_primary_s_crash() {
         .await,
     );
     eprintln!("invalidation delays on the cluster (µs): {delays:?}");
+}
+
+/// A node that stalls keeps its connections open, so no subscription on it ends: each
+/// process notices from its heartbeat that its markers no longer come back, and subscribes
+/// on another node. (Without the circuit breaker: with it, calls for the stalled node's keys
+/// would mark the whole cluster store down, see the Redis store's docs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_a_stalled_node_does_not_stop_invalidations() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let config = over_cluster(
+        &cluster,
+        &prefix,
+        json!({ "circuit_breaker": false, "connect_timeout": 0.5, "response_timeout": 0.5 }),
+    );
+    let key = key_on(&cluster, &prefix, 2);
+    let cache = CacheManager::from_value(config.clone())
+        .unwrap()
+        .store(None)
+        .unwrap();
+    cache.put(&key, "v1", 60).await.unwrap();
+    let mut watchers = two_watchers(&config, &[("", key.as_str())], "v1");
+
+    // Every process listens on node 0, the first it is given.
+    let paused = cluster.nodes()[0].pid().expect("node 0 runs");
+    signal(paused, "STOP");
+    let written = put_until_stored(&cache, &key, "v2").await;
+    for watcher in &mut watchers {
+        let seen = watcher.wait_for(0, &value("v2"), Duration::from_secs(10));
+        eprintln!(
+            "with node 0 paused, a change seen {} ms after its write returned",
+            seen.saturating_sub(written) / 1000
+        );
+    }
+    signal(paused, "CONT");
+    let delays = propagates(&mut watchers, 0, value("v3"), async {
+        cache.put(&key, "v3", 60).await.unwrap();
+    })
+    .await;
+    eprintln!("invalidation delays after the stall (µs): {delays:?}");
+}
+
+/// Stores `redis` (on `cluster`, with `extra` settings) and `hybrid` over it.
+fn over_cluster(cluster: &RedisCluster, prefix: &str, extra: Value) -> Value {
+    let mut redis = json!({ "driver": "redis", "cluster": cluster.urls(), "prefix": prefix });
+    redis
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    json!({
+        "default": "hybrid",
+        "stores": {
+            "redis": redis,
+            "hybrid": { "driver": "hybrid", "l2": "redis", "l1_ttl": 30 }
+        }
+    })
+}
+
+/// A key (without the store's `prefix`) that node `node` of `cluster` serves.
+fn key_on(cluster: &RedisCluster, prefix: &str, node: usize) -> String {
+    (0..)
+        .map(|i| format!("k{i}"))
+        .find(|key| cluster.node_of(&format!("{prefix}{key}")) == node)
+        .unwrap()
+}
+
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} {pid}");
 }
 
 /// Put until the store takes it (a node down may fail a call, or open the breaker for a
