@@ -147,9 +147,22 @@ struct Table {
     /// No entry expires before this (it may be earlier than the first that does: removals
     /// leave it alone, and a sweep sets it exactly).
     first_deadline: Option<Instant>,
+    /// The sweep under way, a few entries per write.
+    sweep: Option<expiry::Pass>,
 }
 
 impl Table {
+    /// Note that an entry now expires at `deadline`.
+    fn note_deadline(&mut self, deadline: Instant) {
+        self.first_deadline = Some(
+            self.first_deadline
+                .map_or(deadline, |first| first.min(deadline)),
+        );
+        if let Some(pass) = &mut self.sweep {
+            pass.note(deadline);
+        }
+    }
+
     fn has_expired(&self) -> bool {
         self.first_deadline
             .is_some_and(|first| first <= Instant::now())
@@ -299,11 +312,7 @@ impl Map {
                 Change::Put(mut entry) => {
                     added = self.weight_of(key, &entry);
                     if let Some(deadline) = entry.deadline {
-                        table.first_deadline = Some(
-                            table
-                                .first_deadline
-                                .map_or(deadline, |first| first.min(deadline)),
-                        );
+                        table.note_deadline(deadline);
                     }
                     if self.policy.is_some() {
                         self.ticks.fetch_add(1, Ordering::Relaxed);
@@ -390,6 +399,9 @@ impl Map {
         cause: EvictionCause,
         dropped: &mut Dropped,
     ) -> u64 {
+        if let (Some(i), Some(pass)) = (index, &mut table.sweep) {
+            pass.removed_at(i);
+        }
         let Some((key, old)) = index.and_then(|i| table.entries.swap_remove_index(i)) else {
             return 0;
         };

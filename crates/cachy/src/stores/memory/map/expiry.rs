@@ -8,22 +8,89 @@ use super::{MIN_WRITES_PER_SWEEP, Map, SHARDS, Table};
 use crate::observe::EvictionCause;
 use crate::stores::memory::listeners::Dropped;
 
-impl Map {
-    /// Drop the shard's expired entries, if it has any, once it has taken as many writes as
-    /// it holds entries; the weight removed.
-    pub(super) fn sweep_if_due(&self, table: &mut Table, dropped: &mut Dropped) -> u64 {
-        table.writes_since_sweep += 1;
-        if table.writes_since_sweep < table.entries.len().max(MIN_WRITES_PER_SWEEP)
-            || !table.has_expired()
-        {
-            return 0;
-        }
-        self.sweep(table, dropped)
+/// Entries a write looks at, at most, for its shard's sweep: the sweep's cost is spread over
+/// the writes after it instead of landing on one (a shard of a store of a million entries
+/// holds about 16,000, a fraction of a millisecond to look through).
+pub(super) const SWEEP_STEP: usize = 256;
+
+/// A shard's sweep under way: the next entry to look at, the earliest deadline of the
+/// entries it kept, and whether a removal moved an entry it had not looked at behind it.
+#[derive(Default)]
+pub(super) struct Pass {
+    next: usize,
+    first: Option<Instant>,
+    skipped: bool,
+}
+
+impl Pass {
+    pub(super) fn note(&mut self, deadline: Instant) {
+        self.first = Some(self.first.map_or(deadline, |first| first.min(deadline)));
     }
 
-    /// Drop the shard's expired entries; the weight removed.
+    /// The entry at `index` is about to be removed, and the last one moved in its place.
+    pub(super) fn removed_at(&mut self, index: usize) {
+        if index < self.next {
+            self.skipped = true;
+        }
+    }
+}
+
+impl Map {
+    /// Drop the shard's expired entries, if it has any, once it has taken as many writes as
+    /// it holds entries: `SWEEP_STEP` entries per write from then on, until the sweep has
+    /// looked at them all; the weight removed.
+    pub(super) fn sweep_if_due(&self, table: &mut Table, dropped: &mut Dropped) -> u64 {
+        table.writes_since_sweep += 1;
+        if table.sweep.is_none() {
+            if table.writes_since_sweep < table.entries.len().max(MIN_WRITES_PER_SWEEP)
+                || !table.has_expired()
+            {
+                return 0;
+            }
+            table.sweep = Some(Pass::default());
+        }
+        let Some(mut pass) = table.sweep.take() else {
+            return 0;
+        };
+        let now = Instant::now();
+        let mut removed = 0;
+        for _ in 0..SWEEP_STEP {
+            let Some((key, entry)) = table.entries.get_index(pass.next) else {
+                break;
+            };
+            let expired = match entry.deadline {
+                Some(deadline) if deadline <= now => {
+                    removed += self.weight_of(key, entry);
+                    dropped.note(key, EvictionCause::Expired);
+                    true
+                }
+                Some(deadline) => {
+                    pass.note(deadline);
+                    false
+                }
+                None => false,
+            };
+            if expired {
+                // The last entry moves here, to be looked at next.
+                table.entries.swap_remove_index(pass.next);
+            } else {
+                pass.next += 1;
+            }
+        }
+        if pass.next < table.entries.len() {
+            table.sweep = Some(pass);
+        } else {
+            table.writes_since_sweep = 0;
+            // An entry moved behind the sweep was not looked at: another sweep, when due.
+            table.first_deadline = if pass.skipped { Some(now) } else { pass.first };
+        }
+        removed
+    }
+
+    /// Drop the shard's expired entries, all at once; the weight removed.
     pub(super) fn sweep(&self, table: &mut Table, dropped: &mut Dropped) -> u64 {
         table.writes_since_sweep = 0;
+        table.sweep = None;
         let now = Instant::now();
         let (mut removed, mut first) = (0, None::<Instant>);
         table.entries.retain(|key, entry| match entry.deadline {

@@ -33,6 +33,46 @@ fn expired_entries_are_never_read_and_are_swept_by_later_writes() {
     assert_eq!(map.len(), 10_000, "the expired entries were swept");
 }
 
+/// A shard of many entries is swept a few entries per write: no single write pays for the
+/// whole shard, and every expired entry still goes, also those that removals move behind
+/// the sweep.
+#[test]
+fn a_large_shard_is_swept_a_step_per_write() {
+    let map = Map::new(None);
+    let past = Instant::now();
+    let shard_of = |key: &str| {
+        let hash = std::hash::BuildHasher::hash_one(&map.hasher, key);
+        (hash >> 58) as usize % SHARDS
+    };
+    let keys: Vec<String> = (0..200_000)
+        .map(|i| format!("k{i}"))
+        .filter(|key| shard_of(key) == 0)
+        .collect();
+    let (expired, live) = keys.split_at(keys.len() / 2);
+    for key in live {
+        map.insert(key, entry(b"y", None));
+    }
+    for key in expired {
+        map.insert(key, entry(b"x", Some(past)));
+    }
+    let before = map.len();
+    let mut writes = 0;
+    while map.len() > live.len() {
+        let removed_by_one = map.len();
+        // Removals during the sweep move entries it has not looked at yet behind it.
+        let key = &live[writes % live.len()];
+        map.update(key, |_| (Change::Remove, ()));
+        map.insert(key, entry(b"y", None));
+        writes += 1;
+        assert!(
+            removed_by_one.saturating_sub(map.len()) <= expiry::SWEEP_STEP,
+            "one write swept more than a step"
+        );
+        assert!(writes < 10 * before, "the sweep never finished");
+    }
+    assert_eq!(map.len(), live.len(), "every expired entry went");
+}
+
 #[test]
 fn the_entry_bound_is_exact_and_expired_entries_go_first() {
     let map = Map::new(Some(Bound::Entries(100)));
