@@ -269,7 +269,7 @@ impl DatabaseStore {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             #[cfg(feature = "database-postgres")]
             {
-                ConnectOptions::Postgres(url.parse().map_err(|e| bad_url(&e))?)
+                ConnectOptions::Postgres(Box::new(url.parse().map_err(|e| bad_url(&e))?))
             }
             #[cfg(not(feature = "database-postgres"))]
             return Err(Error::config(
@@ -280,7 +280,7 @@ impl DatabaseStore {
             #[cfg(feature = "database-mysql")]
             {
                 let url = url.replacen("mariadb:", "mysql:", 1);
-                ConnectOptions::MySql(url.parse().map_err(|e| bad_url(&e))?)
+                ConnectOptions::MySql(Box::new(url.parse().map_err(|e| bad_url(&e))?))
             }
             #[cfg(not(feature = "database-mysql"))]
             return Err(Error::config(

@@ -93,10 +93,11 @@ impl std::fmt::Debug for DatabaseStore {
 enum ConnectOptions {
     #[cfg(feature = "database-sqlite")]
     Sqlite(sqlite::Target, &'static str),
+    // Boxed: sqlx's options are several hundred bytes, the SQLite target a few dozen.
     #[cfg(feature = "database-postgres")]
-    Postgres(sqlx::postgres::PgConnectOptions),
+    Postgres(Box<sqlx::postgres::PgConnectOptions>),
     #[cfg(feature = "database-mysql")]
-    MySql(sqlx::mysql::MySqlConnectOptions),
+    MySql(Box<sqlx::mysql::MySqlConnectOptions>),
 }
 
 mod inspect;
@@ -192,7 +193,7 @@ impl DatabaseStore {
                             sqlx::pool::PoolOptions::new()
                                 .acquire_timeout(self.timeout)
                                 .max_connections(self.max_connections)
-                                .connect_lazy_with(options),
+                                .connect_lazy_with(*options),
                         ))
                     }
                     #[cfg(feature = "database-mysql")]
@@ -200,7 +201,7 @@ impl DatabaseStore {
                         sqlx::pool::PoolOptions::new()
                             .acquire_timeout(self.timeout)
                             .max_connections(self.max_connections)
-                            .connect_lazy_with(options),
+                            .connect_lazy_with(*options),
                     )),
                 };
                 if self.create_table {

@@ -130,14 +130,13 @@ impl Statements {
             flush_from: format!("DELETE FROM {t} WHERE {key} >= {p1}"),
             // A batch at a time: each a short transaction, so that writers (SQLite's one
             // writer above all) get in between, whatever the backlog.
-            prune: match dialect {
-                Dialect::MySql => {
-                    format!("DELETE FROM {t} WHERE expiration <= {p1} LIMIT {PRUNE_BATCH}")
-                }
-                Dialect::Sqlite | Dialect::Postgres => format!(
+            prune: if dialect == Dialect::MySql {
+                format!("DELETE FROM {t} WHERE expiration <= {p1} LIMIT {PRUNE_BATCH}")
+            } else {
+                format!(
                     "DELETE FROM {t} WHERE {key} IN \
                      (SELECT {key} FROM {t} WHERE expiration <= {p1} LIMIT {PRUNE_BATCH})"
-                ),
+                )
             },
             create,
             table: t.to_owned(),

@@ -76,6 +76,7 @@ thread_local! {
 /// for a caller that holds a lock of its own around the store's writes (the hybrid store's
 /// stripes), so that a listener using the store again cannot wait for that lock. Declare the
 /// guard before the lock, so that it is dropped after it.
+#[cfg(feature = "hybrid")]
 pub(crate) fn defer() -> Deferral {
     let outermost = DEFERRED.with(|deferred| {
         let mut deferred = deferred.borrow_mut();
@@ -88,10 +89,12 @@ pub(crate) fn defer() -> Deferral {
 }
 
 /// See [`defer`].
+#[cfg(feature = "hybrid")]
 pub(crate) struct Deferral {
     outermost: bool,
 }
 
+#[cfg(feature = "hybrid")]
 impl Drop for Deferral {
     fn drop(&mut self) {
         if !self.outermost {

@@ -173,6 +173,7 @@ impl RedisStore {
                 .iter()
                 .map(|url| parse_url("cluster", url).map(with_credentials))
                 .collect::<Result<Vec<_>>>()?;
+            #[cfg(feature = "hybrid")]
             let nodes = infos
                 .iter()
                 .map(|info| tls::client(&options, info.clone()))
@@ -187,8 +188,11 @@ impl RedisStore {
                 })?;
             Target::Cluster {
                 client,
+                #[cfg(feature = "hybrid")]
                 nodes,
+                #[cfg(feature = "hybrid")]
                 next_node: Default::default(),
+                #[cfg(feature = "hybrid")]
                 next_publish: Default::default(),
             }
         } else {

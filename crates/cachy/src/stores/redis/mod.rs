@@ -75,11 +75,14 @@ enum Target {
         /// A client per configured node, for the one thing a cluster connection does not
         /// carry: a subscription. Classic pub/sub reaches every node of a cluster, so any
         /// node that answers will do.
+        #[cfg(feature = "hybrid")]
         nodes: Vec<redis::Client>,
         /// The node the next subscription tries first, so that one lost with its node is
         /// taken up on the next.
+        #[cfg(feature = "hybrid")]
         next_node: std::sync::atomic::AtomicUsize,
         /// The node invalidations are published on, until a publish there fails.
+        #[cfg(feature = "hybrid")]
         next_publish: std::sync::atomic::AtomicUsize,
     },
 }
