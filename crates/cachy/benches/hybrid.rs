@@ -48,7 +48,7 @@ fn config(url: &str) -> Value {
 }
 
 fn hybrid_of(repo: &Repository) -> &HybridStore {
-    (&**repo.store() as &dyn std::any::Any)
+    (&**repo.backend() as &dyn std::any::Any)
         .downcast_ref::<HybridStore>()
         .expect("a hybrid store")
 }

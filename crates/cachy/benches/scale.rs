@@ -117,7 +117,7 @@ fn main() {
             "redis",
             serde_json::json!({ "driver": "redis", "url": server.url(), "prefix": "scale:" }),
             Box::new(|cache| {
-                let redis = (&**cache.store() as &dyn std::any::Any)
+                let redis = (&**cache.backend() as &dyn std::any::Any)
                     .downcast_ref::<cachy::stores::RedisStore>()?;
                 let info: String = futures_executor(redis.query(&redis::cmd("INFO"))).ok()?;
                 info.lines()

@@ -130,7 +130,7 @@ fn main() {
             let repo = manager.store(format!("{store}_{format}").as_str()).unwrap();
             runtime.block_on(async {
                 if let Some(hybrid) =
-                    (&**repo.store() as &dyn std::any::Any).downcast_ref::<HybridStore>()
+                    (&**repo.backend() as &dyn std::any::Any).downcast_ref::<HybridStore>()
                 {
                     while !hybrid.is_subscribed() {
                         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -316,7 +316,13 @@ impl CacheManager {
                     }
                     serializer = serializer.with_integer_format(integers);
                 }
-                Ok(Repository::new(name, store, serializer))
+                let layered = crate::stores::layer::config::layer(config)?.over(Arc::clone(&store));
+                Ok(Repository::layered(
+                    name.to_owned(),
+                    layered,
+                    store,
+                    serializer,
+                ))
             }
             Created::Repository(repository) => Ok(repository),
         }

@@ -106,7 +106,7 @@ pub type EvictionCallback = dyn Fn(&str, crate::observe::EvictionCause) + Send +
 /// ```
 ///
 /// `Store` has `Any` as a supertrait, so a concrete store can be recovered from a repository
-/// (`(&**repo.store() as &dyn std::any::Any).downcast_ref::<DatabaseStore>()`), for
+/// (`(&**repo.backend() as &dyn std::any::Any).downcast_ref::<DatabaseStore>()`), for
 /// operations only that backend has.
 #[async_trait]
 pub trait Store: std::any::Any + Send + Sync + 'static {

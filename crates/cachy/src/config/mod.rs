@@ -392,7 +392,17 @@ impl std::fmt::Debug for StoreConfig {
 }
 
 /// Store options the manager reads for every driver.
-const COMMON_FIELDS: &[&str] = &["integers", "decode_max_depth", "decode_max_expansion"];
+const COMMON_FIELDS: &[&str] = &[
+    "integers",
+    "decode_max_depth",
+    "decode_max_expansion",
+    "namespace",
+    "version",
+    "max_key_bytes",
+    "max_value_bytes",
+    "compress",
+    "encrypt",
+];
 
 /// Of `candidates`, the one `name` is most likely a typo of, if any is close enough: for
 /// "did you mean" hints.

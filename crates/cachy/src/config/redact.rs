@@ -5,9 +5,11 @@ use serde_json::Value;
 /// Whether an option's name says it holds a secret.
 fn is_secret_field(field: &str) -> bool {
     let field = field.to_ascii_lowercase();
-    ["password", "passwd", "secret", "token", "credential"]
-        .iter()
-        .any(|word| field.contains(word))
+    field == "key"
+        || field.ends_with("_key")
+        || ["password", "passwd", "secret", "token", "credential"]
+            .iter()
+            .any(|word| field.contains(word))
 }
 
 /// `value` with secrets hidden, for Debug output.

@@ -105,7 +105,10 @@ pub type TaggedCache = Repository;
 
 struct Inner {
     name: String,
+    /// The store every operation goes through: the driver's, in the layer its config asks for.
     store: Arc<dyn Store>,
+    /// The driver's own store.
+    backend: Arc<dyn Store>,
     serializer: Serializer,
     /// The default lifetime of `#[cached]` values (Python cachy's default cache time).
     default_expiry: std::sync::RwLock<Expiry>,
@@ -153,7 +156,17 @@ impl std::fmt::Debug for Repository {
 impl Repository {
     /// A repository named `name` over `store`, writing values with `serializer`.
     pub fn new(name: impl Into<String>, store: Arc<dyn Store>, serializer: Serializer) -> Self {
-        let name = name.into();
+        Repository::layered(name.into(), Arc::clone(&store), store, serializer)
+    }
+
+    /// A repository named `name` over `store`, the driver's `backend` in the layer its config
+    /// asks for (namespace, version, compression, encryption, limits).
+    pub(crate) fn layered(
+        name: String,
+        store: Arc<dyn Store>,
+        backend: Arc<dyn Store>,
+        serializer: Serializer,
+    ) -> Self {
         let observer = Arc::new(Observer::default());
         let eviction_listener: Arc<EvictionCallback> = {
             let (observer, name) = (Arc::clone(&observer), name.clone());
@@ -165,6 +178,7 @@ impl Repository {
                 flights: Flights::new(&name),
                 name,
                 store,
+                backend,
                 serializer,
                 default_expiry: std::sync::RwLock::new(Expiry::Minutes(DEFAULT_CACHE_MINUTES)),
                 observer,
@@ -179,9 +193,19 @@ impl Repository {
         &self.inner.name
     }
 
-    /// The store under this repository.
+    /// The store under this repository, as the repository reads and writes it: with the
+    /// store's `namespace` and `version` in front of its keys, and its values compressed,
+    /// encrypted and bounded as its config says.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// The driver's own store, below the layer of [`store`](Self::store): what to downcast to
+    /// a concrete store type for operations only that backend has
+    /// (`(&**repo.backend() as &dyn std::any::Any).downcast_ref::<HybridStore>()`). Keys and
+    /// values here are as stored: prefixed, compressed, encrypted.
+    pub fn backend(&self) -> &Arc<dyn Store> {
+        &self.inner.backend
     }
 
     /// The serializer this repository writes values with.

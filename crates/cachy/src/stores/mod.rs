@@ -71,6 +71,7 @@ mod backend_key;
 mod breaker;
 #[cfg(any(feature = "file", feature = "database-sqlite"))]
 mod inline;
+pub(crate) mod layer;
 
 use crate::driver::{CompositeFactory, DriverFactory, factory};
 

@@ -156,12 +156,16 @@ impl HybridStore {
             ));
         }
         if let Some(field) = ["integers", "decode_max_depth", "decode_max_expansion"]
-            .into_iter()
-            .find(|field| config.options().contains_key(*field))
+            .iter()
+            .chain(crate::stores::layer::config::FIELDS)
+            .find(|field| config.options().contains_key(**field))
         {
             return Err(config.error(
                 field,
-                format!("a hybrid store decodes values as its `l2` does: set `{field}` there"),
+                format!(
+                    "a hybrid store reads and writes values through its `l2`: set `{field}` \
+                     there"
+                ),
             ));
         }
         let (store, serializer) = config.build(|mut options: HybridConfig| {

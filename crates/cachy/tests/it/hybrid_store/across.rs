@@ -18,7 +18,7 @@ async fn watcher() {
         .unwrap()
         .store(None)
         .unwrap();
-    let hybrid = (&**cache.store() as &dyn std::any::Any)
+    let hybrid = (&**cache.backend() as &dyn std::any::Any)
         .downcast_ref::<HybridStore>()
         .unwrap();
     while !hybrid.is_subscribed() {

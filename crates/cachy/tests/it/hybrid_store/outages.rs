@@ -32,7 +32,7 @@ async fn while_redis_is_down_l1_serves_and_afterwards_no_change_is_missed() {
     // A change while the backplane is down: L2 takes it, the invalidation is queued.
     cache.put("k", "v2", 600).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let hybrid = (&**cache.store() as &dyn std::any::Any)
+    let hybrid = (&**cache.backend() as &dyn std::any::Any)
         .downcast_ref::<HybridStore>()
         .unwrap();
     assert!(!hybrid.is_subscribed());
@@ -149,7 +149,7 @@ async fn while_the_backplane_is_unreachable_the_queue_stays_bounded() {
         .unwrap()
         .store(None)
         .unwrap();
-    let hybrid = (&**cache.store() as &dyn std::any::Any)
+    let hybrid = (&**cache.backend() as &dyn std::any::Any)
         .downcast_ref::<HybridStore>()
         .unwrap();
     let started = Instant::now();
