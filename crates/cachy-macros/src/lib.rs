@@ -19,6 +19,7 @@ struct Options {
     minutes: Option<Expr>,
     ttl: Option<Expr>,
     manager: Option<Expr>,
+    version: Option<Expr>,
     include_self: bool,
     skip: Vec<syn::Ident>,
     /// Resilience options, by name (`fail_safe`, `soft_timeout`, ...), with their values.
@@ -72,6 +73,7 @@ impl Parse for Options {
                         "minutes" => options.minutes = Some(pair.value.clone()),
                         "ttl" => options.ttl = Some(pair.value.clone()),
                         "manager" => options.manager = Some(pair.value.clone()),
+                        "version" => options.version = Some(pair.value.clone()),
                         resilience if RESILIENCE.contains(&resilience) => {
                             options.resilience.push((
                                 syn::Ident::new(resilience, pair.path.span()),
@@ -92,7 +94,7 @@ fn unknown(meta: &Meta) -> syn::Error {
     syn::Error::new(
         meta.span(),
         "expected `store = \"name\"`, `key = \"prefix\"`, `minutes = N`, `ttl = duration`, \
-         `manager = expr`, `fail_safe = duration`, `fail_safe_throttle = duration`, \
+         `manager = expr`, `version = N`, `fail_safe = duration`, `fail_safe_throttle = duration`, \
          `soft_timeout = duration`, `hard_timeout = duration`, `eager_refresh = fraction`, \
          `jitter = share`, `distributed = (lock_ttl, wait)`, \
          `skip(argument, ...)` or `include_self`",
@@ -242,7 +244,11 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<Tokens> {
         ReturnType::Type(_, ty) if result => Some(&**ty),
         _ => None,
     };
-    let minutes = quote!(#lifetime #with_options);
+    let version = options
+        .version
+        .as_ref()
+        .map(|version| quote!(.version(#version)));
+    let minutes = quote!(#lifetime #with_options #version);
     let memoizer = match &options.manager {
         // An expression of the instance (`self.cache`) is evaluated on every call: each
         // instance may have its own manager.

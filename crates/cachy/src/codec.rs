@@ -44,6 +44,11 @@ pub(crate) fn encode<T: Serialize + ?Sized>(serializer: &Serializer, value: &T) 
 
 /// Read stored bytes as a `T`.
 pub(crate) fn decode<T: DeserializeOwned>(serializer: &Serializer, bytes: &[u8]) -> Result<T> {
+    if bytes.first() == Some(&crate::envelope::MARK)
+        && let Some(error) = crate::stores::layer::unopened(bytes)
+    {
+        return Err(error);
+    }
     let wrong_type = |e: crate::error::BoxError| {
         Error::new(
             ErrorKind::Deserialize,

@@ -324,7 +324,9 @@ impl CacheManager {
                     serializer,
                 ))
             }
-            Created::Repository(repository) => Ok(repository),
+            Created::Repository(repository) => {
+                Ok(repository.in_layer(crate::stores::layer::config::layer(config)?))
+            }
         }
     }
 

@@ -144,6 +144,8 @@ pub fn global() -> Option<&'static CacheManager> {
 pub struct Memoizer {
     repository: Option<Repository>,
     prefix: String,
+    /// The version of the values, kept in their keys.
+    version: Option<u64>,
     expiry: Option<Expiry>,
     /// Resilience options (their lifetime is replaced by the memoizer's).
     options: Option<RememberOptions>,
@@ -158,6 +160,7 @@ impl Memoizer {
         Memoizer {
             repository: Some(repository),
             prefix: prefix.into(),
+            version: None,
             expiry: None,
             options: None,
             share_errors: None,
@@ -186,6 +189,7 @@ impl Memoizer {
         Memoizer {
             repository,
             prefix,
+            version: None,
             expiry: None,
             options: None,
             share_errors: None,
@@ -207,6 +211,15 @@ impl Memoizer {
             return std::borrow::Cow::Owned(memoizer);
         }
         std::borrow::Cow::Borrowed(cell.get_or_init(|| memoizer))
+    }
+
+    /// Keep the values of version `version` apart from every other version's (`#[cached(version
+    /// = 2)]`): raise it when the function's return type changes, so that during a rolling
+    /// deploy the old code and the new never read each other's values. See
+    /// [`RememberOptions::version`].
+    pub fn version(mut self, version: u64) -> Self {
+        self.version = Some(version);
+        self
     }
 
     /// Keep values this many minutes (default: the repository's default cache time, 60).
@@ -258,6 +271,8 @@ impl Memoizer {
         Some(RememberOptions {
             ttl,
             share_errors: self.share_errors.or(options.share_errors),
+            // In the key already (see `key`).
+            version: None,
             ..options
         })
     }
@@ -276,11 +291,14 @@ impl Memoizer {
         hasher.update(self.prefix.as_bytes());
         hasher.update([0]);
         hasher.update(&arguments);
-        Some(format!(
-            "{}:{}",
-            self.prefix,
-            hex::encode(hasher.finalize())
-        ))
+        let key = format!("{}:{}", self.prefix, hex::encode(hasher.finalize()));
+        let version = self
+            .version
+            .or_else(|| self.options.as_ref().and_then(|o| o.version));
+        Some(match version {
+            Some(version) => crate::repository::remember::versioned_key(&key, version),
+            None => key,
+        })
     }
 
     /// The value of `compute` for the call whose [`key`](Self::key) is `key`, from the cache

@@ -45,6 +45,7 @@ pub(crate) async fn wait_until_missing(repo: &Repository, key: &str, limit: Dura
 
 mod counters;
 mod failures;
+mod layer;
 mod locks;
 mod observe;
 mod remember;
@@ -54,6 +55,7 @@ mod values;
 
 pub use counters::*;
 pub use failures::*;
+pub use layer::*;
 pub use locks::*;
 pub use observe::*;
 pub use remember::*;

@@ -221,6 +221,12 @@ impl StoreConfig {
         self
     }
 
+    /// This config as the store `name`'s, as its errors name it.
+    pub(crate) fn named(mut self, name: &str) -> Self {
+        name.clone_into(&mut self.name);
+        self
+    }
+
     /// Use the serializer `name` for this store.
     pub fn serializer(mut self, name: impl Into<String>) -> Self {
         self.serializer = Some(name.into());

@@ -188,6 +188,55 @@ impl Repository {
         }
     }
 
+    /// A repository over the same store with other options for its keys and values
+    /// (`namespace`, `version`, `max_key_bytes`, `max_value_bytes`, `compress`, `encrypt`, as
+    /// in a store's config; those not given are off): for moving a store from one setting
+    /// to another (read with the old keys, write with the new), and for tests. It has its own
+    /// stats and hooks.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> cachy::Result<()> {
+    /// let cache = cachy::CacheManager::from_value(serde_json::json!({
+    ///     "stores": { "dict": { "driver": "dict", "version": 1 } }
+    /// }))?;
+    /// let v1 = cache.store(None)?;
+    /// let v2 = v1.reconfigured(serde_json::json!({ "version": 2 }))?;
+    /// v1.put("user:7", &"ann", 10).await?;
+    /// assert_eq!(v2.get::<String>("user:7").await?, None);
+    /// let typo = v1.reconfigured(serde_json::json!({ "verison": 2 })).unwrap_err();
+    /// assert!(typo.to_string().contains("did you mean `version`"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reconfigured(&self, options: serde_json::Value) -> Result<Repository> {
+        let layer = crate::stores::layer::config::reconfigured(self.name(), &options)?;
+        let backend = Arc::clone(&self.inner.backend);
+        Ok(Repository::layered(
+            self.inner.name.clone(),
+            layer.around(Arc::clone(&backend)),
+            backend,
+            self.inner.serializer.clone(),
+        ))
+    }
+
+    /// This repository with its store in `layer` (a fresh repository, with this one's
+    /// default lifetime): what the manager does to a repository a driver built.
+    pub(crate) fn in_layer(self, layer: crate::stores::layer::Layer) -> Repository {
+        let store = layer.over(Arc::clone(&self.inner.store));
+        if Arc::ptr_eq(&store, &self.inner.store) {
+            return self;
+        }
+        let layered = Repository::layered(
+            self.inner.name.clone(),
+            store,
+            Arc::clone(&self.inner.backend),
+            self.inner.serializer.clone(),
+        );
+        layered.set_default_cache_time(self.default_expiry());
+        layered
+    }
+
     /// The name of the store, as in the configuration.
     pub fn name(&self) -> &str {
         &self.inner.name

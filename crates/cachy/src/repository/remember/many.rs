@@ -99,7 +99,7 @@ impl Repository {
         let scope = self.scope().await?;
         let stored_keys: Vec<String> = keys
             .iter()
-            .map(|key| scope.key(key.as_ref()).into_owned())
+            .map(|key| scope.key(&options.versioned(key.as_ref())).into_owned())
             .collect();
         let mut values: Vec<Option<T>> = Vec::with_capacity(keys.len());
         let mut fallbacks: HashMap<usize, Fallback> = HashMap::new();

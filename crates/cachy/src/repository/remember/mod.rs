@@ -22,6 +22,7 @@ mod many;
 pub(crate) mod options;
 mod resilient;
 
+pub(crate) use options::versioned_key;
 pub(crate) use resilient::Report;
 
 /// What `remember_in_process` does when the cache itself fails.

@@ -37,6 +37,13 @@ pub struct RememberOptions {
     pub(crate) share_errors: Option<ShareErrors>,
     /// Whether a failing cache fails the call instead of being computed around.
     pub(crate) propagate_cache_errors: bool,
+    /// The version of the values, kept in their key.
+    pub(crate) version: Option<u64>,
+}
+
+/// The key of `key`'s values of `version`: see [`RememberOptions::version`].
+pub(crate) fn versioned_key(key: &str, version: u64) -> String {
+    format!("cachy:v{version}:{key}")
 }
 
 /// How long a fail-safe fallback is served before the source is tried again, unless set.
@@ -56,6 +63,7 @@ impl RememberOptions {
             distributed: None,
             share_errors: None,
             propagate_cache_errors: false,
+            version: None,
         }
     }
 
@@ -160,6 +168,46 @@ impl RememberOptions {
     pub fn propagate_cache_errors(mut self) -> Self {
         self.propagate_cache_errors = true;
         self
+    }
+
+    /// Keep the values of version `version` apart from those of every other version and of
+    /// no version: under the key `cachy:v{version}:{key}`. Raise it when the type of the
+    /// values changes, so that during a rolling deploy the old code and the new each read
+    /// only what they wrote, and neither overwrites the other's items (keys starting with
+    /// `cachy:` are cachy's own, as for locks). For a whole store, set its `version` (or
+    /// `namespace`) option instead.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> cachy::Result<()> {
+    /// use std::time::Duration;
+    /// use cachy::RememberOptions;
+    ///
+    /// let cache = cachy::CacheManager::from_value(serde_json::json!({
+    ///     "stores": { "dict": { "driver": "dict" } }
+    /// }))?;
+    /// let v1 = RememberOptions::new(Duration::from_secs(60));
+    /// let v2 = v1.clone().version(2);
+    /// let old: u32 = cache.remember_with("price", &v1, || async { Ok::<_, cachy::Error>(990) }).await?;
+    /// let new: String = cache
+    ///     .remember_with("price", &v2, || async { Ok::<_, cachy::Error>("9.90 EUR".to_owned()) })
+    ///     .await?;
+    /// assert_eq!((old, new.as_str()), (990, "9.90 EUR"));
+    /// assert_eq!(cache.get::<u32>("price").await?, Some(990)); // version 1 is still there
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn version(mut self, version: u64) -> Self {
+        self.version = Some(version);
+        self
+    }
+
+    /// `key` under this call's version, if it has one.
+    pub(crate) fn versioned<'k>(&self, key: &'k str) -> std::borrow::Cow<'k, str> {
+        match self.version {
+            Some(version) => std::borrow::Cow::Owned(versioned_key(key, version)),
+            None => std::borrow::Cow::Borrowed(key),
+        }
     }
 
     /// Whether values need the envelope that records their logical expiry.

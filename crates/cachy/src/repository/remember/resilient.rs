@@ -191,7 +191,8 @@ impl Repository {
     {
         let work = async move {
             options.check().map_err(self.context(key))?;
-            let key = match self.store_key(key).await {
+            let versioned = options.versioned(key);
+            let key = match self.store_key(&versioned).await {
                 Ok(key) => key,
                 Err(e) if options.propagate_cache_errors => return Err(e.into()),
                 // The tags' namespace cannot be read: nothing can be cached.

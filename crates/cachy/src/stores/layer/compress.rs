@@ -99,7 +99,7 @@ pub(super) struct Compression {
 /// How far a stored value may expand: what keeps a small hostile value from taking the
 /// process's memory.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Limits {
+pub(crate) struct Limits {
     /// The longest value decompressed.
     pub(super) max_bytes: usize,
     /// The largest ratio of a value's length to its compressed length, above
@@ -120,6 +120,15 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The most bytes `compressed` bytes may expand to, for formats that do not declare
+    /// their length.
+    pub(crate) fn most_from(&self, compressed: usize) -> usize {
+        compressed
+            .saturating_mul(self.max_ratio)
+            .max(RATIO_FLOOR)
+            .min(self.max_bytes)
+    }
+
     fn allow(&self, declared: usize, compressed: usize) -> Result<()> {
         if declared > self.max_bytes {
             return Err(Error::new(

@@ -49,6 +49,33 @@ struct KeyOptions {
     env: Option<String>,
 }
 
+/// The layer `options` ask for over the store `name`, which may set only [`FIELDS`].
+pub(crate) fn reconfigured(name: &str, options: &Value) -> Result<Layer> {
+    let Value::Object(options) = options else {
+        return Err(crate::error::Error::config(
+            format!("stores.{name}"),
+            "the options must be a map",
+        ));
+    };
+    let mut config = StoreConfig::new("").named(name);
+    for (field, value) in options {
+        if !FIELDS.contains(&field.as_str()) {
+            let hint = crate::config::nearest(field, FIELDS.iter().copied())
+                .map(|candidate| format!("; did you mean `{candidate}`?"))
+                .unwrap_or_default();
+            return Err(config.error(
+                field,
+                format!(
+                    "`{field}` is not an option of keys or values ({}){hint}",
+                    FIELDS.join(", ")
+                ),
+            ));
+        }
+        config = config.with(field.clone(), value.clone());
+    }
+    layer(&config)
+}
+
 /// The layer `config` asks for: the default one (which reads compressed and encrypted
 /// values, and writes values as they are) when it sets none of [`FIELDS`].
 pub(crate) fn layer(config: &StoreConfig) -> Result<Layer> {

@@ -23,7 +23,7 @@ use crate::store::{
     increment_counter,
 };
 
-mod compress;
+pub(crate) mod compress;
 pub(crate) mod config;
 #[cfg(feature = "encrypt")]
 mod encrypt;
@@ -38,16 +38,21 @@ pub(crate) struct Layer {
 }
 
 impl Layer {
+    /// `store` in this layer, whatever the layer does.
+    pub(crate) fn around(self, store: Arc<dyn Store>) -> Arc<dyn Store> {
+        Arc::new(LayeredStore {
+            inner: store,
+            layer: self,
+        })
+    }
+
     /// `store` in this layer, unless it is process-local and the layer does nothing (no
     /// other program writes its values, so there is nothing to read that it did not write).
     pub(crate) fn over(self, store: Arc<dyn Store>) -> Arc<dyn Store> {
         if store.is_process_local() && self.keys.is_plain() && self.values.is_plain() {
             return store;
         }
-        Arc::new(LayeredStore {
-            inner: store,
-            layer: self,
-        })
+        self.around(store)
     }
 }
 
@@ -123,7 +128,22 @@ fn is_frame(bytes: &[u8]) -> bool {
     bytes.starts_with(&compress::MAGIC) || bytes.starts_with(&ENCRYPTED)
 }
 
-const ENCRYPTED: [u8; 4] = [crate::envelope::MARK, b'c', b'e', 1];
+pub(crate) const ENCRYPTED: [u8; 4] = [crate::envelope::MARK, b'c', b'e', 1];
+
+/// Why `bytes` cannot be decoded, if they are a compressed or encrypted value that reached
+/// the serializer: read through a store without the keys to open it (or not built by a
+/// [`CacheManager`](crate::CacheManager), which puts every store in its layer).
+pub(crate) fn unopened(bytes: &[u8]) -> Option<Error> {
+    let why = if bytes.starts_with(&ENCRYPTED) {
+        "the stored value is encrypted: give this store the `encrypt` keys it was written with \
+         (cargo feature `encrypt`)"
+    } else if bytes.starts_with(&compress::MAGIC) {
+        "the stored value is compressed: read it through a store a `CacheManager` built"
+    } else {
+        return None;
+    };
+    Some(Error::new(ErrorKind::Deserialize, why))
+}
 
 impl Values {
     fn is_plain(&self) -> bool {
@@ -167,26 +187,15 @@ impl Values {
     /// The value in the bytes `stored` under `key` (the driver's key).
     fn open(&self, key: &str, stored: Vec<u8>) -> Result<Vec<u8>> {
         if stored.starts_with(&ENCRYPTED) {
+            // Without keys, an encrypted value goes up as it is: to a layer above that has
+            // them (a store in front of this one), or to the decoder, which says what it is.
             #[cfg(feature = "encrypt")]
-            let opened = match &self.encryption {
-                Some(encryption) => encryption.open(key, &stored)?,
-                None => {
-                    return Err(Error::new(
-                        ErrorKind::Deserialize,
-                        "the stored value is encrypted, and this store has no `encrypt` keys",
-                    ));
-                }
-            };
+            if let Some(encryption) = &self.encryption {
+                return self.decompressed(encryption.open(key, &stored)?);
+            }
             #[cfg(not(feature = "encrypt"))]
-            let opened: Vec<u8> = {
-                let _ = key;
-                return Err(Error::new(
-                    ErrorKind::Deserialize,
-                    "the stored value is encrypted, and this build cannot decrypt: enable \
-                     cachy's cargo feature `encrypt` and give the store its `encrypt` keys",
-                ));
-            };
-            return self.decompressed(opened);
+            let _ = key;
+            return Ok(stored);
         }
         #[cfg(feature = "encrypt")]
         if let Some(encryption) = &self.encryption

@@ -27,14 +27,42 @@ pub(super) fn encode_wire(python_flags: bool, value: &[u8]) -> (u32, Vec<u8>) {
     }
 }
 
-/// The bytes the serializer reads, from flags and stored bytes.
-pub(super) fn decode_wire(python_flags: bool, flags: u32, data: Vec<u8>) -> Result<Vec<u8>> {
-    if flags & FLAG_COMPRESSED != 0 {
+/// The value python-memcached or pylibmc compressed with zlib (`min_compress_len`), within
+/// the limits every store reads compressed values with.
+fn inflate(compressed: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let most = crate::stores::layer::compress::Limits::default().most_from(compressed.len());
+    let mut value = Vec::new();
+    flate2::read::ZlibDecoder::new(compressed)
+        .take(u64::try_from(most).unwrap_or(u64::MAX).saturating_add(1))
+        .read_to_end(&mut value)
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Deserialize,
+                "the value is flagged as zlib-compressed (python-memcached's min_compress_len) \
+                 and does not decompress",
+            )
+            .with_source(e)
+        })?;
+    if value.len() > most {
         return Err(Error::new(
             ErrorKind::Deserialize,
-            "the value was stored compressed (python-memcached's min_compress_len), which this store does not read",
+            format!(
+                "the zlib-compressed value expands past {most} bytes (a ratio over 1000, or \
+                 over 64 MiB): refused"
+            ),
         ));
     }
+    Ok(value)
+}
+
+/// The bytes the serializer reads, from flags and stored bytes.
+pub(super) fn decode_wire(python_flags: bool, flags: u32, data: Vec<u8>) -> Result<Vec<u8>> {
+    let data = if flags & FLAG_COMPRESSED != 0 {
+        inflate(&data)?
+    } else {
+        data
+    };
     if flags & (FLAG_INTEGER | FLAG_LONG) != 0 {
         // A counter that memcached's own incr or decr rewrote in place is padded with
         // spaces: the number is what is read.
