@@ -134,6 +134,39 @@ async fn store_and_key_prefix_options_are_used() {
     assert_eq!(PREFIXED.load(Ordering::SeqCst), 1);
 }
 
+static VERSIONED: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(manager = manager(), key = "price")]
+async fn price_v1(id: u32) -> u32 {
+    VERSIONED.fetch_add(1, Ordering::SeqCst);
+    id * 100
+}
+
+/// The next deploy's function: the same key prefix, another return type.
+#[cached(manager = manager(), key = "price", version = 2)]
+async fn price_v2(id: u32) -> String {
+    VERSIONED.fetch_add(1, Ordering::SeqCst);
+    format!("{id}.00 EUR")
+}
+
+#[tokio::test]
+async fn a_version_keeps_a_new_return_type_apart_from_the_old_one() {
+    assert_eq!(price_v1(9).await, 900);
+    assert_eq!(price_v2(9).await, "9.00 EUR", "not the old version's value");
+    assert_eq!(
+        price_v1(9).await,
+        900,
+        "and the old version's value is still there"
+    );
+    assert_eq!(price_v2(9).await, "9.00 EUR");
+    assert_eq!(VERSIONED.load(Ordering::SeqCst), 2);
+    let key = cachy::Memoizer::resolve(Some(manager()), None, "price")
+        .version(2)
+        .key(&(9u32,))
+        .unwrap();
+    assert!(key.starts_with("cachy:v2:price:"), "{key}");
+}
+
 static UNCACHED: AtomicUsize = AtomicUsize::new(0);
 
 #[cached(manager = manager(), minutes = 0)]

@@ -301,3 +301,51 @@ async fn values_cross_the_memcached_store_with_pickle() {
     check_values_cross(python, &target).await;
     check_expired_items_are_misses(python, &target).await;
 }
+
+/// python-memcached compresses values longer than `min_compress_len` with zlib and flags
+/// them with bit 8 (as pylibmc does): a Python service that turned it on still shares its
+/// cache.
+#[tokio::test]
+async fn python_memcached_compressed_values_are_read() {
+    let Some(python) = python() else { return };
+    let Some(server) = MemcachedServer::start() else {
+        return;
+    };
+    let script = format!(
+        "import memcache\n\
+         c = memcache.Client(['{}'])\n\
+         assert c.set('interop:text', 'żółć ' * 2000, time=600, min_compress_len=100)\n\
+         assert c.set('interop:dict', {{'a': list(range(3000)), 'b': 'x' * 500}}, time=600, min_compress_len=100)\n",
+        server.address()
+    );
+    let output = Command::new(python).arg("-c").arg(script).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for key in ["interop:text", "interop:dict"] {
+        let flags = raw_flags(&server.address(), key);
+        assert_ne!(flags & 8, 0, "{key} was stored compressed (flags {flags})");
+    }
+    let target = memcached_target(&server);
+    assert_eq!(
+        target.rust.get::<String>("text").await.unwrap(),
+        Some("żółć ".repeat(2000))
+    );
+    let dict: std::collections::BTreeMap<String, Value> =
+        target.rust.get("dict").await.unwrap().unwrap();
+    assert_eq!(dict["a"], json!((0..3000).collect::<Vec<_>>()));
+    assert_eq!(dict["b"], json!("x".repeat(500)));
+}
+
+/// The flags memcached holds for `key`, through the text protocol.
+fn raw_flags(address: &str, key: &str) -> u32 {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(stream, "get {key}\r\n").unwrap();
+    let mut header = String::new();
+    BufReader::new(stream).read_line(&mut header).unwrap();
+    // VALUE <key> <flags> <bytes>
+    header.split_whitespace().nth(2).unwrap().parse().unwrap()
+}

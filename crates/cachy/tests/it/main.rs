@@ -13,6 +13,7 @@ mod examples;
 mod file_store;
 mod hardening;
 mod hostile_bytes;
+mod hostile_payloads;
 mod hybrid_locks;
 mod hybrid_store;
 mod interop_python;
