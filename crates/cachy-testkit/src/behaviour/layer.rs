@@ -102,6 +102,25 @@ pub async fn compressed_values_read_back_across_a_setting_change(repo: &Reposito
     assert_eq!(zstd.increment_by("hits", 5).await.unwrap(), 5);
     assert_eq!(none.increment("hits").await.unwrap(), 6);
     assert_eq!(zstd.get::<i64>("hits").await.unwrap(), Some(6));
+    // A lock whose owner is long enough to be compressed is still released by it.
+    let squeezing = reconfigured(
+        repo,
+        json!({ "compress": { "algorithm": "lz4", "min_bytes": 1 } }),
+    );
+    let owner = "worker-1:".repeat(8);
+    let lock = squeezing.restore_lock("job", Duration::from_secs(30), owner.clone());
+    assert!(lock.try_acquire().await.unwrap());
+    assert!(
+        lock.release().await.unwrap(),
+        "the owner releases a compressed token"
+    );
+    assert!(
+        squeezing
+            .lock("job", Duration::from_secs(30))
+            .try_acquire()
+            .await
+            .unwrap()
+    );
 }
 
 /// Values are encrypted with the first listed key and read with any; a value under a key
@@ -186,6 +205,12 @@ pub async fn encrypted_values_rotate_and_refuse_tampering_and_other_keys(repo: &
         json!({ "encrypt": { "keys": [{ "id": "2026", "key": KEY_2026 }], "allow_plaintext": true } }),
     );
     assert_eq!(moving.get::<User>("clear").await.unwrap(), Some(ann()));
+    // A copy another repository kept decoded is no way around the refusal.
+    assert!(repo.get_shared::<User>("clear").await.unwrap().is_some());
+    assert!(
+        new.get_shared::<User>("clear").await.is_err(),
+        "get_shared refuses clear values too"
+    );
 
     assert_eq!(new.increment("hits").await.unwrap(), 1);
     assert_eq!(new.increment_by("hits", 2).await.unwrap(), 3);
@@ -246,6 +271,22 @@ pub async fn values_and_keys_over_the_limits_are_refused_before_they_are_sent(re
         "the refused write is observed"
     );
     assert_eq!(limited.get::<String>("big").await.unwrap(), None);
+    let tiny = reconfigured(repo, json!({ "max_value_bytes": 3 }));
+    tiny.put("counter", &999, TEN_MINUTES).await.unwrap();
+    // Whatever the format keeps counters in, none grows past the limit.
+    match tiny.increment("counter").await {
+        Ok(count) => {
+            assert_eq!(count, 1000);
+            assert!(
+                raw(repo, "counter").await.len() <= 3,
+                "a counter past the limit"
+            );
+        }
+        Err(error) => {
+            assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error}");
+            assert_eq!(tiny.get::<i64>("counter").await.unwrap(), Some(999));
+        }
+    }
 }
 
 /// Two versions (or namespaces) of a store keep their own items under the same keys, with
@@ -262,6 +303,12 @@ pub async fn versions_and_namespaces_keep_their_items_apart(repo: &Repository) {
     );
     assert_eq!(v2.get::<u32>("user").await.unwrap(), Some(7));
     assert_eq!(billing.get::<u32>("user").await.unwrap(), None);
+    // A key of a store without a version is never a versioned store's key.
+    assert_eq!(repo.get::<u32>("v2:user").await.unwrap(), None);
+    assert!(
+        repo.reconfigured(json!({ "namespace": "billing:v2" }))
+            .is_err()
+    );
     assert_eq!(repo.get::<u32>("user").await.unwrap(), None);
     assert!(v2.forget("user").await.unwrap());
     assert_eq!(

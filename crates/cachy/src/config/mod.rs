@@ -154,17 +154,33 @@ impl CacheConfig {
             )
             .with_source(e)
         })?;
-        let parse_error = |format: &str, e: crate::BoxError| {
-            Error::new(ErrorKind::Config, format!("{shown} is not valid {format}")).with_source(e)
+        // Where and what only: the parsers' own errors quote the file's lines (TOML's keeps
+        // the whole file), which may hold passwords and keys.
+        let parse_error = |format: &str, detail: String| {
+            Error::new(
+                ErrorKind::Config,
+                format!("{shown} is not valid {format}: {detail}"),
+            )
         };
         let value = match path.extension().and_then(|e| e.to_str()) {
-            Some("toml") => toml::from_str(&text).map_err(|e| parse_error("TOML", e.into()))?,
+            Some("toml") => toml::from_str(&text).map_err(|e| {
+                let at = e.span().map_or_else(String::new, |span| {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!(" at line {line}, column {column}")
+                });
+                parse_error("TOML", format!("{}{at}", e.message().trim_end()))
+            })?,
             Some("json") => {
-                serde_json::from_str(&text).map_err(|e| parse_error("JSON", e.into()))?
+                serde_json::from_str(&text).map_err(|e| parse_error("JSON", e.to_string()))?
             }
-            Some("yaml" | "yml") => {
-                serde_norway::from_str(&text).map_err(|e| parse_error("YAML", e.into()))?
-            }
+            Some("yaml" | "yml") => serde_norway::from_str(&text).map_err(|e| {
+                let at = e.location().map_or_else(String::new, |l| {
+                    format!(" at line {}, column {}", l.line(), l.column())
+                });
+                parse_error("YAML", format!("the file does not parse{at}"))
+            })?,
             _ => {
                 return Err(Error::new(
                     ErrorKind::Config,

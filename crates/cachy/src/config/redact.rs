@@ -7,6 +7,7 @@ fn is_secret_field(field: &str) -> bool {
     let field = field.to_ascii_lowercase();
     field == "key"
         || field.ends_with("_key")
+        || field == "encrypt"
         || ["password", "passwd", "secret", "token", "credential"]
             .iter()
             .any(|word| field.contains(word))

@@ -84,11 +84,11 @@ pub(crate) fn layer(config: &StoreConfig) -> Result<Layer> {
     let keys = Keys::new(
         namespace.as_deref(),
         version.map(|v| v.0),
-        limit(option(config, "max_key_bytes")?),
+        limit(config, "max_key_bytes")?,
     )
     .map_err(|message| config.error("namespace", message))?;
     let mut values = Values {
-        max_value_bytes: limit(option(config, "max_value_bytes")?),
+        max_value_bytes: limit(config, "max_value_bytes")?,
         ..Values::default()
     };
     if let Some(compress) = option::<CompressOptions>(config, "compress")? {
@@ -118,12 +118,29 @@ fn option<T: for<'de> Deserialize<'de>>(config: &StoreConfig, field: &str) -> Re
         None | Some(Value::Null) => Ok(None),
         Some(value) => T::deserialize(value)
             .map(Some)
-            .map_err(|e| config.error(field, format!("`{field}`: {e}"))),
+            .map_err(|e| config.error(field, format!("`{field}`: {}", unquoted(&e.to_string())))),
     }
 }
 
-fn limit(count: Option<Count>) -> Option<usize> {
-    count.map(|c| usize::try_from(c.0).unwrap_or(usize::MAX))
+/// `message` with what it quotes (serde quotes the value it could not read, which may be
+/// a key) hidden.
+fn unquoted(message: &str) -> String {
+    let mut parts = message.split('"');
+    let mut out = parts.next().unwrap_or_default().to_owned();
+    for (i, part) in parts.enumerate() {
+        out.push_str(if i % 2 == 0 { "<redacted>" } else { part });
+    }
+    out
+}
+
+fn limit(config: &StoreConfig, field: &str) -> Result<Option<usize>> {
+    match option::<Count>(config, field)? {
+        Some(Count(0)) => Err(config.error(
+            field,
+            format!("`{field}` must be at least 1 (0 would refuse every write)"),
+        )),
+        count => Ok(count.map(|c| usize::try_from(c.0).unwrap_or(usize::MAX))),
+    }
 }
 
 fn compression(

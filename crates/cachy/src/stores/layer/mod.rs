@@ -71,14 +71,20 @@ impl Keys {
     ) -> std::result::Result<Self, String> {
         let mut prefix = String::new();
         if let Some(namespace) = namespace {
-            if namespace.is_empty() {
-                return Err("`namespace` must not be empty".to_owned());
+            // A `:` would let two namespaces, or a namespace and a version, make the same
+            // prefix; `cachy` is the start of cachy's own keys.
+            if namespace.is_empty() || namespace.contains(':') || namespace == "cachy" {
+                return Err(format!(
+                    "`namespace` must be a non-empty name without `:`, other than `cachy`, not \
+                     {namespace:?}"
+                ));
             }
             prefix.push_str(namespace);
             prefix.push(':');
         }
         if let Some(version) = version {
-            prefix.push_str(&format!("v{version}:"));
+            // In cachy's own key space, so that no key of a store without a version is one.
+            prefix.push_str(&format!("cachy:store-v{version}:"));
         }
         Ok(Keys { prefix, max_bytes })
     }
@@ -138,7 +144,8 @@ pub(crate) fn unopened(bytes: &[u8]) -> Option<Error> {
         "the stored value is encrypted: give this store the `encrypt` keys it was written with \
          (cargo feature `encrypt`)"
     } else if bytes.starts_with(&compress::MAGIC) {
-        "the stored value is compressed: read it through a store a `CacheManager` built"
+        "the stored value is compressed, and this in-process store reads values as they are \
+         (it has none of the options): give it `compress` (any algorithm, or \"none\")"
     } else {
         return None;
     };
@@ -148,6 +155,21 @@ pub(crate) fn unopened(bytes: &[u8]) -> Option<Error> {
 impl Values {
     fn is_plain(&self) -> bool {
         self.compression.is_none() && !self.encrypts() && self.max_value_bytes.is_none()
+    }
+
+    /// Whether stored values may be another form of what was given (compressed, sealed).
+    fn transforms(&self) -> bool {
+        self.compression.is_some() || self.encrypts()
+    }
+
+    /// Whether counters are incremented here, by compare and swap, instead of by the
+    /// store: when they are sealed, or when a limit is shorter than the longest counter.
+    fn counts_by_swapping(&self) -> bool {
+        const LONGEST_COUNTER: usize = "-9223372036854775808".len();
+        self.encrypts()
+            || self
+                .max_value_bytes
+                .is_some_and(|max| max < LONGEST_COUNTER)
     }
 
     fn encrypts(&self) -> bool {
@@ -295,14 +317,14 @@ impl Store for LayeredStore {
     }
 
     async fn increment(&self, key: &str, by: i64) -> Result<i64> {
-        if self.layer.values.encrypts() {
+        if self.layer.values.counts_by_swapping() {
             return increment_by_swapping(self, key, by, None, increment_counter, decimal).await;
         }
         self.inner.increment(&self.key(key)?, by).await
     }
 
     async fn increment_expiring(&self, key: &str, by: i64, ttl: Ttl) -> Result<i64> {
-        if self.layer.values.encrypts() {
+        if self.layer.values.counts_by_swapping() {
             return increment_by_swapping(self, key, by, ttl, increment_counter, decimal).await;
         }
         self.inner
@@ -318,11 +340,13 @@ impl Store for LayeredStore {
     ) -> Result<bool> {
         let key = self.key(key)?;
         let new = self.layer.values.seal(&key, new)?;
-        if !self.layer.values.encrypts() {
-            return self.inner.compare_and_swap(&key, current, &new).await;
+        if !self.layer.values.transforms()
+            && self.inner.compare_and_swap(&key, current, &new).await?
+        {
+            return Ok(true);
         }
-        // An encrypted value is never sealed twice the same: compare what the stored bytes
-        // hold, then swap those very bytes.
+        // The stored bytes may be another form of `current` (sealed, or compressed by
+        // another writer): compare what they hold, then swap those very bytes.
         let stored = self.inner.get(&key).await?;
         if self.open(&key, stored.clone())?.as_deref() != current {
             return Ok(false);
@@ -334,8 +358,8 @@ impl Store for LayeredStore {
 
     async fn compare_and_delete(&self, key: &str, expected: &[u8]) -> Result<bool> {
         let key = self.key(key)?;
-        if !self.layer.values.encrypts() {
-            return self.inner.compare_and_delete(&key, expected).await;
+        if !self.layer.values.transforms() && self.inner.compare_and_delete(&key, expected).await? {
+            return Ok(true);
         }
         let Some(stored) = self.inner.get(&key).await? else {
             return Ok(false);
@@ -381,6 +405,11 @@ impl Store for LayeredStore {
         type_id: std::any::TypeId,
         serializer: &crate::serializer::Serializer,
     ) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        // A kept value was decoded from the stored bytes without this layer's checks (a
+        // repository over the same store without encryption may have kept it).
+        if self.layer.values.encrypts() {
+            return None;
+        }
         let key = self.key(key).ok()?;
         self.inner.get_decoded_in_process(&key, type_id, serializer)
     }

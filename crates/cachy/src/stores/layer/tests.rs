@@ -255,10 +255,13 @@ fn hostile_bytes_behind_the_marks_are_errors_or_values_never_panics() {
 #[test]
 fn limits_name_themselves_and_keys_get_their_prefix() {
     let layer = configured(json!({
-        "namespace": "billing", "version": 3, "max_key_bytes": 20, "max_value_bytes": 8
+        "namespace": "billing", "version": 3, "max_key_bytes": 30, "max_value_bytes": 8
     }))
     .unwrap();
-    assert_eq!(layer.keys.key("user:1").unwrap(), "billing:v3:user:1");
+    assert_eq!(
+        layer.keys.key("user:1").unwrap(),
+        "billing:cachy:store-v3:user:1"
+    );
     let error = layer.keys.key("a-much-longer-key").unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidInput);
     assert!(error.to_string().contains("max_key_bytes"), "{error}");
@@ -267,7 +270,14 @@ fn limits_name_themselves_and_keys_get_their_prefix() {
     assert!(error.to_string().contains("max_value_bytes"), "{error}");
     assert_eq!(&*layer.values.seal("k", b"12345678").unwrap(), b"12345678");
     let version_only = configured(json!({ "version": 2 })).unwrap();
-    assert_eq!(version_only.keys.key("k").unwrap(), "v2:k");
+    assert_eq!(version_only.keys.key("k").unwrap(), "cachy:store-v2:k");
+    // No namespace and version make the prefix of another.
+    for namespace in ["app:cachy", "a:b", "cachy", ""] {
+        assert!(
+            configured(json!({ "namespace": namespace })).is_err(),
+            "{namespace:?}"
+        );
+    }
 }
 
 #[test]
@@ -351,4 +361,33 @@ fn keys_never_show_in_debug_or_errors() {
     let error =
         configured(json!({ "encrypt": { "keys": [{ "id": "k", "key": bad }] } })).unwrap_err();
     assert!(!error.to_string().contains(&bad[..20]), "{error}");
+}
+
+#[cfg(feature = "encrypt")]
+#[test]
+fn a_key_given_where_a_table_belongs_is_not_echoed() {
+    for options in [
+        json!({ "encrypt": { "keys": [KEY_HEX] } }),
+        json!({ "encrypt": KEY_HEX }),
+        json!({ "encrypt": { "keys": [{ "id": "k", "kye": KEY_HEX }] } }),
+    ] {
+        let error = configured(options.clone()).unwrap_err();
+        assert!(
+            !format!("{error} {error:?}").contains(&KEY_HEX[..16]),
+            "{error:?}"
+        );
+        let config = StoreConfig::new("redis").with("encrypt", options["encrypt"].clone());
+        assert!(
+            !format!("{config:?}").contains(&KEY_HEX[..16]),
+            "{config:?}"
+        );
+    }
+}
+
+#[test]
+fn zero_limits_are_config_errors() {
+    for field in ["max_key_bytes", "max_value_bytes"] {
+        let error = configured(json!({ field: 0 })).unwrap_err();
+        assert!(error.to_string().contains(field), "{error}");
+    }
 }
