@@ -91,6 +91,10 @@ impl Algorithm {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Compression {
     pub(super) algorithm: Algorithm,
+    #[cfg_attr(
+        not(any(feature = "compress-zstd", feature = "compress-gzip")),
+        allow(dead_code)
+    )]
     pub(super) level: i32,
     /// Values shorter than this are stored as they are.
     pub(super) min_bytes: usize,
@@ -122,6 +126,7 @@ impl Default for Limits {
 impl Limits {
     /// The most bytes `compressed` bytes may expand to, for formats that do not declare
     /// their length.
+    #[cfg(feature = "memcached")]
     pub(crate) fn most_from(&self, compressed: usize) -> usize {
         compressed
             .saturating_mul(self.max_ratio)
@@ -184,9 +189,13 @@ impl Compression {
             Algorithm::Zstd => {
                 let compressed = zstd::bulk::compress(value, self.level).map_err(failed)?;
                 out.extend_from_slice(&compressed);
+                Ok(())
             }
             #[cfg(feature = "compress-lz4")]
-            Algorithm::Lz4 => out.extend_from_slice(&lz4_flex::block::compress(value)),
+            Algorithm::Lz4 => {
+                out.extend_from_slice(&lz4_flex::block::compress(value));
+                Ok(())
+            }
             #[cfg(feature = "compress-gzip")]
             Algorithm::Gzip => {
                 use std::io::Write;
@@ -194,14 +203,14 @@ impl Compression {
                 let mut encoder = flate2::write::GzEncoder::new(out, level);
                 encoder.write_all(value).map_err(failed)?;
                 encoder.finish().map_err(failed)?;
+                Ok(())
             }
             #[allow(unreachable_patterns)]
             other => {
-                let _ = (out, failed);
-                return Err(other.missing());
+                let _ = (value, out, failed);
+                Err(other.missing())
             }
         }
-        Ok(())
     }
 }
 
