@@ -16,7 +16,6 @@
 
 pub mod behaviour;
 pub mod bench;
-pub mod faults;
 pub mod servers;
 
 use std::any::Any;

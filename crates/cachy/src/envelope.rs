@@ -40,6 +40,7 @@ pub(crate) fn now() -> Millis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .saturating_add(crate::clock::advanced_millis())
 }
 
 /// `at` plus `duration`, saturating.

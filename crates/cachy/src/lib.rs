@@ -49,6 +49,7 @@
 #![warn(missing_docs)]
 
 pub mod blocking;
+mod clock;
 mod codec;
 mod config;
 mod decoded;
@@ -68,6 +69,8 @@ pub mod serializer;
 mod store;
 pub mod stores;
 pub mod tags;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::{CacheConfig, Count, Seconds, StoreConfig};
 pub use decoded::Decoded;

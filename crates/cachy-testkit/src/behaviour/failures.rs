@@ -9,7 +9,7 @@ use cachy::observe::{Operation, Outcome};
 use cachy::{RememberOptions, Source};
 
 use super::*;
-use crate::faults::faulty;
+use cachy::testing::faulty;
 
 /// What the hooks of `repo` saw, as (operation, key, outcome).
 type Seen = Arc<Mutex<Vec<(Operation, Option<String>, Outcome)>>>;

@@ -24,3 +24,4 @@ mod memory_store;
 mod redis_store;
 mod resilient;
 mod serializers;
+mod testing_kit;

@@ -12,9 +12,9 @@
 //!   since their last have paid for), then the entries the policy chooses (S3-FIFO, see
 //!   `policy.rs`). The entry just written is never the one evicted.
 
+use crate::clock::Instant;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Instant;
 
 use foldhash::fast::RandomState;
 use indexmap::IndexMap;

@@ -5,7 +5,9 @@ mod policy;
 
 use std::any::{Any, TypeId};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Instant;
 
 use async_trait::async_trait;
 

@@ -1,8 +1,8 @@
 //! Dropping expired entries: the sweeps a shard's writes pay for, and the store-wide sweep a
 //! bounded store makes before it evicts anything the policy would choose.
 
+use crate::clock::Instant;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use super::{MIN_WRITES_PER_SWEEP, Map, SHARDS, Table};
 use crate::observe::EvictionCause;
