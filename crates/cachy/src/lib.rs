@@ -188,6 +188,9 @@ mod docs_observability {}
 #[doc = include_str!("../../../docs/performance.md")]
 mod docs_performance {}
 #[cfg(doctest)]
+#[doc = include_str!("../../../docs/payloads.md")]
+mod docs_payloads {}
+#[cfg(doctest)]
 #[doc = include_str!("../../../docs/python.md")]
 mod docs_python {}
 #[cfg(doctest)]
@@ -199,6 +202,9 @@ mod docs_security {}
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/stores.md")]
 mod docs_stores {}
+#[cfg(all(doctest, feature = "testing", feature = "memory"))]
+#[doc = include_str!("../../../docs/testing.md")]
+mod docs_testing {}
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/usage.md")]
 mod docs_usage {}
