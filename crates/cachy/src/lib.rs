@@ -202,7 +202,12 @@ mod docs_security {}
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/stores.md")]
 mod docs_stores {}
-#[cfg(all(doctest, feature = "testing", feature = "memory"))]
+#[cfg(all(
+    doctest,
+    feature = "testing",
+    feature = "test-clock",
+    feature = "memory"
+))]
 #[doc = include_str!("../../../docs/testing.md")]
 mod docs_testing {}
 #[cfg(doctest)]

@@ -34,12 +34,13 @@
 //! # }
 //! ```
 //!
-//! **Time.** With this feature, the memory store, a hybrid store's first level and the
-//! lifetimes `remember_with` records read tokio's clock: in a test on a paused runtime
-//! (`#[tokio::test(start_paused = true)]`), `tokio::time::advance` expires their items
-//! without waiting. Without the feature the clock is the system's, at no cost.
+//! **Time.** With the feature `test-clock` as well, the memory store, a hybrid store's first
+//! level and the lifetimes `remember_with` records read tokio's clock: in a test on a paused
+//! runtime (`#[tokio::test(start_paused = true)]`), `tokio::time::advance` expires their
+//! items without waiting. Without it the clock is the system's, at no cost.
 //!
 //! ```
+//! # #[cfg(feature = "test-clock")]
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() -> cachy::Result<()> {
 //! use std::time::Duration;
@@ -52,6 +53,8 @@
 //! assert_eq!(cache.get::<String>("session").await?, None);
 //! # Ok(())
 //! # }
+//! # #[cfg(not(feature = "test-clock"))]
+//! # fn main() {}
 //! ```
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use cachy::testing::{faulty, recording};
-use cachy::{CacheManager, ErrorKind, RememberOptions, Repository, Source};
+use cachy::{CacheManager, ErrorKind, RememberOptions, Repository};
 use serde_json::json;
 
 fn dict() -> Repository {
@@ -99,7 +99,10 @@ async fn a_recording_store_tells_what_was_read_and_written() {
     assert_eq!(price(&cache, 7).await.unwrap(), 700);
     assert_eq!(record.writes(), ["price:7"], "computed once, stored once");
     let reads = record.reads();
-    assert!(reads.len() >= 2 && reads.iter().all(|key| key == "price:7"), "{reads:?}");
+    assert!(
+        reads.len() >= 2 && reads.iter().all(|key| key == "price:7"),
+        "{reads:?}"
+    );
     record.clear();
     cache.tags("people").put("ann", &1, 10).await.unwrap();
     let calls = record.calls();
@@ -117,6 +120,7 @@ async fn a_recording_store_tells_what_was_read_and_written() {
 }
 
 /// In-process lifetimes and `remember_with`'s fail-safe windows follow a paused clock.
+#[cfg(feature = "test-clock")]
 #[tokio::test(start_paused = true)]
 async fn time_moves_without_sleeping_on_a_paused_runtime() {
     let cache = dict();
@@ -140,7 +144,7 @@ async fn time_moves_without_sleeping_on_a_paused_runtime() {
         })
         .await
         .unwrap();
-    assert_eq!(first.source, Source::Computed);
+    assert_eq!(first.source, cachy::Source::Computed);
     tokio::time::advance(Duration::from_secs(61)).await;
     let stale = cache
         .remember_entry("rate", &options, || async {
@@ -150,7 +154,7 @@ async fn time_moves_without_sleeping_on_a_paused_runtime() {
         .unwrap();
     assert_eq!(
         (stale.value, stale.source),
-        (1.5, Source::Stale),
+        (1.5, cachy::Source::Stale),
         "a minute later it is stale"
     );
 }
