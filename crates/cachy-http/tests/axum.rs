@@ -1,6 +1,6 @@
 //! The layer in a real axum server on a loopback port, asked by a real HTTP client: hits and
-//! misses, `Vary`, `no-store` and `private`, `304` revalidation, stale-if-error with a
-//! failing handler, single flight of 50 identical requests, tag invalidation, the body
+//! misses, `Vary`, `no-store` and `private`, `304` revalidation, stale-while-revalidate
+//! with a slow handler, stale-if-error with a failing handler, single flight of 50 identical requests, tag invalidation, the body
 //! limit, cookies and credentials.
 
 use std::sync::Arc;
@@ -26,6 +26,7 @@ struct Runs {
     products: AtomicUsize,
     big: AtomicUsize,
     cookie: AtomicUsize,
+    revalidated: AtomicUsize,
     failing: AtomicBool,
 }
 
@@ -109,6 +110,19 @@ async fn serve(cache: &Repository, runs: Arc<Runs>) -> String {
         r.cookie.fetch_add(1, Ordering::SeqCst);
         async { ([(header::SET_COOKIE, "session=abc")], "cookie") }
     });
+    let r = runs.clone();
+    let revalidated = get(move || {
+        let run = r.revalidated.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if run > 0 {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+            (
+                [(header::CACHE_CONTROL, "max-age=1")],
+                format!("version {run}"),
+            )
+        }
+    });
     let app = Router::new()
         .route("/hello", hello.layer(layer()))
         .route("/lang", lang.layer(layer()))
@@ -121,7 +135,11 @@ async fn serve(cache: &Repository, runs: Arc<Runs>) -> String {
         .route("/slow", slow.layer(layer()))
         .route("/products", products.layer(layer().tags(["products"])))
         .route("/big", big.layer(layer()))
-        .route("/cookie", cookie.layer(layer()));
+        .route("/cookie", cookie.layer(layer()))
+        .route(
+            "/revalidated",
+            revalidated.layer(layer().stale_while_revalidate(Duration::from_millis(50))),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -316,4 +334,30 @@ async fn a_body_over_the_limit_streams_through_uncached() {
         assert_eq!(response.bytes().await.unwrap().len(), 2 << 20);
     }
     assert_eq!(runs.big.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_expired_response_is_answered_while_a_slow_handler_revalidates_it() {
+    let (_, address, runs, client) = fixture().await;
+    let url = format!("{address}/revalidated");
+    assert_eq!(
+        client.get(&url).send().await.unwrap().text().await.unwrap(),
+        "version 0"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let started = std::time::Instant::now();
+    let stale = client.get(&url).send().await.unwrap();
+    assert_eq!(x_cache(&stale), "stale");
+    assert_eq!(stale.text().await.unwrap(), "version 0");
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+    // The handler finishes in the background, and its response is the next hit.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fresh = client.get(&url).send().await.unwrap();
+    assert_eq!(x_cache(&fresh), "hit");
+    assert_eq!(fresh.text().await.unwrap(), "version 1");
+    assert_eq!(runs.revalidated.load(Ordering::SeqCst), 2);
 }
