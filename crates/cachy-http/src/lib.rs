@@ -40,6 +40,11 @@
 
 #![warn(missing_docs)]
 
+// The README, included only for doctests, so that its example is compiled.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
