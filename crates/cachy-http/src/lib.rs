@@ -1,9 +1,9 @@
 //! HTTP response caching for tower and axum services, in any cachy store.
 //!
 //! [`ResponseCache`] is a `tower::Layer`: in front of a handler (or a whole router), it
-//! answers `GET` and `HEAD` requests from the cache, keyed by method, path, query and the
-//! request headers the response varies on, and stores what the handler answers, as HTTP
-//! allows: `Cache-Control` (`no-store`, `no-cache`, `private`, `max-age`, `s-maxage`) and
+//! answers `GET` and `HEAD` requests from the cache, keyed by method, host, path, query and
+//! the request headers the response varies on, and stores what the handler answers, as
+//! HTTP allows (a response that gives no lifetime only with a default [`ttl`](ResponseCache::ttl)): `Cache-Control` (`no-store`, `no-cache`, `private`, `max-age`, `s-maxage`) and
 //! `Expires` on the response, `no-store` and `no-cache` on the request; responses setting
 //! cookies are not kept unless allowed; requests carrying `Authorization` or `Cookie` pass
 //! through unless allowed. It adds `Age` and `X-Cache` (`hit`, `miss`, `stale`, `pass`),
@@ -76,7 +76,6 @@ pub struct ResponseCache {
 struct Options {
     prefix: String,
     ttl: Duration,
-    methods: Vec<Method>,
     vary: Vec<String>,
     max_body_bytes: usize,
     cache_set_cookie: bool,
@@ -88,15 +87,16 @@ struct Options {
 }
 
 impl ResponseCache {
-    /// Cache responses in `cache` (a repository from a `CacheManager`, or tagged):
-    /// `GET` and `HEAD`, for 60 seconds when the response does not say, bodies up to 1 MiB.
+    /// Cache responses in `cache` (a repository from a `CacheManager`, or tagged): `GET`
+    /// and `HEAD`, for as long as the response says (`max-age`, `s-maxage`, `Expires`;
+    /// nothing that does not say, unless [`ttl`](Self::ttl) gives a default), bodies up to
+    /// 1 MiB.
     pub fn new(cache: Repository) -> Self {
         ResponseCache {
             cache,
             options: Arc::new(Options {
                 prefix: "http:".to_owned(),
-                ttl: Duration::from_secs(60),
-                methods: vec![Method::GET, Method::HEAD],
+                ttl: Duration::ZERO,
                 vary: Vec::new(),
                 max_body_bytes: 1024 * 1024,
                 cache_set_cookie: false,
@@ -120,14 +120,10 @@ impl ResponseCache {
     }
 
     /// How long a response that gives no lifetime (`max-age`, `s-maxage`, `Expires`) is
-    /// kept (default 60 seconds; zero keeps none of them).
+    /// kept (default zero: none of them is, as a response that says nothing may be meant
+    /// for one client only, and may be a stream).
     pub fn ttl(self, ttl: Duration) -> Self {
         self.with(|o| o.ttl = ttl)
-    }
-
-    /// The methods cached (default `GET` and `HEAD`).
-    pub fn methods(self, methods: impl IntoIterator<Item = Method>) -> Self {
-        self.with(|o| o.methods = methods.into_iter().collect())
     }
 
     /// Request headers that are part of every key, whatever the response's `Vary` says.
@@ -191,7 +187,8 @@ impl ResponseCache {
 
     fn remember_options(&self) -> RememberOptions {
         let o = &self.options;
-        let mut options = RememberOptions::new(o.ttl.max(Duration::from_millis(1)));
+        // Each response's own lifetime is given with it; this one is never used as is.
+        let mut options = RememberOptions::new(o.ttl.max(Duration::from_secs(1)));
         let fallback = o
             .stale_if_error
             .or(o.stale_while_revalidate.map(|_| Duration::from_secs(600)));
@@ -354,7 +351,8 @@ impl ResponseCache {
         let directives = Directives::of(request.headers());
         let credentials = request.headers().contains_key(header::AUTHORIZATION)
             || request.headers().contains_key(header::COOKIE);
-        if !o.methods.contains(request.method())
+        // Only `GET` and `HEAD`: other methods' bodies are part of what they ask.
+        if ![Method::GET, Method::HEAD].contains(request.method())
             || directives.no_store
             || (credentials && !o.cache_credentials)
         {
@@ -376,11 +374,12 @@ impl ResponseCache {
             .unwrap_or_default();
         let key = variant_key(&url_key, &names, shown.headers());
         let slot: Slot<S::Error> = Arc::default();
+        // Without a permit of its own (a `ConcurrencyLimit` or `Buffer` inside): polled
+        // ready only if this caller must ask the handler itself after all.
+        let mut spare = inner.clone();
         if directives.no_cache {
             // The client wants a response made now: made, kept for the next, not shared.
-            let made = self
-                .make(inner.clone(), fresh(), &url_key, &names, &slot)
-                .await;
+            let made = self.make(inner, fresh(), &url_key, &names, &slot).await;
             if let Ok(Made {
                 value: Cached::Response(stored),
                 ttl: Some(ttl),
@@ -392,16 +391,13 @@ impl ResponseCache {
             }
             return match self.respond(made.map(|m| m.value), &shown, &slot, "miss") {
                 Some(answer) => answer,
-                None => pass(call(&mut inner, fresh()).await),
+                None => pass(call(&mut spare, fresh()).await),
             };
         }
         let factory = {
-            let (cache, slot, inner, fresh) = (
-                self.clone(),
-                Arc::clone(&slot),
-                inner.clone(),
-                fresh.clone(),
-            );
+            // The ready service runs the handler, or is dropped (with any permit it holds)
+            // when another caller's run is awaited instead.
+            let (cache, slot, fresh) = (self.clone(), Arc::clone(&slot), fresh.clone());
             let (url_key, names) = (url_key.clone(), names.clone());
             move || async move {
                 let made = cache.make(inner, fresh(), &url_key, &names, &slot).await?;
@@ -424,7 +420,7 @@ impl ResponseCache {
         match self.respond(entry.map(|e| e.value), &shown, &slot, source) {
             Some(answer) => answer,
             // Another caller ran the handler, and what it got could not be shared.
-            None => pass(call(&mut inner, fresh()).await),
+            None => pass(call(&mut spare, fresh()).await),
         }
     }
 
@@ -538,8 +534,21 @@ impl ResponseCache {
     /// The key of `request`'s URL: method, path and query, and the headers every key has.
     fn url_key(&self, request: &Request<()>) -> String {
         let o = &self.options;
+        // The host too: one process may serve several sites.
+        let host = request
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                request
+                    .headers()
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
         let mut key = format!(
-            "{}{} {}",
+            "{}{} {host}{}",
             o.prefix,
             request.method(),
             request.uri().path_and_query().map_or("/", |p| p.as_str())

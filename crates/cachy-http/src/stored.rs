@@ -141,6 +141,10 @@ impl Stored {
     /// Whether `request`'s `If-None-Match` (or, without one, `If-Modified-Since`) says it
     /// has this response already.
     fn not_modified<B>(&self, request: &Request<B>) -> bool {
+        // Conditions apply to successful responses only (RFC 9110, 13.2.1).
+        if !(200..300).contains(&self.status) {
+            return false;
+        }
         if let Some(tags) = request.headers().get(header::IF_NONE_MATCH) {
             let Some(etag) = self.header(&header::ETAG) else {
                 return false;

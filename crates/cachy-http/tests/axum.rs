@@ -40,7 +40,7 @@ fn cache() -> (CacheManager, Repository) {
 
 /// A server with every route, each behind its own layer, and its address.
 async fn serve(cache: &Repository, runs: Arc<Runs>) -> String {
-    let layer = || ResponseCache::new(cache.clone());
+    let layer = || ResponseCache::new(cache.clone()).ttl(Duration::from_secs(60));
     let r = runs.clone();
     let hello = get(move || {
         let n = r.hello.fetch_add(1, Ordering::SeqCst) + 1;
@@ -360,4 +360,66 @@ async fn an_expired_response_is_answered_while_a_slow_handler_revalidates_it() {
     assert_eq!(x_cache(&fresh), "hit");
     assert_eq!(fresh.text().await.unwrap(), "version 1");
     assert_eq!(runs.revalidated.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn hosts_are_apart_and_a_response_that_says_nothing_is_kept_only_when_asked() {
+    let (_, address, runs, client) = fixture().await;
+    for host in ["a.example", "b.example", "a.example"] {
+        client
+            .get(format!("{address}/products"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_eq!(runs.products.load(Ordering::SeqCst), 2, "one run per host");
+
+    let (_, repository) = cache();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let app = Router::new().route(
+        "/",
+        get(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { "says nothing" }
+        })
+        .layer(ResponseCache::new(repository)),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    for _ in 0..2 {
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(x_cache(&response), "miss");
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_kept_404_is_never_answered_304() {
+    let (repository, runs) = (cache().1, Arc::new(AtomicUsize::new(0)));
+    let counted = runs.clone();
+    let app = Router::new().route(
+        "/gone",
+        get(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { (StatusCode::NOT_FOUND, [(header::ETAG, "\"x\"")], "gone") }
+        })
+        .layer(ResponseCache::new(repository).ttl(Duration::from_secs(60))),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/gone", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = reqwest::Client::new();
+    client.get(&url).send().await.unwrap();
+    let conditional = client
+        .get(&url)
+        .header("if-none-match", "*")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(conditional.status(), 404);
+    assert_eq!(x_cache(&conditional), "hit");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
 }

@@ -39,7 +39,11 @@ async fn serve() {
         let n = runs.fetch_add(1, Ordering::SeqCst) + 1;
         async move { format!("products from {} run {n}", std::process::id()) }
     })
-    .layer(ResponseCache::new(cache.store(None).unwrap()).tags(["products"]));
+    .layer(
+        ResponseCache::new(cache.store(None).unwrap())
+            .ttl(Duration::from_secs(60))
+            .tags(["products"]),
+    );
     let flush = {
         let cache = cache.clone();
         axum::routing::post(move || async move {
@@ -85,8 +89,10 @@ fn start(redis_url: &str) -> Server {
 }
 
 async fn get_products(client: &reqwest::Client, server: &Server) -> (String, String) {
+    // Both behind one public name, as behind a load balancer.
     let response = client
         .get(format!("{}/products", server.1))
+        .header("host", "shop.example")
         .send()
         .await
         .unwrap();
@@ -114,7 +120,13 @@ async fn two_processes_share_responses_and_tag_flushes() {
 
     // curl, as any client: the same response, from the cache, with its age.
     let curl = Command::new("curl")
-        .args(["-s", "-i", &format!("{}/products", a.1)])
+        .args([
+            "-s",
+            "-i",
+            "-H",
+            "Host: shop.example",
+            &format!("{}/products", a.1),
+        ])
         .output()
         .expect("curl is installed (./scripts/test installs it)");
     let shown = String::from_utf8_lossy(&curl.stdout).to_ascii_lowercase();
