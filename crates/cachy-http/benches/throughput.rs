@@ -9,6 +9,7 @@
 //! `cargo bench -p cachy-http --bench throughput` (`HTTP_BENCH_ROUNDS`, default 5). Run by
 //! `cargo test` (without `--bench`), it only checks that it works: one short round.
 
+use cachy_testkit::bench::{median, range};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -69,17 +70,6 @@ async fn per_second(
         worker.await.unwrap();
     }
     counted as f64 / elapsed.as_secs_f64()
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-fn range(values: &[f64]) -> (f64, f64) {
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (min, max)
 }
 
 fn main() {

@@ -423,3 +423,36 @@ async fn a_kept_404_is_never_answered_304() {
     assert_eq!(x_cache(&conditional), "hit");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
+
+/// A cache that fails never fails a request: while the store is down every request is
+/// answered by the handler, and once it is back responses are kept again.
+#[tokio::test]
+async fn a_store_that_is_down_never_fails_a_request() {
+    let (cache, faults) = cachy::testing::faulty(&cache().1);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let app = Router::new().route(
+        "/",
+        get(move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+            async move { ([(header::CACHE_CONTROL, "max-age=60")], format!("run {n}")) }
+        })
+        .layer(ResponseCache::new(cache.clone())),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = reqwest::Client::new();
+    faults.down();
+    for n in 1..=2 {
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), format!("run {n}"));
+    }
+    assert!(cache.stats().errors >= 2, "the failures were seen");
+    faults.up();
+    let made = client.get(&url).send().await.unwrap().text().await.unwrap();
+    let kept = client.get(&url).send().await.unwrap();
+    assert_eq!(x_cache(&kept), "hit");
+    assert_eq!(kept.text().await.unwrap(), made);
+}

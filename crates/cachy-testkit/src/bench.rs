@@ -281,3 +281,16 @@ pub fn redis_benchmark_requests(
         .and_then(|line| line.split(',').nth(1))
         .and_then(|rps| rps.trim_matches('"').parse().ok())
 }
+
+/// The median of `values` (the upper one of an even count); sorts them.
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The lowest and highest of `values`.
+pub fn range(values: &[f64]) -> (f64, f64) {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min, max)
+}

@@ -8,6 +8,7 @@
 //! default 1000). Run by `cargo test` (without `--bench`), it only checks that it works: one
 //! short round and 20 updates.
 
+use cachy_testkit::bench::median;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -61,11 +62,6 @@ async fn per_hit(repo: &Repository, key: &str, n: u32) -> f64 {
         std::hint::black_box(found.expect("a hit"));
     }
     start.elapsed().as_nanos() as f64 / f64::from(n)
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn spread(values: &[f64]) -> (f64, f64) {

@@ -9,6 +9,7 @@
 //! `cargo bench -p cachy-rs --bench payloads --all-features` (`PAYLOADS_ROUNDS`, default 7).
 //! Run by `cargo test` (without `--bench`), it only checks that it works: one short round.
 
+use cachy_testkit::bench::{median, range};
 use std::time::Instant;
 
 use cachy::{CacheManager, Repository};
@@ -68,17 +69,6 @@ struct Subject {
     name: String,
     repo: Repository,
     value: Vec<Record>,
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-fn range(values: &[f64]) -> (f64, f64) {
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (min, max)
 }
 
 /// Microseconds per put and per get of the subject's value, over `n` of each.

@@ -5,6 +5,7 @@
 //! `cargo bench -p cachy-rs --bench sqlite_sync` (`SQLITE_ROUNDS`, default 7). Run by
 //! `cargo test` (without `--bench`), it only checks that it works: one short round.
 
+use cachy_testkit::bench::median;
 use std::time::{Duration, Instant};
 
 use cachy::{CacheManager, Repository};
@@ -40,11 +41,6 @@ async fn rate(repo: &Repository, op: &str, window: Duration) -> f64 {
         done += 1;
     }
     done as f64 / start.elapsed().as_secs_f64()
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn main() {

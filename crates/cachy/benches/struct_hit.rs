@@ -8,6 +8,7 @@
 //! `cargo bench -p cachy-rs --bench struct_hit` (`STRUCT_HIT_ROUNDS`, default 9). Run by
 //! `cargo test` (without `--bench`), it only checks that it works: one short round.
 
+use cachy_testkit::bench::{median, range};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,17 +62,6 @@ async fn per_read(subject: &Subject, mokas: &Mokas, n: u32) -> f64 {
 struct Mokas {
     plain: moka::sync::Cache<String, Profile>,
     shared: moka::sync::Cache<String, Arc<Profile>>,
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-fn range(values: &[f64]) -> (f64, f64) {
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (min, max)
 }
 
 fn main() {

@@ -359,7 +359,7 @@ impl StoreConfig {
     /// assert!(error.to_string().contains("did you mean `max_connections`"));
     /// ```
     pub fn check_fields(&self, known: &[&str]) -> Result<()> {
-        let valid = || known.iter().chain(COMMON_FIELDS).copied();
+        let valid = || known.iter().copied().chain(common_fields());
         let Some(unknown) = self
             .options
             .keys()
@@ -413,18 +413,14 @@ impl std::fmt::Debug for StoreConfig {
     }
 }
 
-/// Store options the manager reads for every driver.
-const COMMON_FIELDS: &[&str] = &[
-    "integers",
-    "decode_max_depth",
-    "decode_max_expansion",
-    "namespace",
-    "version",
-    "max_key_bytes",
-    "max_value_bytes",
-    "compress",
-    "encrypt",
-];
+/// Store options the manager reads for every driver: how its values decode, and the options
+/// of the layer every store is built in.
+pub(crate) fn common_fields<'a>() -> impl Iterator<Item = &'a str> + Clone {
+    ["integers", "decode_max_depth", "decode_max_expansion"]
+        .into_iter()
+        .chain(crate::stores::layer::config::FIELDS.iter().copied())
+        .map(|field| -> &'a str { field })
+}
 
 /// Of `candidates`, the one `name` is most likely a typo of, if any is close enough: for
 /// "did you mean" hints.

@@ -9,7 +9,7 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAc
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::{COMMON_FIELDS, MAX_CONFIG_SECONDS, StoreConfig};
+use super::{MAX_CONFIG_SECONDS, StoreConfig, common_fields};
 use crate::error::{Error, Result};
 
 /// A duration option, in seconds: a positive, finite number of at most a year (fractions
@@ -344,7 +344,7 @@ impl<'de> Deserializer<'de> for OwnOptions<'_> {
                 .0
                 .options()
                 .iter()
-                .filter(|(field, _)| !COMMON_FIELDS.contains(&field.as_str()))
+                .filter(|(field, _)| common_fields().all(|common| common != field.as_str()))
                 .collect::<Vec<_>>()
                 .into_iter(),
             value: None,

@@ -155,10 +155,8 @@ impl HybridStore {
                 ),
             ));
         }
-        if let Some(field) = ["integers", "decode_max_depth", "decode_max_expansion"]
-            .iter()
-            .chain(crate::stores::layer::config::FIELDS)
-            .find(|field| config.options().contains_key(**field))
+        if let Some(field) =
+            crate::config::common_fields().find(|field| config.options().contains_key(*field))
         {
             return Err(config.error(
                 field,
