@@ -137,6 +137,7 @@ macro_rules! behaviour_suite {
             a_value_that_cannot_be_encoded_is_a_failure_observed,
             a_fallback_is_never_fresh_to_get_has_many_or_remember,
             a_fallback_is_served_only_within_the_readers_window,
+            a_fallback_keeps_the_window_of_its_own_lifetime,
             compressed_values_read_back_across_a_setting_change,
             encrypted_values_rotate_and_refuse_tampering_and_other_keys,
             values_and_keys_over_the_limits_are_refused_before_they_are_sent,

@@ -8,14 +8,24 @@
 //! big-endian `u64`s of milliseconds since the Unix epoch (logical expiry, written at, end of
 //! the fail-safe window; `u64::MAX` for never), one flags byte, then the payload.
 //!
+//! A fail-safe fallback re-stored after its factory failed is fresh only until the throttle
+//! ends, which takes the logical expiry's place; it is written as version `02`, with a fourth
+//! `u64` after the flags byte: when its own lifetime ended, from which a reader's fail-safe
+//! window counts. (Readers of version `01` alone see a `02` fallback as plain bytes no format
+//! reads: a `Deserialize` error they compute around, never a wrong value.)
+//!
 //! [`Repository::remember_with`]: crate::Repository::remember_with
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The first byte of every envelope: no built-in format starts a value with it.
 pub(crate) const MARK: u8 = 0xC1;
-const MAGIC: [u8; 4] = [MARK, b'c', b'y', 1];
-const HEADER_LEN: usize = MAGIC.len() + 3 * 8 + 1;
+const MAGIC: [u8; 3] = [MARK, b'c', b'y'];
+/// The version of a value that is not a fallback.
+const VALUE: u8 = 1;
+/// The version of a fallback: [`VALUE`]'s header and when its lifetime ended.
+const FALLBACK: u8 = 2;
+const HEADER_LEN: usize = MAGIC.len() + 1 + 3 * 8 + 1;
 /// Flag: the value is a fail-safe fallback kept after its factory failed.
 const STALE: u8 = 1;
 
@@ -30,6 +40,10 @@ pub(crate) struct Header {
     pub(crate) fail_safe_until: Millis,
     /// Whether the value is a fallback re-stored after its factory failed.
     pub(crate) stale: bool,
+    /// When the value's own lifetime ended: `expires_at` for a value that is not a
+    /// fallback; for a fallback, whose `expires_at` is the throttle's end, the logical
+    /// expiry of the value it was.
+    pub(crate) expired_at: Millis,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -64,20 +78,33 @@ pub(crate) enum Opened<'a> {
 /// Open stored bytes. Bytes that start with the mark but are not a whole envelope are plain
 /// (no format reads them, so they are a `Deserialize` error, never a wrong value).
 pub(crate) fn open(bytes: &[u8]) -> Opened<'_> {
-    if bytes.len() < HEADER_LEN || bytes[..MAGIC.len()] != MAGIC {
+    let header_len = match bytes.get(MAGIC.len()) {
+        Some(&VALUE) => HEADER_LEN,
+        Some(&FALLBACK) => HEADER_LEN + 8,
+        _ => return Opened::Plain(bytes),
+    };
+    if bytes.len() < header_len || bytes[..MAGIC.len()] != MAGIC {
         return Opened::Plain(bytes);
     }
-    let field = |i: usize| {
-        let start = MAGIC.len() + 8 * i;
-        u64::from_be_bytes(bytes[start..start + 8].try_into().unwrap_or([0; 8]))
-    };
+    let field =
+        |start: usize| u64::from_be_bytes(bytes[start..start + 8].try_into().unwrap_or([0; 8]));
+    let fields = MAGIC.len() + 1;
+    let stale = bytes[HEADER_LEN - 1] & STALE != 0;
+    let expires_at = field(fields);
     let header = Header {
-        expires_at: field(0),
-        written_at: field(1),
-        fail_safe_until: field(2),
-        stale: bytes[HEADER_LEN - 1] & STALE != 0,
+        expires_at,
+        written_at: field(fields + 8),
+        fail_safe_until: field(fields + 16),
+        stale,
+        expired_at: match (header_len > HEADER_LEN, stale) {
+            (true, _) => field(HEADER_LEN),
+            (false, false) => expires_at,
+            // A version-01 fallback, from before its lifetime's end was kept: counted from
+            // when it was computed, which ends no later than the window it had.
+            (false, true) => field(fields + 8),
+        },
     };
-    Opened::Enveloped(header, &bytes[HEADER_LEN..])
+    Opened::Enveloped(header, &bytes[header_len..])
 }
 
 /// The payload of `bytes` if the value is fresh now: the bytes themselves without an
@@ -99,12 +126,16 @@ pub(crate) fn fresh_payload_until(bytes: &[u8]) -> Option<(&[u8], Option<Millis>
 
 /// `payload` in an envelope saying `header`.
 pub(crate) fn wrap(header: &Header, payload: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
+    let mut bytes = Vec::with_capacity(HEADER_LEN + 8 + payload.len());
     bytes.extend_from_slice(&MAGIC);
+    bytes.push(if header.stale { FALLBACK } else { VALUE });
     for field in [header.expires_at, header.written_at, header.fail_safe_until] {
         bytes.extend_from_slice(&field.to_be_bytes());
     }
     bytes.push(if header.stale { STALE } else { 0 });
+    if header.stale {
+        bytes.extend_from_slice(&header.expired_at.to_be_bytes());
+    }
     bytes.extend_from_slice(payload);
     bytes
 }
@@ -120,8 +151,13 @@ mod tests {
             written_at: 5,
             fail_safe_until: u64::MAX,
             stale: true,
+            expired_at: 7,
         };
         let bytes = wrap(&header, b"payload");
+        assert_eq!(
+            bytes[3], FALLBACK,
+            "a fallback keeps when its lifetime ended"
+        );
         match open(&bytes) {
             Opened::Enveloped(opened, payload) => {
                 assert_eq!(opened, header);
@@ -138,15 +174,37 @@ mod tests {
             b"payload",
         );
         assert_eq!(fresh_payload(&fresh), None, "a fallback is never fresh");
-        let fresh = wrap(
-            &Header {
-                expires_at: u64::MAX,
-                stale: false,
-                ..header
-            },
-            b"payload",
-        );
-        assert_eq!(fresh_payload(&fresh), Some(&b"payload"[..]));
+        let fresh = Header {
+            expires_at: u64::MAX,
+            stale: false,
+            expired_at: u64::MAX,
+            ..header
+        };
+        let bytes = wrap(&fresh, b"payload");
+        assert_eq!(bytes[3], VALUE);
+        assert!(matches!(open(&bytes), Opened::Enveloped(h, _) if h == fresh));
+        assert_eq!(fresh_payload(&bytes), Some(&b"payload"[..]));
+    }
+
+    #[test]
+    fn a_version_01_fallback_counts_its_window_from_when_it_was_computed() {
+        let fallback = Header {
+            expires_at: 10,
+            written_at: 5,
+            fail_safe_until: 90,
+            stale: true,
+            expired_at: 8,
+        };
+        let mut bytes = wrap(&fallback, b"payload");
+        bytes[3] = VALUE;
+        bytes.drain(HEADER_LEN..HEADER_LEN + 8);
+        match open(&bytes) {
+            Opened::Enveloped(opened, payload) => {
+                assert_eq!(opened.expired_at, 5);
+                assert_eq!(payload, b"payload");
+            }
+            Opened::Plain(_) => panic!("not opened"),
+        }
     }
 
     #[test]
@@ -156,6 +214,10 @@ mod tests {
             b"42",
             &[MARK, b'c', b'y'],
             &[MARK, b'c', b'y', 1, 0],
+            &[
+                MARK, b'c', b'y', 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ],
+            &[[MARK, b'c', b'y', 2].as_slice(), &[0; 26]].concat(),
         ] {
             assert!(matches!(open(bytes), Opened::Plain(b) if b == bytes));
         }

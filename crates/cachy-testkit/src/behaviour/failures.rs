@@ -441,3 +441,48 @@ pub async fn a_fallback_is_served_only_within_the_readers_window(repo: &Reposito
         assert!(left <= Duration::from_secs(52), "kept for {left:?}");
     }
 }
+
+/// A value's fail-safe window counts from the end of its own lifetime (which the factory
+/// may choose), also once a fallback has been re-stored for the throttle; and a value the
+/// factory allows no window is never served stale.
+pub async fn a_fallback_keeps_the_window_of_its_own_lifetime(repo: &Repository) {
+    // The options' lifetime (100 ms) is never used: each value gives its own.
+    let options = RememberOptions::new(Duration::from_millis(100))
+        .fail_safe(Duration::from_millis(1000))
+        .fail_safe_throttle(Duration::from_millis(200));
+    let failing =
+        || async { Err::<cachy::Computed<i64>, _>(cachy::Error::new(ErrorKind::Backend, "down")) };
+    let long = || ok(cachy::Computed::new(1i64).ttl(Duration::from_millis(1000)));
+    let computed = repo.remember_entry("k", &options, long).await.unwrap();
+    let written = Instant::now();
+    assert_eq!(computed.source, Source::Computed);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let stale = repo.remember_entry("k", &options, failing).await.unwrap();
+    assert_eq!((stale.value, stale.source), (1, Source::Stale));
+    // After the throttle, the re-stored fallback is still within 1 s of the value's own
+    // expiry (at 1 s), though past the options' lifetime plus the window (1.1 s).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = repo.remember_entry("k", &options, failing).await.unwrap();
+    assert_eq!((again.value, again.source), (1, Source::Stale));
+    tokio::time::sleep(Duration::from_millis(2100).saturating_sub(written.elapsed())).await;
+    let error = repo
+        .remember_entry("k", &options, failing)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("down"), "{error}");
+
+    let never_stale = || {
+        ok(cachy::Computed::new(2i64)
+            .ttl(Duration::from_millis(300))
+            .fail_safe(Duration::ZERO))
+    };
+    repo.remember_entry("n", &options, never_stale)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let error = repo
+        .remember_entry("n", &options, failing)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("down"), "{error}");
+}

@@ -23,11 +23,10 @@ impl<T> Cached<T> {
     }
 
     /// The value as a reader with `options` may use it: its fail-safe window ends no later
-    /// than the reader's own ([`RememberOptions::fail_safe`] past the value's logical expiry;
-    /// for a fallback, whose expiry the throttle replaced, past the time it was computed plus
-    /// the reader's lifetime), and is closed for a reader that did not ask for fail-safe. A
-    /// window the stored envelope claims (written by another version, or by anyone) never
-    /// outlives the reader's.
+    /// than the reader's own ([`RememberOptions::fail_safe`] past the end of the value's own
+    /// lifetime, which a fallback keeps beside the throttle's end), and is closed for a
+    /// reader that did not ask for fail-safe. A window the stored envelope claims (written by
+    /// another version, or by anyone) never outlives the reader's.
     pub(super) fn bounded_by(mut self, options: &RememberOptions) -> Self {
         if let Some(header) = &mut self.header {
             // Written in the future (a clock ahead, or crafted bytes): nothing in it can be
@@ -38,16 +37,9 @@ impl<T> Cached<T> {
                 return self;
             }
             header.fail_safe_until = match options.fail_safe_max {
-                Some(window) => {
-                    let expired_at = if header.stale {
-                        envelope::after(header.written_at, options.ttl)
-                    } else {
-                        header.expires_at
-                    };
-                    header
-                        .fail_safe_until
-                        .min(envelope::after(expired_at, window))
-                }
+                Some(window) => header
+                    .fail_safe_until
+                    .min(envelope::after(header.expired_at, window)),
                 None => 0,
             };
         }

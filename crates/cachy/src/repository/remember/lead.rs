@@ -290,7 +290,11 @@ impl Repository {
         T: Serialize,
         E: From<Error> + std::fmt::Display,
     {
-        let Computed { value, keep } = computed;
+        let Computed {
+            value,
+            keep,
+            fail_safe,
+        } = computed;
         let payload = match encode(self.serializer(), &value) {
             Ok(payload) => payload,
             Err(e) => {
@@ -308,7 +312,7 @@ impl Repository {
         };
         let mut stored = false;
         if let Some(ttl) = ttl {
-            let (bytes, lifetime) = self.stored_form(options, &payload, ttl);
+            let (bytes, lifetime) = self.stored_form(options, &payload, ttl, fail_safe);
             // The caller has its value whether or not the cache keeps it.
             stored = self.put_or_keep(key, &bytes, lifetime).await;
         }
@@ -336,17 +340,23 @@ impl Repository {
         }
     }
 
-    /// The bytes to store for `payload`, fresh for `ttl`, and how long the store keeps them.
+    /// The bytes to store for `payload`, fresh for `ttl` and a fallback up to the options'
+    /// fail-safe window (or the value's own, if shorter) after, and how long the store keeps
+    /// them.
     pub(super) fn stored_form(
         &self,
         options: &RememberOptions,
         payload: &[u8],
         ttl: Duration,
+        value_fail_safe: Option<Duration>,
     ) -> (Vec<u8>, Duration) {
         if !options.needs_envelope() {
             return (payload.to_vec(), ttl);
         }
-        let fail_safe = options.fail_safe_max.unwrap_or_default();
+        let fail_safe = options
+            .fail_safe_max
+            .unwrap_or_default()
+            .min(value_fail_safe.unwrap_or(Duration::MAX));
         let now = envelope::now();
         let expires_at = envelope::after(now, ttl);
         let header = Header {
@@ -354,6 +364,7 @@ impl Repository {
             written_at: now,
             fail_safe_until: envelope::after(expires_at, fail_safe),
             stale: false,
+            expired_at: expires_at,
         };
         (
             envelope::wrap(&header, payload),

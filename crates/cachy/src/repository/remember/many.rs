@@ -312,7 +312,7 @@ impl Repository {
                         }
                     };
                     let ttl = jittered(options.ttl, options.jitter);
-                    let (bytes, lifetime) = self.stored_form(options, &payload, ttl);
+                    let (bytes, lifetime) = self.stored_form(options, &payload, ttl, None);
                     let batch = batches.entry(store_ttl(lifetime)).or_default();
                     batch.0.push(i);
                     batch.1.push((key.as_str(), bytes));

@@ -255,6 +255,9 @@ impl RememberOptions {
 pub struct Computed<T> {
     pub(crate) value: T,
     pub(crate) keep: Keep,
+    /// The longest this value may serve as a fail-safe fallback past its expiry, if shorter
+    /// than the options' window.
+    pub(crate) fail_safe: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -273,6 +276,7 @@ impl<T> Computed<T> {
         Computed {
             value,
             keep: Keep::AsOptions,
+            fail_safe: None,
         }
     }
 
@@ -286,6 +290,15 @@ impl<T> Computed<T> {
     /// Return this value without caching it.
     pub fn uncached(mut self) -> Self {
         self.keep = Keep::Not;
+        self
+    }
+
+    /// Serve this value as a fail-safe fallback at most `max` after it expires (never
+    /// longer than the options' [`fail_safe`](RememberOptions::fail_safe) window);
+    /// `Duration::ZERO`: never serve it once expired. For a value that says itself how
+    /// stale it may be served, as an HTTP response's `must-revalidate` does.
+    pub fn fail_safe(mut self, max: Duration) -> Self {
+        self.fail_safe = Some(max);
         self
     }
 }
