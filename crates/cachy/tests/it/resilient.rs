@@ -115,6 +115,35 @@ async fn a_value_the_cache_cannot_keep_is_still_returned() {
 }
 
 #[tokio::test]
+async fn a_panicking_factory_panics_in_its_caller_and_the_next_call_computes() {
+    let repo = repository();
+    let options = RememberOptions::new(Duration::from_secs(60));
+    let panicking = {
+        let repo = repo.clone();
+        let options = options.clone();
+        tokio::spawn(async move {
+            repo.remember_with("k", &options, || async {
+                if true {
+                    panic!("the factory's own panic");
+                }
+                Ok::<i64, Error>(0)
+            })
+            .await
+        })
+    };
+    let payload = panicking.await.unwrap_err().into_panic();
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"the factory's own panic")
+    );
+    let value: i64 = repo
+        .remember_with("k", &options, || async { Ok::<_, Error>(5) })
+        .await
+        .unwrap();
+    assert_eq!(value, 5);
+}
+
+#[tokio::test]
 async fn a_fallback_is_not_served_after_its_window_closed() {
     let repo = repository();
     let options =

@@ -201,7 +201,10 @@ impl Repository {
             }
             Ok(Ok(Led::FellBack)) => fall_back(stale, key, None),
             Ok(Err(e)) => Err(Failed::Factory(e)),
-            // The factory panicked or was cancelled.
+            // As if it had run in the caller: the caller it ran for panics with its payload
+            // (and its waiters, handed nothing, compute their own).
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down.
             Err(e) => Err(Failed::Factory(
                 Error::new(
                     ErrorKind::Remember,

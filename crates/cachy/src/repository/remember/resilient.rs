@@ -95,6 +95,11 @@ impl Repository {
     /// A failure to store the computed value does not fail the call: the caller gets the
     /// value, and the next call computes again.
     ///
+    /// # Panics
+    ///
+    /// If `compute` panics, this call panics with its payload, as if it had run `compute`
+    /// itself; concurrent callers of the key waiting for it compute their own.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> cachy::Result<()> {
