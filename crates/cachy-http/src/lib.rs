@@ -78,6 +78,8 @@ struct Options {
     stale_if_error: Option<Duration>,
     stale_while_revalidate: Option<Duration>,
     distributed: Option<(Duration, Duration)>,
+    pass_ttl: Duration,
+    route: Option<String>,
 }
 
 impl ResponseCache {
@@ -99,6 +101,8 @@ impl ResponseCache {
                 stale_if_error: None,
                 stale_while_revalidate: None,
                 distributed: None,
+                pass_ttl: Duration::from_secs(60),
+                route: None,
             }),
         }
     }
@@ -154,16 +158,34 @@ impl ResponseCache {
     }
 
     /// When the handler fails (a `5xx` response, or an error), answer with the last
-    /// response up to `window` after it expired.
+    /// response up to `window` after it expired (RFC 5861's `stale-if-error`). Not for a
+    /// response that forbids it: `must-revalidate`, `proxy-revalidate`, `s-maxage`.
     pub fn stale_if_error(self, window: Duration) -> Self {
         self.with(|o| o.stale_if_error = Some(window))
     }
 
-    /// When a response has expired and the handler takes longer than `wait` to make a new
-    /// one, answer with the expired one (kept up to the `stale_if_error` window, or ten
-    /// minutes) and let the handler finish in the background.
-    pub fn stale_while_revalidate(self, wait: Duration) -> Self {
-        self.with(|o| o.stale_while_revalidate = Some(wait))
+    /// Up to `window` after a response expired, answer with it at once and let the handler
+    /// make a new one in the background (RFC 5861's `stale-while-revalidate`). Within the
+    /// window a failing handler is answered with it too, as serving it was allowed anyway;
+    /// with [`stale_if_error`](Self::stale_if_error) as well, the longer window serves both.
+    /// Not for a response that forbids it: `must-revalidate`, `proxy-revalidate`,
+    /// `s-maxage`.
+    pub fn stale_while_revalidate(self, window: Duration) -> Self {
+        self.with(|o| o.stale_while_revalidate = Some(window))
+    }
+
+    /// How long the cache remembers that a response could not be kept (it said `no-store`
+    /// or `private`, set a cookie, gave no lifetime, had a body over the limit...): until
+    /// then, concurrent requests for it go to the handler at once instead of waiting for
+    /// one another (default one minute; zero: never remembered).
+    pub fn pass_ttl(self, ttl: Duration) -> Self {
+        self.with(|o| o.pass_ttl = ttl)
+    }
+
+    /// The `route` label of this layer's metrics (feature `metrics`); by default, with
+    /// axum, the route's pattern (`/products/{id}`), else none.
+    pub fn route(self, route: impl Into<String>) -> Self {
+        self.with(|o| o.route = Some(route.into()))
     }
 
     /// Run the handler once across every process sharing the store: others wait up to
@@ -183,16 +205,15 @@ impl ResponseCache {
         let o = &self.options;
         // Each response's own lifetime is given with it; this one is never used as is.
         let mut options = RememberOptions::new(o.ttl.max(Duration::from_secs(1)));
-        let fallback = o
-            .stale_if_error
-            .or(o.stale_while_revalidate.map(|_| Duration::from_secs(600)));
-        if let Some(window) = fallback {
+        if let Some(window) = o.stale_if_error.max(o.stale_while_revalidate) {
+            // Every request asks the handler again (a failure is not remembered).
             options = options
                 .fail_safe(window)
                 .fail_safe_throttle(Duration::from_millis(1));
         }
-        if let Some(wait) = o.stale_while_revalidate {
-            options = options.soft_timeout(wait.max(Duration::from_millis(1)));
+        if o.stale_while_revalidate.is_some() {
+            // An expired response is answered unless the handler is just as fast.
+            options = options.soft_timeout(Duration::from_millis(1));
         }
         if let Some((lock_ttl, wait)) = o.distributed {
             options = options.distributed(lock_ttl, wait);

@@ -1,5 +1,5 @@
-//! What HTTP says about caching a request or a response: `Cache-Control`, `Expires`,
-//! `Set-Cookie`, `Vary`.
+//! What HTTP says about caching a request or a response: `Cache-Control`, `Pragma`,
+//! `Expires`, `Age`, `Vary`.
 
 use std::time::{Duration, SystemTime};
 
@@ -13,6 +13,8 @@ pub(crate) struct Directives {
     pub(crate) private: bool,
     pub(crate) max_age: Option<u64>,
     pub(crate) s_maxage: Option<u64>,
+    pub(crate) must_revalidate: bool,
+    pub(crate) proxy_revalidate: bool,
 }
 
 impl Directives {
@@ -34,23 +36,64 @@ impl Directives {
                     "private" => directives.private = true,
                     "max-age" => directives.max_age = seconds(),
                     "s-maxage" => directives.s_maxage = seconds(),
+                    "must-revalidate" => directives.must_revalidate = true,
+                    "proxy-revalidate" => directives.proxy_revalidate = true,
                     _ => {}
                 }
             }
         }
         directives
     }
+
+    /// The directives of a request: its `Cache-Control`, and `Pragma: no-cache` when it has
+    /// none (RFC 9111, 5.4); `max-age=0` asks for a response made now, as `no-cache` does.
+    pub(crate) fn of_request(headers: &HeaderMap) -> Self {
+        let mut directives = Directives::of(headers);
+        if !headers.contains_key(header::CACHE_CONTROL) {
+            directives.no_cache = headers
+                .get_all(header::PRAGMA)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| {
+                    v.split(',')
+                        .any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
+                });
+        }
+        if directives.max_age == Some(0) {
+            directives.no_cache = true;
+        }
+        directives
+    }
+
+    /// Whether a response with these directives may be served after it expired: not after
+    /// `must-revalidate`, nor, in a shared cache, after `proxy-revalidate` or `s-maxage`
+    /// (RFC 9111, 5.2.2.2, 5.2.2.8, 5.2.2.10).
+    pub(crate) fn allow_stale(&self) -> bool {
+        !(self.must_revalidate || self.proxy_revalidate || self.s_maxage.is_some())
+    }
 }
 
-/// How long a response may be served from a shared cache: `s-maxage`, else `max-age`, else
-/// `Expires` against `Date` (or now), else `default`. `None`: it must not be stored.
+/// How old a response already was when the handler gave it (its `Age`, from a cache behind
+/// it), in seconds.
+pub(crate) fn age_of(headers: &HeaderMap) -> u64 {
+    headers
+        .get(header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// How long a response may still be served from a shared cache: `s-maxage`, else
+/// `max-age`, less its `Age`; else `Expires` against `Date` (or now); else `default`.
+/// `None`: it must not be stored.
 pub(crate) fn lifetime(headers: &HeaderMap, default: Duration) -> Option<Duration> {
     let directives = Directives::of(headers);
     if directives.no_store || directives.no_cache || directives.private {
         return None;
     }
     if let Some(seconds) = directives.s_maxage.or(directives.max_age) {
-        return Some(Duration::from_secs(seconds)).filter(|d| !d.is_zero());
+        let left = seconds.saturating_sub(age_of(headers));
+        return Some(Duration::from_secs(left)).filter(|d| !d.is_zero());
     }
     let date = |name: HeaderName| {
         headers
@@ -133,6 +176,34 @@ mod tests {
         );
         assert_eq!(of(&[("expires", "0")]), None);
         assert_eq!(of(&[("cache-control", "max-age=oops")]), Some(default));
+        assert_eq!(
+            of(&[("cache-control", "max-age=30"), ("age", "20")]),
+            Some(Duration::from_secs(10)),
+            "what an earlier cache already used up"
+        );
+        assert_eq!(of(&[("cache-control", "max-age=30"), ("age", "40")]), None);
+    }
+
+    #[test]
+    fn a_request_asks_for_a_response_made_now_with_no_cache_max_age_0_or_pragma() {
+        let of = |pairs: &[(&str, &str)]| Directives::of_request(&headers(pairs)).no_cache;
+        assert!(of(&[("cache-control", "no-cache")]));
+        assert!(of(&[("cache-control", "max-age=0")]));
+        assert!(of(&[("pragma", "no-cache")]));
+        assert!(!of(&[
+            ("pragma", "no-cache"),
+            ("cache-control", "max-age=5")
+        ]));
+        assert!(!of(&[("cache-control", "max-age=5")]));
+    }
+
+    #[test]
+    fn revalidation_directives_forbid_serving_stale() {
+        let of = |value: &str| Directives::of(&headers(&[("cache-control", value)])).allow_stale();
+        assert!(of("max-age=60"));
+        assert!(!of("max-age=60, must-revalidate"));
+        assert!(!of("max-age=60, proxy-revalidate"));
+        assert!(!of("s-maxage=60"));
     }
 
     #[test]

@@ -3,19 +3,21 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cachy::{Computed, Source};
 use http::header::{self, HeaderMap};
 use http::{Method, Request, Response};
 use http_body::Body;
+use serde::{Deserialize, Serialize};
 
 use crate::ResponseCache;
 use crate::body::{self, BoxError, CacheBody};
-use crate::policy::{Directives, lifetime, varies_on};
-use crate::stored::{Cached, Stored, request_value};
+use crate::policy::{Directives, age_of, lifetime, varies_on};
+use crate::stored::{Cached, Stored, push_header};
 
 impl<S> tower_layer::Layer<S> for ResponseCache {
     type Service = CachedService<S>;
@@ -71,10 +73,24 @@ fn take<E>(slot: &Slot<E>) -> Option<Result<Response<CacheBody>, E>> {
     slot.lock().unwrap_or_else(PoisonError::into_inner).take()
 }
 
-/// A response the handler made, and how long it may be kept (`None`: not at all).
+/// A response the handler made, how long it may be kept (`None`: not at all), and whether
+/// it may be served after it expired.
 struct Made {
     value: Cached,
     ttl: Option<Duration>,
+    allow_stale: bool,
+}
+
+impl Made {
+    /// A response that cannot be shared: each caller asks the handler, and the cache
+    /// remembers that for `ttl`, if any.
+    fn not_kept(ttl: Option<Duration>) -> Self {
+        Made {
+            value: Cached::Pass,
+            ttl,
+            allow_stale: false,
+        }
+    }
 }
 
 /// Statuses a response may be kept with without saying so (RFC 9110, 15.1), but for 501.
@@ -107,7 +123,50 @@ where
         let ready = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, ready);
         let cache = self.cache.clone();
-        Box::pin(async move { cache.answer(inner, request).await })
+        #[cfg(feature = "metrics")]
+        let route = cache.route_of(&request);
+        Box::pin(async move {
+            let answer = cache.answer(inner, request).await;
+            #[cfg(feature = "metrics")]
+            if let Ok(response) = &answer
+                && cachy::observe::metrics_enabled()
+            {
+                cache.count(route, response);
+            }
+            answer
+        })
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl ResponseCache {
+    /// The `route` label of `request`: the one configured, else axum's route pattern.
+    fn route_of<B>(&self, request: &Request<B>) -> String {
+        if let Some(route) = &self.options.route {
+            return route.clone();
+        }
+        #[cfg(feature = "axum")]
+        if let Some(matched) = request.extensions().get::<axum::extract::MatchedPath>() {
+            return matched.as_str().to_owned();
+        }
+        String::new()
+    }
+
+    /// Count `response`, by where it came from (its `X-Cache`).
+    fn count(&self, route: String, response: &Response<CacheBody>) {
+        let source = response
+            .headers()
+            .get("x-cache")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("pass")
+            .to_owned();
+        metrics::counter!(
+            "cachy.http.responses",
+            "store" => self.cache.name().to_owned(),
+            "route" => route,
+            "cache" => source,
+        )
+        .increment(1);
     }
 }
 
@@ -158,63 +217,62 @@ impl ResponseCache {
         ResBody::Error: Into<BoxError>,
     {
         let o = &self.options;
-        let directives = Directives::of(request.headers());
+        let method = request.method().clone();
+        // Only `GET` and `HEAD`: other methods' bodies are part of what they ask.
+        if method != Method::GET && method != Method::HEAD {
+            let target = self.target(&request);
+            let answer = call(&mut inner, request).await;
+            // A write that succeeded changed what the URL's responses say (RFC 9111, 4.4).
+            if !is_safe(&method)
+                && let Ok(response) = &answer
+                && (response.status().is_success() || response.status().is_redirection())
+            {
+                self.invalidate(&target).await;
+            }
+            return pass(answer);
+        }
+        let directives = Directives::of_request(request.headers());
         let credentials = request.headers().contains_key(header::AUTHORIZATION)
             || request.headers().contains_key(header::COOKIE);
-        // Only `GET` and `HEAD`: other methods' bodies are part of what they ask.
-        if ![Method::GET, Method::HEAD].contains(request.method())
-            || directives.no_store
-            || (credentials && !o.cache_credentials)
-        {
+        if directives.no_store || directives.no_cache || (credentials && !o.cache_credentials) {
+            // The client wants a response made now (or none kept): what is kept stays.
             return pass(call(&mut inner, request).await);
         }
         // The body of a `GET` or `HEAD` has no meaning: each run of the handler gets an
         // empty one.
+        let url_key = self.url_key(&method, &self.target(&request));
         let (parts, _) = request.into_parts();
         let shown = Request::from_parts(parts.clone(), ());
         let fresh = move || Request::from_parts(parts.clone(), ReqBody::default());
-        let url_key = self.url_key(&shown);
-        // The names the responses of this URL vary on, as its last response said.
-        let names: Vec<String> = self
+        let index: Index = self
             .cache
-            .get(&names_key(&url_key))
+            .get(&index_key(&url_key))
             .await
             .ok()
             .flatten()
             .unwrap_or_default();
-        let key = variant_key(&url_key, &names, shown.headers());
+        let key = self.variant_key(&url_key, &index, shown.headers());
         let slot: Slot<S::Error> = Arc::default();
         // Without a permit of its own (a `ConcurrencyLimit` or `Buffer` inside): polled
         // ready only if this caller must ask the handler itself after all.
         let mut spare = inner.clone();
-        if directives.no_cache {
-            // The client wants a response made now: made, kept for the next, not shared.
-            let made = self.make(inner, fresh(), &url_key, &names, &slot).await;
-            if let Ok(Made {
-                value: Cached::Response(stored),
-                ttl: Some(ttl),
-            }) = &made
-            {
-                let kept = Cached::Response(stored.clone());
-                // A failing cache never fails the request: the response is answered anyway.
-                let _ = self.cache.put(&key, &kept, *ttl).await;
-            }
-            return match self.respond(made.map(|m| m.value), &shown, &slot, "miss") {
-                Some(answer) => answer,
-                None => pass(call(&mut spare, fresh()).await),
-            };
-        }
         let factory = {
             // The ready service runs the handler, or is dropped (with any permit it holds)
             // when another caller's run is awaited instead.
             let (cache, slot, fresh) = (self.clone(), Arc::clone(&slot), fresh.clone());
-            let (url_key, names) = (url_key.clone(), names.clone());
             move || async move {
-                let made = cache.make(inner, fresh(), &url_key, &names, &slot).await?;
+                let made = cache
+                    .make(inner, fresh(), &url_key, &index.names, &slot)
+                    .await?;
                 let computed = Computed::new(made.value);
-                Ok::<_, Failed>(match made.ttl {
+                let computed = match made.ttl {
                     Some(ttl) => computed.ttl(ttl),
                     None => computed.uncached(),
+                };
+                Ok::<_, Failed>(if made.allow_stale {
+                    computed
+                } else {
+                    computed.fail_safe(Duration::ZERO)
                 })
             }
         };
@@ -222,14 +280,31 @@ impl ResponseCache {
             .cache
             .remember_entry(&key, &self.remember_options(), factory)
             .await;
-        let source = match &entry {
-            Ok(entry) if entry.source == Source::Stale => "stale",
-            Ok(entry) if entry.source == Source::Cache => "hit",
-            _ => "miss",
+        let (cached, source) = match entry {
+            Ok(entry) => {
+                let source = match entry.source {
+                    Source::Stale => "stale",
+                    Source::Cache => "hit",
+                    Source::Computed => "miss",
+                };
+                (Ok(entry.value), source)
+            }
+            Err(error) => (Err(error), "miss"),
         };
-        match self.respond(entry.map(|e| e.value), &shown, &slot, source) {
+        // A client that takes no response as old as the one kept gets one made now.
+        if let (Some(max_age), Ok(Cached::Response(stored))) = (directives.max_age, &cached)
+            && source != "miss"
+            && stored.age() > max_age
+        {
+            return match take(&slot) {
+                Some(answer) => answer,
+                None => pass(call(&mut spare, fresh()).await),
+            };
+        }
+        match self.respond(cached, &shown, &slot, source) {
             Some(answer) => answer,
-            // Another caller ran the handler, and what it got could not be shared.
+            // Another caller ran the handler, and what it got could not be shared; or the
+            // cache remembers that this URL's responses cannot be.
             None => pass(call(&mut spare, fresh()).await),
         }
     }
@@ -288,15 +363,13 @@ impl ResponseCache {
         {
             // Responses of this URL vary on other headers than the key had: the next keys
             // will have them; this response, made under a key without them, is not shared.
-            let _ = self
-                .cache
-                .put(&names_key(url_key), varies, Duration::from_secs(86_400))
-                .await;
+            let index = Index {
+                names: varies.clone(),
+                generation: new_generation(),
+            };
+            let _ = self.cache.put(&index_key(url_key), &index, INDEX_TTL).await;
             put_in(slot, Ok(passed(CacheBody::new(body))));
-            return Ok(Made {
-                value: Cached::Pass,
-                ttl: None,
-            });
+            return Ok(Made::not_kept(None));
         }
         let declared = parts
             .headers
@@ -309,12 +382,10 @@ impl ResponseCache {
                 && (o.cache_set_cookie || !parts.headers.contains_key(header::SET_COOKIE))
                 && declared.is_none_or(|length| length <= o.max_body_bytes)
         });
+        let pass_ttl = Some(o.pass_ttl).filter(|ttl| !ttl.is_zero());
         if ttl.is_none() {
             put_in(slot, Ok(passed(CacheBody::new(body))));
-            return Ok(Made {
-                value: Cached::Pass,
-                ttl: None,
-            });
+            return Ok(Made::not_kept(pass_ttl));
         }
         match body::read(body, o.max_body_bytes).await {
             body::Read::Whole(bytes) => Ok(Made {
@@ -323,16 +394,15 @@ impl ResponseCache {
                     bytes,
                     &request_headers,
                     names,
+                    age_of(&parts.headers),
                     o.etag,
                 )),
                 ttl,
+                allow_stale: Directives::of(&parts.headers).allow_stale(),
             }),
             body::Read::Over(rest) => {
                 put_in(slot, Ok(passed(rest)));
-                Ok(Made {
-                    value: Cached::Pass,
-                    ttl: None,
-                })
+                Ok(Made::not_kept(pass_ttl))
             }
             body::Read::Failed(error) => {
                 put_in(slot, Ok(passed(CacheBody::failed(error))));
@@ -341,9 +411,9 @@ impl ResponseCache {
         }
     }
 
-    /// The key of `request`'s URL: method, path and query, and the headers every key has.
-    fn url_key(&self, request: &Request<()>) -> String {
-        let o = &self.options;
+    /// What `request` asks for, whatever the method: host, path and query. Under
+    /// axum's `Router::nest`, the path as the client sent it, not as the nest saw it.
+    fn target<B>(&self, request: &Request<B>) -> String {
         // The host too: one process may serve several sites.
         let host = request
             .uri()
@@ -357,39 +427,96 @@ impl ResponseCache {
                     .map(str::to_owned)
             })
             .unwrap_or_default();
-        let mut key = format!(
-            "{}{} {host}{}",
-            o.prefix,
-            request.method(),
-            request.uri().path_and_query().map_or("/", |p| p.as_str())
-        );
-        for name in &o.vary {
-            key.push('\n');
-            key.push_str(name);
-            key.push('=');
-            if let Some(value) = request_value(request.headers(), name) {
-                key.push_str(&hex::encode(value));
-            }
+        #[cfg(feature = "axum")]
+        let uri = request
+            .extensions()
+            .get::<axum::extract::OriginalUri>()
+            .map_or(request.uri(), |original| &original.0);
+        #[cfg(not(feature = "axum"))]
+        let uri = request.uri();
+        format!("{host}{}", uri.path_and_query().map_or("/", |p| p.as_str()))
+    }
+
+    /// The key of `method` on `target`.
+    fn url_key(&self, method: &Method, target: &str) -> String {
+        format!("{}{method} {target}", self.options.prefix)
+    }
+
+    /// The key of the response to a request with `headers` for `url_key`, in the URL's
+    /// current generation, with the headers every key has and those its responses vary on.
+    fn variant_key(&self, url_key: &str, index: &Index, headers: &HeaderMap) -> String {
+        let mut key = url_key.to_owned();
+        if index.generation != 0 {
+            key.push_str("\ng=");
+            key.push_str(&index.generation.to_string());
+        }
+        for name in &self.options.vary {
+            push_header(&mut key, "c:", name, headers);
+        }
+        for name in &index.names {
+            push_header(&mut key, "v:", name, headers);
         }
         key
     }
-}
 
-/// Where the names the responses of `url_key` vary on are kept.
-fn names_key(url_key: &str) -> String {
-    format!("{url_key}\nvary")
-}
-
-/// The key of the response to a request with `headers` for `url_key`, varying on `names`.
-fn variant_key(url_key: &str, names: &[String], headers: &HeaderMap) -> String {
-    let mut key = url_key.to_owned();
-    for name in names {
-        key.push_str("\nv:");
-        key.push_str(name);
-        key.push('=');
-        if let Some(value) = request_value(headers, name) {
-            key.push_str(&hex::encode(value));
+    /// Make every kept response of `target` unreachable: a new generation of its keys (the
+    /// first keys, of a URL without an index, are dropped).
+    async fn invalidate(&self, target: &str) {
+        for method in [Method::GET, Method::HEAD] {
+            let url_key = self.url_key(&method, target);
+            let names = match self.cache.get::<Index>(&index_key(&url_key)).await {
+                Ok(Some(index)) => index.names,
+                _ => Vec::new(),
+            };
+            let index = Index {
+                names,
+                generation: new_generation(),
+            };
+            // A failing cache never fails the request; the failure is observed.
+            let _ = self
+                .cache
+                .put(&index_key(&url_key), &index, INDEX_TTL)
+                .await;
+            let _ = self.cache.forget(&url_key).await;
         }
     }
-    key
+}
+
+/// Whether `method` changes nothing on the server (RFC 9110, 9.2.1).
+fn is_safe(method: &Method) -> bool {
+    [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE].contains(method)
+}
+
+/// What the layer knows of a URL: the request headers its responses vary on, and the
+/// generation of its keys, which a write to the URL replaces.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Index {
+    names: Vec<String>,
+    /// Zero for a URL without an index; never zero in one.
+    generation: u64,
+}
+
+/// How long an index is kept.
+const INDEX_TTL: Duration = Duration::from_secs(86_400);
+
+/// A generation no other index of any process has had.
+fn new_generation() -> u64 {
+    use std::hash::BuildHasher;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = (
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::process::id(),
+    );
+    std::collections::hash_map::RandomState::new()
+        .hash_one(seed)
+        .max(1)
+}
+
+/// Where the index of `url_key` is kept.
+fn index_key(url_key: &str) -> String {
+    format!("{url_key}\nindex")
 }

@@ -25,7 +25,8 @@ pub(crate) struct Stored {
     pub(crate) status: u16,
     pub(crate) headers: Vec<(String, ByteBuf)>,
     pub(crate) body: ByteBuf,
-    /// When the response was made, in seconds since the Unix epoch, for `Age`.
+    /// When the response was made (by the origin, if a cache behind the handler gave it
+    /// with an `Age`), in seconds since the Unix epoch, for `Age`.
     pub(crate) made_at: u64,
     /// The request header values it was made for, by lower-case name (its `Vary`).
     pub(crate) vary: Vec<(String, Option<ByteBuf>)>,
@@ -48,14 +49,29 @@ pub(crate) fn request_value(headers: &HeaderMap, name: &str) -> Option<ByteBuf> 
     (!values.is_empty()).then(|| ByteBuf::from(values.join(&b", "[..])))
 }
 
+/// Append the request header `name` and its value to `key`: `\n{kind}{name}`, then
+/// `={hex}` if the request has the header (so that an absent header and an empty one are
+/// different keys).
+pub(crate) fn push_header(key: &mut String, kind: &str, name: &str, headers: &HeaderMap) {
+    key.push('\n');
+    key.push_str(kind);
+    key.push_str(name);
+    if let Some(value) = request_value(headers, name) {
+        key.push('=');
+        key.push_str(&hex::encode(value));
+    }
+}
+
 impl Stored {
     /// `parts` and `body` as kept, made for a request with `request_headers` and varying on
-    /// `vary`; with an `ETag` computed from the body if it has none and `etag` is on.
+    /// `vary`, `age` seconds old already; with an `ETag` computed from the body if it has
+    /// none and `etag` is on.
     pub(crate) fn new(
         parts: &http::response::Parts,
         body: Bytes,
         request_headers: &HeaderMap,
         vary: &[String],
+        age: u64,
         etag: bool,
     ) -> Self {
         let mut headers: Vec<(String, ByteBuf)> = parts
@@ -74,8 +90,8 @@ impl Stored {
         Stored {
             status: parts.status.as_u16(),
             headers,
-            body: ByteBuf::from(body.to_vec()),
-            made_at: unix_now(),
+            body: ByteBuf::from(Vec::from(body)),
+            made_at: unix_now().saturating_sub(age),
             vary: vary
                 .iter()
                 .map(|name| (name.clone(), request_value(request_headers, name)))
@@ -90,6 +106,11 @@ impl Stored {
             .all(|(name, value)| request_value(request.headers(), name) == *value)
     }
 
+    /// How old it is, in seconds.
+    pub(crate) fn age(&self) -> u64 {
+        unix_now().saturating_sub(self.made_at)
+    }
+
     fn header(&self, name: &HeaderName) -> Option<&[u8]> {
         self.headers
             .iter()
@@ -100,25 +121,31 @@ impl Stored {
     /// The response to `request`: this one with its `Age`, or `304 Not Modified` if the
     /// request's validators match; without a body for `HEAD`.
     pub(crate) fn respond<B>(
-        &self,
+        self,
         request: &Request<B>,
         source: &'static str,
     ) -> Response<CacheBody> {
-        let age = unix_now().saturating_sub(self.made_at);
+        let age = self.age();
         let not_modified = self.not_modified(request);
+        let Stored {
+            status,
+            headers: kept,
+            body,
+            ..
+        } = self;
         let mut response =
             Response::new(if not_modified || request.method() == http::Method::HEAD {
                 CacheBody::empty()
             } else {
-                CacheBody::full(Bytes::from(self.body.to_vec()))
+                CacheBody::full(Bytes::from(body.into_vec()))
             });
         *response.status_mut() = if not_modified {
             StatusCode::NOT_MODIFIED
         } else {
-            StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK)
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK)
         };
         let headers = response.headers_mut();
-        for (name, value) in &self.headers {
+        for (name, value) in &kept {
             let (Ok(name), Ok(value)) = (
                 HeaderName::from_bytes(name.as_bytes()),
                 HeaderValue::from_bytes(value),

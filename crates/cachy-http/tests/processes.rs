@@ -1,6 +1,7 @@
 //! Two OS processes serving the same route through one hybrid store (an in-process level
 //! over Redis, started here): a response one made is the other's hit, a tag flushed in one
-//! drops the route's responses in both, and `curl` sees what any client does.
+//! drops the route's responses in both, `curl` sees what any client does, and with
+//! `distributed` concurrent requests to both processes run the handler once.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -51,9 +52,25 @@ async fn serve() {
             "flushed"
         })
     };
+    // A slow report, made once for every process: the runs are counted in Redis.
+    let counts = cache.store(Some("redis")).unwrap();
+    let report = get(move || {
+        let counts = counts.clone();
+        async move {
+            counts.increment("report-runs").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            format!("report from {}", std::process::id())
+        }
+    })
+    .layer(
+        ResponseCache::new(cache.store(None).unwrap())
+            .ttl(Duration::from_secs(60))
+            .distributed(Duration::from_secs(10), Duration::from_secs(10)),
+    );
     let app = Router::new()
         .route("/products", products)
-        .route("/products/flush", flush);
+        .route("/products/flush", flush)
+        .route("/report", report);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("LISTENING http://{}", listener.local_addr().unwrap());
     axum::serve(listener, app).await.unwrap();
@@ -161,4 +178,34 @@ async fn two_processes_share_responses_and_tag_flushes() {
         get_products(&client, &a).await,
         ("hit".to_owned(), made_by_b)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_to_two_processes_run_a_distributed_handler_once() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (start(&redis.url()), start(&redis.url()));
+    let client = reqwest::Client::new();
+    let requests: Vec<_> = (0..20)
+        .map(|i| {
+            let url = format!("{}/report", if i % 2 == 0 { &a.1 } else { &b.1 });
+            let client = client.clone();
+            // Both behind one public name, as behind a load balancer.
+            let request = client.get(url).header("host", "reports.example");
+            tokio::spawn(async move { request.send().await.unwrap().text().await.unwrap() })
+        })
+        .collect();
+    let mut bodies = Vec::new();
+    for request in requests {
+        bodies.push(request.await.unwrap());
+    }
+    assert!(bodies.iter().all(|body| body == &bodies[0]), "{bodies:?}");
+    let runs: Option<i64> = manager(&redis.url())
+        .store(Some("redis"))
+        .unwrap()
+        .get("report-runs")
+        .await
+        .unwrap();
+    assert_eq!(runs, Some(1), "the handler ran once across both processes");
 }

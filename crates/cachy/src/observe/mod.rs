@@ -160,8 +160,10 @@ pub fn enable_metrics() {
     METRICS.store(true, Ordering::Release);
 }
 
-/// Whether operations are timed for metrics.
-pub(crate) fn metrics_enabled() -> bool {
+/// Whether metrics are recorded: the feature `metrics` is on and
+/// [`enable_metrics`] was called. Crates that record metrics of their own beside cachy's
+/// (`cachy-http`) follow the same switch.
+pub fn metrics_enabled() -> bool {
     cfg!(feature = "metrics") && METRICS.load(Ordering::Relaxed)
 }
 
