@@ -3,19 +3,24 @@
 //! [`ResponseCache`] is a `tower::Layer`: in front of a handler (or a whole router), it
 //! answers `GET` and `HEAD` requests from the cache, keyed by method, host, path, query and
 //! the request headers the response varies on, and stores what the handler answers, as
-//! HTTP allows (a response that gives no lifetime only with a default [`ttl`](ResponseCache::ttl)): `Cache-Control` (`no-store`, `no-cache`, `private`, `max-age`, `s-maxage`) and
-//! `Expires` on the response, `no-store` and `no-cache` on the request; responses setting
-//! cookies are not kept unless allowed; requests carrying `Authorization` or `Cookie` pass
-//! through unless allowed. It adds `Age` and `X-Cache` (`hit`, `miss`, `stale`, `pass`),
-//! answers `If-None-Match` and `If-Modified-Since` with `304 Not Modified`, and can compute
-//! an `ETag` for responses without one.
+//! HTTP allows (a response that gives no lifetime only with a default
+//! [`ttl`](ResponseCache::ttl)): `Cache-Control` (`no-store`, `no-cache`, `private`,
+//! `max-age`, `s-maxage`, `must-revalidate`, `proxy-revalidate`), `Expires` and `Age` on
+//! the response; `no-store`, `no-cache`, `max-age` and `Pragma: no-cache` on the request.
+//! Responses setting cookies are not kept unless allowed; requests carrying `Authorization`
+//! or `Cookie` pass through unless allowed; a `POST`, `PUT`, `PATCH` or `DELETE` that
+//! succeeds drops its URL's responses. It adds `Age` and `X-Cache` (`hit`, `miss`, `stale`,
+//! `pass`), answers `If-None-Match` and `If-Modified-Since` with `304 Not Modified`, and can
+//! compute an `ETag` for responses without one. With the `metrics` feature it counts
+//! responses as `cachy.http.responses{store, route, cache}`.
 //!
 //! It is built on the store's resilient `remember`: concurrent identical requests run the
 //! handler once (across processes too with [`distributed`](ResponseCache::distributed)), a
 //! store that fails never fails a request, a handler failing (a `5xx`, or an error) is
 //! answered with the last response for [`stale_if_error`](ResponseCache::stale_if_error),
-//! and a slow one for [`stale_while_revalidate`](ResponseCache::stale_while_revalidate)
-//! while it finishes in the background. [`tags`](ResponseCache::tags) put a route's
+//! and one that just expired is answered at once for
+//! [`stale_while_revalidate`](ResponseCache::stale_while_revalidate) while the handler
+//! makes a new one in the background. [`tags`](ResponseCache::tags) put a route's
 //! responses under cache tags, which the endpoints that change them flush.
 //!
 //! ```
