@@ -140,7 +140,9 @@ fn tally_json(tally: Tally) -> Value {
     json!({ "files": tally.files, "bytes": tally.bytes })
 }
 
-/// `cachy keys PATTERN`: the keys of the store that match `pattern`, sorted.
+/// `cachy keys PATTERN`: the keys of the store that match `pattern`, printed as they are
+/// found (see [`Inspect::for_each_key`](cachy::inspect::Inspect::for_each_key) for the
+/// order).
 pub(crate) async fn keys(
     repository: &Repository,
     pattern: &str,
@@ -148,16 +150,19 @@ pub(crate) async fn keys(
 ) -> Result<(), Failure> {
     let name = repository.name();
     let store = inspector(repository, "list keys")?;
-    let keys = shown(out, "listing keys", async |progress| {
-        store.list_keys(pattern, progress).await
-    })
-    .await
-    .map_err(|e| e.with_store(name))?;
     let head = serde_json::Map::from_iter([
         ("store".to_owned(), name.into()),
         ("pattern".to_owned(), pattern.into()),
     ]);
-    out.print_list(&keys, head, "keys")
+    let mut list = out.list(head, "keys");
+    let listed = shown(out, "listing keys", async |progress| {
+        store
+            .for_each_key(pattern, progress, &mut |key| list.item(key))
+            .await
+    })
+    .await;
+    list.finish(listed.is_ok())?;
+    listed.map_err(|e| Failure(e.with_store(name)))
 }
 
 /// `cachy prune`: remove what the store keeps but will never serve again.

@@ -107,8 +107,10 @@ enum Command {
     /// (file), with their bytes; memcached's counters per server.
     Stats,
     /// List the keys that match the glob PATTERN (`*`, `?` for one byte, `[abc]`, `[^a-z]`,
-    /// `\` before a character taken as itself), sorted: Redis and database stores. Keys
-    /// over 250 bytes show as the database stores them, `cachy:sha1:` and a digest.
+    /// `\` before a character taken as itself), as they are found: Redis (in SCAN's order,
+    /// a key possibly twice while Redis resizes; pipe through `sort -u`) and database
+    /// stores (sorted). Keys over 250 bytes show as the database stores them, `cachy:sha1:`
+    /// and a digest.
     Keys {
         /// The glob the keys must match (default: every key).
         #[arg(default_value = "*")]

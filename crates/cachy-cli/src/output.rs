@@ -65,39 +65,24 @@ impl Output {
         }
     }
 
-    /// Print `items` one per line, or with `--json` the object `head` with `items` under
-    /// `field`, written as they go: neither the whole text nor a copy of the items as JSON
-    /// values is built first (a million keys would take that much memory again).
-    pub(crate) fn print_list(
-        &self,
-        items: &[String],
-        head: serde_json::Map<String, Value>,
-        field: &str,
-    ) -> Result<(), Failure> {
-        let mut stdout = io::BufWriter::new(io::stdout().lock());
-        let write = || -> io::Result<()> {
-            if self.json {
-                let head = Value::Object(head).to_string();
-                let open = head.strip_suffix('}').unwrap_or(&head);
-                let comma = if open.len() > 1 { "," } else { "" };
-                write!(stdout, "{open}{comma}{}:[", Value::from(field))?;
-                for (i, item) in items.iter().enumerate() {
-                    let comma = if i > 0 { "," } else { "" };
-                    write!(stdout, "{comma}{}", Value::from(item.as_str()))?;
-                }
-                writeln!(stdout, "]}}")?;
-            } else {
-                for item in items {
-                    writeln!(stdout, "{item}")?;
-                }
-            }
-            stdout.flush()
+    /// A list printed as its items come: one per line, or with `--json` the object `head`
+    /// with the items under `field`. Neither the text nor the items are kept (a million
+    /// keys would take that much memory again).
+    pub(crate) fn list(&self, head: serde_json::Map<String, Value>, field: &str) -> List {
+        let mut list = List {
+            stdout: io::BufWriter::new(io::stdout()),
+            json: self.json,
+            items: 0,
+            failed: None,
         };
-        match write() {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-            Err(e) => Err(Failure(Error::backend("cannot write to stdout", e))),
-            Ok(()) => Ok(()),
+        if self.json {
+            let head = Value::Object(head).to_string();
+            let open = head.strip_suffix('}').unwrap_or(&head);
+            let comma = if open.len() > 1 { "," } else { "" };
+            let opened = format!("{open}{comma}{}:[", Value::from(field));
+            list.write(|stdout| stdout.write_all(opened.as_bytes()));
         }
+        list
     }
 
     /// Tell a person what a result means, on stderr, in text mode only (`--json` output
@@ -190,5 +175,55 @@ impl Shown {
     /// Erase the progress: the work is done.
     pub(crate) fn finish(self) {
         self.bar.finish_and_clear();
+    }
+}
+
+/// A list being printed (see [`Output::list`]).
+pub(crate) struct List {
+    stdout: io::BufWriter<io::Stdout>,
+    json: bool,
+    items: u64,
+    /// The first failure to write; nothing more is written after it.
+    failed: Option<io::Error>,
+}
+
+impl List {
+    fn write(&mut self, write: impl FnOnce(&mut io::BufWriter<io::Stdout>) -> io::Result<()>) {
+        if self.failed.is_none()
+            && let Err(e) = write(&mut self.stdout)
+        {
+            self.failed = Some(e);
+        }
+    }
+
+    /// Print `item`.
+    pub(crate) fn item(&mut self, item: &str) {
+        let (json, first) = (self.json, self.items == 0);
+        self.items += 1;
+        self.write(|stdout| {
+            if json {
+                let comma = if first { "" } else { "," };
+                write!(stdout, "{comma}{}", Value::from(item))
+            } else {
+                writeln!(stdout, "{item}")
+            }
+        });
+    }
+
+    /// End the list (the JSON document is closed only when every item came).
+    pub(crate) fn finish(mut self, complete: bool) -> Result<(), Failure> {
+        let json = self.json;
+        self.write(|stdout| {
+            if json && complete {
+                writeln!(stdout, "]}}")?;
+            }
+            stdout.flush()
+        });
+        match self.failed {
+            // A reader that stopped early (`cachy keys | head`) wanted no more.
+            Some(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            Some(e) => Err(Failure(Error::backend("cannot write to stdout", e))),
+            None => Ok(()),
+        }
     }
 }

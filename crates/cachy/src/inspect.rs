@@ -184,6 +184,23 @@ pub trait Inspect: Send + Sync {
         Err(unsupported("list keys", "this store cannot list its keys"))
     }
 
+    /// Give each live key matching `pattern` to `each` as it is found, without keeping
+    /// them: in constant memory where the store can walk its keys (Redis: in `SCAN`'s
+    /// order, a key possibly twice while Redis resizes its table), else the
+    /// [`list_keys`](Self::list_keys) list, sorted. A failure midway comes after the keys
+    /// found before it.
+    async fn for_each_key(
+        &self,
+        pattern: &str,
+        progress: OnProgress,
+        each: &mut (dyn for<'k> FnMut(&'k str) + Send),
+    ) -> Result<()> {
+        for key in self.list_keys(pattern, progress).await? {
+            each(&key);
+        }
+        Ok(())
+    }
+
     /// Remove what the store keeps but will never serve again (expired rows, abandoned
     /// temporary files), and say how much. Stores whose server expires items itself have
     /// nothing to prune.

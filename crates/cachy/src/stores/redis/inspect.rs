@@ -304,6 +304,22 @@ impl Inspect for RedisStore {
         Ok(keys)
     }
 
+    /// In the memory of one page of `SCAN`.
+    async fn for_each_key(
+        &self,
+        pattern: &str,
+        progress: OnProgress,
+        each: &mut (dyn for<'k> FnMut(&'k str) + Send),
+    ) -> Result<()> {
+        let mut found = 0u64;
+        self.scan_prefix(pattern, false, |key, _| {
+            each(key);
+            found += 1;
+            progress(Progress::new(found, None, found));
+        })
+        .await
+    }
+
     async fn prune(&self, _: OnProgress) -> Result<Pruned> {
         Err(unsupported(
             "prune",
