@@ -143,6 +143,49 @@ async fn a_panicking_factory_panics_in_its_caller_and_the_next_call_computes() {
     assert_eq!(value, 5);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_of_a_panicking_factory_are_told_at_once_instead_of_leading_in_turn() {
+    let repo = repository();
+    let options = RememberOptions::new(Duration::from_secs(60));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let callers: Vec<_> = (0..5)
+        .map(|_| {
+            let (repo, options, runs) = (repo.clone(), options.clone(), runs.clone());
+            tokio::spawn(async move {
+                repo.remember_with("k", &options, move || async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    if true {
+                        panic!("the factory's own panic");
+                    }
+                    Ok::<i64, Error>(0)
+                })
+                .await
+            })
+        })
+        .collect();
+    let (mut panicked, mut failed) = (0, 0);
+    for caller in callers {
+        match caller.await {
+            Err(join) if join.is_panic() => panicked += 1,
+            Ok(Err(error)) => {
+                assert_eq!(error.kind(), ErrorKind::Remember);
+                assert!(error.to_string().contains("panicked"), "{error}");
+                failed += 1;
+            }
+            other => panic!("neither a panic nor an error: {other:?}"),
+        }
+    }
+    assert_eq!((panicked, failed), (1, 4));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn a_fallback_is_not_served_after_its_window_closed() {
     let repo = repository();

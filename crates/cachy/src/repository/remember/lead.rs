@@ -235,8 +235,25 @@ impl Repository {
         Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
     {
         let computed = leader
-            .compute(async { within_hard_timeout(&options, compute()).await })
+            .compute(CatchPanic(Box::pin(async {
+                within_hard_timeout(&options, compute()).await
+            })))
             .await;
+        let computed = match computed {
+            Ok(computed) => computed,
+            Err(panic) => {
+                // The waiters are told at once, as of a failure (each would otherwise lead in
+                // turn, one run of the factory after another); the caller it ran for panics.
+                let failed = Error::new(ErrorKind::Remember, "the factory panicked")
+                    .with_store(self.name())
+                    .with_key(&key);
+                leader.finish(Handoff::Failed(Failure::of(&failed, None)));
+                if let Some(lock) = lock {
+                    let _ = lock.release().await;
+                }
+                std::panic::resume_unwind(panic);
+            }
+        };
         let led = self
             .finish_lead(leader, &key, &options, computed, fallback)
             .await;
@@ -426,4 +443,24 @@ pub(super) fn fall_back<T, E: From<Error>>(
         ),
     };
     Err(Failed::Factory(error.with_key(key).into()))
+}
+
+/// A future, with a panic while polling it caught as its output.
+struct CatchPanic<F>(std::pin::Pin<Box<F>>);
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        // The future is not polled again after a panic: nothing sees it half-changed.
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
 }
