@@ -187,6 +187,30 @@ async fn waiters_of_a_panicking_factory_are_told_at_once_instead_of_leading_in_t
 }
 
 #[tokio::test]
+async fn a_slow_store_costs_a_remember_at_most_its_cache_timeout_per_call() {
+    let (cache, faults) = cachy::testing::faulty(&repository());
+    faults.latency(Duration::from_secs(5));
+    let options =
+        RememberOptions::new(Duration::from_secs(60)).cache_timeout(Duration::from_millis(100));
+    let started = Instant::now();
+    let value: i64 = cache
+        .remember_with("k", &options, || async { Ok::<_, Error>(7) })
+        .await
+        .unwrap();
+    assert_eq!(value, 7);
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "a read and a write of 100 ms at most: {:?}",
+        started.elapsed()
+    );
+    let stats = cache.stats();
+    assert_eq!(
+        stats.errors, 2,
+        "the read and the write that timed out: {stats:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_fallback_is_not_served_after_its_window_closed() {
     let repo = repository();
     let options =

@@ -13,7 +13,7 @@ use super::Failed;
 use super::across::Across;
 use super::cached::{Cached, Fallback};
 use super::options::{Computed, Entry, Keep, RememberOptions, Source};
-use super::resilient::{Report, jittered, store_ttl, within_hard_timeout};
+use super::resilient::{Report, jittered, store_ttl, within_cache_timeout, within_hard_timeout};
 use crate::codec::{decode, encode};
 use crate::envelope::{self, Header};
 use crate::error::{Error, ErrorKind};
@@ -334,7 +334,9 @@ impl Repository {
         if let Some(ttl) = ttl {
             let (bytes, lifetime) = self.stored_form(options, &payload, ttl, fail_safe);
             // The caller has its value whether or not the cache keeps it.
-            stored = self.put_or_keep(key, &bytes, lifetime).await;
+            stored = self
+                .put_or_keep(key, &bytes, lifetime, options.cache_timeout)
+                .await;
         }
         leader.finish(Handoff::Value(payload.into()));
         Ok(Led::Fresh(value, ttl, stored))
@@ -344,12 +346,15 @@ impl Repository {
     /// the failure and keep the bytes in this process if the store can
     /// ([`Store::keep_after_failed_write`](crate::Store::keep_after_failed_write)). Whether
     /// the store kept them.
-    pub(super) async fn put_or_keep(&self, key: &str, bytes: &[u8], lifetime: Duration) -> bool {
-        match self
-            .store()
-            .put(key, bytes, Some(store_ttl(lifetime)))
-            .await
-        {
+    pub(super) async fn put_or_keep(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        lifetime: Duration,
+        timeout: Option<Duration>,
+    ) -> bool {
+        let put = self.store().put(key, bytes, Some(store_ttl(lifetime)));
+        match within_cache_timeout(timeout, put).await {
             Ok(()) => true,
             Err(e) => {
                 self.survived(Operation::Put, Some(key), &self.context(key)(e));
@@ -412,7 +417,8 @@ impl Repository {
         };
         let lifetime = envelope::between(now, fallback.header.fail_safe_until);
         // A failing store only means the next caller tries the factory sooner.
-        self.put_or_keep(key, &envelope::wrap(&header, &fallback.payload), lifetime)
+        let bytes = envelope::wrap(&header, &fallback.payload);
+        self.put_or_keep(key, &bytes, lifetime, options.cache_timeout)
             .await;
     }
 }

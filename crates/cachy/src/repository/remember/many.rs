@@ -11,7 +11,7 @@ use super::Failed;
 use super::cached::Fallback;
 use super::lead::usable;
 use super::options::RememberOptions;
-use super::resilient::{jittered, store_ttl};
+use super::resilient::{jittered, store_ttl, within_cache_timeout};
 use crate::codec::{decode, encode};
 use crate::envelope::{self, Millis};
 use crate::error::{Error, ErrorKind, Result};
@@ -206,7 +206,8 @@ impl Repository {
         options: &RememberOptions,
     ) -> Result<Vec<Option<Vec<u8>>>> {
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let mut read = match self.store().get_many(&refs).await {
+        let read = within_cache_timeout(options.cache_timeout, self.store().get_many(&refs));
+        let mut read = match read.await {
             Ok(read) => read,
             Err(e) if options.propagate_cache_errors => return Err(e.with_store(self.name())),
             Err(e) => {
@@ -321,7 +322,8 @@ impl Repository {
                 }
                 for (seconds, (indexes, items)) in batches {
                     // The callers have their values whether or not the cache keeps them.
-                    match self.store().put_many(&items, Some(seconds)).await {
+                    let put = self.store().put_many(&items, Some(seconds));
+                    match within_cache_timeout(options.cache_timeout, put).await {
                         Ok(()) => {
                             for i in indexes {
                                 outcomes[i] = Outcome::Computed;

@@ -39,6 +39,8 @@ pub struct RememberOptions {
     pub(crate) propagate_cache_errors: bool,
     /// The version of the values, kept in their key.
     pub(crate) version: Option<u64>,
+    /// The longest one store call waits.
+    pub(crate) cache_timeout: Option<Duration>,
 }
 
 /// The key of `key`'s values of `version`: see [`RememberOptions::version`].
@@ -64,6 +66,7 @@ impl RememberOptions {
             share_errors: None,
             propagate_cache_errors: false,
             version: None,
+            cache_timeout: None,
         }
     }
 
@@ -99,6 +102,17 @@ impl RememberOptions {
     /// there is one, else an [`ErrorKind::Timeout`] error.
     pub fn hard_timeout(mut self, timeout: Duration) -> Self {
         self.hard_timeout = Some(timeout);
+        self
+    }
+
+    /// Each store call of this `remember` (reading the value, writing it, keeping a
+    /// fallback) waits at most this long; past it, the call is a failure of kind
+    /// [`ErrorKind::Timeout`], observed as any other, and the caller goes on as after one:
+    /// it computes the value, or returns the value it has without waiting for the write. A
+    /// slow store then costs a request at most this long per call, however long the store's
+    /// own timeouts are. (Distributed locks keep their own waits.)
+    pub fn cache_timeout(mut self, timeout: Duration) -> Self {
+        self.cache_timeout = Some(timeout);
         self
     }
 

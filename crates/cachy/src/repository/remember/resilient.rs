@@ -279,7 +279,8 @@ impl Repository {
         key: &str,
         options: &RememberOptions,
     ) -> Result<Option<Cached<T>>> {
-        match self.store().get(key).await.map_err(self.context(key))? {
+        let read = within_cache_timeout(options.cache_timeout, self.store().get(key)).await;
+        match read.map_err(self.context(key))? {
             Some(bytes) => self.open_cached(key, bytes, options).map(Some),
             None => Ok(None),
         }
@@ -362,6 +363,22 @@ fn refresh_is_due<T>(cached: &Cached<T>, options: &RememberOptions, now: Millis)
 
 /// `computing`, abandoned with an [`ErrorKind::Timeout`] error after the options' hard
 /// timeout.
+/// The store call `call`, failing with a `Timeout` error after `limit`, if any.
+pub(super) async fn within_cache_timeout<T>(
+    limit: Option<Duration>,
+    call: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+            Err(Error::new(
+                ErrorKind::Timeout,
+                format!("the cache did not answer within the cache timeout of {limit:?}"),
+            ))
+        }),
+        None => call.await,
+    }
+}
+
 pub(super) async fn within_hard_timeout<T, E: From<Error>>(
     options: &RememberOptions,
     computing: impl Future<Output = std::result::Result<T, E>>,
