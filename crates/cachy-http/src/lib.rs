@@ -69,6 +69,8 @@ pub use service::CachedService;
 pub struct ResponseCache {
     cache: Repository,
     options: Arc<Options>,
+    /// Shared by every copy of the layer: a write through one is seen by the others.
+    pending: Arc<service::Pending>,
 }
 
 #[derive(Clone)]
@@ -85,6 +87,7 @@ struct Options {
     distributed: Option<(Duration, Duration)>,
     pass_ttl: Duration,
     route: Option<String>,
+    store_timeout: Duration,
 }
 
 impl ResponseCache {
@@ -108,7 +111,9 @@ impl ResponseCache {
                 distributed: None,
                 pass_ttl: Duration::from_secs(60),
                 route: None,
+                store_timeout: Duration::from_secs(1),
             }),
+            pending: Arc::default(),
         }
     }
 
@@ -187,6 +192,14 @@ impl ResponseCache {
         self.with(|o| o.pass_ttl = ttl)
     }
 
+    /// The longest each store call of a request waits (default one second): past it, the
+    /// request goes on as if the store had failed (it asks the handler, and keeps nothing),
+    /// so that a slow store costs a request at most a few of these, however long the
+    /// store's own timeouts.
+    pub fn store_timeout(self, timeout: Duration) -> Self {
+        self.with(|o| o.store_timeout = timeout)
+    }
+
     /// The `route` label of this layer's metrics (feature `metrics`); by default, with
     /// axum, the route's pattern (`/products/{id}`), else none.
     pub fn route(self, route: impl Into<String>) -> Self {
@@ -209,7 +222,8 @@ impl ResponseCache {
     fn remember_options(&self) -> RememberOptions {
         let o = &self.options;
         // Each response's own lifetime is given with it; this one is never used as is.
-        let mut options = RememberOptions::new(o.ttl.max(Duration::from_secs(1)));
+        let mut options =
+            RememberOptions::new(o.ttl.max(Duration::from_secs(1))).cache_timeout(o.store_timeout);
         if let Some(window) = o.stale_if_error.max(o.stale_while_revalidate) {
             // Every request asks the handler again (a failure is not remembered).
             options = options

@@ -218,9 +218,12 @@ impl ResponseCache {
     {
         let o = &self.options;
         let method = request.method().clone();
+        let Some(target) = self.target(&request) else {
+            // A `Host` that is no host (`a/b`) would make the key of another URL.
+            return pass(call(&mut inner, request).await);
+        };
         // Only `GET` and `HEAD`: other methods' bodies are part of what they ask.
         if method != Method::GET && method != Method::HEAD {
-            let target = self.target(&request);
             let answer = call(&mut inner, request).await;
             // A write that succeeded changed what the URL's responses say (RFC 9111, 4.4).
             if !is_safe(&method)
@@ -232,26 +235,49 @@ impl ResponseCache {
             return pass(answer);
         }
         let directives = Directives::of_request(request.headers());
-        let credentials = request.headers().contains_key(header::AUTHORIZATION)
-            || request.headers().contains_key(header::COOKIE);
+        let credentials = [
+            header::AUTHORIZATION,
+            header::PROXY_AUTHORIZATION,
+            header::COOKIE,
+        ]
+        .iter()
+        .any(|name| request.headers().contains_key(name));
         if directives.no_store || directives.no_cache || (credentials && !o.cache_credentials) {
             // The client wants a response made now (or none kept): what is kept stays.
             return pass(call(&mut inner, request).await);
         }
-        // The body of a `GET` or `HEAD` has no meaning: each run of the handler gets an
-        // empty one.
-        let url_key = self.url_key(&method, &self.target(&request));
+        let url_key = self.url_key(&method, &target);
         let (parts, _) = request.into_parts();
         let shown = Request::from_parts(parts.clone(), ());
-        let fresh = move || Request::from_parts(parts.clone(), ReqBody::default());
-        let index: Index = self
-            .cache
-            .get(&index_key(&url_key))
+        // The body of a `GET` or `HEAD` has no meaning: each run of the handler gets an
+        // empty one. The request asking for the response to keep has no conditions: the
+        // layer answers them from what it keeps (a handler's `304` or `206` would be
+        // remembered as a response it cannot keep, for every client).
+        let original = parts.clone();
+        let fresh = move || Request::from_parts(original.clone(), ReqBody::default());
+        let unconditional = {
+            let mut parts = parts;
+            for name in CONDITIONS {
+                parts.headers.remove(name);
+            }
+            move || Request::from_parts(parts.clone(), ReqBody::default())
+        };
+        let index = match self
+            .within_budget(self.cache.get::<Index>(&index_key(&url_key)))
             .await
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let key = self.variant_key(&url_key, &index, shown.headers());
+        {
+            Ok(index) => Some(index.unwrap_or_default()),
+            Err(_) => None,
+        };
+        // What is kept for the URL is not used while its index cannot be read, nor while a
+        // write to it could not drop what was kept before: a key that is never written, so
+        // that concurrent requests still share one run of the handler, which keeps nothing.
+        let trusted = index.is_some() && self.pending_settled(&target).await;
+        let index = index.unwrap_or_default();
+        let mut key = self.variant_key(&url_key, &index, shown.headers());
+        if !trusted {
+            key.push_str("\nuntrusted");
+        }
         let slot: Slot<S::Error> = Arc::default();
         // Without a permit of its own (a `ConcurrencyLimit` or `Buffer` inside): polled
         // ready only if this caller must ask the handler itself after all.
@@ -259,15 +285,15 @@ impl ResponseCache {
         let factory = {
             // The ready service runs the handler, or is dropped (with any permit it holds)
             // when another caller's run is awaited instead.
-            let (cache, slot, fresh) = (self.clone(), Arc::clone(&slot), fresh.clone());
+            let (cache, slot) = (self.clone(), Arc::clone(&slot));
             move || async move {
                 let made = cache
-                    .make(inner, fresh(), &url_key, &index.names, &slot)
+                    .make(inner, unconditional(), &url_key, &index, &slot)
                     .await?;
                 let computed = Computed::new(made.value);
                 let computed = match made.ttl {
-                    Some(ttl) => computed.ttl(ttl),
-                    None => computed.uncached(),
+                    Some(ttl) if trusted => computed.ttl(ttl),
+                    _ => computed.uncached(),
                 };
                 Ok::<_, Failed>(if made.allow_stale {
                     computed
@@ -285,15 +311,16 @@ impl ResponseCache {
                 let source = match entry.source {
                     Source::Stale => "stale",
                     Source::Cache => "hit",
-                    Source::Computed => "miss",
+                    Source::Computed if trusted => "miss",
+                    Source::Computed => "pass",
                 };
                 (Ok(entry.value), source)
             }
-            Err(error) => (Err(error), "miss"),
+            Err(error) => (Err(error), "pass"),
         };
         // A client that takes no response as old as the one kept gets one made now.
         if let (Some(max_age), Ok(Cached::Response(stored))) = (directives.max_age, &cached)
-            && source != "miss"
+            && matches!(source, "hit" | "stale")
             && stored.age() > max_age
         {
             return match take(&slot) {
@@ -334,7 +361,7 @@ impl ResponseCache {
         mut inner: S,
         request: Request<ReqBody>,
         url_key: &str,
-        names: &[String],
+        index: &Index,
         slot: &Slot<S::Error>,
     ) -> Result<Made, Failed>
     where
@@ -352,7 +379,8 @@ impl ResponseCache {
             }
         };
         let (parts, body) = response.into_parts();
-        let passed = |body: CacheBody| marked(Response::from_parts(parts.clone(), body), "miss");
+        let passed = |body: CacheBody| marked(Response::from_parts(parts.clone(), body), "pass");
+        let names = index.names.as_slice();
         if parts.status.is_server_error() {
             put_in(slot, Ok(passed(CacheBody::new(body))));
             return Err(Failed::Handler);
@@ -367,7 +395,9 @@ impl ResponseCache {
                 names: varies.clone(),
                 generation: new_generation(),
             };
-            let _ = self.cache.put(&index_key(url_key), &index, INDEX_TTL).await;
+            let index_key = index_key(url_key);
+            let put = self.cache.put(&index_key, &index, INDEX_TTL_KEPT);
+            let _ = self.within_budget(put).await;
             put_in(slot, Ok(passed(CacheBody::new(body))));
             return Ok(Made::not_kept(None));
         }
@@ -376,12 +406,29 @@ impl ResponseCache {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
-        let ttl = lifetime(&parts.headers, o.ttl).filter(|_| {
-            varies.is_some()
-                && KEPT_STATUSES.contains(&parts.status.as_u16())
-                && (o.cache_set_cookie || !parts.headers.contains_key(header::SET_COOKIE))
-                && declared.is_none_or(|length| length <= o.max_body_bytes)
-        });
+        // A stream of events is answered as it comes, never read whole.
+        let stream = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+        let ttl = lifetime(&parts.headers, o.ttl)
+            .filter(|_| {
+                varies.is_some()
+                    && !stream
+                    && KEPT_STATUSES.contains(&parts.status.as_u16())
+                    && (o.cache_set_cookie || !parts.headers.contains_key(header::SET_COOKIE))
+                    && declared.is_none_or(|length| length <= o.max_body_bytes)
+            })
+            // Kept under the first keys of a URL, no longer than its index would be: were it
+            // to outlive an index a write made, it would be reached again once that expired.
+            .map(|ttl| {
+                if index.generation == 0 {
+                    ttl.min(INDEX_TTL)
+                } else {
+                    ttl
+                }
+            });
         let pass_ttl = Some(o.pass_ttl).filter(|ttl| !ttl.is_zero());
         if ttl.is_none() {
             put_in(slot, Ok(passed(CacheBody::new(body))));
@@ -411,22 +458,18 @@ impl ResponseCache {
         }
     }
 
-    /// What `request` asks for, whatever the method: host, path and query. Under
-    /// axum's `Router::nest`, the path as the client sent it, not as the nest saw it.
-    fn target<B>(&self, request: &Request<B>) -> String {
+    /// What `request` asks for, whatever the method: host (lower case), path and query;
+    /// `None` for a `Host` that is not a host and port. Under axum's `Router::nest`, the
+    /// path as the client sent it, not as the nest saw it.
+    fn target<B>(&self, request: &Request<B>) -> Option<String> {
         // The host too: one process may serve several sites.
-        let host = request
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .or_else(|| {
-                request
-                    .headers()
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_owned)
-            })
-            .unwrap_or_default();
+        let host = match request.uri().authority() {
+            Some(authority) => host_of(authority.as_str().as_bytes())?,
+            None => match request.headers().get(header::HOST) {
+                Some(host) => host_of(host.as_bytes())?,
+                None => String::new(),
+            },
+        };
         #[cfg(feature = "axum")]
         let uri = request
             .extensions()
@@ -434,7 +477,10 @@ impl ResponseCache {
             .map_or(request.uri(), |original| &original.0);
         #[cfg(not(feature = "axum"))]
         let uri = request.uri();
-        format!("{host}{}", uri.path_and_query().map_or("/", |p| p.as_str()))
+        Some(format!(
+            "{host} {}",
+            uri.path_and_query().map_or("/", |p| p.as_str())
+        ))
     }
 
     /// The key of `method` on `target`.
@@ -460,11 +506,17 @@ impl ResponseCache {
     }
 
     /// Make every kept response of `target` unreachable: a new generation of its keys (the
-    /// first keys, of a URL without an index, are dropped).
-    async fn invalidate(&self, target: &str) {
+    /// first keys, of a URL without an index, are dropped). If the store fails, `target` is
+    /// pending until a later try succeeds; whether this one did.
+    async fn invalidate(&self, target: &str) -> bool {
+        let mut done = true;
         for method in [Method::GET, Method::HEAD] {
             let url_key = self.url_key(&method, target);
-            let names = match self.cache.get::<Index>(&index_key(&url_key)).await {
+            // Without the names, the next response teaches them again.
+            let names = match self
+                .within_budget(self.cache.get::<Index>(&index_key(&url_key)))
+                .await
+            {
                 Ok(Some(index)) => index.names,
                 _ => Vec::new(),
             };
@@ -473,12 +525,118 @@ impl ResponseCache {
                 generation: new_generation(),
             };
             // A failing cache never fails the request; the failure is observed.
-            let _ = self
-                .cache
-                .put(&index_key(&url_key), &index, INDEX_TTL)
+            let kept = self
+                .within_budget(self.cache.put(&index_key(&url_key), &index, INDEX_TTL_KEPT))
                 .await;
-            let _ = self.cache.forget(&url_key).await;
+            let dropped = self.within_budget(self.cache.forget(&url_key)).await;
+            done &= kept.is_ok() && dropped.is_ok();
         }
+        self.pending.record(target, done);
+        done
+    }
+
+    /// Whether `target` has no write whose invalidation is pending: if it has, and a try is
+    /// due, it is tried again now.
+    async fn pending_settled(&self, target: &str) -> bool {
+        match self.pending.due(target) {
+            Due::Settled => true,
+            Due::Waiting => false,
+            Due::Now => self.invalidate(target).await,
+        }
+    }
+
+    /// `call` to the store, failing as a timeout past the layer's
+    /// [`store_timeout`](ResponseCache::store_timeout).
+    async fn within_budget<T>(
+        &self,
+        call: impl Future<Output = cachy::Result<T>>,
+    ) -> cachy::Result<T> {
+        let limit = self.options.store_timeout;
+        tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+            Err(cachy::Error::new(
+                cachy::ErrorKind::Timeout,
+                format!("the cache did not answer within the layer's store timeout of {limit:?}"),
+            ))
+        })
+    }
+}
+
+/// Request headers that make a request conditional (or partial).
+const CONDITIONS: [header::HeaderName; 6] = [
+    header::IF_MATCH,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+    header::RANGE,
+];
+
+/// The host (with its port, lower case) a `Host` header names, if it names one and nothing
+/// else: no path, user or query.
+fn host_of(value: &[u8]) -> Option<String> {
+    let authority = http::uri::Authority::try_from(value).ok()?;
+    if authority.as_str().contains('@') {
+        return None;
+    }
+    let host = match authority.port() {
+        Some(port) => format!("{}:{port}", authority.host()),
+        None => authority.host().to_owned(),
+    };
+    Some(host.to_ascii_lowercase())
+}
+
+/// Writes whose invalidation failed, by target, with when it was last tried: until one
+/// succeeds, the target's kept responses are not used (in this process).
+#[derive(Default)]
+pub(crate) struct Pending {
+    any: std::sync::atomic::AtomicBool,
+    targets: Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+/// Whether a target is pending, and whether to try its invalidation again.
+enum Due {
+    Settled,
+    Waiting,
+    Now,
+}
+
+/// The most targets kept pending; past it, every target is (see [`Pending::due`]).
+const MOST_PENDING: usize = 10_000;
+
+/// How often a pending invalidation is tried again, at most.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+impl Pending {
+    fn due(&self, target: &str) -> Due {
+        if !self.any.load(Ordering::Acquire) {
+            return Due::Settled;
+        }
+        let mut targets = self.targets.lock().unwrap_or_else(PoisonError::into_inner);
+        // Past the bound, what else is out of date cannot be told: nothing kept is used.
+        if targets.len() >= MOST_PENDING {
+            return Due::Waiting;
+        }
+        match targets.get_mut(target) {
+            None => Due::Settled,
+            Some(tried) if tried.elapsed() < RETRY_EVERY => Due::Waiting,
+            Some(tried) => {
+                *tried = std::time::Instant::now();
+                Due::Now
+            }
+        }
+    }
+
+    fn record(&self, target: &str, done: bool) {
+        let mut targets = self.targets.lock().unwrap_or_else(PoisonError::into_inner);
+        if done {
+            targets.remove(target);
+        } else if targets.len() < MOST_PENDING || targets.contains_key(target) {
+            targets.insert(target.to_owned(), std::time::Instant::now());
+        } else {
+            // Full: the bound stays reached, and `due` keeps every target waiting.
+            return;
+        }
+        self.any.store(!targets.is_empty(), Ordering::Release);
     }
 }
 
@@ -496,8 +654,12 @@ struct Index {
     generation: u64,
 }
 
-/// How long an index is kept.
+/// The longest a response is kept under the first keys of a URL (see [`Index`]).
 const INDEX_TTL: Duration = Duration::from_secs(86_400);
+
+/// How long an index is kept: longer than any response kept under the first keys (made
+/// before a write, or by a request in flight during it) can live.
+const INDEX_TTL_KEPT: Duration = Duration::from_secs(86_400 + 3_600);
 
 /// A generation no other index of any process has had.
 fn new_generation() -> u64 {

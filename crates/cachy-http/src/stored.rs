@@ -133,12 +133,13 @@ impl Stored {
             body,
             ..
         } = self;
-        let mut response =
-            Response::new(if not_modified || request.method() == http::Method::HEAD {
-                CacheBody::empty()
-            } else {
-                CacheBody::full(Bytes::from(body.into_vec()))
-            });
+        let head = request.method() == http::Method::HEAD;
+        let length = body.len();
+        let mut response = Response::new(if not_modified || head {
+            CacheBody::empty()
+        } else {
+            CacheBody::full(Bytes::from(body.into_vec()))
+        });
         *response.status_mut() = if not_modified {
             StatusCode::NOT_MODIFIED
         } else {
@@ -156,6 +157,10 @@ impl Stored {
                 continue;
             }
             headers.append(name, value);
+        }
+        // A `HEAD` says how long the `GET` would be (an empty body would say zero).
+        if head && !not_modified && !headers.contains_key(header::CONTENT_LENGTH) {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
         }
         headers.insert(header::AGE, HeaderValue::from(age));
         headers.insert(
