@@ -262,13 +262,7 @@ impl ResponseCache {
             }
             move || Request::from_parts(parts.clone(), ReqBody::default())
         };
-        let index = match self
-            .within_budget(self.cache.get::<Index>(&index_key(&url_key)))
-            .await
-        {
-            Ok(index) => Some(index.unwrap_or_default()),
-            Err(_) => None,
-        };
+        let index = self.index_of(&url_key).await;
         // What is kept for the URL is not used while its index cannot be read, nor while a
         // write to it could not drop what was kept before: a key that is never written, so
         // that concurrent requests still share one run of the handler, which keeps nothing.
@@ -396,7 +390,7 @@ impl ResponseCache {
                 generation: new_generation(),
             };
             let index_key = index_key(url_key);
-            let put = self.cache.put(&index_key, &index, INDEX_TTL_KEPT);
+            let put = self.cache.put(&index_key, &index, INDEX_TTL);
             let _ = self.within_budget(put).await;
             put_in(slot, Ok(passed(CacheBody::new(body))));
             return Ok(Made::not_kept(None));
@@ -412,23 +406,13 @@ impl ResponseCache {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
-        let ttl = lifetime(&parts.headers, o.ttl)
-            .filter(|_| {
-                varies.is_some()
-                    && !stream
-                    && KEPT_STATUSES.contains(&parts.status.as_u16())
-                    && (o.cache_set_cookie || !parts.headers.contains_key(header::SET_COOKIE))
-                    && declared.is_none_or(|length| length <= o.max_body_bytes)
-            })
-            // Kept under the first keys of a URL, no longer than its index would be: were it
-            // to outlive an index a write made, it would be reached again once that expired.
-            .map(|ttl| {
-                if index.generation == 0 {
-                    ttl.min(INDEX_TTL)
-                } else {
-                    ttl
-                }
-            });
+        let ttl = lifetime(&parts.headers, o.ttl).filter(|_| {
+            varies.is_some()
+                && !stream
+                && KEPT_STATUSES.contains(&parts.status.as_u16())
+                && (o.cache_set_cookie || !parts.headers.contains_key(header::SET_COOKIE))
+                && declared.is_none_or(|length| length <= o.max_body_bytes)
+        });
         let pass_ttl = Some(o.pass_ttl).filter(|ttl| !ttl.is_zero());
         if ttl.is_none() {
             put_in(slot, Ok(passed(CacheBody::new(body))));
@@ -491,11 +475,7 @@ impl ResponseCache {
     /// The key of the response to a request with `headers` for `url_key`, in the URL's
     /// current generation, with the headers every key has and those its responses vary on.
     fn variant_key(&self, url_key: &str, index: &Index, headers: &HeaderMap) -> String {
-        let mut key = url_key.to_owned();
-        if index.generation != 0 {
-            key.push_str("\ng=");
-            key.push_str(&index.generation.to_string());
-        }
+        let mut key = format!("{url_key}\ng={}", index.generation);
         for name in &self.options.vary {
             push_header(&mut key, "c:", name, headers);
         }
@@ -505,9 +485,38 @@ impl ResponseCache {
         key
     }
 
-    /// Make every kept response of `target` unreachable: a new generation of its keys (the
-    /// first keys, of a URL without an index, are dropped). If the store fails, `target` is
-    /// pending until a later try succeeds; whether this one did.
+    /// The index of `url_key`: the one kept, or a new one (made by exactly one of
+    /// concurrent requests, which all then use it); `None` when the store fails. An index
+    /// that does not read as one (written by another program) is replaced.
+    async fn index_of(&self, url_key: &str) -> Option<Index> {
+        let key = index_key(url_key);
+        let made = Index {
+            names: Vec::new(),
+            generation: new_generation(),
+        };
+        match self.within_budget(self.cache.get::<Index>(&key)).await {
+            Ok(Some(index)) => return Some(index),
+            Ok(None) => {}
+            Err(e) if e.kind() == cachy::ErrorKind::Deserialize => {
+                let put = self.cache.put(&key, &made, INDEX_TTL);
+                return self.within_budget(put).await.ok().map(|()| made);
+            }
+            Err(_) => return None,
+        }
+        let add = self.cache.add(&key, &made, INDEX_TTL);
+        if self.within_budget(add).await.ok()? {
+            return Some(made);
+        }
+        // Another request made it meanwhile.
+        self.within_budget(self.cache.get::<Index>(&key))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Make every kept response of `target` unreachable: a new generation of its keys. If
+    /// the store fails, `target` is pending until a later try succeeds; whether this one
+    /// did.
     async fn invalidate(&self, target: &str) -> bool {
         let mut done = true;
         for method in [Method::GET, Method::HEAD] {
@@ -525,11 +534,9 @@ impl ResponseCache {
                 generation: new_generation(),
             };
             // A failing cache never fails the request; the failure is observed.
-            let kept = self
-                .within_budget(self.cache.put(&index_key(&url_key), &index, INDEX_TTL_KEPT))
-                .await;
-            let dropped = self.within_budget(self.cache.forget(&url_key)).await;
-            done &= kept.is_ok() && dropped.is_ok();
+            let index_key = index_key(&url_key);
+            let kept = self.cache.put(&index_key, &index, INDEX_TTL);
+            done &= self.within_budget(kept).await.is_ok();
         }
         self.pending.record(target, done);
         done
@@ -646,20 +653,17 @@ fn is_safe(method: &Method) -> bool {
 }
 
 /// What the layer knows of a URL: the request headers its responses vary on, and the
-/// generation of its keys, which a write to the URL replaces.
+/// generation of its keys, chosen at random when the index is made and again on each write
+/// to the URL. Every key of a response has it: when the index is replaced, or lost
+/// (expired, evicted), no response kept before can be reached again.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Index {
     names: Vec<String>,
-    /// Zero for a URL without an index; never zero in one.
     generation: u64,
 }
 
-/// The longest a response is kept under the first keys of a URL (see [`Index`]).
+/// How long an index is kept (a URL still asked for after it gets a new one: one miss).
 const INDEX_TTL: Duration = Duration::from_secs(86_400);
-
-/// How long an index is kept: longer than any response kept under the first keys (made
-/// before a write, or by a request in flight during it) can live.
-const INDEX_TTL_KEPT: Duration = Duration::from_secs(86_400 + 3_600);
 
 /// A generation no other index of any process has had.
 fn new_generation() -> u64 {
