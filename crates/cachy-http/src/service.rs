@@ -262,11 +262,13 @@ impl ResponseCache {
             }
             move || Request::from_parts(parts.clone(), ReqBody::default())
         };
-        let index = self.index_of(&url_key).await;
-        // What is kept for the URL is not used while its index cannot be read, nor while a
-        // write to it could not drop what was kept before: a key that is never written, so
+        // What is kept for the URL is not used while a write to it could not drop what was
+        // kept before, nor while its index cannot be read: a key that is never written, so
         // that concurrent requests still share one run of the handler, which keeps nothing.
-        let trusted = index.is_some() && self.pending_settled(&target).await;
+        // (A pending drop that succeeds now makes a new index: read after it.)
+        let settled = self.pending_settled(&target).await;
+        let index = self.index_of(&url_key).await;
+        let trusted = settled && index.is_some();
         let index = index.unwrap_or_default();
         let mut key = self.variant_key(&url_key, &index, shown.headers());
         if !trusted {
