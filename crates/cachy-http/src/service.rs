@@ -274,6 +274,11 @@ impl ResponseCache {
         if !trusted {
             key.push_str("\nuntrusted");
         }
+        // After more failed drops than it could remember, this process uses only what it
+        // kept since (see `Pending::record`).
+        if let Some(since) = self.pending.kept_since() {
+            key.push_str(&format!("\nsince={since}"));
+        }
         let slot: Slot<S::Error> = Arc::default();
         // Without a permit of its own (a `ConcurrencyLimit` or `Buffer` inside): polled
         // ready only if this caller must ask the handler itself after all.
@@ -345,7 +350,10 @@ impl ResponseCache {
             Ok(Cached::Response(stored)) if stored.fits(shown) => {
                 Some(Ok(stored.respond(shown, source)))
             }
-            Ok(Cached::Response(_)) => None,
+            Ok(Cached::Unkept(stored)) if stored.fits(shown) => {
+                Some(Ok(stored.respond(shown, "pass")))
+            }
+            Ok(Cached::Response(_) | Cached::Unkept(_)) => None,
             Ok(Cached::Pass) | Err(_) => take(slot),
         }
     }
@@ -394,8 +402,30 @@ impl ResponseCache {
             let index_key = index_key(url_key);
             let put = self.cache.put(&index_key, &index, INDEX_TTL);
             let _ = self.within_budget(put).await;
-            put_in(slot, Ok(passed(CacheBody::new(body))));
-            return Ok(Made::not_kept(None));
+            // Not kept, but given to the identical requests waiting for it, as their keys
+            // had the same headers.
+            return match body::read(body, o.max_body_bytes).await {
+                body::Read::Whole(bytes) => Ok(Made {
+                    value: Cached::Unkept(Stored::new(
+                        &parts,
+                        bytes,
+                        &request_headers,
+                        varies,
+                        age_of(&parts.headers),
+                        o.etag,
+                    )),
+                    ttl: None,
+                    allow_stale: false,
+                }),
+                body::Read::Over(rest) => {
+                    put_in(slot, Ok(passed(rest)));
+                    Ok(Made::not_kept(None))
+                }
+                body::Read::Failed(error) => {
+                    put_in(slot, Ok(passed(CacheBody::failed(error))));
+                    Err(Failed::Handler)
+                }
+            };
         }
         let declared = parts
             .headers
@@ -520,14 +550,21 @@ impl ResponseCache {
     /// the store fails, `target` is pending until a later try succeeds; whether this one
     /// did.
     async fn invalidate(&self, target: &str) -> bool {
-        let mut done = true;
+        // One budget for the whole drop: a hung store costs a write one `store_timeout`.
+        let done = self
+            .within_budget(self.new_generations(target))
+            .await
+            .is_ok();
+        self.pending.record(target, done);
+        done
+    }
+
+    /// A new index, with a new generation, for `GET` and `HEAD` of `target`.
+    async fn new_generations(&self, target: &str) -> cachy::Result<()> {
         for method in [Method::GET, Method::HEAD] {
-            let url_key = self.url_key(&method, target);
+            let index_key = index_key(&self.url_key(&method, target));
             // Without the names, the next response teaches them again.
-            let names = match self
-                .within_budget(self.cache.get::<Index>(&index_key(&url_key)))
-                .await
-            {
+            let names = match self.cache.get::<Index>(&index_key).await {
                 Ok(Some(index)) => index.names,
                 _ => Vec::new(),
             };
@@ -535,13 +572,9 @@ impl ResponseCache {
                 names,
                 generation: new_generation(),
             };
-            // A failing cache never fails the request; the failure is observed.
-            let index_key = index_key(&url_key);
-            let kept = self.cache.put(&index_key, &index, INDEX_TTL);
-            done &= self.within_budget(kept).await.is_ok();
+            self.cache.put(&index_key, &index, INDEX_TTL).await?;
         }
-        self.pending.record(target, done);
-        done
+        Ok(())
     }
 
     /// Whether `target` has no write whose invalidation is pending: if it has, and a try is
@@ -600,6 +633,7 @@ fn host_of(value: &[u8]) -> Option<String> {
 pub(crate) struct Pending {
     any: std::sync::atomic::AtomicBool,
     targets: Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    kept_since: AtomicU64,
 }
 
 /// Whether a target is pending, and whether to try its invalidation again.
@@ -609,7 +643,7 @@ enum Due {
     Now,
 }
 
-/// The most targets kept pending; past it, every target is (see [`Pending::due`]).
+/// The most targets kept pending (see [`Pending::record`] for what happens past it).
 const MOST_PENDING: usize = 10_000;
 
 /// How often a pending invalidation is tried again, at most.
@@ -621,10 +655,6 @@ impl Pending {
             return Due::Settled;
         }
         let mut targets = self.targets.lock().unwrap_or_else(PoisonError::into_inner);
-        // Past the bound, what else is out of date cannot be told: nothing kept is used.
-        if targets.len() >= MOST_PENDING {
-            return Due::Waiting;
-        }
         match targets.get_mut(target) {
             None => Due::Settled,
             Some(tried) if tried.elapsed() < RETRY_EVERY => Due::Waiting,
@@ -642,10 +672,22 @@ impl Pending {
         } else if targets.len() < MOST_PENDING || targets.contains_key(target) {
             targets.insert(target.to_owned(), std::time::Instant::now());
         } else {
-            // Full: the bound stays reached, and `due` keeps every target waiting.
-            return;
+            // More than it can remember: from now on this process keys what it keeps with
+            // the time, so that nothing kept before, by anyone, is used again here; the
+            // targets it remembered are covered by that too.
+            targets.clear();
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos().max(1) as u64);
+            self.kept_since.store(now, Ordering::Release);
         }
         self.any.store(!targets.is_empty(), Ordering::Release);
+    }
+
+    /// Since when this process uses only what it kept itself (nanoseconds since the Unix
+    /// epoch), after more failed drops than it could remember.
+    fn kept_since(&self) -> Option<u64> {
+        Some(self.kept_since.load(Ordering::Acquire)).filter(|since| *since != 0)
     }
 }
 
@@ -667,7 +709,8 @@ struct Index {
 /// How long an index is kept (a URL still asked for after it gets a new one: one miss).
 const INDEX_TTL: Duration = Duration::from_secs(86_400);
 
-/// A generation no other index of any process has had.
+/// A generation no other index of any process has had: 63 bits, so that every serializer
+/// (JSON, msgpack, pickle) reads it back as it was written.
 fn new_generation() -> u64 {
     use std::hash::BuildHasher;
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -679,9 +722,7 @@ fn new_generation() -> u64 {
         COUNTER.fetch_add(1, Ordering::Relaxed),
         std::process::id(),
     );
-    std::collections::hash_map::RandomState::new()
-        .hash_one(seed)
-        .max(1)
+    (std::collections::hash_map::RandomState::new().hash_one(seed) >> 1).max(1)
 }
 
 /// Where the index of `url_key` is kept.

@@ -12,11 +12,13 @@ use sha1::Digest;
 use crate::body::CacheBody;
 
 /// What the cache keeps for a key: a response, or a marker that the response could not be
-/// kept (each caller then asks the handler itself).
+/// kept (each caller then asks the handler itself); or a response made for the callers
+/// waiting on one run of the handler but not kept (the first to say what it varies on).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Cached {
     Response(Stored),
     Pass,
+    Unkept(Stored),
 }
 
 /// A response kept in the cache.

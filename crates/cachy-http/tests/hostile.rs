@@ -281,3 +281,63 @@ async fn an_event_stream_is_answered_as_it_comes() {
         .unwrap();
     assert_eq!(chunk.unwrap(), "data: first\n\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_first_requests_to_a_url_that_varies_run_the_handler_once() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let app = Router::new().route(
+        "/",
+        get(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                (
+                    [
+                        (header::CACHE_CONTROL, "max-age=60"),
+                        (header::VARY, "accept-encoding"),
+                    ],
+                    "body",
+                )
+            }
+        })
+        .layer(ResponseCache::new(cache())),
+    );
+    let url = format!("{}/", listen(app).await);
+    let client = reqwest::Client::new();
+    let requests: Vec<_> = (0..20)
+        .map(|_| {
+            let request = client.get(&url).header("accept-encoding", "gzip");
+            tokio::spawn(async move { request.send().await.unwrap().text().await.unwrap() })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(request.await.unwrap(), "body");
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_failed_drops_than_remembered_never_stop_caching_nor_bring_back_old_responses() {
+    let (store, faults) = cachy::testing::faulty(&cache());
+    let (app, _) = versioned(ResponseCache::new(store));
+    let address = listen(app).await;
+    let client = reqwest::Client::new();
+    let url = format!("{address}/items");
+    assert_eq!(text(&client, &url).await, "v0");
+    faults.down();
+    // The one write to /items, then more distinct ones than the layer remembers.
+    client.post(&url).send().await.unwrap();
+    let writes: Vec<_> = (0..10_001)
+        .map(|i| client.post(format!("{address}/items?i={i}")).send())
+        .collect();
+    for write in writes {
+        assert_eq!(write.await.unwrap().status(), 204);
+    }
+    faults.up();
+    let first = client.get(&url).send().await.unwrap().text().await.unwrap();
+    assert_eq!(first, "v10002", "never a response from before");
+    let kept = client.get(&url).send().await.unwrap();
+    assert_eq!(x_cache(&kept), "hit", "caching goes on");
+    assert_eq!(kept.text().await.unwrap(), first);
+}
