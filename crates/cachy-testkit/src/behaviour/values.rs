@@ -66,6 +66,13 @@ pub async fn integers_round_trip_at_the_edges(repo: &Repository) {
     }
     repo.put("u64", &u64::MAX, TEN_MINUTES).await.unwrap();
     assert_eq!(repo.get::<u64>("u64").await.unwrap(), Some(u64::MAX));
+    // Inside a value too (pickle writes these as LONG1 of nine bytes).
+    let inside = (u64::MAX, vec![1u64 << 63, 5], i64::MIN);
+    repo.put("u64s", &inside, TEN_MINUTES).await.unwrap();
+    assert_eq!(
+        repo.get::<(u64, Vec<u64>, i64)>("u64s").await.unwrap(),
+        Some(inside)
+    );
     repo.put("opt", &Some(5u8), TEN_MINUTES).await.unwrap();
     assert_eq!(repo.get::<Option<u8>>("opt").await.unwrap(), Some(Some(5)));
     assert_eq!(repo.get::<f64>("opt").await.unwrap(), Some(5.0));

@@ -96,7 +96,11 @@ impl<'de> de::Deserializer<'de> for Node<'_, 'de> {
             }
             Object::Int(i) => {
                 self.reader.charge(0)?;
-                visitor.visit_i64(*i)
+                match i64::try_from(*i) {
+                    Ok(i) => visitor.visit_i64(i),
+                    // Above `i64::MAX`: within `u64` (see `Object::Int`).
+                    Err(_) => visitor.visit_u64(*i as u64),
+                }
             }
             Object::Float(f) => {
                 self.reader.charge(0)?;

@@ -13,7 +13,8 @@ pub(super) type Outcome<T> = Result<T, String>;
 pub(super) enum Object<'a> {
     None,
     Bool(bool),
-    Int(i64),
+    /// From `i64::MIN` to `u64::MAX`: what Rust's integer types hold.
+    Int(i128),
     Float(f64),
     Bytes(Cow<'a, [u8]>),
     Str(Cow<'a, str>),

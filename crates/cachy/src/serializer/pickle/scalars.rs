@@ -6,37 +6,50 @@ use super::objects::Outcome;
 /// Longer integer text is outside 64 bits whatever it says, so it is refused unparsed.
 const MAX_INTEGER_TEXT: usize = 24;
 
-pub(super) fn integer_text(text: &[u8]) -> Outcome<i64> {
-    let out_of_range = || "a pickled integer does not fit in 64 bits".to_owned();
-    if text.len() > MAX_INTEGER_TEXT {
-        return Err(out_of_range());
+const OUT_OF_RANGE: &str = "a pickled integer does not fit in 64 bits";
+
+/// `value` if a Rust integer type holds it: from `i64::MIN` to `u64::MAX`.
+fn in_range(value: i128) -> Outcome<i128> {
+    if (i128::from(i64::MIN)..=i128::from(u64::MAX)).contains(&value) {
+        Ok(value)
+    } else {
+        Err(OUT_OF_RANGE.to_owned())
     }
-    let text = std::str::from_utf8(text).map_err(|_| "a pickled integer is not text")?;
-    text.trim()
-        .parse()
-        .map_err(|_| match text.trim().trim_start_matches(['-', '+']) {
-            digits if digits.bytes().all(|b| b.is_ascii_digit()) && !digits.is_empty() => {
-                out_of_range()
-            }
-            _ => format!("{text:?} is not a pickled integer"),
-        })
 }
 
-/// A little-endian two's complement integer, as LONG1 and LONG4 hold it.
-pub(super) fn twos_complement(bytes: &[u8]) -> Outcome<i64> {
+pub(super) fn integer_text(text: &[u8]) -> Outcome<i128> {
+    if text.len() > MAX_INTEGER_TEXT {
+        return Err(OUT_OF_RANGE.to_owned());
+    }
+    let text = std::str::from_utf8(text).map_err(|_| "a pickled integer is not text")?;
+    let value =
+        text.trim()
+            .parse()
+            .map_err(|_| match text.trim().trim_start_matches(['-', '+']) {
+                digits if digits.bytes().all(|b| b.is_ascii_digit()) && !digits.is_empty() => {
+                    OUT_OF_RANGE.to_owned()
+                }
+                _ => format!("{text:?} is not a pickled integer"),
+            })?;
+    in_range(value)
+}
+
+/// A little-endian two's complement integer, as LONG1 and LONG4 hold it (a `u64` above
+/// `i64::MAX` takes nine bytes, the last zero).
+pub(super) fn twos_complement(bytes: &[u8]) -> Outcome<i128> {
     let negative = bytes.last().is_some_and(|&last| last & 0x80 != 0);
     let fill = if negative { 0xff } else { 0 };
-    let (low, high) = bytes.split_at(bytes.len().min(8));
+    let (low, high) = bytes.split_at(bytes.len().min(16));
     if high.iter().any(|&b| b != fill) {
-        return Err("a pickled integer does not fit in 64 bits".to_owned());
+        return Err(OUT_OF_RANGE.to_owned());
     }
-    let mut word = [fill; 8];
+    let mut word = [fill; 16];
     word[..low.len()].copy_from_slice(low);
-    let value = i64::from_le_bytes(word);
+    let value = i128::from_le_bytes(word);
     if (value < 0) != negative {
-        return Err("a pickled integer does not fit in 64 bits".to_owned());
+        return Err(OUT_OF_RANGE.to_owned());
     }
-    Ok(value)
+    in_range(value)
 }
 
 pub(super) fn utf8(bytes: &[u8]) -> Outcome<&str> {

@@ -94,7 +94,10 @@ impl Builder<'_> {
             }
             Object::Int(i) => {
                 self.charge(0)?;
-                HashableValue::I64(*i)
+                match i64::try_from(*i) {
+                    Ok(i) => HashableValue::I64(i),
+                    Err(_) => HashableValue::Int(num_bigint::BigInt::from(*i)),
+                }
             }
             Object::Float(f) => {
                 self.charge(0)?;
