@@ -133,11 +133,6 @@ pub(super) enum Change {
 #[repr(align(128))]
 struct Shard {
     table: RwLock<Table>,
-    /// Reads of the shard's keys, and how many found one (bounded stores only): the policy
-    /// sizes its queues by the hit ratio. Beside the lock, whose line every read writes
-    /// anyway.
-    reads: AtomicU64,
-    hits: AtomicU64,
 }
 
 #[derive(Default)]
@@ -197,8 +192,6 @@ impl Map {
             shards: (0..SHARDS)
                 .map(|_| Shard {
                     table: RwLock::default(),
-                    reads: AtomicU64::new(0),
-                    hits: AtomicU64::new(0),
                 })
                 .collect(),
             hasher: RandomState::default(),
@@ -230,12 +223,8 @@ impl Map {
         let shard = self.shard(key);
         let table = shard.read();
         let entry = table.entries.get(key).filter(|entry| entry.is_live());
-        if self.policy.is_some() {
-            shard.reads.fetch_add(1, Ordering::Relaxed);
-            if let Some(entry) = entry {
-                shard.hits.fetch_add(1, Ordering::Relaxed);
-                entry.read();
-            }
+        if let (Some(_), Some(entry)) = (&self.policy, entry) {
+            entry.read();
         }
         entry.map(read)
     }
@@ -252,8 +241,6 @@ impl Map {
         let entry = table.entries.get(key).filter(|entry| entry.is_live())?;
         let found = read(entry)?;
         if self.policy.is_some() {
-            shard.reads.fetch_add(1, Ordering::Relaxed);
-            shard.hits.fetch_add(1, Ordering::Relaxed);
             entry.read();
         }
         Some(found)

@@ -1,28 +1,33 @@
 //! Which entries a bounded memory store keeps: S3-FIFO (Yang et al., "FIFO queues are all
-//! you need for cache eviction", SOSP 2023), with TinyLFU's frequency sketch and Caffeine's
-//! hill climbing.
+//! you need for cache eviction", SOSP 2023), with TinyLFU's frequency sketch, and the queues'
+//! shares set as ARC sets them (Megiddo and Modha, FAST 2003) by the keys that come back.
 //!
 //! - A new key enters a small FIFO queue. When it reaches the queue's front, it moves to
 //!   the main queue if it was read meanwhile; else it is evicted, and remembered in a ghost
-//!   table. One-hit wonders and scans pass through the small queue without pushing the hot
-//!   set out. Until the first eviction, new keys fill the main queue first.
-//! - A key the ghost table remembers was evicted too soon: it enters the main queue at once
-//!   if the main queue has room, or if a frequency sketch says it is used more often than
-//!   the key it would push out there (as TinyLFU admits). A loop a little larger than the
-//!   store then keeps most of itself instead of nothing.
+//!   table (as are the keys the main queue evicts, below). One-hit wonders and scans pass
+//!   through the small queue without pushing the hot set out. Until the first eviction, new
+//!   keys fill the main queue first.
+//! - A key the ghost table remembers from the small queue was evicted too soon: it enters
+//!   the main queue at once if the main queue has room, or if a frequency sketch says it is
+//!   used more often than the key it would push out there (as TinyLFU admits). A loop a
+//!   little larger than the store then keeps most of itself instead of nothing.
 //! - At the main queue's front, a key read since it last passed there goes round again (its
 //!   read count, at most 3, goes down by one); else it is evicted.
-//! - The small queue's share of the bound starts at a tenth and moves, after each sample of
-//!   four reads per entry from the first eviction on, the way that raised the hit ratio
-//!   (hill climbing, from 1% to 80%).
+//! - The small queue's share of the bound starts at a tenth and moves with each key that
+//!   comes back soon after either queue evicted it: within as many of that queue's evictions
+//!   as the queue holds entries, so that the queue at twice its size would have kept it. Such
+//!   a key moves the share by its weight towards the queue that evicted it (from 1% to 80% of
+//!   the bound). As in ARC, the queue whose last evictions come back more often grows, and
+//!   at once: a hot set that moves makes its new keys come back from the small queue, which
+//!   grows until they are read there, while the old keys leave the main one; a loop a little
+//!   larger than the store comes back from the main queue, which keeps all it can.
 //!
-//! Reads never touch the queues: they raise a counter in the entry (see `Entry::read`) and
-//! the shard's read counts, so a hit takes no lock but its shard's read lock. Writes of new
-//! keys and evictions take the queues' one lock, after their shard's lock is released; the
-//! sketch counts a key's uses there, on a miss and when a queue's front shows its reads.
-//! The queues hold keys, not entries: an item whose entry was removed or replaced by a new
-//! insertion meanwhile is skipped when it reaches the front, and the queues are compacted
-//! when such items pile up.
+//! Reads never touch the queues: they raise a counter in the entry (see `Entry::read`), so a
+//! hit takes no lock but its shard's read lock. Writes of new keys and evictions take the
+//! queues' one lock, after their shard's lock is released; the sketch counts a key's uses
+//! there, on a miss and when a queue's front shows its reads. The queues hold keys, not
+//! entries: an item whose entry was removed or replaced by a new insertion meanwhile is
+//! skipped when it reaches the front, and the queues are compacted when such items pile up.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -77,9 +82,10 @@ struct Queues {
     /// The front just looked at was the entry the current write stored, which is spared:
     /// the other queue's front goes next (if it has one).
     turn_to: Option<Queue>,
-    /// The small queue's share of the bound, which the climber moves.
+    /// The small queue's share of the bound, which the keys coming back move.
     small_limit: u64,
-    climber: Climber,
+    /// About how many entries the store holds at its bound.
+    entries: u64,
     /// Nothing was evicted yet.
     filling: bool,
 }
@@ -98,7 +104,7 @@ impl Policy {
                 compacted_at: 0,
                 turn_to: None,
                 small_limit: (limit / 10).max(1),
-                climber: Climber::new(limit, entries),
+                entries,
                 filling: true,
             }),
             limit,
@@ -129,19 +135,29 @@ impl Policy {
             hash,
         };
         queues.sketch.add(hash, 1);
-        // A key evicted too soon goes to the main queue, unless it is used less than the key
-        // it would push out there: a loop a little larger than the store then keeps part of
-        // itself instead of none.
+        let main_has_room = queues.main_weight + weight <= self.limit - queues.small_limit;
+        // Until the first eviction, new keys fill the main queue, and the small one only once
+        // it is full: the store keeps what it was given first, as any policy would, instead
+        // of cycling it all through the small queue (a loop a little larger than the store
+        // would then miss twice round before its keys came back).
+        let filling = queues.filling && main_has_room;
+        let evicted_from = if filling {
+            None
+        } else {
+            queues.ghost.take(hash)
+        };
+        if let Some((queue, ago)) = evicted_from {
+            queues.came_back(queue, ago, weight, self.limit);
+        }
+        // A key evicted too soon from the small queue goes to the main queue, unless it is
+        // used less than the key it would push out there: a loop a little larger than the
+        // store then keeps part of itself instead of none.
         let main_has_room = queues.main_weight + weight <= self.limit - queues.small_limit;
         let worthy = main_has_room
             || queues.main.front().is_none_or(|front| {
                 queues.sketch.estimate(hash) > queues.sketch.estimate(front.hash)
             });
-        // Until the first eviction, new keys fill the main queue, and the small one only once
-        // it is full: the store keeps what it was given first, as any policy would, instead
-        // of cycling it all through the small queue (a loop a little larger than the store
-        // would then miss twice round before its keys came back).
-        if (queues.filling && main_has_room) || (worthy && queues.ghost.take(hash)) {
+        if filling || (worthy && matches!(evicted_from, Some((Queue::Small, _)))) {
             queues.main_weight += weight;
             queues.main.push_back(item);
         } else {
@@ -163,14 +179,10 @@ impl Policy {
     pub(super) fn evict(
         &self,
         over: impl Fn() -> bool,
-        traffic: impl Fn() -> Traffic,
         mut visit: impl FnMut(&Queued, Queue, bool) -> Found,
     ) {
         let mut queues = self.lock();
         let queues = &mut *queues;
-        if let Some(limit) = queues.climber.climb(queues.small_limit, traffic) {
-            queues.small_limit = limit;
-        }
         let mut shown = 0;
         if over() {
             queues.filling = false;
@@ -187,9 +199,8 @@ impl Policy {
                 return;
             }
             match (visit(&item, queue, force), queue) {
-                (Found::Gone | Found::Evicted, Queue::Main) => {}
-                (Found::Gone, Queue::Small) => {}
-                (Found::Evicted, Queue::Small) => queues.ghost.insert(item.hash),
+                (Found::Gone, _) => {}
+                (Found::Evicted, queue) => queues.ghost.insert(item.hash, queue),
                 (Found::Read(reads), _) => {
                     queues.sketch.add(item.hash, reads);
                     queues.put_back(Queue::Main, item);
@@ -218,6 +229,26 @@ impl Policy {
 }
 
 impl Queues {
+    /// A key `queue` evicted `ago` of its evictions before came back: if the queue at twice
+    /// its size would have kept it (it evicted fewer than it holds since), the queue grows by
+    /// the key's weight, the other shrinks.
+    fn came_back(&mut self, queue: Queue, ago: u64, weight: u64, limit: u64) {
+        let small_entries =
+            (u128::from(self.entries) * u128::from(self.small_limit) / u128::from(limit)) as u64;
+        let held = match queue {
+            Queue::Small => small_entries,
+            Queue::Main => self.entries.saturating_sub(small_entries),
+        };
+        if ago > held {
+            return;
+        }
+        let (floor, ceiling) = ((limit / 100).max(1), (limit / 10 * 8).max(1));
+        self.small_limit = match queue {
+            Queue::Small => self.small_limit.saturating_add(weight).min(ceiling),
+            Queue::Main => self.small_limit.saturating_sub(weight).max(floor),
+        };
+    }
+
     /// The item to look at next, taken off its queue: the small queue's front while that
     /// queue holds over its share (or the main queue is empty), else the main queue's;
     /// after a spared front, the other queue's, if it has any.
@@ -269,12 +300,19 @@ impl Queues {
     }
 }
 
-/// Keys evicted from the small queue lately, by hash: a table of about as many slots as the
-/// store holds entries, where a newer key takes the slot of an older one. A key found here
-/// was evicted too soon, and goes to the main queue when it comes back.
+/// Keys evicted lately, by hash, with the queue that evicted each and when (by that queue's
+/// count of evictions): a table of about four slots per entry the store holds, where a newer
+/// key takes the slot of an older one.
 struct Ghost {
     slots: Box<[u64]>,
+    /// Evictions so far from the small queue, and from the main one.
+    evictions: [u64; 2],
 }
+
+/// A slot: the hash's high half (its low bit set: 0 is an empty slot) above a bit saying
+/// which queue evicted it and the low 31 bits of that queue's eviction count then.
+const WHEN: u64 = (1 << 31) - 1;
+const FROM_MAIN: u64 = 1 << 31;
 
 impl Ghost {
     fn new(entries: u64) -> Self {
@@ -284,27 +322,44 @@ impl Ghost {
             .next_power_of_two() as usize;
         Ghost {
             slots: vec![0; slots].into_boxed_slice(),
+            evictions: [0; 2],
         }
     }
 
     fn slot(&self, hash: u64) -> usize {
-        // The low bits pick the slot; the whole hash (never 0 once marked) is the fingerprint.
+        // The low bits pick the slot; the high half (never 0 once marked) is the fingerprint.
         hash as usize & (self.slots.len() - 1)
     }
 
-    fn insert(&mut self, hash: u64) {
-        let slot = self.slot(hash);
-        self.slots[slot] = hash | 1;
+    fn fingerprint(hash: u64) -> u64 {
+        (hash >> 32 | 1) << 32
     }
 
-    /// Whether `hash` is remembered; it is forgotten if so.
-    fn take(&mut self, hash: u64) -> bool {
+    fn insert(&mut self, hash: u64, from: Queue) {
         let slot = self.slot(hash);
-        let found = self.slots[slot] == hash | 1;
-        if found {
-            self.slots[slot] = 0;
+        let (queue, tag) = match from {
+            Queue::Small => (0, 0),
+            Queue::Main => (1, FROM_MAIN),
+        };
+        self.slots[slot] = Self::fingerprint(hash) | tag | self.evictions[queue] & WHEN;
+        self.evictions[queue] += 1;
+    }
+
+    /// Which queue evicted `hash`, and how many of its evictions ago, if it is remembered; it
+    /// is forgotten if so.
+    fn take(&mut self, hash: u64) -> Option<(Queue, u64)> {
+        let slot = self.slot(hash);
+        let marked = self.slots[slot];
+        if marked & !(FROM_MAIN | WHEN) != Self::fingerprint(hash) {
+            return None;
         }
-        found
+        self.slots[slot] = 0;
+        let (from, queue) = if marked & FROM_MAIN == 0 {
+            (Queue::Small, 0)
+        } else {
+            (Queue::Main, 1)
+        };
+        Some((from, self.evictions[queue].wrapping_sub(marked) & WHEN))
     }
 }
 
@@ -360,91 +415,5 @@ impl Sketch {
             .map(|slot| self.counts[slot])
             .min()
             .unwrap_or(0)
-    }
-}
-
-/// Reads of a store so far, and how many found their key.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Traffic {
-    pub(super) reads: u64,
-    pub(super) hits: u64,
-}
-
-/// Moves the small queue's share of the bound towards the best hit ratio, by hill climbing
-/// as Caffeine sizes its window: after each sample of reads, a step the same way if the hit
-/// ratio rose, the other way if it fell, the steps shrinking as it settles. A loop a little
-/// larger than the store wants a small queue of almost nothing; a workload of one-hit
-/// wonders, a larger one.
-struct Climber {
-    limit: u64,
-    /// Reads per sample.
-    sample: u64,
-    /// Evictions until the reads are counted again (counting reads every eviction would
-    /// cost a pass over the shards each time).
-    countdown: u32,
-    /// The traffic at the start of the current sample, and the previous sample's hit ratio.
-    start: Traffic,
-    previous: Option<f64>,
-    /// The next step, in units of the bound: positive grows the small queue.
-    step: f64,
-    /// Whether the store has evicted before: its first sample has started.
-    warm: bool,
-}
-
-impl Climber {
-    fn new(limit: u64, entries: u64) -> Self {
-        Climber {
-            limit,
-            // Four reads per entry: shorter samples let noise steer (the P12 trace at
-            // 131,072 entries ranged over 3 points from run to run at two per entry).
-            sample: entries.saturating_mul(4).max(1024),
-            countdown: 0,
-            start: Traffic::default(),
-            previous: None,
-            step: -0.0625,
-            warm: false,
-        }
-    }
-
-    /// The small queue's new share of the bound, if the end of a sample moves it.
-    fn climb(&mut self, small_limit: u64, traffic: impl Fn() -> Traffic) -> Option<u64> {
-        if self.countdown > 0 {
-            self.countdown -= 1;
-            return None;
-        }
-        self.countdown = 64;
-        let now = traffic();
-        // The first sample starts with the first eviction: the reads before, while the store
-        // filled, would credit the first step with the warming of the store.
-        if !std::mem::replace(&mut self.warm, true) {
-            self.start = now;
-            return None;
-        }
-        let reads = now.reads.saturating_sub(self.start.reads);
-        if reads < self.sample {
-            return None;
-        }
-        let ratio = now.hits.saturating_sub(self.start.hits) as f64 / reads as f64;
-        self.start = now;
-        let Some(previous) = self.previous.replace(ratio) else {
-            return self.moved(small_limit);
-        };
-        // A hit ratio that did not move says nothing of the way to go (a scan, a store
-        // nobody reads): the share stays.
-        if (ratio - previous).abs() < 0.002 {
-            return None;
-        }
-        if ratio < previous {
-            self.step = -self.step;
-        }
-        self.step *= 0.98;
-        self.moved(small_limit)
-    }
-
-    /// `small_limit` moved by the step, within 1% and 80% of the bound.
-    fn moved(&self, small_limit: u64) -> Option<u64> {
-        let share = small_limit as f64 / self.limit as f64 + self.step;
-        let share = share.clamp(0.01, 0.8);
-        Some(((share * self.limit as f64) as u64).max(1))
     }
 }

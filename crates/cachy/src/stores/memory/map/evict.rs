@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use super::{Bound, Map};
 use crate::observe::EvictionCause;
-use crate::stores::memory::policy::{Found, Queue, Queued, Traffic};
+use crate::stores::memory::policy::{Found, Queue, Queued};
 
 impl Map {
     /// Whether the entry `item` was queued for is still in the store.
@@ -40,14 +40,6 @@ impl Map {
         }
         policy.evict(
             || self.weight.load(Ordering::Relaxed) > limit,
-            || {
-                self.shards
-                    .iter()
-                    .fold(Traffic::default(), |total, shard| Traffic {
-                        reads: total.reads + shard.reads.load(Ordering::Relaxed),
-                        hits: total.hits + shard.hits.load(Ordering::Relaxed),
-                    })
-            },
             |item, queue, force| {
                 let mut table = self.shard(&item.key).write();
                 let Some(index) = table.entries.get_index_of(&*item.key) else {
