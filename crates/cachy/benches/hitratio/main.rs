@@ -5,7 +5,9 @@
 //! `./scripts/bench-hitratio` decompresses the ARC traces of `bench/traces/` and runs this
 //! in release, writing `bench/results/hitratio.md`. Without `--bench` (`cargo test --bench
 //! hitratio`) each trace is cut to its first 100,000 requests, to check that it runs.
-//! `CACHY_HITRATIO_ONLY=<part of a trace's name>` replays only the matching traces.
+//! `CACHY_HITRATIO_ONLY=<parts of a trace's name, separated by |>` replays only the matching
+//! traces; `CACHY_HITRATIO_UNSEEN=1` replays the second set instead (the ARC traces reversed
+//! and cut in half, and other synthetic shapes), writing `bench/results/hitratio-unseen.md`.
 
 mod policies;
 mod traces;
@@ -38,10 +40,35 @@ fn main() {
         }
         None => eprintln!("CACHY_TRACES is not set: the ARC traces are skipped"),
     }
-    all.extend(traces::synthetic());
-    // `CACHY_HITRATIO_ONLY=loop` replays only the traces whose name holds `loop`.
+    // `CACHY_HITRATIO_UNSEEN=1`: a second set, to check that the policy holds on traces
+    // it was not designed against (the first set's are the ARC traces reversed and cut in
+    // half, and synthetic ones of other shapes), instead of the first.
+    let unseen = std::env::var_os("CACHY_HITRATIO_UNSEEN").is_some();
+    if unseen {
+        let mut derived = Vec::new();
+        for trace in &all {
+            let mut reversed = trace.keys.clone();
+            reversed.reverse();
+            derived.push(Trace {
+                name: format!("U {} reversed", trace.name),
+                keys: reversed,
+                capacities: trace.capacities.clone(),
+            });
+            derived.push(Trace {
+                name: format!("U {} second half", trace.name),
+                keys: trace.keys[trace.keys.len() / 2..].to_vec(),
+                capacities: trace.capacities.clone(),
+            });
+        }
+        all = derived;
+        all.extend(traces::unseen());
+    } else {
+        all.extend(traces::synthetic());
+    }
+    // `CACHY_HITRATIO_ONLY='loop|Zipf 1'` replays only the traces whose name holds one of
+    // the `|`-separated words.
     if let Ok(only) = std::env::var("CACHY_HITRATIO_ONLY") {
-        all.retain(|trace| trace.name.contains(&only));
+        all.retain(|trace| only.split('|').any(|word| trace.name.contains(word)));
     }
     if !measuring {
         for trace in &mut all {
@@ -99,6 +126,11 @@ fn main() {
              The ARC traces are from Megiddo and Modha, \"ARC: A Self-Tuning, Low Overhead \
              Replacement Cache\", USENIX FAST 03.\n\n{table}"
         );
-        std::fs::write(results.join("hitratio.md"), document).unwrap();
+        let file = if unseen {
+            "hitratio-unseen.md"
+        } else {
+            "hitratio.md"
+        };
+        std::fs::write(results.join(file), document).unwrap();
     }
 }

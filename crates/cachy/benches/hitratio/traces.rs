@@ -153,3 +153,148 @@ pub fn synthetic() -> Vec<Trace> {
     });
     traces
 }
+
+/// The second set (`CACHY_HITRATIO_UNSEEN=1`): shapes the first set does not have, each from
+/// its own fixed seed, at 1% and 10% of the key count (or one capacity per loop).
+pub fn unseen() -> Vec<Trace> {
+    let capacities = vec![(KEYS / 100) as u64, (KEYS / 10) as u64];
+    let mut traces = Vec::new();
+    let plain = |name: String, keys: Vec<u64>| Trace {
+        name,
+        keys,
+        capacities: capacities.clone(),
+    };
+    // 1-2. Flatter and steeper Zipf.
+    for (s, seed) in [(0.6, 101), (1.2, 102)] {
+        let zipf = Zipf::new(KEYS, s);
+        let mut random = Random::new(seed);
+        let keys = (0..REQUESTS)
+            .map(|_| scatter(zipf.draw(&mut random)))
+            .collect();
+        traces.push(plain(format!("U Zipf {s} over 1M keys"), keys));
+    }
+    let zipf09 = Zipf::new(KEYS, 0.9);
+    let zipf10 = Zipf::new(KEYS, 1.0);
+    // 3. Zipf 0.9 interleaved one for one with a loop 20% larger than the cache.
+    for capacity in [10_000u64, 100_000] {
+        let span = capacity * 12 / 10;
+        let mut random = Random::new(103);
+        let mut looped = 0u64;
+        let keys = (0..REQUESTS)
+            .map(|i| {
+                if i % 2 == 0 {
+                    scatter(zipf09.draw(&mut random))
+                } else {
+                    looped += 1;
+                    scatter((1u64 << 40) + looped % span)
+                }
+            })
+            .collect();
+        traces.push(Trace {
+            name: format!("U Zipf 0.9 + loop {span} interleaved"),
+            keys,
+            capacities: vec![capacity],
+        });
+    }
+    // 4. Two hot sets alternating every 200k requests.
+    let mut random = Random::new(104);
+    let keys = (0..REQUESTS)
+        .map(|i| {
+            let shift = if (i / 200_000) % 2 == 0 {
+                0
+            } else {
+                KEYS as u64 / 2
+            };
+            scatter((zipf09.draw(&mut random) + shift) % KEYS as u64)
+        })
+        .collect();
+    traces.push(plain(
+        "U Zipf 0.9, two hot sets alternating /200k".to_owned(),
+        keys,
+    ));
+    // 5. Popularity sliding: a new key becomes the hottest every 50 requests and the others
+    // move one rank down (news-like decay).
+    let mut random = Random::new(105);
+    let keys = (0..REQUESTS)
+        .map(|i| {
+            let newest = (1u64 << 41) + (i / 50) as u64;
+            scatter(newest - zipf09.draw(&mut random))
+        })
+        .collect();
+    traces.push(plain("U Zipf 0.9, sliding popularity /50".to_owned(), keys));
+    // 6. Half one-hit wonders, half Zipf 1.0.
+    let mut random = Random::new(106);
+    let mut fresh = 1u64 << 42;
+    let keys = (0..REQUESTS)
+        .map(|_| {
+            if random.unit() < 0.5 {
+                fresh += 1;
+                scatter(fresh)
+            } else {
+                scatter(zipf10.draw(&mut random))
+            }
+        })
+        .collect();
+    traces.push(plain("U 50% one-hit wonders + Zipf 1.0".to_owned(), keys));
+    // 7. Scan-heavy: Zipf 0.9 with 30% of requests in scans of 3,000 never-seen keys.
+    let mut random = Random::new(107);
+    let mut scanned = 1u64 << 43;
+    let mut keys = Vec::with_capacity(REQUESTS * 10 / 7);
+    for i in 0..REQUESTS {
+        if i % 7_000 == 0 && i > 0 {
+            for _ in 0..3_000 {
+                keys.push(scanned);
+                scanned += 1;
+            }
+        }
+        keys.push(scatter(zipf09.draw(&mut random)));
+    }
+    traces.push(plain("U Zipf 0.9, 30% scans of 3000".to_owned(), keys));
+    // 8. Loops of 1.5x and 3x the cache.
+    for capacity in [10_000u64, 100_000] {
+        for (factor, label) in [(15u64, "1.5x"), (30, "3x")] {
+            let span = capacity * factor / 10;
+            let keys = (0..REQUESTS as u64)
+                .map(|i| scatter((1u64 << 44) + i % span))
+                .collect();
+            traces.push(Trace {
+                name: format!("U loop {label} ({span} keys)"),
+                keys,
+                capacities: vec![capacity],
+            });
+        }
+    }
+    // 9. A working set growing steadily: uniform over the first n keys, n from 1,000 to 200,000.
+    let mut random = Random::new(109);
+    let keys = (0..REQUESTS)
+        .map(|i| {
+            let n = 1_000 + (199_000 * i / REQUESTS) as u64;
+            scatter((1u64 << 45) + random.next() % n)
+        })
+        .collect();
+    traces.push(plain(
+        "U uniform, working set growing 1k->200k".to_owned(),
+        keys,
+    ));
+    // 10. Bursts: 30% of the requests (a burst starts at one slot in 8) are keys asked 3
+    // times within 100 requests, then never again; the rest Zipf 0.9.
+    let mut random = Random::new(110);
+    let mut timed: Vec<(u64, u64)> = Vec::with_capacity(REQUESTS * 3 / 2);
+    let mut burst = 1u64 << 46;
+    let mut at = 0u64;
+    while timed.len() < REQUESTS {
+        if random.unit() < 0.125 {
+            burst += 1;
+            timed.push((at * 1000, scatter(burst)));
+            timed.push(((at + 1 + random.next() % 99) * 1000 + 1, scatter(burst)));
+            timed.push(((at + 1 + random.next() % 99) * 1000 + 2, scatter(burst)));
+        } else {
+            timed.push((at * 1000, scatter(zipf09.draw(&mut random))));
+        }
+        at += 1;
+    }
+    timed.sort_by_key(|&(t, _)| t);
+    let keys = timed.into_iter().map(|(_, k)| k).collect();
+    traces.push(plain("U bursts (3 in 100) + Zipf 0.9".to_owned(), keys));
+    traces
+}
