@@ -56,6 +56,8 @@ use std::time::Duration;
 use cachy::{RememberOptions, Repository};
 
 mod body;
+mod keys;
+mod pending;
 mod policy;
 mod service;
 mod stored;
@@ -70,7 +72,7 @@ pub struct ResponseCache {
     cache: Repository,
     options: Arc<Options>,
     /// Shared by every copy of the layer: a write through one is seen by the others.
-    pending: Arc<service::Pending>,
+    pending: Arc<pending::Pending>,
 }
 
 #[derive(Clone)]

@@ -3,21 +3,20 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use cachy::{Computed, Source};
-use http::header::{self, HeaderMap};
+use http::header;
 use http::{Method, Request, Response};
 use http_body::Body;
-use serde::{Deserialize, Serialize};
 
 use crate::ResponseCache;
 use crate::body::{self, BoxError, CacheBody};
+use crate::keys::Index;
 use crate::policy::{Directives, age_of, lifetime, varies_on};
-use crate::stored::{Cached, Stored, push_header};
+use crate::stored::{Cached, Stored};
 
 impl<S> tower_layer::Layer<S> for ResponseCache {
     type Service = CachedService<S>;
@@ -397,13 +396,7 @@ impl ResponseCache {
         {
             // Responses of this URL vary on other headers than the key had: the next keys
             // will have them; this response, made under a key without them, is not shared.
-            let index = Index {
-                names: varies.clone(),
-                generation: new_generation(),
-            };
-            let index_key = index_key(url_key);
-            let put = self.cache.put(&index_key, &index, INDEX_TTL);
-            let _ = self.within_budget(put).await;
+            self.vary_on(url_key, varies.clone()).await;
             // Not kept, but given to the identical requests waiting for it, as their keys
             // had the same headers.
             return match body::read(body, o.max_body_bytes).await {
@@ -475,134 +468,6 @@ impl ResponseCache {
             }
         }
     }
-
-    /// What `request` asks for, whatever the method: host (lower case), path and query;
-    /// `None` for a `Host` that is not a host and port. Under axum's `Router::nest`, the
-    /// path as the client sent it, not as the nest saw it.
-    fn target<B>(&self, request: &Request<B>) -> Option<String> {
-        // The host too: one process may serve several sites.
-        let host = match request.uri().authority() {
-            Some(authority) => host_of(authority.as_str().as_bytes())?,
-            None => match request.headers().get(header::HOST) {
-                Some(host) => host_of(host.as_bytes())?,
-                None => String::new(),
-            },
-        };
-        #[cfg(feature = "axum")]
-        let uri = request
-            .extensions()
-            .get::<axum::extract::OriginalUri>()
-            .map_or(request.uri(), |original| &original.0);
-        #[cfg(not(feature = "axum"))]
-        let uri = request.uri();
-        Some(format!(
-            "{host} {}",
-            uri.path_and_query().map_or("/", |p| p.as_str())
-        ))
-    }
-
-    /// The key of `method` on `target`.
-    fn url_key(&self, method: &Method, target: &str) -> String {
-        format!("{}{method} {target}", self.options.prefix)
-    }
-
-    /// The key of the response to a request with `headers` for `url_key`, in the URL's
-    /// current generation, with the headers every key has and those its responses vary on.
-    fn variant_key(&self, url_key: &str, index: &Index, headers: &HeaderMap) -> String {
-        let mut key = format!("{url_key}\ng={}", index.generation);
-        for name in &self.options.vary {
-            push_header(&mut key, "c:", name, headers);
-        }
-        for name in &index.names {
-            push_header(&mut key, "v:", name, headers);
-        }
-        key
-    }
-
-    /// The index of `url_key`: the one kept, or a new one (made by exactly one of
-    /// concurrent requests, which all then use it); `None` when the store fails. An index
-    /// that does not read as one (written by another program) is replaced.
-    async fn index_of(&self, url_key: &str) -> Option<Index> {
-        let key = index_key(url_key);
-        let made = Index {
-            names: Vec::new(),
-            generation: new_generation(),
-        };
-        match self.within_budget(self.cache.get::<Index>(&key)).await {
-            Ok(Some(index)) => return Some(index),
-            Ok(None) => {}
-            Err(e) if e.kind() == cachy::ErrorKind::Deserialize => {
-                let put = self.cache.put(&key, &made, INDEX_TTL);
-                return self.within_budget(put).await.ok().map(|()| made);
-            }
-            Err(_) => return None,
-        }
-        let add = self.cache.add(&key, &made, INDEX_TTL);
-        if self.within_budget(add).await.ok()? {
-            return Some(made);
-        }
-        // Another request made it meanwhile.
-        self.within_budget(self.cache.get::<Index>(&key))
-            .await
-            .ok()
-            .flatten()
-    }
-
-    /// Make every kept response of `target` unreachable: a new generation of its keys. If
-    /// the store fails, `target` is pending until a later try succeeds; whether this one
-    /// did.
-    async fn invalidate(&self, target: &str) -> bool {
-        // One budget for the whole drop: a hung store costs a write one `store_timeout`.
-        let done = self
-            .within_budget(self.new_generations(target))
-            .await
-            .is_ok();
-        self.pending.record(target, done);
-        done
-    }
-
-    /// A new index, with a new generation, for `GET` and `HEAD` of `target`.
-    async fn new_generations(&self, target: &str) -> cachy::Result<()> {
-        for method in [Method::GET, Method::HEAD] {
-            let index_key = index_key(&self.url_key(&method, target));
-            // Without the names, the next response teaches them again.
-            let names = match self.cache.get::<Index>(&index_key).await {
-                Ok(Some(index)) => index.names,
-                _ => Vec::new(),
-            };
-            let index = Index {
-                names,
-                generation: new_generation(),
-            };
-            self.cache.put(&index_key, &index, INDEX_TTL).await?;
-        }
-        Ok(())
-    }
-
-    /// Whether `target` has no write whose invalidation is pending: if it has, and a try is
-    /// due, it is tried again now.
-    async fn pending_settled(&self, target: &str) -> bool {
-        match self.pending.due(target) {
-            Due::Settled => true,
-            Due::Waiting => false,
-            Due::Now => self.invalidate(target).await,
-        }
-    }
-
-    /// `call` to the store, failing as a timeout past the layer's
-    /// [`store_timeout`](ResponseCache::store_timeout).
-    async fn within_budget<T>(
-        &self,
-        call: impl Future<Output = cachy::Result<T>>,
-    ) -> cachy::Result<T> {
-        let limit = self.options.store_timeout;
-        tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-            Err(cachy::Error::new(
-                cachy::ErrorKind::Timeout,
-                format!("the cache did not answer within the layer's store timeout of {limit:?}"),
-            ))
-        })
-    }
 }
 
 /// Request headers that make a request conditional (or partial).
@@ -615,119 +480,7 @@ const CONDITIONS: [header::HeaderName; 6] = [
     header::RANGE,
 ];
 
-/// The host (with its port, lower case) a `Host` header names, if it names one and nothing
-/// else: no path, user or query.
-fn host_of(value: &[u8]) -> Option<String> {
-    let authority = http::uri::Authority::try_from(value).ok()?;
-    if authority.as_str().contains('@') {
-        return None;
-    }
-    let host = match authority.port() {
-        Some(port) => format!("{}:{port}", authority.host()),
-        None => authority.host().to_owned(),
-    };
-    Some(host.to_ascii_lowercase())
-}
-
-/// Writes whose invalidation failed, by target, with when it was last tried: until one
-/// succeeds, the target's kept responses are not used (in this process).
-#[derive(Default)]
-pub(crate) struct Pending {
-    any: std::sync::atomic::AtomicBool,
-    targets: Mutex<std::collections::HashMap<String, std::time::Instant>>,
-    kept_since: AtomicU64,
-}
-
-/// Whether a target is pending, and whether to try its invalidation again.
-enum Due {
-    Settled,
-    Waiting,
-    Now,
-}
-
-/// The most targets kept pending (see [`Pending::record`] for what happens past it).
-const MOST_PENDING: usize = 10_000;
-
-/// How often a pending invalidation is tried again, at most.
-const RETRY_EVERY: Duration = Duration::from_secs(1);
-
-impl Pending {
-    fn due(&self, target: &str) -> Due {
-        if !self.any.load(Ordering::Acquire) {
-            return Due::Settled;
-        }
-        let mut targets = self.targets.lock().unwrap_or_else(PoisonError::into_inner);
-        match targets.get_mut(target) {
-            None => Due::Settled,
-            Some(tried) if tried.elapsed() < RETRY_EVERY => Due::Waiting,
-            Some(tried) => {
-                *tried = std::time::Instant::now();
-                Due::Now
-            }
-        }
-    }
-
-    fn record(&self, target: &str, done: bool) {
-        let mut targets = self.targets.lock().unwrap_or_else(PoisonError::into_inner);
-        if done {
-            targets.remove(target);
-        } else if targets.len() < MOST_PENDING || targets.contains_key(target) {
-            targets.insert(target.to_owned(), std::time::Instant::now());
-        } else {
-            // More than it can remember: from now on this process keys what it keeps with
-            // the time, so that nothing kept before, by anyone, is used again here; the
-            // targets it remembered are covered by that too.
-            targets.clear();
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos().max(1) as u64);
-            self.kept_since.store(now, Ordering::Release);
-        }
-        self.any.store(!targets.is_empty(), Ordering::Release);
-    }
-
-    /// Since when this process uses only what it kept itself (nanoseconds since the Unix
-    /// epoch), after more failed drops than it could remember.
-    fn kept_since(&self) -> Option<u64> {
-        Some(self.kept_since.load(Ordering::Acquire)).filter(|since| *since != 0)
-    }
-}
-
 /// Whether `method` changes nothing on the server (RFC 9110, 9.2.1).
 fn is_safe(method: &Method) -> bool {
     [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE].contains(method)
-}
-
-/// What the layer knows of a URL: the request headers its responses vary on, and the
-/// generation of its keys, chosen at random when the index is made and again on each write
-/// to the URL. Every key of a response has it: when the index is replaced, or lost
-/// (expired, evicted), no response kept before can be reached again.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Index {
-    names: Vec<String>,
-    generation: u64,
-}
-
-/// How long an index is kept (a URL still asked for after it gets a new one: one miss).
-const INDEX_TTL: Duration = Duration::from_secs(86_400);
-
-/// A generation no other index of any process has had: 63 bits, so that every serializer
-/// (JSON, msgpack, pickle) reads it back as it was written.
-fn new_generation() -> u64 {
-    use std::hash::BuildHasher;
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let seed = (
-        nanos,
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        std::process::id(),
-    );
-    (std::collections::hash_map::RandomState::new().hash_one(seed) >> 1).max(1)
-}
-
-/// Where the index of `url_key` is kept.
-fn index_key(url_key: &str) -> String {
-    format!("{url_key}\nindex")
 }
