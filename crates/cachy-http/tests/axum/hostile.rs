@@ -1,8 +1,3 @@
-//! What an adversarial review found, each kept from coming back: a `Host` making another
-//! URL's key, waiters of a panicking handler waiting in turn, a write's invalidation lost
-//! while the store was down or the URL's index lost, a slow store, `HEAD`'s length, a
-//! conditional request turning caching off for everyone, an event stream read whole.
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -12,26 +7,9 @@ use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use cachy::{CacheManager, Repository};
 use cachy_http::ResponseCache;
 
-fn cache() -> Repository {
-    CacheManager::from_value(serde_json::json!({ "stores": { "dict": { "driver": "dict" } } }))
-        .unwrap()
-        .store(None)
-        .unwrap()
-}
-
-async fn listen(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    address
-}
-
-fn x_cache(response: &reqwest::Response) -> String {
-    response.headers()["x-cache"].to_str().unwrap().to_owned()
-}
+use super::*;
 
 /// A route whose body names its version, bumped by a `POST` to it.
 fn versioned(layer: ResponseCache) -> (Router, Arc<AtomicUsize>) {
@@ -53,10 +31,6 @@ fn versioned(layer: ResponseCache) -> (Router, Arc<AtomicUsize>) {
     (app, version)
 }
 
-async fn text(client: &reqwest::Client, url: &str) -> String {
-    client.get(url).send().await.unwrap().text().await.unwrap()
-}
-
 #[tokio::test]
 async fn a_host_with_a_path_never_makes_another_urls_key() {
     let route = |name: &'static str| {
@@ -65,7 +39,7 @@ async fn a_host_with_a_path_never_makes_another_urls_key() {
     let app = Router::new()
         .route("/b", route("I am /b"))
         .route("/a/b", route("I am /a/b"))
-        .layer(ResponseCache::new(cache()));
+        .layer(ResponseCache::new(repository()));
     let address = listen(app).await;
     let host = address.trim_start_matches("http://").to_owned();
     let client = reqwest::Client::new();
@@ -81,8 +55,7 @@ async fn a_host_with_a_path_never_makes_another_urls_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_to_a_panicking_handler_do_not_wait_in_turn() {
-    let runs = Arc::new(AtomicUsize::new(0));
-    let counted = runs.clone();
+    let (runs, counted) = counter();
     let app = Router::new().route(
         "/",
         get(move || {
@@ -94,7 +67,7 @@ async fn concurrent_requests_to_a_panicking_handler_do_not_wait_in_turn() {
                 "never"
             }
         })
-        .layer(ResponseCache::new(cache()).ttl(Duration::from_secs(60))),
+        .layer(ResponseCache::new(repository()).ttl(Duration::from_secs(60))),
     );
     let url = format!("{}/", listen(app).await);
     let client = reqwest::Client::new();
@@ -118,7 +91,7 @@ async fn concurrent_requests_to_a_panicking_handler_do_not_wait_in_turn() {
 
 #[tokio::test]
 async fn a_write_while_the_store_is_down_never_brings_back_what_was_kept_before() {
-    let (store, faults) = cachy::testing::faulty(&cache());
+    let (store, faults) = cachy::testing::faulty(&repository());
     let (app, _) = versioned(ResponseCache::new(store));
     let url = format!("{}/items", listen(app).await);
     let client = reqwest::Client::new();
@@ -147,7 +120,7 @@ async fn a_write_while_the_store_is_down_never_brings_back_what_was_kept_before(
 
 #[tokio::test]
 async fn a_lost_index_never_brings_back_what_was_kept_before_a_write() {
-    let (store, recorded) = cachy::testing::recording(&cache());
+    let (store, recorded) = cachy::testing::recording(&repository());
     let (app, _) = versioned(ResponseCache::new(store.clone()).vary(["accept"]));
     let url = format!("{}/items", listen(app).await);
     let client = reqwest::Client::new();
@@ -168,7 +141,7 @@ async fn a_lost_index_never_brings_back_what_was_kept_before_a_write() {
 
 #[tokio::test]
 async fn a_slow_store_costs_a_request_at_most_a_few_store_timeouts() {
-    let (store, faults) = cachy::testing::faulty(&cache());
+    let (store, faults) = cachy::testing::faulty(&repository());
     let layer = ResponseCache::new(store).store_timeout(Duration::from_millis(100));
     let (app, _) = versioned(layer);
     let url = format!("{}/items", listen(app).await);
@@ -196,7 +169,7 @@ async fn a_head_answered_from_the_cache_says_the_length_of_the_get() {
             "/",
             get(|| async { ([(header::CACHE_CONTROL, "max-age=60")], "hello") }),
         )
-        .layer(ResponseCache::new(cache()));
+        .layer(ResponseCache::new(repository()));
     let url = format!("{}/", listen(app).await);
     let client = reqwest::Client::new();
     for expected in ["miss", "hit"] {
@@ -208,8 +181,7 @@ async fn a_head_answered_from_the_cache_says_the_length_of_the_get() {
 
 #[tokio::test]
 async fn a_conditional_request_does_not_turn_caching_off_for_others() {
-    let runs = Arc::new(AtomicUsize::new(0));
-    let counted = runs.clone();
+    let (runs, counted) = counter();
     // A handler that answers conditions itself, as file servers do.
     let app = Router::new()
         .route(
@@ -234,7 +206,7 @@ async fn a_conditional_request_does_not_turn_caching_off_for_others() {
                 }
             }),
         )
-        .layer(ResponseCache::new(cache()));
+        .layer(ResponseCache::new(repository()));
     let url = format!("{}/", listen(app).await);
     let client = reqwest::Client::new();
     let conditional = client
@@ -272,7 +244,7 @@ async fn an_event_stream_is_answered_as_it_comes() {
                 )
             }),
         )
-        .layer(ResponseCache::new(cache()).ttl(Duration::from_secs(30)));
+        .layer(ResponseCache::new(repository()).ttl(Duration::from_secs(30)));
     let url = format!("{}/events", listen(app).await);
     let mut response = reqwest::Client::new().get(&url).send().await.unwrap();
     let chunk = tokio::time::timeout(Duration::from_secs(2), response.chunk())
@@ -284,8 +256,7 @@ async fn an_event_stream_is_answered_as_it_comes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identical_first_requests_to_a_url_that_varies_run_the_handler_once() {
-    let runs = Arc::new(AtomicUsize::new(0));
-    let counted = runs.clone();
+    let (runs, counted) = counter();
     let app = Router::new().route(
         "/",
         get(move || {
@@ -301,7 +272,7 @@ async fn identical_first_requests_to_a_url_that_varies_run_the_handler_once() {
                 )
             }
         })
-        .layer(ResponseCache::new(cache())),
+        .layer(ResponseCache::new(repository())),
     );
     let url = format!("{}/", listen(app).await);
     let client = reqwest::Client::new();
@@ -319,7 +290,7 @@ async fn identical_first_requests_to_a_url_that_varies_run_the_handler_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_failed_drops_than_remembered_never_stop_caching_nor_bring_back_old_responses() {
-    let (store, faults) = cachy::testing::faulty(&cache());
+    let (store, faults) = cachy::testing::faulty(&repository());
     let (app, _) = versioned(ResponseCache::new(store));
     let address = listen(app).await;
     let client = reqwest::Client::new();
