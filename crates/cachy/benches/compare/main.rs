@@ -179,6 +179,7 @@ fn main() {
         )];
         if store == "sqlite" {
             raw.extend(peers::rusqlite(
+                &bench,
                 &sqlite_folder.path().join("rusqlite.db"),
                 payload.clone(),
             ));

@@ -393,13 +393,46 @@ impl Drop for Lease {
     }
 }
 
+thread_local! {
+    /// The connection of one runtime thread for [`rusqlite_on_tasks`], with its file.
+    static TASK_CONNECTION: std::cell::RefCell<Option<(PathBuf, rusqlite::Connection)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// SQLite's point lookup from tokio tasks, as an async store must run it: on the runtime's
+/// threads (a hop to other threads costs more than the statement), each with a connection of
+/// its own, opened on its first call.
+fn rusqlite_on_tasks<'a>(bench: &'a Bench, path: &Path) -> Raw<'a> {
+    let path = path.to_path_buf();
+    Box::new(move |_: &str, tasks, duration| {
+        let path = path.clone();
+        Some(throughput(&bench.runtime, tasks, duration, move || {
+            let path = path.clone();
+            async move {
+                TASK_CONNECTION.with(|cell| {
+                    let mut cell = cell.borrow_mut();
+                    if cell.as_ref().is_none_or(|(open, _)| *open != path) {
+                        *cell = Some((path.clone(), sqlite_connection(&path, "NORMAL")));
+                    }
+                    let (_, connection) = cell.as_ref().unwrap();
+                    let mut select = connection.prepare_cached(SQLITE_SELECT).unwrap();
+                    let (value, _expiration): (Vec<u8>, i64) = select
+                        .query_row([&b"hit"[..]], |row| Ok((row.get(0)?, row.get(1)?)))
+                        .unwrap();
+                    assert!(!value.is_empty());
+                });
+            }
+        }))
+    })
+}
+
 /// SQLite, the limit: rusqlite with cached prepared statements on the database store's table
 /// in its own WAL file at `path` (holding `hit` with `payload`). `get` is the store's point
 /// lookup on threads with a connection each (opened beforehand, kept across windows); `put`
 /// is its upsert in autocommit, with `synchronous = NORMAL` (the store's default) and `FULL`
 /// (SQLite's own default), on threads sharing one `Mutex<Connection>` (SQLite takes one
 /// writer at a time; separate connections would wait in its busy handler's sleeps).
-pub fn rusqlite(path: &Path, payload: Vec<u8>) -> Vec<Peer<'static>> {
+pub fn rusqlite<'a>(bench: &'a Bench, path: &Path, payload: Vec<u8>) -> Vec<Peer<'a>> {
     let setup = sqlite_connection(path, "NORMAL");
     setup.execute_batch(SQLITE_CREATE).unwrap();
     setup
@@ -468,6 +501,7 @@ pub fn rusqlite(path: &Path, payload: Vec<u8>) -> Vec<Peer<'static>> {
     };
     vec![
         Peer::new("rusqlite", get).only(&["get"]),
+        Peer::new("rusqlite on tasks", rusqlite_on_tasks(bench, path)).only(&["get"]),
         Peer::new("rusqlite NORMAL", put("NORMAL")).only(&["put"]),
         Peer::new("rusqlite FULL", put("FULL")).only(&["put"]),
     ]

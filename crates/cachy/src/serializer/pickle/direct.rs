@@ -218,7 +218,7 @@ fn sorted_by_key<K: Ord>(
         return Err(Declined);
     }
     let mut sorted = pairs.to_vec();
-    sorted.sort_unstable_by(|a, b| key_of(a.0).cmp(&key_of(b.0)));
+    sorted.sort_unstable_by_key(|&(key, _)| key_of(key));
     if sorted
         .windows(2)
         .any(|pair| key_of(pair[0].0) == key_of(pair[1].0))

@@ -360,7 +360,8 @@ impl Connections {
     /// A free connection: an idle one, or a new one if fewer than the maximum are open, or
     /// the first to come free within the store's `timeout`.
     async fn lease(&self) -> Result<Lease, DbError> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        // Read the clock only once a call has to wait: most find a connection at once.
+        let mut deadline = None;
         loop {
             // Made before looking: a connection given back after the look still wakes it.
             let changed = self.idle.changed.notified();
@@ -384,6 +385,8 @@ impl Connections {
                     _slot: slot,
                 });
             }
+            let deadline =
+                *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.timeout);
             tokio::time::timeout_at(deadline, changed)
                 .await
                 .map_err(|_| DbError::NoConnection(self.timeout))?;
