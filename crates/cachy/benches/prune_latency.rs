@@ -1,9 +1,9 @@
-//! What the database store's prune lottery costs the write that wins it, with a backlog of
-//! expired rows: a SQLite file holding `PRUNE_ROWS` rows (default 1,000,000), a tenth of
-//! them expired, written by a store whose every write wins the lottery (`prune_lottery =
-//! [1, 1]`). Each put is timed; next to it, the same put followed by a full `prune()` on
-//! the caller, which is what the lottery's winner used to wait for. Prints the median and
-//! the slowest of each.
+//! What the database store's prune lottery costs the writes that win it, as the backlog of
+//! expired rows grows: SQLite files of `PRUNE_ROWS` rows each (default 1,000,000), none, a
+//! tenth and half of them expired, written by stores whose every write wins the lottery
+//! (`prune_lottery = [1, 1]`), one put on each in turn. Each put is timed; next to them, the
+//! same put followed by a full `prune()` on the caller (a tenth expired), which is what the
+//! lottery's winner used to wait for. Prints the median and the slowest of each.
 //!
 //! `cargo bench -p cachy-rs --bench prune_latency` (`PRUNE_ROWS`, `PRUNE_PUTS`, default 200).
 //! Run by `cargo test` (without `--bench`), it only checks that it works: 20,000 rows, 20
@@ -51,13 +51,15 @@ fn main() {
         .build()
         .unwrap();
     let folder = tempfile::tempdir().unwrap();
-    let fill = |file: &std::path::Path| {
+    // `expired_every`: one batch of 10,000 rows in this many expires in a second, the
+    // others in an hour (0: none).
+    let fill = |file: &std::path::Path, expired_every: usize| {
         let store = store(file);
         runtime.block_on(async {
             let value = vec![7u8; 100];
             for (batch, start) in (0..rows).step_by(10_000).enumerate() {
-                // A tenth of the rows expire in a second, the others in an hour.
-                let ttl = if batch % 10 == 0 { 1 } else { 3600 };
+                let expires = expired_every > 0 && batch % expired_every == 0;
+                let ttl = if expires { 1 } else { 3600 };
                 let items: Vec<(String, Vec<u8>)> = (start..(start + 10_000).min(rows))
                     .map(|i| (format!("row{i}"), value.clone()))
                     .collect();
@@ -67,35 +69,50 @@ fn main() {
             }
         });
     };
-    let (lottery_file, inline_file) = (
-        folder.path().join("lottery.db"),
-        folder.path().join("inline.db"),
-    );
-    fill(&lottery_file);
-    fill(&inline_file);
+    let backlogs = [
+        ("none expired", 0),
+        ("a tenth expired", 10),
+        ("half expired", 2),
+    ];
+    let files: Vec<_> = backlogs
+        .iter()
+        .map(|&(_, every)| {
+            let file = folder.path().join(format!("lottery-{every}.db"));
+            fill(&file, every);
+            file
+        })
+        .collect();
+    let inline_file = folder.path().join("inline.db");
+    fill(&inline_file, 10);
     std::thread::sleep(Duration::from_millis(2100));
 
-    let (lottery, inline) = (store(&lottery_file), store(&inline_file));
-    let (mut with_lottery, mut with_inline_prune) = (Vec::new(), Vec::new());
+    let lotteries: Vec<_> = files.iter().map(|file| store(file)).collect();
+    let inline = store(&inline_file);
+    let mut with_lottery = vec![Vec::new(); lotteries.len()];
+    let mut with_inline_prune = Vec::new();
     runtime.block_on(async {
         for i in 0..puts {
             let key = format!("new{i}");
-            let started = Instant::now();
-            lottery.put(&key, b"v", Some(3600)).await.unwrap();
-            with_lottery.push(started.elapsed());
-
+            for (store, times) in lotteries.iter().zip(&mut with_lottery) {
+                let started = Instant::now();
+                store.put(&key, b"v", Some(3600)).await.unwrap();
+                times.push(started.elapsed());
+            }
             let started = Instant::now();
             inline.put(&key, b"v", Some(3600)).await.unwrap();
             inline.prune().await.unwrap();
             with_inline_prune.push(started.elapsed());
         }
     });
-    let (median, slowest) = summary(&mut with_lottery);
+    println!("{rows} rows, {puts} puts on each store, every put winning the lottery:");
+    for ((backlog, _), times) in backlogs.iter().zip(&mut with_lottery) {
+        let (median, slowest) = summary(times);
+        println!(
+            "put, {backlog} (the prune in the background): median {median:?}, slowest {slowest:?}"
+        );
+    }
     let (inline_median, inline_slowest) = summary(&mut with_inline_prune);
     println!(
-        "{rows} rows, {} expired, {puts} puts each winning the lottery:\n\
-         put (the prune in the background): median {median:?}, slowest {slowest:?}\n\
-         put then a full prune on the caller (the lottery before): median {inline_median:?}, slowest {inline_slowest:?}",
-        rows / 10
+        "put then a full prune on the caller, a tenth expired (the lottery before): median {inline_median:?}, slowest {inline_slowest:?}"
     );
 }

@@ -35,6 +35,14 @@ use pool::Pool;
 use query::{DbError, Param};
 use statements::{PRUNE_BATCH, Statements};
 
+/// How long one batch of a background prune should hold the write lock at most: a writer
+/// that arrives meanwhile waits for it.
+const PRUNE_BATCH_TIME: Duration = Duration::from_millis(2);
+/// The rows a background prune deletes in its first batch.
+const PRUNE_FIRST_BATCH: u64 = 100;
+/// The rows a background prune deletes at least in each batch, however slow they are.
+const PRUNE_SMALLEST_BATCH: u64 = 10;
+
 /// Connections per pool unless `max_connections` says otherwise (sqlx's own default).
 const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 /// The expiration written for items stored forever (as Python cachy's file store).
@@ -298,7 +306,11 @@ impl DatabaseStore {
         let mut deleted = 0;
         loop {
             let batch = self
-                .execute("prune", &self.statements.prune, &[Param::Int(now())])
+                .execute(
+                    "prune",
+                    &self.statements.prune,
+                    &[Param::Int(now()), Param::Int(PRUNE_BATCH as i64)],
+                )
                 .await?;
             deleted += batch;
             if batch < PRUNE_BATCH {
@@ -308,9 +320,19 @@ impl DatabaseStore {
     }
 
     /// Run the prune lottery: with the configured odds, start pruning expired rows in a
-    /// background task, a batch at a time, unless one is running; the write that won never
-    /// waits for it, whatever the backlog. Best effort: a failed batch (a lock wait, a
-    /// deadlock with writers) ends that prune quietly, and a later draw starts another.
+    /// background task, unless one is running; the write that won never waits for it,
+    /// whatever the backlog. Best effort: a failed batch (a lock wait, a deadlock with
+    /// writers) ends that prune quietly, and a later draw starts another.
+    ///
+    /// Writers still meet the prune: SQLite takes one writer at a time, and a server
+    /// database locks the rows and index pages a batch deletes. So the batches are sized by
+    /// time, to hold the lock about [`PRUNE_BATCH_TIME`] whatever a row costs to delete in
+    /// this table ([`next_prune_batch`]), and after each the prune waits as long as the
+    /// batch took: a writer waits at most about one batch, and the prune takes at most
+    /// half of the database's writing time. Expired rows are never read meanwhile, so
+    /// nothing is lost by pruning slowly. (A thousand rows at a time, back to back, held
+    /// the lock for up to 16 ms each with half of a million-row table expired, and every
+    /// put waited a millisecond on average.)
     async fn maybe_prune(&self) {
         let (chances, out_of) = self.lottery;
         // xorshift: cheap, and only the odds matter.
@@ -331,8 +353,17 @@ impl DatabaseStore {
         };
         let (sql, pruning) = (self.statements.prune.clone(), Arc::clone(&self.pruning));
         runtime.spawn(async move {
-            while let Ok(PRUNE_BATCH) = pool.execute(&sql, &[Param::Int(now())]).await {
-                tokio::task::yield_now().await;
+            let mut batch = PRUNE_FIRST_BATCH;
+            loop {
+                let started = std::time::Instant::now();
+                let params = [Param::Int(now()), Param::Int(batch as i64)];
+                match pool.execute(&sql, &params).await {
+                    Ok(deleted) if deleted == batch => {}
+                    _ => break,
+                }
+                let took = started.elapsed();
+                batch = next_prune_batch(batch, took);
+                tokio::time::sleep(took).await;
             }
             pruning.store(false, Ordering::Release);
         });
@@ -353,6 +384,19 @@ impl DatabaseStore {
             .into_iter()
             .next()
             .filter(|(_, expiration)| *expiration > now()))
+    }
+}
+
+/// The size of a background prune's next batch, after one of `batch` rows took `took`:
+/// halved when it held the lock longer than [`PRUNE_BATCH_TIME`], doubled when it took less
+/// than half of it, within [`PRUNE_SMALLEST_BATCH`] and [`PRUNE_BATCH`].
+fn next_prune_batch(batch: u64, took: Duration) -> u64 {
+    if took > PRUNE_BATCH_TIME {
+        (batch / 2).max(PRUNE_SMALLEST_BATCH)
+    } else if took < PRUNE_BATCH_TIME / 2 {
+        (batch * 2).min(PRUNE_BATCH)
+    } else {
+        batch
     }
 }
 

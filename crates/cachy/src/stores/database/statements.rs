@@ -1,7 +1,7 @@
 //! The SQL of the database store: one dialect abstraction for SQLite, PostgreSQL and
 //! MySQL/MariaDB (quoting, placeholders, upserts), and every statement for one table.
 
-/// The most expired rows one prune statement deletes.
+/// The most expired rows one prune statement deletes (its second parameter says how many).
 pub(super) const PRUNE_BATCH: u64 = 1000;
 
 /// The SQL of every operation, for one database and table.
@@ -128,14 +128,15 @@ impl Statements {
             flush_all: format!("DELETE FROM {t}"),
             flush_range: format!("DELETE FROM {t} WHERE {key} >= {p1} AND {key} < {p2}"),
             flush_from: format!("DELETE FROM {t} WHERE {key} >= {p1}"),
-            // A batch at a time: each a short transaction, so that writers (SQLite's one
-            // writer above all) get in between, whatever the backlog.
+            // A batch at a time (at most `PRUNE_BATCH` rows): each a short transaction, so
+            // that writers (SQLite's one writer above all) get in between, whatever the
+            // backlog.
             prune: if dialect == Dialect::MySql {
-                format!("DELETE FROM {t} WHERE expiration <= {p1} LIMIT {PRUNE_BATCH}")
+                format!("DELETE FROM {t} WHERE expiration <= {p1} LIMIT {p2}")
             } else {
                 format!(
                     "DELETE FROM {t} WHERE {key} IN \
-                     (SELECT {key} FROM {t} WHERE expiration <= {p1} LIMIT {PRUNE_BATCH})"
+                     (SELECT {key} FROM {t} WHERE expiration <= {p1} LIMIT {p2})"
                 )
             },
             create,

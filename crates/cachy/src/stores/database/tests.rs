@@ -37,3 +37,17 @@ fn a_synchronous_level_that_does_not_exist_or_is_not_for_sqlite_is_an_error() {
     let error = DatabaseStore::from_config(&config).unwrap_err();
     assert!(error.to_string().contains("SQLite"), "{error}");
 }
+
+#[test]
+fn a_background_prune_sizes_its_batches_to_hold_the_lock_about_two_milliseconds() {
+    let slow = PRUNE_BATCH_TIME * 3;
+    let fast = PRUNE_BATCH_TIME / 4;
+    assert_eq!(next_prune_batch(100, slow), 50);
+    assert_eq!(next_prune_batch(100, fast), 200);
+    assert_eq!(next_prune_batch(100, PRUNE_BATCH_TIME), 100, "on target");
+    assert_eq!(
+        next_prune_batch(PRUNE_SMALLEST_BATCH, slow),
+        PRUNE_SMALLEST_BATCH
+    );
+    assert_eq!(next_prune_batch(PRUNE_BATCH, fast), PRUNE_BATCH);
+}
