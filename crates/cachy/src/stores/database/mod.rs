@@ -363,7 +363,13 @@ impl DatabaseStore {
                 }
                 let took = started.elapsed();
                 batch = next_prune_batch(batch, took);
-                tokio::time::sleep(took).await;
+                // Paused on the blocking pool: a runtime built without timers runs this store.
+                if tokio::task::spawn_blocking(move || std::thread::sleep(took))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
             }
             pruning.store(false, Ordering::Release);
         });
