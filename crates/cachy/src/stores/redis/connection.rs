@@ -60,6 +60,16 @@ impl RedisStore {
     }
 
     pub(super) async fn connection(&self) -> Result<Connection> {
+        match self.connection.get() {
+            Some(connection) => Ok(connection.clone()),
+            // Boxed: the connecting futures (a cluster's above all) would otherwise be part
+            // of every call's future, making it a large allocation on each call.
+            None => Box::pin(self.connect()).await,
+        }
+    }
+
+    /// The connection, made by the first call that needs it.
+    async fn connect(&self) -> Result<Connection> {
         self.connection
             .get_or_try_init(|| async {
                 match &self.target {
