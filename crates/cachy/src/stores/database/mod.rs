@@ -176,6 +176,16 @@ impl DatabaseStore {
     }
 
     async fn pool(&self) -> Result<&Arc<Pool>> {
+        match self.pool.get() {
+            Some(pool) => Ok(pool),
+            // Boxed: making the pool (and the table) would otherwise be part of every
+            // call's future, making it a large allocation on each call.
+            None => Box::pin(self.make_pool()).await,
+        }
+    }
+
+    /// The pool, made by the first call that needs it (with the table, if asked for).
+    async fn make_pool(&self) -> Result<&Arc<Pool>> {
         self.pool
             .get_or_try_init(|| async {
                 let pool = match self.options.clone() {
