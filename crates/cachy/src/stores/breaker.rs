@@ -20,19 +20,25 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// Await `work`, or fail with an [`ErrorKind::Timeout`] error after `limit`, saying that
 /// `what()` (formatted only then) did not answer.
-pub(super) async fn bounded<T>(
+///
+/// A combinator, not an `async` function or block: those keep `work` as their argument and
+/// again where they await it, twice its size in every caller's future (a memcached call's
+/// grew past 2 KiB, a large allocation on every call).
+pub(super) fn bounded<T>(
     limit: Duration,
     what: impl FnOnce() -> String,
     work: impl std::future::Future<Output = T>,
-) -> Result<T> {
-    tokio::time::timeout(limit, work).await.map_err(|_| {
-        Error::new(
-            ErrorKind::Timeout,
-            format!(
-                "{} did not answer within {limit:?} (is the server down or unreachable?)",
-                what()
-            ),
-        )
+) -> impl std::future::Future<Output = Result<T>> {
+    futures_util::FutureExt::map(tokio::time::timeout(limit, work), move |answer| {
+        answer.map_err(|_| {
+            Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{} did not answer within {limit:?} (is the server down or unreachable?)",
+                    what()
+                ),
+            )
+        })
     })
 }
 
