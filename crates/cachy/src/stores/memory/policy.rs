@@ -7,20 +7,29 @@
 //!   table (as are the keys the main queue evicts, below). One-hit wonders and scans pass
 //!   through the small queue without pushing the hot set out. Until the first eviction, new
 //!   keys fill the main queue first.
-//! - A key the ghost table remembers from the small queue was evicted too soon: it enters
-//!   the main queue at once if the main queue has room, or if a frequency sketch says it is
-//!   used more often than the key it would push out there (as TinyLFU admits). A loop a
-//!   little larger than the store then keeps most of itself instead of nothing.
+//! - A key the ghost table remembers was evicted too soon (from either queue): it enters the
+//!   main queue at once if the main queue has room, or if a frequency sketch says it is used
+//!   more often than the key it would push out there (as TinyLFU admits). A tie goes to a
+//!   key the small queue evicted fewer of its evictions ago than the main queue holds
+//!   entries (a FIFO queue of the main queue's size would still have held it). A loop a
+//!   little larger than the store then keeps most of itself instead of nothing, and what
+//!   the main queue let go of a loop when the store first filled comes back to it.
 //! - At the main queue's front, a key read since it last passed there goes round again (its
 //!   read count, at most 3, goes down by one); else it is evicted.
 //! - The small queue's share of the bound starts at a tenth and moves with each key that
 //!   comes back soon after either queue evicted it: within as many of that queue's evictions
-//!   as the queue holds entries, so that the queue at twice its size would have kept it. Such
-//!   a key moves the share by its weight towards the queue that evicted it (from 1% to 80% of
-//!   the bound). As in ARC, the queue whose last evictions come back more often grows, and
-//!   at once: a hot set that moves makes its new keys come back from the small queue, which
-//!   grows until they are read there, while the old keys leave the main one; a loop a little
-//!   larger than the store comes back from the main queue, which keeps all it can.
+//!   as the queue holds entries (the small queue counted as holding at least 1% of them), so
+//!   that the queue at twice its size would have kept it. Such a key moves the share by its
+//!   weight towards the queue that evicted it (up to 80% of the bound). As in ARC, the queue
+//!   whose last evictions come back more often grows, and at once: a hot set that moves
+//!   makes its new keys come back from the small queue, which grows until they are read
+//!   there, while the old keys leave the main one; a loop a little larger than the store
+//!   comes back from the main queue, which keeps all it can.
+//! - The share stays at 1% of the bound or more while the small queue serves: while a key
+//!   came back that soon from it within its last evictions of a tenth of the entries. When
+//!   none has, as in a loop several times the store or a mix of a loop and a hot set, whose
+//!   keys never come back while they could still be in the small queue, it goes on
+//!   shrinking to 0.1%, and the main queue keeps that much more.
 //!
 //! Reads never touch the queues: they raise a counter in the entry (see `Entry::read`), so a
 //! hit takes no lock but its shard's read lock. Writes of new keys and evictions take the
@@ -88,6 +97,9 @@ struct Queues {
     entries: u64,
     /// Nothing was evicted yet.
     filling: bool,
+    /// The small queue's count of evictions when a key last came back soon after it evicted
+    /// it (see `came_back`).
+    small_served_at: u64,
 }
 
 impl Policy {
@@ -106,6 +118,7 @@ impl Policy {
                 small_limit: (limit / 10).max(1),
                 entries,
                 filling: true,
+                small_served_at: 0,
             }),
             limit,
         }
@@ -149,15 +162,24 @@ impl Policy {
         if let Some((queue, ago)) = evicted_from {
             queues.came_back(queue, ago, weight, self.limit);
         }
-        // A key evicted too soon from the small queue goes to the main queue, unless it is
+        // A key evicted too soon, from either queue, goes to the main queue, unless it is
         // used less than the key it would push out there: a loop a little larger than the
-        // store then keeps part of itself instead of none.
+        // store then keeps part of itself instead of none, and the part of a loop the main
+        // queue let go when the store first filled comes back to it. A tie goes to a key the
+        // small queue evicted fewer of its evictions ago than the main queue holds entries:
+        // a FIFO queue of the main queue's size would still have held it.
         let main_has_room = queues.main_weight + weight <= self.limit - queues.small_limit;
+        let main_entries = queues.entries - queues.small_entries(self.limit);
+        let soon = matches!(evicted_from, Some((Queue::Small, ago)) if ago <= main_entries);
         let worthy = main_has_room
             || queues.main.front().is_none_or(|front| {
-                queues.sketch.estimate(hash) > queues.sketch.estimate(front.hash)
+                let (used, front_used) = (
+                    queues.sketch.estimate(hash),
+                    queues.sketch.estimate(front.hash),
+                );
+                used > front_used || (soon && used == front_used)
             });
-        if filling || (worthy && matches!(evicted_from, Some((Queue::Small, _)))) {
+        if filling || (worthy && evicted_from.is_some()) {
             queues.main_weight += weight;
             queues.main.push_back(item);
         } else {
@@ -230,23 +252,44 @@ impl Policy {
 
 impl Queues {
     /// A key `queue` evicted `ago` of its evictions before came back: if the queue at twice
-    /// its size would have kept it (it evicted fewer than it holds since), the queue grows by
-    /// the key's weight, the other shrinks.
+    /// its size would have kept it (it evicted fewer than it holds since; the small queue is
+    /// judged as holding at least 1% of the entries), the queue grows by the key's weight,
+    /// the other shrinks. The small queue keeps 1% of the bound while it serves (a key came
+    /// back so soon from it within its last evictions of a tenth of the entries); else it
+    /// may shrink to 0.1%.
     fn came_back(&mut self, queue: Queue, ago: u64, weight: u64, limit: u64) {
-        let small_entries =
-            (u128::from(self.entries) * u128::from(self.small_limit) / u128::from(limit)) as u64;
+        let small_entries = self.small_entries(limit);
         let held = match queue {
-            Queue::Small => small_entries,
+            Queue::Small => small_entries.max(self.entries / 100),
             Queue::Main => self.entries.saturating_sub(small_entries),
         };
         if ago > held {
             return;
         }
-        let (floor, ceiling) = ((limit / 100).max(1), (limit / 10 * 8).max(1));
+        let ceiling = (limit / 10 * 8).max(1);
         self.small_limit = match queue {
-            Queue::Small => self.small_limit.saturating_add(weight).min(ceiling),
-            Queue::Main => self.small_limit.saturating_sub(weight).max(floor),
+            Queue::Small => {
+                self.small_served_at = self.ghost.evictions[0];
+                self.small_limit.saturating_add(weight).min(ceiling)
+            }
+            Queue::Main => {
+                let since = self.ghost.evictions[0] - self.small_served_at;
+                let serving = since <= self.entries / 10;
+                let floor = if serving { limit / 100 } else { limit / 1000 }.max(1);
+                // Already below the floor (it went there while the floor was 0.1%): it does
+                // not jump back up, it grows again key by key.
+                self.small_limit
+                    .saturating_sub(weight)
+                    .max(floor.min(self.small_limit))
+            }
         };
+    }
+
+    /// About how many entries the small queue holds at its share (never more than the
+    /// store holds).
+    fn small_entries(&self, limit: u64) -> u64 {
+        (u128::from(self.entries) * u128::from(self.small_limit.min(limit)) / u128::from(limit))
+            as u64
     }
 
     /// The item to look at next, taken off its queue: the small queue's front while that
