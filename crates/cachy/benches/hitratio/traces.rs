@@ -296,6 +296,35 @@ pub fn unseen() -> Vec<Trace> {
     timed.sort_by_key(|&(t, _)| t);
     let keys = timed.into_iter().map(|(_, k)| k).collect();
     traces.push(plain("U bursts (3 in 100) + Zipf 0.9".to_owned(), keys));
+    // 12. From a sceptical review, added once the policy was fixed: a web-like mix, a hot
+    // set of 10,000 keys (Zipf 0.7) moving to other keys every 50,000 requests, 10% one-hit
+    // wonders, 15% Zipf 0.7 over the whole million, and a scan of 50,000 keys every 400,000.
+    let hot = Zipf::new(10_000, 0.7);
+    let warm = Zipf::new(KEYS, 0.7);
+    let mut random = Random::new(112);
+    let (mut keys, mut wonder, mut moves) = (Vec::with_capacity(REQUESTS + 300_000), 0u64, 0u64);
+    for i in 0..REQUESTS {
+        if i > 0 && i % 50_000 == 0 {
+            moves += 1;
+        }
+        if i > 0 && i % 400_000 == 0 {
+            let start = random.next() % (KEYS as u64 - 50_000);
+            keys.extend((start..start + 50_000).map(|k| scatter((6u64 << 44) + k)));
+        }
+        let u = random.unit();
+        keys.push(if u < 0.10 {
+            wonder += 1;
+            scatter((7u64 << 44) + wonder)
+        } else if u < 0.85 {
+            scatter((8u64 << 44) + moves * 10_000 + hot.draw(&mut random))
+        } else {
+            scatter((6u64 << 44) + warm.draw(&mut random))
+        });
+    }
+    traces.push(plain(
+        "U web-like, hot 10k (Zipf 0.7) moving every 50k, 10% one-hit wonders, scans".to_owned(),
+        keys,
+    ));
     traces
 }
 
