@@ -226,3 +226,41 @@ async fn evictions_are_events_with_their_cause_and_counted() {
         "the manager's hooks see every one"
     );
 }
+
+#[tokio::test]
+async fn a_value_too_large_for_the_bound_is_an_eviction_for_size_of_its_key() {
+    use cachy::observe::{EvictionCause, Outcome};
+    use std::sync::{Arc, Mutex};
+
+    let manager = CacheManager::from_value(serde_json::json!({
+        "stores": { "small": { "driver": "memory", "max_bytes": 4096 } }
+    }))
+    .unwrap();
+    let repo = manager.store("small").unwrap();
+    let seen: Arc<Mutex<Vec<(String, EvictionCause)>>> = Arc::default();
+    let recorded = Arc::clone(&seen);
+    repo.on_event(move |event| {
+        if let Outcome::Evicted(cause) = event.outcome {
+            let key = event.key.expect("an eviction names its key").to_owned();
+            recorded.lock().unwrap().push((key, cause));
+        }
+    });
+    let large = "x".repeat(10_000);
+    repo.put("new", &large, 10).await.unwrap();
+    assert_eq!(repo.get::<String>("new").await.unwrap(), None);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [("new".to_owned(), EvictionCause::Size)],
+        "a new key whose value the bound cannot hold"
+    );
+    repo.put("old", "small", 10).await.unwrap();
+    repo.put("old", &large, 10).await.unwrap();
+    assert_eq!(repo.get::<String>("old").await.unwrap(), None);
+    assert_eq!(
+        seen.lock().unwrap().last().unwrap(),
+        &("old".to_owned(), EvictionCause::Size),
+        "the value it replaced goes for its size, once"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    assert_eq!(repo.stats().evictions, 2);
+}

@@ -292,9 +292,14 @@ impl Map {
             match change {
                 Change::Keep => {}
                 // It could never be kept; what it replaces must not be read instead, and goes
-                // for the new value's size.
+                // for the new value's size. With nothing live to replace, the value itself is
+                // what the bound drops, and the listeners are told so: a write that keeps
+                // nothing is never silent.
                 Change::Put(entry) if self.exceeds_bound_alone(key, &entry) => {
                     removed = self.remove_at(&mut table, index, EvictionCause::Size, &mut dropped);
+                    if kept.is_none() {
+                        dropped.note(&Arc::from(key), EvictionCause::Size);
+                    }
                 }
                 Change::Put(mut entry) => {
                     added = self.weight_of(key, &entry);
