@@ -1,14 +1,13 @@
 //! The `database` driver's config.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use super::statements::{Dialect, Statements};
-use super::{ConnectOptions, DEFAULT_MAX_CONNECTIONS, DatabaseStore, now};
+use super::{ConnectOptions, DEFAULT_MAX_CONNECTIONS, DatabaseStore};
 use crate::config::options::fields;
 use crate::error::{Error, Result};
 
@@ -332,7 +331,6 @@ impl DatabaseStore {
             lottery,
             max_connections,
             timeout: fields::checked("timeout", options.timeout)?.unwrap_or(Duration::from_secs(5)),
-            seed: AtomicU64::new(now() as u64 | 1),
         })
     }
 }

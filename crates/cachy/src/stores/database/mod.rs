@@ -9,7 +9,7 @@ compile_error!(
 );
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -83,7 +83,6 @@ pub struct DatabaseStore {
     lottery: (u64, u64),
     max_connections: u32,
     timeout: Duration,
-    seed: AtomicU64,
     /// A background prune is running: the lottery's next winners leave it be.
     pruning: Arc<AtomicBool>,
 }
@@ -345,13 +344,7 @@ impl DatabaseStore {
     /// put waited a millisecond on average.)
     async fn maybe_prune(&self) {
         let (chances, out_of) = self.lottery;
-        // xorshift: cheap, and only the odds matter.
-        let mut x = self.seed.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.seed.store(x, Ordering::Relaxed);
-        if x % out_of >= chances || self.pruning.swap(true, Ordering::Acquire) {
+        if lottery_draw() % out_of >= chances || self.pruning.swap(true, Ordering::Acquire) {
             return;
         }
         let (Ok(pool), Ok(runtime)) = (
@@ -401,6 +394,24 @@ impl DatabaseStore {
             .next()
             .filter(|(_, expiration)| *expiration > now()))
     }
+}
+
+/// A draw of the prune lottery: xorshift on a seed per thread, cheap, and no line of memory
+/// that every put on every thread writes (only the odds matter).
+fn lottery_draw() -> u64 {
+    thread_local! {
+        static SEED: std::cell::Cell<u64> = std::cell::Cell::new(
+            std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8) | 1,
+        );
+    }
+    SEED.with(|seed| {
+        let mut x = seed.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        seed.set(x);
+        x
+    })
 }
 
 /// The size of a background prune's next batch, after one of `batch` rows took `took`:

@@ -1,6 +1,8 @@
 //! python-memcached's flags: how a value's bytes and flags are laid out so that Python
 //! cachy (through python-memcached) and this store read each other's values.
 
+use std::borrow::Cow;
+
 use crate::codec::parse_integer;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -12,19 +14,44 @@ const FLAG_COMPRESSED: u32 = 1 << 3;
 const FLAG_TEXT: u32 = 1 << 4;
 
 /// Flags and bytes for a value, in python-memcached's layout under pickle.
-pub(super) fn encode_wire(python_flags: bool, value: &[u8]) -> (u32, Vec<u8>) {
+pub(super) fn encode_wire(python_flags: bool, value: &[u8]) -> (u32, Cow<'_, [u8]>) {
     if parse_integer(value).is_some() {
-        return (FLAG_INTEGER, value.to_vec());
+        return (FLAG_INTEGER, Cow::Borrowed(value));
     }
     if !python_flags {
-        return (0, value.to_vec());
+        return (0, Cow::Borrowed(value));
+    }
+    if starts_a_container(value) {
+        return (FLAG_PICKLE, Cow::Borrowed(value));
     }
     match serde_pickle::value_from_slice(value, serde_pickle::DeOptions::new()) {
-        Ok(serde_pickle::Value::String(text)) => (FLAG_TEXT, text.into_bytes()),
-        Ok(serde_pickle::Value::Bytes(bytes)) => (0, bytes),
-        Ok(serde_pickle::Value::I64(integer)) => (FLAG_INTEGER, integer.to_string().into_bytes()),
-        _ => (FLAG_PICKLE, value.to_vec()),
+        Ok(serde_pickle::Value::String(text)) => (FLAG_TEXT, Cow::Owned(text.into_bytes())),
+        Ok(serde_pickle::Value::Bytes(bytes)) => (0, Cow::Owned(bytes)),
+        Ok(serde_pickle::Value::I64(integer)) => {
+            (FLAG_INTEGER, Cow::Owned(integer.to_string().into_bytes()))
+        }
+        _ => (FLAG_PICKLE, Cow::Borrowed(value)),
     }
+}
+
+/// Whether the pickle `value` builds a dict, list, tuple, set or object first (after its
+/// protocol and frame headers), so that it is stored as a pickle without being decoded:
+/// only a string, bytes or an integer take python-memcached's other layouts, and decoding a
+/// struct's whole pickle on every write only to find that out cost a put three 4 KiB
+/// allocations. Flagging any pickle as one is always read back right.
+fn starts_a_container(value: &[u8]) -> bool {
+    const PROTO: u8 = 0x80;
+    const FRAME: u8 = 0x95;
+    const CONTAINERS: &[u8] = &[b'}', b']', b')', b'(', 0x8f];
+    let mut rest = value;
+    if let [PROTO, _, after @ ..] = rest {
+        rest = after;
+    }
+    if let [FRAME, _, _, _, _, _, _, _, _, after @ ..] = rest {
+        rest = after;
+    }
+    rest.first()
+        .is_some_and(|opcode| CONTAINERS.contains(opcode))
 }
 
 /// The value python-memcached or pylibmc compressed with zlib (`min_compress_len`), within

@@ -257,11 +257,19 @@ pub(super) struct Batch<'a> {
 impl<'a> Batch<'a> {
     /// `commands` tagged with the tokens from `first_token` on, then `mn`.
     pub(super) fn new(commands: Vec<Command<'a>>, first_token: u64) -> Self {
-        let mut bytes = Vec::new();
+        use std::io::Write as _;
+        // Each command's token (" O" and up to 20 digits) and line ends, then "mn\r\n".
+        let capacity = commands
+            .iter()
+            .map(|command| command.line.len() + command.data.map_or(0, <[u8]>::len) + 26)
+            .sum::<usize>()
+            + 4;
+        let mut bytes = Vec::with_capacity(capacity);
         for (n, command) in (0u64..).zip(&commands) {
             bytes.extend_from_slice(command.line.as_bytes());
             if command.has_token() {
-                bytes.extend_from_slice(format!(" O{}", first_token.wrapping_add(n)).as_bytes());
+                // Writing into a Vec cannot fail.
+                let _ = write!(bytes, " O{}", first_token.wrapping_add(n));
             }
             bytes.extend_from_slice(b"\r\n");
             if let Some(data) = command.data {
