@@ -77,6 +77,7 @@ impl FileStore {
         Ok(FileStore {
             inner: Arc::new(layout),
             inline_reads: store.inline_reads,
+            inline_writes: store.inline_writes,
         })
     }
 }

@@ -30,10 +30,12 @@ pub use shared::{HashType, InventoryProgress, OnInventoryProgress};
 /// pairs (2, 4 or 8 levels). It holds the expiry as 10 ASCII digits of unix time
 /// (`9999999999` for forever) followed by the serialized value.
 ///
-/// Reads run on the caller's thread: a small file in the page cache takes a few
-/// microseconds, less than handing the call to tokio's blocking pool; once reads take over
-/// a millisecond four times in a row (a slow disk, a network file system), the store reads on
-/// the blocking pool, as it always writes. Writes go to a temporary file renamed into place, so a reader never
+/// Reads and writes run on the caller's thread: a small file in the page cache takes a few
+/// microseconds to read and some tens to write, less than handing the call to tokio's
+/// blocking pool and back. Once reads (or writes) take over a millisecond four times in a
+/// row (a slow disk, a network file system), the store reads (or writes) on the blocking
+/// pool, and so does a write that would wait for the lock file (another process flushing).
+/// Writes go to a temporary file renamed into place, so a reader never
 /// sees half a value; a writer killed before the rename leaves its temporary file behind
 /// (`.tmp` and 6 letters or digits), which [`prune`](Self::prune) removes. An
 /// expired file is removed when read; a corrupted or truncated one is a miss and is removed.
@@ -50,9 +52,10 @@ pub use shared::{HashType, InventoryProgress, OnInventoryProgress};
 #[derive(Debug, Clone)]
 pub struct FileStore {
     inner: Arc<Layout>,
-    /// Reads run on the caller's thread while they are fast; writes always go to tokio's
-    /// blocking pool (a rename waits for the file system's journal).
+    /// Reads run on the caller's thread while they are fast.
     inline_reads: Arc<InlineWhileFast>,
+    /// So do plain writes, apart: a write may wait for the disk where reads do not.
+    inline_writes: Arc<InlineWhileFast>,
 }
 
 impl FileStore {
@@ -66,6 +69,7 @@ impl FileStore {
                 real_root: std::sync::OnceLock::new(),
             }),
             inline_reads: Arc::default(),
+            inline_writes: Arc::default(),
         }
     }
 
@@ -84,6 +88,7 @@ impl FileStore {
         Ok(FileStore {
             inner: Arc::new(layout),
             inline_reads: self.inline_reads,
+            inline_writes: self.inline_writes,
         })
     }
 
@@ -208,16 +213,25 @@ impl FileStore {
             return self.run(key, job).await;
         }
         let path = self.inner.path_of(key);
+        self.timed(&self.inline_reads, "reads", || job(&self.inner, &path))
+            .map_err(|e| io_error(&path, e))
+    }
+
+    /// Run `job` on the caller's thread, and tell `inline` how long it took; `what` (reads
+    /// or writes) names the work if that moves it to the blocking pool.
+    fn timed<T>(&self, inline: &InlineWhileFast, what: &str, job: impl FnOnce() -> T) -> T {
         let started = std::time::Instant::now();
-        let read = job(&self.inner, &path);
-        if self.inline_reads.record(started.elapsed()) {
+        let done = job();
+        if inline.record(started.elapsed()) {
             #[cfg(feature = "tracing")]
             tracing::info!(
                 folder = %self.inner.root.display(),
-                "file store: reads take over 1 ms; reading on tokio's blocking pool (trying the caller's thread now and then)"
+                "file store: {what} take over 1 ms; moving them to tokio's blocking pool (trying the caller's thread now and then)"
             );
+            #[cfg(not(feature = "tracing"))]
+            let _ = what;
         }
-        read.map_err(|e| io_error(&path, e))
+        done
     }
 
     async fn run<T, F>(&self, key: &str, job: F) -> Result<T>
@@ -271,6 +285,23 @@ impl Store for FileStore {
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
+        if self.inline_writes.allowed() {
+            let path = self.inner.path_of(key);
+            let written = self.timed(&self.inline_writes, "writes", || {
+                // A lock held exclusively (another process's flush, say) is waited for on
+                // the blocking pool, never on the caller's thread.
+                let Some(_lock) = self.inner.try_lock_shared()? else {
+                    return Ok(false);
+                };
+                self.inner.write(&path, expiry_of(ttl), value)?;
+                Ok(true)
+            });
+            match written {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => return Err(io_error(&path, e)),
+            }
+        }
         let value = value.to_vec();
         self.run(key, move |layout, path| {
             let _lock = layout.lock_shared()?;

@@ -265,3 +265,41 @@ async fn prune_of_a_folder_never_written_removes_nothing() {
     );
     assert!(!dir.path().join("never").exists(), "prune creates nothing");
 }
+
+/// A put finding the lock file held exclusively (as another process's flush holds it) waits
+/// for it on the blocking pool: the caller's thread, here a runtime's only one, keeps
+/// running its other tasks meanwhile, and the put lands once the lock is released.
+#[tokio::test(flavor = "current_thread")]
+async fn a_put_waits_for_a_held_lock_off_the_callers_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = manager(dir.path(), serde_json::json!({}));
+    cache.put("first", &1, 60).await.unwrap();
+    // Another open file description, as another process would have: flock conflicts.
+    let held = std::sync::Arc::new(std::fs::File::open(dir.path().join(".cachy-lock")).unwrap());
+    held.lock().unwrap();
+    // Should the put block the thread, the lock is released later, and the ticks come late.
+    std::thread::spawn({
+        let held = std::sync::Arc::clone(&held);
+        move || {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            let _ = held.unlock();
+        }
+    });
+    let started = std::time::Instant::now();
+    let put = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.put("second", &2, 60).await }
+    });
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "the put held the caller's thread while it waited for the lock"
+    );
+    assert!(!put.is_finished(), "the put waits for the lock");
+    held.unlock().unwrap();
+    put.await.unwrap().unwrap();
+    assert_eq!(cache.get::<i32>("second").await.unwrap(), Some(2));
+    assert_eq!(cache.get::<i32>("first").await.unwrap(), Some(1));
+}

@@ -23,6 +23,17 @@ impl Layout {
         Ok(file)
     }
 
+    /// [`lock_shared`](Self::lock_shared) if it is free now; `None` if another holder has
+    /// it exclusively.
+    pub(in crate::stores::file) fn try_lock_shared(&self) -> io::Result<Option<File>> {
+        let file = self.lock_file()?;
+        match file.try_lock_shared() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
     pub(super) fn lock_file(&self) -> io::Result<File> {
         self.make_root()?;
         let path = self.root.join(LOCK_FILE);
