@@ -82,6 +82,23 @@ where
         })?
 }
 
+/// The tokio runtime running this call, for work that has to wait on its blocking pool.
+/// The embedded stores (file, SQLite) answer on the caller's thread while they can, so a
+/// caller polling them outside tokio meets the need for it only when a call has to wait (for
+/// a lock, or a slow disk): an [`ErrorKind::Runtime`] error naming `store` then, not a panic.
+#[cfg(any(feature = "file", feature = "database-sqlite"))]
+pub(crate) fn blocking_pool(store: &str) -> Result<tokio::runtime::Handle> {
+    tokio::runtime::Handle::try_current().map_err(|_| {
+        Error::new(
+            ErrorKind::Runtime,
+            format!(
+                "the {store} has to wait for this call (for a lock, or a slow disk) on tokio's \
+                 blocking pool, and the call runs outside a tokio runtime"
+            ),
+        )
+    })
+}
+
 /// Whether, and how, the calling thread may block on the blocking API's runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Blocking {

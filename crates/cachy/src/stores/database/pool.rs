@@ -42,6 +42,8 @@ impl DbError {
             DbError::NoConnection(_) | DbError::NoWriteTurn(_) => crate::ErrorKind::Timeout,
             #[cfg(feature = "database-sqlite")]
             DbError::Column(_) | DbError::Worker(_) => crate::ErrorKind::Backend,
+            #[cfg(feature = "database-sqlite")]
+            DbError::NoRuntime(_) => crate::ErrorKind::Runtime,
         }
     }
 }

@@ -56,6 +56,9 @@ pub(super) enum DbError {
     /// The thread that ran the statement panicked or was cancelled.
     #[cfg(feature = "database-sqlite")]
     Worker(String),
+    /// The call had to wait on tokio's blocking pool, outside a tokio runtime.
+    #[cfg(feature = "database-sqlite")]
+    NoRuntime(crate::Error),
 }
 
 impl std::fmt::Display for DbError {
@@ -80,6 +83,8 @@ impl std::fmt::Display for DbError {
             ),
             #[cfg(feature = "database-sqlite")]
             DbError::Column(message) | DbError::Worker(message) => f.write_str(message),
+            #[cfg(feature = "database-sqlite")]
+            DbError::NoRuntime(e) => e.fmt(f),
         }
     }
 }

@@ -34,6 +34,11 @@ const CHECKPOINT_EVERY: u64 = 256;
 /// does at 1,000 by default: reached only if the background checkpoints keep failing.
 const SAFETY_CHECKPOINT_PAGES: u32 = 10_000;
 
+/// The runtime whose blocking pool the store waits on.
+fn on_blocking_pool() -> Result<tokio::runtime::Handle, DbError> {
+    crate::runtime::blocking_pool("SQLite store").map_err(DbError::NoRuntime)
+}
+
 /// A store's connections to one SQLite database, opened as needed up to a maximum.
 pub(super) struct Connections {
     target: Target,
@@ -81,8 +86,13 @@ impl Checkpoints {
         if !writes.is_multiple_of(CHECKPOINT_EVERY) || self.running.swap(true, Ordering::Acquire) {
             return;
         }
+        // Outside a tokio runtime, SQLite's own checkpoint (at SAFETY_CHECKPOINT_PAGES) runs.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.running.store(false, Ordering::Release);
+            return;
+        };
         let (checkpoints, target) = (Arc::clone(self), target.clone());
-        tokio::task::spawn_blocking(move || {
+        runtime.spawn_blocking(move || {
             let mut connection = checkpoints
                 .connection
                 .lock()
@@ -338,23 +348,24 @@ impl Connections {
         let idle = Arc::clone(&self.idle);
         // The lease ends on the worker thread, so a caller that stops waiting neither loses
         // the connection nor lets another be opened while it is in use.
-        tokio::task::spawn_blocking(move || {
-            let _turn = turn;
-            let mut lease = lease;
-            let done = lease
-                .connection
-                .busy_timeout(BUSY_TIMEOUT)
-                .map_err(DbError::Sqlite)
-                .and_then(|()| job(&mut lease.connection, &sql, &params));
-            // A connection that would keep waiting for locks must not serve the caller's
-            // thread again: it is closed instead.
-            if lease.connection.busy_timeout(Duration::ZERO).is_ok() {
-                idle.give_back(lease);
-            }
-            done
-        })
-        .await
-        .map_err(|e| DbError::Worker(format!("the SQLite worker thread failed: {e}")))?
+        on_blocking_pool()?
+            .spawn_blocking(move || {
+                let _turn = turn;
+                let mut lease = lease;
+                let done = lease
+                    .connection
+                    .busy_timeout(BUSY_TIMEOUT)
+                    .map_err(DbError::Sqlite)
+                    .and_then(|()| job(&mut lease.connection, &sql, &params));
+                // A connection that would keep waiting for locks must not serve the caller's
+                // thread again: it is closed instead.
+                if lease.connection.busy_timeout(Duration::ZERO).is_ok() {
+                    idle.give_back(lease);
+                }
+                done
+            })
+            .await
+            .map_err(|e| DbError::Worker(format!("the SQLite worker thread failed: {e}")))?
     }
 
     /// A free connection: an idle one, or a new one if fewer than the maximum are open, or
@@ -375,7 +386,8 @@ impl Connections {
                 };
                 let target = self.target.clone();
                 let synchronous = self.synchronous;
-                let connection = tokio::task::spawn_blocking(move || open(&target, synchronous))
+                let connection = on_blocking_pool()?
+                    .spawn_blocking(move || open(&target, synchronous))
                     .await
                     .map_err(|e| {
                         DbError::Worker(format!("opening a SQLite connection failed: {e}"))

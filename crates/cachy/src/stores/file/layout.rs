@@ -173,12 +173,14 @@ impl Layout {
         }))
     }
 
-    /// Read `path`, removing it if it has expired or is corrupted.
+    /// Read `path`, removing it if it has expired or is corrupted and the lock is free: a
+    /// read never waits for the lock (on a caller's thread, that would stall its runtime),
+    /// and what it leaves is removed by a later read, a write or `prune`.
     pub(super) fn read_live(&self, path: &Path) -> io::Result<Option<(Deadline, Vec<u8>)>> {
         match self.read(path)? {
             Content::Live { expiry, value } => Ok(Some((expiry, value))),
             Content::Missing => Ok(None),
-            Content::Expired | Content::Corrupt => match self.remove_dead(path) {
+            Content::Expired | Content::Corrupt => match self.try_remove_dead(path) {
                 // A reader that may not write a shared folder (`permissions = "0640"`) still
                 // gets its miss; a writer removes the file later.
                 Err(e) if e.kind() != io::ErrorKind::PermissionDenied => Err(e),
@@ -191,6 +193,18 @@ impl Layout {
     /// value written meanwhile by `add` or `increment` is kept.
     pub(super) fn remove_dead(&self, path: &Path) -> io::Result<()> {
         let _lock = self.lock()?;
+        self.remove_if_dead(path)
+    }
+
+    /// [`remove_dead`](Self::remove_dead) if the lock is free now, else nothing.
+    fn try_remove_dead(&self, path: &Path) -> io::Result<()> {
+        match self.try_lock()? {
+            Some(_lock) => self.remove_if_dead(path),
+            None => Ok(()),
+        }
+    }
+
+    fn remove_if_dead(&self, path: &Path) -> io::Result<()> {
         if matches!(self.read(path)?, Content::Expired | Content::Corrupt) {
             remove_entry(path)?;
         }

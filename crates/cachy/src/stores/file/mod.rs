@@ -136,7 +136,8 @@ impl FileStore {
     pub async fn inventory(&self, on_progress: Option<OnInventoryProgress>) -> Result<Inventory> {
         let layout = Arc::clone(&self.inner);
         let mut on_progress = on_progress.unwrap_or_else(|| Box::new(|_| {}));
-        tokio::task::spawn_blocking(move || layout.inventory(&mut *on_progress))
+        on_blocking_pool()?
+            .spawn_blocking(move || layout.inventory(&mut *on_progress))
             .await
             .map_err(|e| Error::backend("the file store's worker thread failed", e))?
     }
@@ -178,7 +179,8 @@ impl FileStore {
     /// folders done of how many, value files read), as [`inventory`](Self::inventory) does.
     pub async fn prune_with_progress(&self, mut on_progress: OnInventoryProgress) -> Result<Tally> {
         let layout = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || layout.prune(&mut *on_progress))
+        on_blocking_pool()?
+            .spawn_blocking(move || layout.prune(&mut *on_progress))
             .await
             .map_err(|e| Error::backend("the file store's worker thread failed", e))?
     }
@@ -190,7 +192,8 @@ impl FileStore {
         mut on_progress: Box<dyn FnMut(u64, u64) + Send>,
     ) -> Result<()> {
         let layout = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || layout.flush(&mut *on_progress))
+        on_blocking_pool()?
+            .spawn_blocking(move || layout.flush(&mut *on_progress))
             .await
             .map_err(|e| Error::backend("the file store's worker thread failed", e))?
             .map_err(|e| {
@@ -241,11 +244,21 @@ impl FileStore {
     {
         let layout = Arc::clone(&self.inner);
         let path = layout.path_of(key);
-        tokio::task::spawn_blocking(move || job(&layout, &path))
+        on_blocking_pool()?
+            .spawn_blocking(move || job(&layout, &path))
             .await
             .map_err(|e| Error::backend("the file store's worker thread failed", e))?
             .map_err(|e| io_error(&self.inner.path_of(key), e))
     }
+}
+
+/// The largest value written on the caller's thread: copying a larger one into the page
+/// cache takes long enough to hold up the runtime's other tasks, however fast the disk.
+const INLINE_WRITE_MAX: usize = 256 * 1024;
+
+/// The runtime whose blocking pool the store waits on.
+fn on_blocking_pool() -> Result<tokio::runtime::Handle> {
+    crate::runtime::blocking_pool("file store")
 }
 
 fn checked_mode(mode: u32) -> std::result::Result<u32, String> {
@@ -285,21 +298,20 @@ impl Store for FileStore {
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
-        if self.inline_writes.allowed() {
+        if value.len() <= INLINE_WRITE_MAX && self.inline_writes.allowed() {
             let path = self.inner.path_of(key);
-            let written = self.timed(&self.inline_writes, "writes", || {
-                // A lock held exclusively (another process's flush, say) is waited for on
-                // the blocking pool, never on the caller's thread.
-                let Some(_lock) = self.inner.try_lock_shared()? else {
-                    return Ok(false);
-                };
-                self.inner.write(&path, expiry_of(ttl), value)?;
-                Ok(true)
-            });
-            match written {
-                Ok(true) => return Ok(()),
-                Ok(false) => {}
-                Err(e) => return Err(io_error(&path, e)),
+            // A lock held exclusively (another process's flush, say) is waited for on the
+            // blocking pool, never on the caller's thread.
+            match self.inner.try_lock_shared() {
+                Ok(Some(_lock)) => {
+                    return self
+                        .timed(&self.inline_writes, "writes", || {
+                            self.inner.write(&path, expiry_of(ttl), value)
+                        })
+                        .map_err(|e| io_error(&path, e));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(io_error(&self.inner.root.join(LOCK_FILE), e)),
             }
         }
         let value = value.to_vec();
@@ -317,22 +329,23 @@ impl Store for FileStore {
             .map(|(key, value)| (self.inner.path_of(key), value.clone()))
             .collect();
         let layout = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let expiry = expiry_of(ttl);
-            for batch in items.chunks(WRITES_PER_LOCK) {
-                let _lock = layout
-                    .lock_shared()
-                    .map_err(|e| io_error(&layout.root.join(LOCK_FILE), e))?;
-                for (path, value) in batch {
-                    layout
-                        .write(path, expiry, value)
-                        .map_err(|e| io_error(path, e))?;
+        on_blocking_pool()?
+            .spawn_blocking(move || {
+                let expiry = expiry_of(ttl);
+                for batch in items.chunks(WRITES_PER_LOCK) {
+                    let _lock = layout
+                        .lock_shared()
+                        .map_err(|e| io_error(&layout.root.join(LOCK_FILE), e))?;
+                    for (path, value) in batch {
+                        layout
+                            .write(path, expiry, value)
+                            .map_err(|e| io_error(path, e))?;
+                    }
                 }
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| Error::backend("the file store's worker thread failed", e))?
+                Ok(())
+            })
+            .await
+            .map_err(|e| Error::backend("the file store's worker thread failed", e))?
     }
 
     async fn add(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {

@@ -219,3 +219,21 @@ async fn sqlite_rows_another_program_wrote_read_as_bytes_or_a_typed_error() {
         "nothing else lost"
     );
 }
+
+/// Polled outside tokio, the SQLite store, which opens its connections on tokio's blocking
+/// pool, answers a `Runtime` error naming it, not a panic.
+#[test]
+fn outside_tokio_a_sqlite_call_is_a_runtime_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("outside.db").display());
+    let cache = manager(&url, json!({ "create_table": true }));
+    let mut put = std::pin::pin!(cache.put("k", &1i64, 5));
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    let error = loop {
+        if let std::task::Poll::Ready(done) = put.as_mut().poll(&mut context) {
+            break done.unwrap_err();
+        }
+    };
+    assert_eq!(error.kind(), cachy::ErrorKind::Runtime, "{error}");
+    assert!(error.to_string().contains("SQLite store"), "{error}");
+}

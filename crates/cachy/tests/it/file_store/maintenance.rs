@@ -303,3 +303,54 @@ async fn a_put_waits_for_a_held_lock_off_the_callers_thread() {
     assert_eq!(cache.get::<i32>("second").await.unwrap(), Some(2));
     assert_eq!(cache.get::<i32>("first").await.unwrap(), Some(1));
 }
+
+/// A read of an expired or corrupted file while the lock is held exclusively elsewhere is a
+/// miss at once: it leaves the file for a later read or `prune` instead of waiting for the
+/// lock on the caller's thread.
+#[tokio::test(flavor = "current_thread")]
+async fn a_read_of_a_dead_file_never_waits_for_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = cachy::stores::FileStore::new(dir.path(), cachy::stores::HashType::Sha256);
+    cachy::Store::put(&store, "k", b"v", None).await.unwrap();
+    std::fs::write(store.path_of("k"), b"not a cache file").unwrap();
+    let held = std::fs::File::open(dir.path().join(".cachy-lock")).unwrap();
+    held.lock().unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(cachy::Store::get(&store, "k").await.unwrap(), None);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert!(store.path_of("k").exists(), "left for later");
+    held.unlock().unwrap();
+    assert_eq!(cachy::Store::get(&store, "k").await.unwrap(), None);
+    assert!(
+        !store.path_of("k").exists(),
+        "removed once the lock is free"
+    );
+}
+
+/// Polled outside tokio, a put that would have to wait for the lock is a `Runtime` error
+/// naming the store, not a panic; one that need not wait is written.
+#[test]
+fn a_put_outside_tokio_that_must_wait_is_a_runtime_error() {
+    fn poll_to_end<F: std::future::Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+                return output;
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = cachy::stores::FileStore::new(dir.path(), cachy::stores::HashType::Sha256);
+    poll_to_end(cachy::Store::put(&store, "free", b"1", None)).unwrap();
+    let held = std::fs::File::open(dir.path().join(".cachy-lock")).unwrap();
+    held.lock().unwrap();
+    let error = poll_to_end(cachy::Store::put(&store, "held", b"2", None)).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Runtime, "{error}");
+    assert!(error.to_string().contains("file store"), "{error}");
+    held.unlock().unwrap();
+    assert_eq!(
+        poll_to_end(cachy::Store::get(&store, "free")).unwrap(),
+        Some(b"1".to_vec())
+    );
+}

@@ -23,15 +23,17 @@ impl Layout {
         Ok(file)
     }
 
+    /// [`lock`](Self::lock) if it is free now; `None` if another holder has it.
+    pub(in crate::stores::file) fn try_lock(&self) -> io::Result<Option<File>> {
+        let file = self.lock_file()?;
+        taken(file.try_lock(), file)
+    }
+
     /// [`lock_shared`](Self::lock_shared) if it is free now; `None` if another holder has
     /// it exclusively.
     pub(in crate::stores::file) fn try_lock_shared(&self) -> io::Result<Option<File>> {
         let file = self.lock_file()?;
-        match file.try_lock_shared() {
-            Ok(()) => Ok(Some(file)),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => Err(e),
-        }
+        taken(file.try_lock_shared(), file)
     }
 
     pub(super) fn lock_file(&self) -> io::Result<File> {
@@ -117,6 +119,15 @@ impl Layout {
             on_progress(done, total);
         }
         Ok(())
+    }
+}
+
+/// The lock `file` if trying it took it, `None` if it is held elsewhere.
+fn taken(tried: Result<(), std::fs::TryLockError>, file: File) -> io::Result<Option<File>> {
+    match tried {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }
 
