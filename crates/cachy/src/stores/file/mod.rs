@@ -34,7 +34,10 @@ pub use shared::{HashType, InventoryProgress, OnInventoryProgress};
 /// microseconds to read and some tens to write, less than handing the call to tokio's
 /// blocking pool and back. Once reads (or writes) take over a millisecond four times in a
 /// row (a slow disk, a network file system), the store reads (or writes) on the blocking
-/// pool, and so does a write that would wait for the lock file (another process flushing).
+/// pool, and so does a write of over 256 KiB or one that would wait for the lock file
+/// (another process flushing). A read never waits for the lock: an expired file it cannot
+/// remove at once is left for a later read or [`prune`](Self::prune). A call that has to
+/// wait is an [`ErrorKind::Runtime`] error outside a tokio runtime.
 /// Writes go to a temporary file renamed into place, so a reader never
 /// sees half a value; a writer killed before the rename leaves its temporary file behind
 /// (`.tmp` and 6 letters or digits), which [`prune`](Self::prune) removes. An
