@@ -11,6 +11,17 @@ pub struct Trace {
     pub capacities: Vec<u64>,
 }
 
+impl Trace {
+    /// A synthetic trace over [`KEYS`] keys, replayed at 1% and 10% of them.
+    fn at_1_and_10_percent(name: String, keys: Vec<u64>) -> Self {
+        Trace {
+            name,
+            keys,
+            capacities: vec![(KEYS / 100) as u64, (KEYS / 10) as u64],
+        }
+    }
+}
+
 /// An ARC trace (`START COUNT X Y` per line: pages START..START+COUNT in order), already
 /// decompressed; `None` if the file is missing.
 pub fn arc(path: &Path, name: &str, capacities: &[u64]) -> Option<Trace> {
@@ -92,7 +103,6 @@ const REQUESTS: usize = 2_000_000;
 
 /// The synthetic traces, each at 1% and 10% of its key count.
 pub fn synthetic() -> Vec<Trace> {
-    let capacities = vec![(KEYS / 100) as u64, (KEYS / 10) as u64];
     let mut traces = Vec::new();
     for s in [0.8, 1.0] {
         let zipf = Zipf::new(KEYS, s);
@@ -100,11 +110,10 @@ pub fn synthetic() -> Vec<Trace> {
         let keys: Vec<u64> = (0..REQUESTS)
             .map(|_| scatter(zipf.draw(&mut random)))
             .collect();
-        traces.push(Trace {
-            name: format!("Zipf {s} over 1M keys"),
+        traces.push(Trace::at_1_and_10_percent(
+            format!("Zipf {s} over 1M keys"),
             keys,
-            capacities: capacities.clone(),
-        });
+        ));
         // A sequential scan of never-seen keys, 10% of the requests, every 100k requests: a
         // batch job or a crawler walking past the hot set.
         let mut random = Random::new(43);
@@ -119,11 +128,10 @@ pub fn synthetic() -> Vec<Trace> {
             }
             keys.push(scatter(zipf.draw(&mut random)));
         }
-        traces.push(Trace {
-            name: format!("Zipf {s}, with scans"),
+        traces.push(Trace::at_1_and_10_percent(
+            format!("Zipf {s}, with scans"),
             keys,
-            capacities: capacities.clone(),
-        });
+        ));
     }
     // A loop over 10% more keys than the cache holds: the case where recency alone hits
     // nothing and a policy must keep part of the loop to hit at all.
@@ -146,24 +154,17 @@ pub fn synthetic() -> Vec<Trace> {
             scatter((rank + shift) % KEYS as u64)
         })
         .collect();
-    traces.push(Trace {
-        name: "Zipf 0.9, hot set moving halfway".to_owned(),
+    traces.push(Trace::at_1_and_10_percent(
+        "Zipf 0.9, hot set moving halfway".to_owned(),
         keys,
-        capacities,
-    });
+    ));
     traces
 }
 
 /// The second set (`CACHY_HITRATIO_UNSEEN=1`): shapes the first set does not have, each from
 /// its own fixed seed, at 1% and 10% of the key count (or one capacity per loop).
 pub fn unseen() -> Vec<Trace> {
-    let capacities = vec![(KEYS / 100) as u64, (KEYS / 10) as u64];
     let mut traces = Vec::new();
-    let plain = |name: String, keys: Vec<u64>| Trace {
-        name,
-        keys,
-        capacities: capacities.clone(),
-    };
     // 1-2. Flatter and steeper Zipf.
     for (s, seed) in [(0.6, 101), (1.2, 102)] {
         let zipf = Zipf::new(KEYS, s);
@@ -171,7 +172,10 @@ pub fn unseen() -> Vec<Trace> {
         let keys = (0..REQUESTS)
             .map(|_| scatter(zipf.draw(&mut random)))
             .collect();
-        traces.push(plain(format!("U Zipf {s} over 1M keys"), keys));
+        traces.push(Trace::at_1_and_10_percent(
+            format!("U Zipf {s} over 1M keys"),
+            keys,
+        ));
     }
     let zipf09 = Zipf::new(KEYS, 0.9);
     let zipf10 = Zipf::new(KEYS, 1.0);
@@ -208,7 +212,7 @@ pub fn unseen() -> Vec<Trace> {
             scatter((zipf09.draw(&mut random) + shift) % KEYS as u64)
         })
         .collect();
-    traces.push(plain(
+    traces.push(Trace::at_1_and_10_percent(
         "U Zipf 0.9, two hot sets alternating /200k".to_owned(),
         keys,
     ));
@@ -221,7 +225,10 @@ pub fn unseen() -> Vec<Trace> {
             scatter(newest - zipf09.draw(&mut random))
         })
         .collect();
-    traces.push(plain("U Zipf 0.9, sliding popularity /50".to_owned(), keys));
+    traces.push(Trace::at_1_and_10_percent(
+        "U Zipf 0.9, sliding popularity /50".to_owned(),
+        keys,
+    ));
     // 6. Half one-hit wonders, half Zipf 1.0.
     let mut random = Random::new(106);
     let mut fresh = 1u64 << 42;
@@ -235,7 +242,10 @@ pub fn unseen() -> Vec<Trace> {
             }
         })
         .collect();
-    traces.push(plain("U 50% one-hit wonders + Zipf 1.0".to_owned(), keys));
+    traces.push(Trace::at_1_and_10_percent(
+        "U 50% one-hit wonders + Zipf 1.0".to_owned(),
+        keys,
+    ));
     // 7. Scan-heavy: Zipf 0.9 with 30% of requests in scans of 3,000 never-seen keys.
     let mut random = Random::new(107);
     let mut scanned = 1u64 << 43;
@@ -249,7 +259,10 @@ pub fn unseen() -> Vec<Trace> {
         }
         keys.push(scatter(zipf09.draw(&mut random)));
     }
-    traces.push(plain("U Zipf 0.9, 30% scans of 3000".to_owned(), keys));
+    traces.push(Trace::at_1_and_10_percent(
+        "U Zipf 0.9, 30% scans of 3000".to_owned(),
+        keys,
+    ));
     // 8. Loops of 1.5x and 3x the cache.
     for capacity in [10_000u64, 100_000] {
         for (factor, label) in [(15u64, "1.5x"), (30, "3x")] {
@@ -272,7 +285,7 @@ pub fn unseen() -> Vec<Trace> {
             scatter((1u64 << 45) + random.next() % n)
         })
         .collect();
-    traces.push(plain(
+    traces.push(Trace::at_1_and_10_percent(
         "U uniform, working set growing 1k->200k".to_owned(),
         keys,
     ));
@@ -295,7 +308,10 @@ pub fn unseen() -> Vec<Trace> {
     }
     timed.sort_by_key(|&(t, _)| t);
     let keys = timed.into_iter().map(|(_, k)| k).collect();
-    traces.push(plain("U bursts (3 in 100) + Zipf 0.9".to_owned(), keys));
+    traces.push(Trace::at_1_and_10_percent(
+        "U bursts (3 in 100) + Zipf 0.9".to_owned(),
+        keys,
+    ));
     // 12. From a sceptical review, added once the policy was fixed: a web-like mix, a hot
     // set of 10,000 keys (Zipf 0.7) moving to other keys every 50,000 requests, 10% one-hit
     // wonders, 15% Zipf 0.7 over the whole million, and a scan of 50,000 keys every 400,000.
@@ -321,7 +337,7 @@ pub fn unseen() -> Vec<Trace> {
             scatter((6u64 << 44) + warm.draw(&mut random))
         });
     }
-    traces.push(plain(
+    traces.push(Trace::at_1_and_10_percent(
         "U web-like, hot 10k (Zipf 0.7) moving every 50k, 10% one-hit wonders, scans".to_owned(),
         keys,
     ));
@@ -332,13 +348,7 @@ pub fn unseen() -> Vec<Trace> {
 /// before the policy was measured on them and not tuned against, each from its own fixed
 /// seed, at 1% and 10% of its key count.
 pub fn third() -> Vec<Trace> {
-    let capacities = vec![(KEYS / 100) as u64, (KEYS / 10) as u64];
     let mut traces = Vec::new();
-    let plain = |name: String, keys: Vec<u64>| Trace {
-        name,
-        keys,
-        capacities: capacities.clone(),
-    };
     // 1. Two tenants sharing the store: 60% of the requests Zipf 1.1 over one half of the
     // keys, 40% Zipf 0.7 over the other.
     let steep = Zipf::new(KEYS / 2, 1.1);
@@ -353,7 +363,7 @@ pub fn third() -> Vec<Trace> {
             }
         })
         .collect();
-    traces.push(plain(
+    traces.push(Trace::at_1_and_10_percent(
         "T two tenants, Zipf 1.1 (60%) + Zipf 0.7 (40%)".to_owned(),
         keys,
     ));
@@ -372,7 +382,7 @@ pub fn third() -> Vec<Trace> {
         };
         keys.push(key);
     }
-    traces.push(plain(
+    traces.push(Trace::at_1_and_10_percent(
         "T temporal locality, 50% repeats at geometric gaps (mean 1000)".to_owned(),
         keys,
     ));
@@ -390,7 +400,10 @@ pub fn third() -> Vec<Trace> {
             key
         })
         .collect();
-    traces.push(plain("T Zipf 0.9, ranking drifting".to_owned(), keys));
+    traces.push(Trace::at_1_and_10_percent(
+        "T Zipf 0.9, ranking drifting".to_owned(),
+        keys,
+    ));
     // 4. Short sequential runs (8 to 64 keys from a random start in 1M cold keys, 40% of the
     // requests) mixed with a hot set (Zipf 1.0 over 100k keys).
     let hot = Zipf::new(KEYS / 10, 1.0);
@@ -409,7 +422,7 @@ pub fn third() -> Vec<Trace> {
         }
     }
     keys.truncate(REQUESTS);
-    traces.push(plain(
+    traces.push(Trace::at_1_and_10_percent(
         "T short runs (8-64 keys) + hot Zipf 1.0 over 100k".to_owned(),
         keys,
     ));
@@ -428,7 +441,7 @@ pub fn third() -> Vec<Trace> {
             }
         })
         .collect();
-    traces.push(plain(
+    traces.push(Trace::at_1_and_10_percent(
         "T web search, 35% one-hit wonders + Zipf 0.8 over 300k".to_owned(),
         keys,
     ));
