@@ -36,6 +36,17 @@ impl InlineWhileFast {
             || self.sent_away.fetch_add(1, Ordering::Relaxed) % PROBE_EVERY == PROBE_EVERY - 1
     }
 
+    /// [`allowed`](Self::allowed), once the call has spent a unit of tokio's cooperative
+    /// budget, as a call on a tokio socket does. Work that never waits would otherwise let
+    /// a task loop over calls for as long as it likes, holding its thread, while the tasks
+    /// queued on that thread (which another thread takes over only once woken) wait: with
+    /// 64 tasks looping over SQLite reads, one task ran at a time. The call yields once its
+    /// task's budget is spent; outside a tokio runtime it never does.
+    pub(crate) async fn allowed_cooperatively(&self) -> bool {
+        tokio::task::coop::consume_budget().await;
+        self.allowed()
+    }
+
     /// Note that a call on the caller's thread took `took`; true when that made the work
     /// move to the blocking pool (for the store to say so, once each time).
     pub(crate) fn record(&self, took: Duration) -> bool {

@@ -19,6 +19,7 @@ use serde_json::json;
 
 mod outages;
 mod sqlite;
+mod sqlite_batches;
 
 static POSTGRES: OnceLock<Option<PostgresServer>> = OnceLock::new();
 static MARIADB: OnceLock<Option<MariaDbServer>> = OnceLock::new();

@@ -197,12 +197,12 @@ impl DatabaseStore {
                         {
                             create_parent_folder(path)?;
                         }
-                        Pool::Sqlite(sqlite::Connections::new(
+                        Pool::Sqlite(Box::new(sqlite::Connections::new(
                             target,
                             synchronous,
                             self.max_connections,
                             self.timeout,
-                        ))
+                        )))
                     }
                     #[cfg(feature = "database-postgres")]
                     ConnectOptions::Postgres(options) => {

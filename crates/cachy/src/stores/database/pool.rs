@@ -51,7 +51,8 @@ impl DbError {
 /// The connections of one store.
 pub(super) enum Pool {
     #[cfg(feature = "database-sqlite")]
-    Sqlite(super::sqlite::Connections),
+    // Boxed: a SQLite store's own pool and batches are several times the size of sqlx's handle.
+    Sqlite(Box<super::sqlite::Connections>),
     #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
     Server(super::server::ServerPool),
 }

@@ -10,13 +10,17 @@ use std::time::{Duration, Instant};
 
 use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
 use super::query::{DbError, Param, ReadRow, RowRead};
 use crate::ErrorKind;
 use crate::stores::inline::InlineWhileFast;
 
+mod batch;
+mod checkpoints;
 mod target;
+use batch::{Asked, Batches, Job};
+use checkpoints::Checkpoints;
 pub(super) use target::Target;
 
 /// How long a statement waits for another connection's write lock, on the blocking pool.
@@ -25,10 +29,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Prepared statements kept per connection: every statement of the store, and a few
 /// `get_many` sizes.
 const CACHED_STATEMENTS: usize = 32;
-
-/// Writes between two checkpoints of the write-ahead log (each write adds a few pages;
-/// SQLite's own default is every 1,000 pages).
-const CHECKPOINT_EVERY: u64 = 256;
 
 /// The log's size in pages (40 MB) past which a commit checkpoints it itself, as SQLite
 /// does at 1,000 by default: reached only if the background checkpoints keep failing.
@@ -53,65 +53,23 @@ pub(super) struct Connections {
     /// the disk, while reads still come from memory.
     inline_reads: InlineWhileFast,
     inline_writes: InlineWhileFast,
-    /// Held by a write on a caller's thread. SQLite takes one writer at a time: a second
-    /// one waiting here, for a statement that never waits for a lock itself, costs far less
-    /// than finding the database locked and moving to the blocking pool. Writes on the
-    /// blocking pool do not take it: they may wait for another process's lock for seconds,
-    /// which no caller's thread must wait for.
-    inline_writer: Mutex<()>,
+    /// Reads and writes on the caller's thread run in batches (see [`batch`]): reads a few
+    /// at once, writes one batch at a time (SQLite takes one writer at a time: a writer
+    /// waiting for its batch costs far less than one finding the database locked and moving
+    /// to the blocking pool).
+    read_batches: Batches,
+    write_batches: Batches,
     /// Held by the one write of this store waiting on the blocking pool for the database's
     /// lock; the others wait for it without a connection.
     waiting_writer: Arc<tokio::sync::Mutex<()>>,
     checkpoints: Arc<Checkpoints>,
 }
 
-/// Checkpoints of the write-ahead log, off every caller's path. SQLite's own run in the
-/// commit that crosses 1,000 pages of log, on whichever caller made it: 12 to 14 ms at 1M
-/// rows, the slowest put of all. Connections here leave that to a log ten times as long
-/// ([`SAFETY_CHECKPOINT_PAGES`]); every [`CHECKPOINT_EVERY`]
-/// writes, one `PASSIVE` checkpoint (it waits for no reader or writer) runs on the blocking
-/// pool, on a connection of its own.
-#[derive(Default)]
-struct Checkpoints {
-    writes: std::sync::atomic::AtomicU64,
-    running: std::sync::atomic::AtomicBool,
-    connection: Mutex<Option<Connection>>,
-}
-
-impl Checkpoints {
-    /// Count a write; start a checkpoint if one is due and none is running.
-    fn wrote(self: &Arc<Self>, target: &Target, synchronous: &'static str) {
-        use std::sync::atomic::Ordering;
-        let writes = self.writes.fetch_add(1, Ordering::Relaxed) + 1;
-        if !writes.is_multiple_of(CHECKPOINT_EVERY) || self.running.swap(true, Ordering::Acquire) {
-            return;
-        }
-        // Outside a tokio runtime, SQLite's own checkpoint (at SAFETY_CHECKPOINT_PAGES) runs.
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.running.store(false, Ordering::Release);
-            return;
-        };
-        let (checkpoints, target) = (Arc::clone(self), target.clone());
-        runtime.spawn_blocking(move || {
-            let mut connection = checkpoints
-                .connection
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if connection.is_none() {
-                *connection = open(&target, synchronous).ok();
-            }
-            // Best effort: a checkpoint that cannot run now runs with a later one.
-            if let Some(open) = connection.as_ref()
-                && open
-                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    .is_err()
-            {
-                *connection = None;
-            }
-            drop(connection);
-            checkpoints.running.store(false, Ordering::Release);
-        });
-    }
+/// How many batches of reads may run on callers' threads at once: half the threads, so
+/// that reads arriving meanwhile wait for the next batch rather than each take the log's
+/// read lock on its own, yet many cores still read in parallel.
+fn read_batches_at_once() -> usize {
+    std::thread::available_parallelism().map_or(1, |threads| (threads.get() / 2).max(1))
 }
 
 /// What a statement does, which decides where it runs: reads and writes prove slow apart,
@@ -192,7 +150,8 @@ impl Connections {
             timeout,
             inline_reads: InlineWhileFast::default(),
             inline_writes: InlineWhileFast::default(),
-            inline_writer: Mutex::default(),
+            read_batches: Batches::new(read_batches_at_once()),
+            write_batches: Batches::new(1),
             waiting_writer: Arc::default(),
             checkpoints: Arc::default(),
         }
@@ -257,8 +216,9 @@ impl Connections {
         params: &[Param<'_>],
         width: usize,
     ) -> Result<(), DbError> {
+        // On its own: it is a transaction, which a batch's cannot hold.
         let done = self
-            .run(
+            .run_alone(
                 Work::Writes,
                 sql,
                 params,
@@ -281,47 +241,142 @@ impl Connections {
         done
     }
 
-    /// Run `job` on a connection: on the caller's thread while `inline` says that is fast and the
-    /// database is not locked by another connection, else on tokio's blocking pool, where
-    /// SQLite's busy handler may wait for the lock.
-    async fn run<T, J>(
+    fn inline(&self, work: Work) -> &InlineWhileFast {
+        match work {
+            Work::Reads => &self.inline_reads,
+            Work::Writes => &self.inline_writes,
+        }
+    }
+
+    fn batches(&self, work: Work) -> &Batches {
+        match work {
+            Work::Reads => &self.read_batches,
+            Work::Writes => &self.write_batches,
+        }
+    }
+
+    /// Run `job` on a connection: on the caller's thread while that is fast, in a batch
+    /// with the calls of its kind that arrive meanwhile (see [`batch`]); else on its own.
+    async fn run<T: Send + 'static, J: Job<T>>(
         &self,
         work: Work,
         sql: &str,
         params: &[Param<'_>],
         job: J,
-    ) -> Result<T, DbError>
-    where
-        T: Send + 'static,
-        J: Fn(&mut Connection, &str, &[Param<'_>]) -> Result<T, DbError> + Send + 'static,
-    {
-        let mut lease = self.lease().await?;
-        let inline = match work {
-            Work::Reads => &self.inline_reads,
-            Work::Writes => &self.inline_writes,
+    ) -> Result<T, DbError> {
+        if self.inline(work).allowed_cooperatively().await {
+            let batches = self.batches(work);
+            let done = match batches.try_turn() {
+                Some(turn) => {
+                    let mut asked = Asked::new(&job, sql, params);
+                    if self.lead(work, turn, Some(&mut asked)).await? {
+                        asked.done
+                    } else {
+                        None
+                    }
+                }
+                None => {
+                    batches
+                        .wait(sql, params, &job, |turn| async move {
+                            // An error here is the batch's: its calls were told to run alone.
+                            let _ = self.lead(work, turn, None).await;
+                        })
+                        .await
+                }
+            };
+            if let Some(done) = done {
+                return done;
+            }
+        }
+        self.run_alone(work, sql, params, job).await
+    }
+
+    /// Holding `turn`, run `own` (the caller's call, if any) and the calls waiting as one
+    /// batch on the caller's thread. Whether `own` ran (its result is in it); false if it
+    /// must run on its own.
+    async fn lead(
+        &self,
+        work: Work,
+        turn: SemaphorePermit<'_>,
+        own: Option<&mut dyn batch::Call>,
+    ) -> Result<bool, DbError> {
+        let batches = self.batches(work);
+        if own.is_none() && !batches.any_waiting() {
+            return Ok(false);
+        }
+        let mut lease = match self.lease().await {
+            Ok(lease) => lease,
+            Err(e) => {
+                drop(turn);
+                for call in batches.take() {
+                    call.run_alone();
+                }
+                return Err(e);
+            }
         };
-        if inline.allowed() {
+        let mut waiting = batches.take();
+        let started = Instant::now();
+        let ran = match (own, waiting.is_empty()) {
+            (Some(own), true) => batch::run(&mut lease.connection, work, &mut [own]),
+            (own, _) => {
+                let mut calls: Vec<&mut dyn batch::Call> = Vec::with_capacity(waiting.len() + 1);
+                if let Some(own) = own {
+                    calls.push(own);
+                }
+                for call in &mut waiting {
+                    calls.push(&mut **call);
+                }
+                batch::run(&mut lease.connection, work, &mut calls)
+            }
+        };
+        let took = started.elapsed();
+        // A connection a failed rollback left in a transaction is closed, never reused.
+        if lease.connection.is_autocommit() {
+            self.idle.give_back(lease);
+        }
+        drop(turn);
+        for call in waiting {
+            if ran {
+                call.answer();
+            } else {
+                call.run_alone();
+            }
+        }
+        self.record(work, took);
+        Ok(ran)
+    }
+
+    /// Note how long work on the caller's thread took (see [`InlineWhileFast`]).
+    fn record(&self, work: Work, took: Duration) {
+        if self.inline(work).record(took) {
+            #[cfg(feature = "tracing")]
+            tracing::info!(
+                database = ?self.target,
+                reads = (work == Work::Reads),
+                "SQLite store: statements take over 1 ms; running them on tokio's blocking pool (trying the caller's thread now and then)"
+            );
+        }
+    }
+
+    /// Run `job` on a connection of its own: on the caller's thread while that is fast and
+    /// the database is not locked by another connection, else on tokio's blocking pool,
+    /// where SQLite's busy handler may wait for the lock.
+    async fn run_alone<T: Send + 'static, J: Job<T>>(
+        &self,
+        work: Work,
+        sql: &str,
+        params: &[Param<'_>],
+        job: J,
+    ) -> Result<T, DbError> {
+        let mut lease = self.lease().await?;
+        if self.inline(work).allowed() {
             let started = Instant::now();
-            let writing = (work == Work::Writes).then(|| {
-                self.inline_writer
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-            });
-            let done = job(&mut lease.connection, sql, params);
-            drop(writing);
-            match done {
+            match job(&mut lease.connection, sql, params) {
                 // A statement that found the database locked did nothing; it waits below.
                 Err(e) if is_busy(&e) => {}
                 done => {
                     self.idle.give_back(lease);
-                    if inline.record(started.elapsed()) {
-                        #[cfg(feature = "tracing")]
-                        tracing::info!(
-                            database = ?self.target,
-                            reads = (work == Work::Reads),
-                            "SQLite store: statements take over 1 ms; running them on tokio's blocking pool (trying the caller's thread now and then)"
-                        );
-                    }
+                    self.record(work, started.elapsed());
                     return done;
                 }
             }

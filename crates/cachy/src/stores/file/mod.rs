@@ -215,7 +215,7 @@ impl FileStore {
         T: Send + 'static,
         F: FnOnce(&Layout, &Path) -> io::Result<T> + Send + 'static,
     {
-        if !self.inline_reads.allowed() {
+        if !self.inline_reads.allowed_cooperatively().await {
             return self.run(key, job).await;
         }
         let path = self.inner.path_of(key);
@@ -301,7 +301,7 @@ impl Store for FileStore {
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
-        if value.len() <= INLINE_WRITE_MAX && self.inline_writes.allowed() {
+        if value.len() <= INLINE_WRITE_MAX && self.inline_writes.allowed_cooperatively().await {
             let path = self.inner.path_of(key);
             // A lock held exclusively (another process's flush, say) is waited for on the
             // blocking pool, never on the caller's thread.

@@ -1,0 +1,154 @@
+//! Calls that arrive together on SQLite run in batches (one read transaction, one commit):
+//! each caller still gets exactly what it would have alone.
+
+use super::*;
+
+/// Callers at once, on the runtime's two threads.
+const TASKS: i64 = 64;
+
+fn file_cache(dir: &tempfile::TempDir) -> (CacheManager, std::path::PathBuf, String) {
+    let file = dir.path().join("batches.db");
+    let table = unique_table();
+    let cache = manager(
+        &format!("sqlite://{}", file.display()),
+        json!({ "table": table }),
+    );
+    (cache, file, table)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_callers_in_batches_read_their_own_writes_and_lose_no_increment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, _, _) = file_cache(&dir);
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                let key = format!("own{task}");
+                for n in 0..100i64 {
+                    cache.put(&key, &n, 60).await.unwrap();
+                    assert_eq!(cache.get::<i64>(&key).await.unwrap(), Some(n));
+                    if n % 10 == 0 {
+                        cache.increment("shared").await.unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for task in 0..TASKS {
+        assert_eq!(
+            cache.get::<i64>(&format!("own{task}")).await.unwrap(),
+            Some(99)
+        );
+    }
+    assert_eq!(cache.get::<i64>("shared").await.unwrap(), Some(TASKS * 10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_write_the_database_refuses_fails_alone_among_writes_arriving_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, file, table) = file_cache(&dir);
+    cache.put("created", &0, 60).await.unwrap();
+    // Another program's trigger refuses values holding a marker.
+    let marker = "--refused--";
+    let marker_hex: String = marker.bytes().map(|b| format!("{b:02X}")).collect();
+    rusqlite::Connection::open(&file)
+        .unwrap()
+        .execute_batch(&format!(
+            "CREATE TRIGGER refuse BEFORE INSERT ON {table} \
+             WHEN instr(NEW.value, X'{marker_hex}') > 0 \
+             BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END;"
+        ))
+        .unwrap();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                for n in 0..20 {
+                    if task % 4 == 0 {
+                        let refused = cache
+                            .put(&format!("refused{task}_{n}"), &format!("a{marker}"), 60)
+                            .await
+                            .unwrap_err();
+                        assert!(refused.to_string().contains("refused by a trigger"));
+                    } else {
+                        cache
+                            .put(&format!("kept{task}_{n}"), &(task * 100 + n), 60)
+                            .await
+                            .unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for task in 0..TASKS {
+        for n in 0..20 {
+            let (kept, refused) = (format!("kept{task}_{n}"), format!("refused{task}_{n}"));
+            if task % 4 == 0 {
+                assert_eq!(cache.get::<String>(&refused).await.unwrap(), None);
+            } else {
+                assert_eq!(
+                    cache.get::<i64>(&kept).await.unwrap(),
+                    Some(task * 100 + n),
+                    "{kept}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_callers_that_stop_waiting_leave_the_batches_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, _, _) = file_cache(&dir);
+    cache.put("hit", &1, 60).await.unwrap();
+    for round in 0..20u64 {
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|task| {
+                let cache = cache.clone();
+                tokio::spawn(async move {
+                    // Given up on at once, mid-batch or while queued.
+                    let patience = Duration::from_micros(round * 5);
+                    let _ =
+                        tokio::time::timeout(patience, cache.put(&format!("k{task}"), &task, 60))
+                            .await;
+                    let _ = tokio::time::timeout(patience, cache.get::<i64>("hit")).await;
+                })
+            })
+            .collect();
+        for (i, task) in tasks.into_iter().enumerate() {
+            if i % 3 == 0 {
+                task.abort();
+            }
+            let _ = task.await;
+        }
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache.put(&format!("k{task}"), &task, 60).await.unwrap();
+                assert_eq!(cache.get::<i64>("hit").await.unwrap(), Some(1));
+                assert_eq!(
+                    cache.get::<i64>(&format!("k{task}")).await.unwrap(),
+                    Some(task)
+                );
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "calls after the cancelled ones took {:?}",
+        started.elapsed()
+    );
+}
