@@ -87,8 +87,8 @@ folder checks and no-follow opens). **std::fs + spawn_blocking** is the same cal
 the hop the async store pays.\n\
 - **rusqlite** (SQLite): the store's table, `SELECT` and upsert (`INSERT … ON CONFLICT DO UPDATE`) as cached prepared statements, \
 in a WAL file of its own next to the store's, autocommit. `get` runs on threads with a connection each (opened beforehand), and as **rusqlite on tasks** on the tokio tasks of the other subjects, \
-running the statement on the runtime's threads with a connection each (what an async store can do: with 64 threads, SQLite skips most file-lock system calls, \
-since another connection of the process nearly always holds the lock already); \
+running the statement on the runtime's threads with a connection each and spending tokio's cooperative budget per read, as the store does (what an async store \
+can do one read at a time: with 64 threads, SQLite skips most file-lock system calls, since another connection of the process nearly always holds the lock already); \
 `put` on threads sharing one `Mutex<Connection>` (SQLite has one writer at a time), with `synchronous = NORMAL` \
 (the store's default; the sqlx peer connects as the store did when it ran on sqlx: WAL, `NORMAL`, 10 s busy timeout) and `FULL` (SQLite's own default: \
 every commit waits for the disk).\n\

@@ -3,7 +3,8 @@
 //! thread would cost more than running it. Statements run on the caller's thread, with
 //! cached prepared statements, and move to tokio's blocking pool only when they would wait:
 //! when another connection holds the write lock (SQLite's busy handler then waits up to 10 s
-//! for it), and while calls prove slow (see [`InlineWhileFast`]).
+//! for it), and while calls prove slow (see [`InlineWhileFast`]). Calls that arrive while
+//! others of their kind run wait for them and run as one batch (see [`batch`]).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
