@@ -66,6 +66,13 @@ pub(super) struct Connections {
     checkpoints: Arc<Checkpoints>,
 }
 
+/// Who runs a batch: a caller with its own call, or a queued caller (its call is among the
+/// queued ones, by id) whose turn came.
+enum Leader<'a> {
+    Caller(&'a mut dyn batch::Call),
+    Queued(u64),
+}
+
 /// How many batches of reads may run on callers' threads at once: half the threads, so
 /// that reads arriving meanwhile wait for the next batch rather than each take the log's
 /// read lock on its own, yet many cores still read in parallel.
@@ -270,7 +277,7 @@ impl Connections {
             let done = match batches.try_turn() {
                 Some(turn) => {
                     let mut asked = Asked::new(&job, sql, params);
-                    if self.lead(work, turn, Some(&mut asked)).await? {
+                    if self.lead(work, turn, Leader::Caller(&mut asked)).await? {
                         asked.done
                     } else {
                         None
@@ -278,9 +285,9 @@ impl Connections {
                 }
                 None => {
                     batches
-                        .wait(sql, params, &job, |turn| async move {
+                        .wait(sql, params, &job, |turn, queued| async move {
                             // An error here is the batch's: its calls were told to run alone.
-                            let _ = self.lead(work, turn, None).await;
+                            let _ = self.lead(work, turn, Leader::Queued(queued)).await;
                         })
                         .await
                 }
@@ -292,16 +299,20 @@ impl Connections {
         self.run_alone(work, sql, params, job).await
     }
 
-    /// Holding `turn`, run `own` (the caller's call, if any) and the calls waiting as one
-    /// batch on the caller's thread. Whether `own` ran (its result is in it); false if it
-    /// must run on its own.
+    /// Holding `turn`, run the calls waiting, oldest first, then the `leader`'s, as one
+    /// batch on the caller's thread. Whether the caller's own call ran (its result is in
+    /// it); false if it must run on its own.
     async fn lead(
         &self,
         work: Work,
         turn: SemaphorePermit<'_>,
-        own: Option<&mut dyn batch::Call>,
+        leader: Leader<'_>,
     ) -> Result<bool, DbError> {
         let batches = self.batches(work);
+        let (own, queued) = match leader {
+            Leader::Caller(own) => (Some(own), None),
+            Leader::Queued(id) => (None, Some(id)),
+        };
         if own.is_none() && !batches.any_waiting() {
             return Ok(false);
         }
@@ -309,23 +320,23 @@ impl Connections {
             Ok(lease) => lease,
             Err(e) => {
                 drop(turn);
-                for call in batches.take() {
+                for call in batches.take(queued) {
                     call.run_alone();
                 }
                 return Err(e);
             }
         };
-        let mut waiting = batches.take();
+        let mut waiting = batches.take(queued);
         let started = Instant::now();
         let ran = match (own, waiting.is_empty()) {
             (Some(own), true) => batch::run(&mut lease.connection, work, &mut [own]),
             (own, _) => {
                 let mut calls: Vec<&mut dyn batch::Call> = Vec::with_capacity(waiting.len() + 1);
-                if let Some(own) = own {
-                    calls.push(own);
-                }
                 for call in &mut waiting {
                     calls.push(&mut **call);
+                }
+                if let Some(own) = own {
+                    calls.push(own);
                 }
                 batch::run(&mut lease.connection, work, &mut calls)
             }

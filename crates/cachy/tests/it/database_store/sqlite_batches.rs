@@ -152,3 +152,50 @@ async fn sqlite_callers_that_stop_waiting_leave_the_batches_working() {
         started.elapsed()
     );
 }
+
+/// A write whose caller gives up while it waits for a batch (a timeout, an aborted task)
+/// either lands before the caller's next write or never: it never comes back later over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_write_given_up_while_queued_never_lands_after_later_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, _, _) = file_cache(&dir);
+    // Long enough to write that the writes behind it queue.
+    let big = "x".repeat(4_000_000);
+    for round in 0..20u64 {
+        let (leader, value) = (cache.clone(), big.clone());
+        let running = tokio::spawn(async move { leader.put("big", &value, 60).await.unwrap() });
+        tokio::time::sleep(Duration::from_millis(round % 5)).await;
+        if round % 2 == 0 {
+            let _ = tokio::time::timeout(
+                Duration::from_millis(1),
+                cache.put("k", &format!("given up {round}"), 60),
+            )
+            .await;
+        } else {
+            let writer = cache.clone();
+            let aborted = tokio::spawn(async move {
+                writer
+                    .put("k", &format!("given up {round}"), 60)
+                    .await
+                    .unwrap()
+            });
+            tokio::time::sleep(Duration::from_micros(200)).await;
+            aborted.abort();
+            let _ = aborted.await;
+        }
+        running.await.unwrap();
+        cache.put("k", &format!("kept {round}"), 60).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(
+            cache.get::<String>("k").await.unwrap(),
+            Some(format!("kept {round}"))
+        );
+        cache.forget("k").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(
+            cache.get::<String>("k").await.unwrap(),
+            None,
+            "round {round}"
+        );
+    }
+}

@@ -19,6 +19,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 
@@ -62,6 +63,11 @@ pub(super) trait Call: Send {
 
 /// A call asked for while another of its kind ran: its caller waits for its answer.
 pub(super) trait Queued: Call {
+    /// Which of the store's queued calls it is.
+    fn id(&self) -> u64;
+    /// Its caller stopped waiting: it must not run. (Once a batch took it, a later call of
+    /// the caller's waits for that batch: a write it gave up on never lands after it.)
+    fn abandoned(&self) -> bool;
     /// Give the caller the result it ran to.
     fn answer(self: Box<Self>);
     /// Tell the caller to run the call on its own: its batch was rolled back, or never ran.
@@ -72,6 +78,7 @@ pub(super) trait Queued: Call {
 pub(super) struct Batches {
     waiting: Mutex<Vec<Box<dyn Queued>>>,
     turns: Semaphore,
+    queued: AtomicU64,
 }
 
 impl Batches {
@@ -80,6 +87,7 @@ impl Batches {
         Batches {
             waiting: Mutex::default(),
             turns: Semaphore::new(at_once),
+            queued: AtomicU64::new(0),
         }
     }
 
@@ -93,11 +101,18 @@ impl Batches {
         self.lock().push(call);
     }
 
-    /// The calls waiting, oldest first, at most a batch of them.
-    pub(super) fn take(&self) -> Vec<Box<dyn Queued>> {
+    /// The calls waiting, oldest first, at most a batch of them, and the call `own` (the
+    /// leader's, if it is queued) wherever it is; the calls whose callers stopped waiting
+    /// are dropped.
+    pub(super) fn take(&self, own: Option<u64>) -> Vec<Box<dyn Queued>> {
         let mut waiting = self.lock();
+        waiting.retain(|call| !call.abandoned());
         let taken = waiting.len().min(MAX_BATCH);
-        waiting.drain(..taken).collect()
+        let mut batch: Vec<_> = waiting.drain(..taken).collect();
+        if let Some(at) = own.and_then(|own| waiting.iter().position(|call| call.id() == own)) {
+            batch.push(waiting.remove(at));
+        }
+        batch
     }
 
     pub(super) fn any_waiting(&self) -> bool {
@@ -109,8 +124,8 @@ impl Batches {
     }
 
     /// Queue the call and wait: for its answer, or for a turn to run the waiting calls
-    /// (then `lead` runs them, and the wait goes on). `None` when the call must run on its
-    /// own.
+    /// (then `lead` runs them, this call among them, given its id; the wait goes on for the
+    /// answer). `None` when the call must run on its own.
     pub(super) async fn wait<'a, T, J, L, F>(
         &'a self,
         sql: &str,
@@ -121,11 +136,13 @@ impl Batches {
     where
         T: Send + 'static,
         J: Job<T>,
-        L: FnMut(SemaphorePermit<'a>) -> F,
+        L: FnMut(SemaphorePermit<'a>, u64) -> F,
         F: Future<Output = ()>,
     {
         let (answer, mut answered) = oneshot::channel();
+        let id = self.queued.fetch_add(1, Ordering::Relaxed);
         self.queue(Box::new(Waiting {
+            id,
             job: job.clone(),
             sql: sql.to_owned(),
             params: params.iter().cloned().map(Param::into_owned).collect(),
@@ -147,7 +164,7 @@ impl Batches {
             })
             .await;
             match next {
-                Err(Some(permit)) => lead(permit).await,
+                Err(Some(permit)) => lead(permit, id).await,
                 // The semaphore is never closed.
                 Err(None) => {}
                 Ok(Ok(answer)) => return answer,
@@ -222,6 +239,7 @@ impl<T: Send, J: Job<T>> Call for Asked<'_, T, J> {
 
 /// A queued call, owning its statement and parameters.
 struct Waiting<T, J> {
+    id: u64,
     job: J,
     sql: String,
     params: Vec<Param<'static>>,
@@ -239,6 +257,14 @@ impl<T: Send, J: Job<T>> Call for Waiting<T, J> {
 }
 
 impl<T: Send + 'static, J: Job<T>> Queued for Waiting<T, J> {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn abandoned(&self) -> bool {
+        self.answer.is_closed()
+    }
+
     fn answer(self: Box<Self>) {
         // A caller that stopped waiting no longer hears.
         let _ = self.answer.send(self.done);
