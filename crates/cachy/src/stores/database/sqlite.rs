@@ -283,20 +283,22 @@ impl Connections {
                         None
                     }
                 }
+                // Boxed, as the path below: each would add its state to every call's future,
+                // taking it past the allocator's small sizes (over 1 KiB), though only calls
+                // that wait, or that run alone, need it.
                 None => {
-                    batches
-                        .wait(sql, params, &job, |turn, queued| async move {
-                            // An error here is the batch's: its calls were told to run alone.
-                            let _ = self.lead(work, turn, Leader::Queued(queued)).await;
-                        })
-                        .await
+                    Box::pin(batches.wait(sql, params, &job, |turn, queued| async move {
+                        // An error here is the batch's: its calls were told to run alone.
+                        let _ = self.lead(work, turn, Leader::Queued(queued)).await;
+                    }))
+                    .await
                 }
             };
             if let Some(done) = done {
                 return done;
             }
         }
-        self.run_alone(work, sql, params, job).await
+        Box::pin(self.run_alone(work, sql, params, job)).await
     }
 
     /// Holding `turn`, run the calls waiting, oldest first, then the `leader`'s, as one
@@ -438,6 +440,15 @@ impl Connections {
     /// A free connection: an idle one, or a new one if fewer than the maximum are open, or
     /// the first to come free within the store's `timeout`.
     async fn lease(&self) -> Result<Lease, DbError> {
+        match self.idle.take() {
+            Some(lease) => Ok(lease),
+            // Boxed: opening a connection or waiting for one would add its state to every
+            // call's future, though few calls need it.
+            None => Box::pin(self.open_or_wait()).await,
+        }
+    }
+
+    async fn open_or_wait(&self) -> Result<Lease, DbError> {
         // Read the clock only once a call has to wait: most find a connection at once.
         let mut deadline = None;
         loop {

@@ -19,7 +19,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 
@@ -77,6 +77,8 @@ pub(super) trait Queued: Call {
 /// The calls of one kind waiting for a batch, and the turns to run one.
 pub(super) struct Batches {
     waiting: Mutex<Vec<Box<dyn Queued>>>,
+    /// How many calls `waiting` holds, read without its lock: most batches find none.
+    waiting_count: AtomicUsize,
     turns: Semaphore,
     queued: AtomicU64,
 }
@@ -86,6 +88,7 @@ impl Batches {
     pub(super) fn new(at_once: usize) -> Self {
         Batches {
             waiting: Mutex::default(),
+            waiting_count: AtomicUsize::new(0),
             turns: Semaphore::new(at_once),
             queued: AtomicU64::new(0),
         }
@@ -98,13 +101,19 @@ impl Batches {
 
     /// Queue `call` for the next batch.
     fn queue(&self, call: Box<dyn Queued>) {
-        self.lock().push(call);
+        let mut waiting = self.lock();
+        waiting.push(call);
+        self.waiting_count.store(waiting.len(), Ordering::Release);
     }
 
     /// The calls waiting, oldest first, at most a batch of them, and the call `own` (the
     /// leader's, if it is queued) wherever it is; the calls whose callers stopped waiting
     /// are dropped.
     pub(super) fn take(&self, own: Option<u64>) -> Vec<Box<dyn Queued>> {
+        // A call queued after this look waits for the turn the caller holds, and takes it.
+        if !self.any_waiting() {
+            return Vec::new();
+        }
         let mut waiting = self.lock();
         waiting.retain(|call| !call.abandoned());
         let taken = waiting.len().min(MAX_BATCH);
@@ -112,11 +121,12 @@ impl Batches {
         if let Some(at) = own.and_then(|own| waiting.iter().position(|call| call.id() == own)) {
             batch.push(waiting.remove(at));
         }
+        self.waiting_count.store(waiting.len(), Ordering::Release);
         batch
     }
 
     pub(super) fn any_waiting(&self) -> bool {
-        !self.lock().is_empty()
+        self.waiting_count.load(Ordering::Acquire) != 0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Box<dyn Queued>>> {
