@@ -275,6 +275,14 @@ impl Connections {
         if self.inline(work).allowed_cooperatively().await {
             let batches = self.batches(work);
             let done = match batches.try_turn() {
+                // No one waiting: the call runs as it would alone, holding the turn so that
+                // calls arriving meanwhile wait for the next batch.
+                Some(turn) if !batches.any_waiting() => {
+                    let lease = self.lease().await?;
+                    let ran = self.run_here(work, lease, sql, params, &job);
+                    drop(turn);
+                    ran.map_err(|lease| self.idle.give_back(lease)).ok()
+                }
                 Some(turn) => {
                     let mut asked = Asked::new(&job, sql, params);
                     if self.lead(work, turn, Leader::Caller(&mut asked)).await? {
@@ -330,18 +338,15 @@ impl Connections {
         };
         let mut waiting = batches.take(queued);
         let started = Instant::now();
-        let ran = match (own, waiting.is_empty()) {
-            (Some(own), true) => batch::run(&mut lease.connection, work, &mut [own]),
-            (own, _) => {
-                let mut calls: Vec<&mut dyn batch::Call> = Vec::with_capacity(waiting.len() + 1);
-                for call in &mut waiting {
-                    calls.push(&mut **call);
-                }
-                if let Some(own) = own {
-                    calls.push(own);
-                }
-                batch::run(&mut lease.connection, work, &mut calls)
+        let ran = {
+            let mut calls: Vec<&mut dyn batch::Call> = Vec::with_capacity(waiting.len() + 1);
+            for call in &mut waiting {
+                calls.push(&mut **call);
             }
+            if let Some(own) = own {
+                calls.push(own);
+            }
+            batch::run(&mut lease.connection, work, &mut calls)
         };
         let took = started.elapsed();
         // A connection a failed rollback left in a transaction is closed, never reused.
@@ -358,6 +363,27 @@ impl Connections {
         }
         self.record(work, took);
         Ok(ran)
+    }
+
+    /// Run `job` on the caller's thread: its result, the connection given back; or, if it
+    /// found the database locked by another connection (it did nothing), the connection.
+    fn run_here<T, J: Job<T>>(
+        &self,
+        work: Work,
+        mut lease: Lease,
+        sql: &str,
+        params: &[Param<'_>],
+        job: &J,
+    ) -> Result<Result<T, DbError>, Lease> {
+        let started = Instant::now();
+        match job(&mut lease.connection, sql, params) {
+            Err(e) if is_busy(&e) => Err(lease),
+            done => {
+                self.idle.give_back(lease);
+                self.record(work, started.elapsed());
+                Ok(done)
+            }
+        }
     }
 
     /// Note how long work on the caller's thread took (see [`InlineWhileFast`]).
@@ -384,16 +410,11 @@ impl Connections {
     ) -> Result<T, DbError> {
         let mut lease = self.lease().await?;
         if self.inline(work).allowed() {
-            let started = Instant::now();
-            match job(&mut lease.connection, sql, params) {
-                // A statement that found the database locked did nothing; it waits below.
-                Err(e) if is_busy(&e) => {}
-                done => {
-                    self.idle.give_back(lease);
-                    self.record(work, started.elapsed());
-                    return done;
-                }
-            }
+            lease = match self.run_here(work, lease, sql, params, &job) {
+                Ok(done) => return done,
+                // It did nothing: it waits for the lock below.
+                Err(lease) => lease,
+            };
         }
         // A write that must wait for the lock waits for its turn without a connection: SQLite
         // lets one writer in at a time, and writes holding connections while they waited left
