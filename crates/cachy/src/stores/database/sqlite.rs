@@ -66,6 +66,15 @@ pub(super) struct Connections {
     checkpoints: Arc<Checkpoints>,
 }
 
+/// What a call run on the caller's thread came to.
+enum Here<T> {
+    /// Its result; the connection was given back.
+    Done(Result<T, DbError>),
+    /// It found the database locked by another connection and did nothing: the
+    /// connection, for the call to wait for the lock with.
+    Locked(Lease),
+}
+
 /// Who runs a batch: a caller with its own call, or a queued caller (its call is among the
 /// queued ones, by id) whose turn came.
 enum Leader<'a> {
@@ -281,7 +290,13 @@ impl Connections {
                     let lease = self.lease().await?;
                     let ran = self.run_here(work, lease, sql, params, &job);
                     drop(turn);
-                    ran.map_err(|lease| self.idle.give_back(lease)).ok()
+                    match ran {
+                        Here::Done(done) => Some(done),
+                        Here::Locked(lease) => {
+                            self.idle.give_back(lease);
+                            None
+                        }
+                    }
                 }
                 Some(turn) => {
                     let mut asked = Asked::new(&job, sql, params);
@@ -365,8 +380,7 @@ impl Connections {
         Ok(ran)
     }
 
-    /// Run `job` on the caller's thread: its result, the connection given back; or, if it
-    /// found the database locked by another connection (it did nothing), the connection.
+    /// Run `job` on the caller's thread, on `lease`'s connection.
     fn run_here<T, J: Job<T>>(
         &self,
         work: Work,
@@ -374,14 +388,14 @@ impl Connections {
         sql: &str,
         params: &[Param<'_>],
         job: &J,
-    ) -> Result<Result<T, DbError>, Lease> {
+    ) -> Here<T> {
         let started = Instant::now();
         match job(&mut lease.connection, sql, params) {
-            Err(e) if is_busy(&e) => Err(lease),
+            Err(e) if is_busy(&e) => Here::Locked(lease),
             done => {
                 self.idle.give_back(lease);
                 self.record(work, started.elapsed());
-                Ok(done)
+                Here::Done(done)
             }
         }
     }
@@ -411,9 +425,9 @@ impl Connections {
         let mut lease = self.lease().await?;
         if self.inline(work).allowed() {
             lease = match self.run_here(work, lease, sql, params, &job) {
-                Ok(done) => return done,
-                // It did nothing: it waits for the lock below.
-                Err(lease) => lease,
+                Here::Done(done) => return done,
+                // It waits for the lock below.
+                Here::Locked(lease) => lease,
             };
         }
         // A write that must wait for the lock waits for its turn without a connection: SQLite
