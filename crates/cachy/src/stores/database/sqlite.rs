@@ -532,12 +532,9 @@ fn open(target: &Target, synchronous: &str) -> Result<Connection, DbError> {
             };
             let connection =
                 Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-            // Switching to WAL takes the write lock once per database file.
             connection.busy_timeout(BUSY_TIMEOUT)?;
             if !read_only {
-                connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| {
-                    row.get::<_, String>(0)
-                })?;
+                switch_to_wal(&connection)?;
                 // Checkpoints run in the background (see `Checkpoints`); SQLite's own, on a
                 // caller's commit, only if those fail until the log holds 10,000 pages.
                 connection.pragma_update(None, "wal_autocheckpoint", SAFETY_CHECKPOINT_PAGES)?;
@@ -549,6 +546,26 @@ fn open(target: &Target, synchronous: &str) -> Result<Connection, DbError> {
     connection.busy_timeout(Duration::ZERO)?;
     connection.set_prepared_statement_cache_capacity(CACHED_STATEMENTS);
     Ok(connection)
+}
+
+/// Put the database in WAL mode (once per file; a no-op after). SQLite takes the exclusive
+/// lock for the switch in one try, without its busy handler, so a process opening a new
+/// file at the same moment as another (or while another program writes it) finds it busy:
+/// the switch is tried again until [`BUSY_TIMEOUT`].
+fn switch_to_wal(connection: &Connection) -> Result<(), DbError> {
+    let started = Instant::now();
+    loop {
+        let switched = connection
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0));
+        match switched {
+            Err(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.code == ErrorCode::DatabaseBusy && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            switched => return Ok(switched.map(drop)?),
+        }
+    }
 }
 
 impl From<rusqlite::Error> for DbError {

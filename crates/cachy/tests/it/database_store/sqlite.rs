@@ -237,3 +237,26 @@ fn outside_tokio_a_sqlite_call_is_a_runtime_error() {
     assert_eq!(error.kind(), cachy::ErrorKind::Runtime, "{error}");
     assert!(error.to_string().contains("SQLite store"), "{error}");
 }
+
+/// Switching a file to WAL takes SQLite's exclusive lock in one try: a store opening a file
+/// another program is writing (or another process is opening) waits for it instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_file_another_connection_is_writing_is_opened_once_it_is_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("being_written.db");
+    let holder = rusqlite::Connection::open(&file).unwrap();
+    holder
+        .execute_batch("CREATE TABLE other (x); BEGIN IMMEDIATE; INSERT INTO other VALUES (1);")
+        .unwrap();
+    let released = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        holder.execute_batch("COMMIT").unwrap();
+    });
+    let cache = manager(
+        &format!("sqlite://{}", file.display()),
+        json!({ "table": "opened" }),
+    );
+    cache.put("k", &1i64, 60).await.unwrap();
+    released.join().unwrap();
+    assert_eq!(cache.get::<i64>("k").await.unwrap(), Some(1));
+}
