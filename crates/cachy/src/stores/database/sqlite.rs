@@ -6,6 +6,7 @@
 //! for it), and while calls prove slow (see [`InlineWhileFast`]). Calls that arrive while
 //! others of their kind run wait for them and run as one batch (see [`batch`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -63,7 +64,28 @@ pub(super) struct Connections {
     /// Held by the one write of this store waiting on the blocking pool for the database's
     /// lock; the others wait for it without a connection.
     waiting_writer: Arc<tokio::sync::Mutex<()>>,
+    /// Writes sent to the blocking pool and not yet done there (their callers may have
+    /// stopped waiting: the pool runs them anyway). While there are any, later writes join
+    /// them there, behind them, rather than run on a caller's thread: a write never lands
+    /// after a later write of the same caller.
+    writes_on_pool: Arc<AtomicUsize>,
     checkpoints: Arc<Checkpoints>,
+}
+
+/// A write counted in `Connections::writes_on_pool` until it is done, or dropped unrun.
+struct OnPool(Arc<AtomicUsize>);
+
+impl OnPool {
+    fn count(writes_on_pool: &Arc<AtomicUsize>) -> Self {
+        writes_on_pool.fetch_add(1, Ordering::SeqCst);
+        OnPool(Arc::clone(writes_on_pool))
+    }
+}
+
+impl Drop for OnPool {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// What a call run on the caller's thread came to.
@@ -170,6 +192,7 @@ impl Connections {
             read_batches: Batches::new(read_batches_at_once()),
             write_batches: Batches::new(1),
             waiting_writer: Arc::default(),
+            writes_on_pool: Arc::default(),
             checkpoints: Arc::default(),
         }
     }
@@ -281,7 +304,7 @@ impl Connections {
         params: &[Param<'_>],
         job: J,
     ) -> Result<T, DbError> {
-        if self.inline(work).allowed_cooperatively().await {
+        if self.inline(work).allowed_cooperatively().await && !self.behind_pool_writes(work) {
             let batches = self.batches(work);
             let done = match batches.try_turn() {
                 // No one waiting: the call runs as it would alone, holding the turn so that
@@ -423,7 +446,7 @@ impl Connections {
         job: J,
     ) -> Result<T, DbError> {
         let mut lease = self.lease().await?;
-        if self.inline(work).allowed() {
+        if self.inline(work).allowed_cooperatively().await && !self.behind_pool_writes(work) {
             lease = match self.run_here(work, lease, sql, params, &job) {
                 Here::Done(done) => return done,
                 // It waits for the lock below.
@@ -444,7 +467,8 @@ impl Connections {
                 .await
                 .map_err(|_| DbError::NoWriteTurn(self.timeout))?;
                 lease = self.lease().await?;
-                Some(turn)
+                // Counted from here on: nothing stops it from running now.
+                Some((turn, OnPool::count(&self.writes_on_pool)))
             }
         };
         let sql = sql.to_owned();
@@ -470,6 +494,11 @@ impl Connections {
             })
             .await
             .map_err(|e| DbError::Worker(format!("the SQLite worker thread failed: {e}")))?
+    }
+
+    /// Whether a call of `work` must run on the blocking pool behind the writes there.
+    fn behind_pool_writes(&self, work: Work) -> bool {
+        work == Work::Writes && self.writes_on_pool.load(Ordering::SeqCst) != 0
     }
 
     /// A free connection: an idle one, or a new one if fewer than the maximum are open, or

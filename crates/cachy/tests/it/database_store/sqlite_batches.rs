@@ -199,3 +199,69 @@ async fn sqlite_a_write_given_up_while_queued_never_lands_after_later_writes() {
         );
     }
 }
+
+/// A write that went to wait for another connection's lock on the blocking pool runs there
+/// even once its caller gives up: the caller's next write waits behind it, never overtakes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_write_given_up_while_waiting_for_a_lock_never_lands_after_later_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, file, _) = file_cache(&dir);
+    cache.put("created", &0, 60).await.unwrap();
+    for (round, given_up) in ["put", "put_many", "forget"].into_iter().enumerate() {
+        cache.put("k", &"before", 60).await.unwrap();
+        let holder = rusqlite::Connection::open(&file).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let released = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            holder.execute_batch("COMMIT").unwrap();
+        });
+        let patience = Duration::from_millis(100);
+        let _ = match given_up {
+            "put" => tokio::time::timeout(patience, cache.put("k", &"given up", 60)).await,
+            "put_many" => {
+                tokio::time::timeout(patience, cache.put_many(&[("k", "given up")], 60)).await
+            }
+            _ => tokio::time::timeout(patience, async { cache.forget("k").await.map(drop) }).await,
+        };
+        released.join().unwrap();
+        cache.put("k", &format!("kept {round}"), 60).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            cache.get::<String>("k").await.unwrap(),
+            Some(format!("kept {round}")),
+            "the {given_up} given up on landed after the put that followed it"
+        );
+    }
+}
+
+/// `put_many` runs alone (a transaction of its own); it still yields to the runtime.
+#[test]
+fn sqlite_a_task_looping_over_put_many_lets_other_tasks_run() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, _, _) = file_cache(&dir);
+    runtime.block_on(async {
+        cache.put("created", &0, 60).await.unwrap();
+        let ticks = std::sync::Arc::new(AtomicUsize::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        for n in 0..2_000 {
+            cache.put_many(&[("a", n), ("b", n)], 60).await.unwrap();
+        }
+        ticker.abort();
+        assert!(
+            ticks.load(Ordering::Relaxed) > 1,
+            "the other task never ran while put_many looped"
+        );
+    });
+}
