@@ -6,35 +6,29 @@
 //! for it), and while calls prove slow (see [`InlineWhileFast`]). Calls that arrive while
 //! others of their kind run wait for them and run as one batch (see [`batch`]).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
-use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
+use rusqlite::{Connection, ErrorCode, TransactionBehavior, params_from_iter};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::query::{DbError, Param, ReadRow, RowRead};
-use crate::ErrorKind;
 use crate::stores::inline::InlineWhileFast;
 
 mod batch;
 mod checkpoints;
+mod leases;
+mod rows;
 mod target;
 use batch::{Asked, Batches, Job};
 use checkpoints::Checkpoints;
+use leases::{Idle, Lease};
+pub(super) use rows::kind_of;
 pub(super) use target::Target;
 
 /// How long a statement waits for another connection's write lock, on the blocking pool.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Prepared statements kept per connection: every statement of the store, and a few
-/// `get_many` sizes.
-const CACHED_STATEMENTS: usize = 32;
-
-/// The log's size in pages (40 MB) past which a commit checkpoints it itself, as SQLite
-/// does at 1,000 by default: reached only if the background checkpoints keep failing.
-const SAFETY_CHECKPOINT_PAGES: u32 = 10_000;
 
 /// The runtime whose blocking pool the store waits on.
 fn on_blocking_pool() -> Result<tokio::runtime::Handle, DbError> {
@@ -117,58 +111,6 @@ fn read_batches_at_once() -> usize {
 enum Work {
     Reads,
     Writes,
-}
-
-/// An open connection, with its slot.
-struct Lease {
-    connection: Connection,
-    _slot: Slot,
-}
-
-/// Leave for one connection to be open. Dropped, when its connection closes or its opening
-/// is cancelled, it wakes a caller waiting for a connection, who may then open one.
-struct Slot {
-    permit: Option<OwnedSemaphorePermit>,
-    idle: std::sync::Weak<Idle>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        // The permit first: the caller woken must find it free.
-        drop(self.permit.take());
-        if let Some(idle) = self.idle.upgrade() {
-            idle.changed.notify_one();
-        }
-    }
-}
-
-/// The open connections not in use, and a signal when one comes back or closes.
-///
-/// A call takes an idle connection without queueing: with a fair queue in front of every
-/// call (a semaphore per use), the first burst of callers left a queue that never drained,
-/// and every later call handed its connection to a waiter and waited in turn, a task switch
-/// per statement. Callers wait only when every connection that may be open is in use.
-#[derive(Default)]
-struct Idle {
-    leases: Mutex<Vec<Lease>>,
-    changed: Notify,
-}
-
-impl Idle {
-    fn take(&self) -> Option<Lease> {
-        self.leases
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
-    }
-
-    fn give_back(&self, lease: Lease) {
-        self.leases
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(lease);
-        self.changed.notify_one();
-    }
 }
 
 impl Connections {
@@ -304,7 +246,7 @@ impl Connections {
         params: &[Param<'_>],
         job: J,
     ) -> Result<T, DbError> {
-        if self.inline(work).allowed_cooperatively().await && !self.behind_pool_writes(work) {
+        if self.may_run_here(work).await {
             let batches = self.batches(work);
             let done = match batches.try_turn() {
                 // No one waiting: the call runs as it would alone, holding the turn so that
@@ -446,7 +388,7 @@ impl Connections {
         job: J,
     ) -> Result<T, DbError> {
         let mut lease = self.lease().await?;
-        if self.inline(work).allowed_cooperatively().await && !self.behind_pool_writes(work) {
+        if self.may_run_here(work).await {
             lease = match self.run_here(work, lease, sql, params, &job) {
                 Here::Done(done) => return done,
                 // It waits for the lock below.
@@ -496,110 +438,12 @@ impl Connections {
             .map_err(|e| DbError::Worker(format!("the SQLite worker thread failed: {e}")))?
     }
 
-    /// Whether a call of `work` must run on the blocking pool behind the writes there.
-    fn behind_pool_writes(&self, work: Work) -> bool {
-        work == Work::Writes && self.writes_on_pool.load(Ordering::SeqCst) != 0
-    }
-
-    /// A free connection: an idle one, or a new one if fewer than the maximum are open, or
-    /// the first to come free within the store's `timeout`.
-    async fn lease(&self) -> Result<Lease, DbError> {
-        match self.idle.take() {
-            Some(lease) => Ok(lease),
-            // Boxed: opening a connection or waiting for one would add its state to every
-            // call's future, though few calls need it.
-            None => Box::pin(self.open_or_wait()).await,
-        }
-    }
-
-    async fn open_or_wait(&self) -> Result<Lease, DbError> {
-        // Read the clock only once a call has to wait: most find a connection at once.
-        let mut deadline = None;
-        loop {
-            // Made before looking: a connection given back after the look still wakes it.
-            let changed = self.idle.changed.notified();
-            if let Some(lease) = self.idle.take() {
-                return Ok(lease);
-            }
-            if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
-                let slot = Slot {
-                    permit: Some(permit),
-                    idle: Arc::downgrade(&self.idle),
-                };
-                let target = self.target.clone();
-                let synchronous = self.synchronous;
-                let connection = on_blocking_pool()?
-                    .spawn_blocking(move || open(&target, synchronous))
-                    .await
-                    .map_err(|e| {
-                        DbError::Worker(format!("opening a SQLite connection failed: {e}"))
-                    })??;
-                return Ok(Lease {
-                    connection,
-                    _slot: slot,
-                });
-            }
-            let deadline =
-                *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.timeout);
-            tokio::time::timeout_at(deadline, changed)
-                .await
-                .map_err(|_| DbError::NoConnection(self.timeout))?;
-        }
-    }
-}
-
-/// Open a connection to `target`: WAL mode (readers never wait for the writer), the given
-/// `PRAGMA synchronous`, and no busy wait (see [`Connections::run`]).
-fn open(target: &Target, synchronous: &str) -> Result<Connection, DbError> {
-    let connection = match target {
-        Target::Memory => Connection::open_in_memory()?,
-        Target::File { path, read_only } => {
-            let access = if *read_only {
-                OpenFlags::SQLITE_OPEN_READ_ONLY
-            } else {
-                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
-            };
-            let connection =
-                Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-            connection.busy_timeout(BUSY_TIMEOUT)?;
-            if !read_only {
-                switch_to_wal(&connection)?;
-                // Checkpoints run in the background (see `Checkpoints`); SQLite's own, on a
-                // caller's commit, only if those fail until the log holds 10,000 pages.
-                connection.pragma_update(None, "wal_autocheckpoint", SAFETY_CHECKPOINT_PAGES)?;
-            }
-            connection
-        }
-    };
-    connection.pragma_update(None, "synchronous", synchronous)?;
-    connection.busy_timeout(Duration::ZERO)?;
-    connection.set_prepared_statement_cache_capacity(CACHED_STATEMENTS);
-    Ok(connection)
-}
-
-/// Put the database in WAL mode (once per file; a no-op after). SQLite takes the exclusive
-/// lock for the switch in one try, without its busy handler, so a process opening a new
-/// file at the same moment as another (or while another program writes it) finds it busy:
-/// the switch is tried again until [`BUSY_TIMEOUT`].
-fn switch_to_wal(connection: &Connection) -> Result<(), DbError> {
-    let started = Instant::now();
-    loop {
-        let switched = connection
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0));
-        match switched {
-            Err(rusqlite::Error::SqliteFailure(failure, _))
-                if failure.code == ErrorCode::DatabaseBusy && started.elapsed() < BUSY_TIMEOUT =>
-            {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            switched => return Ok(switched.map(drop)?),
-        }
-    }
-}
-
-impl From<rusqlite::Error> for DbError {
-    fn from(e: rusqlite::Error) -> Self {
-        DbError::Sqlite(e)
+    /// Whether a call of `work` may run on the caller's thread: while such calls are fast
+    /// (spending the task's cooperative budget, see [`InlineWhileFast`]), unless it is a
+    /// write and writes wait on the blocking pool, which it must not overtake.
+    async fn may_run_here(&self, work: Work) -> bool {
+        self.inline(work).allowed_cooperatively().await
+            && !(work == Work::Writes && self.writes_on_pool.load(Ordering::SeqCst) != 0)
     }
 }
 
@@ -610,49 +454,4 @@ fn is_busy(e: &DbError) -> bool {
         DbError::Sqlite(rusqlite::Error::SqliteFailure(failure, _))
             if matches!(failure.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
     )
-}
-
-pub(super) fn kind_of(e: &rusqlite::Error) -> ErrorKind {
-    match e {
-        rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
-            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => ErrorKind::Timeout,
-            ErrorCode::CannotOpen => ErrorKind::Unavailable,
-            _ => ErrorKind::Backend,
-        },
-        _ => ErrorKind::Backend,
-    }
-}
-
-impl ToSql for Param<'_> {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(match self {
-            Param::Bytes(bytes) => ToSqlOutput::Borrowed(ValueRef::Blob(bytes)),
-            Param::Int(n) => ToSqlOutput::Owned(Value::Integer(*n)),
-        })
-    }
-}
-
-/// Rows as this store writes them: bytes in `BLOB` columns (`TEXT` is taken as its bytes:
-/// another program may have written keys as text) and integers. Anything else is an error
-/// naming what the column held, never a guess.
-impl RowRead for rusqlite::Row<'_> {
-    fn bytes(&self, column: usize) -> Result<Vec<u8>, DbError> {
-        match self.get_ref(column)? {
-            ValueRef::Blob(bytes) | ValueRef::Text(bytes) => Ok(bytes.to_vec()),
-            other => Err(DbError::Column(format!(
-                "column {column} holds {}, not bytes",
-                other.data_type()
-            ))),
-        }
-    }
-
-    fn int(&self, column: usize) -> Result<i64, DbError> {
-        match self.get_ref(column)? {
-            ValueRef::Integer(n) => Ok(n),
-            other => Err(DbError::Column(format!(
-                "column {column} holds {}, not an integer",
-                other.data_type()
-            ))),
-        }
-    }
 }

@@ -240,10 +240,10 @@ impl<'a, T, J> Asked<'a, T, J> {
 
 impl<T: Send, J: Job<T>> Call for Asked<'_, T, J> {
     fn run(&mut self, connection: &mut Connection) -> Ran {
-        let done = (self.job)(connection, self.sql, self.params);
-        let ran = ran(&done);
-        self.done = Some(done);
-        ran
+        keep(
+            &mut self.done,
+            (self.job)(connection, self.sql, self.params),
+        )
     }
 }
 
@@ -259,10 +259,10 @@ struct Waiting<T, J> {
 
 impl<T: Send, J: Job<T>> Call for Waiting<T, J> {
     fn run(&mut self, connection: &mut Connection) -> Ran {
-        let done = (self.job)(connection, &self.sql, &self.params);
-        let ran = ran(&done);
-        self.done = Some(done);
-        ran
+        keep(
+            &mut self.done,
+            (self.job)(connection, &self.sql, &self.params),
+        )
     }
 }
 
@@ -285,12 +285,15 @@ impl<T: Send + 'static, J: Job<T>> Queued for Waiting<T, J> {
     }
 }
 
-fn ran<T>(done: &Result<T, DbError>) -> Ran {
-    match done {
+/// Keep a call's result in `done`; how it went.
+fn keep<T>(done: &mut Option<Result<T, DbError>>, result: Result<T, DbError>) -> Ran {
+    let ran = match &result {
         Ok(_) => Ran::Done,
         Err(e) if is_busy(e) => Ran::Busy,
         Err(_) => Ran::Failed,
-    }
+    };
+    *done = Some(result);
+    ran
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::Connection;
 
-use super::{Target, open};
+use super::Target;
+use super::leases::open;
 
 /// Writes between two checkpoints of the write-ahead log (each write adds a few pages;
 /// SQLite's own default is every 1,000 pages).
@@ -14,7 +15,7 @@ const CHECKPOINT_EVERY: u64 = 256;
 /// Checkpoints of the write-ahead log, off every caller's path. SQLite's own run in the
 /// commit that crosses 1,000 pages of log, on whichever caller made it: 12 to 14 ms at 1M
 /// rows, the slowest put of all. Connections here leave that to a log ten times as long
-/// ([`SAFETY_CHECKPOINT_PAGES`](super::SAFETY_CHECKPOINT_PAGES)); every [`CHECKPOINT_EVERY`]
+/// ([`SAFETY_CHECKPOINT_PAGES`](super::leases::SAFETY_CHECKPOINT_PAGES)); every [`CHECKPOINT_EVERY`]
 /// writes, one `PASSIVE` checkpoint (it waits for no reader or writer) runs on the blocking
 /// pool, on a connection of its own.
 #[derive(Default)]
