@@ -7,8 +7,8 @@
     feature = "database-mysql"
 ))]
 
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use cachy::stores::DatabaseStore;
@@ -19,6 +19,7 @@ use serde_json::json;
 
 mod outages;
 mod sqlite;
+mod sqlite_anchor;
 mod sqlite_batches;
 
 static POSTGRES: OnceLock<Option<PostgresServer>> = OnceLock::new();

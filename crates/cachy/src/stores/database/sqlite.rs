@@ -16,11 +16,13 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use super::query::{DbError, Param, ReadRow, RowRead};
 use crate::stores::inline::InlineWhileFast;
 
+mod anchor;
 mod batch;
 mod checkpoints;
 mod leases;
 mod rows;
 mod target;
+use anchor::Anchor;
 use batch::{Asked, Batches, Job};
 use checkpoints::Checkpoints;
 use leases::{Idle, Lease};
@@ -64,6 +66,8 @@ pub(super) struct Connections {
     /// after a later write of the same caller.
     writes_on_pool: Arc<AtomicUsize>,
     checkpoints: Arc<Checkpoints>,
+    /// The read lock held for the store's reads, for a file (see [`anchor`]).
+    anchor: Option<Arc<Anchor>>,
 }
 
 /// A write counted in `Connections::writes_on_pool` until it is done, or dropped unrun.
@@ -123,7 +127,12 @@ impl Connections {
         timeout: Duration,
     ) -> Self {
         let max = if target == Target::Memory { 1 } else { max };
+        let anchor = match target {
+            Target::File { .. } => Some(Anchor::new(target.clone(), synchronous)),
+            Target::Memory => None,
+        };
         Connections {
+            anchor,
             target,
             synchronous,
             idle: Arc::default(),
@@ -149,7 +158,12 @@ impl Connections {
                 ..
             }
         ) {
-            self.checkpoints.wrote(&self.target, self.synchronous);
+            self.checkpoints.wrote(
+                &self.target,
+                self.synchronous,
+                self.anchor.as_ref(),
+                self.write_batches.turns(),
+            );
         }
     }
 
@@ -238,7 +252,8 @@ impl Connections {
     }
 
     /// Run `job` on a connection: on the caller's thread while that is fast, in a batch
-    /// with the calls of its kind that arrive meanwhile (see [`batch`]); else on its own.
+    /// with the calls of its kind that arrive meanwhile (see [`batch`]), or, for reads under
+    /// the [`anchor`]'s lock, at once; else on its own.
     async fn run<T: Send + 'static, J: Job<T>>(
         &self,
         work: Work,
@@ -246,47 +261,62 @@ impl Connections {
         params: &[Param<'_>],
         job: J,
     ) -> Result<T, DbError> {
+        // A batch of reads shares the log's read lock; with the anchor every read does.
+        let anchored = work == Work::Reads
+            && self.anchor.as_ref().is_some_and(|anchor| {
+                anchor.before_read();
+                anchor.usable()
+            });
         if self.may_run_here(work).await {
-            let batches = self.batches(work);
-            let done = match batches.try_turn() {
-                // No one waiting: the call runs as it would alone, holding the turn so that
-                // calls arriving meanwhile wait for the next batch.
-                Some(turn) if !batches.any_waiting() => {
-                    let lease = self.lease().await?;
-                    let ran = self.run_here(work, lease, sql, params, &job);
-                    drop(turn);
-                    match ran {
-                        Here::Done(done) => Some(done),
-                        Here::Locked(lease) => {
-                            self.idle.give_back(lease);
-                            None
-                        }
-                    }
-                }
-                Some(turn) => {
-                    let mut asked = Asked::new(&job, sql, params);
-                    if self.lead(work, turn, Leader::Caller(&mut asked)).await? {
-                        asked.done
-                    } else {
-                        None
-                    }
-                }
-                // Boxed, as the path below: each would add its state to every call's future,
-                // taking it past the allocator's small sizes (over 1 KiB), though only calls
-                // that wait, or that run alone, need it.
-                None => {
-                    Box::pin(batches.wait(sql, params, &job, |turn, queued| async move {
-                        // An error here is the batch's: its calls were told to run alone.
-                        let _ = self.lead(work, turn, Leader::Queued(queued)).await;
-                    }))
-                    .await
-                }
+            let done = if anchored {
+                self.try_here(work, sql, params, &job).await?
+            } else {
+                self.run_batched(work, sql, params, &job).await?
             };
             if let Some(done) = done {
                 return done;
             }
         }
         Box::pin(self.run_alone(work, sql, params, job)).await
+    }
+
+    /// Run `job` on the caller's thread in a batch with the calls of its kind that arrive
+    /// meanwhile; `None` if it must run on its own.
+    async fn run_batched<T: Send + 'static, J: Job<T>>(
+        &self,
+        work: Work,
+        sql: &str,
+        params: &[Param<'_>],
+        job: &J,
+    ) -> Result<Option<Result<T, DbError>>, DbError> {
+        let batches = self.batches(work);
+        Ok(match batches.try_turn() {
+            // No one waiting: the call runs as it would alone, holding the turn so that
+            // calls arriving meanwhile wait for the next batch.
+            Some(turn) if !batches.any_waiting() => {
+                let done = self.try_here(work, sql, params, job).await?;
+                drop(turn);
+                done
+            }
+            Some(turn) => {
+                let mut asked = Asked::new(job, sql, params);
+                if self.lead(work, turn, Leader::Caller(&mut asked)).await? {
+                    asked.done
+                } else {
+                    None
+                }
+            }
+            // Boxed, as the path in `run`: each would add its state to every call's future,
+            // taking it past the allocator's small sizes (over 1 KiB), though only calls
+            // that wait, or that run alone, need it.
+            None => {
+                Box::pin(batches.wait(sql, params, job, |turn, queued| async move {
+                    // An error here is the batch's: its calls were told to run alone.
+                    let _ = self.lead(work, turn, Leader::Queued(queued)).await;
+                }))
+                .await
+            }
+        })
     }
 
     /// Holding `turn`, run the calls waiting, oldest first, then the `leader`'s, as one
@@ -343,6 +373,25 @@ impl Connections {
         }
         self.record(work, took);
         Ok(ran)
+    }
+
+    /// Run `job` on the caller's thread, on a free connection; `None` if the database was
+    /// locked by another connection (it did nothing).
+    async fn try_here<T, J: Job<T>>(
+        &self,
+        work: Work,
+        sql: &str,
+        params: &[Param<'_>],
+        job: &J,
+    ) -> Result<Option<Result<T, DbError>>, DbError> {
+        let lease = self.lease().await?;
+        Ok(match self.run_here(work, lease, sql, params, job) {
+            Here::Done(done) => Some(done),
+            Here::Locked(lease) => {
+                self.idle.give_back(lease);
+                None
+            }
+        })
     }
 
     /// Run `job` on the caller's thread, on `lease`'s connection.

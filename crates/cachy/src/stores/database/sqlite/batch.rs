@@ -20,7 +20,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use rusqlite::Connection;
@@ -79,7 +79,7 @@ pub(super) struct Batches {
     waiting: Mutex<Vec<Box<dyn Queued>>>,
     /// How many calls `waiting` holds, read without its lock: most batches find none.
     waiting_count: AtomicUsize,
-    turns: Semaphore,
+    turns: Arc<Semaphore>,
     queued: AtomicU64,
 }
 
@@ -89,9 +89,14 @@ impl Batches {
         Batches {
             waiting: Mutex::default(),
             waiting_count: AtomicUsize::new(0),
-            turns: Semaphore::new(at_once),
+            turns: Arc::new(Semaphore::new(at_once)),
             queued: AtomicU64::new(0),
         }
+    }
+
+    /// The turns, for work that must not run while a batch does.
+    pub(super) fn turns(&self) -> &Arc<Semaphore> {
+        &self.turns
     }
 
     /// A turn to run a batch, if one is free now.

@@ -1,6 +1,7 @@
 //! A SQLite store's connections: opened as needed up to a maximum, handed to one call at a
 //! time, and given back.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,26 @@ impl Drop for Slot {
 pub(super) struct Idle {
     leases: Mutex<Vec<Lease>>,
     changed: Notify,
+    /// Callers waiting for a connection: a connection given back wakes one only if there
+    /// are any (a wake-up stored for no one would be one more write, on every call, to a
+    /// word every thread reads).
+    waiting: AtomicUsize,
+}
+
+/// A caller counted in [`Idle::waiting`] while it waits.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn count(waiting: &'a AtomicUsize) -> Self {
+        waiting.fetch_add(1, Ordering::SeqCst);
+        Waiting(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Idle {
@@ -65,7 +86,11 @@ impl Idle {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(lease);
-        self.changed.notify_one();
+        // Counted before it looked for a connection: if it looked before this one came back,
+        // it is seen here.
+        if self.waiting.load(Ordering::SeqCst) != 0 {
+            self.changed.notify_one();
+        }
     }
 }
 
@@ -84,6 +109,7 @@ impl Connections {
     async fn open_or_wait(&self) -> Result<Lease, DbError> {
         // Read the clock only once a call has to wait: most find a connection at once.
         let mut deadline = None;
+        let _waiting = Waiting::count(&self.idle.waiting);
         loop {
             // Made before looking: a connection given back after the look still wakes it.
             let changed = self.idle.changed.notified();
