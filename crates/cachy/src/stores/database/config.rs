@@ -46,7 +46,8 @@ pub struct DatabaseConfig {
     #[serde(default, deserialize_with = "fields::seconds")]
     pub timeout: Option<Duration>,
     /// Connections in the pool (default 10, from 1 to 1000; always 1 for
-    /// `sqlite::memory:`).
+    /// `sqlite::memory:`). A SQLite file also gets one connection for its checkpoints and
+    /// one that holds a read lock while the store reads, beyond these.
     #[serde(default, deserialize_with = "fields::count")]
     pub max_connections: Option<u64>,
     /// SQLite's `PRAGMA synchronous` in WAL mode (SQLite only).

@@ -3,8 +3,9 @@
 //! thread would cost more than running it. Statements run on the caller's thread, with
 //! cached prepared statements, and move to tokio's blocking pool only when they would wait:
 //! when another connection holds the write lock (SQLite's busy handler then waits up to 10 s
-//! for it), and while calls prove slow (see [`InlineWhileFast`]). Calls that arrive while
-//! others of their kind run wait for them and run as one batch (see [`batch`]).
+//! for it), and while calls prove slow (see [`InlineWhileFast`]). Reads of a file in WAL
+//! mode run under a read lock the store holds (see [`anchor`]); other calls that arrive
+//! while others of their kind run wait for them and run as one batch (see [`batch`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
