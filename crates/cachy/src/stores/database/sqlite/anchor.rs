@@ -9,48 +9,43 @@
 //! at once read faster than a few: one of them nearly always holds the mark.
 //!
 //! The anchor is a connection of the store's own, in a read transaction of its own, so it
-//! holds the newest mark for the store's reads. Each read still starts its own transaction
-//! and sees every write ended before it began; the anchor only holds the lock. Its
-//! transaction is renewed at least every [`RENEW_EVERY`] while reads go on, so that it
-//! holds the newest mark after writes (a read whose mark is newer than the anchor's makes
-//! the system calls again) and so that it keeps no checkpoint, of this process or another,
-//! from copying the log into the database for longer than that. A thread of its own ends
-//! it once no read came for [`IDLE_AFTER`], and the store's checkpoints end it before they
-//! run. Only a database in WAL mode has an anchor: in the other journal modes a read
+//! holds the mark the store's reads take. Each read still starts its own transaction and
+//! sees every write ended before it began; the anchor only holds the lock. It holds only
+//! read mark 0, the one readers take when the whole log is copied into the database: a
+//! reader of the log itself (marks 1 and up) keeps checkpoints, of this process and every
+//! other, from copying the log past its snapshot, and keeps writers from starting the log
+//! again from its beginning, so a writer in another process that never paused found its log
+//! growing without end. While reads go on, a thread of its own ends the anchor's
+//! transaction every [`RENEW_EVERY`], runs a `PASSIVE` checkpoint (it waits for no one)
+//! and, if that copied the whole log, begins a new one, which then takes mark 0. After a
+//! write the log is not wholly copied until the next renewal: reads meanwhile take their
+//! locks themselves. Once no read came for [`IDLE_AFTER`], the thread ends the anchor and
+//! stops. Only a database in WAL mode has an anchor: in the other journal modes a read
 //! transaction held open would keep every other process from writing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::Connection;
 
 use super::Target;
 use super::leases::open;
 
-/// The longest the anchor keeps one transaction while reads go on.
+/// How often the anchor is renewed while reads go on.
 const RENEW_EVERY: Duration = Duration::from_millis(1);
 
-/// How long after the last read the anchor's transaction ends.
-const IDLE_AFTER: Duration = Duration::from_millis(20);
-
-/// Reads (on one thread) between two looks at the clock, to see whether the anchor is due
-/// for renewal.
-const READS_PER_LOOK: u64 = 64;
-
-thread_local! {
-    /// Reads on this thread, of any store, for [`READS_PER_LOOK`].
-    static READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
+/// How long after the last read the anchor ends (in renewals).
+const IDLE_AFTER: u32 = 20;
 
 pub(super) struct Anchor {
     target: Target,
     synchronous: &'static str,
     held: Mutex<Held>,
-    /// Whether the anchor is in a read transaction (read without the lock).
-    holding: AtomicBool,
-    /// A read came since the idle thread last looked (written only when it was not set, so
-    /// that reads on several threads do not write the same word back and forth).
+    /// A thread renews the anchor (read without the lock, on every read).
+    watched: AtomicBool,
+    /// A read came since the thread last looked (written only when it was not set, so that
+    /// reads on several threads do not write the same word back and forth).
     read_lately: AtomicBool,
     /// The database is not in WAL mode: no anchor, ever.
     unusable: AtomicBool,
@@ -59,11 +54,8 @@ pub(super) struct Anchor {
 #[derive(Default)]
 struct Held {
     connection: Option<Connection>,
-    /// When the anchor was last taken, or tried and failed; `None` once it ended, so the
-    /// next read takes it at once.
-    taken: Option<Instant>,
-    /// A thread is watching for reads to stop.
-    watched: bool,
+    /// The connection is in the anchor's read transaction.
+    holding: bool,
 }
 
 impl Anchor {
@@ -72,7 +64,7 @@ impl Anchor {
             target,
             synchronous,
             held: Mutex::default(),
-            holding: AtomicBool::new(false),
+            watched: AtomicBool::new(false),
             read_lately: AtomicBool::new(false),
             unusable: AtomicBool::new(false),
         })
@@ -84,44 +76,32 @@ impl Anchor {
         !self.unusable.load(Ordering::Relaxed)
     }
 
-    /// Before a read: renew the anchor if it is due; start the thread that opens it and
-    /// ends it once reads stop, if none runs.
+    /// Before a read: note it, and start the thread that keeps the anchor if none runs.
     pub(super) fn before_read(self: &Arc<Self>) {
         if !self.read_lately.load(Ordering::Relaxed) {
             self.read_lately.store(true, Ordering::Relaxed);
         }
-        let reads = READS.with(|reads| {
-            let next = reads.get().wrapping_add(1);
-            reads.set(next);
-            next
-        });
-        if self.holding.load(Ordering::Relaxed) && !reads.is_multiple_of(READS_PER_LOOK) {
+        if self.watched.load(Ordering::Relaxed) || !self.usable() {
             return;
         }
-        if !self.usable() {
-            return;
-        }
-        // Whoever holds the lock is taking or ending the anchor already.
-        let Ok(mut held) = self.held.try_lock() else {
+        // Whoever holds the lock is starting or stopping the thread.
+        let Ok(_held) = self.held.try_lock() else {
             return;
         };
-        if !held.watched {
-            held.watched = self.watch();
-            return;
-        }
-        let due = held
-            .taken
-            .is_none_or(|taken| taken.elapsed() >= RENEW_EVERY);
-        if due && held.connection.is_some() {
-            self.take(&mut held);
+        if !self.watched.load(Ordering::Relaxed) {
+            let anchor = Arc::downgrade(self);
+            let started = std::thread::Builder::new()
+                .name("cachy-sqlite-anchor".into())
+                .spawn(move || keep(&anchor))
+                .is_ok();
+            self.watched.store(started, Ordering::Relaxed);
         }
     }
 
-    /// End the anchor's transaction (before a checkpoint, which it would hold back); the
-    /// next read takes it again.
+    /// End the anchor's transaction (before a checkpoint); the thread begins another at
+    /// its next renewal if the log is wholly copied then.
     pub(super) fn release(&self) {
-        let mut held = self.lock();
-        Self::end(&mut held, &self.holding);
+        self.lock().end();
     }
 
     fn lock(&self) -> MutexGuard<'_, Held> {
@@ -129,8 +109,33 @@ impl Anchor {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Open the anchor's connection, if the database is in WAL mode. Best effort: a
-    /// connection that cannot be opened now is tried again later.
+    /// End the anchor's transaction and, if a checkpoint copies the whole log, begin
+    /// another (on read mark 0). Opens the connection first if needed. Best effort: on a
+    /// failure the connection is closed (which ends any transaction) and opened again at a
+    /// later renewal; reads meanwhile take their locks themselves.
+    fn renew(&self, held: &mut Held) {
+        held.end();
+        if held.connection.is_none() {
+            self.open(held);
+        }
+        let Some(connection) = &held.connection else {
+            return;
+        };
+        let began = copied_whole_log(connection).and_then(|copied| {
+            if copied {
+                connection.execute_batch("BEGIN")?;
+                // A transaction takes its read mark on its first read.
+                connection.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+            }
+            Ok(copied)
+        });
+        match began {
+            Ok(holding) => held.holding = holding,
+            Err(_) => held.connection = None,
+        }
+    }
+
+    /// Open the anchor's connection, if the database is in WAL mode.
     fn open(&self, held: &mut Held) {
         let Ok(connection) = open(&self.target, self.synchronous) else {
             return;
@@ -144,76 +149,53 @@ impl Anchor {
             self.unusable.store(true, Ordering::Relaxed);
         }
     }
+}
 
-    /// Begin a new transaction on the anchor's connection, ending the one it is in. Best
-    /// effort: on a failure the connection is closed (which ends any transaction), and the
-    /// reads take their locks themselves until it is opened again.
-    fn take(&self, held: &mut Held) {
-        Self::end(held, &self.holding);
-        held.taken = Some(Instant::now());
-        let Some(connection) = &held.connection else {
-            return;
-        };
-        // A transaction takes its read mark on its first read.
-        let began = connection.execute_batch("BEGIN").and_then(|()| {
-            connection.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
-        });
-        match began {
-            Ok(()) => self.holding.store(true, Ordering::Relaxed),
-            Err(_) => held.connection = None,
-        }
-    }
-
-    fn end(held: &mut Held, holding: &AtomicBool) {
-        held.taken = None;
-        if !holding.swap(false, Ordering::Relaxed) {
+impl Held {
+    fn end(&mut self) {
+        if !std::mem::take(&mut self.holding) {
             return;
         }
-        if let Some(connection) = &held.connection
+        if let Some(connection) = &self.connection
             && connection.execute_batch("COMMIT").is_err()
         {
             // Closing it ends the transaction.
-            held.connection = None;
+            self.connection = None;
         }
-    }
-
-    /// Start the thread that opens the anchor and ends it once reads stop (opening a file
-    /// is no work for a caller's thread); whether it started.
-    fn watch(self: &Arc<Self>) -> bool {
-        let anchor = Arc::downgrade(self);
-        std::thread::Builder::new()
-            .name("cachy-sqlite-anchor".into())
-            .spawn(move || watch_reads(&anchor))
-            .is_ok()
     }
 }
 
-/// While reads come, every [`IDLE_AFTER`]: open the anchor's connection and take the anchor
-/// if either is missing (after a failure, or a checkpoint that ended it). Once no read came
-/// since the last look (or the store is gone), end it and stop.
-fn watch_reads(anchor: &Weak<Anchor>) {
+/// A `PASSIVE` checkpoint (it waits for no reader or writer): whether the whole log is
+/// copied into the database (a new reader then takes read mark 0).
+fn copied_whole_log(connection: &Connection) -> rusqlite::Result<bool> {
+    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        let (busy, pages, copied): (i64, i64, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        Ok(busy == 0 && pages == copied)
+    })
+}
+
+/// The thread that keeps the anchor: every [`RENEW_EVERY`] while reads come, renew it;
+/// once no read came for [`IDLE_AFTER`] renewals (or the store is gone), end it and stop.
+fn keep(anchor: &Weak<Anchor>) {
+    let mut idle = 0;
     loop {
         {
             let Some(anchor) = anchor.upgrade() else {
                 return;
             };
             let mut held = anchor.lock();
-            if !anchor.read_lately.swap(false, Ordering::Relaxed) {
-                Anchor::end(&mut held, &anchor.holding);
-                held.watched = false;
+            idle = if anchor.read_lately.swap(false, Ordering::Relaxed) {
+                0
+            } else {
+                idle + 1
+            };
+            if idle >= IDLE_AFTER || !anchor.usable() {
+                held.end();
+                anchor.watched.store(false, Ordering::Relaxed);
                 return;
             }
-            if held.connection.is_none() {
-                anchor.open(&mut held);
-                if !anchor.usable() {
-                    held.watched = false;
-                    return;
-                }
-            }
-            if !anchor.holding.load(Ordering::Relaxed) {
-                anchor.take(&mut held);
-            }
+            anchor.renew(&mut held);
         }
-        std::thread::sleep(IDLE_AFTER);
+        std::thread::sleep(RENEW_EVERY);
     }
 }
