@@ -121,14 +121,7 @@ impl Anchor {
         let Some(connection) = &held.connection else {
             return;
         };
-        let began = copied_whole_log(connection).and_then(|copied| {
-            if copied {
-                connection.execute_batch("BEGIN")?;
-                // A transaction takes its read mark on its first read.
-                connection.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
-            }
-            Ok(copied)
-        });
+        let began = begin_on_mark_zero(connection);
         match began {
             Ok(holding) => held.holding = holding,
             Err(_) => held.connection = None,
@@ -163,6 +156,31 @@ impl Held {
             self.connection = None;
         }
     }
+}
+
+/// Begin a read transaction on read mark 0, if a checkpoint copies the whole log; whether
+/// it did.
+fn begin_on_mark_zero(connection: &Connection) -> rusqlite::Result<bool> {
+    let before = data_version(connection)?;
+    if !copied_whole_log(connection)? {
+        return Ok(false);
+    }
+    connection.execute_batch("BEGIN")?;
+    // A transaction takes its read mark on its first read. A write that landed after the
+    // checkpoint (another connection's, so the version moved) may have put it on a mark of
+    // the log: then it is not held.
+    if data_version(connection)? == before {
+        return Ok(true);
+    }
+    connection.execute_batch("COMMIT")?;
+    Ok(false)
+}
+
+/// The version of the database as the connection sees it (in a transaction, as of its
+/// snapshot): it moves with every commit of another connection. Reading it begins the
+/// transaction's read.
+fn data_version(connection: &Connection) -> rusqlite::Result<i64> {
+    connection.query_row("PRAGMA data_version", [], |row| row.get(0))
 }
 
 /// A `PASSIVE` checkpoint (it waits for no reader or writer): whether the whole log is
