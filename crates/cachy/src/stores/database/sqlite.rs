@@ -159,12 +159,8 @@ impl Connections {
                 ..
             }
         ) {
-            self.checkpoints.wrote(
-                &self.target,
-                self.synchronous,
-                self.anchor.as_ref(),
-                self.write_batches.turns(),
-            );
+            self.checkpoints
+                .wrote(&self.target, self.synchronous, self.write_batches.turns());
         }
     }
 

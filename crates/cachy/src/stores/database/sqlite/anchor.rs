@@ -98,12 +98,6 @@ impl Anchor {
         }
     }
 
-    /// End the anchor's transaction (before a checkpoint); the thread begins another at
-    /// its next renewal if the log is wholly copied then.
-    pub(super) fn release(&self) {
-        self.lock().end();
-    }
-
     fn lock(&self) -> MutexGuard<'_, Held> {
         // Nothing panics while it is locked; the state is whole.
         self.held.lock().unwrap_or_else(PoisonError::into_inner)

@@ -7,7 +7,6 @@ use rusqlite::Connection;
 use tokio::sync::Semaphore;
 
 use super::Target;
-use super::anchor::Anchor;
 use super::leases::open;
 
 /// Writes between two checkpoints of the write-ahead log (each write adds a few pages;
@@ -43,13 +42,11 @@ pub(super) struct Checkpoints {
 }
 
 impl Checkpoints {
-    /// Count a write; start a checkpoint if one is due and none is running (ending the
-    /// `anchor`'s transaction first, which would hold it back).
+    /// Count a write; start a checkpoint if one is due and none is running.
     pub(super) fn wrote(
         self: &Arc<Self>,
         target: &Target,
         synchronous: &'static str,
-        anchor: Option<&Arc<Anchor>>,
         write_turns: &Arc<Semaphore>,
     ) {
         let writes = self.writes.fetch_add(1, Ordering::Relaxed) + 1;
@@ -61,14 +58,9 @@ impl Checkpoints {
             self.running.store(false, Ordering::Release);
             return;
         };
-        let (checkpoints, target, anchor) = (Arc::clone(self), target.clone(), anchor.cloned());
+        let (checkpoints, target) = (Arc::clone(self), target.clone());
         let write_turns = Arc::clone(write_turns);
         runtime.clone().spawn_blocking(move || {
-            let let_go = || {
-                if let Some(anchor) = &anchor {
-                    anchor.release();
-                }
-            };
             let mut connection = checkpoints
                 .connection
                 .lock()
@@ -78,12 +70,10 @@ impl Checkpoints {
             }
             // Best effort: a checkpoint that cannot run now runs with a later one.
             let checkpointed = connection.as_ref().map(|open| {
-                let_go();
                 let pages = checkpoint(open)?;
                 if pages >= RESTART_FROM_PAGES {
                     // A closed semaphore (never, while the store is) just skips the turn.
                     let _turn = runtime.block_on(write_turns.acquire());
-                    let_go();
                     checkpoint(open)?;
                 }
                 Ok::<_, rusqlite::Error>(())
