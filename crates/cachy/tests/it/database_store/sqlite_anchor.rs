@@ -216,9 +216,13 @@ async fn sqlite_a_database_in_another_journal_mode_is_not_held() {
         &format!("sqlite://{}?mode=ro", file.display()),
         json!({ "table": table, "create_table": false }),
     );
+    // The store opens its connections (and looks at the journal mode) on its first read,
+    // holding a lock for a moment as any reader does: done before the writes below, which
+    // wait for no lock, so that a read lock left held would make one fail at once.
+    assert_eq!(reader.get::<i64>("k").await.unwrap(), Some(1));
+    tokio::time::sleep(Duration::from_millis(100)).await;
     for n in 0..50i64 {
         assert_eq!(reader.get::<i64>("k").await.unwrap(), Some(1));
-        // With no wait for locks: a read lock left held would make this fail at once.
         other
             .execute(
                 &format!("DELETE FROM {table} WHERE \"key\" = ?1"),

@@ -182,7 +182,8 @@ fn data_version(connection: &Connection) -> rusqlite::Result<i64> {
 fn copied_whole_log(connection: &Connection) -> rusqlite::Result<bool> {
     connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
         let (busy, pages, copied): (i64, i64, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
-        Ok(busy == 0 && pages == copied)
+        // Not in WAL mode, it answers -1 for both.
+        Ok(busy == 0 && pages >= 0 && pages == copied)
     })
 }
 
