@@ -23,5 +23,6 @@ mod memcached_store;
 mod memory_store;
 mod redis_store;
 mod resilient;
+mod runtimes;
 mod serializers;
 mod testing_kit;

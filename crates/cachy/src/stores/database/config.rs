@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::sync::OnceCell;
 
 use super::statements::{Dialect, Statements};
 use super::{ConnectOptions, DEFAULT_MAX_CONNECTIONS, DatabaseStore};
@@ -47,7 +46,8 @@ pub struct DatabaseConfig {
     pub timeout: Option<Duration>,
     /// Connections in the pool (default 10, from 1 to 1000; always 1 for
     /// `sqlite::memory:`). A SQLite file also gets one connection for its checkpoints and
-    /// one that holds a read lock while the store reads, beyond these.
+    /// one that holds a read lock while the store reads, beyond these. On a database server,
+    /// the blocking API's calls have a pool of their own of this size.
     #[serde(default, deserialize_with = "fields::count")]
     pub max_connections: Option<u64>,
     /// SQLite's `PRAGMA synchronous` in WAL mode (SQLite only).
@@ -323,8 +323,8 @@ impl DatabaseStore {
         };
         Ok(DatabaseStore {
             statements: Statements::new(dialect, &table),
+            pool: super::PoolSlot::for_options(&connect),
             options: connect,
-            pool: OnceCell::new(),
             pruning: Arc::default(),
             prefix: options.prefix,
             table,

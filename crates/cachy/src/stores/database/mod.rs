@@ -8,11 +8,13 @@ compile_error!(
      `database-postgres` or `database-mysql`"
 );
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+#[cfg(feature = "database-sqlite")]
 use tokio::sync::OnceCell;
 
 use crate::config::StoreConfig;
@@ -77,8 +79,7 @@ const FOREVER: i64 = 9_999_999_999;
 ///   or `create_table = true` in the config.
 pub struct DatabaseStore {
     options: ConnectOptions,
-    /// Shared with the background prunes.
-    pool: OnceCell<Arc<Pool>>,
+    pool: PoolSlot,
     statements: Statements,
     prefix: String,
     table: String,
@@ -108,6 +109,27 @@ enum ConnectOptions {
     Postgres(Box<sqlx::postgres::PgConnectOptions>),
     #[cfg(feature = "database-mysql")]
     MySql(Box<sqlx::mysql::MySqlConnectOptions>),
+}
+
+/// Where a store keeps its connections, each shared with the background prunes.
+enum PoolSlot {
+    /// SQLite's, for the store's life: they hold no socket and no task of a runtime.
+    #[cfg(feature = "database-sqlite")]
+    Embedded(OnceCell<Arc<Pool>>),
+    /// A server's, on the runtime of the calls that use them.
+    #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
+    Server(crate::runtime::RuntimeBound<Arc<Pool>>),
+}
+
+impl PoolSlot {
+    fn for_options(options: &ConnectOptions) -> Self {
+        match options {
+            #[cfg(feature = "database-sqlite")]
+            ConnectOptions::Sqlite(..) => PoolSlot::Embedded(OnceCell::new()),
+            #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
+            _ => PoolSlot::Server(crate::runtime::RuntimeBound::new()),
+        }
+    }
 }
 
 mod inspect;
@@ -177,59 +199,65 @@ impl DatabaseStore {
         config.build(Self::with_config)
     }
 
-    async fn pool(&self) -> Result<&Arc<Pool>> {
-        match self.pool.get() {
-            Some(pool) => Ok(pool),
-            // Boxed: making the pool (and the table) would otherwise be part of every
-            // call's future, making it a large allocation on each call.
-            None => Box::pin(self.make_pool()).await,
+    async fn pool(&self) -> Result<Cow<'_, Arc<Pool>>> {
+        // Making the pool (and the table) is boxed: it would otherwise be part of every
+        // call's future, making it a large allocation on each call.
+        match &self.pool {
+            #[cfg(feature = "database-sqlite")]
+            PoolSlot::Embedded(pool) => match pool.get() {
+                Some(pool) => Ok(Cow::Borrowed(pool)),
+                None => Box::pin(pool.get_or_try_init(|| self.make_pool()))
+                    .await
+                    .map(Cow::Borrowed),
+            },
+            #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
+            PoolSlot::Server(pool) => match pool.get() {
+                Some(pool) => Ok(Cow::Owned(pool)),
+                None => Box::pin(pool.get_or_make(|| self.make_pool()))
+                    .await
+                    .map(Cow::Owned),
+            },
         }
     }
 
-    /// The pool, made by the first call that needs it (with the table, if asked for).
-    async fn make_pool(&self) -> Result<&Arc<Pool>> {
-        self.pool
-            .get_or_try_init(|| async {
-                let pool = match self.options.clone() {
-                    #[cfg(feature = "database-sqlite")]
-                    ConnectOptions::Sqlite(target, synchronous) => {
-                        if let sqlite::Target::File {
-                            path,
-                            read_only: false,
-                        } = &target
-                        {
-                            create_parent_folder(path)?;
-                        }
-                        Pool::Sqlite(Box::new(sqlite::Connections::new(
-                            target,
-                            synchronous,
-                            self.max_connections,
-                            self.timeout,
-                        )))
-                    }
-                    #[cfg(feature = "database-postgres")]
-                    ConnectOptions::Postgres(options) => {
-                        Pool::Server(server::ServerPool::Postgres(
-                            sqlx::pool::PoolOptions::new()
-                                .acquire_timeout(self.timeout)
-                                .max_connections(self.max_connections)
-                                .connect_lazy_with(*options),
-                        ))
-                    }
-                    #[cfg(feature = "database-mysql")]
-                    ConnectOptions::MySql(options) => Pool::Server(server::ServerPool::MySql(
-                        sqlx::pool::PoolOptions::new()
-                            .acquire_timeout(self.timeout)
-                            .max_connections(self.max_connections)
-                            .connect_lazy_with(*options),
-                    )),
-                };
-                if self.create_table {
-                    self.create_in(&pool).await?;
+    /// A pool of connections, with the table if asked for.
+    async fn make_pool(&self) -> Result<Arc<Pool>> {
+        let pool = match self.options.clone() {
+            #[cfg(feature = "database-sqlite")]
+            ConnectOptions::Sqlite(target, synchronous) => {
+                if let sqlite::Target::File {
+                    path,
+                    read_only: false,
+                } = &target
+                {
+                    create_parent_folder(path)?;
                 }
-                Ok(Arc::new(pool))
-            })
-            .await
+                Pool::Sqlite(Box::new(sqlite::Connections::new(
+                    target,
+                    synchronous,
+                    self.max_connections,
+                    self.timeout,
+                )))
+            }
+            #[cfg(feature = "database-postgres")]
+            ConnectOptions::Postgres(options) => Pool::Server(server::ServerPool::Postgres(
+                sqlx::pool::PoolOptions::new()
+                    .acquire_timeout(self.timeout)
+                    .max_connections(self.max_connections)
+                    .connect_lazy_with(*options),
+            )),
+            #[cfg(feature = "database-mysql")]
+            ConnectOptions::MySql(options) => Pool::Server(server::ServerPool::MySql(
+                sqlx::pool::PoolOptions::new()
+                    .acquire_timeout(self.timeout)
+                    .max_connections(self.max_connections)
+                    .connect_lazy_with(*options),
+            )),
+        };
+        if self.create_table {
+            self.create_in(&pool).await?;
+        }
+        Ok(Arc::new(pool))
     }
 
     fn error(&self, context: &str, e: DbError) -> Error {
@@ -265,7 +293,7 @@ impl DatabaseStore {
     /// Create the cache table (and its index on `expiration`) if it does not exist.
     pub async fn create_table(&self) -> Result<()> {
         let pool = self.pool().await?;
-        self.create_in(pool).await
+        self.create_in(&pool).await
     }
 
     async fn create_in(&self, pool: &Pool) -> Result<()> {
@@ -351,7 +379,7 @@ impl DatabaseStore {
             return;
         }
         let (Ok(pool), Ok(runtime)) = (
-            self.pool().await.map(Arc::clone),
+            self.pool().await.map(Cow::into_owned),
             tokio::runtime::Handle::try_current(),
         ) else {
             self.pruning.store(false, Ordering::Release);

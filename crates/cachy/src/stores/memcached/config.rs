@@ -213,7 +213,7 @@ impl MemcachedStore {
                         format!("the memcached server {address}"),
                     ),
                     address,
-                    idle: Mutex::new(Vec::new()),
+                    idle: crate::runtime::PerSide::new(|| Mutex::new(Vec::new())),
                     slots: Semaphore::new(max_connections),
                 })
                 .collect(),

@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 
 use super::protocol::{Connection, Duplex, Failure};
 use crate::error::Error;
+use crate::runtime::PerSide;
 use crate::stores::breaker::Breaker;
 
 /// Points on the ring per server (per unit of weight), as ketama.
@@ -50,7 +51,8 @@ impl Address {
 
 pub(super) struct Server {
     pub(super) address: Address,
-    pub(super) idle: Mutex<Vec<Connection>>,
+    /// Idle connections, kept apart for the blocking API's calls (see [`PerSide`]).
+    pub(super) idle: PerSide<Mutex<Vec<Connection>>>,
     pub(super) slots: Semaphore,
     /// Marks the server down for `retry_after` after a failure.
     pub(super) breaker: Breaker,
@@ -59,16 +61,19 @@ pub(super) struct Server {
 impl Server {
     /// Close the idle connections: after a failure they are likely dead too.
     pub(super) fn drop_idle(&self) {
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        for idle in self.idle.both() {
+            idle.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        }
     }
 
     /// An idle pooled connection, if there is one. A connection with something to read is
     /// dropped: the server closed it, or sent a reply that no request asked for.
     pub(super) fn pooled(&self) -> Option<Connection> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self
+            .idle
+            .here()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         while let Some(mut connection) = idle.pop() {
             if connection.is_idle() {
                 return Some(connection);
@@ -79,6 +84,7 @@ impl Server {
 
     pub(super) fn release(&self, connection: Connection) {
         self.idle
+            .here()
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(connection);

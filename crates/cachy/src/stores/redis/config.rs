@@ -6,7 +6,6 @@ use std::time::Duration;
 use redis::aio::ConnectionManagerConfig;
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use serde::Deserialize;
-use tokio::sync::OnceCell;
 
 use super::*;
 use crate::config::StoreConfig;
@@ -252,7 +251,7 @@ impl RedisStore {
         Ok(RedisStore {
             target,
             prefix,
-            connection: OnceCell::new(),
+            connection: crate::runtime::RuntimeBound::new(),
             call_timeout: connect_timeout + response_timeout,
             breaker: Breaker::new(retry_after, what),
         })

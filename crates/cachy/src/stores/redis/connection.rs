@@ -59,35 +59,33 @@ impl RedisStore {
         Err(refused.expect("a store has at least one node"))
     }
 
+    /// The shared connection: made by the first call that needs it, and again on the
+    /// caller's runtime when the one it lives on cannot serve it (see [`RuntimeBound`]).
+    ///
+    /// [`RuntimeBound`]: crate::runtime::RuntimeBound
     pub(super) async fn connection(&self) -> Result<Connection> {
         match self.connection.get() {
-            Some(connection) => Ok(connection.clone()),
+            Some(connection) => Ok(connection),
             // Boxed: the connecting futures (a cluster's above all) would otherwise be part
             // of every call's future, making it a large allocation on each call.
-            None => Box::pin(self.connect()).await,
+            None => Box::pin(self.connection.get_or_make(|| self.connect())).await,
         }
     }
 
-    /// The connection, made by the first call that needs it.
     async fn connect(&self) -> Result<Connection> {
-        self.connection
-            .get_or_try_init(|| async {
-                match &self.target {
-                    Target::Single { client, config } => {
-                        ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-                            .map(Connection::Single)
-                            .map_err(|e| redis_error("cannot set up the Redis connection", e))
-                    }
-                    Target::Cluster { client, .. } => {
-                        bounded(self.call_timeout, client.get_async_connection())
-                            .await?
-                            .map(Connection::Cluster)
-                            .map_err(|e| redis_error("cannot connect to the Redis Cluster", e))
-                    }
-                }
-            })
-            .await
-            .cloned()
+        match &self.target {
+            Target::Single { client, config } => {
+                ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                    .map(Connection::Single)
+                    .map_err(|e| redis_error("cannot set up the Redis connection", e))
+            }
+            Target::Cluster { client, .. } => {
+                bounded(self.call_timeout, client.get_async_connection())
+                    .await?
+                    .map(Connection::Cluster)
+                    .map_err(|e| redis_error("cannot connect to the Redis Cluster", e))
+            }
+        }
     }
 
     /// Run `call` past the circuit breaker: at once an error while the server is marked

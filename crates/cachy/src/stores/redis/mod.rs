@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use tokio::sync::OnceCell;
 
 use crate::stores::breaker::Breaker;
 
@@ -60,7 +59,7 @@ const FLUSH_BATCH: usize = 500;
 pub struct RedisStore {
     target: Target,
     prefix: String,
-    connection: OnceCell<Connection>,
+    connection: crate::runtime::RuntimeBound<Connection>,
     call_timeout: Duration,
     breaker: Breaker,
 }

@@ -1,0 +1,117 @@
+//! A manager outlives the runtimes that use it: a test's runtime ends, a service rebuilds its
+//! runtime, the blocking API and async code share a store. Each server store's connections
+//! live on the runtime that opened them, so every call below must succeed on a healthy
+//! server, whichever runtime made the connections and whichever has shut down since.
+
+#![cfg(all(feature = "database-postgres", feature = "database-mysql"))]
+
+use std::time::Duration;
+
+use cachy::CacheManager;
+use cachy_testkit::servers::{
+    MariaDbServer, MemcachedServer, PostgresServer, RedisCluster, RedisServer, TestServer,
+};
+use serde_json::json;
+
+const KEYS: usize = 32;
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// What a `#[tokio::test]` runs on.
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Write every key from concurrent tasks, so that the store opens several connections.
+async fn put_all(cache: &CacheManager, round: usize) {
+    let tasks: Vec<_> = (0..KEYS)
+        .map(|i| {
+            let store = cache.store(None).unwrap();
+            tokio::spawn(async move { store.put(&format!("k{i}"), &(round * 1000 + i), 60).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+}
+
+/// Read every key back, each call bounded so that a hang fails the test.
+async fn read_all(cache: &CacheManager, round: usize, runtime: &str) {
+    for i in 0..KEYS {
+        let read = tokio::time::timeout(
+            Duration::from_secs(10),
+            cache.get::<usize>(&format!("k{i}")),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("a read on {runtime} hung"));
+        match read {
+            Ok(value) => assert_eq!(value, Some(round * 1000 + i), "on {runtime}"),
+            Err(e) => panic!("a read on {runtime} failed on a healthy server: {e}"),
+        }
+    }
+}
+
+fn check(name: &str, store: serde_json::Value) {
+    let cache = CacheManager::from_value(json!({ "stores": { "s": store } })).unwrap();
+    let blocking = cachy::blocking::CacheManager::from_async(cache.clone()).unwrap();
+
+    // A runtime connects the store, then shuts down.
+    multi_thread().block_on(put_all(&cache, 1));
+    current_thread().block_on(read_all(&cache, 1, &format!("{name}: a test's runtime")));
+    // The blocking API, after both runtimes are gone.
+    for i in 0..KEYS {
+        let value: Option<usize> = blocking
+            .get(&format!("k{i}"))
+            .unwrap_or_else(|e| panic!("{name}: a blocking read failed: {e}"));
+        assert_eq!(value, Some(1000 + i), "{name}");
+    }
+    // A runtime and the blocking API at once; then the runtime shuts down and the blocking
+    // API goes on, and the other way round.
+    let runtime = multi_thread();
+    runtime.block_on(put_all(&cache, 2));
+    blocking.put("k0", &2000, 60).unwrap();
+    runtime.block_on(read_all(&cache, 2, &format!("{name}: a service's runtime")));
+    drop(runtime);
+    assert_eq!(blocking.get::<usize>("k1").unwrap(), Some(2001), "{name}");
+    multi_thread().block_on(read_all(&cache, 2, &format!("{name}: a rebuilt runtime")));
+}
+
+#[test]
+fn server_stores_work_from_each_new_runtime_and_the_blocking_api() {
+    let (Some(redis), Some(cluster), Some(memcached), Some(postgres), Some(mariadb)) = (
+        RedisServer::start(),
+        RedisCluster::start(),
+        MemcachedServer::start(),
+        PostgresServer::start(),
+        MariaDbServer::start(),
+    ) else {
+        return;
+    };
+    check(
+        "redis",
+        json!({ "driver": "redis", "url": redis.url(), "prefix": "runtimes:" }),
+    );
+    check(
+        "redis cluster",
+        json!({ "driver": "redis", "cluster": cluster.urls(), "prefix": "runtimes:" }),
+    );
+    check(
+        "memcached",
+        json!({ "driver": "memcached", "servers": [memcached.address()] }),
+    );
+    for (name, url) in [("postgres", postgres.url()), ("mariadb", mariadb.url())] {
+        check(
+            name,
+            json!({ "driver": "database", "url": url, "table": "runtimes", "create_table": true }),
+        );
+    }
+}
