@@ -16,10 +16,8 @@
 //! once the runtime it was made on has shut down.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-use arc_swap::ArcSwapOption;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use super::PerSide;
 
@@ -32,7 +30,12 @@ pub(crate) struct RuntimeBound<T> {
 }
 
 struct Side<T> {
-    current: ArcSwapOption<Made<T>>,
+    /// The first value made, read on every call without a lock or a count while its runtime
+    /// runs. It stays until the store is dropped, as a call may be cloning it when its
+    /// runtime shuts down.
+    first: OnceLock<Made<T>>,
+    /// The last value made after the first one's runtime shut down.
+    later: RwLock<Option<Made<T>>>,
     /// Held while a value is made, so that callers arriving meanwhile wait for it instead
     /// of each making their own.
     making: tokio::sync::Mutex<()>,
@@ -50,7 +53,8 @@ impl<T: Clone> RuntimeBound<T> {
     pub(crate) fn new() -> Self {
         RuntimeBound {
             sides: PerSide::new(|| Side {
-                current: ArcSwapOption::const_empty(),
+                first: OnceLock::new(),
+                later: RwLock::new(None),
                 making: tokio::sync::Mutex::const_new(()),
             }),
         }
@@ -76,23 +80,32 @@ impl<T: Clone> RuntimeBound<T> {
             return Ok(value);
         }
         let value = make().await?;
-        side.current
-            .store(Some(Arc::new(Made::here(value.clone()))));
+        if let Err(made) = side.first.set(Made::here(value.clone())) {
+            *side.later.write().unwrap_or_else(PoisonError::into_inner) = Some(made);
+        }
         Ok(value)
     }
 }
 
 impl<T: Clone> Side<T> {
     fn get(&self) -> Option<T> {
-        let current = self.current.load();
-        let made = current.as_ref()?;
-        made.alive
-            .load(Ordering::Acquire)
-            .then(|| made.value.clone())
+        let first = self.first.get()?;
+        if first.is_alive() {
+            return Some(first.value.clone());
+        }
+        let later = self.later.read().unwrap_or_else(PoisonError::into_inner);
+        later
+            .as_ref()
+            .filter(|made| made.is_alive())
+            .map(|made| made.value.clone())
     }
 }
 
 impl<T> Made<T> {
+    fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
     /// `value`, made on this call's runtime (if any), which a task of it watches.
     fn here(value: T) -> Self {
         let alive = Arc::new(AtomicBool::new(true));
