@@ -1,7 +1,6 @@
 //! The runtime cachy's synchronous faces and background tasks run on: one per process,
 //! started on first use, and whether the calling thread may block on it.
 
-use std::cell::Cell;
 use std::future::Future;
 use std::sync::OnceLock;
 
@@ -9,12 +8,14 @@ use crate::error::{Error, ErrorKind, Result};
 
 #[cfg(any(
     feature = "redis",
+    feature = "memcached",
     feature = "database-postgres",
     feature = "database-mysql"
 ))]
 mod bound;
 #[cfg(any(
     feature = "redis",
+    feature = "memcached",
     feature = "database-postgres",
     feature = "database-mysql"
 ))]
@@ -38,7 +39,6 @@ impl Driver {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .thread_name("cachy-blocking")
-                .on_thread_start(|| ON_BLOCKING_API.set(true))
                 .enable_all()
                 .build()
                 .map(|runtime| Driver { runtime })
@@ -74,57 +74,22 @@ impl Driver {
 
     /// Drive `work` to completion on this thread, where [`Blocking::here`] allows it.
     pub(crate) fn run<T>(&self, work: impl Future<Output = T>) -> T {
-        /// Puts the thread's mark back, even if `work` panics.
-        struct Restore(bool);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                ON_BLOCKING_API.set(self.0);
-            }
-        }
-        let _restore = Restore(ON_BLOCKING_API.replace(true));
         self.runtime.block_on(work)
     }
 }
 
-thread_local! {
-    /// Whether this thread runs the blocking API's runtime: one of its threads, or a
-    /// caller's inside a blocking call.
-    static ON_BLOCKING_API: Cell<bool> = const { Cell::new(false) };
-}
-
-/// One `T` for the calls on the application's runtimes and one for the calls on the
-/// blocking API's: for what holds connections. A connection's socket is registered with the
-/// I/O driver of the runtime that opened it, so a call on the other side would go through
-/// that runtime's thread (a quarter of the throughput with 64 callers on PostgreSQL).
-#[cfg(any(
-    feature = "redis",
-    feature = "memcached",
-    feature = "database-postgres",
-    feature = "database-mysql"
-))]
-pub(crate) struct PerSide<T>([T; 2]);
-
-#[cfg(any(
-    feature = "redis",
-    feature = "memcached",
-    feature = "database-postgres",
-    feature = "database-mysql"
-))]
-impl<T> PerSide<T> {
-    pub(crate) fn new(mut make: impl FnMut() -> T) -> Self {
-        PerSide([make(), make()])
-    }
-
-    /// This call's.
-    pub(crate) fn here(&self) -> &T {
-        &self.0[usize::from(ON_BLOCKING_API.get())]
-    }
-
-    /// Both sides'.
-    #[cfg(feature = "memcached")]
-    pub(crate) fn both(&self) -> &[T; 2] {
-        &self.0
-    }
+/// Whether the runtime running this call is shutting down: a task spawned on it then ends
+/// at once. For failures, which its connections going down with it explain.
+#[cfg(any(feature = "redis", feature = "memcached"))]
+pub(crate) fn shutting_down() -> bool {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return false;
+    };
+    // A task that never finishes by itself: finished at once only if the runtime refused it.
+    let probe = runtime.spawn(std::future::pending::<()>());
+    let refused = probe.is_finished();
+    probe.abort();
+    refused
 }
 
 /// A blocking factory as the async one `remember_with` takes: run on tokio's blocking pool,

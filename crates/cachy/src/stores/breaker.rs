@@ -212,6 +212,11 @@ impl Pass<'_> {
     /// after a probe); any answer from the server closes it after a probe.
     pub(super) fn finish<T>(self, outcome: &Result<T>) {
         let failure = outcome.as_ref().err().filter(|e| e.is_temporary());
+        if failure.is_some() && crate::runtime::shutting_down() {
+            // The connections of a runtime go down with it: that says nothing of the
+            // server. (A probe's pass dropped unfinished hands the probe over.)
+            return;
+        }
         match self {
             Pass::Closed { breaker, ticket } => {
                 if let Some(failure) = failure {

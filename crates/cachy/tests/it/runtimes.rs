@@ -60,6 +60,25 @@ async fn read_all(cache: &CacheManager, round: usize, runtime: &str) {
     }
 }
 
+/// Calls from tasks of a runtime that is dropped while they run.
+fn calls_in_flight_when_dropped(cache: &CacheManager, shutdown: fn(tokio::runtime::Runtime)) {
+    let runtime = multi_thread();
+    for i in 0..KEYS {
+        let cache = cache.clone();
+        runtime.spawn(async move {
+            loop {
+                // Failures here are the dying runtime's own: only later calls must succeed.
+                // Keys of their own: a write sent just before the drop may still land after
+                // the next runtime's writes, as a server runs what it received.
+                let _ = cache.put(&format!("busy{i}"), &i, 60).await;
+                let _ = cache.get::<usize>(&format!("busy{i}")).await;
+            }
+        });
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    shutdown(runtime);
+}
+
 fn check(name: &str, store: serde_json::Value) {
     let cache = CacheManager::from_value(json!({ "stores": { "s": store } })).unwrap();
     let blocking = cachy::blocking::CacheManager::from_async(cache.clone()).unwrap();
@@ -83,6 +102,68 @@ fn check(name: &str, store: serde_json::Value) {
     drop(runtime);
     assert_eq!(blocking.get::<usize>("k1").unwrap(), Some(2001), "{name}");
     multi_thread().block_on(read_all(&cache, 2, &format!("{name}: a rebuilt runtime")));
+
+    // Runtimes shut down with calls in flight, by drop and in the background; the next
+    // runtime's calls, and the blocking API's, find the server as healthy as it is.
+    for (round, shutdown) in [
+        (4, drop as fn(tokio::runtime::Runtime)),
+        (5, tokio::runtime::Runtime::shutdown_background),
+    ] {
+        calls_in_flight_when_dropped(&cache, shutdown);
+        multi_thread().block_on(async {
+            put_all(&cache, round).await;
+            read_all(
+                &cache,
+                round,
+                &format!("{name}: the runtime after one shut down busy"),
+            )
+            .await;
+        });
+        assert_eq!(
+            blocking.get::<usize>("k2").unwrap(),
+            Some(round * 1000 + 2),
+            "{name}"
+        );
+    }
+
+    // A current-thread runtime that opened connections and is idle (outside its
+    // `block_on`, so nothing drives its I/O): another runtime's calls do not wait for it.
+    let idle = current_thread();
+    idle.block_on(put_all(&cache, 7));
+    multi_thread().block_on(read_all(
+        &cache,
+        7,
+        &format!("{name}: beside an idle runtime"),
+    ));
+    drop(idle);
+
+    // A runtime that lives on while others come and go, as tests running in parallel on a
+    // shared manager: none of its calls fails.
+    let lasting = multi_thread();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = lasting.spawn({
+        let (cache, stop) = (cache.clone(), stop.clone());
+        async move {
+            let mut calls = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Err(e) = cache.get::<usize>("k3").await {
+                    return Err(format!("after {calls} calls: {e}"));
+                }
+                calls += 1;
+            }
+            Ok(calls)
+        }
+    });
+    for _ in 0..8 {
+        calls_in_flight_when_dropped(&cache, drop);
+        current_thread().block_on(put_all(&cache, 6));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let calls = lasting
+        .block_on(reader)
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{name}: a call of the lasting runtime failed {e}"));
+    assert!(calls > 0, "{name}");
 }
 
 #[test]

@@ -47,7 +47,8 @@ pub struct DatabaseConfig {
     /// Connections in the pool (default 10, from 1 to 1000; always 1 for
     /// `sqlite::memory:`). A SQLite file also gets one connection for its checkpoints and
     /// one that holds a read lock while the store reads, beyond these. On a database server,
-    /// the blocking API's calls have a pool of their own of this size.
+    /// each tokio runtime that uses the store (the blocking API's included) has a pool of
+    /// its own of this size.
     #[serde(default, deserialize_with = "fields::count")]
     pub max_connections: Option<u64>,
     /// SQLite's `PRAGMA synchronous` in WAL mode (SQLite only).

@@ -1,7 +1,6 @@
 //! The `memcached` driver's config.
 
 use std::ops::RangeInclusive;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -213,7 +212,7 @@ impl MemcachedStore {
                         format!("the memcached server {address}"),
                     ),
                     address,
-                    idle: crate::runtime::PerSide::new(|| Mutex::new(Vec::new())),
+                    idle: crate::runtime::RuntimeBound::new(),
                     slots: Semaphore::new(max_connections),
                 })
                 .collect(),

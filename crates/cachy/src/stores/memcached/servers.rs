@@ -2,7 +2,7 @@
 //! (marked down for `retry_after` after a failure), and the ketama ring that spreads keys
 //! over them.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use md5::{Digest, Md5};
 use tokio::net::TcpStream;
@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 
 use super::protocol::{Connection, Duplex, Failure};
 use crate::error::Error;
-use crate::runtime::PerSide;
+use crate::runtime::RuntimeBound;
 use crate::stores::breaker::Breaker;
 
 /// Points on the ring per server (per unit of weight), as ketama.
@@ -51,17 +51,19 @@ impl Address {
 
 pub(super) struct Server {
     pub(super) address: Address,
-    /// Idle connections, kept apart for the blocking API's calls (see [`PerSide`]).
-    pub(super) idle: PerSide<Mutex<Vec<Connection>>>,
+    /// Idle connections, kept apart for each runtime (see [`RuntimeBound`]): a connection
+    /// serves calls on the runtime that opened it.
+    pub(super) idle: RuntimeBound<Arc<Mutex<Vec<Connection>>>>,
     pub(super) slots: Semaphore,
     /// Marks the server down for `retry_after` after a failure.
     pub(super) breaker: Breaker,
 }
 
 impl Server {
-    /// Close the idle connections: after a failure they are likely dead too.
+    /// Close this runtime's idle connections: after a failure they are likely dead too.
+    /// (Other runtimes' are checked as they are taken.)
     pub(super) fn drop_idle(&self) {
-        for idle in self.idle.both() {
+        if let Some(idle) = self.idle.get() {
             idle.lock().unwrap_or_else(PoisonError::into_inner).clear();
         }
     }
@@ -69,11 +71,8 @@ impl Server {
     /// An idle pooled connection, if there is one. A connection with something to read is
     /// dropped: the server closed it, or sent a reply that no request asked for.
     pub(super) fn pooled(&self) -> Option<Connection> {
-        let mut idle = self
-            .idle
-            .here()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let idle = self.idle.get()?;
+        let mut idle = idle.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some(mut connection) = idle.pop() {
             if connection.is_idle() {
                 return Some(connection);
@@ -84,7 +83,7 @@ impl Server {
 
     pub(super) fn release(&self, connection: Connection) {
         self.idle
-            .here()
+            .get_or_make_now(Arc::default)
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(connection);
