@@ -9,40 +9,40 @@
 //!   its runtime), the other runtimes' calls failed: Redis's with a broken pipe that marked a
 //!   healthy server down, a PostgreSQL pool's with "a Tokio 1.x context was found, but it is
 //!   being shutdown";
+//! - a runtime that was alive but idle (a current-thread runtime outside its `block_on`)
+//!   left the others' calls waiting for I/O that nothing drove;
 //! - connections the blocking API opened lived on its one-thread runtime, and every call of
 //!   the async API that used them afterwards went through that thread (with 64 callers on
 //!   PostgreSQL, a quarter of the throughput), and the other way round.
 //!
 //! So [`RuntimeBound`] keeps a value per runtime, made on it by its first call that needs
-//! one, and forgets it once that runtime has shut down.
+//! one, and drops it (closing its connections) when that runtime shuts down.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 
 use tokio::runtime::{Handle, Id};
 
 /// A value made on each tokio runtime that needs one (a store's connections), made by the
-/// runtime's first call that needs it and dropped after the runtime has shut down.
+/// runtime's first call that needs it and dropped when the runtime shuts down.
 pub(crate) struct RuntimeBound<T> {
-    /// The value of the first runtime that made one, read on every call without a lock or a
-    /// count. It stays until the store is dropped, as a call may be cloning it when its
-    /// runtime shuts down.
-    first: OnceLock<Made<T>>,
-    /// The values of the other runtimes (and of calls outside any runtime).
-    others: RwLock<Vec<Made<T>>>,
-    /// Held while a value is made, so that callers arriving meanwhile wait for it instead
-    /// of each making their own.
+    kept: Arc<RwLock<Vec<Made<T>>>>,
+    /// A lock per runtime making its value, so that its callers arriving meanwhile wait for
+    /// it instead of each making their own. Per runtime: a runtime that stops running its
+    /// tasks halfway through making one must not hold up the others.
     #[cfg(any(
         feature = "redis",
         feature = "database-postgres",
         feature = "database-mysql"
     ))]
-    making: tokio::sync::Mutex<()>,
+    making: Making,
 }
 
 struct Made<T> {
     /// The runtime it was made on (`None`: outside any runtime).
     runtime: Option<Id>,
+    /// Which value this is, for the runtime's watch to remove it and no other.
+    serial: u64,
     value: T,
     /// False once that runtime has shut down.
     alive: Arc<AtomicBool>,
@@ -50,32 +50,34 @@ struct Made<T> {
     _watch: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-impl<T: Clone> RuntimeBound<T> {
+impl<T: Clone + Send + Sync + 'static> RuntimeBound<T> {
     pub(crate) fn new() -> Self {
         RuntimeBound {
-            first: OnceLock::new(),
-            others: RwLock::new(Vec::new()),
+            kept: Arc::default(),
             #[cfg(any(
                 feature = "redis",
                 feature = "database-postgres",
                 feature = "database-mysql"
             ))]
-            making: tokio::sync::Mutex::const_new(()),
+            making: Making::default(),
         }
     }
 
     /// The value of this call's runtime, if one is made.
+    #[cfg(any(
+        feature = "redis",
+        feature = "database-postgres",
+        feature = "database-mysql"
+    ))]
     pub(crate) fn get(&self) -> Option<T> {
         self.get_on(current())
     }
 
     fn get_on(&self, runtime: Option<Id>) -> Option<T> {
-        let first = self.first.get()?;
-        if first.serves(runtime) {
-            return Some(first.value.clone());
-        }
-        let others = self.others.read().unwrap_or_else(PoisonError::into_inner);
-        self.get_kept(runtime, &others)
+        let kept = self.kept.read().unwrap_or_else(PoisonError::into_inner);
+        kept.iter()
+            .find(|made| made.runtime == runtime && made.is_alive())
+            .map(|made| made.value.clone())
     }
 
     /// The value of this call's runtime, made by `make` if there is none.
@@ -92,7 +94,8 @@ impl<T: Clone> RuntimeBound<T> {
         if let Some(value) = self.get_on(runtime) {
             return Ok(value);
         }
-        let _making = self.making.lock().await;
+        let turn = Turn::of(&self.making, runtime);
+        let _turn = turn.lock.lock().await;
         if let Some(value) = self.get_on(runtime) {
             return Ok(value);
         }
@@ -108,27 +111,88 @@ impl<T: Clone> RuntimeBound<T> {
             .unwrap_or_else(|| self.keep(runtime, make))
     }
 
-    /// The value of `runtime`: the one kept already, else `make`'s, kept from now on.
+    /// The value of `runtime`: the one kept already, else `make`'s, kept until the runtime
+    /// shuts down.
     fn keep(&self, runtime: Option<Id>, make: impl FnOnce() -> T) -> T {
-        let mut others = self.others.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(value) = self.get_kept(runtime, &others) {
+        if let Some(value) = self.get_on(runtime) {
             return value;
         }
         let value = make();
-        if let Err(made) = self.first.set(Made::here(runtime, value.clone())) {
-            others.retain(Made::is_alive);
-            others.push(made);
+        // Watched before the lock is taken: a runtime shutting down drops the watch at once,
+        // and the watch takes the lock to remove the value.
+        let made = Made::here(runtime, value.clone(), Arc::downgrade(&self.kept));
+        let alive = Arc::clone(&made.alive);
+        let serial = made.serial;
+        let mut kept = self.kept.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(value) = kept
+            .iter()
+            .find(|made| made.runtime == runtime && made.is_alive())
+        {
+            return value.value.clone();
+        }
+        kept.push(made);
+        if !alive.load(Ordering::Acquire) {
+            // Its runtime shut down before it was kept: the watch found nothing to remove.
+            let gone = take(&mut kept, serial);
+            drop(kept);
+            drop(gone);
         }
         value
     }
+}
 
-    fn get_kept(&self, runtime: Option<Id>, others: &[Made<T>]) -> Option<T> {
-        self.first
-            .get()
-            .into_iter()
-            .chain(others)
-            .find(|made| made.serves(runtime))
-            .map(|made| made.value.clone())
+/// The locks of the runtimes making their values.
+#[cfg(any(
+    feature = "redis",
+    feature = "database-postgres",
+    feature = "database-mysql"
+))]
+type Making = std::sync::Mutex<Vec<(Option<Id>, Arc<tokio::sync::Mutex<()>>)>>;
+
+/// A runtime's lock for making its value, taken out of the store's list by its last holder
+/// (even one cancelled while it waits).
+#[cfg(any(
+    feature = "redis",
+    feature = "database-postgres",
+    feature = "database-mysql"
+))]
+struct Turn<'a> {
+    making: &'a Making,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+#[cfg(any(
+    feature = "redis",
+    feature = "database-postgres",
+    feature = "database-mysql"
+))]
+impl<'a> Turn<'a> {
+    fn of(making: &'a Making, runtime: Option<Id>) -> Self {
+        let mut list = making.lock().unwrap_or_else(PoisonError::into_inner);
+        let lock = match list.iter().find(|(id, _)| *id == runtime) {
+            Some((_, lock)) => Arc::clone(lock),
+            None => {
+                let lock = Arc::default();
+                list.push((runtime, Arc::clone(&lock)));
+                lock
+            }
+        };
+        Turn { making, lock }
+    }
+}
+
+#[cfg(any(
+    feature = "redis",
+    feature = "database-postgres",
+    feature = "database-mysql"
+))]
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut list = self.making.lock().unwrap_or_else(PoisonError::into_inner);
+        // Held by the list and by this turn alone: nobody else waits on it.
+        if Arc::strong_count(&self.lock) == 2 {
+            list.retain(|(_, lock)| !Arc::ptr_eq(lock, &self.lock));
+        }
     }
 }
 
@@ -137,31 +201,43 @@ fn current() -> Option<Id> {
     Handle::try_current().ok().map(|runtime| runtime.id())
 }
 
-impl<T> Made<T> {
+/// The value numbered `serial`, taken out of `kept`.
+fn take<T>(kept: &mut Vec<Made<T>>, serial: u64) -> Vec<Made<T>> {
+    let (gone, left) = std::mem::take(kept)
+        .into_iter()
+        .partition(|made| made.serial == serial);
+    *kept = left;
+    gone
+}
+
+impl<T: Send + Sync + 'static> Made<T> {
     fn is_alive(&self) -> bool {
         self.alive.load(Ordering::Acquire)
     }
 
-    fn serves(&self, runtime: Option<Id>) -> bool {
-        self.runtime == runtime && self.is_alive()
-    }
-
-    /// `value`, made on `runtime` (this call's), which a task of it watches.
-    fn here(runtime: Option<Id>, value: T) -> Self {
+    /// `value`, made on `runtime` (this call's), which a task of it watches: when the
+    /// runtime shuts down, the task is dropped and removes the value from `kept`.
+    fn here(runtime: Option<Id>, value: T, kept: Weak<RwLock<Vec<Made<T>>>>) -> Self {
+        static SERIAL: AtomicU64 = AtomicU64::new(0);
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
         let alive = Arc::new(AtomicBool::new(true));
         let watch = Handle::try_current().ok().map(|handle| {
             let (watch, ended) = tokio::sync::oneshot::channel::<()>();
-            let flag = RuntimeGone(Arc::clone(&alive));
-            // Ends when the value is dropped; dropped unfinished when the runtime shuts down,
-            // and either way `flag` marks the value unusable.
+            let gone = RuntimeGone {
+                alive: Arc::clone(&alive),
+                kept,
+                serial,
+            };
+            // Ends when the value is dropped; dropped unfinished when the runtime shuts down.
             handle.spawn(async move {
-                let _flag = flag;
+                let _gone = gone;
                 let _ = ended.await;
             });
             watch
         });
         Made {
             runtime,
+            serial,
             value,
             alive,
             _watch: watch,
@@ -169,11 +245,26 @@ impl<T> Made<T> {
     }
 }
 
-/// Marks a value unusable when dropped.
-struct RuntimeGone(Arc<AtomicBool>);
+/// Marks a value unusable when dropped, and removes it from its store's values.
+struct RuntimeGone<T> {
+    alive: Arc<AtomicBool>,
+    kept: Weak<RwLock<Vec<Made<T>>>>,
+    serial: u64,
+}
 
-impl Drop for RuntimeGone {
+impl<T> Drop for RuntimeGone<T> {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+        self.alive.store(false, Ordering::Release);
+        let Some(kept) = self.kept.upgrade() else {
+            return;
+        };
+        // Never under the lock: a watch ends on its runtime's thread, or in `Made::here`
+        // before the lock is taken.
+        let gone = take(
+            &mut kept.write().unwrap_or_else(PoisonError::into_inner),
+            self.serial,
+        );
+        // Dropped outside the lock: closing a pool's connections takes time.
+        drop(gone);
     }
 }

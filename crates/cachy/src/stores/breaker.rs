@@ -123,7 +123,7 @@ impl Breaker {
 
     #[cold]
     fn admit_while_down(&self) -> Result<Pass<'_>> {
-        let down = self.lock();
+        let mut down = self.lock();
         let word = self.word.load(Ordering::Acquire);
         let now = Instant::now();
         match word & STATE {
@@ -131,7 +131,10 @@ impl Breaker {
                 breaker: self,
                 ticket: word,
             }),
-            OPEN if now >= down.until => {
+            // A probe out for `retry_after` is taken over: the runtime running it may have
+            // stopped running its tasks, and nobody else would try the server.
+            OPEN | PROBING if now >= down.until => {
+                down.until = now + self.retry_after.unwrap_or_default();
                 self.word
                     .store((word & !STATE) | PROBING, Ordering::Release);
                 Ok(Pass::Probe(Probe {
@@ -239,10 +242,11 @@ impl Drop for Probe<'_> {
         if self.finished {
             return;
         }
-        let _down = self.breaker.lock();
+        let mut down = self.breaker.lock();
         let word = self.breaker.word.load(Ordering::Acquire);
         if word & STATE == PROBING {
-            // `until` has passed: the next caller probes.
+            // The next caller probes.
+            down.until = Instant::now();
             self.breaker
                 .word
                 .store((word & !STATE) | OPEN, Ordering::Release);
@@ -309,6 +313,26 @@ mod tests {
         // An answer that is an error still shows the server is up.
         probe.finish::<()>(&Err(Error::new(ErrorKind::Backend, "WRONGTYPE")));
         assert!(matches!(breaker.admit().unwrap(), Pass::Closed { .. }));
+    }
+
+    #[test]
+    fn a_probe_out_for_retry_after_is_taken_over() {
+        let breaker = Breaker::new(
+            Some(Duration::from_millis(20)),
+            "the Redis server".to_owned(),
+        );
+        breaker.admit().unwrap().finish::<()>(&Err(timeout()));
+        std::thread::sleep(Duration::from_millis(25));
+        // Held by a call whose runtime no longer runs it: never finished, never dropped.
+        let stuck = breaker.admit().unwrap();
+        assert!(matches!(stuck, Pass::Probe(_)));
+        refused(&breaker);
+        std::thread::sleep(Duration::from_millis(25));
+        let probe = breaker.admit().unwrap();
+        assert!(matches!(probe, Pass::Probe(_)));
+        probe.finish(&Ok(()));
+        assert!(matches!(breaker.admit().unwrap(), Pass::Closed { .. }));
+        drop(stuck);
     }
 
     #[test]

@@ -80,6 +80,26 @@ fn calls_in_flight_when_dropped(cache: &CacheManager, shutdown: fn(tokio::runtim
 }
 
 fn check(name: &str, store: serde_json::Value) {
+    // A current-thread runtime that stops running its tasks while its first call connects
+    // the store (and creates the table) holds up no other runtime.
+    let fresh = CacheManager::from_value(json!({ "stores": { "s": store.clone() } })).unwrap();
+    let idle = current_thread();
+    for i in 0..KEYS {
+        let fresh = fresh.clone();
+        idle.spawn(async move { fresh.get::<usize>(&format!("k{i}")).await });
+    }
+    idle.block_on(tokio::task::yield_now());
+    multi_thread().block_on(async {
+        put_all(&fresh, 8).await;
+        read_all(
+            &fresh,
+            8,
+            &format!("{name}: beside a runtime stopped mid-connect"),
+        )
+        .await;
+    });
+    drop(idle);
+
     let cache = CacheManager::from_value(json!({ "stores": { "s": store } })).unwrap();
     let blocking = cachy::blocking::CacheManager::from_async(cache.clone()).unwrap();
 
@@ -187,7 +207,7 @@ fn server_stores_work_from_each_new_runtime_and_the_blocking_api() {
     );
     check(
         "memcached",
-        json!({ "driver": "memcached", "servers": [memcached.address()] }),
+        json!({ "driver": "memcached", "servers": [memcached.address()], "max_connections": 4 }),
     );
     for (name, url) in [("postgres", postgres.url()), ("mariadb", mariadb.url())] {
         check(
@@ -195,4 +215,44 @@ fn server_stores_work_from_each_new_runtime_and_the_blocking_api() {
             json!({ "driver": "database", "url": url, "table": "runtimes", "create_table": true }),
         );
     }
+}
+
+/// A runtime's connections close when it shuts down: runtimes that come and go (tests, a
+/// service rebuilding its runtime) never fill the server's connection slots.
+#[test]
+fn a_database_store_closes_the_connections_of_runtimes_that_shut_down() {
+    let Some(postgres) = PostgresServer::start() else {
+        return;
+    };
+    let cache = CacheManager::from_value(json!({ "stores": { "s": {
+        "driver": "database", "url": postgres.url(), "table": "closing", "create_table": true
+    } } }))
+    .unwrap();
+    for round in 0..20 {
+        multi_thread().block_on(put_all(&cache, round));
+    }
+    let observer = multi_thread();
+    let clients = observer.block_on(async {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&postgres.url())
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        loop {
+            let (clients,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            if clients <= 1 || started.elapsed() > Duration::from_secs(10) {
+                return clients;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    assert_eq!(clients, 1, "connections of runtimes gone are still open");
+    // And the store still works.
+    multi_thread().block_on(read_all(&cache, 19, "a new runtime"));
 }

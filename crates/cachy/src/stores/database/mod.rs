@@ -385,8 +385,12 @@ impl DatabaseStore {
             self.pruning.store(false, Ordering::Release);
             return;
         };
-        let (sql, pruning) = (self.statements.prune.clone(), Arc::clone(&self.pruning));
+        // Lets the next winner prune once this task ends, or is dropped by its runtime, run
+        // or not.
+        let pruning = Pruning(Arc::clone(&self.pruning));
+        let sql = self.statements.prune.clone();
         runtime.spawn(async move {
+            let _pruning = pruning;
             let mut batch = PRUNE_FIRST_BATCH;
             loop {
                 let started = std::time::Instant::now();
@@ -405,7 +409,6 @@ impl DatabaseStore {
                     break;
                 }
             }
-            pruning.store(false, Ordering::Release);
         });
     }
 
@@ -424,6 +427,15 @@ impl DatabaseStore {
             .into_iter()
             .next()
             .filter(|(_, expiration)| *expiration > now()))
+    }
+}
+
+/// A background prune running: ends it when dropped.
+struct Pruning(Arc<AtomicBool>);
+
+impl Drop for Pruning {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 

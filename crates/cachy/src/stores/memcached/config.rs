@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
-use tokio::sync::Semaphore;
 
 use super::protocol::Prefix;
 use super::servers::{Address, Server, ketama_ring};
@@ -44,7 +43,8 @@ pub struct MemcachedConfig {
     /// How long a failed server stays marked down (default 5 s).
     #[serde(default, deserialize_with = "fields::seconds")]
     pub retry_after: Option<Duration>,
-    /// Connections per server, opened as needed (default 64, at most 65536).
+    /// Connections per server on each tokio runtime that uses the store, opened as needed
+    /// (default 64, at most 65536).
     #[serde(default, deserialize_with = "fields::count")]
     pub max_connections: Option<u64>,
     /// The largest value written or read, in bytes (default 1 MiB, at most 1 GiB): set it to
@@ -206,14 +206,10 @@ impl MemcachedStore {
             ring: ketama_ring(&weights),
             servers: addresses
                 .into_iter()
-                .map(|address| Server {
-                    breaker: Breaker::new(
-                        Some(retry_after),
-                        format!("the memcached server {address}"),
-                    ),
-                    address,
-                    idle: crate::runtime::RuntimeBound::new(),
-                    slots: Semaphore::new(max_connections),
+                .map(|address| {
+                    let breaker =
+                        Breaker::new(Some(retry_after), format!("the memcached server {address}"));
+                    Server::new(address, max_connections, breaker)
                 })
                 .collect(),
             prefix,

@@ -168,7 +168,8 @@ impl MemcachedStore {
     ) -> Result<Vec<Option<Reply>>> {
         let server = &self.servers[index];
         // Waiting for a free connection is not the server's fault: it is outside the timeout.
-        let _slot = server
+        let connections = server.here();
+        let _slot = connections
             .slots
             .acquire()
             .await
@@ -182,7 +183,7 @@ impl MemcachedStore {
             .fetch_add(commands.len() as u64, Ordering::Relaxed);
         let batch = Batch::new(commands, first_token);
         let work = async {
-            let pooled = server.pooled();
+            let pooled = connections.pooled();
             let reused = pooled.is_some();
             let mut connection = match pooled {
                 Some(connection) => connection,
@@ -206,7 +207,7 @@ impl MemcachedStore {
                 outcome = connection.exchange(&batch, self.max_value_size).await;
             }
             if outcome.is_ok() {
-                server.release(connection);
+                connections.release(connection);
             }
             outcome
         };
@@ -226,7 +227,7 @@ impl MemcachedStore {
             Err(timeout) => Err(timeout),
         };
         if outcome.as_ref().is_err_and(Error::is_temporary) {
-            server.drop_idle();
+            connections.drop_idle();
         }
         pass.finish(&outcome);
         outcome

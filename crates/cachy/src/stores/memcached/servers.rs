@@ -51,28 +51,62 @@ impl Address {
 
 pub(super) struct Server {
     pub(super) address: Address,
-    /// Idle connections, kept apart for each runtime (see [`RuntimeBound`]): a connection
-    /// serves calls on the runtime that opened it.
-    pub(super) idle: RuntimeBound<Arc<Mutex<Vec<Connection>>>>,
-    pub(super) slots: Semaphore,
+    /// Its connections on each runtime (see [`RuntimeBound`]): a connection serves calls on
+    /// the runtime that opened it, and each runtime opens up to `max_connections`.
+    connections: RuntimeBound<Arc<Connections>>,
+    max_connections: usize,
     /// Marks the server down for `retry_after` after a failure.
     pub(super) breaker: Breaker,
 }
 
+/// A server's connections on one runtime.
+pub(super) struct Connections {
+    idle: Mutex<Vec<Connection>>,
+    /// One per connection the runtime may have open.
+    pub(super) slots: Semaphore,
+}
+
 impl Server {
-    /// Close this runtime's idle connections: after a failure they are likely dead too.
-    /// (Other runtimes' are checked as they are taken.)
-    pub(super) fn drop_idle(&self) {
-        if let Some(idle) = self.idle.get() {
-            idle.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    pub(super) fn new(address: Address, max_connections: usize, breaker: Breaker) -> Self {
+        Server {
+            address,
+            connections: RuntimeBound::new(),
+            max_connections,
+            breaker,
         }
     }
 
-    /// An idle pooled connection, if there is one. A connection with something to read is
+    /// Its connections on this call's runtime.
+    pub(super) fn here(&self) -> Arc<Connections> {
+        self.connections.get_or_make_now(|| {
+            Arc::new(Connections {
+                idle: Mutex::default(),
+                slots: Semaphore::new(self.max_connections),
+            })
+        })
+    }
+
+    pub(super) async fn connect(&self) -> std::result::Result<Connection, Failure> {
+        self.address.connect().await.map_err(|e| Failure::Io {
+            error: Error::backend("cannot connect to memcached", e),
+            answered: false,
+        })
+    }
+}
+
+impl Connections {
+    /// Close the idle connections: after a failure they are likely dead too.
+    pub(super) fn drop_idle(&self) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// An idle connection, if there is one. A connection with something to read is
     /// dropped: the server closed it, or sent a reply that no request asked for.
     pub(super) fn pooled(&self) -> Option<Connection> {
-        let idle = self.idle.get()?;
-        let mut idle = idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some(mut connection) = idle.pop() {
             if connection.is_idle() {
                 return Some(connection);
@@ -83,17 +117,9 @@ impl Server {
 
     pub(super) fn release(&self, connection: Connection) {
         self.idle
-            .get_or_make_now(Arc::default)
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(connection);
-    }
-
-    pub(super) async fn connect(&self) -> std::result::Result<Connection, Failure> {
-        self.address.connect().await.map_err(|e| Failure::Io {
-            error: Error::backend("cannot connect to memcached", e),
-            answered: false,
-        })
     }
 }
 
