@@ -211,41 +211,46 @@ async fn prune_removes_expired_rows_and_the_lottery_runs_it() {
     }
 }
 
-/// A prune started on a runtime that is dropped before it ends (a `#[tokio::test]` whose last
-/// put won the lottery) lets the next winner prune: it never ran again.
+/// A prune started on a runtime that never runs it, dropped (a `#[tokio::test]` whose last
+/// put won the lottery) or kept idle, lets later winners prune: it stopped every prune of
+/// the store.
 #[test]
-fn a_prune_whose_runtime_was_dropped_lets_the_next_winner_prune() {
+fn a_prune_its_runtime_never_runs_lets_later_winners_prune() {
     let urls = tokio::runtime::Runtime::new().unwrap().block_on(urls());
     for url in urls {
-        let store = store(
-            &url,
-            json!({ "prune_lottery": [1, 1], "create_table": true }),
-        );
-        let first = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        // The put starts a prune on this runtime, which never runs it.
-        first.block_on(store.put("a", b"v", Some(600))).unwrap();
-        drop(first);
-        tokio::runtime::Runtime::new().unwrap().block_on(async {
-            let items: Vec<(String, Vec<u8>)> = (0..50)
-                .map(|i| (format!("old{i}"), b"v".to_vec()))
-                .collect();
-            let items: Vec<(&str, Vec<u8>)> =
-                items.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-            store.put_many(&items, Some(1)).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(2100)).await;
-            store.put("other", b"v", Some(600)).await.unwrap();
-            let started = std::time::Instant::now();
-            while store.count_rows().await.unwrap().expired > 0 {
-                assert!(
-                    started.elapsed() < Duration::from_secs(20),
-                    "{url}: no prune ran after the first one's runtime was dropped"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        });
+        for keep_idle in [false, true] {
+            let store = store(
+                &url,
+                json!({ "prune_lottery": [1, 1], "create_table": true }),
+            );
+            let first = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            // The put starts a prune on this runtime, which never runs it.
+            first.block_on(store.put("a", b"v", Some(600))).unwrap();
+            let idle = keep_idle.then_some(first);
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                let items: Vec<(String, Vec<u8>)> = (0..50)
+                    .map(|i| (format!("old{i}"), b"v".to_vec()))
+                    .collect();
+                let items: Vec<(&str, Vec<u8>)> =
+                    items.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+                store.put_many(&items, Some(1)).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(2100)).await;
+                let started = std::time::Instant::now();
+                while store.count_rows().await.unwrap().expired > 0 {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(20),
+                        "{url}: no prune ran after the first one's runtime stopped \
+                         (kept idle: {keep_idle})"
+                    );
+                    store.put("other", b"v", Some(600)).await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            });
+            drop(idle);
+        }
     }
 }
 

@@ -10,7 +10,7 @@ compile_error!(
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -40,6 +40,10 @@ use statements::{PRUNE_BATCH, Statements};
 /// How long one batch of a background prune should hold the write lock at most: a writer
 /// that arrives meanwhile waits for it.
 const PRUNE_BATCH_TIME: Duration = Duration::from_millis(2);
+/// A background prune silent this long is taken over by the lottery's next winner. A batch
+/// takes milliseconds; a runtime that stopped running its tasks (idle, shut down in the
+/// background) would otherwise stop every prune of the store for as long as it lives.
+const PRUNE_STALLED: Duration = Duration::from_secs(10);
 /// The rows a background prune deletes in its first batch.
 const PRUNE_FIRST_BATCH: u64 = 100;
 /// The rows a background prune deletes at least in each batch, however slow they are.
@@ -87,8 +91,10 @@ pub struct DatabaseStore {
     lottery: (u64, u64),
     max_connections: u32,
     timeout: Duration,
-    /// A background prune is running: the lottery's next winners leave it be.
-    pruning: Arc<AtomicBool>,
+    /// When the running background prune last showed signs of life (milliseconds since the
+    /// Unix epoch; 0: none runs). The lottery's next winners leave it be, unless it has been
+    /// silent for [`PRUNE_STALLED`]: its runtime no longer runs it.
+    pruning: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for DatabaseStore {
@@ -375,22 +381,30 @@ impl DatabaseStore {
     /// put waited a millisecond on average.)
     async fn maybe_prune(&self) {
         let (chances, out_of) = self.lottery;
-        if lottery_draw() % out_of >= chances || self.pruning.swap(true, Ordering::Acquire) {
+        if lottery_draw() % out_of >= chances {
             return;
         }
+        let (started, last) = (unix_millis(), self.pruning.load(Ordering::Acquire));
+        let stalled = started.saturating_sub(last) >= PRUNE_STALLED.as_millis() as u64;
+        if (last != 0 && !stalled)
+            || self
+                .pruning
+                .compare_exchange(last, started, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return;
+        }
+        // Lets the next winner prune once this prune ends, or is dropped (this call or the
+        // task, by its runtime), run or not.
+        let pruning = Pruning(Arc::clone(&self.pruning));
         let (Ok(pool), Ok(runtime)) = (
             self.pool().await.map(Cow::into_owned),
             tokio::runtime::Handle::try_current(),
         ) else {
-            self.pruning.store(false, Ordering::Release);
             return;
         };
-        // Lets the next winner prune once this task ends, or is dropped by its runtime, run
-        // or not.
-        let pruning = Pruning(Arc::clone(&self.pruning));
         let sql = self.statements.prune.clone();
         runtime.spawn(async move {
-            let _pruning = pruning;
             let mut batch = PRUNE_FIRST_BATCH;
             loop {
                 let started = std::time::Instant::now();
@@ -400,6 +414,7 @@ impl DatabaseStore {
                     _ => break,
                 }
                 let took = started.elapsed();
+                pruning.0.store(unix_millis(), Ordering::Release);
                 batch = next_prune_batch(batch, took);
                 // Paused on the blocking pool: a runtime built without timers runs this store.
                 if tokio::task::spawn_blocking(move || std::thread::sleep(took))
@@ -431,12 +446,18 @@ impl DatabaseStore {
 }
 
 /// A background prune running: ends it when dropped.
-struct Pruning(Arc<AtomicBool>);
+struct Pruning(Arc<AtomicU64>);
 
 impl Drop for Pruning {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+        self.0.store(0, Ordering::Release);
     }
+}
+
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A draw of the prune lottery: xorshift on a seed per thread, cheap, and no line of memory
