@@ -74,10 +74,10 @@ impl<T: Clone + Send + Sync + 'static> RuntimeBound<T> {
     }
 
     fn get_on(&self, runtime: Option<Id>) -> Option<T> {
-        let kept = self.kept.read().unwrap_or_else(PoisonError::into_inner);
-        kept.iter()
-            .find(|made| made.runtime == runtime && made.is_alive())
-            .map(|made| made.value.clone())
+        value_of(
+            &self.kept.read().unwrap_or_else(PoisonError::into_inner),
+            runtime,
+        )
     }
 
     /// The value of this call's runtime, made by `make` if there is none.
@@ -114,9 +114,6 @@ impl<T: Clone + Send + Sync + 'static> RuntimeBound<T> {
     /// The value of `runtime`: the one kept already, else `make`'s, kept until the runtime
     /// shuts down.
     fn keep(&self, runtime: Option<Id>, make: impl FnOnce() -> T) -> T {
-        if let Some(value) = self.get_on(runtime) {
-            return value;
-        }
         let value = make();
         // Watched before the lock is taken: a runtime shutting down drops the watch at once,
         // and the watch takes the lock to remove the value.
@@ -124,11 +121,8 @@ impl<T: Clone + Send + Sync + 'static> RuntimeBound<T> {
         let alive = Arc::clone(&made.alive);
         let serial = made.serial;
         let mut kept = self.kept.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(value) = kept
-            .iter()
-            .find(|made| made.runtime == runtime && made.is_alive())
-        {
-            return value.value.clone();
+        if let Some(value) = value_of(&kept, runtime) {
+            return value;
         }
         kept.push(made);
         if !alive.load(Ordering::Acquire) {
@@ -194,6 +188,13 @@ impl Drop for Turn<'_> {
             list.retain(|(_, lock)| !Arc::ptr_eq(lock, &self.lock));
         }
     }
+}
+
+/// The value kept for `runtime`, if its runtime still runs.
+fn value_of<T: Clone + Send + Sync + 'static>(kept: &[Made<T>], runtime: Option<Id>) -> Option<T> {
+    kept.iter()
+        .find(|made| made.runtime == runtime && made.is_alive())
+        .map(|made| made.value.clone())
 }
 
 /// The runtime running this call.

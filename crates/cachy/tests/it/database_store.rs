@@ -168,6 +168,15 @@ async fn a_missing_table_is_an_error_that_says_how_to_create_it() {
     }
 }
 
+/// `count` items `old0`, `old1`… living 1 s, in one `put_many`.
+async fn put_expiring(store: &DatabaseStore, count: usize) {
+    let items: Vec<(String, Vec<u8>)> = (0..count)
+        .map(|i| (format!("old{i}"), b"v".to_vec()))
+        .collect();
+    let items: Vec<(&str, Vec<u8>)> = items.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    store.put_many(&items, Some(1)).await.unwrap();
+}
+
 #[tokio::test]
 async fn prune_removes_expired_rows_and_the_lottery_runs_it() {
     for url in urls().await {
@@ -180,12 +189,7 @@ async fn prune_removes_expired_rows_and_the_lottery_runs_it() {
         assert_eq!(store.get("long").await.unwrap().as_deref(), Some(&b"v"[..]));
 
         // More expired rows than one batch deletes: `prune` goes on to the end.
-        let items: Vec<(String, Vec<u8>)> = (0..2500)
-            .map(|i| (format!("old{i}"), b"v".to_vec()))
-            .collect();
-        let items: Vec<(&str, Vec<u8>)> =
-            items.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        store.put_many(&items, Some(1)).await.unwrap();
+        put_expiring(&store, 2500).await;
         tokio::time::sleep(Duration::from_millis(2100)).await;
         assert_eq!(store.prune().await.unwrap(), 2500, "{url}");
 
@@ -193,7 +197,7 @@ async fn prune_removes_expired_rows_and_the_lottery_runs_it() {
         // batch at a time, until no expired row is left.
         let always = self::store(&url, json!({ "prune_lottery": [1, 1] }));
         always.create_table().await.unwrap();
-        always.put_many(&items, Some(1)).await.unwrap();
+        put_expiring(&always, 2500).await;
         tokio::time::sleep(Duration::from_millis(2100)).await;
         always.put("other", b"v", Some(600)).await.unwrap();
         let started = std::time::Instant::now();
@@ -231,12 +235,7 @@ fn a_prune_its_runtime_never_runs_lets_later_winners_prune() {
             first.block_on(store.put("a", b"v", Some(600))).unwrap();
             let idle = keep_idle.then_some(first);
             tokio::runtime::Runtime::new().unwrap().block_on(async {
-                let items: Vec<(String, Vec<u8>)> = (0..50)
-                    .map(|i| (format!("old{i}"), b"v".to_vec()))
-                    .collect();
-                let items: Vec<(&str, Vec<u8>)> =
-                    items.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-                store.put_many(&items, Some(1)).await.unwrap();
+                put_expiring(&store, 50).await;
                 tokio::time::sleep(Duration::from_millis(2100)).await;
                 let started = std::time::Instant::now();
                 while store.count_rows().await.unwrap().expired > 0 {
