@@ -95,6 +95,9 @@ impl Keys {
 
     /// The key the driver's store is given for `key`.
     fn key<'k>(&self, key: &'k str) -> Result<Cow<'k, str>> {
+        if self.is_plain() {
+            return Ok(Cow::Borrowed(key));
+        }
         let stored = if self.prefix.is_empty() {
             Cow::Borrowed(key)
         } else {
