@@ -14,7 +14,6 @@ impl DbError {
             DbError::Sqlx(e) => super::server::is_missing_table(e),
             #[cfg(feature = "database-sqlite")]
             DbError::Sqlite(e) => e.to_string().contains("no such table"),
-            #[cfg(feature = "database-sqlite")]
             _ => false,
         }
     }
@@ -25,7 +24,6 @@ impl DbError {
         match self {
             #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
             DbError::Sqlx(e) => super::server::is_concurrent_creation(e),
-            #[cfg(feature = "database-sqlite")]
             _ => false,
         }
     }
@@ -35,7 +33,9 @@ impl DbError {
     pub(super) fn kind(&self) -> crate::ErrorKind {
         match self {
             #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
-            DbError::Sqlx(e) => super::server::kind_of(e),
+            DbError::Sqlx(e) | DbError::NoConnectionOpened(e) => super::server::kind_of(e),
+            #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
+            DbError::NoFreeConnection { .. } => crate::ErrorKind::Timeout,
             #[cfg(feature = "database-sqlite")]
             DbError::Sqlite(e) => super::sqlite::kind_of(e),
             #[cfg(feature = "database-sqlite")]

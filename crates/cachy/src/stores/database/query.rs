@@ -42,6 +42,12 @@ pub(super) type ReadRow<T> = fn(&dyn RowRead) -> Result<T, DbError>;
 pub(super) enum DbError {
     #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
     Sqlx(sqlx::Error),
+    /// No connection came free in time: the pool had `open` of its `max` open, all busy.
+    #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
+    NoFreeConnection { open: u32, max: u32 },
+    /// The pool opened no connection in time, and one more attempt to connect failed so.
+    #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
+    NoConnectionOpened(sqlx::Error),
     #[cfg(feature = "database-sqlite")]
     Sqlite(rusqlite::Error),
     /// No connection came free within the store's `timeout`.
@@ -66,6 +72,18 @@ impl std::fmt::Display for DbError {
         match self {
             #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
             DbError::Sqlx(e) => e.fmt(f),
+            #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
+            DbError::NoFreeConnection { open, max } => write!(
+                f,
+                "no connection came free within the store's `timeout`: this runtime's pool had \
+                 {open} open (at most {max}), all busy"
+            ),
+            #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
+            DbError::NoConnectionOpened(e) => write!(
+                f,
+                "no connection to the database server could be opened within the store's \
+                 `timeout`: {e}"
+            ),
             #[cfg(feature = "database-sqlite")]
             DbError::Sqlite(e) => e.fmt(f),
             #[cfg(feature = "database-sqlite")]
@@ -93,10 +111,9 @@ impl std::error::Error for DbError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
-            DbError::Sqlx(e) => Some(e),
+            DbError::Sqlx(e) | DbError::NoConnectionOpened(e) => Some(e),
             #[cfg(feature = "database-sqlite")]
             DbError::Sqlite(e) => Some(e),
-            #[cfg(feature = "database-sqlite")]
             _ => None,
         }
     }

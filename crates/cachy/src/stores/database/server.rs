@@ -1,6 +1,6 @@
 //! PostgreSQL and MySQL/MariaDB, on sqlx's connection pools.
 
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
 
 use super::query::{DbError, Param, ReadRow, RowRead};
 use crate::ErrorKind;
@@ -63,11 +63,11 @@ row_read!(
 
 impl ServerPool {
     pub(super) async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, DbError> {
-        with_pool!(self, |pool| bound!(sql, params)
+        let done = with_pool!(self, |pool| bound!(sql, params)
             .execute(pool)
             .await
-            .map(|done| done.rows_affected()))
-        .map_err(DbError::Sqlx)
+            .map(|done| done.rows_affected()));
+        self.explained(done).await
     }
 
     pub(super) async fn fetch<T>(
@@ -76,13 +76,11 @@ impl ServerPool {
         params: &[Param<'_>],
         read: ReadRow<T>,
     ) -> Result<Vec<T>, DbError> {
-        with_pool!(self, |pool| {
-            let rows = bound!(sql, params)
-                .fetch_all(pool)
-                .await
-                .map_err(DbError::Sqlx)?;
-            rows.iter().map(|row| read(row)).collect()
-        })
+        let rows = with_pool!(self, |pool| bound!(sql, params)
+            .fetch_all(pool)
+            .await
+            .map(|rows| rows.iter().map(|row| read(row)).collect::<Vec<_>>()));
+        self.explained(rows).await?.into_iter().collect()
     }
 
     pub(super) async fn execute_each(
@@ -91,17 +89,57 @@ impl ServerPool {
         params: &[Param<'_>],
         width: usize,
     ) -> Result<(), DbError> {
-        with_pool!(self, |pool| async {
+        let done = with_pool!(self, |pool| async {
             let mut tx = pool.begin().await?;
             for row in params.chunks(width) {
                 bound!(sql, row).execute(&mut *tx).await?;
             }
             tx.commit().await
         }
-        .await
-        .map_err(DbError::Sqlx))
+        .await);
+        self.explained(done).await
+    }
+
+    /// `result`, its error explained when it is sqlx's "pool timed out". sqlx tries a
+    /// refused connection, and a server's "too many connections", again until the pool's
+    /// timeout, then keeps only that it timed out. With no connection open, one more
+    /// attempt of our own says why; with connections open, the pool's numbers say they were
+    /// all busy.
+    async fn explained<T>(&self, result: Result<T, sqlx::Error>) -> Result<T, DbError> {
+        let e = match result {
+            Ok(value) => return Ok(value),
+            Err(sqlx::Error::PoolTimedOut) => sqlx::Error::PoolTimedOut,
+            Err(e) => return Err(DbError::Sqlx(e)),
+        };
+        let (open, max) = with_pool!(self, |pool| (
+            pool.size(),
+            pool.options().get_max_connections()
+        ));
+        if open > 0 {
+            return Err(DbError::NoFreeConnection { open, max });
+        }
+        let attempt = with_pool!(self, |pool| {
+            // A server that does not answer at all must not hold the caller much longer.
+            let limit = (pool.options().get_acquire_timeout() / 4).min(EXPLAINING);
+            match tokio::time::timeout(limit, pool.connect_options().connect()).await {
+                Ok(Err(refused)) => Some(refused),
+                Ok(Ok(connection)) => {
+                    let _ = tokio::time::timeout(limit, connection.close()).await;
+                    None
+                }
+                Err(_) => None,
+            }
+        });
+        Err(match attempt {
+            Some(refused) => DbError::NoConnectionOpened(refused),
+            None => DbError::Sqlx(e),
+        })
     }
 }
+
+/// How long the attempt that explains a pool's timeout may take at most (and a quarter of
+/// the store's `timeout` at most).
+const EXPLAINING: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Whether `e` may come from another process creating the same table or index at once:
 /// PostgreSQL reports that as a unique violation in its catalog (`23505`), a relation or
@@ -131,6 +169,13 @@ pub(super) fn kind_of(e: &sqlx::Error) -> ErrorKind {
     match e {
         sqlx::Error::PoolTimedOut => ErrorKind::Timeout,
         sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+            ErrorKind::Unavailable
+        }
+        // Too many connections (PostgreSQL, for the server or the role; MySQL's SQLSTATE),
+        // or starting up: the server is there and will take connections again.
+        sqlx::Error::Database(db)
+            if matches!(db.code().as_deref(), Some("53300" | "57P03" | "08004")) =>
+        {
             ErrorKind::Unavailable
         }
         _ => ErrorKind::Backend,

@@ -58,3 +58,85 @@ async fn mariadb_restarted_under_load_recovers_without_a_rebuild() {
     })
     .await;
 }
+
+/// sqlx tries a refused connection again until its pool's timeout, then says only that the
+/// pool timed out: the store says why no connection was opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_is_named_as_refused_and_temporary() {
+    let Some(mut server) = PostgresServer::start() else {
+        return;
+    };
+    let url = server.url();
+    server.kill();
+    let cache = manager(&url, json!({ "timeout": 1, "create_table": false }));
+    let e = cache.get::<String>("k").await.unwrap_err();
+    let shown = e.to_string();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{shown}");
+    assert!(
+        shown.contains("no connection to the database server could be opened")
+            && shown.to_lowercase().contains("refused"),
+        "{shown}"
+    );
+}
+
+/// A role at its connection limit: the server's "too many connections" reaches the caller,
+/// as a temporary failure, instead of "pool timed out".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_at_its_connection_limit_is_named() {
+    use sqlx::Connection as _;
+    let Some(server) = POSTGRES.get_or_init(PostgresServer::start).as_ref() else {
+        return;
+    };
+    let role = format!("limited_{}", std::process::id());
+    let mut admin = sqlx::PgConnection::connect(&server.url()).await.unwrap();
+    for statement in [
+        format!("CREATE ROLE {role} LOGIN CONNECTION LIMIT 1"),
+        format!("GRANT ALL ON SCHEMA public TO {role}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    let url = server.url().replace("postgres@", &format!("{role}@"));
+    let _held = sqlx::PgConnection::connect(&url).await.unwrap();
+    let cache = manager(&url, json!({ "timeout": 1 }));
+    let e = cache.put("k", "v", 10).await.unwrap_err();
+    let shown = e.to_string();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{shown}");
+    assert!(shown.contains("too many connections"), "{shown}");
+}
+
+/// A pool whose connections are all busy past the timeout says so, with its numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_with_every_connection_busy_says_so() {
+    use sqlx::Connection as _;
+    let Some(server) = POSTGRES.get_or_init(PostgresServer::start).as_ref() else {
+        return;
+    };
+    let table = unique_table();
+    let store = json!({ "driver": "database", "url": server.url(), "table": table,
+        "create_table": true, "timeout": 1, "max_connections": 1 });
+    let cache = CacheManager::from_value(json!({ "stores": { "database": store } })).unwrap();
+    cache.put("k", "v", 10).await.unwrap();
+    // Another connection locks the table: the store's one connection waits on the lock.
+    let mut locker = sqlx::PgConnection::connect(&server.url()).await.unwrap();
+    let mut transaction = locker.begin().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+    )))
+    .execute(&mut *transaction)
+    .await
+    .unwrap();
+    let waiting = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.get::<String>("k").await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let e = cache.get::<String>("k").await.unwrap_err();
+    let shown = e.to_string();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{shown}");
+    assert!(shown.contains("1 open (at most 1), all busy"), "{shown}");
+    transaction.rollback().await.unwrap();
+    assert_eq!(waiting.await.unwrap().unwrap().as_deref(), Some("v"));
+}
