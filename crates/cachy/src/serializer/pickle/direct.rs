@@ -3,15 +3,13 @@
 //! It gives exactly what reading through the tree ([`super::tree`], then
 //! `serde_pickle::from_value`) gives, for the values it takes on: plain values, lists,
 //! tuples, and dicts whose keys are all `str` or all `int`, each once. Dict entries are
-//! visited in the tree's order (sorted by key), except a struct's: its value does not depend
-//! on the order of its fields, so they are visited as the pickle holds them (a field given
-//! twice is the struct's error; a key it ignores makes no difference given twice). Strings
-//! and bytes are lent from the arena, and every node is charged to the same budget and depth
-//! limit before any work on it (a dict's keys before they are sorted). Every container must
-//! be read to its end, so nothing the tree would have checked goes unchecked. Anything else
-//! (sets, other or repeated dict keys, enums, 128-bit integers, a visitor that stops early)
-//! and every error hands the decode back to the tree, whose answer (value or error) is then
-//! the one given: this path only ever shortens a success.
+//! visited in the tree's order (sorted by key), strings and bytes are lent from the arena,
+//! and every node is charged to the same budget and depth limit before any work on it (a
+//! dict's keys before they are sorted). Every container must be read to its end, so nothing
+//! the tree would have checked goes unchecked. Anything else (sets, other or repeated dict
+//! keys, enums, 128-bit integers, a visitor that stops early) and every error hands the
+//! decode back to the tree, whose answer (value or error) is then the one given: this path
+//! only ever shortens a success.
 
 use serde::de::{self, DeserializeSeed, Visitor};
 
@@ -131,7 +129,14 @@ impl<'de> de::Deserializer<'de> for Node<'_, 'de> {
                 self.reader.charge(0)?;
                 let depth = self.enter()?;
                 let pairs = in_tree_order(self.reader, pairs)?;
-                read_entries(self.reader, pairs.into_iter(), depth, visitor)
+                let mut map = Entries {
+                    reader: self.reader,
+                    pairs: pairs.into_iter(),
+                    value: None,
+                    depth,
+                };
+                let value = visitor.visit_map(&mut map)?;
+                read_to_the_end(map.pairs.len(), value)
             }
             Object::Set(_) | Object::FrozenSet(_) | Object::Global(_) => Err(Declined),
         }
@@ -164,34 +169,9 @@ impl<'de> de::Deserializer<'de> for Node<'_, 'de> {
         Err(Declined)
     }
 
-    /// A struct's value does not depend on the order its fields come in (a field given twice
-    /// is an error, which hands the decode to the tree), so a dict keyed by `str` is read in
-    /// the pickle's order, without sorting a copy of its pairs in the tree's.
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value> {
-        let objects = self.reader.objects;
-        match self.object() {
-            Object::Dict(pairs)
-                if pairs
-                    .iter()
-                    .all(|&(key, _)| matches!(objects[key], Object::Str(_))) =>
-            {
-                self.reader.charge(0)?;
-                let depth = self.enter()?;
-                charge_keys(self.reader, pairs)?;
-                read_entries(self.reader, pairs.iter().copied(), depth, visitor)
-            }
-            _ => self.deserialize_any(visitor),
-        }
-    }
-
     serde::forward_to_deserialize_any! {
         bool u8 u16 u32 u64 i8 i16 i32 i64 f32 f64 char str string unit seq
-        bytes byte_buf map unit_struct tuple_struct identifier tuple ignored_any
+        bytes byte_buf map unit_struct tuple_struct struct identifier tuple ignored_any
     }
 }
 
@@ -207,7 +187,12 @@ fn read_to_the_end<T>(left: usize, value: T) -> Result<T> {
 /// and none repeats (the tree keeps the last value of a repeated key, and checks the others).
 fn in_tree_order(reader: &mut Reader<'_>, pairs: &[(Id, Id)]) -> Result<Vec<(Id, Id)>> {
     let objects = reader.objects;
-    charge_keys(reader, pairs)?;
+    for &(key, _) in pairs {
+        match &objects[key] {
+            Object::Str(text) => reader.charge(text.len())?,
+            _ => reader.charge(0)?,
+        }
+    }
     match pairs.first().map(|&(key, _)| &objects[key]) {
         None => Ok(Vec::new()),
         Some(Object::Str(_)) => sorted_by_key(pairs, |id| match &objects[id] {
@@ -220,34 +205,6 @@ fn in_tree_order(reader: &mut Reader<'_>, pairs: &[(Id, Id)]) -> Result<Vec<(Id,
         }),
         Some(_) => Err(Declined),
     }
-}
-
-/// Charge a dict's keys, as the tree charges them.
-fn charge_keys(reader: &mut Reader<'_>, pairs: &[(Id, Id)]) -> Result<()> {
-    for &(key, _) in pairs {
-        match &reader.objects[key] {
-            Object::Str(text) => reader.charge(text.len())?,
-            _ => reader.charge(0)?,
-        }
-    }
-    Ok(())
-}
-
-/// Hand a dict's `pairs` to `visitor`, which must read them all.
-fn read_entries<'de, V: Visitor<'de>>(
-    reader: &mut Reader<'de>,
-    pairs: impl ExactSizeIterator<Item = (Id, Id)>,
-    depth: usize,
-    visitor: V,
-) -> Result<V::Value> {
-    let mut map = Entries {
-        reader,
-        pairs,
-        value: None,
-        depth,
-    };
-    let value = visitor.visit_map(&mut map)?;
-    read_to_the_end(map.pairs.len(), value)
 }
 
 /// `pairs` sorted by `key_of` their key; declined if a key has none or two are equal. The
@@ -298,14 +255,14 @@ impl<'de> de::SeqAccess<'de> for Items<'_, 'de> {
     }
 }
 
-struct Entries<'r, 'a, I> {
+struct Entries<'r, 'a> {
     reader: &'r mut Reader<'a>,
-    pairs: I,
+    pairs: std::vec::IntoIter<(Id, Id)>,
     value: Option<Id>,
     depth: usize,
 }
 
-impl<'de, I: ExactSizeIterator<Item = (Id, Id)>> de::MapAccess<'de> for Entries<'_, 'de, I> {
+impl<'de> de::MapAccess<'de> for Entries<'_, 'de> {
     type Error = Declined;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
@@ -447,41 +404,6 @@ mod tests {
         let (direct, tree) = both::<Visited>(bytes);
         assert_eq!(direct, None);
         assert_eq!(tree, Some(Visited(vec![("a".into(), 2), ("b".into(), 3)])));
-    }
-
-    /// A protocol 2 pickle of a dict with these `str` keys and small `int` values, in order
-    /// (a key may repeat, as SETITEMS can spell it).
-    fn dict_pickle(pairs: &[(&str, u8)]) -> Vec<u8> {
-        let mut bytes = b"\x80\x02}q\x00(".to_vec();
-        for (key, value) in pairs {
-            bytes.push(b'X');
-            bytes.extend((key.len() as u32).to_le_bytes());
-            bytes.extend(key.as_bytes());
-            bytes.extend([b'K', *value]);
-        }
-        bytes.extend(b"u.");
-        bytes
-    }
-
-    #[test]
-    fn reads_a_struct_in_the_pickles_order_with_the_trees_answer() {
-        #[derive(Debug, PartialEq, Deserialize)]
-        struct Point {
-            x: i64,
-            y: i64,
-        }
-        let (direct, tree) = both::<Point>(&dict_pickle(&[("y", 2), ("x", 1)]));
-        assert_eq!(direct, Some(Point { x: 1, y: 2 }));
-        assert_eq!(direct, tree);
-        // A field given twice is the struct's error: the tree decides, keeping the last.
-        let (direct, tree) = both::<Point>(&dict_pickle(&[("x", 1), ("y", 2), ("x", 3)]));
-        assert_eq!(direct, None);
-        assert_eq!(tree, Some(Point { x: 3, y: 2 }));
-        // A key the struct ignores makes no difference given twice.
-        let pairs = [("z", 0), ("x", 1), ("z", 5), ("y", 2)];
-        let (direct, tree) = both::<Point>(&dict_pickle(&pairs));
-        assert_eq!(direct, Some(Point { x: 1, y: 2 }));
-        assert_eq!(direct, tree);
     }
 
     #[test]
