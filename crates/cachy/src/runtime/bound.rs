@@ -80,27 +80,45 @@ impl<T: Clone + Send + Sync + 'static> RuntimeBound<T> {
         )
     }
 
-    /// The value of this call's runtime, made by `make` if there is none.
+    /// The value of this call's runtime, made by `make` if there is none. Calls that waited
+    /// for an attempt that failed get its error rather than trying again one after the
+    /// other: with the server out of reach, each would wait out its own timeout in turn.
     #[cfg(any(
         feature = "redis",
         feature = "database-postgres",
         feature = "database-mysql"
     ))]
-    pub(crate) async fn get_or_make<E, F>(&self, make: impl FnOnce() -> F) -> Result<T, E>
+    pub(crate) async fn get_or_make<F>(&self, make: impl FnOnce() -> F) -> crate::Result<T>
     where
-        F: std::future::Future<Output = Result<T, E>>,
+        F: std::future::Future<Output = crate::Result<T>>,
     {
         let runtime = current();
         if let Some(value) = self.get_on(runtime) {
             return Ok(value);
         }
         let turn = Turn::of(&self.making, runtime);
-        let _turn = turn.lock.lock().await;
+        let tried_before = turn.attempts.attempts.load(Ordering::Acquire);
+        let mut failed = turn.attempts.failed.lock().await;
         if let Some(value) = self.get_on(runtime) {
             return Ok(value);
         }
-        let value = make().await?;
-        Ok(self.keep(runtime, || value))
+        if turn.attempts.attempts.load(Ordering::Acquire) != tried_before
+            && let Some(e) = &*failed
+        {
+            return Err(e.copy());
+        }
+        let made = make().await;
+        turn.attempts.attempts.fetch_add(1, Ordering::AcqRel);
+        match made {
+            Ok(value) => {
+                *failed = None;
+                Ok(self.keep(runtime, || value))
+            }
+            Err(e) => {
+                *failed = Some(e.copy());
+                Err(e)
+            }
+        }
     }
 
     /// The value of this call's runtime, made by `make` at once if there is none.
@@ -141,7 +159,20 @@ impl<T: Clone + Send + Sync + 'static> RuntimeBound<T> {
     feature = "database-postgres",
     feature = "database-mysql"
 ))]
-type Making = std::sync::Mutex<Vec<(Option<Id>, Arc<tokio::sync::Mutex<()>>)>>;
+type Making = std::sync::Mutex<Vec<(Option<Id>, Arc<Attempts>)>>;
+
+/// A runtime's attempts at making its value: how many ended, and the last one's error if it
+/// failed, behind the lock its callers take turns with.
+#[cfg(any(
+    feature = "redis",
+    feature = "database-postgres",
+    feature = "database-mysql"
+))]
+#[derive(Default)]
+struct Attempts {
+    attempts: AtomicU64,
+    failed: tokio::sync::Mutex<Option<crate::Error>>,
+}
 
 /// A runtime's lock for making its value, taken out of the store's list by its last holder
 /// (even one cancelled while it waits).
@@ -152,7 +183,7 @@ type Making = std::sync::Mutex<Vec<(Option<Id>, Arc<tokio::sync::Mutex<()>>)>>;
 ))]
 struct Turn<'a> {
     making: &'a Making,
-    lock: Arc<tokio::sync::Mutex<()>>,
+    attempts: Arc<Attempts>,
 }
 
 #[cfg(any(
@@ -163,15 +194,15 @@ struct Turn<'a> {
 impl<'a> Turn<'a> {
     fn of(making: &'a Making, runtime: Option<Id>) -> Self {
         let mut list = making.lock().unwrap_or_else(PoisonError::into_inner);
-        let lock = match list.iter().find(|(id, _)| *id == runtime) {
-            Some((_, lock)) => Arc::clone(lock),
+        let attempts = match list.iter().find(|(id, _)| *id == runtime) {
+            Some((_, attempts)) => Arc::clone(attempts),
             None => {
-                let lock = Arc::default();
-                list.push((runtime, Arc::clone(&lock)));
-                lock
+                let attempts = Arc::default();
+                list.push((runtime, Arc::clone(&attempts)));
+                attempts
             }
         };
-        Turn { making, lock }
+        Turn { making, attempts }
     }
 }
 
@@ -183,9 +214,10 @@ impl<'a> Turn<'a> {
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
         let mut list = self.making.lock().unwrap_or_else(PoisonError::into_inner);
-        // Held by the list and by this turn alone: nobody else waits on it.
-        if Arc::strong_count(&self.lock) == 2 {
-            list.retain(|(_, lock)| !Arc::ptr_eq(lock, &self.lock));
+        // Held by the list and by this turn alone: nobody else waits on it (and the next
+        // call tries afresh).
+        if Arc::strong_count(&self.attempts) == 2 {
+            list.retain(|(_, attempts)| !Arc::ptr_eq(attempts, &self.attempts));
         }
     }
 }

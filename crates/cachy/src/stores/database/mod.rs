@@ -246,19 +246,23 @@ impl DatabaseStore {
                 )))
             }
             #[cfg(feature = "database-postgres")]
-            ConnectOptions::Postgres(options) => Pool::Server(server::ServerPool::Postgres(
-                sqlx::pool::PoolOptions::new()
-                    .acquire_timeout(self.timeout)
-                    .max_connections(self.max_connections)
-                    .connect_lazy_with(*options),
-            )),
+            ConnectOptions::Postgres(options) => {
+                Pool::Server(server::ServerPool::new(server::Sqlx::Postgres(
+                    sqlx::pool::PoolOptions::new()
+                        .acquire_timeout(self.timeout)
+                        .max_connections(self.max_connections)
+                        .connect_lazy_with(*options),
+                )))
+            }
             #[cfg(feature = "database-mysql")]
-            ConnectOptions::MySql(options) => Pool::Server(server::ServerPool::MySql(
-                sqlx::pool::PoolOptions::new()
-                    .acquire_timeout(self.timeout)
-                    .max_connections(self.max_connections)
-                    .connect_lazy_with(*options),
-            )),
+            ConnectOptions::MySql(options) => {
+                Pool::Server(server::ServerPool::new(server::Sqlx::MySql(
+                    sqlx::pool::PoolOptions::new()
+                        .acquire_timeout(self.timeout)
+                        .max_connections(self.max_connections)
+                        .connect_lazy_with(*options),
+                )))
+            }
         };
         if self.create_table {
             self.create_in(&pool).await?;

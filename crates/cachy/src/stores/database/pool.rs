@@ -33,7 +33,9 @@ impl DbError {
     pub(super) fn kind(&self) -> crate::ErrorKind {
         match self {
             #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
-            DbError::Sqlx(e) | DbError::NoConnectionOpened(e) => super::server::kind_of(e),
+            DbError::Sqlx(e) => super::server::kind_of(e),
+            #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
+            DbError::NoConnectionOpened { kind, .. } => *kind,
             #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
             DbError::NoFreeConnection { .. } => crate::ErrorKind::Timeout,
             #[cfg(feature = "database-sqlite")]

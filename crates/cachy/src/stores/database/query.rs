@@ -45,9 +45,13 @@ pub(super) enum DbError {
     /// No connection came free in time: the pool had `open` of its `max` open, all busy.
     #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
     NoFreeConnection { open: u32, max: u32 },
-    /// The pool opened no connection in time, and one more attempt to connect failed so.
+    /// The pool opened no connection in time, and one more attempt to connect failed: of
+    /// what kind, and why.
     #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
-    NoConnectionOpened(sqlx::Error),
+    NoConnectionOpened {
+        kind: crate::ErrorKind,
+        reason: String,
+    },
     #[cfg(feature = "database-sqlite")]
     Sqlite(rusqlite::Error),
     /// No connection came free within the store's `timeout`.
@@ -75,14 +79,15 @@ impl std::fmt::Display for DbError {
             #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
             DbError::NoFreeConnection { open, max } => write!(
                 f,
-                "no connection came free within the store's `timeout`: this runtime's pool had \
-                 {open} open (at most {max}), all busy"
+                "no connection came free within the store's `timeout` (connections in this \
+                 runtime's pool: {open} of at most {max}, all busy; the server took a new one \
+                 at once)"
             ),
             #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
-            DbError::NoConnectionOpened(e) => write!(
+            DbError::NoConnectionOpened { reason, .. } => write!(
                 f,
                 "no connection to the database server could be opened within the store's \
-                 `timeout`: {e}"
+                 `timeout`: {reason}"
             ),
             #[cfg(feature = "database-sqlite")]
             DbError::Sqlite(e) => e.fmt(f),
@@ -111,7 +116,7 @@ impl std::error::Error for DbError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
-            DbError::Sqlx(e) | DbError::NoConnectionOpened(e) => Some(e),
+            DbError::Sqlx(e) => Some(e),
             #[cfg(feature = "database-sqlite")]
             DbError::Sqlite(e) => Some(e),
             _ => None,

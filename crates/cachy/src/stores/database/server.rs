@@ -1,27 +1,46 @@
 //! PostgreSQL and MySQL/MariaDB, on sqlx's connection pools.
 
+use std::time::{Duration, Instant};
+
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
 
 use super::query::{DbError, Param, ReadRow, RowRead};
 use crate::ErrorKind;
 
-/// A sqlx pool to a database server.
-pub(super) enum ServerPool {
+/// A sqlx pool to a database server, and why it last timed out.
+pub(super) struct ServerPool {
+    sqlx: Sqlx,
+    /// When the pool last timed out, what one attempt to connect then said; shared by the
+    /// calls timing out meanwhile, so that many of them make one attempt.
+    explained: tokio::sync::Mutex<Option<(Instant, Explanation)>>,
+}
+
+/// The sqlx pool itself.
+pub(super) enum Sqlx {
     #[cfg(feature = "database-postgres")]
     Postgres(sqlx::PgPool),
     #[cfg(feature = "database-mysql")]
     MySql(sqlx::MySqlPool),
 }
 
+/// What an attempt to connect said after the pool timed out.
+#[derive(Clone)]
+enum Explanation {
+    /// The server took it: the pool's connections were all busy.
+    Busy,
+    /// The server refused it, or did not answer in time: what kind of failure, and why.
+    Refused(ErrorKind, String),
+}
+
 /// Run `$body` with `$pool` bound to whichever pool this is: the statements differ per
 /// database only in their text.
 macro_rules! with_pool {
     ($pool_value:expr, |$pool:ident| $body:expr) => {
-        match $pool_value {
+        match &$pool_value.sqlx {
             #[cfg(feature = "database-postgres")]
-            ServerPool::Postgres($pool) => $body,
+            Sqlx::Postgres($pool) => $body,
             #[cfg(feature = "database-mysql")]
-            ServerPool::MySql($pool) => $body,
+            Sqlx::MySql($pool) => $body,
         }
     };
 }
@@ -62,6 +81,13 @@ row_read!(
 );
 
 impl ServerPool {
+    pub(super) fn new(sqlx: Sqlx) -> Self {
+        ServerPool {
+            sqlx,
+            explained: tokio::sync::Mutex::new(None),
+        }
+    }
+
     pub(super) async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, DbError> {
         let done = with_pool!(self, |pool| bound!(sql, params)
             .execute(pool)
@@ -102,44 +128,63 @@ impl ServerPool {
 
     /// `result`, its error explained when it is sqlx's "pool timed out". sqlx tries a
     /// refused connection, and a server's "too many connections", again until the pool's
-    /// timeout, then keeps only that it timed out. With no connection open, one more
-    /// attempt of our own says why; with connections open, the pool's numbers say they were
-    /// all busy.
+    /// timeout, then keeps only that it timed out (and the pool's count of connections
+    /// includes those it is still trying to open, so it cannot tell either). One attempt to
+    /// connect of our own says which it was; the calls that time out while its answer is
+    /// fresh (within the store's `timeout`) share it.
     async fn explained<T>(&self, result: Result<T, sqlx::Error>) -> Result<T, DbError> {
-        let e = match result {
+        match result {
             Ok(value) => return Ok(value),
-            Err(sqlx::Error::PoolTimedOut) => sqlx::Error::PoolTimedOut,
+            Err(sqlx::Error::PoolTimedOut) => {}
             Err(e) => return Err(DbError::Sqlx(e)),
-        };
-        let (open, max) = with_pool!(self, |pool| (
-            pool.size(),
-            pool.options().get_max_connections()
-        ));
-        if open > 0 {
-            return Err(DbError::NoFreeConnection { open, max });
         }
-        let attempt = with_pool!(self, |pool| {
-            // A server that does not answer at all must not hold the caller much longer.
-            let limit = (pool.options().get_acquire_timeout() / 4).min(EXPLAINING);
+        let (open, max, timeout) = with_pool!(self, |pool| (
+            pool.size(),
+            pool.options().get_max_connections(),
+            pool.options().get_acquire_timeout()
+        ));
+        let explanation = {
+            let mut last = self.explained.lock().await;
+            match &*last {
+                Some((at, explanation)) if at.elapsed() < timeout => explanation.clone(),
+                _ => {
+                    let explanation = self.attempt(timeout).await;
+                    *last = Some((Instant::now(), explanation.clone()));
+                    explanation
+                }
+            }
+        };
+        Err(match explanation {
+            Explanation::Busy => DbError::NoFreeConnection { open, max },
+            Explanation::Refused(kind, reason) => DbError::NoConnectionOpened { kind, reason },
+        })
+    }
+
+    /// One attempt to connect, within a quarter of the store's `timeout` (a second at most:
+    /// a server that does not answer at all must not hold the caller much longer).
+    async fn attempt(&self, timeout: Duration) -> Explanation {
+        let limit = (timeout / 4).min(EXPLAINING);
+        with_pool!(self, |pool| {
             match tokio::time::timeout(limit, pool.connect_options().connect()).await {
-                Ok(Err(refused)) => Some(refused),
                 Ok(Ok(connection)) => {
                     let _ = tokio::time::timeout(limit, connection.close()).await;
-                    None
+                    Explanation::Busy
                 }
-                Err(_) => None,
+                Ok(Err(refused)) => Explanation::Refused(kind_of(&refused), refused.to_string()),
+                Err(_) => Explanation::Refused(
+                    ErrorKind::Timeout,
+                    format!(
+                        "the server did not answer an attempt to connect within {:.2} s",
+                        limit.as_secs_f64()
+                    ),
+                ),
             }
-        });
-        Err(match attempt {
-            Some(refused) => DbError::NoConnectionOpened(refused),
-            None => DbError::Sqlx(e),
         })
     }
 }
 
-/// How long the attempt that explains a pool's timeout may take at most (and a quarter of
-/// the store's `timeout` at most).
-const EXPLAINING: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long the attempt that explains a pool's timeout may take at most.
+const EXPLAINING: Duration = Duration::from_secs(1);
 
 /// Whether `e` may come from another process creating the same table or index at once:
 /// PostgreSQL reports that as a unique violation in its catalog (`23505`), a relation or
@@ -171,13 +216,25 @@ pub(super) fn kind_of(e: &sqlx::Error) -> ErrorKind {
         sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
             ErrorKind::Unavailable
         }
-        // Too many connections (PostgreSQL, for the server or the role; MySQL's SQLSTATE),
-        // or starting up: the server is there and will take connections again.
-        sqlx::Error::Database(db)
-            if matches!(db.code().as_deref(), Some("53300" | "57P03" | "08004")) =>
-        {
-            ErrorKind::Unavailable
-        }
+        sqlx::Error::Database(db) if is_temporary_refusal(&**db) => ErrorKind::Unavailable,
         _ => ErrorKind::Backend,
     }
+}
+
+/// Whether the server turned the call away for now: a connection failure (SQLSTATE class
+/// 08), too many connections (for the server, the role or the user), the server starting
+/// up or shutting down (normally or after a crash). It will take calls again.
+fn is_temporary_refusal(db: &dyn sqlx::error::DatabaseError) -> bool {
+    let code = db.code();
+    let code = code.as_deref().unwrap_or_default();
+    if code.starts_with("08") || matches!(code, "53300" | "57P01" | "57P02" | "57P03") {
+        return true;
+    }
+    // MySQL and MariaDB give too many connections (1040), and a user's connection limits
+    // (1203, 1226), the generic SQLSTATE 42000 or HY000: their own numbers tell.
+    #[cfg(feature = "database-mysql")]
+    if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return matches!(mysql.number(), 1040 | 1203 | 1226);
+    }
+    false
 }

@@ -136,7 +136,36 @@ async fn postgres_with_every_connection_busy_says_so() {
     let e = cache.get::<String>("k").await.unwrap_err();
     let shown = e.to_string();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{shown}");
-    assert!(shown.contains("1 open (at most 1), all busy"), "{shown}");
+    assert!(shown.contains("pool: 1 of at most 1, all busy"), "{shown}");
     transaction.rollback().await.unwrap();
     assert_eq!(waiting.await.unwrap().unwrap().as_deref(), Some("v"));
+}
+
+/// Calls waiting for their runtime's first connections share the outcome of the attempt
+/// they waited for: with the server down, 20 of them fail within about one `timeout`, not
+/// one `timeout` each, in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_before_the_first_call_fails_the_waiting_calls_together() {
+    let Some(mut server) = PostgresServer::start() else {
+        return;
+    };
+    let url = server.url();
+    server.kill();
+    let cache = manager(&url, json!({ "timeout": 1 }));
+    let started = Instant::now();
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get::<String>(&format!("k{i}")).await })
+        })
+        .collect();
+    for call in calls {
+        let e = call.await.unwrap().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "20 waiting calls took {took:?}"
+    );
 }
