@@ -146,7 +146,9 @@ impl ServerPool {
         let explanation = {
             let mut last = self.explained.lock().await;
             match &*last {
-                Some((at, explanation)) if at.elapsed() < timeout => explanation.clone(),
+                Some((at, explanation)) if at.elapsed() < timeout.max(EXPLAINED_FOR) => {
+                    explanation.clone()
+                }
                 _ => {
                     let explanation = self.attempt(timeout).await;
                     *last = Some((Instant::now(), explanation.clone()));
@@ -160,10 +162,11 @@ impl ServerPool {
         })
     }
 
-    /// One attempt to connect, within a quarter of the store's `timeout` (a second at most:
-    /// a server that does not answer at all must not hold the caller much longer).
+    /// One attempt to connect, within a quarter of the store's `timeout`, but no less than
+    /// a connection takes to open on a busy machine, nor more than a second (a server that
+    /// does not answer at all must not hold the caller much longer).
     async fn attempt(&self, timeout: Duration) -> Explanation {
-        let limit = (timeout / 4).min(EXPLAINING);
+        let limit = (timeout / 4).clamp(EXPLAINING.0, EXPLAINING.1);
         with_pool!(self, |pool| {
             match tokio::time::timeout(limit, pool.connect_options().connect()).await {
                 Ok(Ok(connection)) => {
@@ -171,10 +174,11 @@ impl ServerPool {
                     Explanation::Busy
                 }
                 Ok(Err(refused)) => Explanation::Refused(kind_of(&refused), refused.to_string()),
+                // Not proof that the server is gone: it may only be slow to take one.
                 Err(_) => Explanation::Refused(
                     ErrorKind::Timeout,
                     format!(
-                        "the server did not answer an attempt to connect within {:.2} s",
+                        "an attempt to open one did not finish within {:.2} s either",
                         limit.as_secs_f64()
                     ),
                 ),
@@ -183,8 +187,12 @@ impl ServerPool {
     }
 }
 
-/// How long the attempt that explains a pool's timeout may take at most.
-const EXPLAINING: Duration = Duration::from_secs(1);
+/// How long the attempt that explains a pool's timeout may take: at least, and at most.
+const EXPLAINING: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
+
+/// How long an explanation serves the calls that time out after it, at least (else the
+/// store's `timeout`): with a short `timeout`, at most one attempt a second.
+const EXPLAINED_FOR: Duration = Duration::from_secs(1);
 
 /// Whether `e` may come from another process creating the same table or index at once:
 /// PostgreSQL reports that as a unique violation in its catalog (`23505`), a relation or
