@@ -226,6 +226,14 @@ impl DatabaseStore {
         }
     }
 
+    /// A server pool's options: the store's `timeout` and `max_connections`.
+    #[cfg(any(feature = "database-postgres", feature = "database-mysql"))]
+    fn pool_options<DB: sqlx::Database>(&self) -> sqlx::pool::PoolOptions<DB> {
+        sqlx::pool::PoolOptions::new()
+            .acquire_timeout(self.timeout)
+            .max_connections(self.max_connections)
+    }
+
     /// A pool of connections, with the table if asked for.
     async fn make_pool(&self) -> Result<Arc<Pool>> {
         let pool = match self.options.clone() {
@@ -246,23 +254,13 @@ impl DatabaseStore {
                 )))
             }
             #[cfg(feature = "database-postgres")]
-            ConnectOptions::Postgres(options) => {
-                Pool::Server(server::ServerPool::new(server::Sqlx::Postgres(
-                    sqlx::pool::PoolOptions::new()
-                        .acquire_timeout(self.timeout)
-                        .max_connections(self.max_connections)
-                        .connect_lazy_with(*options),
-                )))
-            }
+            ConnectOptions::Postgres(options) => Pool::Server(server::ServerPool::new(
+                server::Sqlx::Postgres(self.pool_options().connect_lazy_with(*options)),
+            )),
             #[cfg(feature = "database-mysql")]
-            ConnectOptions::MySql(options) => {
-                Pool::Server(server::ServerPool::new(server::Sqlx::MySql(
-                    sqlx::pool::PoolOptions::new()
-                        .acquire_timeout(self.timeout)
-                        .max_connections(self.max_connections)
-                        .connect_lazy_with(*options),
-                )))
-            }
+            ConnectOptions::MySql(options) => Pool::Server(server::ServerPool::new(
+                server::Sqlx::MySql(self.pool_options().connect_lazy_with(*options)),
+            )),
         };
         if self.create_table {
             self.create_in(&pool).await?;

@@ -131,7 +131,7 @@ impl ServerPool {
     /// timeout, then keeps only that it timed out (and the pool's count of connections
     /// includes those it is still trying to open, so it cannot tell either). One attempt to
     /// connect of our own says which it was; the calls that time out while its answer is
-    /// fresh (within the store's `timeout`) share it.
+    /// fresh (within the store's `timeout`, and a second at least) share it.
     async fn explained<T>(&self, result: Result<T, sqlx::Error>) -> Result<T, DbError> {
         match result {
             Ok(value) => return Ok(value),

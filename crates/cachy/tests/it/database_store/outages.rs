@@ -59,15 +59,21 @@ async fn mariadb_restarted_under_load_recovers_without_a_rebuild() {
     .await;
 }
 
+/// A PostgreSQL server started and killed, kept so that its port stays its own, and its URL.
+fn killed_postgres() -> Option<(PostgresServer, String)> {
+    let mut server = PostgresServer::start()?;
+    let url = server.url();
+    server.kill();
+    Some((server, url))
+}
+
 /// sqlx tries a refused connection again until its pool's timeout, then says only that the
 /// pool timed out: the store says why no connection was opened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_is_named_as_refused_and_temporary() {
-    let Some(mut server) = PostgresServer::start() else {
+    let Some((_server, url)) = killed_postgres() else {
         return;
     };
-    let url = server.url();
-    server.kill();
     let cache = manager(&url, json!({ "timeout": 1, "create_table": false }));
     let e = cache.get::<String>("k").await.unwrap_err();
     let shown = e.to_string();
@@ -146,11 +152,9 @@ async fn postgres_with_every_connection_busy_says_so() {
 /// one `timeout` each, in turn.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_before_the_first_call_fails_the_waiting_calls_together() {
-    let Some(mut server) = PostgresServer::start() else {
+    let Some((_server, url)) = killed_postgres() else {
         return;
     };
-    let url = server.url();
-    server.kill();
     let cache = manager(&url, json!({ "timeout": 1 }));
     let started = Instant::now();
     let calls: Vec<_> = (0..20)
