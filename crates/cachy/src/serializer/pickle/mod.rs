@@ -3,10 +3,13 @@
 //! become tuples, and `serde_bytes` values become `bytes`.
 //!
 //! Reading is done by this crate's own bounded reader ([`unpickler`]), straight into the
-//! value's type where it can ([`direct`]), never by running anything the pickle names: pickled instances of Python classes (and any other Python
-//! object than plain data) are a `Deserialize` error naming the class.
+//! value's type where it can ([`direct`]; a struct of plain fields without the reader at
+//! all, [`flat`]), never by running anything the pickle names: pickled instances of Python
+//! classes (and any other Python object than plain data) are a `Deserialize` error naming
+//! the class.
 
 mod direct;
+mod flat;
 mod objects;
 mod scalars;
 mod tree;
@@ -31,6 +34,9 @@ pub(super) fn deserialize<T: DeserializeOwned>(
     bytes: &[u8],
     limits: &DecodeLimits,
 ) -> Result<T, BoxError> {
+    if let Ok(value) = flat::read(bytes, limits) {
+        return Ok(value);
+    }
     let arena = unpickler::run(bytes, limits)?;
     let mut direct = direct::Reader {
         objects: &arena.objects,
