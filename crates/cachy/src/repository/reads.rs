@@ -33,6 +33,13 @@ impl Repository {
             }
         }
         let work = async {
+            if self.tags.is_none() {
+                // The store's keyspace, which was asked for an in-process copy above.
+                let stored = self.inner.store.get(key).await;
+                return stored
+                    .and_then(|stored| self.decode_fresh(stored.as_deref()))
+                    .map_err(self.context(key));
+            }
             let scope = self.scope().await?;
             self.get_stored(&scope.key(key)).await
         };
