@@ -1,6 +1,5 @@
 //! [`CacheManager`]: named stores built from configuration.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -360,23 +359,21 @@ impl CacheManager {
         })
     }
 
-    /// The default store's repository, lent while the default has not changed.
-    fn default_repository(&self) -> Result<Cow<'_, Repository>> {
+    /// The default store's repository.
+    fn default_repository(&self) -> Result<Repository> {
         use std::sync::atomic::Ordering;
         let changed = || self.inner.default_changed.load(Ordering::Acquire);
         if changed() {
-            return self.store(None).map(Cow::Owned);
+            return self.store(None);
         }
-        // Lent, not cloned: with many callers, each clone and drop of its shared count was
-        // a cache line passed between cores.
         if let Some(repository) = self.inner.default_repository.get() {
-            return Ok(Cow::Borrowed(repository));
+            return Ok(repository.clone());
         }
         let repository = self.store(None)?;
         if !changed() {
             let _ = self.inner.default_repository.set(repository.clone());
         }
-        Ok(Cow::Owned(repository))
+        Ok(repository)
     }
 
     /// [`Repository::tags`] on the default store.
