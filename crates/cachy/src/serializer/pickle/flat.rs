@@ -55,9 +55,10 @@ pub(super) fn read<'a, T: de::Deserialize<'a>>(bytes: &'a [u8], limits: &DecodeL
     if pairs.windows(2).any(|pair| pair[0].0 == pair[1].0) {
         return Err(Declined);
     }
-    // The dict's node, then each key's and each value's, as the direct path charges them.
+    // The dict's node, then each key twice (before the pairs are ordered, and when it is
+    // visited) and each value, as the direct path charges them.
     let charged = pairs.iter().fold(NODE_COST, |sum, (key, value)| {
-        sum + NODE_COST + key.len() + value.cost()
+        sum + 2 * (NODE_COST + key.len()) + value.cost()
     });
     if charged > limits.budget(bytes.len()) {
         return Err(Declined);
@@ -451,6 +452,16 @@ mod tests {
             (0..=MAX_PAIRS).map(|i| (format!("k{i:02}"), 1)).collect();
         let bytes = serde_pickle::to_vec(&many, Default::default()).unwrap();
         assert_eq!(both::<Value>(&bytes).0, None);
+        // {'k' * 9,000,000: 2**64 - 1} with a budget the tree is within and the direct path
+        // is not, because it charges each key twice: the tree's answer (an error, as it takes
+        // no integer above `i64::MAX`) is the one given.
+        let mut bytes = b"\x80\x04}\x94(\x8d".to_vec();
+        bytes.extend(9_000_000u64.to_le_bytes());
+        bytes.extend(std::iter::repeat_n(b'k', 9_000_000));
+        bytes.extend(b"\x94\x8a\x09\xff\xff\xff\xff\xff\xff\xff\xff\x00u.");
+        let limits = DecodeLimits::default().with_max_expansion(2);
+        assert!(read::<Value>(&bytes, &limits).is_err());
+        assert!(super::super::deserialize::<Value>(&bytes, &limits).is_err());
         // Bytes after the end, and a pickle cut short.
         assert_eq!(both::<Value>(&[PROTOCOL_3, b"."].concat()), (None, None));
         assert_eq!(both::<Value>(&PROTOCOL_4[..PROTOCOL_4.len() - 1]), (None, None));
