@@ -47,7 +47,10 @@ impl Plain<'_> {
 }
 
 /// `bytes` read as a `T` if they are a flat dict this path takes on, else `Err(Declined)`.
-pub(super) fn read<'a, T: de::Deserialize<'a>>(bytes: &'a [u8], limits: &DecodeLimits) -> Result<T> {
+pub(super) fn read<'a, T: de::Deserialize<'a>>(
+    bytes: &'a [u8],
+    limits: &DecodeLimits,
+) -> Result<T> {
     let mut pairs = [("", Plain::None); MAX_PAIRS];
     let count = Reader { input: bytes }.dict(&mut pairs)?;
     let pairs = &mut pairs[..count];
@@ -427,7 +430,10 @@ mod tests {
             let (flat, tree) = both::<Fields>(bytes);
             assert_eq!(flat, tree);
             let fields = flat.unwrap();
-            assert_eq!((fields.big, fields.neg, fields.w), (u64::MAX, -300, Some(70000)));
+            assert_eq!(
+                (fields.big, fields.neg, fields.w),
+                (u64::MAX, -300, Some(70000))
+            );
         }
     }
 
@@ -464,7 +470,10 @@ mod tests {
         assert!(super::super::deserialize::<Value>(&bytes, &limits).is_err());
         // Bytes after the end, and a pickle cut short.
         assert_eq!(both::<Value>(&[PROTOCOL_3, b"."].concat()), (None, None));
-        assert_eq!(both::<Value>(&PROTOCOL_4[..PROTOCOL_4.len() - 1]), (None, None));
+        assert_eq!(
+            both::<Value>(&PROTOCOL_4[..PROTOCOL_4.len() - 1]),
+            (None, None)
+        );
     }
 
     #[test]
