@@ -1,13 +1,14 @@
 //! The commonest pickle, a struct of plain fields, read without the pickle machine.
 //!
 //! A struct is pickled as a dict of field names to values. When every value is a plain one
-//! (None, a bool, an int, a float, a str or bytes) and the dict has at most [`MAX_PAIRS`]
-//! fields, its pairs are read into an array on the stack, sorted by key, and handed to the
-//! visitor: no arena, no allocation but the value's own. It reads exactly what the direct
+//! (None, a bool, an int, a float, a str or bytes) or a list of plain ones, and the dict has
+//! at most [`MAX_PAIRS`] fields, its pairs are read into an array on the stack, sorted by
+//! key, and handed to the visitor: no arena, no allocation but the value's own (a list's
+//! items are read again from its opcodes as they are visited). It reads exactly what the direct
 //! path ([`super::direct`]) reads from the same bytes, visiting the same entries in the same
 //! (sorted) order, charging the same budget, and it declines everything else (any other
-//! opcode, a memo lookup, keys that are not all `str` or that repeat, a visitor that fails or
-//! stops early): the machine then answers, so this path only ever shortens a success.
+//! opcode, a memo lookup, a tuple, a container in a list, keys that are not all `str` or
+//! that repeat, a visitor that fails or stops early): the machine then answers, so this path only ever shortens a success.
 
 use serde::de::{self, DeserializeSeed, Visitor};
 
@@ -32,6 +33,16 @@ enum Plain<'a> {
     Float(f64),
     Str(&'a str),
     Bytes(&'a [u8]),
+    /// A list of plain values, as the pickle spells it (read again when visited).
+    List(List<'a>),
+}
+
+/// A list's opcodes after `EMPTY_LIST`, how many items they append, and what the items cost.
+#[derive(Clone, Copy)]
+struct List<'a> {
+    opcodes: &'a [u8],
+    items: usize,
+    cost: usize,
 }
 
 impl Plain<'_> {
@@ -41,6 +52,7 @@ impl Plain<'_> {
             + match self {
                 Plain::Str(text) => text.len(),
                 Plain::Bytes(bytes) => bytes.len(),
+                Plain::List(list) => list.cost,
                 _ => 0,
             }
     }
@@ -64,6 +76,13 @@ pub(super) fn read<'a, T: de::Deserialize<'a>>(
         sum + 2 * (NODE_COST + key.len()) + value.cost()
     });
     if charged > limits.budget(bytes.len()) {
+        return Err(Declined);
+    }
+    // A list's items sit two levels down.
+    let lists = pairs
+        .iter()
+        .any(|(_, value)| matches!(value, Plain::List(_)));
+    if lists && limits.max_depth() < 2 {
         return Err(Declined);
     }
     T::deserialize(Dict { pairs })
@@ -100,7 +119,7 @@ impl<'a> Reader<'a> {
         let mut count = 0;
         while self.peek() != Some(b'u') {
             let slot = pairs.get_mut(count).ok_or(Declined)?;
-            *slot = (self.key()?, self.plain()?);
+            *slot = (self.key()?, self.value()?);
             count += 1;
         }
         self.take(1)?;
@@ -117,6 +136,61 @@ impl<'a> Reader<'a> {
         } else {
             Err(Declined)
         }
+    }
+
+    /// A dict's value: a plain one, or a list of them.
+    fn value(&mut self) -> Result<Plain<'a>> {
+        if self.peek() == Some(b']') {
+            self.take(1)?;
+            self.skip_memo_put()?;
+            return self.list();
+        }
+        self.plain()
+    }
+
+    /// The items appended to the list just made: batches of `MARK` items `APPENDS`, and
+    /// single items each followed by `APPEND`, as Python and serde_pickle write them.
+    fn list(&mut self) -> Result<Plain<'a>> {
+        let start = self.input;
+        let (mut items, mut cost) = (0, 0);
+        loop {
+            if self.peek() == Some(b'(') {
+                self.take(1)?;
+                while self.peek() != Some(b'e') {
+                    cost += self.plain()?.cost();
+                    items += 1;
+                }
+                self.take(1)?;
+                continue;
+            }
+            // One item and APPEND; else what follows is the dict's next key, read again.
+            let before = self.input;
+            match self.plain() {
+                Ok(item) if self.peek() == Some(b'a') => {
+                    self.take(1)?;
+                    cost += item.cost();
+                    items += 1;
+                }
+                _ => {
+                    self.input = before;
+                    break;
+                }
+            }
+        }
+        let opcodes = &start[..start.len() - self.input.len()];
+        Ok(Plain::List(List {
+            opcodes,
+            items,
+            cost,
+        }))
+    }
+
+    /// The next item of a list's opcodes, which [`list`](Self::list) read once already.
+    fn item(&mut self) -> Result<Plain<'a>> {
+        while let Some(b'(' | b'e' | b'a') = self.peek() {
+            self.take(1)?;
+        }
+        self.plain()
     }
 
     fn key(&mut self) -> Result<&'a str> {
@@ -295,6 +369,28 @@ impl<'de> de::MapAccess<'de> for Entries<'_, 'de> {
     }
 }
 
+/// A list's items, read again from its opcodes as they are visited.
+struct Items<'a> {
+    reader: Reader<'a>,
+    left: usize,
+}
+
+impl<'de> de::SeqAccess<'de> for Items<'de> {
+    type Error = Declined;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        seed.deserialize(self.reader.item()?).map(Some)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.left)
+    }
+}
+
 /// A plain value, as the direct path's node of one behaves.
 impl<'de> de::Deserializer<'de> for Plain<'de> {
     type Error = Declined;
@@ -308,6 +404,20 @@ impl<'de> de::Deserializer<'de> for Plain<'de> {
             Plain::Float(f) => visitor.visit_f64(f),
             Plain::Str(text) => visitor.visit_borrowed_str(text),
             Plain::Bytes(bytes) => visitor.visit_borrowed_bytes(bytes),
+            Plain::List(list) => {
+                let mut items = Items {
+                    reader: Reader {
+                        input: list.opcodes,
+                    },
+                    left: list.items,
+                };
+                let value = visitor.visit_seq(&mut items)?;
+                if items.left == 0 {
+                    Ok(value)
+                } else {
+                    Err(Declined)
+                }
+            }
         }
     }
 
@@ -353,6 +463,10 @@ mod tests {
     /// 'neg': -300, 'blob': b'\x00\xff', 'none': None, 'w': 70000}` as Python 3.11 pickles it
     /// with protocol 3 (memo entries after every str) and 4 (a frame, MEMOIZE).
     const PROTOCOL_3: &[u8] = b"\x80\x03}q\x00(X\x04\x00\x00\x00nameq\x01X\x04\x00\x00\x00Anneq\x02X\x02\x00\x00\x00idq\x03K*X\x06\x00\x00\x00activeq\x04\x88X\x05\x00\x00\x00scoreq\x05G\xbf\xf8\x00\x00\x00\x00\x00\x00X\x03\x00\x00\x00bigq\x06\x8a\x09\xff\xff\xff\xff\xff\xff\xff\xff\x00X\x03\x00\x00\x00negq\x07J\xd4\xfe\xff\xffX\x04\x00\x00\x00blobq\x08C\x02\x00\xffq\x09X\x04\x00\x00\x00noneq\x0aNX\x01\x00\x00\x00wq\x0bJp\x11\x01\x00u.";
+    /// `{'a': [1, 2.5, 'x'], 'b': [7], 'c': []}`, pickled by Python 3.11 with protocols 3
+    /// and 4: a batch of items, one appended alone, none.
+    const LISTS_3: &[u8] = b"\x80\x03}q\x00(X\x01\x00\x00\x00aq\x01]q\x02(K\x01G@\x04\x00\x00\x00\x00\x00\x00X\x01\x00\x00\x00xq\x03eX\x01\x00\x00\x00bq\x04]q\x05K\x07aX\x01\x00\x00\x00cq\x06]q\x07u.";
+    const LISTS_4: &[u8] = b"\x80\x04\x95+\x00\x00\x00\x00\x00\x00\x00}\x94(\x8c\x01a\x94]\x94(K\x01G@\x04\x00\x00\x00\x00\x00\x00\x8c\x01x\x94e\x8c\x01b\x94]\x94K\x07a\x8c\x01c\x94]\x94u.";
     const PROTOCOL_4: &[u8] = b"\x80\x04\x95n\x00\x00\x00\x00\x00\x00\x00}\x94(\x8c\x04name\x94\x8c\x04Anne\x94\x8c\x02id\x94K*\x8c\x06active\x94\x88\x8c\x05score\x94G\xbf\xf8\x00\x00\x00\x00\x00\x00\x8c\x03big\x94\x8a\x09\xff\xff\xff\xff\xff\xff\xff\xff\x00\x8c\x03neg\x94J\xd4\xfe\xff\xff\x8c\x04blob\x94C\x02\x00\xff\x94\x8c\x04none\x94N\x8c\x01w\x94Jp\x11\x01\x00u.";
 
     /// What the flat path reads from `bytes` (`None`: declined), and what the machine gives
@@ -438,14 +552,47 @@ mod tests {
     }
 
     #[test]
+    fn reads_lists_of_plain_values_as_the_machine_does() {
+        for bytes in [LISTS_3, LISTS_4] {
+            let (flat, machine) = both::<Value>(bytes);
+            assert!(flat.is_some());
+            assert_eq!(flat, machine);
+            assert_eq!(both::<Keys>(bytes).0, both::<Keys>(bytes).1);
+        }
+        #[derive(Debug, PartialEq, serde::Serialize, Deserialize)]
+        struct Profile {
+            id: u64,
+            tags: Vec<String>,
+            scores: Vec<f64>,
+            empty: Vec<u8>,
+            maybe: Option<Vec<i32>>,
+        }
+        let profile = Profile {
+            id: 7,
+            tags: vec!["a".into(), "b".into()],
+            scores: vec![0.5],
+            empty: vec![],
+            maybe: Some(vec![-1, 2]),
+        };
+        let bytes = serde_pickle::to_vec(&profile, Default::default()).unwrap();
+        let (flat, machine) = both::<Profile>(&bytes);
+        assert_eq!(flat.as_ref(), Some(&profile));
+        assert_eq!(flat, machine);
+        // Too shallow a depth limit for a list's items: the machine answers (an error).
+        let shallow = DecodeLimits::default().with_max_depth(1);
+        assert!(read::<Value>(LISTS_3, &shallow).is_err());
+        assert!(super::super::deserialize::<Value>(LISTS_3, &shallow).is_err());
+    }
+
+    #[test]
     fn declines_what_it_does_not_take_on_so_the_machine_answers() {
         let declined: &[&[u8]] = &[
             // A repeated key (the tree keeps the last value), int keys, a memo lookup.
             b"\x80\x03}(X\x01\x00\x00\x00bK\x01X\x01\x00\x00\x00bK\x02u.",
             b"\x80\x03}(K\x01K\x02K\x03K\x04u.",
             b"\x80\x03}(X\x01\x00\x00\x00aq\x01h\x01u.",
-            // A nested list, one pair set with SETITEM, a tuple at the top.
-            b"\x80\x03}(X\x01\x00\x00\x00a]K\x01aX\x01\x00\x00\x00bK\x02u.",
+            // A list in a list, one pair set with SETITEM, a tuple at the top.
+            b"\x80\x03}(X\x01\x00\x00\x00a](]K\x01aeu.",
             b"\x80\x02}q\x00X\x01\x00\x00\x00aq\x01K\x01s.",
             b"\x80\x03K\x01K\x02\x86.",
         ];
@@ -516,10 +663,11 @@ mod tests {
     fn any_change_to_the_bytes_reads_as_the_machine_reads_or_is_declined() {
         let bytes_of_interest = [
             0x00, 0x01, 0x02, 0x09, 0x7f, 0x80, 0xff, b'(', b'.', b'}', b']', b'u', b's', b'q',
-            b'h', b'N', b'K', b'X', b'C', b'G', b'J', 0x88, 0x8a, 0x8c, 0x94, 0x95,
+            b'e', b'a', b't', b'h', b'N', b'K', b'X', b'C', b'G', b'J', 0x88, 0x8a, 0x8c, 0x94,
+            0x95,
         ];
         let mut read_directly = 0;
-        for original in [PROTOCOL_3, PROTOCOL_4] {
+        for original in [PROTOCOL_3, PROTOCOL_4, LISTS_3, LISTS_4] {
             for at in 0..original.len() {
                 for &byte in &bytes_of_interest {
                     let mut bytes = original.to_vec();

@@ -3,8 +3,8 @@
 //! become tuples, and `serde_bytes` values become `bytes`.
 //!
 //! Reading is done by this crate's own bounded reader ([`unpickler`]), straight into the
-//! value's type where it can ([`direct`]; a struct of plain fields without the reader at
-//! all, [`flat`]), never by running anything the pickle names: pickled instances of Python
+//! value's type where it can ([`direct`]; a struct of plain fields and lists of them
+//! without the reader at all, [`flat`]), never by running anything the pickle names: pickled instances of Python
 //! classes (and any other Python object than plain data) are a `Deserialize` error naming
 //! the class.
 
