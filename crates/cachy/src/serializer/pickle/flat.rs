@@ -1,14 +1,14 @@
 //! The commonest pickle, a struct of plain fields, read without the pickle machine.
 //!
-//! A struct is pickled as a dict of field names to values. When every value is a plain one
-//! (None, a bool, an int, a float, a str or bytes) or a list of plain ones, and the dict has
-//! at most [`MAX_PAIRS`] fields, its pairs are read into an array on the stack, sorted by
-//! key, and handed to the visitor: no arena, no allocation but the value's own (a list's
-//! items are read again from its opcodes as they are visited). It reads exactly what the direct
-//! path ([`super::direct`]) reads from the same bytes, visiting the same entries in the same
-//! (sorted) order, charging the same budget, and it declines everything else (any other
-//! opcode, a memo lookup, a tuple, a container in a list, keys that are not all `str` or
-//! that repeat, a visitor that fails or stops early): the machine then answers, so this path only ever shortens a success.
+//! A struct is pickled as a dict of field names to values. When every value is a plain one (None, a
+//! bool, an int, a float, a str or bytes) or a list of plain ones, and the dict has at most
+//! [`MAX_PAIRS`] fields, its pairs are read into an array on the stack, sorted by key, and handed
+//! to the visitor: no arena, no allocation but the value's own (a list's items are read again from
+//! its opcodes as they are visited). It reads exactly what the direct path ([`super::direct`])
+//! reads from the same bytes, visiting the same entries in the same (sorted) order, charging the
+//! same budget, and it declines everything else (any other opcode, a memo lookup, a tuple, a
+//! container in a list, keys that are not all `str` or that repeat, a visitor that fails or stops
+//! early): the machine then answers, so this path only ever shortens a success.
 
 use serde::de::{self, DeserializeSeed, Visitor};
 

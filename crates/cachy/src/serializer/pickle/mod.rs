@@ -2,11 +2,10 @@
 //! protocol 3, which every Python 3 reads. Structs become dicts keyed by field name, tuples
 //! become tuples, and `serde_bytes` values become `bytes`.
 //!
-//! Reading is done by this crate's own bounded reader ([`unpickler`]), straight into the
-//! value's type where it can ([`direct`]; a struct of plain fields and lists of them
-//! without the reader at all, [`flat`]), never by running anything the pickle names: pickled instances of Python
-//! classes (and any other Python object than plain data) are a `Deserialize` error naming
-//! the class.
+//! Reading is done by this crate's own bounded reader ([`unpickler`]), straight into the value's
+//! type where it can ([`direct`]; a struct of plain fields and lists of them without the reader at
+//! all, [`flat`]), never by running anything the pickle names: pickled instances of Python classes
+//! (and any other Python object than plain data) are a `Deserialize` error naming the class.
 
 mod direct;
 mod flat;
