@@ -36,6 +36,37 @@ impl de::Error for Declined {
 
 type Result<T> = std::result::Result<T, Declined>;
 
+/// The methods every deserializer of a read without the tree shares: a newtype struct is its
+/// inner value, an enum is declined (the tree reads enums), and every other type is asked
+/// for as `deserialize_any` asks, as serde_pickle's value deserializer does.
+macro_rules! read_as_the_tree_does {
+    () => {
+        fn deserialize_newtype_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            visitor: V,
+        ) -> Result<V::Value> {
+            visitor.visit_newtype_struct(self)
+        }
+
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            _variants: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value> {
+            Err(Declined)
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool u8 u16 u32 u64 i8 i16 i32 i64 f32 f64 char str string unit seq
+            bytes byte_buf map unit_struct tuple_struct struct identifier tuple ignored_any
+        }
+    };
+}
+
+pub(super) use read_as_the_tree_does;
+
 /// The arena and what is left of the budget.
 pub(super) struct Reader<'a> {
     pub(super) objects: &'a [Object<'a>],
@@ -152,27 +183,7 @@ impl<'de> de::Deserializer<'de> for Node<'_, 'de> {
         }
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _variants: &'static [&'static str],
-        _visitor: V,
-    ) -> Result<V::Value> {
-        Err(Declined)
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool u8 u16 u32 u64 i8 i16 i32 i64 f32 f64 char str string unit seq
-        bytes byte_buf map unit_struct tuple_struct struct identifier tuple ignored_any
-    }
+    read_as_the_tree_does!();
 }
 
 /// `value`, if its container was read to the end (`left` items unread). serde_pickle lets a
