@@ -18,13 +18,15 @@
 //!   read count, at most 3, goes down by one); else it is evicted.
 //! - The small queue's share of the bound starts at a tenth and moves with each key that
 //!   comes back soon after either queue evicted it: within as many of that queue's evictions
-//!   as the queue holds entries (the small queue counted as holding at least 1% of them), so
-//!   that the queue at twice its size would have kept it. Such a key moves the share by its
-//!   weight towards the queue that evicted it (up to 80% of the bound). As in ARC, the queue
-//!   whose last evictions come back more often grows, and at once: a hot set that moves
-//!   makes its new keys come back from the small queue, which grows until they are read
-//!   there, while the old keys leave the main one; a loop a little larger than the store
-//!   comes back from the main queue, which keeps all it can.
+//!   as the smaller of the two queues holds entries (the small queue counted as holding at
+//!   least 1% of them), so that the queue grown by that many entries would have kept it; both
+//!   queues are judged over the same number, so that as many keys coming back from each mean
+//!   as much to gain per entry from either. Such a key moves the share by its weight towards
+//!   the queue that evicted it (up to 80% of the bound). As in ARC, the queue whose last
+//!   evictions come back more often grows, and at once: a hot set that moves makes its new
+//!   keys come back from the small queue, which grows until they are read there, while the
+//!   old keys leave the main one; a loop a little larger than the store comes back from the
+//!   main queue, which keeps all it can.
 //! - The share stays at 1% of the bound or more while the small queue serves: while a key
 //!   came back that soon from it within its last evictions of a tenth of the entries. When
 //!   none has, as in a loop several times the store or a mix of a loop and a hot set, whose
@@ -251,19 +253,22 @@ impl Policy {
 }
 
 impl Queues {
-    /// A key `queue` evicted `ago` of its evictions before came back: if the queue at twice
-    /// its size would have kept it (it evicted fewer than it holds since; the small queue is
-    /// judged as holding at least 1% of the entries), the queue grows by the key's weight,
-    /// the other shrinks. The small queue keeps 1% of the bound while it serves (a key came
-    /// back so soon from it within its last evictions of a tenth of the entries); else it
-    /// may shrink to 0.1%.
+    /// A key `queue` evicted `ago` of its evictions before came back: if that queue grown by
+    /// as many entries as the smaller queue holds would have kept it (it evicted fewer since;
+    /// the small queue is judged as holding at least 1% of the entries), the queue grows by
+    /// the key's weight, the other shrinks. Both queues are judged over the same number of
+    /// evictions, so that as many keys coming back from each means as much to gain per entry
+    /// from either: judged each over its own size, the larger queue won with fewer keys
+    /// coming back per entry (on the ARC OLTP trace at 1,000 entries, 2.6 points of hits
+    /// lost). The small queue keeps 1% of the bound while it serves (a key came back so soon
+    /// from it within its last evictions of a tenth of the entries); else it may shrink to
+    /// 0.1%.
     fn came_back(&mut self, queue: Queue, ago: u64, weight: u64, limit: u64) {
         let small_entries = self.small_entries(limit);
-        let held = match queue {
-            Queue::Small => small_entries.max(self.entries / 100),
-            Queue::Main => self.entries.saturating_sub(small_entries),
-        };
-        if ago > held {
+        let window = small_entries
+            .max(self.entries / 100)
+            .min(self.entries.saturating_sub(small_entries));
+        if ago > window {
             return;
         }
         let ceiling = (limit / 10 * 8).max(1);
