@@ -6,7 +6,8 @@
 //! in release, writing `bench/results/hitratio.md`. Without `--bench` (`cargo test --bench
 //! hitratio`) each trace is cut to its first 100,000 requests, to check that it runs.
 //! `CACHY_HITRATIO_ONLY=<parts of a trace's name, separated by |>` replays only the matching
-//! traces; `CACHY_HITRATIO_UNSEEN=1` replays the second set instead (the ARC traces reversed
+//! traces and prints their table without writing it (a part would replace the whole set's
+//! file); `CACHY_HITRATIO_UNSEEN=1` replays the second set instead (the ARC traces reversed
 //! and cut in half, and other synthetic shapes), writing `bench/results/hitratio-unseen.md`;
 //! `CACHY_HITRATIO_THIRD=1` a third (synthetic shapes neither has: two tenants, temporal
 //! locality, a drifting ranking, short runs, one-hit wonders), `bench/results/hitratio-third.md`;
@@ -82,8 +83,9 @@ fn main() {
         all.extend(traces::synthetic());
     }
     // `CACHY_HITRATIO_ONLY='loop|Zipf 1'` replays only the traces whose name holds one of
-    // the `|`-separated words.
-    if let Ok(only) = std::env::var("CACHY_HITRATIO_ONLY") {
+    // the `|`-separated words, and only prints their table.
+    let only = std::env::var("CACHY_HITRATIO_ONLY").ok();
+    if let Some(only) = &only {
         all.retain(|trace| only.split('|').any(|word| trace.name.contains(word)));
     }
     if !measuring {
@@ -134,7 +136,7 @@ fn main() {
         }
     }
     println!("{table}");
-    if measuring {
+    if measuring && only.is_none() {
         let results = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/results");
         std::fs::create_dir_all(&results).unwrap();
         let document = format!(
