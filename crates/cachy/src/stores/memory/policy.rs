@@ -196,10 +196,14 @@ impl Policy {
 
     /// Evict while `over` says the store is beyond its bound, showing each item at a
     /// queue's front to `visit`, which looks at its entry and says what became of it. Once
-    /// every queued item has been shown a few times without the store getting within its
-    /// bound (other threads read them again between rounds), `visit` is told to evict
-    /// whatever it is shown but the entry being written (`force`); after one more round of
-    /// that, it gives up (only the written entry is left).
+    /// the items queued when it began have been shown a few times over without the store
+    /// getting within its bound (other threads read them again between rounds), `visit` is
+    /// told to evict whatever it is shown but the entry being written (`force`), so that
+    /// each item shown from then on leaves the queues. It stops once the queues hold nothing
+    /// else to show: they are empty, or hold only the entry being written. The written
+    /// entry's own turns are not counted: when it alone fills its queue's share, every other
+    /// item shown is that entry again, and counting those turns made the store force, and
+    /// then give up, halfway through its round, over its bound.
     pub(super) fn evict(
         &self,
         over: impl Fn() -> bool,
@@ -207,6 +211,7 @@ impl Policy {
     ) {
         let mut queues = self.lock();
         let queues = &mut *queues;
+        let rounds_before_force = 4 * (queues.small.len() + queues.main.len()) + 16;
         let mut shown = 0;
         if over() {
             queues.filling = false;
@@ -215,13 +220,7 @@ impl Policy {
             let Some((queue, item)) = queues.front() else {
                 return;
             };
-            shown += 1;
-            let queued = queues.small.len() + queues.main.len();
-            let force = shown > 4 * queued + 16;
-            if shown > 5 * queued + 32 {
-                queues.put_back(queue, item);
-                return;
-            }
+            let force = shown >= rounds_before_force;
             match (visit(&item, queue, force), queue) {
                 (Found::Gone, _) => {}
                 (Found::Evicted, queue) => queues.ghost.insert(item.hash, queue),
@@ -230,15 +229,19 @@ impl Policy {
                     queues.put_back(Queue::Main, item);
                 }
                 // The new entry waits its turn; the other queue gives way instead.
-                (Found::Spared, Queue::Small) => {
-                    queues.put_back(Queue::Small, item);
-                    queues.turn_to = Some(Queue::Main);
-                }
-                (Found::Spared, Queue::Main) => {
-                    queues.put_back(Queue::Main, item);
-                    queues.turn_to = Some(Queue::Small);
+                (Found::Spared, queue) => {
+                    queues.put_back(queue, item);
+                    if queues.small.len() + queues.main.len() == 1 {
+                        return;
+                    }
+                    queues.turn_to = Some(match queue {
+                        Queue::Small => Queue::Main,
+                        Queue::Main => Queue::Small,
+                    });
+                    continue;
                 }
             }
+            shown += 1;
         }
     }
 }

@@ -142,6 +142,72 @@ fn the_byte_bound_counts_keys_values_and_bookkeeping_and_refuses_what_cannot_fit
     assert_eq!(map.weight.load(Ordering::Relaxed), 0);
 }
 
+/// A value that alone fills the small queue's share waits its turn while every other item
+/// is shown, and those turns do not count towards giving up: entries read between writes
+/// (so that each goes round the main queue a few times first) are still evicted down to
+/// the bound (a review's reproduction: the store kept 6,644 bytes under a bound of 5,000).
+#[test]
+fn entries_read_between_writes_are_still_evicted_down_to_the_byte_bound() {
+    let map = Map::new(Some(Bound::Bytes(5000)));
+    let writes = [
+        (12, 196),
+        (28, 21),
+        (30, 0),
+        (26, 19),
+        (19, 1774),
+        (23, 8926),
+        (35, 12130),
+        (34, 4480),
+    ];
+    for (key, len) in writes {
+        map.insert(&format!("k{key}"), entry(&vec![7; len], None));
+        let weight = map.weight.load(Ordering::Relaxed);
+        assert!(weight <= 5000, "{weight} bytes held after writing k{key}");
+        for (key, _) in writes {
+            map.get(&format!("k{key}"));
+        }
+    }
+    assert!(map.get("k34").is_some(), "the last write fits and is kept");
+}
+
+/// Random writes of values from nothing to nearly three times the bound, removals and
+/// clears, with every key read after each write: the byte bound holds after every write.
+#[test]
+fn the_byte_bound_holds_under_random_writes_reads_and_clears() {
+    let mut seed: u64 = 12345;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for bound in [500, 5000, 20_000] {
+        for _ in 0..30 {
+            let map = Map::new(Some(Bound::Bytes(bound)));
+            for _ in 0..300 {
+                let key = format!("k{}", next() % 40);
+                match next() % 10 {
+                    0..=5 => {
+                        let len = next() % [50, 2000, 6000, 14_000][(next() % 4) as usize];
+                        map.insert(&key, entry(&vec![7; len as usize], None));
+                        let weight = map.weight.load(Ordering::Relaxed);
+                        assert!(
+                            weight <= bound,
+                            "{weight} bytes held under a bound of {bound}"
+                        );
+                        for i in 0..40 {
+                            map.get(&format!("k{i}"));
+                        }
+                    }
+                    6..=7 => map.update(&key, |_| (Change::Remove, ())),
+                    8 => map.clear(),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn many_threads_keep_the_bound_and_the_count_exact() {
     let map = Arc::new(Map::new(Some(Bound::Entries(500))));
