@@ -279,6 +279,47 @@ async fn with_the_breaker_off_every_call_waits_for_the_timeout() {
     );
 }
 
+/// More callers than the connection's queue holds (256): those beyond it wait for a place
+/// within their own timeout, so every call on a hung server ends in a timely error, and the
+/// connection serves again once the server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_callers_than_the_queue_holds_each_fail_in_time_on_a_hung_server() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cache = breaker_cache(&server, json!({ "circuit_breaker": false }));
+    cache.put("k", "v", 60).await.unwrap();
+    signal(&server, "STOP");
+    let started = Instant::now();
+    let calls: Vec<_> = (0..600)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let outcome = cache.get::<String>("k").await;
+                (started.elapsed(), outcome)
+            })
+        })
+        .collect();
+    let mut slowest = Duration::ZERO;
+    for call in calls {
+        let (took, outcome) = call.await.unwrap();
+        let err = outcome.unwrap_err();
+        assert!(err.is_temporary(), "{err}");
+        assert!(took < 4 * TIMEOUT, "a call took {took:?}: {err}");
+        slowest = slowest.max(took);
+    }
+    eprintln!(
+        "600 callers on a paused server: all failed within {:?} (slowest {slowest:?})",
+        started.elapsed()
+    );
+    signal(&server, "CONT");
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("v")
+    );
+}
+
 #[tokio::test]
 async fn errors_from_a_server_that_answers_do_not_mark_it_down() {
     let Some(server) = server() else { return };
