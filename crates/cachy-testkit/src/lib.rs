@@ -112,6 +112,7 @@ macro_rules! behaviour_suite {
             tags_flushing_authors_keeps_john,
             tagged_items_are_apart_from_untagged_and_other_tags,
             every_method_works_under_tags,
+            an_error_under_tags_names_the_key_as_given,
             fail_safe_serves_the_last_value_while_the_factory_fails,
             without_a_fallback_a_failing_factory_is_an_error_and_caches_nothing,
             a_soft_timeout_serves_the_stale_value_and_the_factory_finishes,

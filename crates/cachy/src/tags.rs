@@ -146,11 +146,23 @@ pub(crate) fn namespace_prefix(ids: &[String]) -> String {
     format!("{}:", hex::encode(Sha1::digest(ids.join("|"))))
 }
 
+/// `key` less a [`namespace_prefix`] before it, if it has one.
+pub(crate) fn without_namespace(key: &str) -> &str {
+    match key.split_at_checked(NAMESPACE_PREFIX_LEN - 1) {
+        Some((hash, rest))
+            if rest.starts_with(':') && hash.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            &rest[1..]
+        }
+        _ => key,
+    }
+}
+
 /// List `key`, stored forever under the tag ids `ids`, for the tags' flush, on stores that
 /// keep such lists.
 pub(crate) async fn track_forever(store: &dyn Store, ids: &[String], key: &str) -> Result<()> {
     match store.forever_tracker() {
-        Some(tracker) => tracker.track(ids, key).await.map_err(|e| e.with_key(key)),
+        Some(tracker) => tracker.track(ids, key).await,
         None => Ok(()),
     }
 }

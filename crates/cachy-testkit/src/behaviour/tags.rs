@@ -159,3 +159,26 @@ pub async fn every_method_works_under_tags(repo: &Repository) {
     after.put("new", "v", TEN_MINUTES).await.unwrap();
     assert!(after.has("new").await.unwrap(), "tags work after a flush");
 }
+
+/// An error under tags names the key as the caller gave it, not the store key in the tags'
+/// namespace: a read of the wrong type, a counter that is not one, a `pull` and a `many`.
+pub async fn an_error_under_tags_names_the_key_as_given(repo: &Repository) {
+    let tagged = repo.tags(["t"]);
+    tagged.put("text", "abc", TEN_MINUTES).await.unwrap();
+    let errors = [
+        tagged.get::<i64>("text").await.unwrap_err(),
+        tagged.increment("text").await.unwrap_err(),
+        tagged.pull::<i64>("text").await.unwrap_err(),
+        tagged.many::<i64>(&["text"]).await.unwrap_err(),
+        tagged.get_shared::<i64>("text").await.unwrap_err(),
+    ];
+    for err in errors {
+        assert_eq!(err.key(), Some("text"), "{err}");
+        assert_eq!(err.store(), Some(repo.name()), "{err}");
+        assert!(err.to_string().contains("key \"text\""), "{err}");
+    }
+    assert_eq!(
+        tagged.get::<String>("text").await.unwrap().as_deref(),
+        Some("abc")
+    );
+}

@@ -384,7 +384,10 @@ impl Repository {
         &self.inner.observer
     }
 
-    pub(crate) fn context<'a>(&'a self, key: &'a str) -> impl Fn(Error) -> Error + 'a {
+    /// Names this store, and the key the caller gave for the store key `stored`, in an
+    /// error: under tags, without the tags' namespace, as the caller wrote it.
+    pub(crate) fn context<'a>(&'a self, stored: &'a str) -> impl Fn(Error) -> Error + 'a {
+        let key = self.given_key(stored);
         move |e| e.with_store(&self.inner.name).with_key(key)
     }
 
@@ -419,10 +422,11 @@ impl Repository {
     }
 
     /// The key a caller gave for the store key `stored` of this repository: `stored` less
-    /// the tags' namespace prefix.
+    /// the tags' namespace prefix, if it has one (a key given to `#[cached]` over a tagged
+    /// repository is used as it is).
     pub(crate) fn given_key<'k>(&self, stored: &'k str) -> &'k str {
         match &self.tags {
-            Some(_) => stored.get(tags::NAMESPACE_PREFIX_LEN..).unwrap_or(stored),
+            Some(_) => tags::without_namespace(stored),
             None => stored,
         }
     }

@@ -113,7 +113,7 @@ impl Repository {
             let outcome = match wait_limit {
                 Some(limit) => match tokio::time::timeout(limit, flight::wait(slot)).await {
                     Ok(outcome) => outcome,
-                    Err(_) => return fall_back(stale, &key, Some(limit)),
+                    Err(_) => return fall_back(stale, self.given_key(&key), Some(limit)),
                 },
                 None => flight::wait(slot).await,
             };
@@ -126,7 +126,7 @@ impl Repository {
                         return Ok(stale.entry(Source::Stale, envelope::now()));
                     }
                     if options.fail_safe_max.is_none() {
-                        return fall_back(None, &key, None);
+                        return fall_back(None, self.given_key(&key), None);
                     }
                     match decode(self.serializer(), &payload) {
                         Ok(value) => {
@@ -139,7 +139,7 @@ impl Repository {
                         }
                         Err(e) => {
                             self.survived(Operation::Get, Some(&key), &self.context(&key)(e));
-                            return fall_back(None, &key, None);
+                            return fall_back(None, self.given_key(&key), None);
                         }
                     }
                 }
@@ -185,7 +185,7 @@ impl Repository {
             Some(limit) => match tokio::time::timeout(limit, &mut task).await {
                 Ok(joined) => joined,
                 // The task goes on, and stores its value when it has one.
-                Err(_) => return fall_back(stale, key, Some(limit)),
+                Err(_) => return fall_back(stale, self.given_key(key), Some(limit)),
             },
             None => task.await,
         };
@@ -199,7 +199,7 @@ impl Repository {
                     expires_in,
                 })
             }
-            Ok(Ok(Led::FellBack)) => fall_back(stale, key, None),
+            Ok(Ok(Led::FellBack)) => fall_back(stale, self.given_key(key), None),
             Ok(Err(e)) => Err(Failed::Factory(e)),
             // As if it had run in the caller: the caller it ran for panics with its payload
             // (and its waiters, handed nothing, compute their own).
@@ -211,7 +211,7 @@ impl Repository {
                     format!("the factory's task ended without a value: {e}"),
                 )
                 .with_store(self.name())
-                .with_key(key)
+                .with_key(self.given_key(key))
                 .into(),
             )),
         }
@@ -246,7 +246,7 @@ impl Repository {
                 // turn, one run of the factory after another); the caller it ran for panics.
                 let failed = Error::new(ErrorKind::Remember, "the factory panicked")
                     .with_store(self.name())
-                    .with_key(&key);
+                    .with_key(self.given_key(&key));
                 leader.finish(Handoff::Failed(Failure::of(&failed, None)));
                 if let Some(lock) = lock {
                     let _ = lock.release().await;
