@@ -433,7 +433,12 @@ impl Repository {
 
     /// Before storing `key` forever under tags, list it for the tags' flush (on stores that
     /// keep such lists).
-    async fn track_if_forever(&self, scope: &Scope, key: &str, ttl: Option<Ttl>) -> Result<()> {
+    pub(crate) async fn track_if_forever(
+        &self,
+        scope: &Scope,
+        key: &str,
+        ttl: Option<Ttl>,
+    ) -> Result<()> {
         if scope.ids.is_empty() || ttl != Some(None) {
             return Ok(());
         }
