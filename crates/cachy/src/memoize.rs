@@ -39,9 +39,9 @@ use crate::expiry::Expiry;
 use crate::flight::ShareErrors;
 use crate::manager::CacheManager;
 use crate::observe::{Operation, Outcome, Record};
+use crate::repository::Repository;
 use crate::repository::remember::options::RememberOptions;
 use crate::repository::remember::{CacheErrors, Failed, Remembered};
-use crate::repository::{Repository, Scope};
 use crate::runtime::Blocking;
 use crate::store::Ttl;
 
@@ -315,17 +315,17 @@ impl Memoizer {
             return uncached(infallible).await;
         };
         let remembered = async {
-            let Some((scope, stored)) = scoped(repository, &key).await else {
+            let Some(stored) = stored_key(repository, &key).await else {
                 return Ok((uncached(infallible).await, Outcome::Miss));
             };
-            let ttl = self.ttl(repository);
-            let compute_and_track = || async {
-                let value = infallible().await;
-                track_if_forever(repository, &scope, &stored, ttl).await;
-                value
-            };
             let remembered = repository
-                .remember_in_process(&stored, ttl, CacheErrors::Bypass, None, compute_and_track)
+                .remember_in_process(
+                    &stored,
+                    self.ttl(repository),
+                    CacheErrors::Bypass,
+                    None,
+                    infallible,
+                )
                 .await;
             Ok::<_, std::convert::Infallible>(match remembered {
                 Ok(found) => found,
@@ -360,25 +360,19 @@ impl Memoizer {
             return compute().await;
         };
         let remembered = async {
-            let Some((scope, stored)) = scoped(repository, &key).await else {
+            let Some(stored) = stored_key(repository, &key).await else {
                 return compute()
                     .await
                     .map(|value| (value, Outcome::Miss))
                     .map_err(Failed::Factory);
             };
-            let ttl = self.ttl(repository);
-            let compute_and_track = || async {
-                let value = compute().await?;
-                track_if_forever(repository, &scope, &stored, ttl).await;
-                Ok(value)
-            };
             let remembered = repository
                 .remember_in_process(
                     &stored,
-                    ttl,
+                    self.ttl(repository),
                     CacheErrors::Bypass,
                     self.share_errors,
-                    compute_and_track,
+                    compute,
                 )
                 .await;
             match remembered {
@@ -448,28 +442,17 @@ where
     }
 }
 
-/// Where the caller's `key` lives in `repository`: the tags' scope and the store key in
-/// their namespace (the key itself without tags). `None` when the tags' ids cannot be read
-/// (the failure observed): nothing can be cached, and the call runs uncached.
-async fn scoped<'k>(repository: &Repository, key: &'k str) -> Option<(Scope, Cow<'k, str>)> {
-    match repository.scope().await {
-        Ok(scope) => {
-            let stored = scope.key(key);
-            Some((scope, stored))
-        }
+/// The store key of the caller's `key` in `repository`: in its tags' namespace (the key
+/// itself without tags). `None` when the tags' ids cannot be read (the failure observed):
+/// nothing can be cached, and the call runs uncached.
+async fn stored_key<'k>(repository: &Repository, key: &'k str) -> Option<Cow<'k, str>> {
+    match repository.store_key(key).await {
+        Ok(stored) => Some(stored),
         Err(e) => {
-            repository.survived(Operation::Get, Some(key), &repository.context(key)(e));
+            let e = repository.given_context(key)(e);
+            repository.survived_given(Operation::Get, Some(key), &e);
             None
         }
-    }
-}
-
-/// List a value kept forever under tags for their flush. A failure is observed, not
-/// returned: memoization never breaks the function, and the value, once the tags are
-/// flushed, is out of reach of every key anyway.
-async fn track_if_forever(repository: &Repository, scope: &Scope, stored: &str, ttl: Option<Ttl>) {
-    if let Err(e) = repository.track_if_forever(scope, stored, ttl).await {
-        repository.survived(Operation::Put, Some(stored), &e);
     }
 }
 

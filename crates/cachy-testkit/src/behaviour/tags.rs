@@ -181,4 +181,15 @@ pub async fn an_error_under_tags_names_the_key_as_given(repo: &Repository) {
         tagged.get::<String>("text").await.unwrap().as_deref(),
         Some("abc")
     );
+    // A key of the caller's that looks like a namespace is named whole.
+    let lookalike = "0123456789abcdef0123456789abcdef01234567:x";
+    tagged.put(lookalike, "abc", TEN_MINUTES).await.unwrap();
+    let err = tagged.get::<i64>(lookalike).await.unwrap_err();
+    assert_eq!(err.key(), Some(lookalike), "{err}");
+    let invalid = cachy::RememberOptions::new(Duration::from_secs(60)).jitter(5.0);
+    let err = tagged
+        .remember_with::<i64, cachy::Error, _, _>(lookalike, &invalid, || async { Ok(1) })
+        .await
+        .unwrap_err();
+    assert_eq!(err.key(), Some(lookalike), "{err}");
 }

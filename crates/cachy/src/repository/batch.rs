@@ -35,7 +35,7 @@ impl super::Repository {
         &self,
         keys: &[impl AsRef<str>],
     ) -> Result<Vec<Option<T>>> {
-        let scope = self.scope().await?;
+        let scope = self.scope(None).await?;
         let stored: Vec<Cow<'_, str>> = keys.iter().map(|key| scope.key(key.as_ref())).collect();
         let stored: Vec<&str> = stored.iter().map(|key| &**key).collect();
         let values = self
@@ -84,7 +84,7 @@ impl super::Repository {
         K: AsRef<str>,
         T: Serialize,
     {
-        let scope = self.scope().await?;
+        let scope = self.scope(None).await?;
         let Some(ttl) = ttl else {
             for (key, _) in items {
                 self.forget_stored(&scope.key(key.as_ref())).await?;

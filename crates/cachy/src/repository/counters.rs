@@ -64,7 +64,7 @@ impl super::Repository {
     }
 
     async fn count_stored(&self, key: &str, amount: i64, ttl: Ttl) -> Result<i64> {
-        let scope = self.scope().await?;
+        let scope = self.scope(Some(key)).await?;
         let key = scope.key(key);
         let store = &**self.store();
         let counted = if self.inner.serializer.integer_format() == IntegerFormat::Serializer {

@@ -387,12 +387,17 @@ impl Repository {
     /// Names this store, and the key the caller gave for the store key `stored`, in an
     /// error: under tags, without the tags' namespace, as the caller wrote it.
     pub(crate) fn context<'a>(&'a self, stored: &'a str) -> impl Fn(Error) -> Error + 'a {
-        let key = self.given_key(stored);
+        self.given_context(self.given_key(stored))
+    }
+
+    /// Names this store and the caller's own `key` (not a store key) in an error.
+    pub(crate) fn given_context<'a>(&'a self, key: &'a str) -> impl Fn(Error) -> Error + 'a {
         move |e| e.with_store(&self.inner.name).with_key(key)
     }
 
-    /// Where this repository's keys live now: for tags, one read of their current ids.
-    pub(crate) async fn scope(&self) -> Result<Scope> {
+    /// Where this repository's keys live now: for tags, one read of their current ids. A
+    /// failure to read them names the caller's `key`, if the operation has one.
+    pub(crate) async fn scope(&self, key: Option<&str>) -> Result<Scope> {
         let Some(names) = &self.tags else {
             return Ok(Scope::default());
         };
@@ -400,7 +405,10 @@ impl Repository {
         // inline: untagged operations, the common case, stay small to create and move.
         let ids = Box::pin(tags::ids(names, &**self.store(), self.serializer()))
             .await
-            .map_err(|e| e.with_store(&self.inner.name))?;
+            .map_err(|e| match key {
+                Some(key) => self.given_context(key)(e),
+                None => e.with_store(&self.inner.name),
+            })?;
         Ok(Scope {
             prefix: tags::namespace_prefix(&ids),
             ids,
@@ -417,7 +425,7 @@ impl Repository {
     pub(crate) async fn store_key<'k>(&self, key: &'k str) -> Result<Cow<'k, str>> {
         match &self.tags {
             None => Ok(Cow::Borrowed(key)),
-            Some(_) => Ok(Cow::Owned(self.scope().await?.key(key).into_owned())),
+            Some(_) => Ok(Cow::Owned(self.scope(None).await?.key(key).into_owned())),
         }
     }
 
@@ -433,12 +441,7 @@ impl Repository {
 
     /// Before storing `key` forever under tags, list it for the tags' flush (on stores that
     /// keep such lists).
-    pub(crate) async fn track_if_forever(
-        &self,
-        scope: &Scope,
-        key: &str,
-        ttl: Option<Ttl>,
-    ) -> Result<()> {
+    async fn track_if_forever(&self, scope: &Scope, key: &str, ttl: Option<Ttl>) -> Result<()> {
         if scope.ids.is_empty() || ttl != Some(None) {
             return Ok(());
         }

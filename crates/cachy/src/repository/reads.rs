@@ -40,7 +40,7 @@ impl Repository {
                     .and_then(|stored| self.decode_fresh(stored.as_deref()))
                     .map_err(self.context(key));
             }
-            let scope = self.scope().await?;
+            let scope = self.scope(Some(key)).await?;
             self.get_stored(&scope.key(key)).await
         };
         self.observe_until(observation, work, reporting(Some(key), found))
@@ -79,7 +79,7 @@ impl Repository {
             }
         }
         let work = async {
-            let scope = self.scope().await?;
+            let scope = self.scope(Some(key)).await?;
             let key = scope.key(key);
             // Untagged, the store was asked above already.
             if self.tags.is_some()
@@ -177,7 +177,7 @@ impl Repository {
     pub async fn has(&self, key: &str) -> Result<bool> {
         let outcome = |has: &bool| if *has { Outcome::Hit } else { Outcome::Miss };
         self.observed(Operation::Has, Some(key), outcome, async {
-            let scope = self.scope().await?;
+            let scope = self.scope(Some(key)).await?;
             let key = scope.key(key);
             let fresh = |bytes: &[u8]| envelope::fresh_payload(bytes).is_some();
             if let Some(shared) = self.inner.store.get_in_process(&key) {
@@ -200,7 +200,7 @@ impl Repository {
     /// A value of the wrong type is an error and is left in the cache.
     pub async fn pull<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.observed(Operation::Pull, Some(key), found, async {
-            let scope = self.scope().await?;
+            let scope = self.scope(Some(key)).await?;
             let key = scope.key(key);
             let value = self.get_stored(&key).await?;
             if value.is_some() {

@@ -45,7 +45,7 @@ impl Repository {
         value: &T,
         ttl: Option<Ttl>,
     ) -> Result<()> {
-        let scope = self.scope().await?;
+        let scope = self.scope(Some(key)).await?;
         let key = scope.key(key);
         let bytes = encode(&self.inner.serializer, value).map_err(self.context(&key))?;
         self.track_if_forever(&scope, &key, ttl).await?;
@@ -72,7 +72,7 @@ impl Repository {
             }
         };
         self.observed(Operation::Add, Some(key), outcome, async {
-            let scope = self.scope().await?;
+            let scope = self.scope(Some(key)).await?;
             let key = scope.key(key);
             let context = self.context(&key);
             let bytes = encode(&self.inner.serializer, value).map_err(&context)?;
@@ -88,7 +88,7 @@ impl Repository {
     /// Remove `key`; `true` if something was removed.
     pub async fn forget(&self, key: &str) -> Result<bool> {
         self.observed(Operation::Forget, Some(key), removed, async {
-            let scope = self.scope().await?;
+            let scope = self.scope(Some(key)).await?;
             self.forget_stored(&scope.key(key)).await
         })
         .await
@@ -108,7 +108,7 @@ impl Repository {
             (true, None) => Outcome::Removed,
         };
         self.observed(Operation::Touch, Some(key), outcome, async {
-            let scope = self.scope().await?;
+            let scope = self.scope(Some(key)).await?;
             let key = scope.key(key);
             match ttl {
                 Some(ttl) => self

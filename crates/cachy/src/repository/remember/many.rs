@@ -96,7 +96,7 @@ impl Repository {
     {
         options.check().map_err(|e| e.with_store(self.name()))?;
         // One namespace for the whole batch: the tag ids are read once.
-        let scope = self.scope().await?;
+        let scope = self.scope(None).await?;
         let stored_keys: Vec<String> = keys
             .iter()
             .map(|key| scope.key(&options.versioned(key.as_ref())).into_owned())

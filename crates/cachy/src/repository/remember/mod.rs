@@ -104,10 +104,15 @@ impl Repository {
     /// A cache failure a `remember` computed around (the caller still gets its value): the
     /// failure of `operation` (`Get` for a read or a value that did not decode, `Put` for a
     /// write or a value that did not encode; `Many` and `PutMany` in `remember_many`) on the
-    /// store key `key` (`None`: a batch), observed as every
+    /// store key `stored` (`None`: a batch), observed as every
     /// failure is (event, stats, metric) and logged at `WARN`, at most once every ten
     /// seconds a repository.
-    pub(crate) fn survived(&self, operation: Operation, key: Option<&str>, error: &Error) {
+    pub(crate) fn survived(&self, operation: Operation, stored: Option<&str>, error: &Error) {
+        self.survived_given(operation, stored.map(|key| self.given_key(key)), error);
+    }
+
+    /// [`survived`](Self::survived), on the caller's own `key` (not a store key).
+    pub(crate) fn survived_given(&self, operation: Operation, key: Option<&str>, error: &Error) {
         #[cfg(feature = "tracing")]
         if let Some(unlogged) = self.observer().warning_due() {
             tracing::warn!(
@@ -119,12 +124,8 @@ impl Repository {
                 "cache failure: the value was computed without the cache",
             );
         }
-        self.observer().record(
-            self.name(),
-            operation,
-            key.map(|key| self.given_key(key)),
-            Outcome::Failed(error.kind()),
-        );
+        self.observer()
+            .record(self.name(), operation, key, Outcome::Failed(error.kind()));
     }
 
     /// The one implementation of `remember`, for the repository's methods and for
@@ -286,7 +287,7 @@ impl Repository {
         Fut: Future<Output = Result<T, E>>,
     {
         let work = async {
-            let scope = self.scope().await?;
+            let scope = self.scope(Some(key)).await?;
             let stored = scope.key(key);
             let compute_and_track = || async {
                 let value = compute().await?;

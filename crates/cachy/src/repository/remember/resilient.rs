@@ -195,14 +195,16 @@ impl Repository {
         Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
     {
         let work = async move {
-            options.check().map_err(self.context(key))?;
+            options.check().map_err(self.given_context(key))?;
             let versioned = options.versioned(key);
             let key = match self.store_key(&versioned).await {
                 Ok(key) => key,
-                Err(e) if options.propagate_cache_errors => return Err(e.into()),
+                Err(e) if options.propagate_cache_errors => {
+                    return Err(self.given_context(key)(e).into());
+                }
                 // The tags' namespace cannot be read: nothing can be cached.
                 Err(e) => {
-                    self.survived(Operation::Get, Some(key), &self.context(key)(e));
+                    self.survived_given(Operation::Get, Some(key), &self.given_context(key)(e));
                     return Box::pin(self.compute_uncached(options, compute)).await;
                 }
             };

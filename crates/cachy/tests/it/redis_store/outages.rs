@@ -320,6 +320,30 @@ async fn more_callers_than_the_queue_holds_each_fail_in_time_on_a_hung_server() 
     );
 }
 
+/// With the server down, a tagged call's error names its key as an untagged one's does
+/// (what failed first is the read of the tags' ids).
+#[tokio::test]
+async fn a_tagged_call_on_a_dead_server_names_its_key() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let cache = breaker_cache(&server, json!({}));
+    let tagged = cache.tags(["t"]).unwrap();
+    tagged.put("k", "v", 60).await.unwrap();
+    server.kill();
+    let errors = [
+        tagged.get::<String>("k").await.unwrap_err(),
+        tagged.put("k", "w", 60).await.unwrap_err(),
+        tagged.increment("n").await.unwrap_err(),
+        cache.get::<String>("k").await.unwrap_err(),
+    ];
+    for (err, key) in errors.iter().zip(["k", "k", "n", "k"]) {
+        assert!(err.is_temporary(), "{err}");
+        assert_eq!(err.key(), Some(key), "{err}");
+        assert_eq!(err.store(), Some("redis"), "{err}");
+    }
+}
+
 #[tokio::test]
 async fn errors_from_a_server_that_answers_do_not_mark_it_down() {
     let Some(server) = server() else { return };
