@@ -143,10 +143,12 @@ impl Lock {
         e.with_store(self.repository.name()).with_key(&self.name)
     }
 
+    /// The lock's key in the store; a failure to read the tags' ids names the lock.
     async fn store_key(&self) -> Result<String> {
         self.repository
             .tagged_key(&format!("{LOCK_PREFIX}{}", self.name))
             .await
+            .map_err(|e| self.context(e))
     }
 
     /// Run `work`, the lock operation `operation`, observed like every repository operation.

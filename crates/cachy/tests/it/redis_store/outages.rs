@@ -321,7 +321,7 @@ async fn more_callers_than_the_queue_holds_each_fail_in_time_on_a_hung_server() 
 }
 
 /// With the server down, a tagged call's error names its key as an untagged one's does
-/// (what failed first is the read of the tags' ids).
+/// (what failed first is the read of the tags' ids), and a tagged lock's names the lock.
 #[tokio::test]
 async fn a_tagged_call_on_a_dead_server_names_its_key() {
     let Some(mut server) = RedisServer::start() else {
@@ -342,6 +342,13 @@ async fn a_tagged_call_on_a_dead_server_names_its_key() {
         assert_eq!(err.key(), Some(key), "{err}");
         assert_eq!(err.store(), Some("redis"), "{err}");
     }
+    let lock = tagged.lock("job", Duration::from_secs(5));
+    let err = lock.try_acquire().await.unwrap_err();
+    assert_eq!(
+        err.key(),
+        Some("job"),
+        "a lock's error names the lock: {err}"
+    );
 }
 
 #[tokio::test]
