@@ -11,7 +11,7 @@ use super::Failed;
 use super::cached::Fallback;
 use super::lead::usable;
 use super::options::RememberOptions;
-use super::resilient::{jittered, store_ttl, within_cache_timeout};
+use super::resilient::{jittered, store_ttl, within_cache_timeout, within_hard_timeout};
 use crate::codec::{decode, encode};
 use crate::envelope::{self, Millis};
 use crate::error::{Error, ErrorKind, Result};
@@ -96,7 +96,15 @@ impl Repository {
     {
         options.check().map_err(|e| e.with_store(self.name()))?;
         // One namespace for the whole batch: the tag ids are read once.
-        let scope = self.scope(None).await?;
+        let scope = match self.scope(None).await {
+            Ok(scope) => scope,
+            Err(e) if options.propagate_cache_errors => return Err(e.into()),
+            // The tags' namespace cannot be read: nothing can be cached, every key is loaded.
+            Err(e) => {
+                self.survived(Operation::Many, None, &e);
+                return load_uncached(keys, options, load).await;
+            }
+        };
         let stored_keys: Vec<String> = keys
             .iter()
             .map(|key| scope.key(&options.versioned(key.as_ref())).into_owned())
@@ -380,4 +388,24 @@ impl Repository {
 /// Whether now is before `deadline`.
 fn now_before(deadline: Millis) -> bool {
     envelope::now() < deadline
+}
+
+/// Every key of `keys` loaded and none cached: a value per key, in order (`None` for a key
+/// the loader left out), each a miss.
+async fn load_uncached<T, E, F, Fut>(
+    keys: &[impl AsRef<str>],
+    options: &RememberOptions,
+    load: F,
+) -> std::result::Result<(Vec<Option<T>>, Vec<Outcome>), Failed<E>>
+where
+    E: From<Error>,
+    F: FnOnce(Vec<String>) -> Fut,
+    Fut: Future<Output = std::result::Result<HashMap<String, T>, E>>,
+{
+    let all = keys.iter().map(|key| key.as_ref().to_owned()).collect();
+    let mut loaded = within_hard_timeout(options, load(all))
+        .await
+        .map_err(Failed::Factory)?;
+    let values = keys.iter().map(|key| loaded.remove(key.as_ref())).collect();
+    Ok((values, vec![Outcome::Miss; keys.len()]))
 }

@@ -351,6 +351,40 @@ async fn a_tagged_call_on_a_dead_server_names_its_key() {
     );
 }
 
+/// With the server down, a tagged `remember_many` loads every key and answers them, as an
+/// untagged one does: a cache failure does not fail the call.
+#[tokio::test]
+async fn a_tagged_remember_many_on_a_dead_server_loads_every_key() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let cache = breaker_cache(&server, json!({}));
+    let tagged = cache.tags(["t"]).unwrap();
+    server.kill();
+    let options = cachy::RememberOptions::new(Duration::from_secs(60));
+    let values: Vec<Option<i64>> = tagged
+        .remember_many(&["a", "b", "c"], &options, |keys| async move {
+            Ok::<_, cachy::Error>(
+                keys.into_iter()
+                    .filter(|key| key != "b")
+                    .map(|key| (key, 1))
+                    .collect(),
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(values, [Some(1), None, Some(1)]);
+    let err = tagged
+        .remember_many::<i64, cachy::Error, _, _>(
+            &["a"],
+            &options.clone().propagate_cache_errors(),
+            |_| async { unreachable!("the cache error comes first") },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_temporary(), "{err}");
+}
+
 #[tokio::test]
 async fn errors_from_a_server_that_answers_do_not_mark_it_down() {
     let Some(server) = server() else { return };
