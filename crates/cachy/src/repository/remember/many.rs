@@ -281,21 +281,7 @@ impl Repository {
             .map(|(i, _)| keys[*i].as_ref().to_owned())
             .collect();
         let (indexes, leaders): (Vec<usize>, Vec<Leader>) = leaders.into_iter().unzip();
-        let loading = async {
-            match options.hard_timeout {
-                Some(limit) => tokio::time::timeout(limit, load(missing))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(E::from(Error::new(
-                            ErrorKind::Timeout,
-                            format!(
-                                "the loader did not finish within its hard timeout of {limit:?}"
-                            ),
-                        )))
-                    }),
-                None => load(missing).await,
-            }
-        };
+        let loading = async { within_hard_timeout(options, load(missing)).await };
         // Marked as computing these keys: a `remember` of one of them inside `load` is an error,
         // not a wait for itself.
         let loaded = flight::computing(&leaders, loading).await;
