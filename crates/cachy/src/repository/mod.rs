@@ -430,8 +430,7 @@ impl Repository {
     }
 
     /// The key a caller gave for the store key `stored` of this repository: `stored` less
-    /// the tags' namespace prefix, if it has one (a key given to `#[cached]` over a tagged
-    /// repository is used as it is).
+    /// the tags' namespace prefix before it.
     pub(crate) fn given_key<'k>(&self, stored: &'k str) -> &'k str {
         match &self.tags {
             Some(_) => tags::without_namespace(stored),

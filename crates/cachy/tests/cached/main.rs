@@ -1,6 +1,7 @@
 //! `#[cached]` and `Memoizer`: keys from every argument, store and minutes options, Result
-//! handling, sync and async functions, methods, and one computation for many callers; the
-//! lifetime, resilience and distributed options in `options.rs`.
+//! handling, sync and async functions, and one computation for many callers; methods,
+//! skipped arguments and per-instance managers in `arguments.rs`, a memoizer over tags in
+//! `memoizer.rs`, the lifetime, resilience and distributed options in `options.rs`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -9,6 +10,8 @@ use cachy::stores::MemoryStore;
 use cachy::{CacheManager, Result as CacheResult, Store, StoreConfig, Ttl, cached};
 use serde_json::json;
 
+mod arguments;
+mod memoizer;
 mod options;
 
 /// A memory store that records the keys written to it.
@@ -282,45 +285,6 @@ async fn a_sync_function_inside_a_runtime_runs_uncached_instead_of_blocking() {
     assert_eq!(IN_RUNTIME_CALLS.load(Ordering::SeqCst), 2);
 }
 
-#[derive(serde::Serialize)]
-struct Service {
-    region: String,
-}
-
-static METHOD_CALLS: AtomicUsize = AtomicUsize::new(0);
-
-impl Service {
-    #[cached(manager = manager())]
-    async fn lookup(&self, id: u32) -> String {
-        METHOD_CALLS.fetch_add(1, Ordering::SeqCst);
-        format!("{}:{id}", self.region)
-    }
-
-    #[cached(manager = manager(), include_self)]
-    async fn lookup_per_region(&self, id: u32) -> String {
-        format!("{}:{id}", self.region)
-    }
-}
-
-#[tokio::test]
-async fn methods_leave_self_out_of_the_key_unless_asked() {
-    let eu = Service {
-        region: "eu".into(),
-    };
-    let us = Service {
-        region: "us".into(),
-    };
-    assert_eq!(eu.lookup(1).await, "eu:1");
-    assert_eq!(us.lookup(1).await, "eu:1", "self is not part of the key");
-    assert_eq!(METHOD_CALLS.load(Ordering::SeqCst), 1);
-    assert_eq!(eu.lookup_per_region(1).await, "eu:1");
-    assert_eq!(
-        us.lookup_per_region(1).await,
-        "us:1",
-        "include_self puts self in the key"
-    );
-}
-
 static SLOW_CALLS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached(manager = manager())]
@@ -421,115 +385,4 @@ async fn the_manager_expression_is_evaluated_once() {
     assert_eq!(with_a_fresh_manager(1).await, 1);
     assert_eq!(with_a_fresh_manager(1).await, 1);
     assert_eq!(FRESH_MANAGER_CALLS.load(Ordering::SeqCst), 1);
-}
-
-/// Not `Serialize`: a connection pool or a client, say.
-struct Pool {
-    base: i64,
-}
-
-static SKIPPED_CALLS: AtomicUsize = AtomicUsize::new(0);
-
-#[cached(manager = manager(), skip(pool))]
-async fn with_a_skipped_argument(pool: &Pool, x: i64) -> i64 {
-    SKIPPED_CALLS.fetch_add(1, Ordering::SeqCst);
-    pool.base + x
-}
-
-#[tokio::test]
-async fn skipped_arguments_are_left_out_of_the_key() {
-    let pool = Pool { base: 100 };
-    assert_eq!(with_a_skipped_argument(&pool, 1).await, 101);
-    let other = Pool { base: 0 };
-    assert_eq!(
-        with_a_skipped_argument(&other, 1).await,
-        101,
-        "the pool is not part of the key"
-    );
-    assert_eq!(with_a_skipped_argument(&pool, 2).await, 102);
-    assert_eq!(SKIPPED_CALLS.load(Ordering::SeqCst), 2);
-}
-
-struct Cached {
-    cache: CacheManager,
-}
-
-static PER_INSTANCE_CALLS: AtomicUsize = AtomicUsize::new(0);
-
-impl Cached {
-    #[cached(manager = &self.cache)]
-    async fn per_instance(&self, x: i64) -> i64 {
-        PER_INSTANCE_CALLS.fetch_add(1, Ordering::SeqCst);
-        x
-    }
-}
-
-#[tokio::test]
-async fn a_manager_expression_using_self_is_the_instance_s() {
-    let one = Cached {
-        cache: fresh_manager(),
-    };
-    let two = Cached {
-        cache: fresh_manager(),
-    };
-    assert_eq!(one.per_instance(1).await, 1);
-    assert_eq!(one.per_instance(1).await, 1);
-    assert_eq!(two.per_instance(1).await, 1);
-    assert_eq!(
-        PER_INSTANCE_CALLS.load(Ordering::SeqCst),
-        2,
-        "one computation per manager"
-    );
-}
-
-/// A memoizer over a tagged repository keeps its values under the tags, apart from the same
-/// memoizer's over the store's own keyspace: flushing the tags makes the next call compute
-/// again (they were kept outside the tags' namespace, which no flush reached).
-#[tokio::test]
-async fn a_memoizer_over_tags_is_flushed_with_them() {
-    let cache =
-        CacheManager::from_value(json!({ "stores": { "dict": { "driver": "dict" } } })).unwrap();
-    let tagged = cache.tags(["reports"]).unwrap();
-    let over_tags = cachy::Memoizer::new(tagged.clone(), "report").minutes(5);
-    let untagged = cachy::Memoizer::new(cache.store(None).unwrap(), "report").minutes(5);
-    let computed = AtomicUsize::new(0);
-    async fn call(memoizer: &cachy::Memoizer, computed: &AtomicUsize) -> usize {
-        let key = memoizer.key(&("report", 1u8));
-        memoizer
-            .call(key, || async {
-                computed.fetch_add(1, Ordering::SeqCst) + 1
-            })
-            .await
-    }
-    async fn fallible(memoizer: &cachy::Memoizer, computed: &AtomicUsize) -> usize {
-        let key = memoizer.key(&("report", 2u8));
-        let compute =
-            || async { Ok::<_, cachy::Error>(computed.fetch_add(1, Ordering::SeqCst) + 1) };
-        memoizer.call_result(key, compute).await.unwrap()
-    }
-    assert_eq!(call(&over_tags, &computed).await, 1);
-    assert_eq!(call(&over_tags, &computed).await, 1, "memoized");
-    assert_eq!(
-        call(&untagged, &computed).await,
-        2,
-        "apart from the untagged keyspace"
-    );
-    assert_eq!(fallible(&over_tags, &computed).await, 3);
-    assert_eq!(fallible(&over_tags, &computed).await, 3, "memoized");
-    tagged.flush().await.unwrap();
-    assert_eq!(
-        call(&over_tags, &computed).await,
-        4,
-        "the flush reached `call`'s value"
-    );
-    assert_eq!(
-        fallible(&over_tags, &computed).await,
-        5,
-        "and `call_result`'s"
-    );
-    assert_eq!(
-        call(&untagged, &computed).await,
-        2,
-        "the untagged value stays"
-    );
 }

@@ -1,6 +1,6 @@
 //! The behaviour suite on Redis (a single node and a 3-primary cluster, both started here),
 //! the key layout shared with Python cachy, flush scoping and bad input; servers that fail
-//! (`outages.rs`) and tags (`tags.rs`).
+//! (`outages.rs`), the circuit breaker (`breaker.rs`) and tags (`tags.rs`).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,6 +39,7 @@ async fn single_node() -> Option<Fixture> {
 cachy_testkit::behaviour_suite!(single_node);
 
 /// Msgpack keeps counters as msgpack integers, incremented by compare and swap (a script).
+mod breaker;
 mod outages;
 mod tags;
 

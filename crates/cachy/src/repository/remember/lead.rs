@@ -113,7 +113,7 @@ impl Repository {
             let outcome = match wait_limit {
                 Some(limit) => match tokio::time::timeout(limit, flight::wait(slot)).await {
                     Ok(outcome) => outcome,
-                    Err(_) => return fall_back(stale, self.given_key(&key), Some(limit)),
+                    Err(_) => return self.fall_back(stale, &key, Some(limit)),
                 },
                 None => flight::wait(slot).await,
             };
@@ -126,7 +126,7 @@ impl Repository {
                         return Ok(stale.entry(Source::Stale, envelope::now()));
                     }
                     if options.fail_safe_max.is_none() {
-                        return fall_back(None, self.given_key(&key), None);
+                        return self.fall_back(None, &key, None);
                     }
                     match decode(self.serializer(), &payload) {
                         Ok(value) => {
@@ -139,7 +139,7 @@ impl Repository {
                         }
                         Err(e) => {
                             self.survived(Operation::Get, Some(&key), &self.context(&key)(e));
-                            return fall_back(None, self.given_key(&key), None);
+                            return self.fall_back(None, &key, None);
                         }
                     }
                 }
@@ -185,7 +185,7 @@ impl Repository {
             Some(limit) => match tokio::time::timeout(limit, &mut task).await {
                 Ok(joined) => joined,
                 // The task goes on, and stores its value when it has one.
-                Err(_) => return fall_back(stale, self.given_key(key), Some(limit)),
+                Err(_) => return self.fall_back(stale, key, Some(limit)),
             },
             None => task.await,
         };
@@ -199,7 +199,7 @@ impl Repository {
                     expires_in,
                 })
             }
-            Ok(Ok(Led::FellBack)) => fall_back(stale, self.given_key(key), None),
+            Ok(Ok(Led::FellBack)) => self.fall_back(stale, key, None),
             Ok(Err(e)) => Err(Failed::Factory(e)),
             // As if it had run in the caller: the caller it ran for panics with its payload
             // (and its waiters, handed nothing, compute their own).
@@ -428,27 +428,32 @@ pub(super) fn usable<T>(stale: Option<Cached<T>>) -> Option<Cached<T>> {
     stale.filter(|stale| stale.can_fall_back(envelope::now()))
 }
 
-/// The fail-safe fallback, as the entry a caller gets; without one (or once its window has
-/// closed), the factory's failure: a timeout if the caller stopped waiting after `waited`.
-pub(super) fn fall_back<T, E: From<Error>>(
-    stale: Option<Cached<T>>,
-    key: &str,
-    waited: Option<Duration>,
-) -> std::result::Result<Entry<T>, Failed<E>> {
-    if let Some(stale) = usable(stale) {
-        return Ok(stale.entry(Source::Stale, envelope::now()));
+impl Repository {
+    /// The fail-safe fallback, as the entry a caller gets; without one (or once its window has
+    /// closed), the factory's failure: a timeout if the caller stopped waiting after `waited`.
+    fn fall_back<T, E: From<Error>>(
+        &self,
+        stale: Option<Cached<T>>,
+        stored: &str,
+        waited: Option<Duration>,
+    ) -> std::result::Result<Entry<T>, Failed<E>> {
+        if let Some(stale) = usable(stale) {
+            return Ok(stale.entry(Source::Stale, envelope::now()));
+        }
+        let error = match waited {
+            Some(limit) => Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the value was still being computed after {limit:?}, and there is no fallback"
+                ),
+            ),
+            None => Error::new(
+                ErrorKind::Remember,
+                "the factory failed and there is no fallback",
+            ),
+        };
+        Err(Failed::Factory(self.context(stored)(error).into()))
     }
-    let error = match waited {
-        Some(limit) => Error::new(
-            ErrorKind::Timeout,
-            format!("the value was still being computed after {limit:?}, and there is no fallback"),
-        ),
-        None => Error::new(
-            ErrorKind::Remember,
-            "the factory failed and there is no fallback",
-        ),
-    };
-    Err(Failed::Factory(error.with_key(key).into()))
 }
 
 /// A future, with a panic while polling it caught as its output.

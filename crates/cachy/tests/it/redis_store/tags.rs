@@ -1,6 +1,7 @@
-//! Tags on Redis: Python cachy's layout, forever items flushed page by page, and the round
-//! trips of a tagged read.
+//! Tags on Redis: Python cachy's layout, forever items flushed page by page, the round
+//! trips of a tagged read, and tagged calls on a dead server.
 
+use super::outages::breaker_cache;
 use super::*;
 
 fn sha1_hex(text: &str) -> String {
@@ -138,4 +139,92 @@ async fn a_tagged_get_takes_two_round_trips_whatever_the_number_of_tags() {
         .unwrap();
     let calls = |command: &str| command_calls(&stats, command);
     assert_eq!((calls("mget"), calls("get")), (1, 1), "{stats}");
+}
+
+/// A manager on a Redis server and its repository under the tag `t`, with `k` stored there,
+/// after the server was killed; `None` if Redis is not installed.
+async fn tagged_on_a_killed_server() -> Option<(CacheManager, cachy::TaggedCache)> {
+    let mut server = RedisServer::start()?;
+    let cache = breaker_cache(&server, json!({}));
+    let tagged = cache.tags(["t"]).unwrap();
+    tagged.put("k", "v", 60).await.unwrap();
+    server.kill();
+    Some((cache, tagged))
+}
+
+/// With the server down, a tagged call's error names its key as an untagged one's does
+/// (what failed first is the read of the tags' ids), and a tagged lock's names the lock.
+#[tokio::test]
+async fn a_tagged_call_on_a_dead_server_names_its_key() {
+    let Some((cache, tagged)) = tagged_on_a_killed_server().await else {
+        return;
+    };
+    let errors = [
+        tagged.get::<String>("k").await.unwrap_err(),
+        tagged.put("k", "w", 60).await.unwrap_err(),
+        tagged.increment("n").await.unwrap_err(),
+        cache.get::<String>("k").await.unwrap_err(),
+    ];
+    for (err, key) in errors.iter().zip(["k", "k", "n", "k"]) {
+        assert!(err.is_temporary(), "{err}");
+        assert_eq!(err.key(), Some(key), "{err}");
+        assert_eq!(err.store(), Some("redis"), "{err}");
+    }
+    let lock = tagged.lock("job", Duration::from_secs(5));
+    let err = lock.try_acquire().await.unwrap_err();
+    assert_eq!(
+        err.key(),
+        Some("job"),
+        "a lock's error names the lock: {err}"
+    );
+}
+
+/// With the server down, a tagged `remember_many` loads every key and answers them, as an
+/// untagged one does: a cache failure does not fail the call.
+#[tokio::test]
+async fn a_tagged_remember_many_on_a_dead_server_loads_every_key() {
+    let Some((_cache, tagged)) = tagged_on_a_killed_server().await else {
+        return;
+    };
+    let options = cachy::RememberOptions::new(Duration::from_secs(60));
+    let values: Vec<Option<i64>> = tagged
+        .remember_many(&["a", "b", "c"], &options, |keys| async move {
+            Ok::<_, cachy::Error>(
+                keys.into_iter()
+                    .filter(|key| key != "b")
+                    .map(|key| (key, 1))
+                    .collect(),
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(values, [Some(1), None, Some(1)]);
+    let err = tagged
+        .remember_many::<i64, cachy::Error, _, _>(
+            &["a"],
+            &options.clone().propagate_cache_errors(),
+            |_| async { unreachable!("the cache error comes first") },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_temporary(), "{err}");
+}
+
+/// With the server down, a memoizer over tags runs its function uncached, each call.
+#[tokio::test]
+async fn a_memoizer_over_tags_on_a_dead_server_runs_uncached() {
+    let Some((_cache, tagged)) = tagged_on_a_killed_server().await else {
+        return;
+    };
+    let memoizer = cachy::Memoizer::new(tagged, "report").minutes(5);
+    let computed = AtomicUsize::new(0);
+    for expected in 1..=2 {
+        let key = memoizer.key(&1u8);
+        let value = memoizer
+            .call(key, || async {
+                computed.fetch_add(1, Ordering::SeqCst) + 1
+            })
+            .await;
+        assert_eq!(value, expected, "computed again: nothing could be cached");
+    }
 }
