@@ -1,5 +1,6 @@
 //! Atomic locks on any store, as Laravel's `Cache::lock`: see [`Lock`].
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -146,8 +147,9 @@ impl Lock {
     /// The lock's key in the store; a failure to read the tags' ids names the lock.
     async fn store_key(&self) -> Result<String> {
         self.repository
-            .tagged_key(&format!("{LOCK_PREFIX}{}", self.name))
+            .store_key(&format!("{LOCK_PREFIX}{}", self.name))
             .await
+            .map(Cow::into_owned)
             .map_err(|e| self.context(e))
     }
 

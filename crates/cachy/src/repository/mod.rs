@@ -416,9 +416,10 @@ impl Repository {
     }
 
     /// The store key of `key` under these tags: `key` itself when there are none. Reads the
-    /// tags' current ids.
+    /// tags' current ids; an error reading them names `key`.
     pub async fn tagged_key(&self, key: &str) -> Result<String> {
-        Ok(self.store_key(key).await?.into_owned())
+        let stored = self.store_key(key).await.map_err(self.given_context(key))?;
+        Ok(stored.into_owned())
     }
 
     /// [`tagged_key`](Self::tagged_key), borrowing `key` when there are no tags.

@@ -163,9 +163,10 @@ async fn a_tagged_call_on_a_dead_server_names_its_key() {
         tagged.get::<String>("k").await.unwrap_err(),
         tagged.put("k", "w", 60).await.unwrap_err(),
         tagged.increment("n").await.unwrap_err(),
+        tagged.tagged_key("m").await.unwrap_err(),
         cache.get::<String>("k").await.unwrap_err(),
     ];
-    for (err, key) in errors.iter().zip(["k", "k", "n", "k"]) {
+    for (err, key) in errors.iter().zip(["k", "k", "n", "m", "k"]) {
         assert!(err.is_temporary(), "{err}");
         assert_eq!(err.key(), Some(key), "{err}");
         assert_eq!(err.store(), Some("redis"), "{err}");
