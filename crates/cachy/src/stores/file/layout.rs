@@ -244,14 +244,14 @@ impl Layout {
             file.as_file().set_modified(UNIX_EPOCH + expiry)?;
         }
         // The rename replaces a file, a link (not its target) or a FIFO, but not a folder.
-        match file.persist(path) {
+        super::given_up::change(|| match file.persist(path) {
             Ok(_) => Ok(()),
             Err(e) if is_real_folder(path) => {
                 remove_entry(path)?;
                 e.file.persist(path).map(drop).map_err(|e| e.error)
             }
             Err(e) => Err(e.error),
-        }
+        })
     }
 
     /// Make the digest folders of `path`, replacing whatever else sits where one belongs:

@@ -13,6 +13,7 @@ use crate::store::{Lifetime, Store, Ttl};
 use crate::stores::inline::InlineWhileFast;
 
 pub(super) mod config;
+mod given_up;
 mod inventory;
 mod layout;
 mod shared;
@@ -42,6 +43,9 @@ pub use shared::{HashType, InventoryProgress, OnInventoryProgress};
 /// sees half a value; a writer killed before the rename leaves its temporary file behind
 /// (`.tmp` and 6 letters or digits), which [`prune`](Self::prune) removes. An
 /// expired file is removed when read; a corrupted or truncated one is a miss and is removed.
+/// A call on the blocking pool that its caller stops waiting for (a timeout, an aborted task)
+/// changes nothing once the caller's future is dropped: it never lands after the caller's
+/// next write of the key (a flush given up on stops where it is).
 /// `add` and `increment` hold a lock file (`.cachy-lock` in the folder) and are atomic across
 /// threads and processes using this crate. `flush` removes only the two-hex-digit folders the
 /// store writes, never other files in the folder, and can run while other calls write.
@@ -195,8 +199,9 @@ impl FileStore {
         mut on_progress: Box<dyn FnMut(u64, u64) + Send>,
     ) -> Result<()> {
         let layout = Arc::clone(&self.inner);
+        let (_caller, given_up) = given_up::caller_and_job();
         on_blocking_pool()?
-            .spawn_blocking(move || layout.flush(&mut *on_progress))
+            .spawn_blocking(move || given_up.run(|| layout.flush(&mut *on_progress)))
             .await
             .map_err(|e| Error::backend("the file store's worker thread failed", e))?
             .map_err(|e| {
@@ -247,8 +252,9 @@ impl FileStore {
     {
         let layout = Arc::clone(&self.inner);
         let path = layout.path_of(key);
+        let (_caller, given_up) = given_up::caller_and_job();
         on_blocking_pool()?
-            .spawn_blocking(move || job(&layout, &path))
+            .spawn_blocking(move || given_up.run(|| job(&layout, &path)))
             .await
             .map_err(|e| Error::backend("the file store's worker thread failed", e))?
             .map_err(|e| io_error(&self.inner.path_of(key), e))
@@ -332,20 +338,23 @@ impl Store for FileStore {
             .map(|(key, value)| (self.inner.path_of(key), value.clone()))
             .collect();
         let layout = Arc::clone(&self.inner);
+        let (_caller, given_up) = given_up::caller_and_job();
         on_blocking_pool()?
             .spawn_blocking(move || {
-                let expiry = expiry_of(ttl);
-                for batch in items.chunks(WRITES_PER_LOCK) {
-                    let _lock = layout
-                        .lock_shared()
-                        .map_err(|e| io_error(&layout.root.join(LOCK_FILE), e))?;
-                    for (path, value) in batch {
-                        layout
-                            .write(path, expiry, value)
-                            .map_err(|e| io_error(path, e))?;
+                given_up.run(|| {
+                    let expiry = expiry_of(ttl);
+                    for batch in items.chunks(WRITES_PER_LOCK) {
+                        let _lock = layout
+                            .lock_shared()
+                            .map_err(|e| io_error(&layout.root.join(LOCK_FILE), e))?;
+                        for (path, value) in batch {
+                            layout
+                                .write(path, expiry, value)
+                                .map_err(|e| io_error(path, e))?;
+                        }
                     }
-                }
-                Ok(())
+                    Ok(())
+                })
             })
             .await
             .map_err(|e| Error::backend("the file store's worker thread failed", e))?
@@ -405,7 +414,9 @@ impl Store for FileStore {
         self.run(key, move |layout, path| {
             let _lock = layout.lock()?;
             match layout.read(path)? {
-                Content::Live { value, .. } if value == expected => remove_entry(path),
+                Content::Live { value, .. } if value == expected => {
+                    given_up::change(|| remove_entry(path))
+                }
                 _ => Ok(false),
             }
         })
@@ -418,9 +429,9 @@ impl Store for FileStore {
             Ok(match layout.read(path)? {
                 // Nothing there, or reached only through a link: leave it.
                 Content::Missing => false,
-                Content::Live { .. } => remove_entry(path)?,
+                Content::Live { .. } => given_up::change(|| remove_entry(path))?,
                 Content::Expired | Content::Corrupt => {
-                    remove_entry(path)?;
+                    given_up::change(|| remove_entry(path))?;
                     false
                 }
             })

@@ -99,7 +99,8 @@ impl Layout {
                     // One atomic rename takes the whole folder out of the namespace, so no
                     // write adds files to it while it is being removed.
                     let to = self.root.join(trash_name());
-                    match fs::rename(entry.path(), &to) {
+                    let moved = || fs::rename(entry.path(), &to);
+                    match crate::stores::file::given_up::change(moved) {
                         Ok(()) => trash.push(to),
                         // Taken by a concurrent flush.
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
