@@ -106,6 +106,7 @@ macro_rules! behaviour_suite {
             flush_removes_every_item,
             odd_keys_are_distinct_and_round_trip,
             a_one_mebibyte_value_round_trips,
+            a_write_given_up_on_never_lands_after_a_later_one,
             reading_the_wrong_type_is_an_error_and_keeps_the_value,
             get_shared_answers_what_get_does,
             tags_flushing_people_and_authors_removes_john_and_anne,

@@ -376,6 +376,21 @@ pub async fn a_one_mebibyte_value_round_trips(repo: &Repository) {
     assert_eq!(repo.get::<String>("big").await.unwrap(), Some(big));
 }
 
+/// A write its caller gave up on (a timeout, an aborted task) never lands after the caller's
+/// next write of the key: the later value stays. Of 4 MiB, so that the given-up write still
+/// has work to do when the later one is made.
+pub async fn a_write_given_up_on_never_lands_after_a_later_one(repo: &Repository) {
+    let big = "x".repeat(4 * 1024 * 1024);
+    for round in 0..5 {
+        let given_up = repo.put("given-up", &big, TEN_MINUTES);
+        // Polled once, then dropped.
+        let _ = tokio::time::timeout(Duration::ZERO, given_up).await;
+        repo.put("given-up", &round, TEN_MINUTES).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(repo.get::<i32>("given-up").await.unwrap(), Some(4));
+}
+
 /// Reading a value as another type is a `Deserialize` error naming the key, and the value
 /// stays readable as its own type.
 pub async fn reading_the_wrong_type_is_an_error_and_keeps_the_value(repo: &Repository) {

@@ -1,6 +1,10 @@
 //! PostgreSQL and MySQL/MariaDB, on sqlx's connection pools.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use sqlx::pool::PoolConnection;
 
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
 
@@ -13,6 +17,8 @@ pub(super) struct ServerPool {
     /// When the pool last timed out, what one attempt to connect then said; shared by the
     /// calls timing out meanwhile, so that many of them make one attempt.
     explained: tokio::sync::Mutex<Option<(Instant, Explanation)>>,
+    /// The writes whose callers gave up on them while they ran, still finishing.
+    given_up: Arc<GivenUp>,
 }
 
 /// The sqlx pool itself.
@@ -85,14 +91,21 @@ impl ServerPool {
         ServerPool {
             sqlx,
             explained: tokio::sync::Mutex::new(None),
+            given_up: Arc::default(),
         }
     }
 
+    /// Run the write `sql`. Once the writes given up on before it have finished: see
+    /// [`Writing`].
     pub(super) async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, DbError> {
-        let done = with_pool!(self, |pool| bound!(sql, params)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected()));
+        self.given_up.finished().await;
+        let done = with_pool!(self, |pool| async {
+            let mut writing = self.writing(pool.acquire().await?);
+            let done = bound!(sql, params).execute(writing.connection()).await;
+            writing.ended();
+            done.map(|done| done.rows_affected())
+        }
+        .await);
         self.explained(done).await
     }
 
@@ -115,15 +128,32 @@ impl ServerPool {
         params: &[Param<'_>],
         width: usize,
     ) -> Result<(), DbError> {
+        self.given_up.finished().await;
         let done = with_pool!(self, |pool| async {
-            let mut tx = pool.begin().await?;
-            for row in params.chunks(width) {
-                bound!(sql, row).execute(&mut *tx).await?;
+            let mut writing = self.writing(pool.acquire().await?);
+            let done = async {
+                let mut tx = writing.connection().begin().await?;
+                for row in params.chunks(width) {
+                    bound!(sql, row).execute(&mut *tx).await?;
+                }
+                tx.commit().await
             }
-            tx.commit().await
+            .await;
+            writing.ended();
+            done
         }
         .await);
         self.explained(done).await
+    }
+
+    fn writing<DB: sqlx::Database>(&self, connection: PoolConnection<DB>) -> Writing<DB> {
+        let limit = with_pool!(self, |pool| pool.options().get_acquire_timeout());
+        Writing {
+            connection: Some(connection),
+            given_up: Arc::clone(&self.given_up),
+            limit,
+            ended: false,
+        }
     }
 
     /// `result`, its error explained when it is sqlx's "pool timed out". sqlx tries a
@@ -184,6 +214,77 @@ impl ServerPool {
                 ),
             }
         })
+    }
+}
+
+/// The writes whose callers gave up on them (a timeout, an aborted task) while their
+/// statement was on its way: each finishes on its connection in a task of its own.
+#[derive(Default)]
+struct GivenUp {
+    finishing: AtomicUsize,
+    done: tokio::sync::Notify,
+}
+
+impl GivenUp {
+    /// Once no write given up on is finishing.
+    async fn finished(&self) {
+        while self.finishing.load(Ordering::Acquire) > 0 {
+            let mut done = std::pin::pin!(self.done.notified());
+            done.as_mut().enable();
+            if self.finishing.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            done.await;
+        }
+    }
+}
+
+/// A connection running a write. A statement whose future is dropped may still reach the
+/// server: sqlx sends the rest of it when the connection is next used, and the server runs
+/// it then, after a later write the caller made on another connection. So a write dropped
+/// before it ended finishes on its connection in a task of its own (a ping waits for the
+/// answers still due), and the store's later writes wait for that task: a write given up on
+/// never lands after a later one. The wait is bounded by the pool's acquire timeout.
+struct Writing<DB: sqlx::Database> {
+    connection: Option<PoolConnection<DB>>,
+    given_up: Arc<GivenUp>,
+    limit: Duration,
+    ended: bool,
+}
+
+impl<DB: sqlx::Database> Writing<DB> {
+    fn connection(&mut self) -> &mut DB::Connection {
+        self.connection
+            .as_mut()
+            .expect("a write's connection is held until it is dropped")
+    }
+
+    /// The write ended (or failed): nothing of it is left to finish.
+    fn ended(&mut self) {
+        self.ended = true;
+    }
+}
+
+impl<DB: sqlx::Database> Drop for Writing<DB> {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        let (Some(mut connection), Ok(runtime)) = (
+            self.connection.take(),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        let given_up = Arc::clone(&self.given_up);
+        let limit = self.limit;
+        given_up.finishing.fetch_add(1, Ordering::AcqRel);
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(limit, connection.ping()).await;
+            drop(connection);
+            given_up.finishing.fetch_sub(1, Ordering::AcqRel);
+            given_up.done.notify_waiters();
+        });
     }
 }
 

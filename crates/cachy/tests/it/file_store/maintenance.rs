@@ -354,29 +354,3 @@ fn a_put_outside_tokio_that_must_wait_is_a_runtime_error() {
         Some(b"1".to_vec())
     );
 }
-
-/// A write its caller gave up on (a timeout, an aborted task) never lands after the caller's
-/// next write of the key, though the blocking pool runs it to its end: the later value stays.
-/// Values over 256 KiB are written on the pool; 4 MiB leaves the given-up write work to do
-/// when the later one is made.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_given_up_on_never_lands_after_a_later_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = manager(dir.path(), serde_json::json!({}))
-        .store("file")
-        .unwrap();
-    let big = "x".repeat(4 * 1024 * 1024);
-    for round in 0..5 {
-        let given_up = repo.put("given-up", &big, 600);
-        // Polled once (which hands the write to the pool), then dropped.
-        let _ = tokio::time::timeout(std::time::Duration::ZERO, given_up).await;
-        repo.put("given-up", &round, 600).await.unwrap();
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(repo.get::<i32>("given-up").await.unwrap(), Some(4));
-    let given_up = repo.forget("given-up");
-    let _ = tokio::time::timeout(std::time::Duration::ZERO, given_up).await;
-    repo.put("given-up", &5, 600).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(repo.get::<i32>("given-up").await.unwrap(), Some(5));
-}
