@@ -219,12 +219,41 @@ impl Repository {
             Ok(read) => read,
             Err(e) if options.propagate_cache_errors => return Err(e.with_store(self.name())),
             Err(e) => {
-                self.survived(Operation::Many, None, &e.with_store(self.name()));
-                Vec::new()
+                let e = e.with_store(self.name());
+                self.survived(Operation::Many, None, &e);
+                if e.is_temporary() || keys.len() == 1 {
+                    Vec::new()
+                } else {
+                    self.read_each(&refs, options).await
+                }
             }
         };
         read.resize(keys.len(), None);
         Ok(read)
+    }
+
+    /// `keys` read one by one, after their batch read failed for a reason that may be one
+    /// key's (a file another user wrote, a row of another type): the others are still found,
+    /// and only the unreadable keys are loaded, each time. Within one cache timeout; a key
+    /// that fails is a miss (observed).
+    async fn read_each(&self, keys: &[&str], options: &RememberOptions) -> Vec<Option<Vec<u8>>> {
+        let mut read = Vec::with_capacity(keys.len());
+        let each = async {
+            for key in keys {
+                read.push(match self.store().get(key).await {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        self.survived(Operation::Get, Some(key), &self.context(key)(e));
+                        None
+                    }
+                });
+            }
+            Ok(())
+        };
+        if let Err(e) = within_cache_timeout(options.cache_timeout, each).await {
+            self.survived(Operation::Many, None, &e.with_store(self.name()));
+        }
+        read
     }
 
     /// A fresh value from stored `bytes`, or why there is none: the fallback, if any, as a

@@ -220,6 +220,39 @@ async fn sqlite_rows_another_program_wrote_read_as_bytes_or_a_typed_error() {
     );
 }
 
+/// A row that cannot be read (another program wrote an integer as the value) fails the
+/// batch read of `remember_many`; the other keys are still read one by one, so only the
+/// unreadable key and the missing one are loaded, and the loaded value replaces the row.
+#[tokio::test]
+async fn remember_many_loads_only_the_keys_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alien.db");
+    let cache = manager(
+        &format!("sqlite://{}", file.display()),
+        json!({ "table": "alien" }),
+    );
+    cache.put("k", &1i64, 60).await.unwrap();
+    let other = rusqlite::Connection::open(&file).unwrap();
+    other
+        .execute(
+            "INSERT INTO alien (\"key\", value, expiration) VALUES (x'6e756d', 42, 9999999999)",
+            [],
+        )
+        .unwrap();
+    let repo = cache.store(None).unwrap();
+    let options = cachy::RememberOptions::new(std::time::Duration::from_secs(60));
+    for loads in [vec!["num", "new"], vec![]] {
+        let values: Vec<Option<i64>> = repo
+            .remember_many(&["k", "num", "new"], &options, |keys| async move {
+                assert_eq!(keys, loads, "loaded");
+                Ok::<_, cachy::Error>(keys.into_iter().map(|key| (key, 2)).collect())
+            })
+            .await
+            .unwrap();
+        assert_eq!(values, [Some(1), Some(2), Some(2)]);
+    }
+}
+
 /// Polled outside tokio, the SQLite store, which opens its connections on tokio's blocking
 /// pool, answers a `Runtime` error naming it, not a panic.
 #[test]
