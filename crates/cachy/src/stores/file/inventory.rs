@@ -30,7 +30,10 @@ impl Layout {
     /// Walk the digest folders below the root, showing `visit` every abandoned temporary
     /// file and every value file (read only as far as its header), and telling
     /// `on_progress` how far the walk has got. Temporary files of writes in progress, and
-    /// anything else the store never reads, are not shown.
+    /// anything else the store never reads, are not shown. A folder or file that cannot be
+    /// read (another user's), or that `visit` fails on, does not end the walk: the rest is
+    /// still walked (a prune still removes what it can), and the first such error is the
+    /// result.
     fn survey(
         &self,
         on_progress: OnProgress<'_>,
@@ -42,8 +45,12 @@ impl Layout {
         let folders = self.entry_folders(&self.root)?;
         progress.folders = folders.len() as u64;
         on_progress(&progress);
+        let mut first_failure = None;
         for folder in folders {
-            self.walk_below(&folder, 1, &mut |entry| {
+            let failed = &mut |e| {
+                first_failure.get_or_insert(e);
+            };
+            self.walk_below(&folder, 1, failed, &mut |entry| {
                 let path = entry.path();
                 if let Some(bytes) = abandoned_size(entry, now).map_err(|e| io_error(&path, e))? {
                     return visit(&path, Found::Abandoned(bytes));
@@ -62,11 +69,11 @@ impl Layout {
                 progress.files += 1;
                 on_progress(&progress);
                 visit(&path, Found::Value { expiry, bytes })
-            })?;
+            });
             progress.folders_done += 1;
             on_progress(&progress);
         }
-        Ok(())
+        first_failure.map_or(Ok(()), Err)
     }
 
     /// Count the value files below the root, by what reading them would find, and the
@@ -143,27 +150,39 @@ impl Layout {
 
     /// Call `visit` with every entry of the innermost digest folders below `folder`, which is
     /// `depth` levels below the root: where the store writes values and their temporary files.
+    /// What cannot be read, and what `visit` fails on, is told to `failed`, and the walk goes
+    /// on.
     fn walk_below(
         &self,
         folder: &Path,
         depth: usize,
+        failed: &mut dyn FnMut(Error),
         visit: &mut dyn FnMut(&fs::DirEntry) -> Result<()>,
-    ) -> Result<()> {
+    ) {
         if depth < self.hash.folder_levels() {
-            for child in self.entry_folders(folder)? {
-                self.walk_below(&child, depth + 1, visit)?;
+            match self.entry_folders(folder) {
+                Ok(children) => {
+                    for child in children {
+                        self.walk_below(&child, depth + 1, failed, visit);
+                    }
+                }
+                Err(e) => failed(e),
             }
-            return Ok(());
+            return;
         }
         let entries = match fs::read_dir(folder) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(io_error(folder, e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => return failed(io_error(folder, e)),
         };
         for entry in entries {
-            visit(&entry.map_err(|e| io_error(folder, e))?)?;
+            if let Err(e) = entry
+                .map_err(|e| io_error(folder, e))
+                .and_then(|e| visit(&e))
+            {
+                failed(e);
+            }
         }
-        Ok(())
     }
 }
 
@@ -238,5 +257,35 @@ impl Inspect for FileStore {
             progress(Progress::new(done, Some(total), done));
         });
         FileStore::flush_with_progress(self, on_progress).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file the walk fails on (one it cannot read or remove) does not end it: every other
+    /// file is still shown, and the first failure is the result.
+    #[tokio::test]
+    async fn a_walk_goes_on_past_a_failure_and_returns_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path(), HashType::Md5);
+        for key in ["a", "b", "c", "d"] {
+            store.put(key, b"1", None).await.unwrap();
+        }
+        let mut shown = 0;
+        let walked = store.inner.survey(&mut |_| {}, &mut |path, _| {
+            shown += 1;
+            if shown == 1 {
+                return Err(io_error(
+                    path,
+                    io::Error::from(io::ErrorKind::PermissionDenied),
+                ));
+            }
+            Ok(())
+        });
+        assert_eq!(shown, 4, "every value shown");
+        let err = walked.unwrap_err();
+        assert!(err.to_string().contains("denied"), "{err}");
     }
 }

@@ -161,7 +161,9 @@ impl FileStore {
     /// store names them, in the innermost digest folders, are taken, never links, folders
     /// or any other file; links are not followed. A walk of the digest folders on a blocking
     /// thread, a file at a time, like [`inventory`](Self::inventory); see
-    /// [`prune_with_progress`](Self::prune_with_progress) to follow it.
+    /// [`prune_with_progress`](Self::prune_with_progress) to follow it. A folder or file it
+    /// cannot read or remove (another user's) does not stop it: it removes all it can, then
+    /// returns the first such error.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
