@@ -75,8 +75,8 @@ const FOREVER: i64 = 9_999_999_999;
 ///   wait for them and run together: reads in one read transaction, writes in one commit
 ///   (a batch that fails is rolled back and each of its calls runs alone). A statement
 ///   that finds the database locked by another connection (or process) waits for it, up
-///   to 10 s, on tokio's blocking pool; so do all statements once they prove slow (over
-///   1 ms, 4 times in a row).
+///   to the store's `timeout`, on tokio's blocking pool; so do all statements once they
+///   prove slow (over 1 ms, 4 times in a row).
 /// - Expired rows are removed by [`prune`](Self::prune) and by a lottery on writes
 ///   (`prune_lottery`, default 2 in 100, as Laravel), so the table does not grow forever.
 /// - A missing table is an error saying how to create it: [`create_table`](Self::create_table),

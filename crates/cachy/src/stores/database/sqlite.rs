@@ -2,8 +2,8 @@
 //! (a point lookup about 2 µs, a commit in WAL mode about 20 µs) and handing it to another
 //! thread would cost more than running it. Statements run on the caller's thread, with
 //! cached prepared statements, and move to tokio's blocking pool only when they would wait:
-//! when another connection holds the write lock (SQLite's busy handler then waits up to 10 s
-//! for it), and while calls prove slow (see [`InlineWhileFast`]). Reads of a file in WAL
+//! when another connection holds the write lock (SQLite's busy handler then waits for it up
+//! to the store's `timeout`), and while calls prove slow (see [`InlineWhileFast`]). Reads of a file in WAL
 //! mode run under a read lock the store holds (see [`anchor`]); other calls that arrive
 //! while others of their kind run wait for them and run as one batch (see [`batch`]).
 
@@ -31,7 +31,8 @@ use leases::{Idle, Lease};
 pub(super) use rows::kind_of;
 pub(super) use target::Target;
 
-/// How long a statement waits for another connection's write lock, on the blocking pool.
+/// How long opening a connection waits for another connection's write lock (to switch the
+/// database to WAL), on the blocking pool. A statement waits up to the store's `timeout`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The runtime whose blocking pool the store waits on.
@@ -361,6 +362,7 @@ impl Connections {
         let sql = sql.to_owned();
         let params: Vec<Param<'static>> = params.iter().cloned().map(Param::into_owned).collect();
         let idle = Arc::clone(&self.idle);
+        let busy_timeout = self.timeout;
         // The lease ends on the worker thread, so a caller that stops waiting neither loses
         // the connection nor lets another be opened while it is in use.
         on_blocking_pool()?
@@ -369,7 +371,7 @@ impl Connections {
                 let mut lease = lease;
                 let done = lease
                     .connection
-                    .busy_timeout(BUSY_TIMEOUT)
+                    .busy_timeout(busy_timeout)
                     .map_err(DbError::Sqlite)
                     .and_then(|()| job(&mut lease.connection, &sql, &params));
                 // A connection that would keep waiting for locks must not serve the caller's

@@ -142,6 +142,32 @@ async fn sqlite_writes_wait_for_another_connection_s_lock_and_reads_do_not() {
     assert_eq!(cache.get::<i64>("during").await.unwrap(), Some(2));
 }
 
+/// A write waits for another connection's lock at most the store's `timeout`, then fails
+/// (it waited 10 s whatever the `timeout`), and nothing already stored is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_write_waits_for_a_lock_at_most_the_store_s_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("held.db");
+    let cache = manager(
+        &format!("sqlite://{}", file.display()),
+        json!({ "table": "held", "timeout": 1 }),
+    );
+    cache.put("before", &1i64, 60).await.unwrap();
+    let holder = rusqlite::Connection::open(&file).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = Instant::now();
+    let err = cache.put("during", &2i64, 60).await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "waited {waited:?}: {err}"
+    );
+    assert!(err.is_temporary(), "{err}");
+    holder.execute_batch("COMMIT").unwrap();
+    assert_eq!(cache.get::<i64>("before").await.unwrap(), Some(1));
+    cache.put("during", &2i64, 60).await.unwrap();
+}
+
 /// Writes waiting for another connection's lock wait for their turn without holding a
 /// connection: reads, which WAL lets through, still find one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
