@@ -270,15 +270,34 @@ impl DatabaseStore {
 
     fn error(&self, context: &str, e: DbError) -> Error {
         if e.is_missing_table() {
+            let how = if self.create_table {
+                // Made when the store connected: something dropped it since.
+                "it was dropped after the store created it; create it again with \
+                 DatabaseStore::create_table() or `cachy create-table`"
+            } else {
+                "create it with DatabaseStore::create_table(), or set `create_table = true` in \
+                 the store's config"
+            };
+            return Error::new(
+                ErrorKind::Config,
+                format!("the cache table `{}` does not exist: {how}", self.table),
+            )
+            .with_field("table")
+            .with_source(e);
+        }
+        #[cfg(feature = "database-sqlite")]
+        if let ConnectOptions::Sqlite(target, _) = &self.options
+            && let Some(file) = target.file().filter(|file| file.is_dir())
+        {
             return Error::new(
                 ErrorKind::Config,
                 format!(
-                    "the cache table `{}` does not exist: create it with DatabaseStore::create_table(), \
-                     or set `create_table = true` in the store's config",
-                    self.table
+                    "database {context} failed: the SQLite URL names a folder ({}), not a \
+                     database file",
+                    file.display()
                 ),
             )
-            .with_field("table")
+            .with_field("url")
             .with_source(e);
         }
         let place = match &self.options {

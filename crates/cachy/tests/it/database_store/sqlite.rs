@@ -46,6 +46,39 @@ async fn a_sqlite_file_that_cannot_be_opened_is_an_error_naming_it() {
     );
 }
 
+/// A SQLite URL naming a folder is a configuration error naming the field (it was an
+/// `Unavailable` error, which a caller retries), and a table dropped after the store created
+/// it is an error saying so (it told to set `create_table = true`, which was set).
+#[tokio::test]
+async fn a_folder_as_the_sqlite_file_and_a_dropped_table_are_errors_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = manager(&format!("sqlite://{}", dir.path().display()), json!({}));
+    let error = cache.get::<i64>("k").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Config, "{error}");
+    assert!(!error.is_temporary(), "{error}");
+    assert_eq!(error.field(), Some("url"), "{error}");
+    assert!(error.to_string().contains("names a folder"), "{error}");
+
+    let file = dir.path().join("dropped.db");
+    let cache = manager(
+        &format!("sqlite://{}", file.display()),
+        json!({ "table": "dropped" }),
+    );
+    cache.put("k", &1i64, 60).await.unwrap();
+    rusqlite::Connection::open(&file)
+        .unwrap()
+        .execute_batch("DROP TABLE dropped")
+        .unwrap();
+    let error = cache.get::<i64>("k").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Config, "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("dropped after the store created it"),
+        "{error}"
+    );
+}
+
 /// Set in the processes `sqlite_counts_every_increment_of_several_processes` spawns: the
 /// SQLite URL they share.
 const SQLITE_CHILD_URL: &str = "CACHY_SQLITE_CHILD_URL";
