@@ -86,7 +86,14 @@ pub(super) fn change<T>(change: impl FnOnce() -> io::Result<T>) -> io::Result<T>
             "the caller stopped waiting: the change was not made",
         ));
     }
-    let changed = change();
-    state.store(WAITING, Ordering::Release);
-    changed
+    /// Back to waiting once the change is made, even if it panicked: the caller must not
+    /// wait for it forever.
+    struct Changing(Arc<AtomicU8>);
+    impl Drop for Changing {
+        fn drop(&mut self) {
+            self.0.store(WAITING, Ordering::Release);
+        }
+    }
+    let _changing = Changing(state);
+    change()
 }
