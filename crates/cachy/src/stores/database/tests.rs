@@ -1,3 +1,5 @@
+use super::prune::{PRUNE_BATCH_TIME, PRUNE_SMALLEST_BATCH, next_prune_batch};
+use super::statements::PRUNE_BATCH;
 use super::*;
 
 /// The `PRAGMA synchronous` a SQLite store's connections run with.
