@@ -143,10 +143,7 @@ impl FileStore {
     pub async fn inventory(&self, on_progress: Option<OnInventoryProgress>) -> Result<Inventory> {
         let layout = Arc::clone(&self.inner);
         let mut on_progress = on_progress.unwrap_or_else(|| Box::new(|_| {}));
-        on_blocking_pool()?
-            .spawn_blocking(move || layout.inventory(&mut *on_progress))
-            .await
-            .map_err(|e| Error::backend("the file store's worker thread failed", e))?
+        on_pool(move || layout.inventory(&mut *on_progress)).await?
     }
 
     /// Remove what the store keeps but will never serve again, and say how many files, with
@@ -188,10 +185,7 @@ impl FileStore {
     /// folders done of how many, value files read), as [`inventory`](Self::inventory) does.
     pub async fn prune_with_progress(&self, mut on_progress: OnInventoryProgress) -> Result<Tally> {
         let layout = Arc::clone(&self.inner);
-        on_blocking_pool()?
-            .spawn_blocking(move || layout.prune(&mut *on_progress))
-            .await
-            .map_err(|e| Error::backend("the file store's worker thread failed", e))?
+        on_pool(move || layout.prune(&mut *on_progress)).await?
     }
 
     /// [`flush`](Store::flush), telling `on_progress` how many of the top-level folders (at
@@ -201,11 +195,8 @@ impl FileStore {
         mut on_progress: Box<dyn FnMut(u64, u64) + Send>,
     ) -> Result<()> {
         let layout = Arc::clone(&self.inner);
-        let (_caller, given_up) = given_up::caller_and_job();
-        on_blocking_pool()?
-            .spawn_blocking(move || given_up.run(|| layout.flush(&mut *on_progress)))
-            .await
-            .map_err(|e| Error::backend("the file store's worker thread failed", e))?
+        on_pool(move || layout.flush(&mut *on_progress))
+            .await?
             .map_err(|e| {
                 Error::new(
                     ErrorKind::Backend,
@@ -254,11 +245,8 @@ impl FileStore {
     {
         let layout = Arc::clone(&self.inner);
         let path = layout.path_of(key);
-        let (_caller, given_up) = given_up::caller_and_job();
-        on_blocking_pool()?
-            .spawn_blocking(move || given_up.run(|| job(&layout, &path)))
-            .await
-            .map_err(|e| Error::backend("the file store's worker thread failed", e))?
+        on_pool(move || job(&layout, &path))
+            .await?
             .map_err(|e| io_error(&self.inner.path_of(key), e))
     }
 }
@@ -267,9 +255,14 @@ impl FileStore {
 /// cache takes long enough to hold up the runtime's other tasks, however fast the disk.
 const INLINE_WRITE_MAX: usize = 256 * 1024;
 
-/// The runtime whose blocking pool the store waits on.
-fn on_blocking_pool() -> Result<tokio::runtime::Handle> {
-    crate::runtime::blocking_pool("file store")
+/// Run `work` on tokio's blocking pool, and wait for it. Once the caller stops waiting (the
+/// future is dropped), the work changes no more of the cache's files: see [`given_up`].
+async fn on_pool<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let (_caller, job) = given_up::caller_and_job();
+    crate::runtime::blocking_pool("file store")?
+        .spawn_blocking(move || job.run(work))
+        .await
+        .map_err(|e| Error::backend("the file store's worker thread failed", e))
 }
 
 fn checked_mode(mode: u32) -> std::result::Result<u32, String> {
@@ -340,26 +333,21 @@ impl Store for FileStore {
             .map(|(key, value)| (self.inner.path_of(key), value.clone()))
             .collect();
         let layout = Arc::clone(&self.inner);
-        let (_caller, given_up) = given_up::caller_and_job();
-        on_blocking_pool()?
-            .spawn_blocking(move || {
-                given_up.run(|| {
-                    let expiry = expiry_of(ttl);
-                    for batch in items.chunks(WRITES_PER_LOCK) {
-                        let _lock = layout
-                            .lock_shared()
-                            .map_err(|e| io_error(&layout.root.join(LOCK_FILE), e))?;
-                        for (path, value) in batch {
-                            layout
-                                .write(path, expiry, value)
-                                .map_err(|e| io_error(path, e))?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .await
-            .map_err(|e| Error::backend("the file store's worker thread failed", e))?
+        on_pool(move || {
+            let expiry = expiry_of(ttl);
+            for batch in items.chunks(WRITES_PER_LOCK) {
+                let _lock = layout
+                    .lock_shared()
+                    .map_err(|e| io_error(&layout.root.join(LOCK_FILE), e))?;
+                for (path, value) in batch {
+                    layout
+                        .write(path, expiry, value)
+                        .map_err(|e| io_error(path, e))?;
+                }
+            }
+            Ok(())
+        })
+        .await?
     }
 
     async fn add(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
